@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { packageInfo } from './package-info.js';
+import { exitInvalid, registerSchemaCommands } from './schema-command.js';
+
+/** `taskshard` — one binary for the authority, the peer and schema tools. */
+export function buildProgram(): Command {
+  const program = new Command('taskshard')
+    .description('Share slow CI build steps across jobs: each shared step is built once, everyone reuses it from the remote cache.')
+    .version(packageInfo().version, '-V, --version', 'print the version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerSchemaCommands(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every usage error exits 2.
+      process.exitCode = err.exitCode === 0 ? 0 : exitInvalid;
+      return;
+    }
+    process.stderr.write(`taskshard: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+void main(process.argv);

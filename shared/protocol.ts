@@ -1,0 +1,201 @@
+import { z } from 'zod';
+import { errorCodeList } from './error-codes.js';
+import { boundedText, peerIdSchema, safeIdSchema } from './ids.js';
+import { limits } from './limits.js';
+import { estimateSecSchema, targetSchema } from './schema-file.js';
+
+/**
+ * Protocol v1 (DESIGN §8): JSON text frames on `GET /v1/peer`. Every message
+ * is a strict object with a `type`; both directions are discriminated unions,
+ * validated with zod on both sides. Types come only from `z.infer`.
+ */
+export const protocolVersion = 1;
+
+const token = z.string().min(1).max(limits.maxTokenLength).regex(/^[A-Za-z0-9_.:-]+$/, 'must be a token (letters, digits, _ . : -)');
+const ref = boundedText(limits.maxRefLength, 'a ref');
+const name = boundedText(limits.maxNameLength, 'a name');
+const sha = z.string().regex(/^[0-9a-f]{7,64}$/, 'must be a hex commit sha (7 to 64 lowercase hex digits)');
+const message = z.string().max(limits.maxMessageLength);
+const logTail = z.string().max(limits.maxLogTailChars);
+const count = z.number().int().min(0).max(1_000_000_000);
+const durationMs = z.number().int().min(0).max(limits.maxEstimateSec * 1000 * 4);
+const exitCode = z.number().int().min(-1024).max(1024).nullable();
+
+export const pipelineTypeSchema = z.enum(['independent', 'dependent']);
+export type PipelineType = z.infer<typeof pipelineTypeSchema>;
+
+export const stepStateSchema = z.enum(['pending', 'leased', 'succeeded', 'failed']);
+
+/** A schema as sent in `hello`: normalized list form plus the digest the peer computed. */
+export const wireSchemaSchema = z.strictObject({
+  id: safeIdSchema,
+  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>'),
+  universe: targetSchema,
+  steps: z
+    .array(
+      z.strictObject({
+        id: safeIdSchema,
+        target: targetSchema,
+        needs: z.array(safeIdSchema).max(limits.maxNeedsPerStep),
+        estimateSec: estimateSecSchema.optional(),
+      }),
+    )
+    .min(1)
+    .max(limits.maxSteps),
+});
+export type WireSchema = z.infer<typeof wireSchemaSchema>;
+
+// ---- peer -> server -------------------------------------------------------
+
+export const helloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.number().int().min(1).max(1000),
+  peerId: peerIdSchema,
+  /** Present when reconnecting: the token from the earlier `welcome`. */
+  resumeToken: token.optional(),
+  client: z.strictObject({ name, version: name }).optional(),
+  repo: boundedText(limits.maxRepoLength, 'a repo'),
+  baseRef: ref,
+  baseSha: sha.optional(),
+  changeRef: ref.optional(),
+  /** The source state's patchsets (change refs applied on top of the base), in order. */
+  patchsets: z.array(ref).max(limits.maxPatchsets),
+  pipeline: z.strictObject({ name, type: pipelineTypeSchema }),
+  isolated: z.boolean(),
+  cacheId: name,
+  schema: wireSchemaSchema,
+  /** The step this peer is running right now, when resuming. */
+  currentStep: z.strictObject({ stepId: safeIdSchema, leaseId: token }).nullable().optional(),
+});
+
+export const stepFinishedSchema = z.strictObject({
+  type: z.literal('step.finished'),
+  leaseId: token,
+  stepId: safeIdSchema,
+  ok: z.boolean(),
+  exitCode,
+  durationMs,
+  logTail: logTail.optional(),
+});
+
+export const byeSchema = z.strictObject({
+  type: z.literal('bye'),
+  reason: message.optional(),
+});
+
+export const peerMessageSchema = z.discriminatedUnion('type', [helloSchema, stepFinishedSchema, byeSchema]);
+export type PeerMessage = z.infer<typeof peerMessageSchema>;
+export type Hello = z.infer<typeof helloSchema>;
+export type StepFinished = z.infer<typeof stepFinishedSchema>;
+
+// ---- server -> peer -------------------------------------------------------
+
+export const welcomeSchema = z.strictObject({
+  type: z.literal('welcome'),
+  protocol: z.literal(protocolVersion),
+  peerId: peerIdSchema,
+  resumeToken: token,
+  /** True when this hello continued an earlier registration. */
+  resumed: z.boolean(),
+  cohort: z.strictObject({
+    id: token,
+    /** Peers in the cohort, this one included. */
+    peers: count,
+    steps: count,
+    resolved: count,
+  }),
+  /** How often the authority pings; a peer silent for two intervals is treated as gone. */
+  pingIntervalMs: count,
+});
+
+export const assignSchema = z.strictObject({
+  type: z.literal('assign'),
+  cohortId: token,
+  stepId: safeIdSchema,
+  leaseId: token,
+  /** 1 for the first lease of the step, rising with every re-lease and backup. */
+  attempt: count,
+  /** A second copy of a step running far past its estimate; first success wins. */
+  backup: z.boolean(),
+});
+
+export const waitSchema = z.strictObject({
+  type: z.literal('wait'),
+  cohortId: token,
+  /** What is running and where (capped). */
+  running: z.array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema })).max(limits.maxWaitEntries),
+  /** Steps not yet resolved. */
+  unresolved: count,
+});
+
+export const stepUpdateSchema = z.strictObject({
+  type: z.literal('step.update'),
+  cohortId: token,
+  stepId: safeIdSchema,
+  state: stepStateSchema,
+  /** Who built it (succeeded) or who failed it (failed); null when reused from memo. */
+  peerId: peerIdSchema.nullable(),
+  fromMemo: z.boolean(),
+  durationMs: durationMs.optional(),
+  exitCode: exitCode.optional(),
+  logTail: logTail.optional(),
+  /** Why a step failed without running (e.g. a step it needs failed). */
+  reason: message.optional(),
+});
+
+export const abortSchema = z.strictObject({
+  type: z.literal('abort'),
+  stepId: safeIdSchema,
+  leaseId: token,
+  reason: z.enum(['superseded', 'cancelled', 'lease-lost']),
+});
+
+export const failedStepSchema = z.strictObject({
+  stepId: safeIdSchema,
+  peerId: peerIdSchema.nullable(),
+  exitCode: exitCode,
+  logTail: logTail.optional(),
+  reason: message,
+});
+
+export const completeSchema = z.strictObject({
+  type: z.literal('complete'),
+  cohortId: token,
+  outcome: z.enum(['succeeded', 'failed', 'cancelled']),
+  summary: z.strictObject({
+    builtHere: z.array(safeIdSchema).max(limits.maxSteps),
+    builtByOthers: z.array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema })).max(limits.maxSteps),
+    fromMemo: z.array(safeIdSchema).max(limits.maxSteps),
+    failed: z.array(failedStepSchema).max(limits.maxSteps),
+    /** Estimated seconds this peer did not spend building steps others built or the memo had. */
+    savedSec: z.number().min(0),
+  }),
+});
+
+export const errorMessageSchema = z.strictObject({
+  type: z.literal('error'),
+  code: z.enum(errorCodeList),
+  message,
+  retryable: z.boolean(),
+  stepId: safeIdSchema.optional(),
+  leaseId: token.optional(),
+});
+
+export const serverMessageSchema = z.discriminatedUnion('type', [
+  welcomeSchema,
+  assignSchema,
+  waitSchema,
+  stepUpdateSchema,
+  abortSchema,
+  completeSchema,
+  errorMessageSchema,
+]);
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+export type Welcome = z.infer<typeof welcomeSchema>;
+export type Assign = z.infer<typeof assignSchema>;
+export type Wait = z.infer<typeof waitSchema>;
+export type StepUpdate = z.infer<typeof stepUpdateSchema>;
+export type Abort = z.infer<typeof abortSchema>;
+export type Complete = z.infer<typeof completeSchema>;
+export type ErrorMessage = z.infer<typeof errorMessageSchema>;
+export type CompleteSummary = Complete['summary'];

@@ -1,0 +1,22 @@
+import { createHash } from 'node:crypto';
+import type { SchemaDef } from './schema-file.js';
+
+/**
+ * The canonical form of a schema: id, universe, and steps in schema order with
+ * their target and sorted `needs`. Key order and whitespace of the file never
+ * change it, and the map and list forms of the same steps give the same form.
+ * `estimateSec` is a scheduling hint and deliberately not part of it, so peers
+ * whose estimates differ still share a cohort.
+ */
+export function canonicalSchemaJson(schema: SchemaDef): string {
+  return JSON.stringify({
+    id: schema.id,
+    universe: schema.universe,
+    steps: schema.steps.map((s) => ({ id: s.id, target: s.target, needs: [...s.needs].sort() })),
+  });
+}
+
+/** `sha256:<hex>` of the canonical form. */
+export function schemaDigest(schema: SchemaDef): string {
+  return `sha256:${createHash('sha256').update(canonicalSchemaJson(schema)).digest('hex')}`;
+}

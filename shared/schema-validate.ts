@@ -1,0 +1,157 @@
+import { safeIdSchema } from './ids.js';
+import { formatJsonPath, parseJsonText, type JsonPath, type TextPosition } from './json-text.js';
+import { schemaDigest } from './schema-digest.js';
+import {
+  schemaFileEnvelopeSchema,
+  stepListSchema,
+  stepMapSchema,
+  type SchemaDef,
+  type StepDef,
+} from './schema-file.js';
+import { checkStepGraph, type LocatedStep } from './schema-graph.js';
+import { describeValue, problemsFromZod, type LocatedProblem } from './zod-issues.js';
+
+/**
+ * Validating schema files: shape (zod), then graph rules, then the digest.
+ * `validateSchemaText` adds line:column to every problem; `validateSchemaValue`
+ * works on an already-parsed value (the server uses it on `hello`).
+ */
+
+export interface SchemaProblem extends LocatedProblem {
+  /** Where the path is in the file, when validating text. */
+  readonly position: TextPosition | null;
+}
+
+export type SchemaValidation =
+  | { readonly ok: true; readonly schema: SchemaDef; readonly digest: string }
+  | { readonly ok: false; readonly problems: readonly SchemaProblem[] };
+
+export interface SchemaValueOptions {
+  /** Id used when the file has none: the file's base name. */
+  readonly defaultId?: string;
+  /** Map-form key order as written in the file; defaults to `Object.keys`. */
+  readonly keysInOrder?: (path: JsonPath) => string[] | null;
+}
+
+export function validateSchemaValue(value: unknown, options: SchemaValueOptions = {}): SchemaValidation {
+  const fail = (problems: LocatedProblem[]): SchemaValidation => ({
+    ok: false,
+    problems: problems.map((p) => ({ ...p, position: null })),
+  });
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail([{ path: [], rule: 'type', message: `expected an object with "universe" and "steps", got ${describeValue(value)}` }]);
+  }
+  const envelope = schemaFileEnvelopeSchema.safeParse(value, { reportInput: true });
+  const problems: LocatedProblem[] = envelope.success ? [] : problemsFromZod(envelope.error);
+
+  let id: string | undefined;
+  if (envelope.success) {
+    id = envelope.data.id;
+    if (id === undefined) {
+      if (options.defaultId === undefined) {
+        problems.push({ path: ['id'], rule: 'required', message: 'is required (no file name to default to)' });
+      } else {
+        const fromName = safeIdSchema.safeParse(options.defaultId);
+        if (fromName.success) id = fromName.data;
+        else
+          problems.push({
+            path: ['id'],
+            rule: 'default-id',
+            message: `no "id" given, and the file name "${options.defaultId}" is not a valid id (${fromName.error.issues[0]?.message ?? 'invalid'}); add an "id"`,
+          });
+      }
+    }
+  }
+
+  const rawSteps = (value as Record<string, unknown>).steps;
+  const located = rawSteps === undefined ? null : normalizeSteps(rawSteps, options, problems);
+  if (located && problems.length === 0) problems.push(...checkStepGraph(located));
+  if (problems.length > 0 || !envelope.success || id === undefined || !located) return fail(problems);
+
+  const schema: SchemaDef = { id, universe: envelope.data.universe, steps: located.map((l) => l.step) };
+  return { ok: true, schema, digest: schemaDigest(schema) };
+}
+
+function normalizeSteps(raw: unknown, options: SchemaValueOptions, problems: LocatedProblem[]): LocatedStep[] | null {
+  if (Array.isArray(raw)) {
+    const parsed = stepListSchema.safeParse(raw, { reportInput: true });
+    if (!parsed.success) {
+      problems.push(...problemsFromZod(parsed.error, ['steps']));
+      return null;
+    }
+    return parsed.data.map((entry, i) => ({
+      step: toStepDef(entry.id, entry.target, entry.needs ?? [], entry.estimateSec),
+      path: ['steps', i],
+      needsPath: ['steps', i, 'needs'],
+    }));
+  }
+  if (typeof raw === 'object' && raw !== null) {
+    const parsed = stepMapSchema.safeParse(raw, { reportInput: true });
+    if (!parsed.success) {
+      problems.push(...problemsFromZod(parsed.error, ['steps']));
+      return null;
+    }
+    const keys = options.keysInOrder?.(['steps']) ?? Object.keys(parsed.data);
+    if (keys.length === 0) {
+      problems.push({ path: ['steps'], rule: 'min', message: 'must list at least one step' });
+      return null;
+    }
+    return keys.map((key) => ({ step: toStepDef(key, parsed.data[key]!, [], undefined), path: ['steps', key], needsPath: null }));
+  }
+  problems.push({
+    path: ['steps'],
+    rule: 'type',
+    message: `expected a list of steps or a map of step id to target, got ${describeValue(raw)}`,
+  });
+  return null;
+}
+
+function toStepDef(id: string, target: string, needs: readonly string[], estimateSec: number | undefined): StepDef {
+  return estimateSec === undefined ? { id, target, needs } : { id, target, needs, estimateSec };
+}
+
+/** Validates schema-file text: JSON syntax (with line:column), duplicate keys, then the schema rules. */
+export function validateSchemaText(text: string, options: { readonly defaultId?: string } = {}): SchemaValidation {
+  const parsed = parseJsonText(text);
+  if (!parsed.ok) {
+    return { ok: false, problems: [{ path: [], rule: 'json-syntax', message: parsed.message, position: parsed.position }] };
+  }
+  const { doc } = parsed;
+  const duplicates = doc.duplicateKeys();
+  if (duplicates.length > 0) {
+    return {
+      ok: false,
+      problems: duplicates.map((d) => ({
+        path: d.path,
+        rule: 'duplicate-key',
+        message: `key "${d.key}" appears more than once in this object`,
+        position: d.position,
+      })),
+    };
+  }
+  const result = validateSchemaValue(doc.value, { ...options, keysInOrder: (path) => doc.keysInDocumentOrder(path) });
+  if (result.ok) return result;
+  return { ok: false, problems: result.problems.map((p) => ({ ...p, position: locateNearest(doc.locate, p.path) })) };
+}
+
+/** The position of `path`, or of its nearest existing ancestor (a missing field points at its object). */
+function locateNearest(locate: (path: JsonPath) => TextPosition | null, path: JsonPath): TextPosition | null {
+  for (let n = path.length; n >= 0; n--) {
+    const at = locate(path.slice(0, n));
+    if (at) return at;
+  }
+  return null;
+}
+
+/** One line: `file:line:col: path: message [rule]`. */
+export function formatSchemaProblem(fileName: string, problem: SchemaProblem): string {
+  const where = problem.position ? `${fileName}:${problem.position.line}:${problem.position.column}` : fileName;
+  const path = problem.rule === 'json-syntax' ? '' : `${formatJsonPath(problem.path)}: `;
+  return `${where}: ${path}${problem.message} [${problem.rule}]`;
+}
+
+/** The default schema id for a file: its base name without `.json`. */
+export function defaultSchemaIdFor(fileName: string): string {
+  const base = fileName.split(/[\\/]/).pop() ?? fileName;
+  return base.replace(/\.json$/i, '');
+}

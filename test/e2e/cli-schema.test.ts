@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'taskshard-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, content: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+describe('taskshard schema validate', () => {
+  it('passes on every shipped schema (and skips the JSON Schema itself)', () => {
+    const result = runCli(['schema', 'validate', 'schemas/example.json', 'schemas/reference-form.json', 'schemas/taskshard.schema.json']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('ok schemas/example.json: schema "monorepo", 8 steps, sha256:');
+    expect(result.stdout).toContain('ok schemas/reference-form.json: schema "reference-form", 4 steps');
+    expect(result.stdout).toContain('skip schemas/taskshard.schema.json: a JSON Schema document');
+    expect(result.stderr).toBe('');
+  });
+
+  it('exits 2 with one located line per problem and no stack trace', () => {
+    const good = file('good.json', JSON.stringify({ universe: '//u', steps: [{ id: 'a', target: '//a' }] }));
+    const syntax = file('syntax.json', '{\n  "universe": "//u",\n  "steps": [}\n');
+    const unknown = file('unknown.json', JSON.stringify({ universe: '//u', steps: [{ id: 'common', target: '//c' }, { id: 'b', target: '//b', needs: ['comon'] }] }, null, 2));
+    const cycle = file('cycle.json', JSON.stringify({ universe: '//u', steps: [{ id: 'a', target: '//a', needs: ['b'] }, { id: 'b', target: '//b', needs: ['a'] }] }));
+    const result = runCli(['schema', 'validate', good, syntax, unknown, cycle, join(dir, 'missing.json')]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain(`ok ${good}: schema "good", 1 steps`);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toEqual([
+      `${syntax}:3:13: JSON syntax error: value expected [json-syntax]`,
+      `${unknown}:12:9: steps[1].needs[0]: unknown step "comon" (did you mean "common"?) [unknown-need]`,
+      `${cycle}:1:102: steps[1].needs[0]: cycle: a -> b -> a [cycle]`,
+      `${join(dir, 'missing.json')}: cannot read: no such file [read]`,
+      '4 of 5 schema files invalid',
+    ]);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('exits 2 on usage errors', () => {
+    expect(runCli(['schema', 'validate']).code).toBe(2);
+    expect(runCli(['no-such-command']).code).toBe(2);
+  });
+});
+
+describe('taskshard top level', () => {
+  it('prints help and version with exit 0', () => {
+    const help = runCli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: taskshard');
+    expect(help.stdout).toContain('schema');
+    const version = runCli(['--version']);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('prints the JSON Schema', () => {
+    const result = runCli(['schema', 'json-schema']);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout).title).toBe('taskshard schema file');
+  });
+});
