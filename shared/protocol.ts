@@ -9,7 +9,7 @@ import { estimateSecSchema, targetSchema } from './schema-file.js';
  * is a strict object with a `type`; both directions are discriminated unions,
  * validated with zod on both sides. Types come only from `z.infer`.
  */
-export const protocolVersion = 1;
+export const protocolVersion = 1 as const;
 
 const token = z.string().min(1).max(limits.maxTokenLength).regex(/^[A-Za-z0-9_.:-]+$/, 'must be a token (letters, digits, _ . : -)');
 const ref = boundedText(limits.maxRefLength, 'a ref');

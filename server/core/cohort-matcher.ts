@@ -1,0 +1,82 @@
+import type { Cohort } from './cohort.js';
+import type { Registration } from './records.js';
+import { matchKey, sourceKey } from './source-state.js';
+
+/**
+ * Cohort matching (DESIGN §5). Candidates share repo, base ref, cache id,
+ * schema digest and pipeline type. Then:
+ * - independent: the identical source state (base sha + patchset set);
+ * - dependent: the most patchsets in common (at least one), ties to the larger
+ *   cohort, then the older one;
+ * - isolated: never matched.
+ * Open cohorts are preferred; a resolved cohort still in retention is the
+ * fallback, so a late peer of a finished cohort is told `complete` at once.
+ */
+export class CohortMatcher {
+  private readonly byKey = new Map<string, Set<Cohort>>();
+
+  add(cohort: Cohort): void {
+    if (cohort.record.isolated) return;
+    let set = this.byKey.get(cohort.matchKey);
+    if (!set) this.byKey.set(cohort.matchKey, (set = new Set()));
+    set.add(cohort);
+  }
+
+  remove(cohort: Cohort): void {
+    const set = this.byKey.get(cohort.matchKey);
+    if (!set) return;
+    set.delete(cohort);
+    if (set.size === 0) this.byKey.delete(cohort.matchKey);
+  }
+
+  /** Cohorts with the same repo, base ref and cache id but another digest for the same schema id. */
+  digestSiblings(reg: Registration, schemaId: string, digest: string): string[] {
+    const digests = new Set<string>();
+    for (const set of this.byKey.values()) {
+      for (const c of set) {
+        const r = c.record;
+        if (r.repo === reg.repo && r.baseRef === reg.baseRef && r.cacheId === reg.cacheId && r.schema.id === schemaId && r.digest !== digest) {
+          digests.add(r.digest);
+        }
+      }
+    }
+    return [...digests];
+  }
+
+  find(reg: Registration, digest: string): Cohort | null {
+    if (reg.isolated) return null;
+    const candidates = [...(this.byKey.get(matchKey(reg, digest)) ?? [])].filter((c) => c.joinable);
+    const open = candidates.filter((c) => c.record.status === 'open');
+    const resolved = candidates.filter((c) => c.record.status !== 'open');
+    return this.best(reg, open) ?? this.best(reg, resolved);
+  }
+
+  private best(reg: Registration, candidates: Cohort[]): Cohort | null {
+    if (reg.pipelineType === 'independent') {
+      const wanted = sourceKey(reg.baseSha, reg.patchsets);
+      let found: Cohort | null = null;
+      for (const c of candidates) {
+        if (c.sourceKey === wanted && (!found || c.record.createdAtMs > found.record.createdAtMs)) found = c;
+      }
+      return found;
+    }
+    let best: Cohort | null = null;
+    let bestOverlap = 0;
+    for (const c of candidates) {
+      let overlap = 0;
+      for (const p of new Set(reg.patchsets)) if (c.patchsets.has(p)) overlap++;
+      if (overlap === 0) continue;
+      const better =
+        !best ||
+        overlap > bestOverlap ||
+        (overlap === bestOverlap &&
+          (c.members.size > best.members.size ||
+            (c.members.size === best.members.size && c.record.createdAtMs < best.record.createdAtMs)));
+      if (better) {
+        best = c;
+        bestOverlap = overlap;
+      }
+    }
+    return best;
+  }
+}

@@ -1,0 +1,86 @@
+import type { CohortRecord, LeaseRecord, StepRecord } from './records.js';
+import { matchKey, patchsetSet, sourceKey } from './source-state.js';
+import { isResolved } from './step-status.js';
+
+/**
+ * A cohort's in-memory working set: its record, its steps in schema order,
+ * the reverse `needs` edges, priorities, and its live leases. Kept consistent
+ * by the scheduler; this class only indexes and answers questions.
+ */
+export class Cohort {
+  readonly steps = new Map<string, StepRecord>();
+  /** Steps in schema order. */
+  readonly ordered: StepRecord[] = [];
+  readonly schemaIndex = new Map<string, number>();
+  readonly dependents = new Map<string, string[]>();
+  /** Live leases per step (at most two: the original and a backup). */
+  readonly liveLeases = new Map<string, LeaseRecord[]>();
+  /** Every peer that ever joined, in join order. */
+  readonly members = new Set<string>();
+  readonly patchsets: Set<string>;
+  readonly matchKey: string;
+  readonly sourceKey: string;
+  /** Critical-path priority per step, in ms. */
+  priorityMs = new Map<string, number>();
+  unresolved = 0;
+  failedCount = 0;
+
+  constructor(readonly record: CohortRecord, steps: readonly StepRecord[]) {
+    const byId = new Map(steps.map((s) => [s.stepId, s]));
+    record.schema.steps.forEach((def, i) => {
+      const step = byId.get(def.id);
+      if (!step) throw new Error(`cohort ${record.cohortId} has no row for step ${def.id}`);
+      this.steps.set(def.id, step);
+      this.ordered.push(step);
+      this.schemaIndex.set(def.id, i);
+      this.dependents.set(def.id, []);
+      if (!isResolved(step.status)) this.unresolved++;
+      if (step.status === 'failed') this.failedCount++;
+    });
+    for (const def of record.schema.steps) for (const need of def.needs) this.dependents.get(need)!.push(def.id);
+    this.patchsets = new Set(record.patchsets);
+    this.matchKey = matchKey(record, record.digest);
+    this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets));
+  }
+
+  get id(): string {
+    return this.record.cohortId;
+  }
+
+  needsOf(stepId: string): readonly string[] {
+    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.needs;
+  }
+
+  targetOf(stepId: string): string {
+    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.target;
+  }
+
+  /** All of the step's needs have succeeded. */
+  needsMet(stepId: string): boolean {
+    for (const need of this.needsOf(stepId)) if (this.steps.get(need)!.status !== 'succeeded') return false;
+    return true;
+  }
+
+  live(stepId: string): LeaseRecord[] {
+    return this.liveLeases.get(stepId) ?? [];
+  }
+
+  addLive(lease: LeaseRecord): void {
+    const list = this.liveLeases.get(lease.stepId);
+    if (list) list.push(lease);
+    else this.liveLeases.set(lease.stepId, [lease]);
+  }
+
+  removeLive(lease: LeaseRecord): void {
+    const list = this.liveLeases.get(lease.stepId);
+    if (!list) return;
+    const rest = list.filter((l) => l.leaseId !== lease.leaseId);
+    if (rest.length === 0) this.liveLeases.delete(lease.stepId);
+    else this.liveLeases.set(lease.stepId, rest);
+  }
+
+  /** Joinable by new peers: not isolated, not cancelled, no failed step. */
+  get joinable(): boolean {
+    return !this.record.isolated && this.record.status !== 'cancelled' && this.failedCount === 0;
+  }
+}

@@ -1,0 +1,134 @@
+import type { ErrorCode } from '../../shared/error-codes.js';
+import type { ServerMessage } from '../../shared/protocol.js';
+import type { SchemaDef } from '../../shared/schema-file.js';
+import type { Registration, Write } from './records.js';
+
+/**
+ * The core's inputs and outputs: `handle(input, nowMs) -> { writes, effects }`.
+ * The transport turns frames into inputs and effects into frames; the store
+ * commits `writes` before any effect is carried out.
+ */
+
+/** Tunables of the scheduler. All durations in milliseconds. */
+export interface CoreConfig {
+  /** How long a dropped peer keeps its lease. Default 60 s. */
+  readonly leaseGraceMs: number;
+  /** How long a success for an exact source state is reused. Default 24 h. */
+  readonly memoTtlMs: number;
+  /** Estimate for a step with no recorded duration and no `estimateSec`. Default 60 s. */
+  readonly defaultEstimateMs: number;
+  /** A backup copy may start once a step has run `stragglerFactor` × its estimate (default 2; 0 disables backups)... */
+  readonly stragglerFactor: number;
+  /** ...and at least this long. Default 30 s. */
+  readonly stragglerMinMs: number;
+  /** Reported failures after which a step is failed for the cohort (first run + one retry). Default 2. */
+  readonly maxFailures: number;
+  /** Leases lost with their peer after which a step is failed (a step that kills its peer). Default 3. */
+  readonly maxLostLeases: number;
+  /** Weight of the newest sample in the duration moving average. Default 0.3. */
+  readonly durationAlpha: number;
+  /** How long resolved cohorts stay joinable and in memory, and idle open cohorts live. Default 24 h. */
+  readonly cohortRetentionMs: number;
+  /** How often retention and memo expiry are swept. Default 60 s. */
+  readonly sweepIntervalMs: number;
+  /** The transport's ping interval, announced to peers in `welcome`. Default 15 s. */
+  readonly pingIntervalMs: number;
+}
+
+export const defaultCoreConfig: CoreConfig = Object.freeze({
+  leaseGraceMs: 60_000,
+  memoTtlMs: 24 * 3600_000,
+  defaultEstimateMs: 60_000,
+  stragglerFactor: 2,
+  stragglerMinMs: 30_000,
+  maxFailures: 2,
+  maxLostLeases: 3,
+  durationAlpha: 0.3,
+  cohortRetentionMs: 24 * 3600_000,
+  sweepIntervalMs: 60_000,
+  pingIntervalMs: 15_000,
+});
+
+/** Ids the core needs but must not invent itself (no randomness in the core). */
+export interface IdSource {
+  cohortId(): string;
+  leaseId(): string;
+}
+
+/** A resume token and its hash; the core keeps only hashes. */
+export interface TokenPair {
+  readonly token: string;
+  readonly hash: string;
+}
+
+/** A connection, as the transport numbers them. */
+export type ConnId = number;
+
+export type CoreInput =
+  | {
+      readonly kind: 'hello';
+      readonly connId: ConnId;
+      readonly peerId: string;
+      readonly registration: Registration;
+      readonly schema: SchemaDef;
+      readonly digest: string;
+      /** The token the peer presented to resume, if any. */
+      readonly presentedToken: TokenPair | null;
+      /** A fresh token, used when this hello starts a new registration. */
+      readonly freshToken: TokenPair;
+      readonly currentStep: { readonly stepId: string; readonly leaseId: string } | null;
+      /** Task Director clients cannot resume: no grace period for them. */
+      readonly resumable: boolean;
+    }
+  | {
+      readonly kind: 'finished';
+      readonly connId: ConnId;
+      readonly peerId: string;
+      readonly leaseId: string;
+      readonly stepId: string;
+      readonly ok: boolean;
+      readonly exitCode: number | null;
+      readonly durationMs: number;
+      readonly logTail: string | null;
+    }
+  | { readonly kind: 'disconnected'; readonly connId: ConnId; readonly peerId: string }
+  | { readonly kind: 'bye'; readonly connId: ConnId; readonly peerId: string }
+  | { readonly kind: 'tick' }
+  | { readonly kind: 'drain' }
+  | { readonly kind: 'cancel'; readonly cohortId: string }
+  | { readonly kind: 'retry'; readonly cohortId: string; readonly stepId: string };
+
+/** A counter the transport exports as a metric. */
+export type CoreStat =
+  | 'step.assigned'
+  | 'step.succeeded'
+  | 'step.failed'
+  | 'step.reused'
+  | 'lease.expired'
+  | 'seconds.saved';
+
+export type Effect =
+  | { readonly kind: 'send'; readonly connId: ConnId; readonly message: ServerMessage }
+  | { readonly kind: 'close'; readonly connId: ConnId; readonly code: number; readonly reason: string }
+  | { readonly kind: 'stat'; readonly stat: CoreStat; readonly value: number }
+  /** Something the operator should see in the server log. */
+  | { readonly kind: 'notice'; readonly message: string; readonly fields: Readonly<Record<string, string | number | boolean | null>> };
+
+/** The answer to an admin input. */
+export type AdminResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly status: 404 | 409; readonly code: string; readonly message: string };
+
+export interface CoreOutput {
+  readonly writes: Write[];
+  readonly effects: Effect[];
+  readonly admin: AdminResult | null;
+}
+
+/** An error frame for one connection, with the registry's retryable flag. */
+export interface ErrorEffectInput {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly stepId?: string;
+  readonly leaseId?: string;
+}

@@ -1,0 +1,152 @@
+import type { SchemaDef } from '../../shared/schema-file.js';
+import type { StepStatus } from './step-status.js';
+
+/**
+ * The persisted shape of the scheduler's state. The core keeps these objects
+ * as its state, mutates them, and hands changed ones to the store as writes;
+ * on start the store hands them back as a {@link Snapshot}.
+ */
+
+export type PipelineType = 'independent' | 'dependent';
+
+/** What a peer registered: its source state and how it wants to share. */
+export interface Registration {
+  readonly repo: string;
+  readonly baseRef: string;
+  readonly baseSha: string | null;
+  /** Patchsets (change refs) applied on the base, in the peer's order. */
+  readonly patchsets: readonly string[];
+  readonly changeRef: string | null;
+  readonly pipelineName: string;
+  readonly pipelineType: PipelineType;
+  readonly isolated: boolean;
+  readonly cacheId: string;
+}
+
+export const cohortStatus = Object.freeze({ open: 'open', complete: 'complete', cancelled: 'cancelled' });
+export type CohortStatus = (typeof cohortStatus)[keyof typeof cohortStatus];
+
+export interface CohortRecord {
+  readonly cohortId: string;
+  readonly repo: string;
+  readonly baseRef: string;
+  readonly cacheId: string;
+  readonly pipelineType: PipelineType;
+  readonly isolated: boolean;
+  readonly schema: SchemaDef;
+  readonly digest: string;
+  /** Base sha of the first peer; for independent cohorts every member's. */
+  readonly baseSha: string | null;
+  /** Independent: the exact patchset set; dependent: the union of members' patchsets. */
+  patchsets: string[];
+  status: CohortStatus;
+  readonly createdAtMs: number;
+  resolvedAtMs: number | null;
+  lastActivityMs: number;
+}
+
+export interface StepRecord {
+  readonly cohortId: string;
+  readonly stepId: string;
+  status: StepStatus;
+  /** Leases granted so far (backups included); the next lease's attempt is this + 1. */
+  attempts: number;
+  /** Reported failures (non-zero exit) of live leases. */
+  failures: number;
+  /** Leases lost with their peer (grace expired, bye, or not resumed). */
+  lostLeases: number;
+  /** Peers that failed this step, so a retry goes elsewhere when it can. */
+  failedOn: string[];
+  builtBy: string | null;
+  fromMemo: boolean;
+  durationMs: number | null;
+  failReason: string | null;
+  failPeerId: string | null;
+  failExitCode: number | null;
+  failLogTail: string | null;
+  resolvedAtMs: number | null;
+}
+
+export type LeaseOutcome = 'succeeded' | 'failed' | 'lost' | 'aborted';
+
+export interface LeaseRecord {
+  readonly leaseId: string;
+  readonly cohortId: string;
+  readonly stepId: string;
+  readonly peerId: string;
+  readonly attempt: number;
+  readonly backup: boolean;
+  readonly startedAtMs: number;
+  endedAtMs: number | null;
+  /** null while live. */
+  outcome: LeaseOutcome | null;
+}
+
+export const peerStatus = Object.freeze({
+  connected: 'connected',
+  disconnected: 'disconnected',
+  gone: 'gone',
+  left: 'left',
+});
+export type PeerStatus = (typeof peerStatus)[keyof typeof peerStatus];
+
+export interface PeerRecord {
+  readonly peerId: string;
+  cohortId: string;
+  tokenHash: string;
+  registration: Registration;
+  /** Whether the peer can resume (protocol v1) or not (Task Director clients). */
+  resumable: boolean;
+  status: PeerStatus;
+  joinedAtMs: number;
+  /** While disconnected: the lease is lost iff `now >= graceEndsAtMs`. */
+  graceEndsAtMs: number | null;
+}
+
+export interface MemoRecord {
+  readonly memoKey: string;
+  readonly stepId: string;
+  readonly cohortId: string;
+  readonly peerId: string | null;
+  readonly durationMs: number | null;
+  readonly createdAtMs: number;
+  /** The memo is used iff `now < expiresAtMs`. */
+  readonly expiresAtMs: number;
+}
+
+export interface DurationRecord {
+  readonly durationKey: string;
+  avgMs: number;
+  samples: number;
+}
+
+export interface EventRecord {
+  readonly cohortId: string;
+  readonly atMs: number;
+  readonly kind: string;
+  readonly stepId: string | null;
+  readonly peerId: string | null;
+  readonly detail: string | null;
+}
+
+/** One row-level change for the store; a batch of them commits in one transaction. */
+export type Write =
+  | { readonly table: 'cohort'; readonly row: CohortRecord }
+  | { readonly table: 'step'; readonly row: StepRecord }
+  | { readonly table: 'success'; readonly cohortId: string; readonly stepId: string; readonly leaseId: string | null; readonly peerId: string | null; readonly atMs: number }
+  | { readonly table: 'lease'; readonly row: LeaseRecord }
+  | { readonly table: 'peer'; readonly row: PeerRecord }
+  | { readonly table: 'memo'; readonly row: MemoRecord }
+  | { readonly table: 'memo.delete'; readonly memoKey: string }
+  | { readonly table: 'duration'; readonly row: DurationRecord }
+  | { readonly table: 'event'; readonly row: EventRecord };
+
+/** What the store hands back on start: everything the core needs to continue. */
+export interface Snapshot {
+  readonly cohorts: readonly CohortRecord[];
+  readonly steps: readonly StepRecord[];
+  readonly leases: readonly LeaseRecord[];
+  readonly peers: readonly PeerRecord[];
+  readonly memos: readonly MemoRecord[];
+  readonly durations: readonly DurationRecord[];
+}

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { CoreHarness, messagesIn } from '../helpers/core-harness.js';
+import { dagSchema, flatSchema } from '../helpers/schemas.js';
+
+function cohortOf(h: CoreHarness, peerId: string): string {
+  const welcome = h.sent(peerId).find((m) => m.type === 'welcome');
+  if (welcome?.type !== 'welcome') throw new Error(`${peerId} got no welcome`);
+  return welcome.cohort.id;
+}
+
+describe('cohort matching', () => {
+  it('puts peers with the same repo, base ref, cache, digest and source state in one cohort', () => {
+    const h = new CoreHarness(flatSchema(3));
+    h.hello('a');
+    h.hello('b');
+    expect(cohortOf(h, 'a')).toBe('c1');
+    expect(cohortOf(h, 'b')).toBe('c1');
+    const welcome = h.sent('b')[0]!;
+    expect(welcome).toEqual({
+      type: 'welcome',
+      protocol: 1,
+      peerId: 'b',
+      resumeToken: 'tok-b-2',
+      resumed: false,
+      cohort: { id: 'c1', peers: 2, steps: 3, resolved: 0 },
+      pingIntervalMs: 15_000,
+    });
+  });
+
+  it.each([
+    ['repo', { repo: 'other' }],
+    ['base ref', { baseRef: 'release' }],
+    ['cache id', { cacheId: 'cache-2' }],
+    ['pipeline type', { pipelineType: 'dependent' as const }],
+  ])('separates peers whose %s differs', (_what, reg) => {
+    const h = new CoreHarness(flatSchema(3));
+    h.hello('a');
+    h.hello('b', { reg });
+    expect(cohortOf(h, 'b')).not.toBe(cohortOf(h, 'a'));
+  });
+
+  it('never shares between different digests of the same schema id, and says so', () => {
+    const h = new CoreHarness(flatSchema(3, 'mono'));
+    h.hello('a');
+    const out = h.hello('b', { schema: flatSchema(4, 'mono') });
+    expect(cohortOf(h, 'b')).toBe('c2');
+    expect(out.effects.some((e) => e.kind === 'notice' && e.message === 'schema id seen with different digests')).toBe(true);
+    expect(out.writes.some((w) => w.table === 'event' && w.row.kind === 'schema.digest-differs' && w.row.cohortId === 'c2')).toBe(true);
+  });
+
+  it('independent pipelines share only identical source states (base sha + patchset set)', () => {
+    const h = new CoreHarness(flatSchema(2));
+    const sha = 'a'.repeat(40);
+    h.hello('a', { reg: { baseSha: sha, patchsets: ['p1', 'p2'] } });
+    h.hello('b', { reg: { baseSha: sha, patchsets: ['p2', 'p1', 'p1'] } }); // same set
+    h.hello('c', { reg: { baseSha: sha, patchsets: ['p1'] } });
+    h.hello('d', { reg: { baseSha: 'b'.repeat(40), patchsets: ['p1', 'p2'] } });
+    h.hello('e', { reg: { baseSha: null, patchsets: ['p1', 'p2'] } });
+    expect(cohortOf(h, 'b')).toBe(cohortOf(h, 'a'));
+    const others = ['c', 'd', 'e'].map((p) => cohortOf(h, p));
+    expect(new Set([cohortOf(h, 'a'), ...others]).size).toBe(4);
+  });
+
+  it('dependent pipelines join the open cohort with the most patchsets in common', () => {
+    const h = new CoreHarness(flatSchema(6));
+    const dep = (patchsets: string[]) => ({ reg: { pipelineType: 'dependent' as const, patchsets } });
+    h.hello('a', dep(['A']));
+    h.hello('x', dep(['X']));
+    h.hello('b', dep(['A', 'B'])); // shares A with a's cohort
+    h.hello('xy', dep(['X', 'Y'])); // shares X with x's cohort
+    h.hello('aby', dep(['A', 'B', 'Y'])); // A,B with c1 (2) vs Y with c2 (1)
+    h.hello('z', dep(['Z'])); // nothing in common
+    expect(cohortOf(h, 'b')).toBe('c1');
+    expect(cohortOf(h, 'xy')).toBe('c2');
+    expect(cohortOf(h, 'aby')).toBe('c1');
+    expect(cohortOf(h, 'z')).toBe('c3');
+  });
+
+  it('dependent ties go to the larger cohort', () => {
+    const h = new CoreHarness(flatSchema(6));
+    const dep = (patchsets: string[]) => ({ reg: { pipelineType: 'dependent' as const, patchsets } });
+    h.hello('a', dep(['A']));
+    h.hello('b', dep(['B']));
+    h.hello('b2', dep(['B', 'B2']));
+    h.hello('ab', dep(['A', 'B'])); // one in common with each; c2 has two peers
+    expect(cohortOf(h, 'ab')).toBe('c2');
+  });
+
+  it('isolated peers get a cohort of their own and nobody joins it', () => {
+    const h = new CoreHarness(flatSchema(2));
+    h.hello('a', { reg: { isolated: true } });
+    h.hello('b', { reg: { isolated: true } });
+    h.hello('c');
+    expect(new Set(['a', 'b', 'c'].map((p) => cohortOf(h, p))).size).toBe(3);
+  });
+
+  it('a late peer of a completed cohort is told complete at once', () => {
+    const h = new CoreHarness(flatSchema(1));
+    h.hello('a');
+    h.finish('a', h.lastAssign('a')!.leaseId, 's1');
+    const out = h.hello('late');
+    const msgs = messagesIn(out, h.conns.get('late')!);
+    expect(msgs.map((m) => m.type)).toEqual(['welcome', 'complete']);
+    expect(msgs[1]).toEqual({
+      type: 'complete',
+      cohortId: 'c1',
+      outcome: 'succeeded',
+      summary: { builtHere: [], builtByOthers: [{ stepId: 's1', peerId: 'a' }], fromMemo: [], failed: [], savedSec: 1 },
+    });
+  });
+
+  it('a cohort with a failed step takes no new peers: a re-run starts fresh', () => {
+    const h = new CoreHarness(dagSchema({ a: [] }), { maxFailures: 1 });
+    h.hello('p');
+    h.finish('p', h.lastAssign('p')!.leaseId, 'a', false);
+    h.hello('rerun');
+    expect(cohortOf(h, 'rerun')).toBe('c2');
+  });
+});
