@@ -43,6 +43,8 @@ export interface CohortRecord {
   readonly createdAtMs: number;
   resolvedAtMs: number | null;
   lastActivityMs: number;
+  /** Machine seconds saved, set when the cohort completes. */
+  secondsSaved: number | null;
 }
 
 export interface StepRecord {

@@ -301,6 +301,7 @@ export class Scheduler {
       createdAtMs: tx.now,
       resolvedAtMs: null,
       lastActivityMs: tx.now,
+      secondsSaved: null,
     };
     const steps: StepRecord[] = input.schema.steps.map((def) => ({
       cohortId: record.cohortId,
@@ -801,6 +802,7 @@ export class Scheduler {
     tx.cohort(cohort.record);
     const outcome = cohort.failedCount > 0 ? 'failed' : 'succeeded';
     const saved = cohortSecondsSaved(cohort, (c, s) => this.estimateMs(c, s));
+    cohort.record.secondsSaved = saved;
     tx.event(cohort.id, 'cohort.complete', { detail: `${outcome}, ${saved} s saved` });
     tx.stat('seconds.saved', saved);
     for (const peerId of cohort.members) {

@@ -1,0 +1,120 @@
+/**
+ * Numbered schema migrations. Each runs once, in order, inside a transaction,
+ * and records its version in `schema_migrations`. Never edit a shipped
+ * migration: add the next number.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+      CREATE TABLE cohorts (
+        cohort_id        TEXT PRIMARY KEY,
+        repo             TEXT NOT NULL,
+        base_ref         TEXT NOT NULL,
+        cache_id         TEXT NOT NULL,
+        pipeline_type    TEXT NOT NULL CHECK (pipeline_type IN ('independent', 'dependent')),
+        isolated         INTEGER NOT NULL CHECK (isolated IN (0, 1)),
+        schema_id        TEXT NOT NULL,
+        schema_json      TEXT NOT NULL,
+        digest           TEXT NOT NULL,
+        base_sha         TEXT,
+        patchsets_json   TEXT NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN ('open', 'complete', 'cancelled')),
+        created_at_ms    INTEGER NOT NULL,
+        resolved_at_ms   INTEGER,
+        last_activity_ms INTEGER NOT NULL,
+        seconds_saved    REAL
+      ) STRICT;
+      CREATE INDEX cohorts_by_status ON cohorts (status, resolved_at_ms);
+
+      CREATE TABLE steps (
+        cohort_id      TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        step_id        TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('pending', 'leased', 'succeeded', 'failed')),
+        attempts       INTEGER NOT NULL,
+        failures       INTEGER NOT NULL,
+        lost_leases    INTEGER NOT NULL,
+        failed_on_json TEXT NOT NULL,
+        built_by       TEXT,
+        from_memo      INTEGER NOT NULL CHECK (from_memo IN (0, 1)),
+        duration_ms    INTEGER,
+        fail_reason    TEXT,
+        fail_peer_id   TEXT,
+        fail_exit_code INTEGER,
+        fail_log_tail  TEXT,
+        resolved_at_ms INTEGER,
+        PRIMARY KEY (cohort_id, step_id)
+      ) STRICT;
+
+      -- One row per step that ever succeeded: the UNIQUE constraint makes "succeeded twice" impossible.
+      CREATE TABLE step_successes (
+        cohort_id TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        step_id   TEXT NOT NULL,
+        lease_id  TEXT,
+        peer_id   TEXT,
+        at_ms     INTEGER NOT NULL,
+        UNIQUE (cohort_id, step_id)
+      ) STRICT;
+
+      CREATE TABLE leases (
+        lease_id      TEXT PRIMARY KEY,
+        cohort_id     TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        step_id       TEXT NOT NULL,
+        peer_id       TEXT NOT NULL,
+        attempt       INTEGER NOT NULL,
+        backup        INTEGER NOT NULL CHECK (backup IN (0, 1)),
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms   INTEGER,
+        outcome       TEXT CHECK (outcome IS NULL OR outcome IN ('succeeded', 'failed', 'lost', 'aborted'))
+      ) STRICT;
+      CREATE INDEX leases_by_cohort ON leases (cohort_id);
+
+      CREATE TABLE peers (
+        cohort_id         TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        peer_id           TEXT NOT NULL,
+        token_hash        TEXT NOT NULL,
+        registration_json TEXT NOT NULL,
+        resumable         INTEGER NOT NULL CHECK (resumable IN (0, 1)),
+        status            TEXT NOT NULL CHECK (status IN ('connected', 'disconnected', 'gone', 'left')),
+        joined_at_ms      INTEGER NOT NULL,
+        grace_ends_at_ms  INTEGER,
+        PRIMARY KEY (cohort_id, peer_id)
+      ) STRICT;
+      CREATE INDEX peers_by_status ON peers (status);
+
+      CREATE TABLE memos (
+        memo_key      TEXT PRIMARY KEY,
+        step_id       TEXT NOT NULL,
+        cohort_id     TEXT NOT NULL,
+        peer_id       TEXT,
+        duration_ms   INTEGER,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE durations (
+        duration_key TEXT PRIMARY KEY,
+        avg_ms       REAL NOT NULL,
+        samples      INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE events (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        cohort_id TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        at_ms     INTEGER NOT NULL,
+        kind      TEXT NOT NULL,
+        step_id   TEXT,
+        peer_id   TEXT,
+        detail    TEXT
+      ) STRICT;
+      CREATE INDEX events_by_cohort ON events (cohort_id, id);
+    `,
+  },
+];
