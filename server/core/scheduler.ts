@@ -613,6 +613,7 @@ export class Scheduler {
   }
 
   private leave(tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
+    peer.connId = null;
     peer.orphan = null;
     peer.waiting = false;
     peer.record.status = status;

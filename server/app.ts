@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { closeCodes } from '../shared/close-codes.js';
+import { Authority } from './authority.js';
+import type { ServerConfig } from './config.js';
+import type { Clock } from './core/clock.js';
+import { defaultCoreConfig, type CoreConfig, type IdSource } from './core/core-types.js';
+import { Scheduler } from './core/scheduler.js';
+import { registerApiRoutes } from './http/api-routes.js';
+import { bearerToken, tokenMatches } from './http/auth.js';
+import { Metrics } from './http/metrics.js';
+import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
+import { StoreQueries } from './store/queries.js';
+import { SqliteStore } from './store/sqlite-store.js';
+
+/** What `buildApp` wires together; tests reach in for the parts they drive. */
+export interface AuthorityApp {
+  readonly app: FastifyInstance;
+  readonly authority: Authority;
+  readonly store: SqliteStore;
+  readonly metrics: Metrics;
+  /** Drain (no new leases), commit, close every socket with 1001, close the store. */
+  close(): Promise<void>;
+}
+
+export interface AppDeps {
+  readonly clock?: Clock;
+  readonly ids?: IdSource;
+  readonly logger?: FastifyServerOptions['logger'];
+  readonly version?: string;
+  /** Called when a commit fails and the authority stops; the CLI exits non-zero. */
+  readonly onFatal?: (err: Error) => void;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** Random, URL-safe ids; the prefix says what they are. */
+export const randomIds: IdSource = {
+  cohortId: () => `c_${randomBytes(9).toString('base64url')}`,
+  leaseId: () => `l_${randomBytes(9).toString('base64url')}`,
+};
+
+export function coreConfigFrom(config: ServerConfig): CoreConfig {
+  return {
+    ...defaultCoreConfig,
+    leaseGraceMs: config.leaseGraceSec * 1000,
+    memoTtlMs: config.memoTtlHours * 3600_000,
+    defaultEstimateMs: config.defaultEstimateSec * 1000,
+    stragglerFactor: config.stragglerFactor,
+    stragglerMinMs: config.stragglerMinSec * 1000,
+    cohortRetentionMs: config.retentionHours * 3600_000,
+    pingIntervalMs: config.pingIntervalMs,
+  };
+}
+
+export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promise<AuthorityApp> {
+  const clock = deps.clock ?? systemClock;
+  const store = new SqliteStore(config.dbPath, { synchronous: config.synchronous });
+  const coreConfig = coreConfigFrom(config);
+  const scheduler = new Scheduler(coreConfig, deps.ids ?? randomIds);
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    bodyLimit: 64 * 1024,
+    disableRequestLogging: true,
+  });
+  const metrics = new Metrics(() => scheduler.counts());
+  const authority = new Authority(scheduler, store, clock, app.log, metrics, coreConfig.cohortRetentionMs, (err) => {
+    deps.onFatal?.(err);
+  });
+  const liveness = new LivenessMonitor(config.pingIntervalMs);
+
+  try {
+    authority.start();
+  } catch (err) {
+    store.close();
+    liveness.stop();
+    throw err;
+  }
+
+  await app.register(websocket, {
+    options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: false },
+    // Sockets are closed by close() below with a reason; the plugin need not do it.
+    preClose: (done) => done(),
+  });
+
+  app.register(async (scope) => {
+    // Runs before the upgrade: a missing or wrong token gets HTTP 401 and no WebSocket ever exists.
+    scope.addHook('onRequest', async (req, reply) => {
+      if (config.peerToken !== null && !tokenMatches(bearerToken(req.headers), config.peerToken)) {
+        await reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong peer token (Authorization: Bearer <token>)' } });
+      }
+    });
+    scope.get('/v1/peer', { websocket: true }, (socket) => {
+      handlePeerSocket(socket, { authority, config, clock, log: app.log, liveness });
+    });
+  });
+
+  registerApiRoutes(app, {
+    authority,
+    queries: new StoreQueries(store.db),
+    metrics,
+    config,
+    version: deps.version ?? '0.0.0',
+    startedAtMs: Date.now(),
+  });
+
+  let closed: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      authority.drain();
+      authority.stop();
+      liveness.stop();
+      for (const client of app.websocketServer?.clients ?? []) client.close(closeCodes.goingAway, 'authority shutting down');
+      await app.close();
+      store.close();
+    })();
+    return closed;
+  };
+  return { app, authority, store, metrics, close };
+}

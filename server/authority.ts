@@ -1,0 +1,184 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { ServerMessage } from '../shared/protocol.js';
+import type { Clock } from './core/clock.js';
+import type { AdminResult, ConnId, CoreInput, Effect } from './core/core-types.js';
+import type { Write } from './core/records.js';
+import type { Scheduler } from './core/scheduler.js';
+import type { SchedulerStore } from './core/store-port.js';
+import type { Metrics } from './http/metrics.js';
+
+/** Where the authority delivers a connection's frames (a v1 socket or a Task Director adapter). */
+export interface ConnectionSink {
+  send(message: ServerMessage): void;
+  close(code: number, reason: string): void;
+}
+
+/**
+ * Runs the pure scheduler against the real world: feeds it inputs with the
+ * clock's time, commits its writes in batches (one transaction per event-loop
+ * turn), and only then delivers its effects. Keeps one timer for the core's
+ * next deadline.
+ *
+ * Invariant: no frame about a transition leaves before that transition is
+ * committed. If a commit fails, nothing of the batch is sent and the authority
+ * stops (state in memory would no longer match the database): `onFatal` runs.
+ */
+export class Authority {
+  private readonly sinks = new Map<ConnId, ConnectionSink>();
+  private pendingWrites: Write[] = [];
+  private pendingEffects: Effect[] = [];
+  private flushScheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private nextConnId = 1;
+  private stopped = false;
+  private draining = false;
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly store: SchedulerStore,
+    private readonly clock: Clock,
+    private readonly log: FastifyBaseLogger,
+    private readonly metrics: Metrics,
+    private readonly retentionMs: number,
+    private readonly onFatal: (err: Error) => void,
+  ) {}
+
+  /** Loads persisted state into the scheduler and arms the deadline timer. */
+  start(): void {
+    const now = this.clock.now();
+    const snapshot = this.store.load(now, this.retentionMs);
+    const out = this.scheduler.restore(snapshot, now);
+    this.store.apply(out.writes);
+    this.log.info({ cohorts: snapshot.cohorts.length, leases: snapshot.leases.filter((l) => l.outcome === null).length, memos: snapshot.memos.length }, 'state loaded');
+    this.submit({ kind: 'tick' });
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  openConnection(sink: ConnectionSink): ConnId {
+    const connId = this.nextConnId++;
+    this.sinks.set(connId, sink);
+    return connId;
+  }
+
+  closeConnection(connId: ConnId): void {
+    this.sinks.delete(connId);
+  }
+
+  /** Feeds one input; its writes commit and its frames go out on the next flush (same event-loop turn). */
+  submit(input: CoreInput): void {
+    if (this.stopped) return;
+    const out = this.scheduler.handle(input, this.clock.now());
+    if (out.writes.length > 0) this.pendingWrites.push(...out.writes);
+    if (out.effects.length > 0) this.pendingEffects.push(...out.effects);
+    this.scheduleFlush();
+  }
+
+  /**
+   * Queues a frame or close that is not a scheduler transition (a transport
+   * error), behind everything already queued for delivery.
+   */
+  enqueue(effect: Effect): void {
+    if (this.stopped) return;
+    this.pendingEffects.push(effect);
+    this.scheduleFlush();
+  }
+
+  /** Feeds an admin input and commits at once, so the HTTP reply reflects committed state. */
+  submitNow(input: CoreInput): AdminResult {
+    if (this.stopped) return { ok: false, status: 409, code: 'STOPPED', message: 'the authority is stopping' };
+    const out = this.scheduler.handle(input, this.clock.now());
+    this.pendingWrites.push(...out.writes);
+    this.pendingEffects.push(...out.effects);
+    this.flush();
+    return out.admin ?? { ok: true };
+  }
+
+  /** Stops granting leases; completions still commit. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.submit({ kind: 'drain' });
+  }
+
+  /** Commits what is pending and stops; no more inputs are taken. */
+  stop(): void {
+    if (this.stopped) return;
+    this.flush();
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Commit, then deliver, then re-arm the deadline timer. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.stopped) return;
+    const writes = this.pendingWrites;
+    const effects = this.pendingEffects;
+    this.pendingWrites = [];
+    this.pendingEffects = [];
+    try {
+      this.store.apply(writes);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    for (const effect of effects) this.deliver(effect);
+    this.armTimer();
+  }
+
+  private deliver(effect: Effect): void {
+    switch (effect.kind) {
+      case 'send': {
+        const sink = this.sinks.get(effect.connId);
+        if (!sink) return;
+        if (effect.message.type === 'error') this.metrics.errors.inc({ code: effect.message.code });
+        sink.send(effect.message);
+        return;
+      }
+      case 'close':
+        this.sinks.get(effect.connId)?.close(effect.code, effect.reason);
+        return;
+      case 'stat':
+        this.metrics.recordStat(effect.stat, effect.value);
+        return;
+      case 'notice':
+        this.log.warn(effect.fields, effect.message);
+        return;
+    }
+  }
+
+  private armTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const deadline = this.scheduler.nextDeadlineMs();
+    if (deadline === null) return;
+    const delay = Math.min(Math.max(0, deadline - this.clock.now()), 2_147_483_647);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.submit({ kind: 'tick' });
+    }, delay);
+    this.timer.unref();
+  }
+
+  private fail(err: Error): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.log.fatal({ err }, 'commit failed; stopping the authority so memory and database cannot diverge');
+    for (const sink of this.sinks.values()) sink.close(1011, 'authority stopped');
+    this.onFatal(err);
+  }
+}

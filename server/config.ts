@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { formatProblem, problemsFromZod } from '../shared/zod-issues.js';
+
+/**
+ * Server configuration: parsed once with zod, frozen, and rejected at
+ * start-up with every problem listed. CLI flags and environment variables are
+ * mapped onto this shape by `cli/server-command.ts`.
+ */
+export const serverConfigSchema = z
+  .strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** SQLite file; `:memory:` for a throwaway authority. */
+    dbPath: z.string().min(1).default('./taskshard.db'),
+    leaseGraceSec: z.number().min(0).max(24 * 3600).default(60),
+    memoTtlHours: z.number().min(0).max(24 * 365).default(24),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Bearer token peers must present; null = no auth (loopback only unless insecureBind). */
+    peerToken: z.string().min(16, 'must be at least 16 characters').max(512).nullable().default(null),
+    /** Bearer token for admin mutations; null = admin API disabled. */
+    adminToken: z.string().min(16, 'must be at least 16 characters').max(512).nullable().default(null),
+    insecureBind: z.boolean().default(false),
+    maxPayloadBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    pingIntervalMs: z.number().int().min(100).max(10 * 60_000).default(15_000),
+    /** Sustained frames per second per connection, and the burst above it. */
+    rateLimitPerSec: z.number().min(1).max(100_000).default(50),
+    rateLimitBurst: z.number().int().min(1).max(1_000_000).default(200),
+    /** A connection whose unsent output passes this is cut off (it stopped reading). */
+    maxBufferedBytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
+    /** Bad frames (or rate-limit violations) tolerated before closing with 1008. */
+    maxStrikes: z.number().int().min(1).max(1000).default(10),
+    synchronous: z.enum(['normal', 'full']).default('normal'),
+    /** Backup copies start after max(stragglerFactor × estimate, stragglerMinSec); 0 disables. */
+    stragglerFactor: z.number().min(0).max(100).default(2),
+    stragglerMinSec: z.number().min(0).max(24 * 3600).default(30),
+    defaultEstimateSec: z.number().positive().max(7 * 24 * 3600).default(60),
+    retentionHours: z.number().min(0).max(24 * 365).default(24),
+    /** How long a SIGTERM drain may take before the process exits anyway. */
+    shutdownTimeoutMs: z.number().int().min(100).max(60_000).default(4_000),
+  })
+  .superRefine((c, ctx) => {
+    if (c.peerToken === null && !c.insecureBind && !isLoopback(c.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['host'],
+        message: `refusing to bind ${c.host} without a peer token: set TASKSHARD_TOKEN or --token-file, or pass --insecure-bind`,
+      });
+    }
+  });
+
+export type ServerConfigInput = z.input<typeof serverConfigSchema>;
+export type ServerConfig = Readonly<z.output<typeof serverConfigSchema>>;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Thrown with every problem, one per line, each naming the setting. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid server configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseServerConfig(input: ServerConfigInput): ServerConfig {
+  const parsed = serverConfigSchema.safeParse(input, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(problemsFromZod(parsed.error).map(formatProblem));
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,115 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { safeIdSchema } from '../../shared/ids.js';
+import { formatProblem, problemsFromZod } from '../../shared/zod-issues.js';
+import type { Authority } from '../authority.js';
+import type { ServerConfig } from '../config.js';
+import type { StoreQueries } from '../store/queries.js';
+import { bearerToken, tokenMatches } from './auth.js';
+import type { Metrics } from './metrics.js';
+
+/**
+ * REST: health, metrics, read-only views of cohorts and peers, and the two
+ * admin mutations (admin token required). Errors are `{ error: { code, message } }`.
+ */
+export interface ApiDeps {
+  readonly authority: Authority;
+  readonly queries: StoreQueries;
+  readonly metrics: Metrics;
+  readonly config: ServerConfig;
+  readonly version: string;
+  readonly startedAtMs: number;
+}
+
+const cohortIdSchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'must be a cohort id');
+const listQuery = z.strictObject({
+  status: z.string().max(32).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+function apiError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).send({ error: { code, message } });
+}
+
+function parseOr400<T>(schema: z.ZodType<T>, value: unknown, where: string, reply: FastifyReply): T | null {
+  const parsed = schema.safeParse(value, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  void apiError(reply, 400, 'BAD_REQUEST', problemsFromZod(parsed.error, [where]).map(formatProblem).join('; '));
+  return null;
+}
+
+export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const { authority, queries, metrics, config } = deps;
+
+  app.get('/healthz', async (_req, reply) => {
+    const state = authority.isStopped ? 'stopped' : authority.isDraining ? 'draining' : 'ok';
+    return reply.code(state === 'ok' ? 200 : 503).send({ status: state, version: deps.version, uptimeSec: Math.round((Date.now() - deps.startedAtMs) / 1000) });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const body = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(body);
+  });
+
+  // Reads need a token when the authority has one: the peer token or the admin token.
+  const requireReader = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (config.peerToken === null && config.adminToken === null) return;
+    const token = bearerToken(req.headers);
+    const ok = (config.peerToken !== null && tokenMatches(token, config.peerToken)) || (config.adminToken !== null && tokenMatches(token, config.adminToken));
+    if (!ok) await apiError(reply, 401, 'UNAUTHORIZED', 'the API needs "Authorization: Bearer <peer or admin token>"');
+  };
+  app.addHook('preHandler', async (req, reply) => {
+    if (req.method === 'GET' && req.url.startsWith('/api/')) await requireReader(req, reply);
+  });
+
+  app.get('/api/v1/cohorts', async (req, reply) => {
+    const query = parseOr400(listQuery.extend({ status: z.enum(['open', 'complete', 'cancelled']).optional() }), req.query, 'query', reply);
+    if (!query) return reply;
+    return { cohorts: queries.listCohorts(query) };
+  });
+
+  app.get('/api/v1/cohorts/:id', async (req, reply) => {
+    const params = parseOr400(z.object({ id: cohortIdSchema }), req.params, 'params', reply);
+    if (!params) return reply;
+    const detail = queries.cohortDetail(params.id);
+    if (!detail) return apiError(reply, 404, 'NOT_FOUND', `no cohort ${params.id}`);
+    return detail;
+  });
+
+  app.get('/api/v1/peers', async (req, reply) => {
+    const query = parseOr400(listQuery.extend({ status: z.enum(['connected', 'disconnected', 'gone', 'left']).optional() }), req.query, 'query', reply);
+    if (!query) return reply;
+    return { peers: queries.listPeers(query) };
+  });
+
+  app.get('/api/v1/stats', async () => queries.stats());
+
+  /** Admin routes: the admin token, never the peer token. */
+  const requireAdmin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (config.adminToken === null) {
+      await apiError(reply, 403, 'ADMIN_DISABLED', 'the admin API is disabled: start the server with TASKSHARD_ADMIN_TOKEN set');
+      return;
+    }
+    if (!tokenMatches(bearerToken(req.headers), config.adminToken)) {
+      await apiError(reply, 401, 'UNAUTHORIZED', 'admin routes need "Authorization: Bearer <admin token>"');
+    }
+  };
+
+  app.post('/api/v1/cohorts/:id/cancel', { preHandler: requireAdmin }, async (req, reply) => {
+    const params = parseOr400(z.object({ id: cohortIdSchema }), req.params, 'params', reply);
+    if (!params) return reply;
+    const result = authority.submitNow({ kind: 'cancel', cohortId: params.id });
+    if (!result.ok) return apiError(reply, result.status, result.code, result.message);
+    req.log.info({ cohortId: params.id }, 'cohort cancelled by admin');
+    return { ok: true };
+  });
+
+  app.post('/api/v1/cohorts/:id/steps/:step/retry', { preHandler: requireAdmin }, async (req, reply) => {
+    const params = parseOr400(z.object({ id: cohortIdSchema, step: safeIdSchema }), req.params, 'params', reply);
+    if (!params) return reply;
+    const result = authority.submitNow({ kind: 'retry', cohortId: params.id, stepId: params.step });
+    if (!result.ok) return apiError(reply, result.status, result.code, result.message);
+    req.log.info({ cohortId: params.id, stepId: params.step }, 'step retried by admin');
+    return { ok: true };
+  });
+}

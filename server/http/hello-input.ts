@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import type { Hello } from '../../shared/protocol.js';
+import { formatJsonPath } from '../../shared/json-text.js';
+import { validateSchemaValue } from '../../shared/schema-validate.js';
+import type { SchemaDef } from '../../shared/schema-file.js';
+import type { Registration } from '../core/records.js';
+import type { TokenPair } from '../core/core-types.js';
+import { hashToken } from './auth.js';
+
+/**
+ * Turns a validated `hello` into what the core needs, re-checking the schema
+ * the peer sent (graph rules and digest): the authority never trusts a digest
+ * it did not compute.
+ */
+export type HelloCheck =
+  | { readonly ok: true; readonly schema: SchemaDef; readonly digest: string; readonly registration: Registration }
+  | { readonly ok: false; readonly message: string };
+
+export function checkHello(hello: Hello): HelloCheck {
+  const { digest: claimed, ...schemaValue } = hello.schema;
+  const result = validateSchemaValue(schemaValue);
+  if (!result.ok) {
+    const first = result.problems[0]!;
+    return { ok: false, message: `schema.${formatJsonPath(first.path)}: ${first.message}` };
+  }
+  if (result.digest !== claimed) {
+    return { ok: false, message: `schema digest ${claimed} does not match its content (${result.digest}); is the peer a different taskshard version?` };
+  }
+  return {
+    ok: true,
+    schema: result.schema,
+    digest: result.digest,
+    registration: {
+      repo: hello.repo,
+      baseRef: hello.baseRef,
+      baseSha: hello.baseSha ?? null,
+      patchsets: hello.patchsets,
+      changeRef: hello.changeRef ?? null,
+      pipelineName: hello.pipeline.name,
+      pipelineType: hello.pipeline.type,
+      isolated: hello.isolated,
+      cacheId: hello.cacheId,
+    },
+  };
+}
+
+/** A fresh random resume token and its hash. */
+export function freshToken(): TokenPair {
+  const token = `rt_${randomBytes(24).toString('base64url')}`;
+  return { token, hash: hashToken(token) };
+}

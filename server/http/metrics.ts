@@ -1,0 +1,39 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CoreStat } from '../core/core-types.js';
+
+/** Prometheus metrics of one authority, on a registry of its own (several apps can live in one process). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly errors: Counter<'code'>;
+  private readonly counters: Record<CoreStat, Counter>;
+
+  constructor(gauges: () => { peersConnected: number; cohortsOpen: number; leasesLive: number }) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'taskshard_process_' });
+    const counter = (name: string, help: string) => new Counter({ name, help, registers: [this.registry] });
+    this.counters = {
+      'step.assigned': counter('taskshard_steps_assigned_total', 'Leases granted (backup copies included).'),
+      'step.succeeded': counter('taskshard_steps_succeeded_total', 'Steps that succeeded (built once).'),
+      'step.failed': counter('taskshard_steps_failed_total', 'Steps failed for their cohort.'),
+      'step.reused': counter('taskshard_steps_reused_total', 'Steps skipped because a memo held their result.'),
+      'lease.expired': counter('taskshard_lease_expiries_total', 'Leases lost with their peer (grace expired, bye, or not resumed).'),
+      'seconds.saved': counter('taskshard_seconds_saved_total', 'Machine seconds saved versus every peer building every step.'),
+    };
+    this.errors = new Counter({ name: 'taskshard_errors_total', help: 'Error frames sent, by code.', labelNames: ['code'], registers: [this.registry] });
+    const gauge = (name: string, help: string, pick: (g: ReturnType<typeof gauges>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(pick(gauges()));
+        },
+      });
+    gauge('taskshard_peers_connected', 'Peers with a live connection.', (g) => g.peersConnected);
+    gauge('taskshard_cohorts_open', 'Cohorts with unresolved steps.', (g) => g.cohortsOpen);
+    gauge('taskshard_leases_live', 'Leases currently held.', (g) => g.leasesLive);
+  }
+
+  recordStat(stat: CoreStat, value: number): void {
+    this.counters[stat].inc(value);
+  }
+}
