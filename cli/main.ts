@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { packageInfo } from './package-info.js';
 import { exitInvalid, registerSchemaCommands } from './schema-command.js';
+import { registerServerCommand } from './server-command.js';
 
 /** `taskshard` — one binary for the authority, the peer and schema tools. */
 export function buildProgram(): Command {
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerSchemaCommands(program);
+  registerServerCommand(program);
   return program;
 }
 

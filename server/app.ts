@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { closeCodes } from '../shared/close-codes.js';
 import { Authority } from './authority.js';
 import type { ServerConfig } from './config.js';
@@ -62,7 +62,8 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
   const app = Fastify({
     logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: 64 * 1024,
-    disableRequestLogging: true,
+    // Per-request lines would drown the log at CI scale; routes log what matters.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   const metrics = new Metrics(() => scheduler.counts());
   const authority = new Authority(scheduler, store, clock, app.log, metrics, coreConfig.cohortRetentionMs, (err) => {

@@ -1,0 +1,142 @@
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { buildApp } from '../server/app.js';
+import { ConfigError, isLoopback, parseServerConfig, type ServerConfigInput } from '../server/config.js';
+import { packageInfo } from './package-info.js';
+import { intOption, numberOption } from './option-parsers.js';
+import { exitInvalid } from './schema-command.js';
+
+/** Config keys as the user knows them, for error messages. */
+const flagOf: Record<string, string> = {
+  host: '--host',
+  port: '--port',
+  dbPath: '--db',
+  leaseGraceSec: '--lease-grace',
+  memoTtlHours: '--memo-ttl',
+  logLevel: '--log-level',
+  peerToken: 'TASKSHARD_TOKEN / --token-file',
+  adminToken: 'TASKSHARD_ADMIN_TOKEN',
+  maxPayloadBytes: '--max-payload-bytes',
+  synchronous: '--sync',
+  stragglerFactor: '--straggler-factor',
+  retentionHours: '--retention',
+};
+
+interface ServerFlags {
+  host: string;
+  port: number;
+  db: string;
+  leaseGrace: number;
+  memoTtl: number;
+  logLevel: string;
+  tokenFile?: string;
+  insecureBind?: boolean;
+  maxPayloadBytes?: number;
+  sync: string;
+  stragglerFactor: number;
+  retention: number;
+}
+
+export function registerServerCommand(program: Command): void {
+  program
+    .command('server')
+    .description('run the authority: WebSocket endpoint for peers, REST API, metrics, embedded SQLite')
+    .option('--host <host>', 'address to bind (without a peer token only loopback is allowed)', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', intOption(0, 65535), 8080)
+    .option('--db <file>', 'SQLite database file (created if missing)', './taskshard.db')
+    .option('--lease-grace <sec>', 'how long a dropped peer keeps its lease', numberOption(0, 86400), 60)
+    .option('--memo-ttl <hours>', 'how long a success for an exact source state is reused', numberOption(0, 8760), 24)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .option('--token-file <file>', 'file holding the peer token (default: env TASKSHARD_TOKEN)')
+    .option('--insecure-bind', 'allow a non-loopback --host without a peer token')
+    .option('--max-payload-bytes <n>', 'largest frame accepted (bigger closes with 1009)', intOption(1024, 64 * 1024 * 1024))
+    .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a process crash, full also power loss').choices(['normal', 'full']).default('normal'))
+    .option('--straggler-factor <x>', 'start a backup copy after x times the estimate (0 disables)', numberOption(0, 100), 2)
+    .option('--retention <hours>', 'how long finished cohorts stay joinable and idle open ones live', numberOption(0, 8760), 24)
+    .addHelpText(
+      'after',
+      '\nEnvironment:\n  TASKSHARD_TOKEN        peer token (Bearer on /v1/peer and the read API)\n  TASKSHARD_ADMIN_TOKEN  admin token (cancel a cohort, retry a step)\n',
+    )
+    .action(async (flags: ServerFlags) => {
+      await runServer(flags);
+    });
+}
+
+function readTokenFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError([`--token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+}
+
+async function runServer(flags: ServerFlags): Promise<void> {
+  let config;
+  try {
+    const input: ServerConfigInput = {
+      host: flags.host,
+      port: flags.port,
+      dbPath: flags.db,
+      leaseGraceSec: flags.leaseGrace,
+      memoTtlHours: flags.memoTtl,
+      logLevel: flags.logLevel as ServerConfigInput['logLevel'],
+      peerToken: flags.tokenFile ? readTokenFile(flags.tokenFile) : (process.env.TASKSHARD_TOKEN ?? null) || null,
+      adminToken: process.env.TASKSHARD_ADMIN_TOKEN || null,
+      insecureBind: flags.insecureBind ?? false,
+      synchronous: flags.sync as 'normal' | 'full',
+      stragglerFactor: flags.stragglerFactor,
+      retentionHours: flags.retention,
+      ...(flags.maxPayloadBytes ? { maxPayloadBytes: flags.maxPayloadBytes } : {}),
+    };
+    config = parseServerConfig(input);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const lines = err.problems.map((p) => p.replace(/^(\w+)(?=[:.[])/, (key) => flagOf[key] ?? key));
+      process.stderr.write(`taskshard server: invalid configuration\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
+      process.exitCode = exitInvalid;
+      return;
+    }
+    throw err;
+  }
+
+  let built;
+  try {
+    built = await buildApp(config, {
+      version: packageInfo().version,
+      onFatal: () => {
+        process.exitCode = 1;
+        void shutdown('fatal');
+      },
+    });
+    await built.app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    process.stderr.write(`taskshard server: cannot start: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    await built?.close().catch(() => undefined);
+    return;
+  }
+  const { app } = built;
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  app.log.info({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, db: config.dbPath }, 'taskshard authority listening');
+  if (config.peerToken === null) {
+    app.log.warn({ host: config.host }, isLoopback(config.host) ? 'no peer token: accepting peers without auth on loopback only' : 'no peer token and --insecure-bind: anyone who can reach this port can join');
+  }
+  if (config.adminToken === null) app.log.info('admin API disabled (set TASKSHARD_ADMIN_TOKEN to enable cancel and retry)');
+
+  let shuttingDown = false;
+  async function shutdown(signal: string): Promise<void> {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    app.log.info({ signal }, 'draining: no new leases, committing, closing connections');
+    const force = setTimeout(() => {
+      app.log.error('drain took too long; exiting');
+      process.exit(1);
+    }, config!.shutdownTimeoutMs);
+    force.unref();
+    await built!.close();
+    clearTimeout(force);
+  }
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
