@@ -1,0 +1,3 @@
+import { errorCodeTableRows } from './render-error-table.js';
+
+process.stdout.write(`${errorCodeTableRows().join('\n')}\n`);
