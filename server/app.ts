@@ -11,6 +11,7 @@ import { registerApiRoutes } from './http/api-routes.js';
 import { bearerToken, tokenMatches } from './http/auth.js';
 import { Metrics } from './http/metrics.js';
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
+import { registerTaskDirectorRoute } from './http/task-director-socket.js';
 import { StoreQueries } from './store/queries.js';
 import { SqliteStore } from './store/sqlite-store.js';
 
@@ -95,6 +96,8 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
     scope.get('/v1/peer', { websocket: true }, (socket) => {
       handlePeerSocket(socket, { authority, config, clock, log: app.log, liveness });
     });
+    // The original Task Director client's protocol; same auth hook (the old client sends no token: see docs/migrating-from-task-director.md).
+    registerTaskDirectorRoute(scope, { authority, config, clock, log: app.log, liveness });
   });
 
   registerApiRoutes(app, {
