@@ -94,10 +94,10 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
       }
     });
     scope.get('/v1/peer', { websocket: true }, (socket) => {
-      handlePeerSocket(socket, { authority, config, clock, log: app.log, liveness });
+      handlePeerSocket(socket, { authority, metrics, config, clock, log: app.log, liveness });
     });
     // The original Task Director client's protocol; same auth hook (the old client sends no token: see docs/migrating-from-task-director.md).
-    registerTaskDirectorRoute(scope, { authority, config, clock, log: app.log, liveness });
+    registerTaskDirectorRoute(scope, { authority, metrics, config, clock, log: app.log, liveness });
   });
 
   registerApiRoutes(app, {

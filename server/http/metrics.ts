@@ -5,6 +5,8 @@ import type { CoreStat } from '../core/core-types.js';
 export class Metrics {
   readonly registry = new Registry();
   readonly errors: Counter<'code'>;
+  /** Frames received on peer sockets, by what became of them. */
+  readonly frames: Counter<'result'>;
   private readonly counters: Record<CoreStat, Counter>;
 
   constructor(gauges: () => { peersConnected: number; cohortsOpen: number; leasesLive: number }) {
@@ -18,6 +20,12 @@ export class Metrics {
       'lease.expired': counter('taskshard_lease_expiries_total', 'Leases lost with their peer (grace expired, bye, or not resumed).'),
       'seconds.saved': counter('taskshard_seconds_saved_total', 'Machine seconds saved versus every peer building every step.'),
     };
+    this.frames = new Counter({
+      name: 'taskshard_frames_received_total',
+      help: 'Frames received from peers: ok, bad (error frame), rate_limited, or ignored (connection closing).',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
     this.errors = new Counter({ name: 'taskshard_errors_total', help: 'Error frames sent, by code.', labelNames: ['code'], registers: [this.registry] });
     const gauge = (name: string, help: string, pick: (g: ReturnType<typeof gauges>) => number) =>
       new Gauge({

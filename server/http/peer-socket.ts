@@ -10,6 +10,7 @@ import type { Clock } from '../core/clock.js';
 import type { ConnId } from '../core/core-types.js';
 import { hashToken } from './auth.js';
 import { checkHello, freshToken } from './hello-input.js';
+import type { Metrics } from './metrics.js';
 import { TokenBucket } from './rate-limiter.js';
 
 /**
@@ -21,6 +22,7 @@ import { TokenBucket } from './rate-limiter.js';
  */
 export interface PeerSocketDeps {
   readonly authority: Authority;
+  readonly metrics: Metrics;
   readonly config: ServerConfig;
   readonly clock: Clock;
   readonly log: FastifyBaseLogger;
@@ -123,12 +125,19 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
 
   socket.on('message', (data: RawData, isBinary: boolean) => {
     deps.liveness.sawTraffic(socket);
-    if (closing) return;
+    const frames = deps.metrics.frames;
+    if (closing) return frames.inc({ result: 'ignored' });
     try {
-      if (!bucket.take(clock.now())) return strike('RATE_LIMITED', `more than ${config.rateLimitPerSec} frames per second; slow down`);
-      if (isBinary) return strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
-      const decoded = decodePeerMessage(rawToString(data));
-      if (!decoded.ok) return strike('BAD_MESSAGE', decoded.problem);
+      if (!bucket.take(clock.now())) {
+        frames.inc({ result: 'rate_limited' });
+        return strike('RATE_LIMITED', `more than ${config.rateLimitPerSec} frames per second; slow down`);
+      }
+      const decoded = isBinary ? null : decodePeerMessage(rawToString(data));
+      if (!decoded?.ok) {
+        frames.inc({ result: 'bad' });
+        return strike('BAD_MESSAGE', decoded ? decoded.problem : 'binary frames are not accepted; send JSON text frames');
+      }
+      frames.inc({ result: 'ok' });
       onMessage(decoded.message);
     } catch (err) {
       log.error({ err }, 'unexpected error handling a frame');
