@@ -1,3 +1,4 @@
+import { formatDuration } from '../server/sim/sim-format.js';
 import type { PolicyName, PolicySummary, SimReport } from '../server/sim/sim-types.js';
 
 /** Table and JSON forms of simulator reports for `npm run bench:sched`. */
@@ -10,17 +11,6 @@ const shortPolicy: Record<PolicyName, string> = {
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 const s1 = (ms: number): number => Math.round(ms / 100) / 10;
-
-/** `1h02m`, `14m05s`, `42s`. */
-export function formatDuration(ms: number): string {
-  const total = Math.round(ms / 1000);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`;
-  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`;
-  return `${s}s`;
-}
 
 function pad(text: string, width: number, right = false): string {
   return right ? text.padStart(width) : text.padEnd(width);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { packageInfo } from './package-info.js';
+import { registerPlanCommand } from './plan-command.js';
 import { exitInvalid, registerSchemaCommands } from './schema-command.js';
 import { registerServerCommand } from './server-command.js';
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerSchemaCommands(program);
   registerServerCommand(program);
+  registerPlanCommand(program);
   return program;
 }
 

@@ -87,3 +87,18 @@ export function transitiveNeeds(schema: SchemaDef): Map<string, string[]> {
   for (const [id, set] of closure) out.set(id, [...set].sort((a, b) => position.get(a)! - position.get(b)!));
   return out;
 }
+
+/** The steps of one longest `needs` chain, first to last, under the given durations. */
+export function criticalPathChain(schema: SchemaDef, ms: (stepId: string) => number): string[] {
+  const path = criticalPathMs(schema, ms);
+  const dependents = new Map<string, string[]>(schema.steps.map((s) => [s.id, []]));
+  for (const step of schema.steps) for (const need of step.needs) dependents.get(need)!.push(step.id);
+  const best = (ids: readonly string[]): string | undefined => {
+    let top: string | undefined;
+    for (const id of ids) if (top === undefined || path.get(id)! > path.get(top)!) top = id;
+    return top;
+  };
+  const chain: string[] = [];
+  for (let id = best(schema.steps.filter((s) => s.needs.length === 0).map((s) => s.id)); id !== undefined; id = best(dependents.get(id)!)) chain.push(id);
+  return chain;
+}
