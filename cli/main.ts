@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { packageInfo } from './package-info.js';
+import { registerPeerCommand } from './peer-command.js';
 import { registerPlanCommand } from './plan-command.js';
 import { exitInvalid, registerSchemaCommands } from './schema-command.js';
 import { registerServerCommand } from './server-command.js';
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerSchemaCommands(program);
   registerServerCommand(program);
   registerPlanCommand(program);
+  registerPeerCommand(program);
   return program;
 }
 

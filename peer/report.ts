@@ -1,0 +1,100 @@
+import type { Writable } from 'node:stream';
+import type { CompleteSummary, StepUpdate, Wait } from '../shared/protocol.js';
+
+/**
+ * The peer's output for CI logs: one human line per event on stdout, each
+ * starting `taskshard: `; diagnostics (protocol details, reconnect attempts)
+ * on stderr. A failing step's log tail follows its line, indented with `| `.
+ * The format functions are pure so tests can check the wording.
+ */
+
+/** `850 ms`, `12.3 s`, `4m 05s`, `1h 02m`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const sec = ms / 1000;
+  if (sec < 60) return `${sec.toFixed(1)} s`;
+  const totalSec = Math.round(sec);
+  if (totalSec < 3600) return `${Math.floor(totalSec / 60)}m ${String(totalSec % 60).padStart(2, '0')}s`;
+  const totalMin = Math.round(totalSec / 60);
+  return `${Math.floor(totalMin / 60)}h ${String(totalMin % 60).padStart(2, '0')}m`;
+}
+
+/** `exit 3`, `no exit code`. */
+export function formatExit(exitCode: number | null | undefined): string {
+  return exitCode === null || exitCode === undefined ? 'no exit code' : `exit ${exitCode}`;
+}
+
+export function waitingLine(wait: Wait): string {
+  if (wait.running.length === 0) return `waiting: nothing assignable yet (${wait.unresolved} steps unresolved)`;
+  const held = wait.running.map((r) => `step ${r.stepId} held by peer ${r.peerId}`).join(', ');
+  return `waiting on ${held} (${wait.unresolved} steps unresolved)`;
+}
+
+export function builtElsewhereLine(update: StepUpdate): string {
+  const took = update.durationMs === undefined ? '' : ` in ${formatDuration(update.durationMs)}`;
+  if (update.fromMemo || update.peerId === null) return `step ${update.stepId} reused from memo`;
+  return `step ${update.stepId} built by peer ${update.peerId}${took}`;
+}
+
+/** The line naming a failed step: who failed it, with which exit code, and why. */
+export function failedStepLine(failure: { stepId: string; peerId: string | null; exitCode?: number | null | undefined; reason?: string | undefined }): string {
+  const who = failure.peerId === null ? 'no peer' : `peer ${failure.peerId}`;
+  const why = failure.reason ? ` (${failure.reason})` : '';
+  return `step ${failure.stepId} FAILED on ${who} with ${formatExit(failure.exitCode)}${why}`;
+}
+
+export function summaryLine(summary: CompleteSummary, outcome: string): string {
+  const list = (ids: readonly string[]): string => (ids.length === 0 ? '' : ` (${ids.join(', ')})`);
+  return [
+    `complete (${outcome}):`,
+    `built here ${summary.builtHere.length}${list(summary.builtHere)}`,
+    `/ built by others ${summary.builtByOthers.length}`,
+    `/ from memo ${summary.fromMemo.length}`,
+    `/ failed ${summary.failed.length}${list(summary.failed.map((f) => f.stepId))}`,
+    `/ time saved ${formatDuration(summary.savedSec * 1000)}`,
+  ].join(' ');
+}
+
+/** Log-tail lines, indented; at most `maxLines` from the end. */
+export function tailLines(logTail: string | undefined, maxLines = 40): string[] {
+  if (!logTail) return [];
+  const lines = logTail.replace(/\r\n?/g, '\n').replace(/\n+$/, '').split('\n');
+  return lines.slice(-maxLines).map((l) => `  | ${l}`);
+}
+
+/** Writes event lines and diagnostics. */
+export class PeerReport {
+  constructor(
+    private readonly stdout: Writable,
+    private readonly stderr: Writable,
+    /** In GitHub Actions, warnings and failures also become annotations. */
+    private readonly annotations: 'github' | null = null,
+  ) {}
+
+  /** One event line on stdout. */
+  event(text: string): void {
+    this.stdout.write(`taskshard: ${text}\n`);
+  }
+
+  /** A loud warning (fail-open and the like) on stdout, where CI users look. */
+  warning(text: string): void {
+    this.stdout.write(`taskshard: WARNING: ${text}\n`);
+    if (this.annotations === 'github') this.stdout.write(`::warning title=taskshard::${escapeAnnotation(text)}\n`);
+  }
+
+  /** A failure that decides the exit code, with the log tail that came with it. */
+  failure(text: string, logTail?: string): void {
+    this.stdout.write(`taskshard: ${text}\n`);
+    for (const line of tailLines(logTail)) this.stdout.write(`${line}\n`);
+    if (this.annotations === 'github') this.stdout.write(`::error title=taskshard::${escapeAnnotation(text)}\n`);
+  }
+
+  /** Diagnostics on stderr. */
+  diagnostic(text: string): void {
+    this.stderr.write(`taskshard: ${text}\n`);
+  }
+}
+
+function escapeAnnotation(text: string): string {
+  return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}

@@ -1,0 +1,275 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Writable } from 'node:stream';
+import { protocolVersion, type CompleteSummary, type Hello } from '../shared/protocol.js';
+import type { SchemaDef } from '../shared/schema-file.js';
+import { defaultBackoff } from './backoff.js';
+import { detectCiEnvironment, type Env } from './ci-environment.js';
+import { clientVersion } from './client-version.js';
+import { readGitFacts } from './git-facts.js';
+import { buildLocally } from './local-fallback.js';
+import { nameOption, parsePeerOptions, type OptionNaming, type ParsedPeerOptions, type PeerOptions } from './options.js';
+import { failedStepLine, formatDuration, formatExit, PeerReport, summaryLine } from './report.js';
+import { loadPeerSchema } from './schema-source.js';
+import { PeerSession, type SessionOutcome } from './session.js';
+import { resolveSource, type ResolvedSource } from './source-resolver.js';
+import { localBuildOrder } from './step-order.js';
+import { runTimed } from './step-runner.js';
+
+/** Exit codes: 0 every step resolved and the universe built; 1 a step or the universe failed; 2 usage, schema or (with `strict`) authority problems. */
+export type PeerExitCode = 0 | 1 | 2;
+
+export type FailedStep = CompleteSummary['failed'][number];
+
+/** What `runPeer` returns. Step lists are step ids. */
+export interface PeerResult {
+  readonly exitCode: PeerExitCode;
+  readonly peerId: string | null;
+  readonly cohortId: string | null;
+  /** `shared`: the authority coordinated to the end; `local`: this peer failed open; `none`: it never started. */
+  readonly mode: 'shared' | 'local' | 'none';
+  /** Why this peer failed open, when it did. */
+  readonly failOpenReason: string | null;
+  readonly builtHere: readonly string[];
+  readonly builtByOthers: readonly { readonly stepId: string; readonly peerId: string }[];
+  readonly fromMemo: readonly string[];
+  readonly failed: readonly FailedStep[];
+  /** The authority's estimate of build time this peer saved (0 after failing open). */
+  readonly savedSec: number;
+  /** The universe build, when it ran. */
+  readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number } | null;
+  /** Usage and schema problems (exit 2), one located line each. */
+  readonly problems: readonly string[];
+}
+
+/**
+ * Runs one peer: join the authority's cohort, build the steps it assigns,
+ * then the universe; fail open when the authority cannot be used. Resolves
+ * with the exit code and a summary; never rejects for expected problems.
+ */
+export function runPeer(options: PeerOptions): Promise<PeerResult> {
+  return runPeerWith(options, 'keys');
+}
+
+interface Tally {
+  mode: PeerResult['mode'];
+  cohortId: string | null;
+  failOpenReason: string | null;
+  builtHere: string[];
+  builtByOthers: { stepId: string; peerId: string }[];
+  fromMemo: string[];
+  failed: FailedStep[];
+  savedSec: number;
+  universe: PeerResult['universe'];
+}
+
+/** `runPeer` with problems named as CLI flags (`--cache-id`) or option keys (`cacheId`). */
+export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Promise<PeerResult> {
+  const fallbackErr = pickWritable(input, 'stderr') ?? process.stderr;
+  const usage = (problems: readonly string[], peerId: string | null = null): PeerResult => {
+    for (const p of problems) fallbackErr.write(`taskshard peer: ${p}\n`);
+    return { ...emptyResult(peerId), exitCode: 2, problems };
+  };
+
+  const parsed = parsePeerOptions(input, naming);
+  if (!parsed.ok) return usage(parsed.problems);
+  const o = parsed.options;
+  const loaded = loadPeerSchema(o.schema);
+  if (!loaded.ok) return usage(loaded.problems);
+  const env: Env = o.env ?? process.env;
+  const token = o.token ?? (env.TASKSHARD_TOKEN?.trim() || null);
+  if (token !== null && !/^[\x21-\x7e]{1,512}$/.test(token)) return usage(['TASKSHARD_TOKEN: must be printable ASCII without spaces, at most 512 characters']);
+
+  const ci = detectCiEnvironment(env);
+  const resolved = resolveSource(o, {
+    ci,
+    git: () => readGitFacts(o.cwd ?? process.cwd()),
+    hostName: hostname(),
+    processId: process.pid,
+    randomSuffix: () => randomBytes(3).toString('hex'),
+  });
+  if (!resolved.ok) return usage(resolved.problems.map((p) => `${nameOption([p.option], naming)}: ${p.message}`));
+  const source = resolved.source;
+
+  const report = new PeerReport(o.stdout ?? process.stdout, o.stderr ?? process.stderr, ci?.provider === 'github-actions' ? 'github' : null);
+  const onSharedFailure = o.onSharedFailure ?? (o.pipelineType === 'dependent' ? 'continue' : 'fail');
+  const schema = loaded.schema;
+  report.event(`peer ${source.peerId}: schema ${schema.id} (${schema.steps.length} steps, ${loaded.digest.slice(0, 19)}), ${describeSource(source, o)}, authority ${o.server}`);
+
+  const stop = new AbortController();
+  const onOuterAbort = (): void => stop.abort();
+  if (o.signal?.aborted) stop.abort();
+  o.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  try {
+    return await drive(o, schema, loaded.digest, source, token, onSharedFailure, report, stop.signal);
+  } finally {
+    o.signal?.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+async function drive(
+  o: ParsedPeerOptions,
+  schema: SchemaDef,
+  digest: string,
+  source: ResolvedSource,
+  token: string | null,
+  onSharedFailure: 'fail' | 'continue',
+  report: PeerReport,
+  signal: AbortSignal,
+): Promise<PeerResult> {
+  const now = (): number => performance.now();
+  const tally: Tally = { mode: 'shared', cohortId: null, failOpenReason: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
+  const done = (exitCode: PeerExitCode, line: string): PeerResult => {
+    if (exitCode === 0) report.event(line);
+    else report.failure(line);
+    return { exitCode, peerId: source.peerId, problems: [], ...tally };
+  };
+
+  const hello: Omit<Hello, 'resumeToken' | 'currentStep'> = {
+    type: 'hello',
+    protocol: protocolVersion,
+    peerId: source.peerId,
+    client: { name: 'taskshard', version: clientVersion() },
+    repo: source.repo,
+    baseRef: source.baseRef,
+    ...(source.baseSha === null ? {} : { baseSha: source.baseSha }),
+    ...(source.changeRef === null ? {} : { changeRef: source.changeRef }),
+    patchsets: [...source.patchsets],
+    pipeline: { name: source.pipelineName, type: o.pipelineType },
+    isolated: o.isolated,
+    cacheId: o.cacheId,
+    schema: {
+      id: schema.id,
+      digest,
+      universe: schema.universe,
+      steps: schema.steps.map((s) => ({ id: s.id, target: s.target, needs: [...s.needs], ...(s.estimateSec === undefined ? {} : { estimateSec: s.estimateSec }) })),
+    },
+  };
+  const session = new PeerSession({
+    url: o.server,
+    token,
+    hello,
+    schema,
+    onSharedFailure,
+    connectTimeoutMs: o.connectTimeoutSec * 1000,
+    patienceMs: o.patienceSec * 1000,
+    backoff: defaultBackoff,
+    random: Math.random,
+    runner: o.runner,
+    report,
+    now,
+  });
+  const outcome: SessionOutcome = await session.run(signal);
+  tally.cohortId = session.cohortId;
+  tally.builtHere = [...session.builtHere];
+
+  if (outcome.kind === 'interrupted') {
+    await session.settleRunning();
+    return done(1, 'exit 1: interrupted; the running step was stopped');
+  }
+  if (outcome.kind === 'shared-failure') {
+    const f = outcome.failure;
+    await session.settleRunning();
+    tally.failed = [{ stepId: f.stepId, peerId: f.peerId, exitCode: f.exitCode ?? null, ...(f.logTail ? { logTail: f.logTail } : {}), reason: f.reason ?? 'failed' }];
+    return done(1, `exit 1: shared step ${f.stepId} failed (${describeFailure(f)}); not building the universe (--on-shared-failure fail)`);
+  }
+
+  let skip: Set<string>;
+  if (outcome.kind === 'complete' && outcome.complete.outcome !== 'cancelled') {
+    const { summary, outcome: cohortOutcome } = outcome.complete;
+    Object.assign(tally, { builtHere: [...summary.builtHere], builtByOthers: [...summary.builtByOthers], fromMemo: [...summary.fromMemo], failed: [...summary.failed], savedSec: summary.savedSec });
+    report.event(summaryLine(summary, cohortOutcome));
+    if (summary.failed.length > 0) {
+      const announced = new Set([...session.updates.values()].filter((u) => u.state === 'failed').map((u) => u.stepId));
+      for (const f of summary.failed) if (!announced.has(f.stepId)) report.failure(failedStepLine(f), f.logTail);
+      if (onSharedFailure === 'fail') {
+        return done(1, `exit 1: ${summary.failed.length} shared step(s) failed: ${summary.failed.map((f) => `${f.stepId} (${describeFailure(f)})`).join(', ')}`);
+      }
+    }
+    return universe(o, schema, report, now, signal, tally, done);
+  }
+
+  // Fail-open: the authority is unusable (or cancelled the cohort); build what is left here.
+  const reason = outcome.kind === 'complete' ? 'the authority cancelled the cohort' : outcome.detail;
+  if (o.strict) {
+    session.abortRunning('--strict: not failing open');
+    await session.settleRunning();
+    return done(2, `exit 2 (--strict): ${reason}`);
+  }
+  tally.mode = 'local';
+  tally.failOpenReason = reason;
+  report.warning(`FAILING OPEN: ${reason}. Building the remaining steps here; sharing is off for this job.`);
+  const last = await session.settleRunning();
+  tally.builtHere = [...session.builtHere];
+  if (signal.aborted) return done(1, 'exit 1: interrupted; the running step was stopped');
+  if (last && !last.run.ok) {
+    tally.failed = [{ stepId: last.stepId, peerId: source.peerId, exitCode: last.run.exitCode, ...(last.run.logTail ? { logTail: last.run.logTail } : {}), reason: 'failed here after failing open' }];
+    return done(1, `exit 1: step ${last.stepId} failed here with ${formatExit(last.run.exitCode)}`);
+  }
+  if (outcome.kind === 'complete') {
+    const s = outcome.complete.summary;
+    skip = new Set([...s.builtHere, ...s.builtByOthers.map((b) => b.stepId), ...s.fromMemo, ...session.builtHere]);
+  } else {
+    skip = new Set(session.builtHere);
+    for (const u of session.updates.values()) {
+      if (u.state !== 'succeeded') continue;
+      skip.add(u.stepId);
+      if (u.fromMemo || u.peerId === null) tally.fromMemo.push(u.stepId);
+      else if (u.peerId !== source.peerId) tally.builtByOthers.push({ stepId: u.stepId, peerId: u.peerId });
+    }
+  }
+  const order = localBuildOrder(schema.steps, skip);
+  report.event(order.length === 0 ? 'every step was already built; nothing left to build here' : `building ${order.length} remaining step(s) here: ${order.map((s) => s.id).join(', ')}`);
+  const local = await buildLocally(order, o.runner, report, now, signal);
+  tally.builtHere.push(...local.built);
+  if (local.interrupted) return done(1, 'exit 1: interrupted; the running step was stopped');
+  if (local.failed) {
+    const { stepId, run } = local.failed;
+    tally.failed = [{ stepId, peerId: source.peerId, exitCode: run.exitCode, ...(run.logTail ? { logTail: run.logTail } : {}), reason: 'failed here after failing open' }];
+    return done(1, `exit 1: step ${stepId} failed here with ${formatExit(run.exitCode)}`);
+  }
+  return universe(o, schema, report, now, signal, tally, done);
+}
+
+async function universe(
+  o: ParsedPeerOptions,
+  schema: SchemaDef,
+  report: PeerReport,
+  now: () => number,
+  signal: AbortSignal,
+  tally: Tally,
+  done: (exitCode: PeerExitCode, line: string) => PeerResult,
+): Promise<PeerResult> {
+  const failedNote = tally.failed.length > 0 ? ` (shared step(s) ${tally.failed.map((f) => f.stepId).join(', ')} failed; --on-shared-failure continue)` : '';
+  if (!o.universe) {
+    if (tally.failed.length > 0) return done(1, `exit 1: universe skipped (--no-universe)${failedNote}`);
+    return done(0, 'exit 0: every step resolved; universe skipped (--no-universe)');
+  }
+  report.event(`universe ${schema.universe} building`);
+  const run = await runTimed(o.runner, { stepId: 'universe', target: schema.universe, phase: 'universe', signal }, now);
+  tally.universe = { ok: run.ok && !run.aborted, exitCode: run.exitCode, durationMs: run.durationMs };
+  if (run.aborted) return done(1, 'exit 1: interrupted during the universe build');
+  if (!run.ok) return done(1, `exit 1: universe FAILED with ${formatExit(run.exitCode)} after ${formatDuration(run.durationMs)}${failedNote}`);
+  report.event(`universe finished in ${formatDuration(run.durationMs)}`);
+  return done(0, `exit 0: every step resolved and the universe built${failedNote}`);
+}
+
+function describeFailure(f: { peerId: string | null; exitCode?: number | null | undefined; reason?: string | undefined }): string {
+  return `${f.peerId === null ? 'no peer' : `on peer ${f.peerId}`}, ${formatExit(f.exitCode)}${f.reason ? `: ${f.reason}` : ''}`;
+}
+
+function describeSource(source: ResolvedSource, o: ParsedPeerOptions): string {
+  const base = source.baseSha === null ? source.baseRef : `${source.baseRef}@${source.baseSha.slice(0, 12)}`;
+  const patchsets = source.patchsets.length === 0 ? '' : ` + ${source.patchsets.join(' + ')}`;
+  const from = source.ci ? `, detected from ${source.ci.provider}` : source.detectedFrom === 'git' || source.detectedFrom === 'mixed' ? ', partly from git' : '';
+  return `${source.repo} ${base}${patchsets}, cache ${o.cacheId}, ${o.pipelineType} pipeline ${source.pipelineName}${o.isolated ? ' (isolated)' : ''}${from}`;
+}
+
+function emptyResult(peerId: string | null): Omit<PeerResult, 'exitCode' | 'problems'> {
+  return { peerId, cohortId: null, mode: 'none', failOpenReason: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
+}
+
+function pickWritable(input: unknown, key: 'stdout' | 'stderr'): Writable | null {
+  const value = typeof input === 'object' && input !== null ? (input as Record<string, unknown>)[key] : undefined;
+  return typeof value === 'object' && value !== null && typeof (value as Writable).write === 'function' ? (value as Writable) : null;
+}

@@ -1,0 +1,461 @@
+import { closeCodes } from '../shared/close-codes.js';
+import { decodeServerMessage } from '../shared/frames.js';
+import type { Abort, Assign, Complete, ErrorMessage, Hello, ServerMessage, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
+import type { SchemaDef, StepDef } from '../shared/schema-file.js';
+import { AuthorityLink, type LinkEnd } from './authority-link.js';
+import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+import { builtElsewhereLine, failedStepLine, formatDuration, formatExit, waitingLine, type PeerReport } from './report.js';
+import { runTimed, type StepRun, type StepRunner } from './step-runner.js';
+
+/**
+ * One peer's conversation with the authority, from the first connect to
+ * `complete` (or until it gives up and fails open).
+ *
+ * States: connecting -> joined (welcome) -> [link lost -> connecting -> joined]* -> ended.
+ * - connecting: retries with backoff and jitter until a deadline: `connectTimeoutMs`
+ *   before the first welcome, `patienceMs` after a joined link was lost. Past it: fail-open.
+ * - joined: runs at most one assigned step at a time. A running step keeps running
+ *   while the link is down; reconnecting resumes with the resume token and the
+ *   step (running, or finished but not yet acknowledged) as `currentStep`.
+ * - ended: once, with an outcome; the link is closed (with `bye` when it was open).
+ * Invariants:
+ * - a step id the local schema lacks is never run: any frame naming one ends the
+ *   session as fail-open ("untrusted"), like an invalid frame does;
+ * - a `step.finished` stays queued until acknowledged (a `step.update` for its step,
+ *   an `error`/`abort` naming its lease, or any `assign`/`wait`/`complete`, which the
+ *   authority only sends to a peer it considers idle) and is re-sent after each welcome.
+ */
+
+export type FailOpenCause = 'unreachable' | 'unauthorized' | 'refused' | 'gone' | 'untrusted';
+
+export type SessionOutcome =
+  | { readonly kind: 'complete'; readonly complete: Complete }
+  | { readonly kind: 'shared-failure'; readonly failure: StepUpdate }
+  | { readonly kind: 'fail-open'; readonly cause: FailOpenCause; readonly detail: string }
+  | { readonly kind: 'interrupted' };
+
+export interface SessionConfig {
+  readonly url: string;
+  readonly token: string | null;
+  /** The hello without resume fields. */
+  readonly hello: Omit<Hello, 'resumeToken' | 'currentStep'>;
+  readonly schema: SchemaDef;
+  readonly onSharedFailure: 'fail' | 'continue';
+  readonly connectTimeoutMs: number;
+  readonly patienceMs: number;
+  readonly backoff: BackoffPolicy;
+  /** In [0, 1); jitter for reconnects. */
+  readonly random: () => number;
+  readonly runner: StepRunner;
+  readonly report: PeerReport;
+  readonly now: () => number;
+}
+
+/** A step this peer ran under a lease, with its result. */
+export interface LeasedRun {
+  readonly stepId: string;
+  readonly leaseId: string;
+  readonly run: StepRun;
+}
+
+interface Running {
+  readonly stepId: string;
+  readonly leaseId: string;
+  readonly controller: AbortController;
+  abortReason: string | null;
+  readonly promise: Promise<LeasedRun>;
+}
+
+/** Close codes after which retrying cannot help. */
+const refusedCloseCodes: ReadonlySet<number> = new Set([
+  closeCodes.protocolError,
+  1003,
+  closeCodes.invalidPayload,
+  closeCodes.policyViolation,
+  closeCodes.messageTooBig,
+  closeCodes.superseded,
+  closeCodes.duplicatePeer,
+]);
+
+const abortReasons: Readonly<Record<Abort['reason'], string>> = {
+  superseded: 'another copy finished first',
+  cancelled: 'cancelled by the authority',
+  'lease-lost': "this peer's lease was lost",
+};
+
+export class PeerSession {
+  /** Steps this peer built (successful runs under a lease). */
+  readonly builtHere: string[] = [];
+  /** Resolution of steps as the authority announced them. */
+  readonly updates = new Map<string, StepUpdate>();
+  cohortId: string | null = null;
+
+  private readonly steps: ReadonlyMap<string, StepDef>;
+  private link: AuthorityLink | null = null;
+  private welcomed = false;
+  private resumeToken: string | null = null;
+  private running: Running | null = null;
+  private queuedAssign: Assign | null = null;
+  private unreported: StepFinished[] = [];
+  private attempt = 0;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineAtMs: number | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private lastEnd: string | null = null;
+  private lastError: ErrorMessage | null = null;
+  private announcedRetry = false;
+  private ended = false;
+  private resolveOutcome!: (outcome: SessionOutcome) => void;
+  private readonly outcome = new Promise<SessionOutcome>((resolve) => (this.resolveOutcome = resolve));
+
+  constructor(private readonly config: SessionConfig) {
+    this.steps = new Map(config.schema.steps.map((s) => [s.id, s]));
+  }
+
+  /** Connects and runs until the outcome; never rejects. */
+  run(signal?: AbortSignal): Promise<SessionOutcome> {
+    if (signal?.aborted) {
+      this.end({ kind: 'interrupted' });
+      return this.outcome;
+    }
+    signal?.addEventListener('abort', () => this.end({ kind: 'interrupted' }), { once: true });
+    this.setDeadline(this.config.connectTimeoutMs, 'unreachable');
+    this.connect();
+    return this.outcome;
+  }
+
+  /** The step running when the session ended, once it has settled; null if none was running. */
+  async settleRunning(): Promise<LeasedRun | null> {
+    return this.running ? this.running.promise : null;
+  }
+
+  /** Stops the running step (its process group is killed by the command runner). */
+  abortRunning(reason: string): void {
+    if (!this.running || this.running.controller.signal.aborted) return;
+    this.running.abortReason = reason;
+    this.running.controller.abort();
+  }
+
+  // ---- connection ------------------------------------------------------------
+
+  private connect(): void {
+    const remainingMs = this.deadlineAtMs === null ? 10_000 : this.deadlineAtMs - this.config.now();
+    const link: AuthorityLink = new AuthorityLink(this.config.url, this.config.token, Math.min(Math.max(remainingMs, 500), 10_000), {
+      opened: () => {
+        if (link !== this.link) return;
+        link.send(this.helloFrame());
+      },
+      frame: (text) => {
+        if (link === this.link) this.onFrame(text);
+      },
+      binaryFrame: () => {
+        if (link === this.link) this.untrusted('it sent a binary frame (protocol v1 uses JSON text frames only)');
+      },
+      ended: (end) => {
+        if (link === this.link) this.onLinkEnded(end);
+      },
+    });
+    this.link = link;
+  }
+
+  private helloFrame(): Hello {
+    if (this.resumeToken === null) return { ...this.config.hello };
+    const current = this.running ?? this.unreported[this.unreported.length - 1] ?? null;
+    return {
+      ...this.config.hello,
+      resumeToken: this.resumeToken,
+      currentStep: current === null ? null : { stepId: current.stepId, leaseId: current.leaseId },
+    };
+  }
+
+  private onLinkEnded(end: LinkEnd): void {
+    const wasJoined = this.welcomed;
+    this.link = null;
+    this.welcomed = false;
+    if (this.ended) return;
+    const described = describeEnd(end, this.lastError);
+    this.lastEnd = described;
+    this.lastError = null;
+
+    if (end.httpStatus === 401 || end.httpStatus === 403 || end.code === closeCodes.unauthorized) {
+      this.end({ kind: 'fail-open', cause: 'unauthorized', detail: `the authority refused this peer's token (${described})` });
+      return;
+    }
+    const httpRefused = end.httpStatus !== null && end.httpStatus >= 400 && end.httpStatus < 500 && end.httpStatus !== 408 && end.httpStatus !== 429;
+    if (httpRefused || refusedCloseCodes.has(end.code)) {
+      this.end({ kind: 'fail-open', cause: 'refused', detail: `the authority refused this peer (${described})` });
+      return;
+    }
+    this.config.report.diagnostic(`connection to the authority ended: ${described}`);
+    if (wasJoined) {
+      this.config.report.event(`lost the authority (${described}); reconnecting for up to ${formatDuration(this.config.patienceMs)}${this.running ? `, step ${this.running.stepId} keeps running` : ''}`);
+      this.setDeadline(this.config.patienceMs, 'gone');
+    } else if (!this.announcedRetry) {
+      this.announcedRetry = true;
+      this.config.report.event(`cannot reach the authority at ${this.config.url} yet (${described}); retrying`);
+    }
+    if (this.ended) return; // a zero patience ends at once
+    const delayMs = backoffDelayMs(this.attempt++, this.config.random, this.config.backoff);
+    this.config.report.diagnostic(`reconnecting in ${delayMs} ms (attempt ${this.attempt})`);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.ended) this.connect();
+    }, delayMs);
+  }
+
+  private setDeadline(ms: number, cause: 'unreachable' | 'gone'): void {
+    if (this.deadlineTimer !== null) return; // the clock is already running
+    this.deadlineAtMs = this.config.now() + ms;
+    const fire = (): void => {
+      this.deadlineTimer = null;
+      const last = this.lastEnd ? `; last attempt: ${this.lastEnd}` : '';
+      const detail =
+        cause === 'unreachable'
+          ? `no answer from the authority at ${this.config.url} within ${formatDuration(ms)}${last}`
+          : `the authority has been gone for ${formatDuration(ms)}${last}`;
+      this.end({ kind: 'fail-open', cause, detail });
+    };
+    if (ms <= 0) {
+      fire();
+      return;
+    }
+    this.deadlineTimer = setTimeout(fire, ms);
+  }
+
+  private clearDeadline(): void {
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    this.deadlineAtMs = null;
+  }
+
+  // ---- frames ------------------------------------------------------------------
+
+  private onFrame(text: string): void {
+    if (this.ended) return;
+    const decoded = decodeServerMessage(text);
+    if (!decoded.ok) {
+      this.untrusted(`it sent an invalid frame: ${decoded.problem}`);
+      return;
+    }
+    const message = decoded.message;
+    const unknown = stepIdsIn(message).find((id) => !this.steps.has(id));
+    if (unknown !== undefined) {
+      this.untrusted(`its ${message.type} names step "${unknown}", which schema ${this.config.schema.id} does not have; refusing to run it`);
+      return;
+    }
+    switch (message.type) {
+      case 'welcome':
+        return this.onWelcome(message);
+      case 'assign':
+        this.unreported = [];
+        return this.onAssign(message);
+      case 'wait':
+        this.unreported = [];
+        return this.onWait(message);
+      case 'step.update':
+        return this.onStepUpdate(message);
+      case 'abort':
+        return this.onAbort(message);
+      case 'complete':
+        this.unreported = [];
+        this.end({ kind: 'complete', complete: message });
+        return;
+      case 'error':
+        return this.onError(message);
+    }
+  }
+
+  private onWelcome(welcome: Welcome): void {
+    if (welcome.peerId !== this.config.hello.peerId) {
+      this.untrusted(`its welcome is for peer "${welcome.peerId}", not "${this.config.hello.peerId}"`);
+      return;
+    }
+    const first = this.resumeToken === null;
+    this.clearDeadline();
+    this.attempt = 0;
+    this.welcomed = true;
+    this.announcedRetry = false;
+    this.resumeToken = welcome.resumeToken;
+    this.link?.watch(welcome.pingIntervalMs);
+    const { cohort } = welcome;
+    const state = `${cohort.peers} ${cohort.peers === 1 ? 'peer' : 'peers'}, ${cohort.resolved}/${cohort.steps} steps resolved`;
+    if (first) this.config.report.event(`joined cohort ${cohort.id} as peer ${welcome.peerId} (${state})`);
+    else if (welcome.resumed) this.config.report.event(`reconnected and resumed in cohort ${cohort.id} (${state})`);
+    else {
+      this.config.report.warning(
+        `the authority had lost this peer (grace period over, or its state was reset); rejoined as a new member of cohort ${cohort.id} (${state})`,
+      );
+    }
+    this.cohortId = cohort.id;
+    for (const finished of this.unreported) this.link?.send(finished);
+  }
+
+  private onAssign(assign: Assign): void {
+    if (this.running) {
+      if (!this.running.controller.signal.aborted) {
+        this.config.report.diagnostic(`the authority assigned ${assign.stepId} while ${this.running.stepId} is still running; it will start next`);
+      }
+      this.queuedAssign = assign;
+      return;
+    }
+    this.start(assign);
+  }
+
+  private start(assign: Assign): void {
+    const step = this.steps.get(assign.stepId)!;
+    const notes = [step.target, ...(assign.attempt > 1 ? [`attempt ${assign.attempt}`] : []), ...(assign.backup ? ['backup copy'] : [])];
+    this.config.report.event(`step ${step.id} assigned (${notes.join(', ')})`);
+    const controller = new AbortController();
+    const ctx = { stepId: step.id, target: step.target, phase: 'step' as const, signal: controller.signal };
+    // runTimed settles asynchronously, so `running` is assigned before the callback reads it.
+    // eslint-disable-next-line prefer-const
+    let running: Running;
+    const promise = runTimed(this.config.runner, ctx, this.config.now).then((run) => this.onStepDone(running, run));
+    running = { stepId: step.id, leaseId: assign.leaseId, controller, abortReason: null, promise };
+    this.running = running;
+  }
+
+  private onStepDone(running: Running, run: StepRun): LeasedRun {
+    if (this.running === running) this.running = null;
+    const { stepId, leaseId } = running;
+    const took = formatDuration(run.durationMs);
+    if (run.aborted) {
+      this.config.report.event(`step ${stepId} stopped after ${took}: ${running.abortReason ?? 'aborted'}`);
+    } else {
+      if (run.ok) {
+        this.builtHere.push(stepId);
+        this.config.report.event(`step ${stepId} finished in ${took}`);
+      } else {
+        this.config.report.event(`step ${stepId} failed here with ${formatExit(run.exitCode)} after ${took}`);
+      }
+      if (!this.ended) {
+        const finished: StepFinished = {
+          type: 'step.finished',
+          leaseId,
+          stepId,
+          ok: run.ok,
+          exitCode: run.exitCode,
+          durationMs: run.durationMs,
+          ...(run.ok || run.logTail === undefined ? {} : { logTail: run.logTail }),
+        };
+        this.unreported.push(finished);
+        if (this.welcomed) this.link?.send(finished);
+      }
+    }
+    const next = this.queuedAssign;
+    this.queuedAssign = null;
+    if (next && !this.ended) this.start(next);
+    return { stepId, leaseId, run };
+  }
+
+  private onWait(wait: Wait): void {
+    this.config.report.event(waitingLine(wait));
+  }
+
+  private onStepUpdate(update: StepUpdate): void {
+    if (update.state === 'succeeded' || update.state === 'failed') {
+      this.unreported = this.unreported.filter((f) => f.stepId !== update.stepId);
+    }
+    switch (update.state) {
+      case 'succeeded':
+        this.updates.set(update.stepId, update);
+        if (update.peerId !== this.config.hello.peerId) this.config.report.event(builtElsewhereLine(update));
+        return;
+      case 'failed':
+        this.updates.set(update.stepId, update);
+        this.config.report.failure(failedStepLine(update), update.logTail);
+        if (this.config.onSharedFailure === 'fail') this.end({ kind: 'shared-failure', failure: update });
+        else this.config.report.event(`continuing despite the failure of step ${update.stepId} (--on-shared-failure continue); the universe build decides`);
+        return;
+      case 'pending':
+        this.updates.delete(update.stepId);
+        this.config.report.event(`step ${update.stepId} is pending again${update.reason ? ` (${update.reason})` : ''}`);
+        return;
+      case 'leased':
+        return;
+    }
+  }
+
+  private onAbort(abort: Abort): void {
+    this.unreported = this.unreported.filter((f) => f.leaseId !== abort.leaseId);
+    if (this.queuedAssign?.leaseId === abort.leaseId) this.queuedAssign = null;
+    if (this.running?.leaseId === abort.leaseId) this.abortRunning(abortReasons[abort.reason]);
+  }
+
+  private onError(error: ErrorMessage): void {
+    this.lastError = error;
+    const about = error.stepId ? ` (step ${error.stepId}${error.leaseId ? `, lease ${error.leaseId}` : ''})` : '';
+    this.config.report.diagnostic(`authority error ${error.code}${about}: ${error.message}`);
+    if (error.leaseId !== undefined) this.unreported = this.unreported.filter((f) => f.leaseId !== error.leaseId);
+  }
+
+  private untrusted(why: string): void {
+    this.config.report.diagnostic(`authority misbehaved: ${why}`);
+    this.end({ kind: 'fail-open', cause: 'untrusted', detail: `the authority cannot be trusted: ${why}` });
+  }
+
+  // ---- the end ---------------------------------------------------------------------
+
+  private end(outcome: SessionOutcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.clearDeadline();
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.queuedAssign = null;
+    if (outcome.kind === 'complete') this.abortRunning('the cohort is complete');
+    if (outcome.kind === 'shared-failure') this.abortRunning(`shared step ${outcome.failure.stepId} failed`);
+    if (outcome.kind === 'interrupted') this.abortRunning('interrupted');
+    const link = this.link;
+    this.link = null;
+    if (link === null) {
+      this.resolveOutcome(outcome);
+      return;
+    }
+    if (link.isOpen) link.send({ type: 'bye', reason: byeReason(outcome) });
+    void link.close(closeCodes.normal, 'bye').then(() => this.resolveOutcome(outcome));
+  }
+}
+
+function byeReason(outcome: SessionOutcome): string {
+  switch (outcome.kind) {
+    case 'complete':
+      return 'cohort complete';
+    case 'shared-failure':
+      return `step ${outcome.failure.stepId} failed`;
+    case 'fail-open':
+      return `failing open: ${outcome.detail}`.slice(0, 2000);
+    case 'interrupted':
+      return 'interrupted';
+  }
+}
+
+/** Every step id a server message names. */
+function stepIdsIn(message: ServerMessage): string[] {
+  switch (message.type) {
+    case 'assign':
+    case 'step.update':
+    case 'abort':
+      return [message.stepId];
+    case 'error':
+      return message.stepId === undefined ? [] : [message.stepId];
+    case 'wait':
+      return message.running.map((r) => r.stepId);
+    case 'complete': {
+      const s = message.summary;
+      return [...s.builtHere, ...s.builtByOthers.map((b) => b.stepId), ...s.fromMemo, ...s.failed.map((f) => f.stepId)];
+    }
+    case 'welcome':
+      return [];
+  }
+}
+
+/** `HTTP 401`, `close 1008 SCHEMA_MISMATCH: ...`, `connect ECONNREFUSED 127.0.0.1:1`. */
+function describeEnd(end: LinkEnd, lastError: ErrorMessage | null): string {
+  if (end.httpStatus !== null) return `HTTP ${end.httpStatus}`;
+  const parts: string[] = [];
+  if (lastError) parts.push(`${lastError.code}: ${lastError.message}`);
+  if (end.error && !lastError) parts.push(end.error);
+  if (end.code !== 1006 || parts.length === 0) parts.push(`close ${end.code}${end.reason ? ` ${end.reason}` : ''}`);
+  return parts.join('; ');
+}

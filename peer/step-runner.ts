@@ -1,0 +1,62 @@
+import { limits } from '../shared/limits.js';
+
+/** `step` for a shared step, `universe` for the final build every peer runs itself. */
+export type StepPhase = 'step' | 'universe';
+
+/** What a runner is asked to build. */
+export interface StepContext {
+  /** The step id, or `universe` for the final build. */
+  readonly stepId: string;
+  /** The step's target, or the schema's universe target. */
+  readonly target: string;
+  readonly phase: StepPhase;
+  /** Aborted when the authority says stop (superseded, cancelled, lease lost) or the peer is interrupted. */
+  readonly signal: AbortSignal;
+}
+
+/** What a runner reports. `logTail` (at most 4096 characters are kept) is sent to the authority on failure. */
+export interface StepOutcome {
+  readonly ok: boolean;
+  readonly exitCode: number | null;
+  readonly logTail?: string;
+}
+
+/**
+ * Builds one step. The CLI's runner spawns COMMAND (see `createCommandRunner`);
+ * library users pass their own. It must settle soon after `signal` aborts.
+ */
+export type StepRunner = (ctx: StepContext) => Promise<StepOutcome>;
+
+/** A finished run as the peer records it. */
+export interface StepRun {
+  readonly ok: boolean;
+  readonly exitCode: number | null;
+  readonly logTail: string | undefined;
+  readonly durationMs: number;
+  /** The signal was aborted before the run settled: the result is not reported. */
+  readonly aborted: boolean;
+}
+
+const maxDurationMs = limits.maxEstimateSec * 1000 * 4;
+
+/**
+ * Calls the runner and normalizes what comes back: a throw or a malformed
+ * outcome is a failed run (the message becomes the log tail), the exit code is
+ * clamped to what the protocol carries, the tail is cut to its cap.
+ */
+export async function runTimed(runner: StepRunner, ctx: StepContext, now: () => number): Promise<StepRun> {
+  const startedAtMs = now();
+  let outcome: StepOutcome;
+  try {
+    outcome = await runner(ctx);
+  } catch (err) {
+    outcome = { ok: false, exitCode: null, logTail: `taskshard: the step runner threw: ${(err as Error)?.message ?? String(err)}` };
+  }
+  const durationMs = Math.min(Math.max(0, Math.round(now() - startedAtMs)), maxDurationMs);
+  if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
+    return { ok: false, exitCode: null, logTail: 'taskshard: the step runner returned no { ok, exitCode }', durationMs, aborted: ctx.signal.aborted };
+  }
+  const exitCode = typeof outcome.exitCode === 'number' && Number.isInteger(outcome.exitCode) ? Math.min(Math.max(outcome.exitCode, -1024), 1024) : null;
+  const logTail = typeof outcome.logTail === 'string' && outcome.logTail.length > 0 ? outcome.logTail.slice(-limits.maxLogTailChars) : undefined;
+  return { ok: outcome.ok, exitCode, logTail, durationMs, aborted: ctx.signal.aborted };
+}
