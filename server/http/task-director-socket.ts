@@ -201,11 +201,19 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
 
   socket.on('message', (data: RawData, isBinary: boolean) => {
     deps.liveness.sawTraffic(socket);
-    if (closing) return;
+    const frames = deps.metrics.frames;
+    if (closing) return frames.inc({ result: 'ignored' });
     try {
-      if (!bucket.take(clock.now())) return strike('RATE_LIMITED', `more than ${config.rateLimitPerSec} frames per second; slow down`);
-      if (isBinary) return strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
+      if (!bucket.take(clock.now())) {
+        frames.inc({ result: 'rate_limited' });
+        return strike('RATE_LIMITED', `more than ${config.rateLimitPerSec} frames per second; slow down`);
+      }
+      if (isBinary) {
+        frames.inc({ result: 'bad' });
+        return strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
+      }
       const decoded = decodeTaskDirectorFrame(rawToString(data));
+      frames.inc({ result: decoded.ok ? 'ok' : 'bad' });
       if (decoded.ok) return onFrame(decoded.frame);
       if (decoded.claimedType === taskDirectorMessageType.init && !joined) {
         // An INIT we cannot accept: without the close the original client would wait for a task forever.
