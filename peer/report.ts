@@ -25,9 +25,10 @@ export function formatExit(exitCode: number | null | undefined): string {
 }
 
 export function waitingLine(wait: Wait): string {
-  if (wait.running.length === 0) return `waiting: nothing assignable yet (${wait.unresolved} steps unresolved)`;
+  const unresolved = `${wait.unresolved} ${wait.unresolved === 1 ? 'step' : 'steps'} unresolved`;
+  if (wait.running.length === 0) return `waiting: nothing assignable yet (${unresolved})`;
   const held = wait.running.map((r) => `step ${r.stepId} held by peer ${r.peerId}`).join(', ');
-  return `waiting on ${held} (${wait.unresolved} steps unresolved)`;
+  return `waiting on ${held} (${unresolved})`;
 }
 
 export function builtElsewhereLine(update: StepUpdate): string {

@@ -190,7 +190,7 @@ export class PeerSession {
     if (wasJoined) {
       this.config.report.event(`lost the authority (${described}); reconnecting for up to ${formatDuration(this.config.patienceMs)}${this.running ? `, step ${this.running.stepId} keeps running` : ''}`);
       this.setDeadline(this.config.patienceMs, 'gone');
-    } else if (!this.announcedRetry) {
+    } else if (!this.announcedRetry && this.resumeToken === null) {
       this.announcedRetry = true;
       this.config.report.event(`cannot reach the authority at ${this.config.url} yet (${described}); retrying`);
     }
