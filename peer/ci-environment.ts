@@ -113,7 +113,8 @@ function jenkins(env: Env): CiEnvironment {
     changeRef: gerrit ? ref(gerrit) : changeId ? ref(env.BRANCH_NAME ?? `PR-${changeId}`) : null,
     pipelineName: name(env.JOB_NAME),
     // Parallel stages of one build share BUILD_TAG, so this is never unique on its own.
-    jobId: joinParts('jenkins', env.BUILD_TAG ?? joinParts(env.JOB_NAME ?? 'job', env.BUILD_NUMBER), env.STAGE_NAME),
+    // BUILD_TAG is `jenkins-${JOB_NAME}-${BUILD_NUMBER}`.
+    jobId: joinParts(text(env.BUILD_TAG) ?? joinParts('jenkins', env.JOB_NAME, env.BUILD_NUMBER), env.STAGE_NAME),
     jobIdUnique: false,
   };
 }
