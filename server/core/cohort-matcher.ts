@@ -3,8 +3,9 @@ import type { Registration } from './records.js';
 import { matchKey, sourceKey } from './source-state.js';
 
 /**
- * Cohort matching (DESIGN §5). Candidates share repo, base ref, cache id,
- * schema digest and pipeline type. Then:
+ * Cohort matching (DESIGN §5). Candidates share cache id, schema digest and
+ * pipeline type, and have each of the joiner's repos at the same base ref
+ * (for the usual single-repo peer: the same repo and base ref). Then:
  * - independent: the identical source state (base sha + patchset set);
  * - dependent: the most patchsets in common (at least one), ties to the larger
  *   cohort, then the older one;
@@ -29,13 +30,13 @@ export class CohortMatcher {
     if (set.size === 0) this.byKey.delete(cohort.matchKey);
   }
 
-  /** Cohorts with the same repo, base ref and cache id but another digest for the same schema id. */
+  /** Cohorts with the same repos and cache id but another digest for the same schema id. */
   digestSiblings(reg: Registration, schemaId: string, digest: string): string[] {
     const digests = new Set<string>();
     for (const set of this.byKey.values()) {
       for (const c of set) {
         const r = c.record;
-        if (r.repo === reg.repo && r.baseRef === reg.baseRef && r.cacheId === reg.cacheId && r.schema.id === schemaId && r.digest !== digest) {
+        if (r.cacheId === reg.cacheId && r.schema.id === schemaId && r.digest !== digest && c.reposCover(reg)) {
           digests.add(r.digest);
         }
       }
@@ -45,7 +46,7 @@ export class CohortMatcher {
 
   find(reg: Registration, digest: string): Cohort | null {
     if (reg.isolated) return null;
-    const candidates = [...(this.byKey.get(matchKey(reg, digest)) ?? [])].filter((c) => c.joinable);
+    const candidates = [...(this.byKey.get(matchKey(reg, digest)) ?? [])].filter((c) => c.joinable && c.reposCover(reg));
     const open = candidates.filter((c) => c.record.status === 'open');
     const resolved = candidates.filter((c) => c.record.status !== 'open');
     return this.best(reg, open) ?? this.best(reg, resolved);

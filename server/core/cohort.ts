@@ -1,5 +1,5 @@
-import type { CohortRecord, LeaseRecord, StepRecord } from './records.js';
-import { matchKey, patchsetSet, sourceKey } from './source-state.js';
+import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './records.js';
+import { matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
 import { isResolved } from './step-status.js';
 
 /**
@@ -18,6 +18,8 @@ export class Cohort {
   /** Every peer that ever joined, in join order. */
   readonly members = new Set<string>();
   readonly patchsets: Set<string>;
+  /** Repo -> base ref of every member's source state (one entry unless members are multi-repo). */
+  readonly repos = new Map<string, string>();
   readonly matchKey: string;
   readonly sourceKey: string;
   /** Critical-path priority per step, in ms. */
@@ -39,8 +41,20 @@ export class Cohort {
     });
     for (const def of record.schema.steps) for (const need of def.needs) this.dependents.get(need)!.push(def.id);
     this.patchsets = new Set(record.patchsets);
+    this.repos.set(record.repo, record.baseRef);
     this.matchKey = matchKey(record, record.digest);
     this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets));
+  }
+
+  /** Records the repos of a member's source state (the creator's first). */
+  addRepos(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): void {
+    if (reg.repos && reg.repos.length > 0) this.repos.delete(this.record.repo);
+    for (const { repo, baseRef } of reposOf(reg)) if (!this.repos.has(repo)) this.repos.set(repo, baseRef);
+  }
+
+  /** Each of the joiner's repos is in this cohort with the same base ref. */
+  reposCover(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): boolean {
+    return reposOf(reg).every(({ repo, baseRef }) => this.repos.get(repo) === baseRef);
   }
 
   get id(): string {

@@ -21,6 +21,17 @@ export interface Registration {
   readonly pipelineType: PipelineType;
   readonly isolated: boolean;
   readonly cacheId: string;
+  /**
+   * Multi-repo source states (Task Director clients): every repo with its base
+   * ref. When present, matching needs each of these in the cohort with the same
+   * base ref (a subset), instead of `repo` and `baseRef` being equal.
+   */
+  readonly repos?: readonly RepoRef[];
+}
+
+export interface RepoRef {
+  readonly repo: string;
+  readonly baseRef: string;
 }
 
 export const cohortStatus = Object.freeze({ open: 'open', complete: 'complete', cancelled: 'cancelled' });

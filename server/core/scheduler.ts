@@ -90,6 +90,7 @@ export class Scheduler {
       const cohort = this.cohorts.get(record.cohortId);
       if (!cohort) continue;
       cohort.members.add(record.peerId);
+      cohort.addRepos(record.registration);
       const peer: PeerState = { record, connId: null, leaseId: null, orphan: null, waiting: false, done: false };
       this.peers.set(record.peerId, peer);
       if (record.status === 'connected' || record.status === 'disconnected') {
@@ -262,6 +263,7 @@ export class Scheduler {
     const peer: PeerState = { record, connId: input.connId, leaseId: null, orphan: null, waiting: false, done: false };
     this.peers.set(input.peerId, peer);
     cohort.members.add(input.peerId);
+    cohort.addRepos(reg);
     tx.peer(record);
     tx.event(cohort.id, 'peer.joined', { peerId: input.peerId, detail: `${cohort.members.size} peers` });
     if (input.currentStep) this.adoptOrphan(tx, cohort, peer, input.currentStep);
@@ -838,6 +840,7 @@ export class Scheduler {
       config: this.config,
       now,
       estimateMs: (cohort, stepId) => this.estimateMs(cohort, stepId),
+      backupCapable: (peerId) => this.peers.get(peerId)?.record.resumable ?? false,
       anotherPeerCouldTake: (cohort, step, peerId) => {
         for (const otherId of cohort.members) {
           if (otherId === peerId || step.failedOn.includes(otherId)) continue;

@@ -1,4 +1,4 @@
-import type { Registration } from './records.js';
+import type { Registration, RepoRef } from './records.js';
 
 /**
  * Keys derived from a peer's source state. Plain strings (JSON tuples) so the
@@ -10,12 +10,17 @@ export function patchsetSet(patchsets: readonly string[]): string[] {
   return [...new Set(patchsets)].sort();
 }
 
-/** The fields of a registration (or cohort) that must be equal to share a cohort. */
-export type MatchFields = Pick<Registration, 'repo' | 'baseRef' | 'cacheId' | 'pipelineType'>;
+/** The fields of a registration (or cohort) that must be equal to share a cohort; repos are matched separately. */
+export type MatchFields = Pick<Registration, 'cacheId' | 'pipelineType'>;
 
-/** Peers can share a cohort only if this is equal (DESIGN §5). */
+/** Peers can share a cohort only if this is equal (DESIGN §5) and their repos match ({@link reposOf}). */
 export function matchKey(reg: MatchFields, digest: string): string {
-  return JSON.stringify([reg.repo, reg.baseRef, reg.cacheId, digest, reg.pipelineType]);
+  return JSON.stringify([reg.cacheId, digest, reg.pipelineType]);
+}
+
+/** The repos (with base refs) of a source state: `repos` when given, else the single `repo` at `baseRef`. */
+export function reposOf(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): readonly RepoRef[] {
+  return reg.repos && reg.repos.length > 0 ? reg.repos : [{ repo: reg.repo, baseRef: reg.baseRef }];
 }
 
 /** The exact source state: base sha (when known) and the patchset set. */

@@ -10,7 +10,9 @@ import type { StepRecord } from './records.js';
  *    the longest critical path, then schema order;
  * 3. nothing pending for a peer: a backup copy of a step running far past its
  *    estimate (`max(stragglerFactor × estimate, stragglerMinMs)`), never one
- *    the peer holds or failed, at most one backup per step.
+ *    the peer holds or failed, at most one backup per step. Peers that cannot
+ *    resume (Task Director clients) neither take backups nor get backed up:
+ *    their protocol has no notion of a second copy.
  * One plan serves every idle peer of a dispatch: O(steps log steps + peers).
  */
 export interface PickContext {
@@ -19,6 +21,8 @@ export interface PickContext {
   readonly estimateMs: (cohort: Cohort, stepId: string) => number;
   /** Whether some other connected, working member of the cohort could take the step. */
   readonly anotherPeerCouldTake: (cohort: Cohort, step: StepRecord, peerId: string) => boolean;
+  /** Whether this peer may take, or be shadowed by, a backup copy. */
+  readonly backupCapable: (peerId: string) => boolean;
 }
 
 export interface StepChoice {
@@ -54,6 +58,7 @@ export class DispatchPlan {
       this.ready.splice(i, 1);
       return { step, backup: false };
     }
+    if (!this.ctx.backupCapable(peerId)) return null;
     for (let i = 0; i < this.stragglers.length; i++) {
       const step = this.stragglers[i]!;
       if (this.cohort.live(step.stepId)[0]?.peerId === peerId || step.failedOn.includes(peerId)) continue;
@@ -65,10 +70,10 @@ export class DispatchPlan {
 }
 
 /** When a running step becomes eligible for a backup copy, or null when it cannot get one. */
-export function stragglerAtMs(ctx: Pick<PickContext, 'config' | 'estimateMs'>, cohort: Cohort, step: StepRecord): number | null {
+export function stragglerAtMs(ctx: Pick<PickContext, 'config' | 'estimateMs' | 'backupCapable'>, cohort: Cohort, step: StepRecord): number | null {
   if (ctx.config.stragglerFactor <= 0 || step.status !== 'leased') return null;
   const live = cohort.live(step.stepId);
-  if (live.length !== 1) return null;
+  if (live.length !== 1 || !ctx.backupCapable(live[0]!.peerId)) return null;
   const threshold = Math.max(ctx.config.stragglerFactor * ctx.estimateMs(cohort, step.stepId), ctx.config.stragglerMinMs);
   return live[0]!.startedAtMs + threshold;
 }

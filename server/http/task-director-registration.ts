@@ -21,8 +21,8 @@ import type { Registration } from '../core/records.js';
  *   placeholder universe, steps "0".."N-1" with targets "task-0".. — so the
  *   digest depends only on `schema_id` and `total_tasks`.
  *
- * Known gap: the original let a joiner whose repos are a subset of a group's
- * join it; here repo sets (and their base refs) must be equal.
+ * `repos` lists every repo with its base ref, so a joiner whose repos are a
+ * subset of a group's (same base refs) joins it, as in the original.
  */
 export interface TaskDirectorJoin {
   readonly registration: Registration;
@@ -56,6 +56,7 @@ export function taskDirectorJoin(init: TdInit): TaskDirectorJoin {
       pipelineType: 'dependent',
       isolated: init.complex_patchset,
       cacheId: init.cache_id,
+      repos: repos.map((repo, i) => ({ repo, baseRef: entries[i]!.base_ref })),
     },
     schema,
     digest: schemaDigest(schema),

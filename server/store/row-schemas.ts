@@ -33,6 +33,7 @@ export const storedRegistration = z.strictObject({
   pipelineType: z.enum(['independent', 'dependent']),
   isolated: z.boolean(),
   cacheId: z.string(),
+  repos: z.array(z.strictObject({ repo: z.string(), baseRef: z.string() })).optional(),
 });
 
 /** Parses a JSON column, throwing an error that names where the bad value is. */

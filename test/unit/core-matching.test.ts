@@ -86,6 +86,20 @@ describe('cohort matching', () => {
     expect(cohortOf(h, 'ab')).toBe('c2');
   });
 
+  it('multi-repo source states match when each of the joiner\'s repos is in the cohort at the same base ref', () => {
+    const h = new CoreHarness(flatSchema(2));
+    const dep = (repos: [string, string][], patchsets: string[]) => ({
+      reg: { pipelineType: 'dependent' as const, repo: repos.map((r) => r[0]).join(','), baseRef: repos.map((r) => r[1]).join(','), repos: repos.map(([repo, baseRef]) => ({ repo, baseRef })), patchsets },
+    });
+    h.hello('xy', dep([['x', 'main'], ['y', 'main']], ['x:1', 'y:1']));
+    h.hello('x', dep([['x', 'main']], ['x:1']));
+    h.hello('x-release', dep([['x', 'release']], ['x:1']));
+    h.hello('xz', dep([['x', 'main'], ['z', 'main']], ['x:1']));
+    expect(cohortOf(h, 'x')).toBe(cohortOf(h, 'xy'));
+    expect(cohortOf(h, 'x-release')).not.toBe(cohortOf(h, 'xy'));
+    expect(cohortOf(h, 'xz')).not.toBe(cohortOf(h, 'xy'));
+  });
+
   it('isolated peers get a cohort of their own and nobody joins it', () => {
     const h = new CoreHarness(flatSchema(2));
     h.hello('a', { reg: { isolated: true } });

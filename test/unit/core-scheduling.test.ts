@@ -135,6 +135,20 @@ describe('straggler backup', () => {
     expect(late.writes.filter((w) => w.table === 'success')).toEqual([]);
   });
 
+  it('gives no backups to, or of, peers that cannot resume (Task Director clients)', () => {
+    const h = new CoreHarness(dagSchema({ slow: [] }, { slow: 1 }));
+    h.hello('old', { resumable: false });
+    h.hello('v1');
+    h.hello('old2', { resumable: false });
+    h.advance(10 * 60_000);
+    expect(h.effects.filter((e) => e.kind === 'send' && e.message.type === 'assign')).toHaveLength(1);
+    const h2 = new CoreHarness(dagSchema({ slow: [] }, { slow: 1 }));
+    h2.hello('v1');
+    h2.hello('old', { resumable: false });
+    h2.advance(10 * 60_000);
+    expect(h2.lastAssign('old')).toBeUndefined();
+  });
+
   it('never gives the holder a backup of its own step and gives at most one backup', () => {
     const h = new CoreHarness(dagSchema({ slow: [] }, { slow: 1 }));
     h.hello('p1');
