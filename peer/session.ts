@@ -306,13 +306,12 @@ export class PeerSession {
     const notes = [step.target, ...(assign.attempt > 1 ? [`attempt ${assign.attempt}`] : []), ...(assign.backup ? ['backup copy'] : [])];
     this.config.report.event(`step ${step.id} assigned (${notes.join(', ')})`);
     const controller = new AbortController();
-    const ctx = { stepId: step.id, target: step.target, phase: 'step' as const, signal: controller.signal };
-    // runTimed settles asynchronously, so `running` is assigned before the callback reads it.
-    // eslint-disable-next-line prefer-const
-    let running: Running;
-    const promise = runTimed(this.config.runner, ctx, this.config.now).then((run) => this.onStepDone(running, run));
-    running = { stepId: step.id, leaseId: assign.leaseId, controller, abortReason: null, promise };
+    let settle!: (result: LeasedRun) => void;
+    const running: Running = { stepId: step.id, leaseId: assign.leaseId, controller, abortReason: null, promise: new Promise((r) => (settle = r)) };
+    // Registered before the runner is called: a runner may trigger an abort synchronously.
     this.running = running;
+    const ctx = { stepId: step.id, target: step.target, phase: 'step' as const, signal: controller.signal };
+    void runTimed(this.config.runner, ctx, this.config.now).then((run) => settle(this.onStepDone(running, run)));
   }
 
   private onStepDone(running: Running, run: StepRun): LeasedRun {
