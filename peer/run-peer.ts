@@ -202,7 +202,8 @@ async function drive(
   const last = await session.settleRunning();
   tally.builtHere = [...session.builtHere];
   if (signal.aborted) return done(1, 'exit 1: interrupted; the running step was stopped');
-  if (last && !last.run.ok) {
+  // An aborted run (superseded, cancelled) is not a failure: its step is simply still to build.
+  if (last && !last.run.aborted && !last.run.ok) {
     tally.failed = [{ stepId: last.stepId, peerId: source.peerId, exitCode: last.run.exitCode, ...(last.run.logTail ? { logTail: last.run.logTail } : {}), reason: 'failed here after failing open' }];
     return done(1, `exit 1: step ${last.stepId} failed here with ${formatExit(last.run.exitCode)}`);
   }
