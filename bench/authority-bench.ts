@@ -1,0 +1,243 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { authorityLoadPhase, echoLoadPhase, idlePhase, type PhaseOptions } from './bench-phases.js';
+import { ephemeralPorts, fdLimits, killAllChildren } from './bench-processes.js';
+
+/**
+ * `npm run bench [-- flags]`: the authority under load, on loopback only,
+ * bounded in peers, steps and time. Prints progress on stderr and ONE JSON
+ * line of results on stdout.
+ *
+ * Default: a bare `ws` echo server with N closed-loop clients (the same-run
+ * baseline), then the real authority (dist/cli/main.js, SQLite file in a temp
+ * dir) with N peers in cohorts finishing zero-duration steps.
+ * `--idle M`: M idle connections to each, server RSS per connection.
+ * Load generators are separate processes; see bench/load-generator.ts.
+ */
+const usage = `usage: npm run bench -- [--peers N] [--cohort-size C] [--steps S] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
+       npm run bench -- --idle M [--generators G] [--max-sec T] [--no-build]`;
+
+interface Flags {
+  peers: number;
+  idle: number | null;
+  cohortSize: number;
+  steps: number;
+  generators: number;
+  windowSec: number;
+  sync: 'normal' | 'full';
+  maxSec: number;
+  build: boolean;
+  profileDir: string | null;
+}
+
+class UsageError extends Error {}
+
+function intFlag(value: string | undefined, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got "${value}"`);
+  return Number(value);
+}
+
+function parseFlags(argv: string[]): Flags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      peers: { type: 'string' },
+      idle: { type: 'string' },
+      'cohort-size': { type: 'string' },
+      steps: { type: 'string' },
+      generators: { type: 'string' },
+      'window-sec': { type: 'string' },
+      sync: { type: 'string' },
+      'max-sec': { type: 'string' },
+      'no-build': { type: 'boolean' },
+      profile: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) throw new UsageError('');
+  const idle = values.idle === undefined ? null : intFlag(values.idle, 'idle', 1, 50_000, 0);
+  const peers = idle ?? intFlag(values.peers, 'peers', 1, 20_000, 1000);
+  const sync = values.sync ?? 'normal';
+  if (sync !== 'normal' && sync !== 'full') throw new UsageError(`--sync: expected normal or full, got "${sync}"`);
+  return {
+    peers,
+    idle,
+    cohortSize: intFlag(values['cohort-size'], 'cohort-size', 1, 1000, 10),
+    steps: intFlag(values.steps, 'steps', 1, 2000, 100),
+    generators: intFlag(values.generators, 'generators', 1, 64, idle === null ? 2 : Math.max(2, Math.ceil(peers / 2500))),
+    windowSec: intFlag(values['window-sec'], 'window-sec', 1, 600, 5),
+    sync,
+    maxSec: intFlag(values['max-sec'], 'max-sec', 5, 3600, 300),
+    build: !values['no-build'],
+    profileDir: values.profile === undefined ? null : resolve(values.profile),
+  };
+}
+
+/** Fails with what to do when the machine cannot hold the connections; returns the fd limits to ask for. */
+function checkLimits(flags: Flags): { serverNofile: number; generatorNofile: number } {
+  const limits = fdLimits();
+  const perGenerator = Math.ceil(flags.peers / flags.generators);
+  const serverNofile = flags.peers + 256;
+  const generatorNofile = perGenerator + 256;
+  const needed = Math.max(serverNofile, generatorNofile);
+  if (needed > limits.hard) {
+    throw new UsageError(
+      `not enough file descriptors: ${flags.peers} connections need ulimit -n >= ${serverNofile} in the server process, but the hard limit is ${limits.hard}. ` +
+        `Raise it (e.g. \`ulimit -Hn ${needed * 2}\` as root, or LimitNOFILE= for a service) or lower ${flags.idle === null ? '--peers' : '--idle'}.`,
+    );
+  }
+  const ports = ephemeralPorts();
+  if (perGenerator > ports - 1024) {
+    throw new UsageError(`${perGenerator} connections per generator would exhaust the ${ports} ephemeral ports of one source address; use more --generators (each gets its own 127.0.0.x)`);
+  }
+  // Soft limits below `needed` are raised for the children (up to the hard limit) by spawnNode.
+  return { serverNofile: Math.max(serverNofile, Math.min(limits.soft, limits.hard)), generatorNofile: Math.max(generatorNofile, Math.min(limits.soft, limits.hard)) };
+}
+
+async function main(): Promise<number> {
+  let flags: Flags;
+  try {
+    flags = parseFlags(process.argv.slice(2));
+  } catch (err) {
+    const message = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? (err as Error).message : String(err);
+    process.stderr.write(`${message ? `bench: ${message}\n` : ''}${usage}\n`);
+    return message ? 2 : 0;
+  }
+  const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+  let fds;
+  try {
+    fds = checkLimits(flags);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+  const started = performance.now();
+  if (flags.build) {
+    log('building dist/ (tsc -p tsconfig.build.json; skip with --no-build)');
+    try {
+      execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+    } catch {
+      process.stderr.write('bench: the build failed; fix it, or run with --no-build against the current dist/\n');
+      return 1;
+    }
+  }
+  for (const f of ['dist/cli/main.js', 'dist/bench/load-generator.js', 'dist/bench/echo-server.js']) {
+    if (!existsSync(join(repoRoot, f))) {
+      process.stderr.write(`bench: ${f} is missing; run npm run build\n`);
+      return 1;
+    }
+  }
+  const options: PhaseOptions = {
+    repoRoot,
+    peers: flags.peers,
+    generators: Math.min(flags.generators, flags.peers),
+    cohortSize: flags.cohortSize,
+    stepsPerCohort: flags.idle === null ? flags.steps : flags.cohortSize,
+    windowMs: flags.windowSec * 1000,
+    serverNofile: fds.serverNofile,
+    generatorNofile: fds.generatorNofile,
+    deadlineMs: started + flags.maxSec * 1000,
+    sync: flags.sync,
+    profileDir: flags.profileDir,
+    log,
+  };
+  const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loopbackOnly: true };
+  const ratio = (a: number, b: number): number => (b === 0 ? 0 : Math.round((a / b) * 1000) / 1000);
+
+  if (flags.idle !== null) {
+    const idle = await idlePhase(options);
+    const result = {
+      bench: 'authority',
+      mode: 'idle',
+      ...machine,
+      peers: flags.peers,
+      generators: options.generators,
+      baseline: { what: 'bare ws echo server, same number of idle connections', rssPerConnectionKb: idle.echo.perConnectionKb, baseRssMb: idle.echo.baseRssMb, loadedRssMb: idle.echo.loadedRssMb },
+      authority: {
+        what: 'taskshard authority (dist, SQLite file), idle peers that said hello and hold a step or wait',
+        rssPerPeerKb: idle.authority.perConnectionKb,
+        baseRssMb: idle.authority.baseRssMb,
+        loadedRssMb: idle.authority.loadedRssMb,
+        peakRssMb: idle.authority.peakRssMb,
+        peersHoldingAStep: idle.authorityAssigned,
+      },
+      ratio: { rssPerConnectionAuthorityOverWs: ratio(idle.authority.perConnectionKb, idle.echo.perConnectionKb) },
+      wallSec: Math.round((performance.now() - started) / 100) / 10,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return 0;
+  }
+
+  log(`echo baseline: ${flags.peers} clients over ${options.generators} generator processes`);
+  const echo = await echoLoadPhase(options);
+  log(`echo baseline: ${echo.load.perSec} messages/s, p50 ${echo.load.latencyMs.p50} ms, p99 ${echo.load.latencyMs.p99} ms`);
+  const auth = await authorityLoadPhase(options);
+  log(`authority: ${auth.load.perSec} assignments/s, p50 ${auth.load.latencyMs.p50} ms, p99 ${auth.load.latencyMs.p99} ms`);
+  const expectedAssignments = auth.cohorts * flags.steps;
+  const problems: string[] = [];
+  if (auth.load.rounds !== expectedAssignments) problems.push(`expected ${expectedAssignments} assignments, counted ${auth.load.rounds}`);
+  if (auth.load.completes !== flags.peers) problems.push(`expected ${flags.peers} complete frames, counted ${auth.load.completes}`);
+  if (Object.keys(auth.load.errors).length > 0) problems.push(`error frames: ${JSON.stringify(auth.load.errors)}${auth.load.errors.RATE_LIMITED ? ' (the per-connection rate limiter: use more peers or fewer steps per peer)' : ''}`);
+  const result = {
+    bench: 'authority',
+    mode: 'load',
+    ...machine,
+    peers: flags.peers,
+    cohortSize: flags.cohortSize,
+    cohorts: auth.cohorts,
+    stepsPerCohort: flags.steps,
+    generators: options.generators,
+    sync: flags.sync,
+    baseline: {
+      what: 'bare ws echo server, same number of clients, closed loop (send, await echo, repeat)',
+      messagesPerSec: echo.load.perSec,
+      messages: echo.load.rounds,
+      elapsedSec: echo.load.elapsedSec,
+      latencyMs: echo.load.latencyMs,
+      rssPerConnectionKb: echo.memory.perConnectionKb,
+    },
+    authority: {
+      what: 'taskshard authority (dist, SQLite WAL file in a temp dir), full protocol v1: hello, then step.finished for every assign',
+      assignmentsPerSec: auth.load.perSec,
+      assignments: auth.load.rounds,
+      elapsedSec: auth.load.elapsedSec,
+      latencyMs: auth.load.latencyMs,
+      rssBaseMb: auth.connectedMemory.baseRssMb,
+      rssPerConnectedPeerKb: auth.connectedMemory.perConnectionKb,
+      rssPerPeerAfterRunKb: auth.afterRunMemory.perConnectionKb,
+      rssAfterRunMb: auth.afterRunMemory.loadedRssMb,
+      peakRssMb: auth.afterRunMemory.peakRssMb,
+      completes: auth.load.completes,
+      errors: auth.load.errors,
+    },
+    ratio: {
+      throughputAuthorityOverWs: ratio(auth.load.perSec, echo.load.perSec),
+      latencyP50AuthorityOverWs: ratio(auth.load.latencyMs.p50, echo.load.latencyMs.p50),
+      latencyP99AuthorityOverWs: ratio(auth.load.latencyMs.p99, echo.load.latencyMs.p99),
+      rssPerConnectionAuthorityOverWs: ratio(auth.connectedMemory.perConnectionKb, echo.memory.perConnectionKb),
+    },
+    problems,
+    wallSec: Math.round((performance.now() - started) / 100) / 10,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    killAllChildren();
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

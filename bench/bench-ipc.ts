@@ -1,0 +1,54 @@
+/**
+ * Messages between the benchmark orchestrator and its load-generator
+ * processes (Node IPC channel, structured clone).
+ */
+
+export const generatorModes = Object.freeze({
+  /** Closed loop against the bare ws echo server: send a frame, wait for the echo, repeat. */
+  echo: 'echo',
+  /** Closed loop against the authority: hello, then finish every assigned step at once. */
+  protocol: 'protocol',
+  /** Connect to the echo server and stay silent. */
+  idleEcho: 'idle-echo',
+  /** Connect to the authority, say hello, take the first frame, then stay silent (a peer busy building). */
+  idleProtocol: 'idle-protocol',
+});
+export type GeneratorMode = (typeof generatorModes)[keyof typeof generatorModes];
+
+export interface GeneratorConfig {
+  readonly kind: 'config';
+  readonly mode: GeneratorMode;
+  readonly url: string;
+  /** Loopback source address for this generator's sockets (spreads ephemeral ports). */
+  readonly localAddress: string;
+  /** Global index of this generator's first peer, and how many it runs. */
+  readonly firstPeer: number;
+  readonly count: number;
+  readonly cohortSize: number;
+  readonly stepsPerCohort: number;
+  /** Echo mode: how long to run the closed loop. */
+  readonly windowMs: number;
+  /** Connections opened at once while connecting. */
+  readonly connectConcurrency: number;
+}
+
+export type ParentMessage = GeneratorConfig | { readonly kind: 'go' } | { readonly kind: 'close' };
+
+export interface GeneratorResult {
+  /** Echo round trips, or `assign` frames received. */
+  readonly rounds: number;
+  /** Epoch ms (timeOrigin + performance.now()) of the first send and of the last frame counted. */
+  readonly startedAtMs: number;
+  readonly finishedAtMs: number;
+  /** Request -> answer latency samples, ms. */
+  readonly latenciesMs: number[];
+  readonly completes: number;
+  readonly errors: Readonly<Record<string, number>>;
+  readonly unexpectedCloses: number;
+}
+
+export type ChildMessage =
+  | { readonly kind: 'connected'; readonly count: number; readonly failed: number; readonly firstError: string | null }
+  | { readonly kind: 'done'; readonly result: GeneratorResult }
+  | { readonly kind: 'closed' }
+  | { readonly kind: 'fatal'; readonly message: string };

@@ -1,0 +1,272 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { ChildProcess } from 'node:child_process';
+import { percentile } from '../server/sim/sim-metrics.js';
+import { generatorModes, type GeneratorMode, type GeneratorResult } from './bench-ipc.js';
+import { GeneratorHandle, freePort, readMemory, spawnNode, stopChild, within, type MemoryKb } from './bench-processes.js';
+
+/**
+ * The benchmark's phases. Each starts one server process (the bare ws echo
+ * server or the real authority from dist/), forks the load generators, and
+ * measures: rates from the generators' own clocks, memory from the server's
+ * /proc/<pid>/status.
+ */
+
+export interface PhaseOptions {
+  readonly repoRoot: string;
+  readonly peers: number;
+  readonly generators: number;
+  readonly cohortSize: number;
+  readonly stepsPerCohort: number;
+  readonly windowMs: number;
+  /** Soft fd limit for the server, and per generator. */
+  readonly serverNofile: number;
+  readonly generatorNofile: number;
+  readonly deadlineMs: number;
+  readonly sync: 'normal' | 'full';
+  /** When set, the authority runs with `--cpu-prof` and writes its profile here. */
+  readonly profileDir: string | null;
+  readonly log: (line: string) => void;
+}
+
+export interface LoadFigures {
+  readonly rounds: number;
+  readonly elapsedSec: number;
+  readonly perSec: number;
+  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly samples: number };
+  readonly completes: number;
+  readonly errors: Readonly<Record<string, number>>;
+  readonly unexpectedCloses: number;
+}
+
+export interface MemoryFigures {
+  /** Server RSS with no connections, MB. */
+  readonly baseRssMb: number;
+  /** RSS once every client is connected (and, for the authority, after its phase ran), MB. */
+  readonly loadedRssMb: number;
+  readonly peakRssMb: number;
+  /** (loaded − base) ÷ connections, KB. */
+  readonly perConnectionKb: number;
+}
+
+const remaining = (deadline: number): number => Math.max(1, deadline - performance.now());
+const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
+
+function merge(results: readonly GeneratorResult[]): LoadFigures {
+  const rounds = results.reduce((s, r) => s + r.rounds, 0);
+  const started = Math.min(...results.map((r) => r.startedAtMs));
+  const finished = Math.max(...results.map((r) => r.finishedAtMs));
+  const latencies = results.flatMap((r) => r.latenciesMs);
+  const errors: Record<string, number> = {};
+  for (const r of results) for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
+  const elapsedSec = Math.max(0.001, (finished - started) / 1000);
+  const round2 = (x: number): number => Math.round(x * 100) / 100;
+  return {
+    rounds,
+    elapsedSec: round2(elapsedSec),
+    perSec: Math.round(rounds / elapsedSec),
+    latencyMs: latencies.length === 0 ? { p50: 0, p99: 0, samples: 0 } : { p50: round2(percentile(latencies, 50)), p99: round2(percentile(latencies, 99)), samples: latencies.length },
+    completes: results.reduce((s, r) => s + r.completes, 0),
+    errors,
+    unexpectedCloses: results.reduce((s, r) => s + r.unexpectedCloses, 0),
+  };
+}
+
+function memoryFigures(base: MemoryKb, loaded: MemoryKb, connections: number): MemoryFigures {
+  return {
+    baseRssMb: mb(base.rssKb),
+    loadedRssMb: mb(loaded.rssKb),
+    peakRssMb: mb(loaded.hwmKb),
+    perConnectionKb: Math.round(((loaded.rssKb - base.rssKb) / connections) * 10) / 10,
+  };
+}
+
+/** Forks the generators, splits the peers between them, and waits until all are connected. */
+async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, url: string, deadline: number): Promise<GeneratorHandle[]> {
+  const gens: GeneratorHandle[] = [];
+  const per = Math.ceil(o.peers / o.generators);
+  for (let i = 0; i < o.generators; i++) {
+    const firstPeer = i * per;
+    const count = Math.min(per, o.peers - firstPeer);
+    if (count <= 0) break;
+    const child = spawnNode([join(o.repoRoot, 'dist/bench/load-generator.js')], { nofile: o.generatorNofile, ipc: true, cwd: o.repoRoot });
+    const gen = new GeneratorHandle(child);
+    gen.send({
+      kind: 'config',
+      mode,
+      url,
+      localAddress: `127.0.0.${2 + i}`,
+      firstPeer,
+      count,
+      cohortSize: o.cohortSize,
+      stepsPerCohort: o.stepsPerCohort,
+      windowMs: o.windowMs,
+      connectConcurrency: 128,
+    });
+    gens.push(gen);
+  }
+  const connected = await within(Promise.all(gens.map((g) => g.next('connected'))), remaining(deadline), `${o.peers} connections`);
+  const failed = connected.reduce((s, c) => s + c.failed, 0);
+  if (failed > 0) throw new Error(`${failed} of ${o.peers} connections failed (first: ${connected.find((c) => c.firstError)?.firstError}); check ulimit -n and the ephemeral port range`);
+  return gens;
+}
+
+async function closeGenerators(gens: readonly GeneratorHandle[], deadline: number): Promise<void> {
+  for (const g of gens) g.send({ kind: 'close' });
+  await within(Promise.all(gens.map((g) => g.next('closed'))), remaining(deadline), 'load generators to close their connections');
+}
+
+async function startEchoServer(o: PhaseOptions, deadline: number): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const child = spawnNode([join(o.repoRoot, 'dist/bench/echo-server.js'), String(port)], { nofile: o.serverNofile, cwd: o.repoRoot, stdoutTo: 'parent' });
+  await within(
+    new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
+      child.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));
+    }),
+    remaining(deadline),
+    'the echo server to listen',
+  );
+  return { child, url: `ws://127.0.0.1:${port}/` };
+}
+
+interface AuthorityProcess {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly dir: string;
+}
+
+/** The real authority, from dist/, on a real SQLite file in a fresh temporary directory. */
+async function startAuthority(o: PhaseOptions, deadline: number): Promise<AuthorityProcess> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'taskshard-bench-'));
+  const profile = o.profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', o.profileDir];
+  const child = spawnNode([...profile, join(o.repoRoot, 'dist/cli/main.js'), 'server', '--port', String(port), '--db', join(dir, 'bench.db'), '--log-level', 'warn', '--sync', o.sync], {
+    nofile: o.serverNofile,
+    cwd: o.repoRoot,
+  });
+  let exited: string | null = null;
+  child.once('exit', (code, signal) => (exited = `authority exited (${signal ?? `code ${code}`})`));
+  const healthy = async (): Promise<void> => {
+    for (;;) {
+      if (exited) throw new Error(exited);
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+        if (res.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await within(healthy(), remaining(deadline), 'the authority to answer /healthz');
+  return { child, url: `ws://127.0.0.1:${port}/v1/peer`, dir };
+}
+
+async function stopAuthority(a: AuthorityProcess): Promise<void> {
+  await stopChild(a.child);
+  rmSync(a.dir, { recursive: true, force: true });
+}
+
+async function settle(pid: number): Promise<MemoryKb> {
+  // A few samples a moment apart; the last one after the server's event loop has drained.
+  let m = readMemory(pid);
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 300));
+    m = readMemory(pid);
+  }
+  return m;
+}
+
+export interface EchoLoadResult {
+  readonly load: LoadFigures;
+  readonly memory: MemoryFigures;
+}
+
+/** Baseline: a bare ws echo server, the same number of clients, each in a closed loop for the window. */
+export async function echoLoadPhase(o: PhaseOptions): Promise<EchoLoadResult> {
+  const deadline = o.deadlineMs;
+  const server = await startEchoServer(o, deadline);
+  try {
+    const base = await settle(server.child.pid!);
+    const gens = await connectGenerators(o, generatorModes.echo, server.url, deadline);
+    const connected = await settle(server.child.pid!);
+    o.log(`echo baseline: ${o.peers} clients connected; closed loop for ${o.windowMs / 1000} s`);
+    for (const g of gens) g.send({ kind: 'go' });
+    const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'the echo closed loop to finish');
+    await closeGenerators(gens, deadline);
+    return { load: merge(done.map((d) => d.result)), memory: memoryFigures(base, connected, o.peers) };
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+export interface AuthorityLoadResult {
+  readonly load: LoadFigures;
+  /** Connected, before hello. */
+  readonly connectedMemory: MemoryFigures;
+  /** After the run, every peer still connected, every cohort in memory. */
+  readonly afterRunMemory: MemoryFigures;
+  readonly cohorts: number;
+}
+
+/** The authority through the full protocol: N peers in cohorts finishing zero-duration steps. */
+export async function authorityLoadPhase(o: PhaseOptions): Promise<AuthorityLoadResult> {
+  const deadline = o.deadlineMs;
+  const authority = await startAuthority(o, deadline);
+  try {
+    const pid = authority.child.pid!;
+    const base = await settle(pid);
+    const gens = await connectGenerators(o, generatorModes.protocol, authority.url, deadline);
+    const connected = await settle(pid);
+    const cohorts = Math.ceil(o.peers / o.cohortSize);
+    o.log(`authority: ${o.peers} peers connected; ${cohorts} cohorts x ${o.stepsPerCohort} zero-duration steps`);
+    for (const g of gens) g.send({ kind: 'go' });
+    const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every peer to get complete');
+    const after = await settle(pid);
+    await closeGenerators(gens, deadline);
+    return { load: merge(done.map((d) => d.result)), connectedMemory: memoryFigures(base, connected, o.peers), afterRunMemory: memoryFigures(base, after, o.peers), cohorts };
+  } finally {
+    await stopAuthority(authority);
+  }
+}
+
+export interface IdleResult {
+  readonly echo: MemoryFigures;
+  readonly authority: MemoryFigures;
+  readonly authorityAssigned: number;
+}
+
+/** `--idle M`: M silent connections to each server; the authority's peers said hello and hold a step or wait. */
+export async function idlePhase(o: PhaseOptions): Promise<IdleResult> {
+  const deadline = o.deadlineMs;
+  const echo = await startEchoServer(o, deadline);
+  let echoMemory: MemoryFigures;
+  try {
+    const base = await settle(echo.child.pid!);
+    const gens = await connectGenerators(o, generatorModes.idleEcho, echo.url, deadline);
+    const loaded = await settle(echo.child.pid!);
+    echoMemory = memoryFigures(base, loaded, o.peers);
+    o.log(`idle echo baseline: ${o.peers} connections, ${echoMemory.perConnectionKb} KB each`);
+    await closeGenerators(gens, deadline);
+  } finally {
+    await stopChild(echo.child);
+  }
+  const authority = await startAuthority(o, deadline);
+  try {
+    const pid = authority.child.pid!;
+    const base = await settle(pid);
+    const gens = await connectGenerators(o, generatorModes.idleProtocol, authority.url, deadline);
+    for (const g of gens) g.send({ kind: 'go' });
+    const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every idle peer to be welcomed');
+    const loaded = await settle(pid);
+    const authorityMemory = memoryFigures(base, loaded, o.peers);
+    o.log(`idle authority: ${o.peers} peers joined, ${authorityMemory.perConnectionKb} KB each`);
+    await closeGenerators(gens, deadline);
+    return { echo: echoMemory, authority: authorityMemory, authorityAssigned: done.reduce((s, d) => s + d.result.rounds, 0) };
+  } finally {
+    await stopAuthority(authority);
+  }
+}

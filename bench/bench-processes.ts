@@ -1,0 +1,157 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { ChildMessage, ParentMessage } from './bench-ipc.js';
+
+/**
+ * Process plumbing for the authority benchmark: free ports, file-descriptor
+ * limits, spawning children with a raised `ulimit -n`, reading a process's
+ * memory from /proc, and talking to load generators.
+ */
+
+const children = new Set<ChildProcess>();
+
+/** Every child still running, so a failed run can end them (only ones this process started). */
+export function killAllChildren(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface FdLimits {
+  readonly soft: number;
+  readonly hard: number;
+}
+
+/** `ulimit -n` soft and hard limits as this process's children inherit them. */
+export function fdLimits(): FdLimits {
+  const out = spawnSync('sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' });
+  const [soft, hard] = out.stdout.trim().split('\n').map((v) => (v.trim() === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(v)));
+  if (!Number.isFinite(soft) || !Number.isFinite(hard)) throw new Error(`cannot read ulimit -n (got ${JSON.stringify(out.stdout)})`);
+  return { soft: soft!, hard: hard! };
+}
+
+/** Size of the ephemeral port range (per source address). */
+export function ephemeralPorts(): number {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return hi! - lo! + 1;
+  } catch {
+    return 28_232; // Linux default 32768..60999
+  }
+}
+
+/**
+ * Spawns `node args...` through `sh` so its soft `ulimit -n` can be raised to
+ * `nofile` (never above the hard limit; the caller checks). `exec` keeps the
+ * pid and any IPC channel.
+ */
+export function spawnNode(args: readonly string[], options: { nofile: number; ipc?: boolean; cwd: string; stdoutTo?: 'parent' | 'stderr' }): ChildProcess {
+  const child = spawn('sh', ['-c', `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...args], {
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'inherit', ...(options.ipc ? (['ipc'] as const) : [])],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  // Our stdout carries only the one JSON line: children's output goes to stderr unless the caller reads it.
+  if (options.stdoutTo !== 'parent') child.stdout!.pipe(process.stderr, { end: false });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+export interface MemoryKb {
+  /** Resident set size now. */
+  readonly rssKb: number;
+  /** Peak resident set size so far. */
+  readonly hwmKb: number;
+}
+
+export function readMemory(pid: number): MemoryKb {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (!m) throw new Error(`no ${name} in /proc/${pid}/status`);
+    return Number(m[1]);
+  };
+  return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') };
+}
+
+/** Resolves when the child exits; kills it with SIGKILL after `timeoutMs`. */
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    child.kill(signal);
+  });
+}
+
+/** Rejects after `ms` with a message naming what did not happen. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(ms / 1000)} s waiting for ${what}`)), ms);
+    promise.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e as Error)),
+    );
+  });
+}
+
+/** A load-generator child and a queue of the messages it sent. */
+export class GeneratorHandle {
+  private readonly inbox: ChildMessage[] = [];
+  private waiter: ((m: ChildMessage) => void) | null = null;
+  private exited: string | null = null;
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (m: ChildMessage) => {
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = null;
+        w(m);
+      } else this.inbox.push(m);
+    });
+    child.once('exit', (code, signal) => {
+      this.exited = `load generator ${child.pid} exited (${signal ?? `code ${code}`})`;
+    });
+  }
+
+  send(message: ParentMessage): void {
+    this.child.send(message);
+  }
+
+  /** The next message of the given kind (a `fatal` or an exit fails it). */
+  next<K extends ChildMessage['kind']>(kind: K): Promise<Extract<ChildMessage, { kind: K }>> {
+    return new Promise((resolve, reject) => {
+      const take = (m: ChildMessage): void => {
+        if (m.kind === 'fatal') reject(new Error(`load generator failed: ${m.message}`));
+        else if (m.kind !== kind) reject(new Error(`load generator sent ${m.kind}, expected ${kind}`));
+        else resolve(m as Extract<ChildMessage, { kind: K }>);
+      };
+      const queued = this.inbox.shift();
+      if (queued) return take(queued);
+      if (this.exited && kind !== 'closed') return reject(new Error(this.exited));
+      this.waiter = take;
+      this.child.once('exit', () => {
+        if (this.waiter === take) {
+          this.waiter = null;
+          if (kind === 'closed') resolve({ kind: 'closed' } as Extract<ChildMessage, { kind: K }>);
+          else reject(new Error(this.exited ?? 'load generator exited'));
+        }
+      });
+    });
+  }
+}

@@ -1,0 +1,220 @@
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import type { Hello, WireSchema } from '../shared/protocol.js';
+import { schemaDigest } from '../shared/schema-digest.js';
+import type { SchemaDef } from '../shared/schema-file.js';
+import { generatorModes, type ChildMessage, type GeneratorConfig, type GeneratorResult, type ParentMessage } from './bench-ipc.js';
+
+/**
+ * A load-generator process (forked by bench/authority-bench.ts, never in the
+ * server's process): opens its share of the connections, waits for `go`, runs
+ * its closed loop and reports counts and latency samples. Frames from the
+ * server are JSON-parsed only (the server's validation is what is measured,
+ * not the generator's).
+ */
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+function send(message: ChildMessage): void {
+  process.send!(message);
+}
+
+/** A flat schema of `steps` independent steps, as every benchmark peer sends it. */
+export function benchSchema(steps: number): SchemaDef {
+  return { id: 'bench', universe: '//bench/...', steps: Array.from({ length: steps }, (_, i) => ({ id: `s${i + 1}`, target: `//bench/s${i + 1}/...`, needs: [] })) };
+}
+
+function wire(schema: SchemaDef): WireSchema {
+  return { id: schema.id, digest: schemaDigest(schema), universe: schema.universe, steps: schema.steps.map((s) => ({ id: s.id, target: s.target, needs: [] })) };
+}
+
+/** A frame the size of a `step.finished`, for the echo baseline. */
+const echoFrame = JSON.stringify({ type: 'step.finished', leaseId: 'l_AbCdEfGhIjKl', stepId: 's123', ok: true, exitCode: 0, durationMs: 0 });
+
+interface Conn {
+  readonly socket: WebSocket;
+  readonly index: number;
+  pendingSinceMs: number | null;
+  done: boolean;
+}
+
+let config: GeneratorConfig | null = null;
+const conns: Conn[] = [];
+let rounds = 0;
+let completes = 0;
+let unexpectedCloses = 0;
+let startedAtMs = 0;
+let lastAtMs = 0;
+let closing = false;
+let reported = false;
+const latencies: number[] = [];
+const errors: Record<string, number> = {};
+
+function result(): GeneratorResult {
+  return { rounds, startedAtMs, finishedAtMs: lastAtMs, latenciesMs: latencies, completes, errors, unexpectedCloses };
+}
+
+function report(): void {
+  if (reported) return;
+  reported = true;
+  send({ kind: 'done', result: result() });
+}
+
+function open(cfg: GeneratorConfig, index: number): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(cfg.url, { localAddress: cfg.localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
+    const conn: Conn = { socket, index, pendingSinceMs: null, done: false };
+    socket.once('open', () => resolve(conn));
+    socket.once('error', reject);
+    socket.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    socket.on('close', () => {
+      if (!closing) unexpectedCloses++;
+    });
+  });
+}
+
+async function connectAll(cfg: GeneratorConfig): Promise<void> {
+  let next = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  const worker = async (): Promise<void> => {
+    while (next < cfg.count) {
+      const index = cfg.firstPeer + next++;
+      try {
+        conns.push(await open(cfg, index));
+      } catch (err) {
+        failed++;
+        firstError ??= (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(cfg.connectConcurrency, cfg.count) }, worker));
+  conns.sort((a, b) => a.index - b.index);
+  send({ kind: 'connected', count: conns.length, failed, firstError });
+}
+
+function runEcho(cfg: GeneratorConfig): void {
+  const stopAt = now() + cfg.windowMs;
+  startedAtMs = now();
+  let running = conns.length;
+  for (const conn of conns) {
+    conn.socket.on('message', () => {
+      const t = now();
+      latencies.push(t - conn.pendingSinceMs!);
+      rounds++;
+      lastAtMs = t;
+      if (t >= stopAt) {
+        conn.done = true;
+        if (--running === 0) report();
+        return;
+      }
+      conn.pendingSinceMs = t;
+      conn.socket.send(echoFrame);
+    });
+    conn.pendingSinceMs = now();
+    conn.socket.send(echoFrame);
+  }
+  if (conns.length === 0) report();
+}
+
+function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
+  const schema = wire(benchSchema(cfg.stepsPerCohort));
+  startedAtMs = now();
+  let remaining = conns.length;
+  const finishOne = (conn: Conn): void => {
+    if (conn.done) return;
+    conn.done = true;
+    if (--remaining === 0) report();
+  };
+  for (const conn of conns) {
+    const cohort = Math.floor(conn.index / cfg.cohortSize);
+    conn.socket.on('message', (data) => {
+      const t = now();
+      const m = JSON.parse(data.toString()) as { type: string; leaseId?: string; stepId?: string; code?: string };
+      switch (m.type) {
+        case 'assign':
+          rounds++;
+          lastAtMs = t;
+          if (conn.pendingSinceMs !== null) latencies.push(t - conn.pendingSinceMs);
+          if (idle) {
+            finishOne(conn);
+            return;
+          }
+          conn.pendingSinceMs = t;
+          conn.socket.send(JSON.stringify({ type: 'step.finished', leaseId: m.leaseId, stepId: m.stepId, ok: true, exitCode: 0, durationMs: 0 }));
+          return;
+        case 'wait':
+          conn.pendingSinceMs = null;
+          if (idle) finishOne(conn);
+          return;
+        case 'complete':
+          completes++;
+          lastAtMs = t;
+          finishOne(conn);
+          return;
+        case 'error':
+          errors[m.code ?? 'unknown'] = (errors[m.code ?? 'unknown'] ?? 0) + 1;
+          return;
+        default:
+          return;
+      }
+    });
+    const hello: Hello = {
+      type: 'hello',
+      protocol: 1,
+      peerId: `bench-${conn.index}`,
+      repo: 'https://example.com/bench/mono.git',
+      baseRef: 'main',
+      patchsets: [`refs/changes/${cohort}/1`],
+      pipeline: { name: 'check', type: 'independent' },
+      isolated: false,
+      cacheId: 'bench-cache',
+      schema,
+    };
+    conn.pendingSinceMs = now();
+    conn.socket.send(JSON.stringify(hello));
+  }
+  if (conns.length === 0) report();
+}
+
+async function closeAll(): Promise<void> {
+  closing = true;
+  await Promise.all(
+    conns.map(
+      (conn) =>
+        new Promise<void>((resolve) => {
+          if (conn.socket.readyState === WebSocket.CLOSED) return resolve();
+          const timer = setTimeout(() => {
+            conn.socket.terminate();
+            resolve();
+          }, 5_000);
+          conn.socket.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          conn.socket.close(1000);
+        }),
+    ),
+  );
+  send({ kind: 'closed' });
+}
+
+process.on('message', (raw: ParentMessage) => {
+  try {
+    if (raw.kind === 'config') {
+      config = raw;
+      void connectAll(raw);
+    } else if (raw.kind === 'go') {
+      const cfg = config!;
+      if (cfg.mode === generatorModes.echo) runEcho(cfg);
+      else if (cfg.mode === generatorModes.protocol) runProtocol(cfg, false);
+      else if (cfg.mode === generatorModes.idleProtocol) runProtocol(cfg, true);
+      else report();
+    } else if (raw.kind === 'close') {
+      void closeAll().then(() => process.exit(0));
+    }
+  } catch (err) {
+    send({ kind: 'fatal', message: (err as Error).stack ?? String(err) });
+  }
+});
+process.on('disconnect', () => process.exit(0));

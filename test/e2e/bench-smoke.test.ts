@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/cli.js';
+
+/**
+ * The benchmark scripts with tiny parameters, so they cannot rot. Only the
+ * shape and the counts are checked: speed figures belong in the benchmark
+ * output, never in a test.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'taskshard-bench-smoke-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function runScript(script: string, args: string[], timeoutMs = 90_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script), ...args], { cwd: repoRoot });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} timed out\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function oneJsonLine(stdout: string): Record<string, any> {
+  const lines = stdout.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  return JSON.parse(lines[0]!) as Record<string, any>;
+}
+
+describe('npm run bench (tiny)', () => {
+  it('load: echo baseline and the authority from dist, one JSON line with every figure', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--peers', '20', '--cohort-size', '5', '--steps', '10', '--window-sec', '1', '--generators', '2', '--no-build', '--max-sec', '80']);
+    expect(result.stderr).not.toMatch(/bench: (timed out|.*failed)/);
+    expect(result.code).toBe(0);
+    const r = oneJsonLine(result.stdout);
+    expect(r).toMatchObject({ bench: 'authority', mode: 'load', peers: 20, cohortSize: 5, cohorts: 4, stepsPerCohort: 10, problems: [] });
+    expect(r.baseline.messages).toBeGreaterThan(0);
+    expect(r.authority.assignments).toBe(40);
+    expect(r.authority.completes).toBe(20);
+    expect(r.authority.errors).toEqual({});
+    expect(r.authority.latencyMs.samples).toBe(40);
+    for (const key of ['throughputAuthorityOverWs', 'latencyP50AuthorityOverWs', 'latencyP99AuthorityOverWs', 'rssPerConnectionAuthorityOverWs']) expect(typeof r.ratio[key]).toBe('number');
+    expect(typeof r.authority.rssPerConnectedPeerKb).toBe('number');
+  });
+
+  it('--idle: idle connections to both servers, RSS per connection', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--idle', '20', '--generators', '2', '--no-build', '--max-sec', '80']);
+    expect(result.code).toBe(0);
+    const r = oneJsonLine(result.stdout);
+    expect(r).toMatchObject({ bench: 'authority', mode: 'idle', peers: 20 });
+    expect(r.authority.peersHoldingAStep).toBe(20);
+    expect(typeof r.authority.rssPerPeerKb).toBe('number');
+    expect(typeof r.baseline.rssPerConnectionKb).toBe('number');
+  });
+
+  it('refuses a usage error with exit 2 and the usage line', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--peers', 'many']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--peers: expected an integer');
+    expect(result.stdout).toBe('');
+  });
+});
+
+describe('npm run bench:sched', () => {
+  it('runs every shipped workload: a table, then one JSON line with all three policies per workload', async () => {
+    const result = await runScript('bench/sched-bench.ts', []);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    const json = JSON.parse(lines[lines.length - 1]!) as { bench: string; workloads: { workload: string; policies: Record<string, { executedOverUnique: number }> }[] };
+    expect(json.bench).toBe('sched');
+    expect(json.workloads.map((w) => w.workload).sort()).toEqual(['ci-day', 'deep-chain', 'skewed', 'skewed-no-estimates', 'wide-flat']);
+    for (const w of json.workloads) {
+      expect(Object.keys(w.policies).sort()).toEqual(['baseline-every-peer-builds-everything', 'baseline-task-director', 'taskshard']);
+      expect(w.policies.taskshard!.executedOverUnique).toBeGreaterThanOrEqual(1);
+    }
+    expect(result.stdout).toMatch(/^workload +peers +cohorts +policy/m);
+  });
+
+  it('exits 2 with located lines on a bad workload file', async () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ name: 'bad', description: 'x', schema: { universe: '//u', steps: [{ id: 'a', target: '//a', needs: ['b'] }] }, durationsSec: { a: 5, c: 1 }, groups: [{ name: 'g', peers: 0, atSec: 0 }] }, null, 2));
+    const result = await runScript('bench/sched-bench.ts', ['--workload', bad]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${bad}:23:7: groups[0].peers: must be at least 1 [min]`);
+    writeFileSync(bad, JSON.stringify({ name: 'bad', description: 'x', schema: { universe: '//u', steps: [{ id: 'a', target: '//a', needs: ['b'] }] }, groups: [{ name: 'g', peers: 1, atSec: 0 }] }, null, 2));
+    const schemaProblem = await runScript('bench/sched-bench.ts', ['--workload', bad]);
+    expect(schemaProblem.code).toBe(2);
+    expect(schemaProblem.stderr).toContain(`${bad}:11:11: schema.steps[0].needs[0]: unknown step "b" (did you mean "a"?) [unknown-need]`);
+    writeFileSync(bad, JSON.stringify({ name: 'bad', description: 'x', schema: { universe: '//u', steps: [{ id: 'a', target: '//a' }] }, durationsSec: { a: 5, c: 1 }, groups: [{ name: 'g', peers: 1, atSec: 0 }] }, null, 2));
+    const durationProblem = await runScript('bench/sched-bench.ts', ['--workload', bad]);
+    expect(durationProblem.code).toBe(2);
+    expect(durationProblem.stderr).toContain(`${bad}:15:5: durationsSec.c: schema "bad" has no step "c" (did you mean "a"?) [unknown-step]`);
+  });
+});
