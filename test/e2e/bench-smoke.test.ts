@@ -13,9 +13,15 @@ import { repoRoot } from '../helpers/cli.js';
 const dir = mkdtempSync(join(tmpdir(), 'taskshard-bench-smoke-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function runScript(script: string, args: string[], timeoutMs = 90_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a bench script under tsx, as `npm run` does; `nofile` lowers `ulimit -n` (soft and hard) first. */
+function runScript(script: string, args: string[], options: { timeoutMs?: number; nofile?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const timeoutMs = options.timeoutMs ?? 90_000;
+  const argv = [process.execPath, '--import', 'tsx', join(repoRoot, script), ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, script), ...args], { cwd: repoRoot });
+    const child =
+      options.nofile === undefined
+        ? spawn(argv[0]!, argv.slice(1), { cwd: repoRoot })
+        : spawn('sh', ['-c', `ulimit -n ${options.nofile} && exec "$0" "$@"`, ...argv], { cwd: repoRoot });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -67,6 +73,13 @@ describe('npm run bench (tiny)', () => {
     const result = await runScript('bench/authority-bench.ts', ['--peers', 'many']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--peers: expected an integer');
+    expect(result.stdout).toBe('');
+  });
+
+  it('fails with a clear message when the file-descriptor limit cannot hold the connections', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--peers', '1000', '--no-build'], { nofile: 300 });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('not enough file descriptors: 1000 connections need ulimit -n >= 1256 in the server process, but the hard limit is 300');
     expect(result.stdout).toBe('');
   });
 });
