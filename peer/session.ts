@@ -1,8 +1,10 @@
 import { closeCodes } from '../shared/close-codes.js';
 import { decodeServerMessage } from '../shared/frames.js';
-import type { Abort, Assign, Complete, ErrorMessage, Hello, ServerMessage, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
+import type { Abort, Assign, Complete, ErrorMessage, Hello, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
 import type { SchemaDef, StepDef } from '../shared/schema-file.js';
 import { AuthorityLink, type LinkEnd } from './authority-link.js';
+import { FinishedQueue } from './finished-queue.js';
+import { classifyLinkEnd, describeLinkEnd, stepIdsIn } from './frame-checks.js';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { builtElsewhereLine, failedStepLine, formatDuration, formatExit, waitingLine, type PeerReport } from './report.js';
 import { runTimed, type StepRun, type StepRunner } from './step-runner.js';
@@ -66,17 +68,6 @@ interface Running {
   readonly promise: Promise<LeasedRun>;
 }
 
-/** Close codes after which retrying cannot help. */
-const refusedCloseCodes: ReadonlySet<number> = new Set([
-  closeCodes.protocolError,
-  1003,
-  closeCodes.invalidPayload,
-  closeCodes.policyViolation,
-  closeCodes.messageTooBig,
-  closeCodes.superseded,
-  closeCodes.duplicatePeer,
-]);
-
 const abortReasons: Readonly<Record<Abort['reason'], string>> = {
   superseded: 'another copy finished first',
   cancelled: 'cancelled by the authority',
@@ -96,7 +87,9 @@ export class PeerSession {
   private resumeToken: string | null = null;
   private running: Running | null = null;
   private queuedAssign: Assign | null = null;
-  private unreported: StepFinished[] = [];
+  /** A run that settled after the session ended (its result was not sent). */
+  private settledAfterEnd: LeasedRun | null = null;
+  private readonly unreported = new FinishedQueue();
   private attempt = 0;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineAtMs: number | null = null;
@@ -126,7 +119,7 @@ export class PeerSession {
 
   /** The step running when the session ended, once it has settled; null if none was running. */
   async settleRunning(): Promise<LeasedRun | null> {
-    return this.running ? this.running.promise : null;
+    return this.running ? this.running.promise : this.settledAfterEnd;
   }
 
   /** Stops the running step (its process group is killed by the command runner). */
@@ -160,7 +153,7 @@ export class PeerSession {
 
   private helloFrame(): Hello {
     if (this.resumeToken === null) return { ...this.config.hello };
-    const current = this.running ?? this.unreported[this.unreported.length - 1] ?? null;
+    const current = this.running ?? this.unreported.latest();
     return {
       ...this.config.hello,
       resumeToken: this.resumeToken,
@@ -173,16 +166,15 @@ export class PeerSession {
     this.link = null;
     this.welcomed = false;
     if (this.ended) return;
-    const described = describeEnd(end, this.lastError);
+    const described = describeLinkEnd(end, this.lastError);
     this.lastEnd = described;
     this.lastError = null;
-
-    if (end.httpStatus === 401 || end.httpStatus === 403 || end.code === closeCodes.unauthorized) {
+    const verdict = classifyLinkEnd(end);
+    if (verdict === 'unauthorized') {
       this.end({ kind: 'fail-open', cause: 'unauthorized', detail: `the authority refused this peer's token (${described})` });
       return;
     }
-    const httpRefused = end.httpStatus !== null && end.httpStatus >= 400 && end.httpStatus < 500 && end.httpStatus !== 408 && end.httpStatus !== 429;
-    if (httpRefused || refusedCloseCodes.has(end.code)) {
+    if (verdict === 'refused') {
       this.end({ kind: 'fail-open', cause: 'refused', detail: `the authority refused this peer (${described})` });
       return;
     }
@@ -243,21 +235,19 @@ export class PeerSession {
       this.untrusted(`its ${message.type} names step "${unknown}", which schema ${this.config.schema.id} does not have; refusing to run it`);
       return;
     }
+    this.unreported.observe(message);
     switch (message.type) {
       case 'welcome':
         return this.onWelcome(message);
       case 'assign':
-        this.unreported = [];
         return this.onAssign(message);
       case 'wait':
-        this.unreported = [];
         return this.onWait(message);
       case 'step.update':
         return this.onStepUpdate(message);
       case 'abort':
         return this.onAbort(message);
       case 'complete':
-        this.unreported = [];
         this.end({ kind: 'complete', complete: message });
         return;
       case 'error':
@@ -287,7 +277,7 @@ export class PeerSession {
       );
     }
     this.cohortId = cohort.id;
-    for (const finished of this.unreported) this.link?.send(finished);
+    for (const finished of this.unreported.pending) this.link?.send(finished);
   }
 
   private onAssign(assign: Assign): void {
@@ -341,10 +331,12 @@ export class PeerSession {
         if (this.welcomed) this.link?.send(finished);
       }
     }
+    const result = { stepId, leaseId, run };
+    if (this.ended) this.settledAfterEnd = result;
     const next = this.queuedAssign;
     this.queuedAssign = null;
     if (next && !this.ended) this.start(next);
-    return { stepId, leaseId, run };
+    return result;
   }
 
   private onWait(wait: Wait): void {
@@ -352,9 +344,6 @@ export class PeerSession {
   }
 
   private onStepUpdate(update: StepUpdate): void {
-    if (update.state === 'succeeded' || update.state === 'failed') {
-      this.unreported = this.unreported.filter((f) => f.stepId !== update.stepId);
-    }
     switch (update.state) {
       case 'succeeded':
         this.updates.set(update.stepId, update);
@@ -376,7 +365,6 @@ export class PeerSession {
   }
 
   private onAbort(abort: Abort): void {
-    this.unreported = this.unreported.filter((f) => f.leaseId !== abort.leaseId);
     if (this.queuedAssign?.leaseId === abort.leaseId) this.queuedAssign = null;
     if (this.running?.leaseId === abort.leaseId) this.abortRunning(abortReasons[abort.reason]);
   }
@@ -385,7 +373,6 @@ export class PeerSession {
     this.lastError = error;
     const about = error.stepId ? ` (step ${error.stepId}${error.leaseId ? `, lease ${error.leaseId}` : ''})` : '';
     this.config.report.diagnostic(`authority error ${error.code}${about}: ${error.message}`);
-    if (error.leaseId !== undefined) this.unreported = this.unreported.filter((f) => f.leaseId !== error.leaseId);
   }
 
   private untrusted(why: string): void {
@@ -427,34 +414,4 @@ function byeReason(outcome: SessionOutcome): string {
     case 'interrupted':
       return 'interrupted';
   }
-}
-
-/** Every step id a server message names. */
-function stepIdsIn(message: ServerMessage): string[] {
-  switch (message.type) {
-    case 'assign':
-    case 'step.update':
-    case 'abort':
-      return [message.stepId];
-    case 'error':
-      return message.stepId === undefined ? [] : [message.stepId];
-    case 'wait':
-      return message.running.map((r) => r.stepId);
-    case 'complete': {
-      const s = message.summary;
-      return [...s.builtHere, ...s.builtByOthers.map((b) => b.stepId), ...s.fromMemo, ...s.failed.map((f) => f.stepId)];
-    }
-    case 'welcome':
-      return [];
-  }
-}
-
-/** `HTTP 401`, `close 1008 SCHEMA_MISMATCH: ...`, `connect ECONNREFUSED 127.0.0.1:1`. */
-function describeEnd(end: LinkEnd, lastError: ErrorMessage | null): string {
-  if (end.httpStatus !== null) return `HTTP ${end.httpStatus}`;
-  const parts: string[] = [];
-  if (lastError) parts.push(`${lastError.code}: ${lastError.message}`);
-  if (end.error && !lastError) parts.push(end.error);
-  if (end.code !== 1006 || parts.length === 0) parts.push(`close ${end.code}${end.reason ? ` ${end.reason}` : ''}`);
-  return parts.join('; ');
 }
