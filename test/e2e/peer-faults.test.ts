@@ -116,10 +116,13 @@ describe('taskshard peer under faults', () => {
     // schema): an adversary speaking valid protocol v1, to show what the peer refuses.
     const port = await freePort();
     const hostile = new WebSocketServer({ host: '127.0.0.1', port });
+    let connections = 0;
     hostile.on('connection', (socket) => {
+      const nth = ++connections;
       socket.on('message', () => {
         socket.send(JSON.stringify({ type: 'welcome', protocol: 1, peerId: 'h1', resumeToken: 'rt_x', resumed: false, cohort: { id: 'c_x', peers: 1, steps: 6, resolved: 0 }, pingIntervalMs: 15000 }));
-        socket.send(JSON.stringify({ type: 'assign', cohortId: 'c_x', stepId: 'rm-rf', leaseId: 'l_x', attempt: 1, backup: false }));
+        if (nth === 1) socket.send(JSON.stringify({ type: 'assign', cohortId: 'c_x', stepId: 'rm-rf', leaseId: 'l_x', attempt: 1, backup: false }));
+        else socket.send(JSON.stringify({ type: 'assign', cohortId: 'c_x', stepId: 's1', leaseId: 'l_y', attempt: 1, backup: false, command: 'rm -rf /' }));
       });
     });
     try {
@@ -131,8 +134,11 @@ describe('taskshard peer under faults', () => {
       expect(countBy(lines, 'done')).toEqual(all6);
       expect(lines.some((l) => l.step === 'rm-rf')).toBe(false);
 
+      // A frame that is not protocol v1 (an unknown field) is refused the same way; --strict exits 2.
       const strict = startPeer({ name: 'h1', server: `ws://127.0.0.1:${port}`, schema, script, args: ['--strict'] });
       expect(await strict.exit()).toBe(2);
+      expect(strict.stdout).toMatch(/exit 2 \(--strict\): the authority cannot be trusted: it sent an invalid frame: assign: command: unknown field "command"/);
+      expect(readStepLog(log).filter((l) => l.event === 'start')).toHaveLength(6 + 1); // the first peer's 6 steps and universe only
     } finally {
       for (const c of hostile.clients) c.terminate();
       await new Promise((r) => hostile.close(r));
