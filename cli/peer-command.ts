@@ -39,7 +39,7 @@ export function registerPeerCommand(program: Command): void {
     .option('--base-ref <ref>', 'branch the change is based on (default: from CI, then the git branch)')
     .option('--base-sha <sha>', 'commit sha of the base (default: from CI, then git HEAD, unless any source flag is given)')
     .option('--change-ref <ref>', 'ref of the change under test (default: from CI)')
-    .option('--patchset <ref>', 'a patchset applied on the base, in order (repeatable; default: the change ref)', collect, [])
+    .option('--patchset <ref>', 'a patchset applied on the base, in order (repeatable; default: the change ref)', collect)
     .option('--pipeline <name>', 'pipeline name (default: from CI, else "default")')
     .addOption(new Option('--pipeline-type <type>', 'independent: share with identical sources; dependent: share with stacked changes').choices(['independent', 'dependent']).default('independent'))
     .option('--isolated', 'never share: a cohort of one')
