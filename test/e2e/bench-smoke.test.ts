@@ -84,6 +84,18 @@ describe('npm run bench (tiny)', () => {
   });
 });
 
+describe('npm run demo', () => {
+  it('an authority and three peers share the example schema; prints who built what and the saving', async () => {
+    const result = await runScript('scripts/demo.ts', ['--no-build']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    for (const peer of ['demo-a', 'demo-b', 'demo-c']) expect(result.stdout).toContain(`[${peer}] exit 0: every step resolved and the universe built`);
+    const builders = [...result.stdout.matchAll(/^ {2}(\S+) +built by (demo-[abc]) /gm)];
+    expect(builders.map((m) => m[1]).sort()).toEqual(['common', 'geometry', 'perception', 'planning', 'protos', 'simulator', 'tests', 'web']);
+    expect(result.stdout).toMatch(/machine time on steps: [\d.]+ s with taskshard \(each step built once\) vs [\d.]+ s if every peer built everything: saved [\d.]+ s \(\d+%\)/);
+  });
+});
+
 describe('npm run bench:sched', () => {
   it('runs every shipped workload: a table, then one JSON line with all three policies per workload', async () => {
     const result = await runScript('bench/sched-bench.ts', []);
