@@ -208,6 +208,8 @@ async function main(): Promise<number> {
       what: 'taskshard authority (dist, SQLite WAL file in a temp dir), full protocol v1: hello, then step.finished for every assign',
       assignmentsPerSec: auth.load.perSec,
       assignments: auth.load.rounds,
+      framesSentPerSec: auth.load.framesPerSec,
+      framesSentPerAssignment: Math.round((auth.load.framesReceived / Math.max(1, auth.load.rounds)) * 100) / 100,
       elapsedSec: auth.load.elapsedSec,
       latencyMs: auth.load.latencyMs,
       rssBaseMb: auth.connectedMemory.baseRssMb,
@@ -220,6 +222,7 @@ async function main(): Promise<number> {
     },
     ratio: {
       throughputAuthorityOverWs: ratio(auth.load.perSec, echo.load.perSec),
+      framesSentAuthorityOverWs: ratio(auth.load.framesPerSec, echo.load.perSec),
       latencyP50AuthorityOverWs: ratio(auth.load.latencyMs.p50, echo.load.latencyMs.p50),
       latencyP99AuthorityOverWs: ratio(auth.load.latencyMs.p99, echo.load.latencyMs.p99),
       rssPerConnectionAuthorityOverWs: ratio(auth.connectedMemory.perConnectionKb, echo.memory.perConnectionKb),

@@ -37,6 +37,8 @@ export type ParentMessage = GeneratorConfig | { readonly kind: 'go' } | { readon
 export interface GeneratorResult {
   /** Echo round trips, or `assign` frames received. */
   readonly rounds: number;
+  /** Every frame received from the server (the authority also sends welcome, wait, step.update, complete). */
+  readonly framesReceived: number;
   /** Epoch ms (timeOrigin + performance.now()) of the first send and of the last frame counted. */
   readonly startedAtMs: number;
   readonly finishedAtMs: number;

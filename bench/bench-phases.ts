@@ -33,6 +33,8 @@ export interface PhaseOptions {
 
 export interface LoadFigures {
   readonly rounds: number;
+  readonly framesReceived: number;
+  readonly framesPerSec: number;
   readonly elapsedSec: number;
   readonly perSec: number;
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly samples: number };
@@ -63,8 +65,11 @@ function merge(results: readonly GeneratorResult[]): LoadFigures {
   for (const r of results) for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n;
   const elapsedSec = Math.max(0.001, (finished - started) / 1000);
   const round2 = (x: number): number => Math.round(x * 100) / 100;
+  const framesReceived = results.reduce((s, r) => s + r.framesReceived, 0);
   return {
     rounds,
+    framesReceived,
+    framesPerSec: Math.round(framesReceived / elapsedSec),
     elapsedSec: round2(elapsedSec),
     perSec: Math.round(rounds / elapsedSec),
     latencyMs: latencies.length === 0 ? { p50: 0, p99: 0, samples: 0 } : { p50: round2(percentile(latencies, 50)), p99: round2(percentile(latencies, 99)), samples: latencies.length },

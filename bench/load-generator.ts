@@ -41,6 +41,7 @@ interface Conn {
 let config: GeneratorConfig | null = null;
 const conns: Conn[] = [];
 let rounds = 0;
+let framesReceived = 0;
 let completes = 0;
 let unexpectedCloses = 0;
 let startedAtMs = 0;
@@ -51,7 +52,7 @@ const latencies: number[] = [];
 const errors: Record<string, number> = {};
 
 function result(): GeneratorResult {
-  return { rounds, startedAtMs, finishedAtMs: lastAtMs, latenciesMs: latencies, completes, errors, unexpectedCloses };
+  return { rounds, framesReceived, startedAtMs, finishedAtMs: lastAtMs, latenciesMs: latencies, completes, errors, unexpectedCloses };
 }
 
 function report(): void {
@@ -100,6 +101,7 @@ function runEcho(cfg: GeneratorConfig): void {
   for (const conn of conns) {
     conn.socket.on('message', () => {
       const t = now();
+      framesReceived++;
       latencies.push(t - conn.pendingSinceMs!);
       rounds++;
       lastAtMs = t;
@@ -130,6 +132,7 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
     const cohort = Math.floor(conn.index / cfg.cohortSize);
     conn.socket.on('message', (data) => {
       const t = now();
+      framesReceived++;
       const m = JSON.parse(data.toString()) as { type: string; leaseId?: string; stepId?: string; code?: string };
       switch (m.type) {
         case 'assign':
