@@ -277,6 +277,12 @@ export class PeerSession {
       );
     }
     this.cohortId = cohort.id;
+    // Steps resolved before this peer joined (by others, or from memo) are never broadcast to it again.
+    for (const done of cohort.succeeded) {
+      if (!this.updates.has(done.stepId)) {
+        this.updates.set(done.stepId, { type: 'step.update', cohortId: cohort.id, stepId: done.stepId, state: 'succeeded', peerId: done.peerId, fromMemo: done.fromMemo });
+      }
+    }
     for (const finished of this.unreported.pending) this.link?.send(finished);
   }
 

@@ -103,6 +103,10 @@ export const welcomeSchema = z.strictObject({
     peers: count,
     steps: count,
     resolved: count,
+    /** Steps already succeeded when this peer (re)joined: who built them, or from memo. */
+    succeeded: z
+      .array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema.nullable(), fromMemo: z.boolean() }))
+      .max(limits.maxSteps),
   }),
   /** How often the authority pings; a peer silent for two intervals is treated as gone. */
   pingIntervalMs: count,

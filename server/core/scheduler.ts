@@ -367,6 +367,7 @@ export class Scheduler {
         peers: this.activeMembers(cohort),
         steps: cohort.ordered.length,
         resolved: cohort.ordered.length - cohort.unresolved,
+        succeeded: cohort.ordered.flatMap((s) => (s.status === 'succeeded' ? [{ stepId: s.stepId, peerId: s.builtBy, fromMemo: s.fromMemo }] : [])),
       },
       pingIntervalMs: this.config.pingIntervalMs,
     };
@@ -469,7 +470,19 @@ export class Scheduler {
       this.failStep(tx, cohort, step, `failed ${step.failures} times; last on ${lease.peerId} with exit ${exitCode ?? 'none'}`);
     } else {
       transitionStep(step, 'pending');
-      tx.event(cohort.id, 'step.retry', { stepId: step.stepId, detail: 'will retry on another peer when there is one' });
+      const reason = `attempt ${lease.attempt} failed on ${lease.peerId} with exit ${exitCode ?? 'none'}; retrying, on another peer when there is one`;
+      tx.event(cohort.id, 'step.retry', { stepId: step.stepId, detail: reason });
+      this.broadcast(tx, cohort, {
+        type: 'step.update',
+        cohortId: cohort.id,
+        stepId: step.stepId,
+        state: 'pending',
+        peerId: lease.peerId,
+        fromMemo: false,
+        exitCode,
+        ...(step.failLogTail ? { logTail: step.failLogTail } : {}),
+        reason,
+      });
     }
   }
 

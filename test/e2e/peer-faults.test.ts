@@ -120,7 +120,7 @@ describe('taskshard peer under faults', () => {
     hostile.on('connection', (socket) => {
       const nth = ++connections;
       socket.on('message', () => {
-        socket.send(JSON.stringify({ type: 'welcome', protocol: 1, peerId: 'h1', resumeToken: 'rt_x', resumed: false, cohort: { id: 'c_x', peers: 1, steps: 6, resolved: 0 }, pingIntervalMs: 15000 }));
+        socket.send(JSON.stringify({ type: 'welcome', protocol: 1, peerId: 'h1', resumeToken: 'rt_x', resumed: false, cohort: { id: 'c_x', peers: 1, steps: 6, resolved: 0, succeeded: [] }, pingIntervalMs: 15000 }));
         if (nth === 1) socket.send(JSON.stringify({ type: 'assign', cohortId: 'c_x', stepId: 'rm-rf', leaseId: 'l_x', attempt: 1, backup: false }));
         else socket.send(JSON.stringify({ type: 'assign', cohortId: 'c_x', stepId: 's1', leaseId: 'l_y', attempt: 1, backup: false, command: 'rm -rf /' }));
       });

@@ -12,7 +12,19 @@ describe('step failure', () => {
     expect(h.lastAssign('p1')!.stepId).toBe('bad');
     // p1 fails "bad": it must not get it back while p2 or p3 could take it.
     const first = h.finish('p1', h.lastAssign('p1')!.leaseId, 'bad', false, { exitCode: 3, logTail: 'first' });
-    expect(messagesIn(first, h.conns.get('p1')!)).toEqual([{ type: 'wait', cohortId: 'c1', running: [{ stepId: 'b', peerId: 'p2' }, { stepId: 'c', peerId: 'p3' }], unresolved: 3 }]);
+    const retrying = {
+      type: 'step.update',
+      cohortId: 'c1',
+      stepId: 'bad',
+      state: 'pending',
+      peerId: 'p1',
+      fromMemo: false,
+      exitCode: 3,
+      logTail: 'first',
+      reason: 'attempt 1 failed on p1 with exit 3; retrying, on another peer when there is one',
+    };
+    expect(messagesIn(first, h.conns.get('p1')!)).toEqual([retrying, { type: 'wait', cohortId: 'c1', running: [{ stepId: 'b', peerId: 'p2' }, { stepId: 'c', peerId: 'p3' }], unresolved: 3 }]);
+    expect(messagesIn(first, h.conns.get('p3')!)).toEqual([retrying]);
     // The retry comes before anything else: the next idle peer (p2) gets it.
     h.finish('p2', h.lastAssign('p2')!.leaseId, 'b');
     expect(h.lastAssign('p2')).toMatchObject({ stepId: 'bad', attempt: 2 });

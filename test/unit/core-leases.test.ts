@@ -30,7 +30,7 @@ describe('leases and grace', () => {
     h.clock.advance(grace - 1);
     const out = h.resume('p1', { stepId: lease.stepId, leaseId: lease.leaseId });
     expect(messagesIn(out, h.conns.get('p1')!)).toEqual([
-      { type: 'welcome', protocol: 1, peerId: 'p1', resumeToken: 'tok-p1-1', resumed: true, cohort: { id: 'c1', peers: 1, steps: 2, resolved: 0 }, pingIntervalMs: 15_000 },
+      { type: 'welcome', protocol: 1, peerId: 'p1', resumeToken: 'tok-p1-1', resumed: true, cohort: { id: 'c1', peers: 1, steps: 2, resolved: 0, succeeded: [] }, pingIntervalMs: 15_000 },
     ]);
     h.advance(grace);
     // Still the only lease; finishing it works and the next step follows.

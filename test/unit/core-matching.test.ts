@@ -22,7 +22,7 @@ describe('cohort matching', () => {
       peerId: 'b',
       resumeToken: 'tok-b-2',
       resumed: false,
-      cohort: { id: 'c1', peers: 2, steps: 3, resolved: 0 },
+      cohort: { id: 'c1', peers: 2, steps: 3, resolved: 0, succeeded: [] },
       pingIntervalMs: 15_000,
     });
   });

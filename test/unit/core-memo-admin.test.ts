@@ -25,7 +25,7 @@ describe('memo', () => {
     const out = h.hello('later', { reg: { baseSha: sha, isolated: true } });
     const conn = h.conns.get('later')!;
     expect(messagesIn(out, conn)).toEqual([
-      { type: 'welcome', protocol: 1, peerId: 'later', resumeToken: `tok-later-${conn}`, resumed: false, cohort: { id: 'c2', peers: 1, steps: 2, resolved: 2 }, pingIntervalMs: 15_000 },
+      { type: 'welcome', protocol: 1, peerId: 'later', resumeToken: `tok-later-${conn}`, resumed: false, cohort: { id: 'c2', peers: 1, steps: 2, resolved: 2, succeeded: [{ stepId: 's1', peerId: null, fromMemo: true }, { stepId: 's2', peerId: null, fromMemo: true }] }, pingIntervalMs: 15_000 },
       { type: 'complete', cohortId: 'c2', outcome: 'succeeded', summary: { builtHere: [], builtByOthers: [], fromMemo: ['s1', 's2'], failed: [], savedSec: 2 } },
     ]);
     expect(out.writes.filter((w) => w.table === 'success')).toEqual([

@@ -62,7 +62,7 @@ describe('dedup and prioritization', () => {
     h.hello('p1');
     const out = h.hello('p2');
     expect(messagesIn(out, h.conns.get('p2')!)).toEqual([
-      { type: 'welcome', protocol: 1, peerId: 'p2', resumeToken: 'tok-p2-2', resumed: false, cohort: { id: 'c1', peers: 2, steps: 2, resolved: 0 }, pingIntervalMs: 15_000 },
+      { type: 'welcome', protocol: 1, peerId: 'p2', resumeToken: 'tok-p2-2', resumed: false, cohort: { id: 'c1', peers: 2, steps: 2, resolved: 0, succeeded: [] }, pingIntervalMs: 15_000 },
       { type: 'wait', cohortId: 'c1', running: [{ stepId: 'a', peerId: 'p1' }], unresolved: 2 },
     ]);
   });

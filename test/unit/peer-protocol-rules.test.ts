@@ -41,7 +41,7 @@ describe('FinishedQueue: when a step result counts as acknowledged', () => {
     for (const message of idle) {
       const q = new FinishedQueue();
       q.push(finished('a', 'l1'));
-      q.observe({ type: 'welcome', protocol: 1, peerId: 'p', resumeToken: 'rt', resumed: true, cohort: { id: 'c', peers: 1, steps: 1, resolved: 0 }, pingIntervalMs: 1000 });
+      q.observe({ type: 'welcome', protocol: 1, peerId: 'p', resumeToken: 'rt', resumed: true, cohort: { id: 'c', peers: 1, steps: 1, resolved: 0, succeeded: [] }, pingIntervalMs: 1000 });
       expect(q.pending).toHaveLength(1);
       q.observe(message);
       expect(q.pending).toEqual([]);

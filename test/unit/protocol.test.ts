@@ -31,7 +31,7 @@ const peerMessages: PeerMessage[] = [
 ];
 
 const serverMessages: ServerMessage[] = [
-  { type: 'welcome', protocol: 1, peerId: 'p1', resumeToken: 'rt_1', resumed: false, cohort: { id: 'c_1', peers: 3, steps: 6, resolved: 0 }, pingIntervalMs: 15000 },
+  { type: 'welcome', protocol: 1, peerId: 'p1', resumeToken: 'rt_1', resumed: false, cohort: { id: 'c_1', peers: 3, steps: 6, resolved: 1, succeeded: [{ stepId: 'a', peerId: 'p2', fromMemo: false }] }, pingIntervalMs: 15000 },
   { type: 'assign', cohortId: 'c_1', stepId: 'a', leaseId: 'l_1', attempt: 1, backup: false },
   { type: 'wait', cohortId: 'c_1', running: [{ stepId: 'a', peerId: 'p2' }], unresolved: 4 },
   { type: 'step.update', cohortId: 'c_1', stepId: 'a', state: 'succeeded', peerId: 'p2', fromMemo: false, durationMs: 1000 },
