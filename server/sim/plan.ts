@@ -89,7 +89,7 @@ export function formatPlanText(plan: Plan): string {
     const busy = peer.runs.reduce((sum, r) => sum + r.endMs - r.startMs, 0);
     lines.push(`${peer.peerId}: ${peer.runs.length} ${peer.runs.length === 1 ? 'step' : 'steps'}, busy ${formatDuration(busy)}, ready for its universe build at ${formatClock(plan.makespanMs)}`);
     for (const r of peer.runs) lines.push(`  ${formatClock(r.startMs)} -> ${formatClock(r.endMs)}  ${r.stepId.padEnd(width)}  ${formatDuration(r.endMs - r.startMs)}`);
-    if (peer.runs.length === 0) lines.push('  (builds nothing: every step is taken by the time it is free)');
+    if (peer.runs.length === 0) lines.push('  (builds nothing: the other peers take every step)');
   }
   const savedMachine = plan.everyPeer.machineMs - plan.taskshardMachineMs;
   lines.push(
