@@ -20,6 +20,8 @@ const flagOf: Record<string, string> = {
   synchronous: '--sync',
   stragglerFactor: '--straggler-factor',
   retentionHours: '--retention',
+  maxLostLeases: '--max-lost-leases',
+  pingIntervalMs: '--ping-interval',
 };
 
 interface ServerFlags {
@@ -35,6 +37,8 @@ interface ServerFlags {
   sync: string;
   stragglerFactor: number;
   retention: number;
+  maxLostLeases: number;
+  pingInterval: number;
 }
 
 export function registerServerCommand(program: Command): void {
@@ -53,6 +57,8 @@ export function registerServerCommand(program: Command): void {
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a process crash, full also power loss').choices(['normal', 'full']).default('normal'))
     .option('--straggler-factor <x>', 'start a backup copy after x times the estimate (0 disables)', numberOption(0, 100), 2)
     .option('--retention <hours>', 'how long finished cohorts stay joinable and idle open ones live', numberOption(0, 8760), 24)
+    .option('--max-lost-leases <n>', 'leases a step may lose with its peer before it is failed as a poison step', intOption(1, 1_000_000), 3)
+    .option('--ping-interval <sec>', 'ping every peer this often; one silent for two intervals is dropped', numberOption(0.1, 600), 15)
     .addHelpText(
       'after',
       '\nEnvironment:\n  TASKSHARD_TOKEN        peer token (Bearer on /v1/peer and the read API)\n  TASKSHARD_ADMIN_TOKEN  admin token (cancel a cohort, retry a step)\n',
@@ -86,6 +92,8 @@ async function runServer(flags: ServerFlags): Promise<void> {
       synchronous: flags.sync as 'normal' | 'full',
       stragglerFactor: flags.stragglerFactor,
       retentionHours: flags.retention,
+      maxLostLeases: flags.maxLostLeases,
+      pingIntervalMs: Math.round(flags.pingInterval * 1000),
       ...(flags.maxPayloadBytes ? { maxPayloadBytes: flags.maxPayloadBytes } : {}),
     };
     config = parseServerConfig(input);

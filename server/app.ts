@@ -51,6 +51,7 @@ export function coreConfigFrom(config: ServerConfig): CoreConfig {
     stragglerFactor: config.stragglerFactor,
     stragglerMinMs: config.stragglerMinSec * 1000,
     cohortRetentionMs: config.retentionHours * 3600_000,
+    maxLostLeases: config.maxLostLeases,
     pingIntervalMs: config.pingIntervalMs,
   };
 }

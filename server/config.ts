@@ -34,6 +34,8 @@ export const serverConfigSchema = z
     stragglerFactor: z.number().min(0).max(100).default(2),
     stragglerMinSec: z.number().min(0).max(24 * 3600).default(30),
     defaultEstimateSec: z.number().positive().max(7 * 24 * 3600).default(60),
+    /** Leases a step may lose with its peer before it is failed as a poison step. */
+    maxLostLeases: z.number().int().min(1).max(1_000_000).default(3),
     retentionHours: z.number().min(0).max(24 * 365).default(24),
     /** How long a SIGTERM drain may take before the process exits anyway. */
     shutdownTimeoutMs: z.number().int().min(100).max(60_000).default(4_000),

@@ -11,7 +11,9 @@ import { matchKey, sourceKey } from './source-state.js';
  *   cohort, then the older one;
  * - isolated: never matched.
  * Open cohorts are preferred; a resolved cohort still in retention is the
- * fallback, so a late peer of a finished cohort is told `complete` at once.
+ * fallback, so a late peer of a finished cohort is told `complete` at once
+ * (for a dependent peer with changes the cohort did not have, its own
+ * universe build then builds them; issue 5 fixes the original's hang this way).
  */
 export class CohortMatcher {
   private readonly byKey = new Map<string, Set<Cohort>>();

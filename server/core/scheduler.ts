@@ -854,6 +854,9 @@ export class Scheduler {
       now,
       estimateMs: (cohort, stepId) => this.estimateMs(cohort, stepId),
       backupCapable: (peerId) => this.peers.get(peerId)?.record.resumable ?? false,
+      estimateKnown: (cohort, stepId) =>
+        this.durations.has(durationKey(cohort.record.repo, cohort.record.schema.id, stepId)) ||
+        cohort.record.schema.steps[cohort.schemaIndex.get(stepId)!]!.estimateSec !== undefined,
       anotherPeerCouldTake: (cohort, step, peerId) => {
         for (const otherId of cohort.members) {
           if (otherId === peerId || step.failedOn.includes(otherId)) continue;

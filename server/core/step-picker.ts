@@ -23,6 +23,8 @@ export interface PickContext {
   readonly anotherPeerCouldTake: (cohort: Cohort, step: StepRecord, peerId: string) => boolean;
   /** Whether this peer may take, or be shadowed by, a backup copy. */
   readonly backupCapable: (peerId: string) => boolean;
+  /** Whether the step's estimate is real (recorded or `estimateSec`), not the default guess. */
+  readonly estimateKnown: (cohort: Cohort, stepId: string) => boolean;
 }
 
 export interface StepChoice {
@@ -70,8 +72,8 @@ export class DispatchPlan {
 }
 
 /** When a running step becomes eligible for a backup copy, or null when it cannot get one. */
-export function stragglerAtMs(ctx: Pick<PickContext, 'config' | 'estimateMs' | 'backupCapable'>, cohort: Cohort, step: StepRecord): number | null {
-  if (ctx.config.stragglerFactor <= 0 || step.status !== 'leased') return null;
+export function stragglerAtMs(ctx: Pick<PickContext, 'config' | 'estimateMs' | 'backupCapable' | 'estimateKnown'>, cohort: Cohort, step: StepRecord): number | null {
+  if (ctx.config.stragglerFactor <= 0 || step.status !== 'leased' || !ctx.estimateKnown(cohort, step.stepId)) return null;
   const live = cohort.live(step.stepId);
   if (live.length !== 1 || !ctx.backupCapable(live[0]!.peerId)) return null;
   const threshold = Math.max(ctx.config.stragglerFactor * ctx.estimateMs(cohort, step.stepId), ctx.config.stragglerMinMs);

@@ -137,9 +137,10 @@ export interface Authority {
 }
 
 /** Starts `taskshard server` on loopback and waits for its "listening" line. */
-export async function startAuthority(options: { db: string; port?: number; leaseGraceSec?: number; env?: NodeJS.ProcessEnv }): Promise<Authority> {
+export async function startAuthority(options: { db: string; port?: number; leaseGraceSec?: number; env?: NodeJS.ProcessEnv; args?: readonly string[] }): Promise<Authority> {
   const args = ['server', '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--db', options.db, '--log-level', 'info'];
   if (options.leaseGraceSec !== undefined) args.push('--lease-grace', String(options.leaseGraceSec));
+  args.push(...(options.args ?? []));
   const env = { ...process.env, TASKSHARD_TOKEN: '', TASKSHARD_ADMIN_TOKEN: '', ...options.env };
   const proc = spawnCli('server', args, env);
   const match = await proc.until('"taskshard authority listening"', () => /"url":"http:\/\/127\.0\.0\.1:(\d+)"[^\n]*"msg":"taskshard authority listening"/.exec(proc.stdout));

@@ -123,6 +123,16 @@ describe('cohort matching', () => {
     });
   });
 
+  it('a dependent peer sharing a patchset with a finished cohort joins it and is told complete at once', () => {
+    const h = new CoreHarness(flatSchema(1));
+    const dep = (patchsets: string[]) => ({ reg: { pipelineType: 'dependent' as const, patchsets } });
+    h.hello('a', dep(['c1']));
+    h.finish('a', h.lastAssign('a')!.leaseId, 's1');
+    h.hello('stacked', dep(['c1', 'c2']));
+    expect(cohortOf(h, 'stacked')).toBe(cohortOf(h, 'a'));
+    expect(h.sent('stacked').map((m) => m.type)).toEqual(['welcome', 'complete']);
+  });
+
   it('a cohort with a failed step takes no new peers: a re-run starts fresh', () => {
     const h = new CoreHarness(dagSchema({ a: [] }), { maxFailures: 1 });
     h.hello('p');

@@ -283,7 +283,8 @@ class World {
 }
 
 describe('scheduler properties', () => {
-  it('keeps its invariants over random histories (10,000 runs)', () => {
+  const runs = process.env.TASKSHARD_SOAK === '1' ? 100_000 : 10_000;
+  it(`keeps its invariants over random histories (${runs} runs)`, { timeout: 600_000 }, () => {
     fc.assert(
       fc.property(fc.array(action, { minLength: 1, maxLength: 40 }), (actions) => {
         const world = new World();
@@ -292,7 +293,7 @@ describe('scheduler properties', () => {
           world.check();
         }
       }),
-      { numRuns: 10_000, seed: 20261122 },
+      { numRuns: runs, seed: Number(process.env.TASKSHARD_SEED ?? 20261122) },
     );
   });
 });

@@ -135,6 +135,20 @@ describe('straggler backup', () => {
     expect(late.writes.filter((w) => w.table === 'success')).toEqual([]);
   });
 
+  it('never calls a step a straggler while its estimate is only the default guess', () => {
+    const h = new CoreHarness(flatSchema(1));
+    h.hello('p1');
+    h.hello('p2');
+    h.advance(60 * 60_000);
+    expect(h.lastAssign('p2')).toBeUndefined();
+    // Once a duration is recorded for the step, later cohorts do get backups.
+    h.finish('p1', h.lastAssign('p1')!.leaseId, 's1', true, { durationMs: 1_000 });
+    h.hello('q1', { reg: { patchsets: ['next'] } });
+    h.hello('q2', { reg: { patchsets: ['next'] } });
+    h.advance(30_000);
+    expect(h.lastAssign('q2')).toMatchObject({ stepId: 's1', backup: true });
+  });
+
   it('gives no backups to, or of, peers that cannot resume (Task Director clients)', () => {
     const h = new CoreHarness(dagSchema({ slow: [] }, { slow: 1 }));
     h.hello('old', { resumable: false });

@@ -61,8 +61,8 @@ describe('simulator over the real core', () => {
   });
 
   it('a long step the core underestimates gets a straggler backup copy, which shows up as wasted work', () => {
-    // Estimates say 60 s each (the core default); "slow" really takes 20 minutes.
-    const schema = flatSchema(4);
+    // estimateSec says 60 s each; s1 really takes 20 minutes.
+    const schema = { ...flatSchema(4), steps: flatSchema(4).steps.map((s) => ({ ...s, estimateSec: 60 })) };
     const durationsMs = new Map(schema.steps.map((s) => [s.id, s.id === 's1' ? sec(1200) : sec(60)]));
     const blind = simulate(singleCohortWorkload({ name: 'blind', schema, peers: 3, durationsMs }));
     const core = blind.summaries[0]!;
@@ -72,6 +72,10 @@ describe('simulator over the real core', () => {
     const informed = simulate(singleCohortWorkload({ name: 'informed', schema, peers: 3, durationsMs, seedDurations: true }));
     expect(informed.summaries[0]!.executedOverUnique).toBe(1);
     expect(informed.runs.taskshard.runs.some((r) => r.kind === 'backup')).toBe(false);
+    // With no estimate at all the core never calls a step a straggler: no backup, no waste.
+    const guessing = simulate(singleCohortWorkload({ name: 'guessing', schema: flatSchema(4), peers: 3, durationsMs }));
+    expect(guessing.runs.taskshard.runs.some((r) => r.kind === 'backup')).toBe(false);
+    expect(guessing.summaries[0]!.executedOverUnique).toBe(1);
   });
 
   it('peers arriving over time: late peers get only what is left, and one that arrives after the end is ready at once', () => {
