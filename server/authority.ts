@@ -9,7 +9,8 @@ import type { Metrics } from './http/metrics.js';
 
 /** Where the authority delivers a connection's frames (a v1 socket or a Task Director adapter). */
 export interface ConnectionSink {
-  send(message: ServerMessage): void;
+  /** `json()` is the v1 encoding of `message`, computed once however many connections a broadcast reaches. */
+  send(message: ServerMessage, json: () => string): void;
   close(code: number, reason: string): void;
 }
 
@@ -25,6 +26,8 @@ export interface ConnectionSink {
  */
 export class Authority {
   private readonly sinks = new Map<ConnId, ConnectionSink>();
+  /** Encodings of broadcast messages (one object is sent to every member of a cohort). */
+  private readonly encoded = new WeakMap<ServerMessage, string>();
   private pendingWrites: Write[] = [];
   private pendingEffects: Effect[] = [];
   private flushScheduled = false;
@@ -145,8 +148,16 @@ export class Authority {
       case 'send': {
         const sink = this.sinks.get(effect.connId);
         if (!sink) return;
-        if (effect.message.type === 'error') this.metrics.errors.inc({ code: effect.message.code });
-        sink.send(effect.message);
+        const message = effect.message;
+        if (message.type === 'error') this.metrics.errors.inc({ code: message.code });
+        sink.send(message, () => {
+          let json = this.encoded.get(message);
+          if (json === undefined) {
+            json = JSON.stringify(message);
+            this.encoded.set(message, json);
+          }
+          return json;
+        });
         return;
       }
       case 'close':

@@ -38,9 +38,9 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
   let log = deps.log;
 
   const connId: ConnId = authority.openConnection({
-    send(message: ServerMessage) {
+    send(_message: ServerMessage, json: () => string) {
       if (socket.readyState !== socket.OPEN) return;
-      socket.send(JSON.stringify(message));
+      socket.send(json());
       if (socket.bufferedAmount > config.maxBufferedBytes) {
         log.warn({ bufferedBytes: socket.bufferedAmount }, 'peer stopped reading; cutting it off');
         socket.terminate();
