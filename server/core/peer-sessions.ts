@@ -1,0 +1,241 @@
+import { closeCodes } from '../../shared/close-codes.js';
+import { protocolVersion, type Welcome } from '../../shared/protocol.js';
+import { Cohort } from './cohort.js';
+import { sendComplete } from './cohort-lifecycle.js';
+import type { CoreTx } from './core-tx.js';
+import type { ConnId } from './core-types.js';
+import type { CohortRecord, PeerRecord, StepRecord } from './records.js';
+import type { HelloInput, PeerState, SchedulerState } from './scheduler-state.js';
+import { memoKey, patchsetSet } from './source-state.js';
+import { loseLease } from './step-lifecycle.js';
+import { isResolved, transitionStep } from './step-status.js';
+
+/**
+ * Peers coming and going: hello (join a matching cohort or create one, or
+ * resume a registration with its token), duplicate peer ids, drops with a
+ * grace period, bye, and the end of grace.
+ */
+
+export function onHello(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
+  const existing = state.peers.get(input.peerId);
+  const active = existing && (existing.record.status === 'connected' || existing.record.status === 'disconnected');
+  if (existing && active) {
+    if (input.presentedToken && input.presentedToken.hash === existing.record.tokenHash) {
+      resume(state, tx, existing, input);
+      return;
+    }
+    tx.error(input.connId, {
+      code: 'DUPLICATE_PEER',
+      message: `peer id "${input.peerId}" is held by another ${existing.record.status === 'connected' ? 'connection' : 'peer in its grace period'}; resume with its token or use another peer id`,
+    });
+    return;
+  }
+  join(state, tx, input, existing ?? null);
+}
+
+export function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: HelloInput): void {
+  const cohort = state.cohorts.get(peer.record.cohortId)!;
+  if (cohort.record.digest !== input.digest) {
+    tx.error(input.connId, {
+      code: 'SCHEMA_MISMATCH',
+      message: `cohort ${cohort.id} runs schema ${cohort.record.schema.id} ${cohort.record.digest}; this hello has ${input.digest}`,
+    });
+    return;
+  }
+  if (peer.connId !== null) tx.close(peer.connId, closeCodes.superseded, 'replaced by a resumed connection');
+  peer.connId = input.connId;
+  peer.record.status = 'connected';
+  peer.record.graceEndsAtMs = null;
+  peer.waiting = false;
+  state.inGrace.delete(peer);
+  tx.peer(peer.record);
+  tx.event(cohort.id, 'peer.resumed', { peerId: peer.record.peerId });
+
+  const current = input.currentStep;
+  if (peer.leaseId !== null) {
+    const lease = state.leases.get(peer.leaseId)!;
+    if (current?.leaseId !== lease.leaseId) loseLease(state, tx, cohort, lease, 'not running it after resume');
+  } else if (current && current.leaseId !== peer.orphan?.leaseId) {
+    adoptOrphan(state, tx, cohort, peer, current);
+  }
+  tx.send(peer.connId, welcome(state, cohort, peer, input.presentedToken!.token, true));
+  if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
+  tx.dirty.add(cohort);
+}
+
+export function join(state: SchedulerState, tx: CoreTx, input: HelloInput, previous: PeerState | null): void {
+  const reg = input.registration;
+  let cohort = state.matcher.find(reg, input.digest);
+  if (!cohort) cohort = createCohort(state, tx, input);
+  if (reg.pipelineType === 'dependent') {
+    const before = cohort.patchsets.size;
+    for (const p of reg.patchsets) cohort.patchsets.add(p);
+    if (cohort.patchsets.size !== before) {
+      cohort.record.patchsets = [...cohort.patchsets].sort();
+      tx.cohort(cohort.record);
+    }
+  }
+  if (previous) state.inGrace.delete(previous);
+  const record: PeerRecord = {
+    peerId: input.peerId,
+    cohortId: cohort.id,
+    tokenHash: input.freshToken.hash,
+    registration: reg,
+    resumable: input.resumable,
+    status: 'connected',
+    joinedAtMs: tx.now,
+    graceEndsAtMs: null,
+  };
+  const peer: PeerState = { record, connId: input.connId, leaseId: null, orphan: null, waiting: false, done: false };
+  state.peers.set(input.peerId, peer);
+  cohort.members.add(input.peerId);
+  cohort.addRepos(reg);
+  tx.peer(record);
+  tx.event(cohort.id, 'peer.joined', { peerId: input.peerId, detail: `${cohort.members.size} peers` });
+  if (input.currentStep) adoptOrphan(state, tx, cohort, peer, input.currentStep);
+  tx.send(peer.connId, welcome(state, cohort, peer, input.freshToken.token, false));
+  if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
+  tx.dirty.add(cohort);
+}
+
+/**
+ * The peer says it is running a step under a lease the authority no longer
+ * counts as live. Let it finish when the step is unresolved (its completion
+ * may still count); tell it to stop when the step is already resolved.
+ */
+export function adoptOrphan(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
+  const step = cohort.steps.get(current.stepId);
+  if (step && isResolved(step.status)) {
+    tx.send(peer.connId, { type: 'abort', stepId: current.stepId, leaseId: current.leaseId, reason: 'lease-lost' });
+    return;
+  }
+  peer.orphan = { stepId: current.stepId, leaseId: current.leaseId };
+}
+
+export function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Cohort {
+  const reg = input.registration;
+  const record: CohortRecord = {
+    cohortId: state.ids.cohortId(),
+    repo: reg.repo,
+    baseRef: reg.baseRef,
+    cacheId: reg.cacheId,
+    pipelineType: reg.pipelineType,
+    isolated: reg.isolated,
+    schema: input.schema,
+    digest: input.digest,
+    baseSha: reg.baseSha,
+    patchsets: patchsetSet(reg.patchsets),
+    status: 'open',
+    createdAtMs: tx.now,
+    resolvedAtMs: null,
+    lastActivityMs: tx.now,
+    secondsSaved: null,
+  };
+  const steps: StepRecord[] = input.schema.steps.map((def) => ({
+    cohortId: record.cohortId,
+    stepId: def.id,
+    status: 'pending',
+    attempts: 0,
+    failures: 0,
+    lostLeases: 0,
+    failedOn: [],
+    builtBy: null,
+    fromMemo: false,
+    durationMs: null,
+    failReason: null,
+    failPeerId: null,
+    failExitCode: null,
+    failLogTail: null,
+    resolvedAtMs: null,
+  }));
+  tx.cohort(record);
+  tx.event(record.cohortId, 'cohort.created', { detail: `${input.schema.id} ${input.digest}` });
+  const siblings = state.matcher.digestSiblings(reg, input.schema.id, input.digest);
+  if (siblings.length > 0) {
+    const detail = `schema ${input.schema.id} is also in use with digest ${siblings.join(', ')}; peers with different digests never share a cohort`;
+    tx.event(record.cohortId, 'schema.digest-differs', { detail });
+    tx.notice('schema id seen with different digests', { schemaId: input.schema.id, digest: input.digest, otherDigests: siblings.join(',') });
+  }
+  steps.forEach((step, i) => {
+    tx.step(step);
+    const key = memoKey(reg, input.schema.steps[i]!.target);
+    const memo = key === null ? undefined : state.memos.get(key);
+    if (memo && tx.now < memo.expiresAtMs) {
+      transitionStep(step, 'succeeded');
+      step.fromMemo = true;
+      step.durationMs = memo.durationMs;
+      step.resolvedAtMs = tx.now;
+      tx.append({ table: 'success', cohortId: record.cohortId, stepId: step.stepId, leaseId: null, peerId: null, atMs: tx.now });
+      tx.event(record.cohortId, 'step.memo', { stepId: step.stepId, detail: `built in cohort ${memo.cohortId}` });
+      tx.stat('step.reused');
+    }
+  });
+  const cohort = new Cohort(record, steps);
+  state.indexCohort(cohort);
+  return cohort;
+}
+
+export function welcome(state: SchedulerState, cohort: Cohort, peer: PeerState, token: string, resumed: boolean): Welcome {
+  return {
+    type: 'welcome' as const,
+    protocol: protocolVersion,
+    peerId: peer.record.peerId,
+    resumeToken: token,
+    resumed,
+    cohort: {
+      id: cohort.id,
+      peers: state.activeMembers(cohort),
+      steps: cohort.ordered.length,
+      resolved: cohort.ordered.length - cohort.unresolved,
+      succeeded: cohort.ordered.flatMap((s) => (s.status === 'succeeded' ? [{ stepId: s.stepId, peerId: s.builtBy, fromMemo: s.fromMemo }] : [])),
+    },
+    pingIntervalMs: state.config.pingIntervalMs,
+  };
+}
+
+export function onDisconnected(state: SchedulerState, tx: CoreTx, connId: ConnId, peerId: string): void {
+  const peer = state.peers.get(peerId);
+  if (!peer || peer.connId !== connId) return;
+  peer.connId = null;
+  peer.waiting = false;
+  const cohort = state.cohorts.get(peer.record.cohortId)!;
+  tx.dirty.add(cohort);
+  if (peer.done) {
+    leave(state, tx, cohort, peer, 'left');
+    return;
+  }
+  peer.record.status = 'disconnected';
+  peer.record.graceEndsAtMs = tx.now + (peer.record.resumable ? state.config.leaseGraceMs : 0);
+  state.inGrace.add(peer);
+  tx.peer(peer.record);
+  tx.event(cohort.id, 'peer.disconnected', { peerId, detail: `grace until ${peer.record.graceEndsAtMs}` });
+  if (peer.record.graceEndsAtMs <= tx.now) expireGrace(state, tx, peer);
+}
+
+export function onBye(state: SchedulerState, tx: CoreTx, connId: ConnId, peerId: string): void {
+  const peer = state.peers.get(peerId);
+  if (!peer || peer.connId !== connId) return;
+  const cohort = state.cohorts.get(peer.record.cohortId)!;
+  tx.dirty.add(cohort);
+  if (peer.leaseId !== null) loseLease(state, tx, cohort, state.leases.get(peer.leaseId)!, 'peer said bye');
+  leave(state, tx, cohort, peer, 'left');
+}
+
+export function leave(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
+  peer.connId = null;
+  peer.orphan = null;
+  peer.waiting = false;
+  peer.record.status = status;
+  peer.record.graceEndsAtMs = null;
+  state.inGrace.delete(peer);
+  tx.peer(peer.record);
+  tx.event(cohort.id, `peer.${status}`, { peerId: peer.record.peerId });
+}
+
+/** Grace is over (`now >= graceEndsAtMs`): the peer is gone and its lease is lost. */
+export function expireGrace(state: SchedulerState, tx: CoreTx, peer: PeerState): void {
+  const cohort = state.cohorts.get(peer.record.cohortId)!;
+  if (peer.leaseId !== null) loseLease(state, tx, cohort, state.leases.get(peer.leaseId)!, 'grace period expired');
+  leave(state, tx, cohort, peer, 'gone');
+  tx.dirty.add(cohort);
+}

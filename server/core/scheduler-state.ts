@@ -1,0 +1,116 @@
+import type { ServerMessage } from '../../shared/protocol.js';
+import type { Cohort } from './cohort.js';
+import { CohortMatcher } from './cohort-matcher.js';
+import type { CoreTx } from './core-tx.js';
+import type { ConnId, CoreConfig, CoreInput, IdSource } from './core-types.js';
+import { criticalPathMs } from './priority.js';
+import type { DurationRecord, LeaseRecord, MemoRecord, PeerRecord } from './records.js';
+import { durationKey } from './source-state.js';
+import type { PickContext } from './step-picker.js';
+
+/**
+ * The scheduler's whole state, shared by its parts (peer-sessions,
+ * step-lifecycle, cohort-lifecycle, scheduler-restore) and the helpers they
+ * all need. Only `Scheduler` is public; these modules are its inside.
+ */
+
+/** A peer as the scheduler tracks it: its persisted record plus connection-bound state. */
+export interface PeerState {
+  readonly record: PeerRecord;
+  connId: ConnId | null;
+  /** The live lease this peer holds. */
+  leaseId: string | null;
+  /** A step the peer is still running under a lease it lost (reported on resume). */
+  orphan: { readonly stepId: string; readonly leaseId: string } | null;
+  /** Told `wait` and not assigned since. */
+  waiting: boolean;
+  /** Told `complete`. */
+  done: boolean;
+}
+
+export type HelloInput = Extract<CoreInput, { kind: 'hello' }>;
+export type FinishedInput = Extract<CoreInput, { kind: 'finished' }>;
+
+export class SchedulerState {
+  readonly cohorts = new Map<string, Cohort>();
+  readonly peers = new Map<string, PeerState>();
+  /** Every lease of the cohorts in memory, live or ended (ended ones fence late completions). */
+  readonly leases = new Map<string, LeaseRecord>();
+  readonly memos = new Map<string, MemoRecord>();
+  readonly durations = new Map<string, DurationRecord>();
+  readonly matcher = new CohortMatcher();
+  /** Peers in their grace period. */
+  readonly inGrace = new Set<PeerState>();
+  draining = false;
+  nextSweepAtMs = 0;
+  lastNow = 0;
+
+  constructor(
+    readonly config: CoreConfig,
+    readonly ids: IdSource,
+  ) {}
+
+  /** Recorded average, else `estimateSec`, else the configured default. */
+  estimateMs(cohort: Cohort, stepId: string): number {
+    const recorded = this.durations.get(durationKey(cohort.record.repo, cohort.record.schema.id, stepId));
+    if (recorded) return recorded.avgMs;
+    const estimateSec = cohort.record.schema.steps[cohort.schemaIndex.get(stepId)!]!.estimateSec;
+    return estimateSec === undefined ? this.config.defaultEstimateMs : estimateSec * 1000;
+  }
+
+  /** Whether the estimate is real (recorded or `estimateSec`) rather than the default guess. */
+  estimateKnown(cohort: Cohort, stepId: string): boolean {
+    return (
+      this.durations.has(durationKey(cohort.record.repo, cohort.record.schema.id, stepId)) ||
+      cohort.record.schema.steps[cohort.schemaIndex.get(stepId)!]!.estimateSec !== undefined
+    );
+  }
+
+  pickContext(now: number): PickContext {
+    return {
+      config: this.config,
+      now,
+      estimateMs: (cohort, stepId) => this.estimateMs(cohort, stepId),
+      backupCapable: (peerId) => this.peers.get(peerId)?.record.resumable ?? false,
+      estimateKnown: (cohort, stepId) => this.estimateKnown(cohort, stepId),
+      anotherPeerCouldTake: (cohort, step, peerId) => {
+        for (const other of this.currentMembers(cohort)) {
+          if (other.record.peerId === peerId || step.failedOn.includes(other.record.peerId)) continue;
+          if (other.record.status === 'connected' && !other.done) return true;
+        }
+        return false;
+      },
+    };
+  }
+
+  /** Members whose current registration is in this cohort (a peer id may have moved on since). */
+  *currentMembers(cohort: Cohort): Iterable<PeerState> {
+    for (const peerId of cohort.members) {
+      const peer = this.peers.get(peerId);
+      if (peer && peer.record.cohortId === cohort.id) yield peer;
+    }
+  }
+
+  hasWaitingPeer(cohort: Cohort): boolean {
+    for (const peer of this.currentMembers(cohort)) if (peer.waiting) return true;
+    return false;
+  }
+
+  /** Members that are connected or in their grace period. */
+  activeMembers(cohort: Cohort): number {
+    let n = 0;
+    for (const p of this.currentMembers(cohort)) if (p.record.status === 'connected' || p.record.status === 'disconnected') n++;
+    return n;
+  }
+
+  indexCohort(cohort: Cohort): void {
+    cohort.priorityMs = criticalPathMs(cohort.record.schema, (stepId) => this.estimateMs(cohort, stepId));
+    this.cohorts.set(cohort.id, cohort);
+    this.matcher.add(cohort);
+  }
+
+  /** One frame to every connected member of the cohort. */
+  broadcast(tx: CoreTx, cohort: Cohort, message: ServerMessage): void {
+    for (const peer of this.currentMembers(cohort)) if (peer.connId !== null) tx.send(peer.connId, message);
+  }
+}

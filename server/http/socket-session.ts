@@ -1,0 +1,178 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
+import { closeCodes } from '../../shared/close-codes.js';
+import { errorCodes, type ErrorCode } from '../../shared/error-codes.js';
+import type { ServerMessage } from '../../shared/protocol.js';
+import type { Authority } from '../authority.js';
+import type { ServerConfig } from '../config.js';
+import type { Clock } from '../core/clock.js';
+import type { ConnId } from '../core/core-types.js';
+import type { Metrics } from './metrics.js';
+import { TokenBucket } from './rate-limiter.js';
+
+/**
+ * What every peer connection shares, whatever its wire protocol (v1 on
+ * `/v1/peer`, the original Task Director format on `/ws/api/...`): a connection
+ * id at the authority, a token bucket, strikes for bad frames ending in close
+ * 1008, error frames that never reach the core (so they cannot change state),
+ * the slow-reader cutoff, liveness, and a try/catch that turns a bug into
+ * `INTERNAL` for this connection only.
+ */
+export interface SocketDeps {
+  readonly authority: Authority;
+  readonly metrics: Metrics;
+  readonly config: ServerConfig;
+  readonly clock: Clock;
+  readonly log: FastifyBaseLogger;
+  readonly liveness: LivenessMonitor;
+}
+
+export interface SocketSession {
+  readonly connId: ConnId;
+  log: FastifyBaseLogger;
+  /** Sends text now (used by `deliver`), cutting the peer off if it stopped reading. */
+  write(text: string): void;
+  /** An error frame (and its registry close code) behind everything already queued. */
+  sendError(code: ErrorCode, message: string): void;
+  /** A bad frame or a flood: an error frame, or after `maxStrikes` a close with 1008. */
+  strike(code: ErrorCode, message: string): void;
+  /** Stops reading frames and closes with `code` once queued frames are out. */
+  closeAfter(code: number, reason: string): void;
+}
+
+export interface SocketProtocol {
+  /** One core message for this connection, in this protocol's wire format (or nothing). */
+  deliver(session: SocketSession, message: ServerMessage, json: () => string): void;
+  /** One text frame; returns whether it was a valid frame of the protocol (for metrics). */
+  onText(session: SocketSession, text: string): boolean;
+  /** The socket closed. */
+  onClose(session: SocketSession): void;
+}
+
+export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol: SocketProtocol, log: FastifyBaseLogger): SocketSession {
+  const { authority, config, clock, metrics } = deps;
+  const bucket = new TokenBucket(config.rateLimitPerSec, config.rateLimitBurst, clock.now());
+  let strikes = 0;
+  let closing = false;
+
+  const session: SocketSession = {
+    connId: 0,
+    log,
+    write(text) {
+      if (socket.readyState !== socket.OPEN) return;
+      socket.send(text);
+      if (socket.bufferedAmount > config.maxBufferedBytes) {
+        session.log.warn({ bufferedBytes: socket.bufferedAmount }, 'peer stopped reading; cutting it off');
+        socket.terminate();
+      }
+    },
+    sendError(code, message) {
+      authority.enqueue({ kind: 'send', connId: session.connId, message: { type: 'error', code, message, retryable: errorCodes[code].retryable } });
+      const closeCode = errorCodes[code].closeCode;
+      if (closeCode !== null) authority.enqueue({ kind: 'close', connId: session.connId, code: closeCode, reason: code });
+    },
+    strike(code, message) {
+      strikes++;
+      if (strikes <= config.maxStrikes) return session.sendError(code, message);
+      if (!closing) {
+        session.log.warn({ strikes, code }, 'closing abusive connection');
+        session.closeAfter(closeCodes.policyViolation, `too many bad frames (${code})`);
+      }
+    },
+    closeAfter(code, reason) {
+      closing = true;
+      authority.enqueue({ kind: 'close', connId: session.connId, code, reason });
+    },
+  };
+
+  (session as { connId: ConnId }).connId = authority.openConnection({
+    send: (message, json) => protocol.deliver(session, message, json),
+    close(code, reason) {
+      closing = true;
+      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
+    },
+  });
+  deps.liveness.add(socket);
+
+  socket.on('message', (data: RawData, isBinary: boolean) => {
+    deps.liveness.sawTraffic(socket);
+    if (closing) return metrics.frames.inc({ result: 'ignored' });
+    try {
+      if (!bucket.take(clock.now())) {
+        metrics.frames.inc({ result: 'rate_limited' });
+        return session.strike('RATE_LIMITED', `more than ${config.rateLimitPerSec} frames per second; slow down`);
+      }
+      if (isBinary) {
+        metrics.frames.inc({ result: 'bad' });
+        return session.strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
+      }
+      metrics.frames.inc({ result: protocol.onText(session, rawToString(data)) ? 'ok' : 'bad' });
+    } catch (err) {
+      session.log.error({ err }, 'unexpected error handling a frame');
+      session.sendError('INTERNAL', 'internal error; see the authority log');
+    }
+  });
+
+  socket.on('error', (err) => session.log.debug({ err }, 'socket error'));
+
+  socket.on('close', () => {
+    deps.liveness.remove(socket);
+    authority.closeConnection(session.connId);
+    protocol.onClose(session);
+  });
+  return session;
+}
+
+function rawToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+/**
+ * Ping/pong liveness for every connection on one timer: a connection that
+ * neither answered the last ping nor sent anything since is terminated, so a
+ * half-open peer is found within two ping intervals.
+ */
+export class LivenessMonitor {
+  private readonly alive = new Map<WebSocket, boolean>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(intervalMs: number) {
+    this.timer = setInterval(() => this.sweep(), intervalMs);
+    this.timer.unref();
+  }
+
+  add(socket: WebSocket): void {
+    this.alive.set(socket, true);
+    socket.on('pong', () => this.sawTraffic(socket));
+  }
+
+  sawTraffic(socket: WebSocket): void {
+    if (this.alive.has(socket)) this.alive.set(socket, true);
+  }
+
+  remove(socket: WebSocket): void {
+    this.alive.delete(socket);
+  }
+
+  private sweep(): void {
+    for (const [socket, alive] of this.alive) {
+      if (!alive) {
+        this.alive.delete(socket);
+        socket.terminate();
+        continue;
+      }
+      this.alive.set(socket, false);
+      try {
+        socket.ping();
+      } catch {
+        // the socket is closing; its close event cleans up
+      }
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
