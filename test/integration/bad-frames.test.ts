@@ -107,6 +107,16 @@ describe('bad frames at the socket', () => {
     expect({ ...after, peers: [], events: [] }).toEqual({ ...before, peers: [], events: [] });
   });
 
+  it('invalid UTF-8 in a text frame closes with 1007, state unchanged', async () => {
+    const p = await joined('p');
+    const before = dumpDb(dir.file('s.db'));
+    p.sendRaw(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { binary: false });
+    expect(await p.closed()).toBe(1007);
+    await server.settle();
+    const after = dumpDb(dir.file('s.db'));
+    expect({ ...after, peers: [], events: [] }).toEqual({ ...before, peers: [], events: [] });
+  });
+
   it('repeated bad frames close with 1008', async () => {
     const p = await joined('p');
     for (let i = 0; i < 10; i++) p.sendRaw('nope');

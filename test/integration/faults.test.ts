@@ -90,6 +90,36 @@ describe('faults at the authority', () => {
     expect(dumpDb(dir.file('ab.db'))).toEqual(before);
   });
 
+  it('peer A cannot take over or renew peer B\'s lease', async () => {
+    server = await startServer({ dbPath: dir.file('renew.db') });
+    const schema = flatSchema(2);
+    const b = await connect(server);
+    b.send(helloFor('b', schema));
+    const bLease = await b.waitType('assign');
+    await server.settle();
+    const before = dumpDb(dir.file('renew.db'));
+    // As B without B's resume token: refused, B keeps its lease and its connection.
+    const impostor = await connect(server);
+    impostor.send(helloFor('b', schema, { resumeToken: 'rt_guessed', currentStep: { stepId: bLease.stepId, leaseId: bLease.leaseId } }));
+    expect(await impostor.waitType('error')).toMatchObject({ code: 'DUPLICATE_PEER' });
+    expect(await impostor.closed()).toBe(4409);
+    // As itself, claiming B's lease as its current step: the lease stays B's, and A's report of it is refused.
+    const a = await connect(server);
+    a.send(helloFor('a', schema, { currentStep: { stepId: bLease.stepId, leaseId: bLease.leaseId } }));
+    await a.waitType('welcome');
+    a.send({ type: 'step.finished', leaseId: bLease.leaseId, stepId: bLease.stepId, ok: true, exitCode: 0, durationMs: 1 });
+    expect(await a.waitType('error')).toMatchObject({ code: 'LEASE_NOT_HELD' });
+    await server.settle();
+    const after = dumpDb(dir.file('renew.db'));
+    const bRow = (d: Record<string, unknown[]>) => d.leases!.filter((l) => (l as { lease_id: string }).lease_id === bLease.leaseId);
+    expect(bRow(after)).toEqual(bRow(before));
+    expect(bRow(after)).toEqual([expect.objectContaining({ peer_id: 'b', outcome: null })]);
+    expect(after.step_successes).toEqual([]);
+    expect(b.closeCode).toBeNull();
+    b.send({ type: 'step.finished', leaseId: bLease.leaseId, stepId: bLease.stepId, ok: true, exitCode: 0, durationMs: 1 });
+    await b.waitFor((m) => m.type === 'step.update' && m.stepId === bLease.stepId);
+  });
+
   it('finds a half-open peer (no pongs, no close) within 2 x ping interval + 1 s; its lease enters grace', async () => {
     const pingIntervalMs = 200;
     server = await startServer({ dbPath: dir.file('half.db'), pingIntervalMs, leaseGraceSec: 60 });
