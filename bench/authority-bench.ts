@@ -20,11 +20,13 @@ import { ephemeralPorts, fdLimits, killAllChildren } from './bench-processes.js'
  * Load generators are separate processes; see bench/load-generator.ts.
  */
 const usage = `usage: npm run bench -- [--peers N] [--cohort-size C] [--steps S] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
-       npm run bench -- --idle M [--generators G] [--max-sec T] [--no-build]`;
+       npm run bench -- --idle M [--generators G] [--max-sec T] [--no-build]
+       npm run bench -- --abuse K [--peers N] ...   (the authority run twice: clean, then with K connections flooding bad frames)`;
 
 interface Flags {
   peers: number;
   idle: number | null;
+  abuse: number | null;
   cohortSize: number;
   steps: number;
   generators: number;
@@ -49,6 +51,7 @@ function parseFlags(argv: string[]): Flags {
     options: {
       peers: { type: 'string' },
       idle: { type: 'string' },
+      abuse: { type: 'string' },
       'cohort-size': { type: 'string' },
       steps: { type: 'string' },
       generators: { type: 'string' },
@@ -69,6 +72,7 @@ function parseFlags(argv: string[]): Flags {
   return {
     peers,
     idle,
+    abuse: values.abuse === undefined ? null : intFlag(values.abuse, 'abuse', 1, 5_000, 0),
     cohortSize: intFlag(values['cohort-size'], 'cohort-size', 1, 1000, 10),
     steps: intFlag(values.steps, 'steps', 1, 2000, 100),
     generators: intFlag(values.generators, 'generators', 1, 64, idle === null ? 2 : Math.max(2, Math.ceil(peers / 2500))),
@@ -129,7 +133,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  for (const f of ['dist/cli/main.js', 'dist/bench/load-generator.js', 'dist/bench/echo-server.js']) {
+  for (const f of ['dist/cli/main.js', 'dist/bench/load-generator.js', 'dist/bench/echo-server.js', 'dist/bench/abuse-generator.js']) {
     if (!existsSync(join(repoRoot, f))) {
       process.stderr.write(`bench: ${f} is missing; run npm run build\n`);
       return 1;
@@ -174,6 +178,39 @@ async function main(): Promise<number> {
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return 0;
+  }
+
+  if (flags.abuse !== null) {
+    log(`abuse: the authority twice, clean and then with ${flags.abuse} connections flooding bad frames`);
+    const clean = await authorityLoadPhase(options);
+    log(`clean: ${clean.load.perSec} assignments/s, p50 ${clean.load.latencyMs.p50} ms, p99 ${clean.load.latencyMs.p99} ms`);
+    const abused = await authorityLoadPhase(options, flags.abuse);
+    log(`abused: ${abused.load.perSec} assignments/s, p50 ${abused.load.latencyMs.p50} ms, p99 ${abused.load.latencyMs.p99} ms`);
+    const problems: string[] = [];
+    for (const [name, run] of [['clean', clean], ['abused', abused]] as const) {
+      if (run.load.completes !== flags.peers) problems.push(`${name}: expected ${flags.peers} complete frames, counted ${run.load.completes}`);
+      if (Object.keys(run.load.errors).length > 0) problems.push(`${name}: well-behaved peers got error frames: ${JSON.stringify(run.load.errors)}`);
+    }
+    const figures = (run: typeof clean) => ({ assignmentsPerSec: run.load.perSec, latencyMs: run.load.latencyMs, completes: run.load.completes, errors: run.load.errors });
+    const result = {
+      bench: 'authority',
+      mode: 'abuse',
+      ...machine,
+      peers: flags.peers,
+      cohortSize: flags.cohortSize,
+      stepsPerCohort: flags.steps,
+      baseline: { what: 'the same authority run with no abusive connections', ...figures(clean) },
+      abused: { what: `the same run while ${flags.abuse} connections flood bad frames and reconnect when closed`, ...figures(abused), abuse: abused.abuse },
+      ratio: {
+        throughputAbusedOverClean: ratio(abused.load.perSec, clean.load.perSec),
+        latencyP50AbusedOverClean: ratio(abused.load.latencyMs.p50, clean.load.latencyMs.p50),
+        latencyP99AbusedOverClean: ratio(abused.load.latencyMs.p99, clean.load.latencyMs.p99),
+      },
+      problems,
+      wallSec: Math.round((performance.now() - started) / 100) / 10,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return problems.length > 0 ? 1 : 0;
   }
 
   log(`echo baseline: ${flags.peers} clients over ${options.generators} generator processes`);
@@ -240,7 +277,7 @@ main().then(
   },
   (err: unknown) => {
     killAllChildren();
-    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.stderr.write(`bench: ${process.env.BENCH_DEBUG ? (err as Error).stack : (err as Error).message}\n`);
     process.exitCode = 1;
   },
 );

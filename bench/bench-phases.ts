@@ -217,25 +217,74 @@ export interface AuthorityLoadResult {
   readonly cohorts: number;
 }
 
-/** The authority through the full protocol: N peers in cohorts finishing zero-duration steps. */
-export async function authorityLoadPhase(o: PhaseOptions): Promise<AuthorityLoadResult> {
+/** What the abusive connections of `--abuse K` did during a run. */
+export interface AbuseFigures {
+  readonly connections: number;
+  readonly framesSent: number;
+  readonly connectionsOpened: number;
+  readonly closeCodes: Readonly<Record<string, number>>;
+}
+
+/**
+ * The authority through the full protocol: N peers in cohorts finishing
+ * zero-duration steps; with `abuse` > 0, that many extra connections flood it
+ * with bad frames (a separate process) for the whole run.
+ */
+export async function authorityLoadPhase(o: PhaseOptions, abuse = 0): Promise<AuthorityLoadResult & { abuse: AbuseFigures | null }> {
   const deadline = o.deadlineMs;
   const authority = await startAuthority(o, deadline);
+  let abuser: ChildProcess | null = null;
   try {
     const pid = authority.child.pid!;
     const base = await settle(pid);
     const gens = await connectGenerators(o, generatorModes.protocol, authority.url, deadline);
     const connected = await settle(pid);
     const cohorts = Math.ceil(o.peers / o.cohortSize);
+    if (abuse > 0) {
+      const child = spawnNode([join(o.repoRoot, 'dist/bench/abuse-generator.js'), authority.url, String(abuse)], { nofile: abuse + 256, cwd: o.repoRoot, stdoutTo: 'parent' });
+      abuser = child;
+      await within(
+        new Promise<void>((resolve, reject) => {
+          child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+          child.once('exit', (code) => reject(new Error(`the abuse generator exited with ${code}`)));
+        }),
+        remaining(deadline),
+        'the abuse generator to start',
+      );
+      o.log(`authority: ${abuse} abusive connections flooding bad frames`);
+    }
     o.log(`authority: ${o.peers} peers connected; ${cohorts} cohorts x ${o.stepsPerCohort} zero-duration steps`);
     for (const g of gens) g.send({ kind: 'go' });
     const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every peer to get complete');
+    const abuseFigures = abuser ? await stopAbuser(abuser, abuse) : null;
+    abuser = null;
     const after = await settle(pid);
     await closeGenerators(gens, deadline);
-    return { load: merge(done.map((d) => d.result)), connectedMemory: memoryFigures(base, connected, o.peers), afterRunMemory: memoryFigures(base, after, o.peers), cohorts };
+    return {
+      load: merge(done.map((d) => d.result)),
+      connectedMemory: memoryFigures(base, connected, o.peers),
+      afterRunMemory: memoryFigures(base, after, o.peers),
+      cohorts,
+      abuse: abuseFigures,
+    };
   } finally {
+    if (abuser) await stopChild(abuser);
     await stopAuthority(authority);
   }
+}
+
+async function stopAbuser(child: ChildProcess, connections: number): Promise<AbuseFigures> {
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  // stdout already carried `ready`; the report is the last line.
+  // 'close' (not 'exit'): stdout may still hold the line when the process has exited.
+  const exited = new Promise<string>((resolve) => child.once('close', (code, signal) => resolve(signal ?? `code ${code}`)));
+  child.kill('SIGTERM');
+  const how = await exited;
+  const last = out.trim().split('\n').pop();
+  if (!last) throw new Error(`the abuse generator ended (${how}) without reporting`);
+  const line = JSON.parse(last) as { sent?: number; opened?: number; closeCodes?: Record<string, number> };
+  return { connections, framesSent: line.sent ?? 0, connectionsOpened: line.opened ?? 0, closeCodes: line.closeCodes ?? {} };
 }
 
 export interface IdleResult {

@@ -69,6 +69,18 @@ describe('npm run bench (tiny)', () => {
     expect(typeof r.baseline.rssPerConnectionKb).toBe('number');
   });
 
+  it('--abuse: the authority clean and under a flood of bad frames; well-behaved peers all complete', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--abuse', '3', '--peers', '20', '--cohort-size', '5', '--steps', '10', '--generators', '1', '--window-sec', '1', '--no-build', '--max-sec', '80']);
+    expect(result.code).toBe(0);
+    const r = oneJsonLine(result.stdout);
+    expect(r).toMatchObject({ bench: 'authority', mode: 'abuse', peers: 20, problems: [] });
+    expect(r.baseline.completes).toBe(20);
+    expect(r.abused.completes).toBe(20);
+    expect(r.abused.errors).toEqual({});
+    expect(r.abused.abuse.framesSent).toBeGreaterThan(0);
+    expect(typeof r.ratio.latencyP99AbusedOverClean).toBe('number');
+  });
+
   it('refuses a usage error with exit 2 and the usage line', async () => {
     const result = await runScript('bench/authority-bench.ts', ['--peers', 'many']);
     expect(result.code).toBe(2);
