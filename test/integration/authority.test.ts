@@ -1,6 +1,6 @@
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Assign } from '../../shared/protocol.js';
+import { queryDb as readDb } from '../helpers/db-dump.js';
 import { helloFor, RawPeer } from '../helpers/raw-peer.js';
 import { flatSchema } from '../helpers/schemas.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -24,15 +24,6 @@ async function connect(s: TestServer): Promise<RawPeer> {
   const p = await RawPeer.connect(s.wsUrl);
   peers.push(p);
   return p;
-}
-
-function readDb(path: string, sql: string): unknown[] {
-  const db = new Database(path, { readonly: true });
-  try {
-    return db.prepare(sql).all();
-  } finally {
-    db.close();
-  }
 }
 
 /** Runs a peer: finishes every assign it gets until `complete`. */
