@@ -44,7 +44,7 @@ export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): voi
   }
 }
 
-export function waitMessage(state: SchedulerState, cohort: Cohort): Wait {
+function waitMessage(state: SchedulerState, cohort: Cohort): Wait {
   const running: { stepId: string; peerId: string }[] = [];
   for (const [stepId, live] of cohort.liveLeases) {
     for (const lease of live) if (running.length < limits.maxWaitEntries) running.push({ stepId, peerId: lease.peerId });
@@ -52,7 +52,7 @@ export function waitMessage(state: SchedulerState, cohort: Cohort): Wait {
   return { type: 'wait' as const, cohortId: cohort.id, running, unresolved: cohort.unresolved };
 }
 
-export function completeCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
+function completeCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
   cohort.record.status = 'complete';
   cohort.record.resolvedAtMs = tx.now;
   tx.cohort(cohort.record);
@@ -95,7 +95,7 @@ export function onCancel(state: SchedulerState, tx: CoreTx, cohortId: string): v
   tx.admin = { ok: true };
 }
 
-export function cancelCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort, reason: string): void {
+function cancelCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort, reason: string): void {
   cohort.record.status = 'cancelled';
   cohort.record.resolvedAtMs = tx.now;
   for (const step of cohort.ordered) if (!isResolved(step.status)) markFailed(state, tx, cohort, step, reason);
@@ -165,7 +165,7 @@ export function sweep(state: SchedulerState, tx: CoreTx): void {
   }
 }
 
-export function evict(state: SchedulerState, cohort: Cohort): void {
+function evict(state: SchedulerState, cohort: Cohort): void {
   state.cohorts.delete(cohort.id);
   state.matcher.remove(cohort);
   for (const [leaseId, lease] of state.leases) if (lease.cohortId === cohort.id) state.leases.delete(leaseId);

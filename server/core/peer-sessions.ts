@@ -103,7 +103,7 @@ export function join(state: SchedulerState, tx: CoreTx, input: HelloInput, previ
  * counts as live. Let it finish when the step is unresolved (its completion
  * may still count); tell it to stop when the step is already resolved.
  */
-export function adoptOrphan(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
+function adoptOrphan(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
   const step = cohort.steps.get(current.stepId);
   if (step && isResolved(step.status)) {
     tx.send(peer.connId, { type: 'abort', stepId: current.stepId, leaseId: current.leaseId, reason: 'lease-lost' });
@@ -112,7 +112,7 @@ export function adoptOrphan(state: SchedulerState, tx: CoreTx, cohort: Cohort, p
   peer.orphan = { stepId: current.stepId, leaseId: current.leaseId };
 }
 
-export function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Cohort {
+function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Cohort {
   const reg = input.registration;
   const record: CohortRecord = {
     cohortId: state.ids.cohortId(),

@@ -95,7 +95,7 @@ export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step:
   state.broadcast(tx, cohort, { type: 'step.update', cohortId: cohort.id, stepId: step.stepId, state: 'succeeded', peerId: lease.peerId, fromMemo: false, durationMs });
 }
 
-export function recordFailure(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, exitCode: number | null, logTail: string | null): void {
+function recordFailure(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, exitCode: number | null, logTail: string | null): void {
   step.failures++;
   if (!step.failedOn.includes(lease.peerId)) step.failedOn.push(lease.peerId);
   step.failPeerId = lease.peerId;
@@ -135,7 +135,7 @@ export function markFailed(state: SchedulerState, tx: CoreTx, cohort: Cohort, st
   tx.step(step);
 }
 
-export function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, reason: string): void {
+function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, reason: string): void {
   markFailed(state, tx, cohort, step, reason);
   tx.event(cohort.id, 'step.failed', { stepId: step.stepId, peerId: step.failPeerId, detail: reason });
   tx.stat('step.failed');
@@ -156,7 +156,7 @@ export function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step
   }
 }
 
-export function recordDuration(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId: string, durationMs: number): void {
+function recordDuration(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId: string, durationMs: number): void {
   const key = durationKey(cohort.record.repo, cohort.record.schema.id, stepId);
   const known = state.durations.get(key);
   const row: DurationRecord = known ?? { durationKey: key, avgMs: durationMs, samples: 0 };
@@ -201,14 +201,14 @@ export function endLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, leas
 }
 
 /** Ends a live copy that is no longer wanted and tells its holder to stop. */
-export function abortLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, reason: 'superseded' | 'cancelled'): void {
+function abortLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, reason: 'superseded' | 'cancelled'): void {
   endLease(state, tx, cohort, lease, 'aborted');
   tx.event(cohort.id, 'lease.aborted', { stepId: lease.stepId, peerId: lease.peerId, detail: reason });
   tx.send(state.peers.get(lease.peerId)?.connId ?? null, { type: 'abort', stepId: lease.stepId, leaseId: lease.leaseId, reason });
   tx.dirty.add(cohort);
 }
 
-export function abortOrphans(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId: string): void {
+function abortOrphans(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId: string): void {
   for (const peer of state.currentMembers(cohort)) {
     if (peer.orphan?.stepId !== stepId) continue;
     tx.send(peer.connId, { type: 'abort', stepId, leaseId: peer.orphan.leaseId, reason: 'superseded' });
