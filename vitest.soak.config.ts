@@ -9,6 +9,7 @@ export default defineConfig({
   test: {
     include: ['test/e2e/faults-processes.test.ts', 'test/integration/faults.test.ts', 'test/unit/core-property.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/leak-check.ts'],
     env: { TASKSHARD_SOAK: '1' },
     testTimeout: 600_000,
     hookTimeout: 60_000,
