@@ -35,4 +35,12 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `taskshard ... | head` closes our stdout early: that ends the output, it is not a crash.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 void main(process.argv);
