@@ -4,7 +4,8 @@ import { queryDb } from '../helpers/db-dump.js';
 import {
   countBy,
   freePort,
-  killAll,
+  endPeerWorkspace,
+  newPeerWorkspace,
   readStepLog,
   startAuthority,
   startPeer,
@@ -14,7 +15,7 @@ import {
   type Authority,
   type Proc,
 } from '../helpers/peer-e2e.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import type { tempDir } from '../helpers/temp-dir.js';
 
 /**
  * Faults with real processes (issue 7): random kill -9 of peers, kill -9 of
@@ -44,10 +45,7 @@ let script: string;
 let schema: string;
 
 beforeEach(() => {
-  dir = tempDir('taskshard-faults-');
-  log = dir.file('steps.log');
-  script = dir.file('step.sh');
-  schema = dir.file('schema.json');
+  ({ dir, log, script, schema } = newPeerWorkspace('taskshard-faults-'));
   // Each step sleeps a little (so kills land mid-step), logs start and done; POISON names a step that kills its peer.
   writeFileSync(
     script,
@@ -64,10 +62,7 @@ beforeEach(() => {
   );
 });
 
-afterEach(async () => {
-  await killAll();
-  dir.remove();
-});
+afterEach(() => endPeerWorkspace({ dir, log, script, schema, gate: dir.file('gate') }));
 
 const sleepMs = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

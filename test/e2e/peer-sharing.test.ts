@@ -1,17 +1,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/temp-dir.js';
+import type { tempDir } from '../helpers/temp-dir.js';
 import {
   countBy,
   freePort,
-  killAll,
+  endPeerWorkspace,
+  newPeerWorkspace,
   readStepLog,
   startAuthority,
   startPeer,
   untilLog,
   waitUntil,
-  writeFlatSchema,
-  writeStepScript,
   type Proc,
 } from '../helpers/peer-e2e.js';
 
@@ -28,19 +27,10 @@ let schema: string;
 let gate: string;
 
 beforeEach(() => {
-  dir = tempDir('taskshard-peer-e2e-');
-  log = dir.file('steps.log');
-  script = dir.file('step.sh');
-  schema = dir.file('schema.json');
-  gate = dir.file('gate');
-  writeStepScript(script, log);
-  writeFlatSchema(schema, 6);
+  ({ dir, log, script, schema, gate } = newPeerWorkspace('taskshard-peer-e2e-'));
 });
 
-afterEach(async () => {
-  await killAll();
-  dir.remove();
-});
+afterEach(() => endPeerWorkspace({ dir, log, script, schema, gate }));
 
 const openGate = (): void => writeFileSync(gate, '');
 const all6 = { s1: 1, s2: 1, s3: 1, s4: 1, s5: 1, s6: 1 };

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cliPath, repoRoot } from './cli.js';
+import { tempDir } from './temp-dir.js';
+
+export { freePort } from '../../bench/bench-processes.js';
 
 /**
  * Real processes for the peer's end-to-end tests: the authority (`taskshard
@@ -113,19 +115,6 @@ export async function killAll(): Promise<void> {
   const procs = started.splice(0);
   for (const p of procs) p.kill('SIGKILL');
   await Promise.all(procs.map((p) => p.exit(5_000).catch(() => null)));
-}
-
-/** A TCP port that was free a moment ago (for a server that must come back on the same port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface Authority {
@@ -243,4 +232,28 @@ export function withoutCiEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 export function writeFlatSchema(path: string, count: number, id = 'e2e'): void {
   const steps = Array.from({ length: count }, (_, i) => ({ id: `s${i + 1}`, target: `//s${i + 1}/...` }));
   writeFileSync(path, JSON.stringify({ id, universe: '//...', steps }, null, 2));
+}
+
+/** A test's working files: the step script (logging to `log`), a schema, and a gate file for `GATE`. */
+export interface PeerWorkspace {
+  readonly dir: ReturnType<typeof tempDir>;
+  readonly log: string;
+  readonly script: string;
+  readonly schema: string;
+  readonly gate: string;
+}
+
+/** A fresh temp dir with the logging step script and a flat schema of `steps` steps (call in beforeEach). */
+export function newPeerWorkspace(prefix: string, steps = 6): PeerWorkspace {
+  const dir = tempDir(prefix);
+  const ws = { dir, log: dir.file('steps.log'), script: dir.file('step.sh'), schema: dir.file('schema.json'), gate: dir.file('gate') };
+  writeStepScript(ws.script, ws.log);
+  writeFlatSchema(ws.schema, steps);
+  return ws;
+}
+
+/** Kills every process the test started and removes its files (call in afterEach). */
+export async function endPeerWorkspace(ws: PeerWorkspace): Promise<void> {
+  await killAll();
+  ws.dir.remove();
 }
