@@ -1,12 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { schemaFileJsonSchemaText } from '../shared/json-schema.js';
-import {
-  defaultSchemaIdFor,
-  formatSchemaProblem,
-  validateSchemaText,
-  type SchemaValidation,
-} from '../shared/schema-validate.js';
+import { checkSchemaFileText, unreadableSchemaFile } from '../shared/schema-validate.js';
 import type { SchemaDef } from '../shared/schema-file.js';
 
 /** Exit code for invalid input (usage or schema errors). */
@@ -17,27 +12,17 @@ export type LoadedSchema =
   | { ok: false; lines: string[] }
   | { ok: 'skipped'; reason: string };
 
-/** A JSON Schema document (such as schemas/taskshard.schema.json) declares a json-schema.org meta-schema. */
-function jsonSchemaMetaOf(text: string): string | null {
-  const match = /^\s*\{\s*"\$schema"\s*:\s*"(https?:\/\/json-schema\.org\/[^"]*)"/.exec(text);
-  return match ? match[1]! : null;
-}
-
 /** Reads and validates one schema file; every problem comes back as one located line. */
 export function loadSchemaFile(file: string): LoadedSchema {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    return { ok: false, lines: [`${file}: cannot read: ${why} [read]`] };
+    return { ok: false, lines: [unreadableSchemaFile(file, err)] };
   }
-  const meta = jsonSchemaMetaOf(text);
-  if (meta) return { ok: 'skipped', reason: `a JSON Schema document (${meta}), not a taskshard schema` };
-  const result: SchemaValidation = validateSchemaText(text, { defaultId: defaultSchemaIdFor(file) });
-  if (result.ok) return { ok: true, schema: result.schema, digest: result.digest };
-  return { ok: false, lines: result.problems.map((p) => formatSchemaProblem(file, p)) };
+  const checked = checkSchemaFileText(file, text);
+  if (checked.ok === 'json-schema') return { ok: 'skipped', reason: `a JSON Schema document (${checked.metaSchema}), not a taskshard schema` };
+  return checked;
 }
 
 export function registerSchemaCommands(program: Command): void {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { formatJsonPath } from '../shared/json-text.js';
 import type { SchemaDef } from '../shared/schema-file.js';
-import { defaultSchemaIdFor, formatSchemaProblem, validateSchemaText, validateSchemaValue } from '../shared/schema-validate.js';
+import { checkSchemaFileText, unreadableSchemaFile, validateSchemaValue } from '../shared/schema-validate.js';
 
 /**
  * The peer's schema, from a file (with the same located one-line messages as
@@ -19,14 +19,11 @@ export function loadPeerSchema(source: string | Readonly<Record<string, unknown>
   try {
     text = readFileSync(source, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    return { ok: false, problems: [`${source}: cannot read: ${why} [read]`] };
+    return { ok: false, problems: [unreadableSchemaFile(source, err)] };
   }
-  if (/^\s*\{\s*"\$schema"\s*:\s*"https?:\/\/json-schema\.org\//.test(text)) {
+  const checked = checkSchemaFileText(source, text);
+  if (checked.ok === 'json-schema') {
     return { ok: false, problems: [`${source}: this is a JSON Schema document (such as taskshard.schema.json), not a taskshard schema [read]`] };
   }
-  const result = validateSchemaText(text, { defaultId: defaultSchemaIdFor(source) });
-  if (result.ok) return { ok: true, schema: result.schema, digest: result.digest };
-  return { ok: false, problems: result.problems.map((p) => formatSchemaProblem(source, p)) };
+  return checked.ok ? checked : { ok: false, problems: checked.lines };
 }

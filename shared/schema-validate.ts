@@ -155,3 +155,26 @@ export function defaultSchemaIdFor(fileName: string): string {
   const base = fileName.split(/[\\/]/).pop() ?? fileName;
   return base.replace(/\.json$/i, '');
 }
+
+/** What a schema file's text amounts to, with every problem as one located line. */
+export type SchemaFileCheck =
+  | { readonly ok: true; readonly schema: SchemaDef; readonly digest: string }
+  | { readonly ok: false; readonly lines: string[] }
+  /** A JSON Schema document (such as schemas/taskshard.schema.json), not a taskshard schema. */
+  | { readonly ok: 'json-schema'; readonly metaSchema: string };
+
+/** Checks the text of the file `fileName` (read by the caller: shared/ does no I/O). */
+export function checkSchemaFileText(fileName: string, text: string): SchemaFileCheck {
+  const meta = /^\s*\{\s*"\$schema"\s*:\s*"(https?:\/\/json-schema\.org\/[^"]*)"/.exec(text);
+  if (meta) return { ok: 'json-schema', metaSchema: meta[1]! };
+  const result = validateSchemaText(text, { defaultId: defaultSchemaIdFor(fileName) });
+  if (result.ok) return { ok: true, schema: result.schema, digest: result.digest };
+  return { ok: false, lines: result.problems.map((p) => formatSchemaProblem(fileName, p)) };
+}
+
+/** The one-line message for a schema file that could not be read. */
+export function unreadableSchemaFile(fileName: string, err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+  return `${fileName}: cannot read: ${why} [read]`;
+}
