@@ -57,6 +57,8 @@ export function loadWorkloadFile(file: string): LoadedWorkload {
   if (w.durationsSec !== undefined) {
     const checked = checkDurationsValue(w.durationsSec, schema, ['durationsSec']);
     if (!checked.ok) return fail(checked.problems);
+    // A workload is written with its schema: a duration for a step it lacks is a mistake, not history.
+    if (checked.unknownSteps.length > 0) return fail(checked.unknownSteps);
     overrides = checked.durationsSec;
   }
 
@@ -91,6 +93,6 @@ export function loadWorkloadFile(file: string): LoadedWorkload {
   return {
     ok: true,
     description: w.description,
-    workload: { name: w.name, schema, durationsMs: stepDurationsMs(schema, overrides), jitter: w.jitter ?? 0, seed, peers, seedDurations: w.seedDurations ?? false },
+    workload: { name: w.name, schema, durationsMs: stepDurationsMs(schema, overrides), jitter: w.jitter ?? 0, seed, peers, seedDurations: w.seedDurations ?? false, universeMs: Math.round((w.universeSec ?? 0) * 1000) },
   };
 }

@@ -14,6 +14,7 @@ import { limits } from '../shared/limits.js';
  *   "durationsSec": { "protos": 240 },      // true durations; missing steps use estimateSec, then 60 s
  *   "jitter": 0.15,                         // each cohort's step runs duration × (1 ± jitter) (default 0)
  *   "seedDurations": false,                 // core starts with the true durations recorded (default false)
+ *   "universeSec": 0,                       // each peer's final universe build, counted in runner time (default 0)
  *   "groups": [                             // peers that share a source state (one PR's CI jobs)
  *     { "name": "pr-01", "peers": 3, "atSec": 0, "spreadSec": 60,
  *       "pipeline": "independent", "patchsets": ["refs/changes/01/1"] }
@@ -50,6 +51,7 @@ export const workloadFileSchema = z.strictObject({
   durationsSec: z.unknown().optional(),
   jitter: z.number().min(0).max(0.9).optional(),
   seedDurations: z.boolean().optional(),
+  universeSec: z.number().min(0).max(limits.maxEstimateSec).optional(),
   groups: z.array(workloadGroupSchema).min(1).max(1000),
 });
 

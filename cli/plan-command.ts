@@ -1,26 +1,63 @@
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parseDurationsText } from '../server/sim/durations-file.js';
-import { formatPlanText, planJson, planSchedule } from '../server/sim/plan.js';
+import { planSchedule } from '../server/sim/plan.js';
+import { formatPlanText, planJson } from '../server/sim/plan-format.js';
 import { formatSchemaProblem } from '../shared/schema-validate.js';
-import { intOption } from './option-parsers.js';
+import { limits } from '../shared/limits.js';
+import { intOption, numberOption } from './option-parsers.js';
 import { exitInvalid, loadSchemaFile } from './schema-command.js';
 
 interface PlanFlags {
   schema: string;
-  peers: number;
+  peers?: number[];
+  arrivals?: number[];
+  universeSec?: number;
+  seed?: number;
   durations?: string;
   json?: boolean;
+}
+
+const maxPeers = 1000;
+/** A range plans each count in it; this many counts at most. */
+const maxCounts = 100;
+
+/** `--peers 3` or `--peers 1..12`: the counts to plan for, ascending. */
+export function peerCountsOption(value: string): number[] {
+  const m = /^\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected a count (3) or a range (1..12), got "${value}"`);
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (from < 1 || to > maxPeers) throw new InvalidArgumentError(`expected peer counts from 1 to ${maxPeers}, got ${value}`);
+  if (to < from) throw new InvalidArgumentError(`the range ${value} is empty: write it low..high`);
+  if (to - from + 1 > maxCounts) throw new InvalidArgumentError(`at most ${maxCounts} counts in a range, got ${to - from + 1}`);
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/** `--arrivals 0,30,90`: arrival seconds of peer 1, 2, 3, ... */
+export function arrivalsOption(value: string): number[] {
+  const parts = value.split(',');
+  if (parts.length > maxPeers) throw new InvalidArgumentError(`at most ${maxPeers} arrival times, got ${parts.length}`);
+  return parts.map((part, i) => {
+    const n = Number(part.trim());
+    if (part.trim() === '' || !Number.isFinite(n) || n < 0 || n > limits.maxEstimateSec) {
+      throw new InvalidArgumentError(`arrival ${i + 1} ("${part}"): expected seconds from 0 to ${limits.maxEstimateSec}, e.g. 0,30,90`);
+    }
+    return n;
+  });
 }
 
 /** `taskshard plan`: who would build what, in which order, and what it saves; nothing connects anywhere. */
 export function registerPlanCommand(program: Command): void {
   program
     .command('plan')
-    .description('dry run of the scheduler: which peer builds what in which order, the expected makespan and the saving')
+    .description('dry run of the scheduler: who builds what, the makespan, build time and runner time against the shared-cache baselines, for one or a range of peer counts')
     .requiredOption('--schema <file>', 'schema file')
-    .requiredOption('--peers <k>', 'peers (CI jobs) sharing one cohort, arriving together', intOption(1, 1000))
-    .option('--durations <file>', 'JSON object of step id -> seconds (measured durations); other steps use estimateSec, then 60 s')
+    .option('--peers <k|a..b>', 'peers (CI jobs of one change) sharing one cohort: a count, or a range to compare (1..12); default: one per --arrivals value', peerCountsOption)
+    .option('--arrivals <sec,...>', 'when peer 1, 2, ... arrives, seconds after the first (0,30,90); later peers arrive with the last (default: all at 0)', arrivalsOption)
+    .option('--universe-sec <sec>', "each peer's universe build after its steps, counted in runner time (default 0)", numberOption(0, limits.maxEstimateSec))
+    .option('--seed <n>', "seed of baseline (c)'s random build orders (default 1)", intOption(0, 2 ** 31 - 1))
+    .option('--durations <file>', 'JSON object of step id -> seconds (taskshard durations export writes one); other steps use estimateSec, then 60 s')
     .option('--json', 'print the plan as one JSON object')
     .action((flags: PlanFlags) => {
       process.exitCode = runPlan(flags);
@@ -28,6 +65,11 @@ export function registerPlanCommand(program: Command): void {
 }
 
 function runPlan(flags: PlanFlags): number {
+  const peerCounts = flags.peers ?? (flags.arrivals ? [flags.arrivals.length] : null);
+  if (peerCounts === null) {
+    process.stderr.write("error: give --peers <k|a..b> (or --arrivals, one peer per value)\n");
+    return exitInvalid;
+  }
   const loaded = loadSchemaFile(flags.schema);
   if (loaded.ok === 'skipped') {
     process.stderr.write(`${flags.schema}: ${loaded.reason} [schema]\n`);
@@ -52,9 +94,17 @@ function runPlan(flags: PlanFlags): number {
       for (const p of parsed.problems) process.stderr.write(`${formatSchemaProblem(flags.durations, p)}\n`);
       return exitInvalid;
     }
+    for (const w of parsed.warnings) process.stderr.write(`warning: ${formatSchemaProblem(flags.durations, w)}\n`);
     durationsSec = parsed.durationsSec;
   }
-  const plan = planSchedule({ schema: loaded.schema, peers: flags.peers, durationsSec });
+  const plan = planSchedule({
+    schema: loaded.schema,
+    peerCounts,
+    durationsSec,
+    ...(flags.arrivals ? { arrivalsSec: flags.arrivals } : {}),
+    ...(flags.universeSec === undefined ? {} : { universeSec: flags.universeSec }),
+    ...(flags.seed === undefined ? {} : { seed: flags.seed }),
+  });
   process.stdout.write(flags.json ? `${JSON.stringify(planJson(plan))}\n` : formatPlanText(plan));
   return 0;
 }

@@ -4,7 +4,7 @@ import { transitiveNeeds } from './step-durations.js';
 import { policyNames, runKinds, type PeerTimeline, type PolicyRun, type SimCohort, type SimPeerSpec, type SimWorkload, type StepRun } from './sim-types.js';
 
 /**
- * Baseline (b): the original Task Director's dispatch policy, modelled on its
+ * Baseline (d): the original Task Director's dispatch policy, modelled on its
  * `SchemaInstance` (github.com/alexander-scott/task-sharding):
  *
  * - one shared to-do list per schema instance, `[0, 1, ..., n-1]` in schema

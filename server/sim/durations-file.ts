@@ -8,10 +8,11 @@ import { problemsFromZod, type LocatedProblem } from '../../shared/zod-issues.js
 
 /**
  * A durations file: measured step durations for simulation and `taskshard plan`,
- * `{ "<step id>": <seconds>, ... }`. Every key must be a step of the schema;
- * steps not listed fall back to `estimateSec`, then the core's default.
- * Problems come back located (path, rule, line:column) like schema problems,
- * so `formatSchemaProblem` prints them.
+ * `{ "<step id>": <seconds>, ... }`, as `taskshard durations export` writes it.
+ * Steps not listed fall back to `estimateSec`, then the core's default. A key
+ * the schema has no step for (a step removed since the export) is a warning:
+ * it is ignored. Problems and warnings come back located (path, rule,
+ * line:column) like schema problems, so `formatSchemaProblem` prints them.
  */
 export const durationSecSchema = z
   .number()
@@ -21,29 +22,39 @@ export const durationSecSchema = z
 export const durationsFileSchema = z.record(z.string(), durationSecSchema).describe('Step id -> measured duration in seconds.');
 
 export type DurationsValidation =
-  | { readonly ok: true; readonly durationsSec: ReadonlyMap<string, number> }
+  | { readonly ok: true; readonly durationsSec: ReadonlyMap<string, number>; readonly warnings: readonly SchemaProblem[] }
   | { readonly ok: false; readonly problems: readonly SchemaProblem[] };
 
-/** Checks a parsed durations value against the schema's step ids; paths are relative to `prefix`. */
-export function checkDurationsValue(value: unknown, schema: SchemaDef, prefix: JsonPath = []): { ok: true; durationsSec: Map<string, number> } | { ok: false; problems: LocatedProblem[] } {
+/**
+ * Checks a parsed durations value against the schema's step ids; paths are
+ * relative to `prefix`. Keys naming no step of the schema come back in
+ * `unknownSteps` (and are left out of `durationsSec`); the caller decides
+ * whether that is a warning or an error.
+ */
+export function checkDurationsValue(
+  value: unknown,
+  schema: SchemaDef,
+  prefix: JsonPath = [],
+): { ok: true; durationsSec: Map<string, number>; unknownSteps: LocatedProblem[] } | { ok: false; problems: LocatedProblem[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, problems: [{ path: prefix, rule: 'type', message: 'expected an object of step id to seconds, e.g. {"build": 120}' }] };
   }
   const parsed = durationsFileSchema.safeParse(value, { reportInput: true });
   const problems: LocatedProblem[] = parsed.success ? [] : problemsFromZod(parsed.error, prefix);
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
   const known = new Set(schema.steps.map((s) => s.id));
+  const unknownSteps: LocatedProblem[] = [];
   for (const key of Object.keys(value)) {
     if (!known.has(key)) {
       const hint = closestId(key, [...known]);
-      problems.push({
+      unknownSteps.push({
         path: [...prefix, key],
         rule: 'unknown-step',
         message: `schema "${schema.id}" has no step "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
       });
     }
   }
-  if (problems.length > 0 || !parsed.success) return { ok: false, problems };
-  return { ok: true, durationsSec: new Map(Object.entries(parsed.data)) };
+  return { ok: true, durationsSec: new Map(Object.entries(parsed.data).filter(([id]) => known.has(id))), unknownSteps };
 }
 
 /** Parses and checks durations-file text; every problem has line:column where it can. */
@@ -55,8 +66,12 @@ export function parseDurationsText(text: string, schema: SchemaDef): DurationsVa
     return { ok: false, problems: duplicates.map((d) => ({ path: d.path, rule: 'duplicate-key', message: `key "${d.key}" appears more than once in this object`, position: d.position })) };
   }
   const checked = checkDurationsValue(parsed.doc.value, schema);
-  if (checked.ok) return checked;
-  return { ok: false, problems: locate(parsed.doc, checked.problems) };
+  if (!checked.ok) return { ok: false, problems: locate(parsed.doc, checked.problems) };
+  const warnings = locate(
+    parsed.doc,
+    checked.unknownSteps.map((p) => ({ ...p, message: `${p.message}: a removed step? ignored` })),
+  );
+  return { ok: true, durationsSec: checked.durationsSec, warnings };
 }
 
 /** Adds the nearest existing position to each problem. */

@@ -1,21 +1,28 @@
 import type { SchemaDef } from '../../shared/schema-file.js';
-import { formatClock, formatDuration, formatPercent } from './sim-format.js';
 import { simulate } from './simulate.js';
-import { durationSource, singleCohortWorkload, stepDurationsMs } from './sim-workload.js';
+import { durationSource, peerIds, simRegistration, stepDurationsMs } from './sim-workload.js';
 import { criticalPathChain } from './step-durations.js';
-import { policyNames, type SimReport } from './sim-types.js';
+import { policyNames, type PolicyName, type SimReport, type SimWorkload } from './sim-types.js';
 
 /**
- * `taskshard plan`: a dry run of the real scheduler core for K peers that
- * share one cohort and arrive together. The core is given the durations as
- * its recorded averages (what the authority knows after a run), so the plan
- * is what it would do with that knowledge.
+ * `taskshard plan`: a dry run of the real scheduler core for K peers of one
+ * change (one cohort), for each K asked, next to the four baselines on the
+ * same durations and arrivals. The core is given the durations as its
+ * recorded averages (what the authority knows after a run), so the plan is
+ * what it would do with that knowledge.
  */
 export interface PlanInput {
   readonly schema: SchemaDef;
-  readonly peers: number;
+  /** Peer counts to plan for, ascending, each ≥ 1. */
+  readonly peerCounts: readonly number[];
+  /** Peer i arrives at `arrivalsSec[i]`; peers past the end of the list arrive with the last one. Default [0]. */
+  readonly arrivalsSec?: readonly number[];
+  /** Each peer's universe build once its steps are done (seconds, default 0); counted in runner time. */
+  readonly universeSec?: number;
   /** Measured durations (seconds) from a durations file; others use estimateSec, then the core default. */
   readonly durationsSec: ReadonlyMap<string, number>;
+  /** Seed of baseline (c)'s random orders (default 1). */
+  readonly seed?: number;
 }
 
 export interface PlannedRun {
@@ -24,102 +31,112 @@ export interface PlannedRun {
   readonly endMs: number;
 }
 
+/** One policy's figures for one peer count. */
+export interface PolicyFigures {
+  /** First arrival to the last peer ready for its universe build. */
+  readonly makespanMs: number;
+  /** Build time: machine time spent building steps, every copy counted. */
+  readonly buildMs: number;
+  /** Runner time: Σ over peers of (ready − arrival + universe), waiting included. */
+  readonly runnerMs: number;
+}
+
+export interface PlannedPeer {
+  readonly peerId: string;
+  readonly arrivalMs: number;
+  readonly readyAtMs: number;
+  readonly runs: readonly PlannedRun[];
+  /** Building every step alone minus (ready − arrival); negative when waiting cost more. */
+  readonly savedMs: number;
+}
+
+export interface CountPlan {
+  readonly peers: number;
+  readonly lowerBoundMs: number;
+  readonly perPeer: readonly PlannedPeer[];
+  /** taskshard first, then (b), (c), (a), (d). */
+  readonly policies: Readonly<Record<PolicyName, PolicyFigures>>;
+}
+
 export interface Plan {
   readonly schemaId: string;
   readonly steps: number;
-  readonly peers: number;
   readonly durationSources: Readonly<Record<'durations-file' | 'estimateSec' | 'default', number>>;
-  readonly perPeer: readonly { readonly peerId: string; readonly runs: readonly PlannedRun[] }[];
-  readonly makespanMs: number;
-  readonly lowerBoundMs: number;
+  readonly arrivalsSec: readonly number[];
+  readonly universeMs: number;
+  readonly seed: number;
   readonly criticalPath: readonly string[];
   readonly criticalPathMs: number;
+  /** Every step built once: what one peer building alone spends. */
   readonly uniqueWorkMs: number;
-  /** Every peer builds everything: machine time and the wait per peer. */
-  readonly everyPeer: { readonly machineMs: number; readonly perPeerMs: number };
-  /** The original Task Director policy on the same input. */
-  readonly taskDirector: { readonly machineMs: number; readonly makespanMs: number };
-  readonly taskshardMachineMs: number;
+  readonly counts: readonly CountPlan[];
+  /** The smallest count whose taskshard makespan is within 5 % of the best one. */
+  readonly recommendedPeers: number;
 }
 
+/** A count is recommended when its makespan is at most this much over the best. */
+export const recommendWithin = 0.05;
+
 export function planSchedule(input: PlanInput): Plan {
+  if (input.peerCounts.length === 0) throw new Error('plan: no peer counts');
+  const arrivalsSec = input.arrivalsSec && input.arrivalsSec.length > 0 ? input.arrivalsSec : [0];
+  const universeMs = Math.round((input.universeSec ?? 0) * 1000);
+  const seed = input.seed ?? 1;
   const durationsMs = stepDurationsMs(input.schema, input.durationsSec);
-  const workload = singleCohortWorkload({ name: `plan-${input.schema.id}`, schema: input.schema, peers: input.peers, durationsMs, seedDurations: true });
-  const report: SimReport = simulate(workload);
-  const cohort = report.cohorts[0]!;
-  const summary = (policy: string) => report.summaries.find((s) => s.policy === policy)!;
-  const core = report.runs[policyNames.taskshard];
+  const counts = input.peerCounts.map((k) => planCount(input.schema, k, arrivalsSec, universeMs, seed, durationsMs));
   const sources = { 'durations-file': 0, estimateSec: 0, default: 0 };
   for (const step of input.schema.steps) sources[durationSource(input.schema, step.id, input.durationsSec)]++;
   const ms = (stepId: string): number => durationsMs.get(stepId)!;
+  const chain = criticalPathChain(input.schema, ms);
+  const best = Math.min(...counts.map((c) => c.policies.taskshard.makespanMs));
+  const recommended = counts.find((c) => c.policies.taskshard.makespanMs <= best * (1 + recommendWithin))!;
   return {
     schemaId: input.schema.id,
     steps: input.schema.steps.length,
-    peers: input.peers,
     durationSources: sources,
-    perPeer: workload.peers.map((p) => ({
-      peerId: p.peerId,
-      runs: core.runs.filter((r) => r.peerId === p.peerId && !r.aborted).map((r) => ({ stepId: r.stepId, startMs: r.startMs, endMs: r.endMs })),
-    })),
-    makespanMs: Math.max(...core.peers.map((p) => p.readyAtMs)),
-    lowerBoundMs: cohort.lowerBoundMs,
-    criticalPath: criticalPathChain(input.schema, ms),
-    criticalPathMs: cohort.criticalPathMs,
-    uniqueWorkMs: cohort.uniqueWorkMs,
-    everyPeer: { machineMs: summary(policyNames.everyPeer).executedWorkMs, perPeerMs: cohort.uniqueWorkMs },
-    taskDirector: { machineMs: summary(policyNames.taskDirector).executedWorkMs, makespanMs: summary(policyNames.taskDirector).timeToUniverseMs.max },
-    taskshardMachineMs: summary(policyNames.taskshard).executedWorkMs,
+    arrivalsSec,
+    universeMs,
+    seed,
+    criticalPath: chain,
+    criticalPathMs: chain.reduce((sum, id) => sum + ms(id), 0),
+    uniqueWorkMs: [...durationsMs.values()].reduce((a, b) => a + b, 0),
+    counts,
+    recommendedPeers: recommended.peers,
   };
 }
 
-export function formatPlanText(plan: Plan): string {
-  const src = plan.durationSources;
-  const from = [
-    src['durations-file'] > 0 ? `${src['durations-file']} from the durations file` : '',
-    src.estimateSec > 0 ? `${src.estimateSec} from estimateSec` : '',
-    src.default > 0 ? `${src.default} at the core's default` : '',
-  ].filter(Boolean);
-  const width = Math.max(...plan.perPeer.flatMap((p) => p.runs.map((r) => r.stepId.length)), 4);
-  const lines = [
-    `plan for schema "${plan.schemaId}": ${plan.steps} steps, ${plan.peers} peers arriving together; step durations: ${from.join(', ')}`,
-    '(a dry run of the real scheduler core on a virtual clock, which knows these durations as recorded averages)',
-    '',
-  ];
-  for (const peer of plan.perPeer) {
-    const busy = peer.runs.reduce((sum, r) => sum + r.endMs - r.startMs, 0);
-    lines.push(`${peer.peerId}: ${peer.runs.length} ${peer.runs.length === 1 ? 'step' : 'steps'}, busy ${formatDuration(busy)}, ready for its universe build at ${formatClock(plan.makespanMs)}`);
-    for (const r of peer.runs) lines.push(`  ${formatClock(r.startMs)} -> ${formatClock(r.endMs)}  ${r.stepId.padEnd(width)}  ${formatDuration(r.endMs - r.startMs)}`);
-    if (peer.runs.length === 0) lines.push('  (builds nothing: the other peers take every step)');
+/** Arrival of peer i (0-based) in ms. */
+export function arrivalMs(arrivalsSec: readonly number[], i: number): number {
+  return Math.round(arrivalsSec[Math.min(i, arrivalsSec.length - 1)]! * 1000);
+}
+
+function planCount(schema: SchemaDef, k: number, arrivalsSec: readonly number[], universeMs: number, seed: number, durationsMs: ReadonlyMap<string, number>): CountPlan {
+  const workload: SimWorkload = {
+    name: `plan-${schema.id}-${k}`,
+    schema,
+    durationsMs,
+    jitter: 0,
+    seed,
+    peers: peerIds(k).map((peerId, i) => ({ peerId, arrivalMs: arrivalMs(arrivalsSec, i), registration: simRegistration() })),
+    seedDurations: true,
+    universeMs,
+  };
+  const report: SimReport = simulate(workload);
+  if (report.cohorts.length !== 1) throw new Error(`plan: the core formed ${report.cohorts.length} cohorts for one change`);
+  const cohort = report.cohorts[0]!;
+  const firstArrival = Math.min(...workload.peers.map((p) => p.arrivalMs));
+  const policies = {} as Record<PolicyName, PolicyFigures>;
+  for (const s of report.summaries) {
+    const lastReady = Math.max(...report.runs[s.policy].peers.map((p) => p.readyAtMs));
+    policies[s.policy] = { makespanMs: lastReady - firstArrival, buildMs: s.executedWorkMs, runnerMs: s.runnerTimeMs };
   }
-  const savedMachine = plan.everyPeer.machineMs - plan.taskshardMachineMs;
-  lines.push(
-    '',
-    `expected makespan: ${formatDuration(plan.makespanMs)} (lower bound ${formatDuration(plan.lowerBoundMs)}: critical path ${formatDuration(plan.criticalPathMs)} = ${plan.criticalPath.join(' -> ')}; work / peers ${formatDuration(plan.uniqueWorkMs / plan.peers)})`,
-    `every peer building everything: ${formatDuration(plan.everyPeer.perPeerMs)} per peer, ${formatDuration(plan.everyPeer.machineMs)} machine time`,
-    `with taskshard: ${formatDuration(plan.taskshardMachineMs)} machine time; saves ${formatDuration(savedMachine)} (${formatPercent(savedMachine, plan.everyPeer.machineMs)}) of machine time, and each peer starts its universe build ${formatDuration(plan.everyPeer.perPeerMs - plan.makespanMs)} sooner`,
-    `for comparison, the original Task Director policy: ${formatDuration(plan.taskDirector.makespanMs)} makespan, ${formatDuration(plan.taskDirector.machineMs)} machine time`,
-  );
-  return `${lines.join('\n')}\n`;
-}
-
-/** The plan as JSON: seconds with up to three decimals. */
-export function planJson(plan: Plan): Record<string, unknown> {
-  const sec = (ms: number): number => Math.round(ms) / 1000;
-  return {
-    schema: plan.schemaId,
-    steps: plan.steps,
-    peers: plan.peers,
-    durationSources: plan.durationSources,
-    perPeer: plan.perPeer.map((p) => ({ peerId: p.peerId, steps: p.runs.map((r) => ({ stepId: r.stepId, startSec: sec(r.startMs), endSec: sec(r.endMs) })) })),
-    makespanSec: sec(plan.makespanMs),
-    lowerBoundSec: sec(plan.lowerBoundMs),
-    criticalPath: plan.criticalPath,
-    criticalPathSec: sec(plan.criticalPathMs),
-    uniqueWorkSec: sec(plan.uniqueWorkMs),
-    everyPeerBuildsEverything: { perPeerSec: sec(plan.everyPeer.perPeerMs), machineSec: sec(plan.everyPeer.machineMs) },
-    taskshard: { makespanSec: sec(plan.makespanMs), machineSec: sec(plan.taskshardMachineMs) },
-    savedMachineSec: sec(plan.everyPeer.machineMs - plan.taskshardMachineMs),
-    savedPerPeerSec: sec(plan.everyPeer.perPeerMs - plan.makespanMs),
-    taskDirectorBaseline: { makespanSec: sec(plan.taskDirector.makespanMs), machineSec: sec(plan.taskDirector.machineMs) },
-  };
+  const core = report.runs[policyNames.taskshard];
+  const perPeer = core.peers.map((p) => ({
+    peerId: p.peerId,
+    arrivalMs: p.arrivalMs,
+    readyAtMs: p.readyAtMs,
+    runs: core.runs.filter((r) => r.peerId === p.peerId && !r.aborted).map((r) => ({ stepId: r.stepId, startMs: r.startMs, endMs: r.endMs })),
+    savedMs: cohort.uniqueWorkMs - (p.readyAtMs - p.arrivalMs),
+  }));
+  return { peers: k, lowerBoundMs: cohort.lowerBoundMs, perPeer, policies };
 }

@@ -25,3 +25,23 @@ export function formatClock(ms: number): string {
 export function formatPercent(part: number, whole: number): string {
   return whole === 0 ? '0%' : `${Math.round((part / whole) * 1000) / 10}%`;
 }
+
+/** A duration that may be negative: `-4m10s`. */
+export function formatSignedDuration(ms: number): string {
+  return ms < 0 ? `-${formatDuration(-ms)}` : formatDuration(ms);
+}
+
+/** Short labels of the policies, with the letters the README and docs use. */
+export const policyLabels = Object.freeze({
+  taskshard: 'taskshard',
+  'baseline-shared-cache-schema-order': '(b) shared cache, schema order',
+  'baseline-shared-cache-random-order': '(c) shared cache, random order',
+  'baseline-every-peer-builds-everything': '(a) no cache, every peer builds all',
+  'baseline-task-director': '(d) Task Director policy',
+} as const);
+
+/** What the two units mean, in one line each, for the outputs that print them. */
+export const unitLegend = [
+  'build time: machine time spent building steps, every copy counted (work not repeated is saved)',
+  'runner time: Σ over peers of (arrival to ready for the universe build, waiting included, + the universe build): how long CI runners are held',
+] as const;

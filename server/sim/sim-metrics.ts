@@ -37,7 +37,7 @@ export function stats(values: readonly number[]): Stats {
   return { mean: sum / values.length, p50: percentile(values, 50), p95: percentile(values, 95), max: Math.max(...values) };
 }
 
-export function summarize(run: PolicyRun, cohorts: readonly SimCohort[], uniqueWorkMs: number): PolicySummary {
+export function summarize(run: PolicyRun, cohorts: readonly SimCohort[], uniqueWorkMs: number, universeMs: number): PolicySummary {
   let executedWorkMs = 0;
   let abortedRuns = 0;
   for (const r of run.runs) {
@@ -46,11 +46,16 @@ export function summarize(run: PolicyRun, cohorts: readonly SimCohort[], uniqueW
   }
   const lastReady = new Map<number, number>();
   const perPeer: Record<string, number> = {};
+  const perPeerSaved: Record<string, number> = {};
   const ttu: number[] = [];
+  let runnerTimeMs = 0;
   for (const p of run.peers) {
+    const spent = p.readyAtMs - p.arrivalMs;
     lastReady.set(p.cohort, Math.max(lastReady.get(p.cohort) ?? -Infinity, p.readyAtMs));
-    perPeer[p.peerId] = p.readyAtMs - p.arrivalMs;
-    ttu.push(p.readyAtMs - p.arrivalMs);
+    perPeer[p.peerId] = spent;
+    perPeerSaved[p.peerId] = cohorts[p.cohort]!.uniqueWorkMs - spent;
+    ttu.push(spent);
+    runnerTimeMs += spent + universeMs;
   }
   const ratios = cohorts.map((c) => {
     const makespan = lastReady.get(c.index)! - c.firstArrivalMs;
@@ -59,10 +64,12 @@ export function summarize(run: PolicyRun, cohorts: readonly SimCohort[], uniqueW
   return {
     policy: run.policy,
     executedWorkMs,
+    runnerTimeMs,
     executedOverUnique: uniqueWorkMs === 0 ? 1 : executedWorkMs / uniqueWorkMs,
     makespanOverLowerBound: { mean: ratios.reduce((a, b) => a + b, 0) / ratios.length, max: Math.max(...ratios) },
     timeToUniverseMs: stats(ttu),
     perPeerTimeToUniverseMs: perPeer,
+    perPeerSavedMs: perPeerSaved,
     abortedRuns,
   };
 }

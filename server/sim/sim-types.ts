@@ -34,6 +34,11 @@ export interface SimWorkload {
    * earlier runs. Otherwise it knows only `estimateSec` or its default.
    */
   readonly seedDurations: boolean;
+  /**
+   * How long each peer's universe build takes once its steps are done (ms,
+   * default 0). The same under every policy; it counts in runner time.
+   */
+  readonly universeMs?: number;
 }
 
 export interface SimOptions {
@@ -43,9 +48,19 @@ export interface SimOptions {
   readonly maxEvents?: number;
 }
 
+/**
+ * The policies of one run, in report order: taskshard, then the baselines
+ * users really have, (b) and (c), then (a) and (d).
+ */
 export const policyNames = Object.freeze({
   taskshard: 'taskshard',
+  /** (b) A shared remote cache; every peer builds in schema order and takes what another peer finished. */
+  sharedCacheSchemaOrder: 'baseline-shared-cache-schema-order',
+  /** (c) The same with each peer in its own seeded random order. */
+  sharedCacheRandomOrder: 'baseline-shared-cache-random-order',
+  /** (a) No cache: every peer builds everything. */
   everyPeer: 'baseline-every-peer-builds-everything',
+  /** (d) The original Task Director dispatch policy. */
   taskDirector: 'baseline-task-director',
 });
 export type PolicyName = (typeof policyNames)[keyof typeof policyNames];
@@ -57,7 +72,7 @@ export const runKinds = Object.freeze({
   backup: 'backup',
   /** A step the peer had to build inside another one because it was not in the cache yet (Task Director baseline). */
   missingNeed: 'missing-need',
-  /** A step the peer built for itself (every-peer baseline). */
+  /** A step the peer built for itself (every-peer and shared-cache baselines). */
   own: 'own',
 });
 export type RunKind = (typeof runKinds)[keyof typeof runKinds];
@@ -113,7 +128,13 @@ export interface Stats {
 
 export interface PolicySummary {
   readonly policy: PolicyName;
+  /** Build time: machine time spent building steps (every copy, aborted ones included). */
   readonly executedWorkMs: number;
+  /**
+   * Runner time: Σ over peers of (ready − arrival + universe build), i.e. how
+   * long the CI runners were held, waiting included.
+   */
+  readonly runnerTimeMs: number;
   /** Executed machine time ÷ the workload's unique work (1 = nothing built twice). */
   readonly executedOverUnique: number;
   /** Per cohort: (last member ready − first arrival) ÷ lower bound; mean and max over cohorts. */
@@ -121,6 +142,12 @@ export interface PolicySummary {
   /** Per peer: ready for its universe build − arrival. */
   readonly timeToUniverseMs: Stats;
   readonly perPeerTimeToUniverseMs: Readonly<Record<string, number>>;
+  /**
+   * Per peer: what it would have spent building every step alone (its cohort's
+   * unique work) minus what it spent, building and waiting (ready − arrival).
+   * Negative when it waited longer than building alone would have taken.
+   */
+  readonly perPeerSavedMs: Readonly<Record<string, number>>;
   /** Runs that were stopped before finishing. */
   readonly abortedRuns: number;
 }
@@ -132,6 +159,8 @@ export interface SimReport {
   readonly steps: number;
   readonly cohorts: readonly SimCohort[];
   readonly uniqueWorkMs: number;
+  /** The universe build each peer runs at the end (ms), counted in runner time. */
+  readonly universeMs: number;
   readonly runs: Readonly<Record<PolicyName, PolicyRun>>;
   readonly summaries: readonly PolicySummary[];
 }

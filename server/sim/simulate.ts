@@ -1,4 +1,5 @@
 import { runEveryPeerBaseline } from './baseline-every-peer.js';
+import { runRandomOrderBaseline, runSchemaOrderBaseline } from './baseline-shared-cache.js';
 import { runTaskDirectorBaseline } from './baseline-task-director.js';
 import { runCore } from './core-driver.js';
 import { capacityBoundMs, summarize } from './sim-metrics.js';
@@ -6,8 +7,10 @@ import { DurationTable } from './step-durations.js';
 import { policyNames, type SimCohort, type SimOptions, type SimReport, type SimWorkload } from './sim-types.js';
 
 /**
- * One simulation run: the real core first (it decides the cohorts), then both
- * baselines over the same cohorts, durations and arrivals, then the figures.
+ * One simulation run: the real core first (it decides the cohorts), then the
+ * four baselines over the same cohorts, durations and arrivals, then the
+ * figures: (b) shared cache in schema order, (c) shared cache in random
+ * order, (a) every peer builds everything, (d) the Task Director policy.
  * Pure and deterministic: the same workload (seed included) gives the same report.
  */
 export function simulate(workload: SimWorkload, options: SimOptions = {}): SimReport {
@@ -18,6 +21,8 @@ export function simulate(workload: SimWorkload, options: SimOptions = {}): SimRe
     if (!(p.arrivalMs >= 0)) throw new Error(`workload ${workload.name}: peer ${p.peerId} arrives at ${p.arrivalMs} ms`);
     ids.add(p.peerId);
   }
+  const universeMs = workload.universeMs ?? 0;
+  if (!(universeMs >= 0) || !Number.isFinite(universeMs)) throw new Error(`workload ${workload.name}: universe build of ${universeMs} ms`);
   const durations = new DurationTable(workload);
   const core = runCore(workload, durations, options);
   const cohorts: SimCohort[] = core.cohorts.map((c, index) => {
@@ -35,9 +40,12 @@ export function simulate(workload: SimWorkload, options: SimOptions = {}): SimRe
     };
   });
   const uniqueWorkMs = cohorts.reduce((sum, c) => sum + c.uniqueWorkMs, 0);
+  const schemaOrder = runSchemaOrderBaseline(workload, cohorts, durations);
+  const randomOrder = runRandomOrderBaseline(workload, cohorts, durations);
   const everyPeer = runEveryPeerBaseline(workload, cohorts, durations);
   const taskDirector = runTaskDirectorBaseline(workload, cohorts, durations);
   const taskshard = { policy: core.policy, runs: core.runs, peers: core.peers };
+  const all = [taskshard, schemaOrder, randomOrder, everyPeer, taskDirector];
   return {
     workload: workload.name,
     seed: workload.seed,
@@ -45,7 +53,14 @@ export function simulate(workload: SimWorkload, options: SimOptions = {}): SimRe
     steps: workload.schema.steps.length,
     cohorts,
     uniqueWorkMs,
-    runs: { [policyNames.taskshard]: taskshard, [policyNames.everyPeer]: everyPeer, [policyNames.taskDirector]: taskDirector },
-    summaries: [taskshard, everyPeer, taskDirector].map((run) => summarize(run, cohorts, uniqueWorkMs)),
+    universeMs,
+    runs: {
+      [policyNames.taskshard]: taskshard,
+      [policyNames.sharedCacheSchemaOrder]: schemaOrder,
+      [policyNames.sharedCacheRandomOrder]: randomOrder,
+      [policyNames.everyPeer]: everyPeer,
+      [policyNames.taskDirector]: taskDirector,
+    },
+    summaries: all.map((run) => summarize(run, cohorts, uniqueWorkMs, universeMs)),
   };
 }

@@ -109,19 +109,30 @@ describe('npm run demo', () => {
 });
 
 describe('npm run bench:sched', () => {
-  it('runs every shipped workload: a table, then one JSON line with all three policies per workload', async () => {
+  it('runs every shipped workload: a table, then one JSON line with taskshard and the four baselines per workload', async () => {
     const result = await runScript('bench/sched-bench.ts', []);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const lines = result.stdout.trim().split('\n');
-    const json = JSON.parse(lines[lines.length - 1]!) as { bench: string; workloads: { workload: string; policies: Record<string, { executedOverUnique: number }> }[] };
+    const json = JSON.parse(lines[lines.length - 1]!) as { bench: string; workloads: { workload: string; policies: Record<string, { executedOverUnique: number; buildTimeSec: number; runnerTimeSec: number; perPeerTimeToUniverseSec: Record<string, number> }> }[] };
     expect(json.bench).toBe('sched');
     expect(json.workloads.map((w) => w.workload).sort()).toEqual(['ci-day', 'deep-chain', 'skewed', 'skewed-no-estimates', 'wide-flat']);
     for (const w of json.workloads) {
-      expect(Object.keys(w.policies).sort()).toEqual(['baseline-every-peer-builds-everything', 'baseline-task-director', 'taskshard']);
+      expect(Object.keys(w.policies)).toEqual([
+        'taskshard',
+        'baseline-shared-cache-schema-order',
+        'baseline-shared-cache-random-order',
+        'baseline-every-peer-builds-everything',
+        'baseline-task-director',
+      ]);
       expect(w.policies.taskshard!.executedOverUnique).toBeGreaterThanOrEqual(1);
+      for (const p of Object.values(w.policies)) {
+        expect(p.runnerTimeSec).toBeGreaterThan(0);
+        expect(Object.keys(p.perPeerTimeToUniverseSec).length).toBeGreaterThan(0);
+      }
     }
-    expect(result.stdout).toMatch(/^workload +peers +cohorts +policy/m);
+    expect(result.stdout).toMatch(/^workload +peers +cohorts +policy +executed\/unique +build time +runner time/m);
+    expect(result.stdout).toMatch(/^ {2}ci-day +vs \(b\) \S+ [\d.]+% \(\S+ [\d.]+%\); vs \(c\)/m);
   });
 
   it('exits 2 with located lines on a bad workload file', async () => {
