@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { registerDurationsCommand } from './durations-command.js';
 import { packageInfo } from './package-info.js';
 import { registerPeerCommand } from './peer-command.js';
 import { registerPlanCommand } from './plan-command.js';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerSchemaCommands(program);
   registerServerCommand(program);
   registerPlanCommand(program);
+  registerDurationsCommand(program);
   registerPeerCommand(program);
   return program;
 }
