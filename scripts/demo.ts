@@ -6,13 +6,19 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { saving } from '../server/sim/plan-format.js';
+import { planSchedule } from '../server/sim/plan.js';
+import { formatDuration } from '../server/sim/sim-format.js';
+import { validateSchemaText } from '../shared/schema-validate.js';
 
 /**
  * `npm run demo`: builds, starts an authority on a temporary SQLite file and
  * three peers on schemas/example.json whose steps simulate work (a sleep
- * scaled from each step's estimateSec), prints who built what and the machine
- * time saved against every peer building everything, and exits 0 (well within
- * a minute). Everything is real: the CLI from dist/, WebSockets on loopback.
+ * scaled from each step's estimateSec), prints who built what and what it
+ * saved in two units, build time and runner time, against the baselines
+ * (shared remote cache in schema order and in random orders, simulated on the
+ * durations and arrival times measured here), and exits 0 (well within a
+ * minute). Everything is real: the CLI from dist/, WebSockets on loopback.
  */
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(repoRoot, 'dist/cli/main.js');
@@ -24,7 +30,7 @@ const peerIds = ['demo-a', 'demo-b', 'demo-c'];
 const deadlineMs = 55_000;
 
 const children: ChildProcess[] = [];
-const out = (line: string): void => void process.stdout.write(`${line}\n`);
+const out = (...lines: string[]): void => void process.stdout.write(lines.map((l) => `${l}\n`).join(''));
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -41,10 +47,62 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-function hms(sec: number): string {
-  const h = Math.floor(sec / 3600);
-  const m = Math.round((sec % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m`;
+function percent(part: number, whole: number): string {
+  return `${whole === 0 ? 0 : Math.round((part / whole) * 1000) / 10}%`;
+}
+
+/** `saves 7.1 s` or, when it cost more, `COSTS 2.0 s more`: a saving may be negative and says so. */
+function saved(ms: number): string {
+  return ms >= 0 ? `saves ${seconds(ms)}` : `COSTS ${seconds(-ms)} more`;
+}
+
+function readSchema(): Parameters<typeof planSchedule>[0]['schema'] {
+  const result = validateSchemaText(readFileSync(schemaFile, 'utf8'), { defaultId: 'example' });
+  if (!result.ok) throw new Error(`${schemaFile} is not a valid schema`);
+  return result.schema;
+}
+
+/**
+ * Build time and runner time measured here, and the shared-cache baselines
+ * simulated on the same measured durations and arrival (join) times.
+ */
+function savingsLines(builtMs: number, measuredSec: ReadonlyMap<string, number>, joinedAt: ReadonlyMap<string, number>, completeAt: ReadonlyMap<string, number>): string[] {
+  const runnerMsOf = (p: string): number => {
+    const joined = joinedAt.get(p);
+    const complete = completeAt.get(p);
+    if (joined === undefined || complete === undefined) throw new Error(`peer ${p} printed no joined or complete line`);
+    return complete - joined;
+  };
+  const runnerMs = peerIds.reduce((sum, p) => sum + runnerMsOf(p), 0);
+  const firstJoin = Math.min(...peerIds.map((p) => joinedAt.get(p)!));
+  const byArrival = [...peerIds].sort((a, b) => joinedAt.get(a)! - joinedAt.get(b)!);
+  const baseline = planSchedule({ schema: readSchema(), peerCounts: [peerIds.length], arrivalsSec: byArrival.map((p) => (joinedAt.get(p)! - firstJoin) / 1000), durationsSec: measuredSec }).counts[0]!;
+  const b = baseline.policies['baseline-shared-cache-schema-order'];
+  const c = baseline.policies['baseline-shared-cache-random-order'];
+  const everyone = builtMs * peerIds.length;
+  const lines = [
+    'build time = machine time spent building steps; runner time = each peer from joining to its universe build, waiting included, summed',
+    `measured here: build time ${seconds(builtMs)} (each step built once; ${seconds(everyone)} if every peer built everything), runner time ${seconds(runnerMs)}`,
+    `simulated on the same durations and join times: (b) shared remote cache, every job in schema order: build time ${seconds(b.buildMs)}, runner time ${seconds(b.runnerMs)}; (c) each job in its own random order: build time ${seconds(c.buildMs)}, runner time ${seconds(c.runnerMs)}`,
+    `taskshard against (b): runner time ${saved(b.runnerMs - runnerMs)} (${percent(b.runnerMs - runnerMs, b.runnerMs)}), build time ${saved(b.buildMs - builtMs)} (${percent(b.buildMs - builtMs, b.buildMs)}); against (c): runner time ${saved(c.runnerMs - runnerMs)} (${percent(c.runnerMs - runnerMs, c.runnerMs)}), build time ${saved(c.buildMs - builtMs)}`,
+  ];
+  const aloneMs = [...measuredSec.values()].reduce((sum, sec) => sum + sec * 1000, 0);
+  for (const p of peerIds) {
+    lines.push(`  ${p}: building and waiting ${seconds(runnerMsOf(p))}, building every step alone ${seconds(aloneMs)}: ${saved(aloneMs - runnerMsOf(p))}`);
+  }
+  return lines;
+}
+
+/** The same comparison at the schema's real estimates, as `taskshard plan` computes it. */
+function estimateLines(): string[] {
+  const count = planSchedule({ schema: readSchema(), peerCounts: [peerIds.length], durationsSec: new Map() }).counts[0]!;
+  const b = saving(count, 'baseline-shared-cache-schema-order');
+  const c = saving(count, 'baseline-shared-cache-random-order');
+  return [
+    `at the schema's real estimates (npx taskshard plan --schema schemas/example.json --peers ${peerIds.length}): per run of ${peerIds.length} jobs taskshard saves ` +
+      `${formatDuration(b.runnerMs)} of runner time (${b.runnerShare}) and ${formatDuration(b.buildMs)} of build time (${b.buildShare}) against a shared remote cache in schema order (b), ` +
+      `${formatDuration(c.runnerMs)} of runner time (${c.runnerShare}) against random orders (c)`,
+  ];
 }
 
 interface StepView {
@@ -87,6 +145,9 @@ async function main(): Promise<number> {
     out(`peers: ${peerIds.join(', ')} on ${schemaFile}; each step sleeps ${msPerEstimateSec} ms per estimated second\n`);
 
     const peerStart = performance.now();
+    /** When each peer joined its cohort and when it got `complete` (ms after peerStart): its runner time until the universe build. */
+    const joinedAt = new Map<string, number>();
+    const completeAt = new Map<string, number>();
     const exits = await Promise.all(
       peerIds.map(
         (peerId) =>
@@ -102,6 +163,9 @@ async function main(): Promise<number> {
             let stderr = '';
             child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
             createInterface({ input: child.stdout }).on('line', (line) => {
+              const at = performance.now() - peerStart;
+              if (/joined cohort/.test(line)) joinedAt.set(peerId, at);
+              if (/: complete \(/.test(line)) completeAt.set(peerId, at);
               if (/joined cohort|assigned|complete \(|exit \d/.test(line)) out(`[${peerId}] ${line.replace(/^taskshard: /, '')}`);
             });
             const timer = setTimeout(() => child.kill('SIGKILL'), Math.max(1000, deadlineMs - (performance.now() - started)));
@@ -121,23 +185,20 @@ async function main(): Promise<number> {
     const detail = (await (await fetch(`${base}/api/v1/cohorts/${cohort.id}`)).json()) as { steps: StepView[] };
     out(`\nwho built what (cohort ${cohort.id}, ${cohort.peers} peers):`);
     let builtMs = 0;
-    let estimateSec = 0;
+    const measuredSec = new Map<string, number>();
     const perPeer = new Map<string, string[]>(peerIds.map((p) => [p, []]));
     for (const step of detail.steps) {
       if (step.status !== 'succeeded' || step.builtBy === null) throw new Error(`step ${step.id} is ${step.status}`);
       builtMs += step.durationMs ?? 0;
-      estimateSec += step.estimateSec ?? 60;
+      measuredSec.set(step.id, Math.max(1, step.durationMs ?? 0) / 1000);
       perPeer.get(step.builtBy)?.push(step.id);
       out(`  ${step.id.padEnd(11)} built by ${step.builtBy}  ${seconds(step.durationMs ?? 0)}`);
     }
     for (const [peerId, steps] of perPeer) out(`  ${peerId}: ${steps.length} ${steps.length === 1 ? 'step' : 'steps'} (${steps.join(', ') || 'none'})`);
-    const everyone = builtMs * peerIds.length;
-    out(
-      `\nmachine time on steps: ${seconds(builtMs)} with taskshard (each step built once) vs ${seconds(everyone)} if every peer built everything: ` +
-        `saved ${seconds(everyone - builtMs)} (${Math.round(((everyone - builtMs) / everyone) * 100)}%)`,
-    );
-    out(`wall time: all three peers finished (steps and universe) in ${seconds(wallMs)}; one peer building every step alone needs ${seconds(builtMs)} before its universe build`);
-    out(`at the schema's real estimates that is ${hms(estimateSec * (peerIds.length - 1))} of machine time saved per run of ${peerIds.length} jobs (${hms(estimateSec)} of steps, built once instead of ${peerIds.length} times)`);
+    out('');
+    out(...savingsLines(builtMs, measuredSec, joinedAt, completeAt));
+    out(`wall time: all three peers finished (steps and universe) in ${seconds(wallMs)}`);
+    out(...estimateLines());
     return 0;
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

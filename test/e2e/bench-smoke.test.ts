@@ -97,14 +97,18 @@ describe('npm run bench (tiny)', () => {
 });
 
 describe('npm run demo', () => {
-  it('an authority and three peers share the example schema; prints who built what and the saving', async () => {
+  it('an authority and three peers share the example schema; prints who built what and the saving in build time and runner time against the shared-cache baselines', async () => {
     const result = await runScript('scripts/demo.ts', ['--no-build']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     for (const peer of ['demo-a', 'demo-b', 'demo-c']) expect(result.stdout).toContain(`[${peer}] exit 0: every step resolved and the universe built`);
     const builders = [...result.stdout.matchAll(/^ {2}(\S+) +built by (demo-[abc]) /gm)];
     expect(builders.map((m) => m[1]).sort()).toEqual(['common', 'geometry', 'perception', 'planning', 'protos', 'simulator', 'tests', 'web']);
-    expect(result.stdout).toMatch(/machine time on steps: [\d.]+ s with taskshard \(each step built once\) vs [\d.]+ s if every peer built everything: saved [\d.]+ s \(\d+%\)/);
+    expect(result.stdout).toMatch(/^measured here: build time [\d.]+ s \(each step built once; [\d.]+ s if every peer built everything\), runner time [\d.]+ s$/m);
+    expect(result.stdout).toMatch(/^simulated on the same durations and join times: \(b\) shared remote cache, every job in schema order: build time [\d.]+ s, runner time [\d.]+ s; \(c\)/m);
+    expect(result.stdout).toMatch(/^taskshard against \(b\): runner time (saves|COSTS) [\d.]+ s( more)? \(-?[\d.]+%\), build time saves [\d.]+ s \(66\.7%\)/m);
+    for (const peer of ['demo-a', 'demo-b', 'demo-c']) expect(result.stdout).toMatch(new RegExp(`^ {2}${peer}: building and waiting [\\d.]+ s, building every step alone [\\d.]+ s: (saves|COSTS) [\\d.]+ s`, 'm'));
+    expect(result.stdout).toContain('per run of 3 jobs taskshard saves 1h15m of runner time (39.1%) and 2h08m of build time (66.7%) against a shared remote cache in schema order (b)');
   });
 });
 
