@@ -10,6 +10,10 @@ import { Scheduler } from './core/scheduler.js';
 import { registerApiRoutes } from './http/api-routes.js';
 import { bearerToken, tokenMatches } from './http/auth.js';
 import { Metrics } from './http/metrics.js';
+import { registerDashboardRoutes } from './http/dashboard-routes.js';
+import { LiveHub, observeCommits, registerEventStream } from './http/event-stream.js';
+import { SqliteRunReader } from './http/run-reader.js';
+import { registerRunRoutes } from './http/run-routes.js';
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
 import { registerTaskDirectorRoute } from './http/task-director-socket.js';
 import { StoreQueries } from './store/queries.js';
@@ -68,7 +72,9 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
     logController: new LogController({ disableRequestLogging: true }),
   });
   const metrics = new Metrics(() => scheduler.counts());
-  const authority = new Authority(scheduler, store, clock, app.log, metrics, coreConfig.cohortRetentionMs, (err) => {
+  const live = new LiveHub();
+  const observed = observeCommits(store, (writes) => live.publish(writes), (err) => app.log.error({ err }, 'live update listener failed'));
+  const authority = new Authority(scheduler, observed, clock, app.log, metrics, coreConfig.cohortRetentionMs, (err) => {
     deps.onFatal?.(err);
   });
   const liveness = new LivenessMonitor(config.pingIntervalMs);
@@ -101,14 +107,20 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
     registerTaskDirectorRoute(scope, { authority, metrics, config, clock, log: app.log, liveness });
   });
 
+  const runs = new SqliteRunReader(store.db);
   registerApiRoutes(app, {
     authority,
     queries: new StoreQueries(store.db),
+    runs,
     metrics,
     config,
     version: deps.version ?? '0.0.0',
     startedAtMs: Date.now(),
   });
+
+  registerRunRoutes(app, { runs, clock });
+  registerEventStream(app, live);
+  registerDashboardRoutes(app, config);
 
   let closed: Promise<void> | null = null;
   const close = (): Promise<void> => {

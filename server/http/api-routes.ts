@@ -7,6 +7,9 @@ import type { ServerConfig } from '../config.js';
 import type { StoreQueries } from '../store/queries.js';
 import { bearerToken, tokenMatches } from './auth.js';
 import type { Metrics } from './metrics.js';
+import { mayRead } from './reader-auth.js';
+import type { RunReader } from './run-reader.js';
+import { cohortOutcome, failureCauses, summaryOutcome } from './run-timeline.js';
 
 /**
  * REST: health, metrics, read-only views of cohorts and peers, and the two
@@ -15,6 +18,8 @@ import type { Metrics } from './metrics.js';
 export interface ApiDeps {
   readonly authority: Authority;
   readonly queries: StoreQueries;
+  /** Runs with leases and events: outcome, failure causes and log tails. */
+  readonly runs: RunReader;
   readonly metrics: Metrics;
   readonly config: ServerConfig;
   readonly version: string;
@@ -52,11 +57,9 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   // Reads need a token when the authority has one: the peer token or the admin token.
+  // The dashboard's login cookie counts as well (reader-auth.ts).
   const requireReader = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (config.peerToken === null && config.adminToken === null) return;
-    const token = bearerToken(req.headers);
-    const ok = (config.peerToken !== null && tokenMatches(token, config.peerToken)) || (config.adminToken !== null && tokenMatches(token, config.adminToken));
-    if (!ok) await apiError(reply, 401, 'UNAUTHORIZED', 'the API needs "Authorization: Bearer <peer or admin token>"');
+    if (!mayRead(req.headers, config)) await apiError(reply, 401, 'UNAUTHORIZED', 'the API needs "Authorization: Bearer <peer or admin token>"');
   };
   app.addHook('preHandler', async (req, reply) => {
     if (req.method === 'GET' && req.url.startsWith('/api/')) await requireReader(req, reply);
@@ -65,15 +68,16 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/api/v1/cohorts', async (req, reply) => {
     const query = parseOr400(listQuery.extend({ status: z.enum(['open', 'complete', 'cancelled']).optional() }), req.query, 'query', reply);
     if (!query) return reply;
-    return { cohorts: queries.listCohorts(query) };
+    return { cohorts: queries.listCohorts(query).map((c) => ({ ...c, outcome: summaryOutcome(c, () => deps.runs.wasAbandoned(c.id)) })) };
   });
 
   app.get('/api/v1/cohorts/:id', async (req, reply) => {
     const params = parseOr400(z.object({ id: cohortIdSchema }), req.params, 'params', reply);
     if (!params) return reply;
     const detail = queries.cohortDetail(params.id);
-    if (!detail) return apiError(reply, 404, 'NOT_FOUND', `no cohort ${params.id}`);
-    return detail;
+    const run = deps.runs.cohortRun(params.id);
+    if (!detail || !run) return apiError(reply, 404, 'NOT_FOUND', `no cohort ${params.id}`);
+    return { ...detail, cohort: { ...detail.cohort, outcome: cohortOutcome(run) }, failures: failureCauses(run.steps) };
   });
 
   app.get('/api/v1/peers', async (req, reply) => {

@@ -1,0 +1,131 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { killAll, readStepLog, startAuthority, startPeer, untilLog, type Proc } from '../helpers/peer-e2e.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { requireTool } from '../helpers/tools.js';
+
+/**
+ * The dashboard in Debian's Chromium (never a downloaded browser), against a
+ * real `taskshard server` process and three real `taskshard peer` processes:
+ * open `/`, follow the cohort's link, and check what a person sees — a lane
+ * per peer, each step's bar in its builder's lane, the outcome — and that the
+ * page changes by itself when the held step finishes.
+ *
+ * With TASKSHARD_SCREENSHOT_DIR set, it also saves the cohort page in light
+ * and dark (docs/dashboard-*.png come from here).
+ */
+
+const chromiumPath = requireTool('chromium', ['/usr/bin/chromium']);
+const screenshotDir = process.env['TASKSHARD_SCREENSHOT_DIR'];
+
+let dir: ReturnType<typeof tempDir>;
+let browser: Browser | null = null;
+
+beforeEach(() => {
+  dir = tempDir('taskshard-browser-');
+});
+afterEach(async () => {
+  await browser?.close();
+  browser = null;
+  await killAll();
+  dir.remove();
+});
+
+/** Steps sleep DELAY_<step> seconds; the step named in HOLD waits for the gate file. Log lines: `event phase step peer pid`. */
+function writeScript(path: string, log: string, gate: string): void {
+  writeFileSync(
+    path,
+    [
+      '#!/bin/sh',
+      `log='${log}'`,
+      'echo "start $TASKSHARD_PHASE $1 $PEER_NAME $$" >> "$log"',
+      'eval "d=\\${DELAY_$1:-0.1}"',
+      'sleep "$d"',
+      `if [ "$1" = "$HOLD" ]; then while [ ! -e '${gate}' ]; do sleep 0.02; done; fi`,
+      'echo "done $TASKSHARD_PHASE $1 $PEER_NAME $$" >> "$log"',
+      '',
+    ].join('\n'),
+  );
+}
+
+const steps = ['compile', 'codegen', 'lint', 'unit', 'bundle', 'e2e'];
+
+function writeSchema(path: string): void {
+  const needs: Record<string, string[]> = { codegen: ['compile'], bundle: ['codegen'], unit: ['compile'] };
+  writeFileSync(path, JSON.stringify({ id: 'webapp', universe: '//...', steps: steps.map((id) => ({ id, target: `//${id}/...`, needs: needs[id] ?? [], estimateSec: 1 })) }, null, 2));
+}
+
+async function barKinds(page: Page, step: string): Promise<{ kind: string; peer: string }[]> {
+  return page.$$eval(`#gantt g.bar[data-step="${step}"]`, (els) => els.map((e) => ({ kind: e.getAttribute('data-kind') ?? '', peer: e.getAttribute('data-peer') ?? '' })));
+}
+
+describe.skipIf(chromiumPath === null)('the dashboard in Chromium', () => {
+  it('shows the run from the cohorts list: a lane per peer, each step built by its builder, the outcome, live', { timeout: 90_000 }, async () => {
+    const log = dir.file('steps.log');
+    const gate = dir.file('gate');
+    const script = dir.file('step.sh');
+    const schema = dir.file('schema.json');
+    writeScript(script, log, gate);
+    writeSchema(schema);
+    const auth = await startAuthority({ db: dir.file('a.db') });
+    const env = { DELAY_compile: '0.6', DELAY_codegen: '0.5', DELAY_lint: '0.3', DELAY_unit: '0.9', DELAY_bundle: '0.4', DELAY_e2e: '0.2', HOLD: 'e2e' };
+    const peers: Proc[] = ['ci-linux-1', 'ci-linux-2', 'ci-linux-3'].map((name) => startPeer({ name, server: auth.wsUrl, schema, script, env }));
+    const joinedLines = await Promise.all(peers.map((p) => p.line(/joined cohort (\S+) as peer/)));
+    const cohortId = joinedLines[0]![1]!;
+    expect(new Set(joinedLines.map((m) => m[1])).size).toBe(1);
+    // Hold until every other step is done and the held one runs.
+    await untilLog(log, 'all but e2e done, e2e running', (lines) => lines.filter((l) => l.event === 'done' && l.phase === 'step').length === steps.length - 1 && lines.some((l) => l.event === 'start' && l.step === 'e2e'));
+
+    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${auth.httpUrl}/`);
+    const link = page.locator(`#cohorts a[href="/cohorts/${cohortId}"]`);
+    await link.waitFor();
+    expect(await page.locator(`tr[data-cohort="${cohortId}"] [data-outcome]`).textContent()).toBe('running');
+    await link.click();
+    await page.waitForURL(`${auth.httpUrl}/cohorts/${cohortId}`);
+    await page.locator('#gantt g.lane').first().waitFor();
+    await page.evaluate(() => ((globalThis as unknown as { notReloaded: boolean }).notReloaded = true));
+
+    // Every peer has a lane; the held step is running; nothing is finished yet.
+    const lanes = await page.$$eval('#gantt g.lane', (els) => els.map((e) => e.getAttribute('data-lane')));
+    expect(lanes.sort()).toEqual(['ci-linux-1', 'ci-linux-2', 'ci-linux-3']);
+    expect(await page.locator('h1 [data-outcome]').textContent()).toBe('running');
+    const e2eRunner = readStepLog(log).find((l) => l.event === 'start' && l.step === 'e2e')!.peer;
+    expect(await barKinds(page, 'e2e')).toEqual([{ kind: 'running', peer: e2eRunner }]);
+
+    // Release the held step: the page updates itself (pushed over SSE, no reload).
+    writeFileSync(gate, '');
+    await page.locator('h1 [data-outcome="succeeded"]').waitFor({ timeout: 20_000 });
+    await page.locator('#gantt g.bar[data-kind="built"][data-step="e2e"]').waitFor();
+    expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await Promise.all(peers.map((p) => p.exit()))).toEqual([0, 0, 0]);
+
+    // Each step's bar is in the lane of the peer that ran it, and the steps table names that builder.
+    const builders = new Map(readStepLog(log).filter((l) => l.event === 'done' && l.phase === 'step').map((l) => [l.step, l.peer]));
+    expect(builders.size).toBe(steps.length);
+    await page.locator('#gantt g.bar[data-kind="universe"]').nth(2).waitFor();
+    for (const step of steps) {
+      expect((await barKinds(page, step)).filter((b) => b.kind === 'built')).toEqual([{ kind: 'built', peer: builders.get(step) }]);
+      expect(await page.locator(`#steps tr[data-step="${step}"] [data-builder]`).getAttribute('data-builder')).toBe(builders.get(step));
+    }
+    expect(await page.locator('#gantt g.bar[data-kind="universe"]').count()).toBe(3);
+    const critical = await page.$$eval('#gantt g.bar[data-critical="true"]', (els) => els.map((e) => e.getAttribute('data-step')));
+    expect(critical.length).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+
+    if (screenshotDir) {
+      await page.screenshot({ path: join(screenshotDir, 'dashboard-cohort-light.png'), fullPage: true });
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await page.screenshot({ path: join(screenshotDir, 'dashboard-cohort-dark.png'), fullPage: true });
+    }
+
+    // Back on the list, the cohort shows its outcome too.
+    await page.goto(`${auth.httpUrl}/`);
+    await page.locator(`tr[data-cohort="${cohortId}"] [data-outcome="succeeded"]`).waitFor();
+  });
+});
