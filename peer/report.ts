@@ -44,6 +44,11 @@ export function failedStepLine(failure: { stepId: string; peerId: string | null;
   return `step ${failure.stepId} FAILED on ${who} with ${formatExit(failure.exitCode)}${why}`;
 }
 
+/**
+ * The final summary, in two units: build time saved (steps others built or the
+ * memo had) and this peer's runner time against building every step alone,
+ * which is negative when it waited longer than building alone would have taken.
+ */
 export function summaryLine(summary: CompleteSummary, outcome: string): string {
   const list = (ids: readonly string[]): string => (ids.length === 0 ? '' : ` (${ids.join(', ')})`);
   return [
@@ -52,8 +57,18 @@ export function summaryLine(summary: CompleteSummary, outcome: string): string {
     `/ built by others ${summary.builtByOthers.length}`,
     `/ from memo ${summary.fromMemo.length}`,
     `/ failed ${summary.failed.length}${list(summary.failed.map((f) => f.stepId))}`,
-    `/ time saved ${formatDuration(summary.savedSec * 1000)}`,
+    `/ build time saved ${formatDuration(summary.savedSec * 1000)}`,
+    `/ ${runnerTimeText(summary)}`,
   ].join(' ');
+}
+
+/** This peer's runner time against building alone; says so when the authority does not report it. */
+export function runnerTimeText(summary: CompleteSummary): string {
+  if (summary.aloneSec === undefined || summary.spentSec === undefined) return 'runner time saved: not reported by this authority';
+  const savedMs = (summary.aloneSec - summary.spentSec) * 1000;
+  const head = `runner time ${formatDuration(summary.spentSec * 1000)} building and waiting vs ${formatDuration(summary.aloneSec * 1000)} building alone:`;
+  if (savedMs >= 0) return `${head} saved ${formatDuration(savedMs)}`;
+  return `${head} NEGATIVE, ${formatDuration(-savedMs)} more than building alone (waiting for the cohort cost more than it saved)`;
 }
 
 /** Log-tail lines, indented; at most `maxLines` from the end. */

@@ -171,8 +171,14 @@ export const completeSchema = z.strictObject({
     builtByOthers: z.array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema })).max(limits.maxSteps),
     fromMemo: z.array(safeIdSchema).max(limits.maxSteps),
     failed: z.array(failedStepSchema).max(limits.maxSteps),
-    /** Estimated seconds this peer did not spend building steps others built or the memo had. */
+    /** Build time saved: seconds this peer did not spend building steps others built or the memo had. */
     savedSec: z.number().min(0),
+    /** Seconds this peer spent building its own steps (build time). Optional: older authorities omit it. */
+    builtSec: z.number().min(0).optional(),
+    /** Seconds one peer would spend building every step alone, with measured durations where there are any. */
+    aloneSec: z.number().min(0).optional(),
+    /** Runner time: seconds from this peer joining the cohort to `complete`, building and waiting, on the authority's clock. */
+    spentSec: z.number().min(0).optional(),
   }),
 });
 

@@ -57,7 +57,7 @@ describe('taskshard peer with a real authority', () => {
     expect(countBy(lines, 'done', 'universe')).toEqual({ universe: 3 });
     for (const p of peers) {
       expect(lines.some((l) => l.event === 'done' && l.phase === 'step' && l.peer === p.name)).toBe(true);
-      expect(p.stdout).toMatch(/complete \(succeeded\): built here \d+ .*\/ built by others \d+ \/ from memo 0 \/ failed 0 \/ time saved/);
+      expect(p.stdout).toMatch(/complete \(succeeded\): built here \d+ .*\/ built by others \d+ \/ from memo 0 \/ failed 0 \/ build time saved .* \/ runner time /);
       expect(p.stdout).toContain('exit 0: every step resolved and the universe built');
     }
     expect(new Set(peers.map(cohortOf)).size).toBe(1);

@@ -86,7 +86,17 @@ describe('report lines', () => {
   it('summarizes waits and completion', () => {
     expect(waitingLine({ type: 'wait', cohortId: 'c', running: [{ stepId: 'a', peerId: 'p2' }], unresolved: 1 })).toBe('waiting on step a held by peer p2 (1 step unresolved)');
     expect(waitingLine({ type: 'wait', cohortId: 'c', running: [], unresolved: 3 })).toBe('waiting: nothing assignable yet (3 steps unresolved)');
-    const line = summaryLine({ builtHere: ['a', 'b'], builtByOthers: [{ stepId: 'c', peerId: 'p2' }], fromMemo: ['d'], failed: [], savedSec: 90 }, 'succeeded');
-    expect(line).toBe('complete (succeeded): built here 2 (a, b) / built by others 1 / from memo 1 / failed 0 / time saved 1m 30s');
+    const summary = { builtHere: ['a', 'b'], builtByOthers: [{ stepId: 'c', peerId: 'p2' }], fromMemo: ['d'], failed: [], savedSec: 90 };
+    // An authority that does not report runner time: the line says so instead of calling build time "time saved".
+    expect(summaryLine(summary, 'succeeded')).toBe(
+      'complete (succeeded): built here 2 (a, b) / built by others 1 / from memo 1 / failed 0 / build time saved 1m 30s / runner time saved: not reported by this authority',
+    );
+    expect(summaryLine({ ...summary, builtSec: 60, aloneSec: 150, spentSec: 100 }, 'succeeded')).toBe(
+      'complete (succeeded): built here 2 (a, b) / built by others 1 / from memo 1 / failed 0 / build time saved 1m 30s / runner time 1m 40s building and waiting vs 2m 30s building alone: saved 50.0 s',
+    );
+    // A peer that waited 45 s for a cohort whose steps it could have built alone in 30 s is not told it saved anything.
+    expect(summaryLine({ ...summary, savedSec: 20, builtSec: 10, aloneSec: 30, spentSec: 75 }, 'succeeded')).toContain(
+      '/ build time saved 20.0 s / runner time 1m 15s building and waiting vs 30.0 s building alone: NEGATIVE, 45.0 s more than building alone (waiting for the cohort cost more than it saved)',
+    );
   });
 });
