@@ -207,13 +207,18 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    process.stderr.write(`demo failed: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-  },
-);
+// `npm run demo -- --real bazel|turbo`: a real build tool and remote cache (scripts/demo-real.ts).
+if (process.argv.includes('--real')) {
+  await import('./demo-real.js');
+} else {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      process.stderr.write(`demo failed: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

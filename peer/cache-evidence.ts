@@ -1,0 +1,204 @@
+/**
+ * The build tool's own record of what came from the remote cache, parsed from its output:
+ * Bazel's execution log (`--execution_log_json_file`, a stream of SpawnExec JSON objects) and
+ * summary line (`INFO: 42 processes: 26 remote cache hit, 16 internal.`), and turbo's run summary
+ * (`turbo run --summarize`, `.turbo/runs/<id>.json`). `cacheEvidence()` turns one of them into hits,
+ * misses and the shared steps that were not cache hits for this peer, which the peer reports.
+ */
+
+export const buildTools = ['bazel', 'turbo'] as const;
+export type BuildTool = (typeof buildTools)[number];
+
+/** One action Bazel ran or took from a cache, as its execution log records it. */
+export interface BazelSpawn {
+  readonly mnemonic: string;
+  /** How Bazel ran it: `remote cache hit`, `local`, `linux-sandbox`, `worker`, ... */
+  readonly runner: string;
+  readonly remoteCacheHit: boolean;
+  /** Output paths (`bazel-out/k8-fastbuild/bin/libs/core/core_gen.c`) with their sha256. */
+  readonly outputs: readonly { readonly path: string; readonly sha256: string; readonly sizeBytes: number }[];
+}
+
+/** Parses a JSON execution log: concatenated JSON objects, one per spawn. Throws naming the offset. */
+export function parseBazelExecLog(text: string, source = 'execution log'): BazelSpawn[] {
+  const spawns: BazelSpawn[] = [];
+  let start = -1;
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const ch = text[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (ch === '\\') escaped = true;
+      else if (ch === '"') inString = false;
+      continue;
+    }
+    if (ch === '"') inString = true;
+    else if (ch === '{') {
+      if (depth === 0) start = i;
+      depth += 1;
+    } else if (ch === '}') {
+      depth -= 1;
+      if (depth < 0) throw new Error(`${source}: unbalanced '}' at offset ${i}`);
+      if (depth === 0) spawns.push(toSpawn(text.slice(start, i + 1), source, start));
+    } else if (depth === 0 && !/\s/.test(ch ?? '')) {
+      throw new Error(`${source}: unexpected ${JSON.stringify(ch)} at offset ${i} (expected a JSON object)`);
+    }
+  }
+  if (depth !== 0 || inString) throw new Error(`${source}: truncated (an object starting at offset ${start} never ends)`);
+  return spawns;
+}
+
+function toSpawn(json: string, source: string, offset: number): BazelSpawn {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new Error(`${source}: the object at offset ${offset} is not JSON (${(err as Error).message})`);
+  }
+  const record = raw as { mnemonic?: unknown; runner?: unknown; remoteCacheHit?: unknown; actualOutputs?: unknown };
+  if (typeof record.mnemonic !== 'string') throw new Error(`${source}: the object at offset ${offset} has no mnemonic (not a Bazel execution log?)`);
+  const outputs = Array.isArray(record.actualOutputs) ? record.actualOutputs : [];
+  return {
+    mnemonic: record.mnemonic,
+    runner: typeof record.runner === 'string' ? record.runner : '',
+    remoteCacheHit: record.remoteCacheHit === true,
+    outputs: outputs.map((o: { path?: unknown; digest?: { hash?: unknown; sizeBytes?: unknown } }) => ({
+      path: String(o.path ?? ''),
+      sha256: String(o.digest?.hash ?? ''),
+      sizeBytes: Number(o.digest?.sizeBytes ?? 0),
+    })),
+  };
+}
+
+/** Bazel's `N processes: ...` line, by runner (`remote cache hit`, `internal`, `local`, ...). */
+export interface BazelProcessSummary {
+  readonly total: number;
+  readonly byRunner: Readonly<Record<string, number>>;
+  readonly remoteCacheHits: number;
+  /** Processes that really ran (everything but cache hits and Bazel-internal ones). */
+  readonly executed: number;
+}
+
+/** The last `INFO: N processes: ...` line of a Bazel build's output, or null when there is none. */
+export function parseBazelProcessSummary(output: string): BazelProcessSummary | null {
+  const lines = [...output.matchAll(/^(?:INFO: )?(\d+) process(?:es)?(?:: (.*?))?\.?$/gm)];
+  const last = lines.at(-1);
+  if (last === undefined) return null;
+  const byRunner: Record<string, number> = {};
+  for (const part of (last[2] ?? '').split(',')) {
+    const m = part.trim().match(/^(\d+) (.+)$/);
+    if (m) byRunner[m[2]!] = Number(m[1]);
+  }
+  const remoteCacheHits = (byRunner['remote cache hit'] ?? 0) + (byRunner['disk cache hit'] ?? 0);
+  const internal = byRunner['internal'] ?? 0;
+  const total = Number(last[1]);
+  return { total, byRunner, remoteCacheHits, executed: total - remoteCacheHits - internal };
+}
+
+/** One task of a turbo run summary. */
+export interface TurboTask {
+  readonly taskId: string;
+  readonly packageName: string;
+  readonly hash: string;
+  /** `HIT` or `MISS`. */
+  readonly status: string;
+  /** `REMOTE` or `LOCAL` on a hit; null on a miss. */
+  readonly source: string | null;
+}
+
+/** Parses `turbo run --summarize` output (`.turbo/runs/<id>.json`). Throws naming what is missing. */
+export function parseTurboRunSummary(text: string, source = 'turbo run summary'): TurboTask[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${source}: not JSON (${(err as Error).message})`);
+  }
+  const tasks = (raw as { tasks?: unknown }).tasks;
+  if (!Array.isArray(tasks)) throw new Error(`${source}: no "tasks" list (not a turbo run summary?)`);
+  return tasks.map((t: { taskId?: unknown; package?: unknown; hash?: unknown; cache?: { status?: unknown; source?: unknown } }, i) => {
+    if (typeof t.taskId !== 'string' || typeof t.hash !== 'string' || typeof t.cache?.status !== 'string') {
+      throw new Error(`${source}: tasks[${i}] lacks taskId, hash or cache.status`);
+    }
+    const packageName = typeof t.package === 'string' ? t.package : t.taskId.split('#')[0]!;
+    return { taskId: t.taskId, packageName, hash: t.hash, status: t.cache.status, source: typeof t.cache.source === 'string' ? t.cache.source : null };
+  });
+}
+
+/** A shared step as the peer knows it: its id and target. */
+export interface EvidenceStep {
+  readonly id: string;
+  readonly target: string;
+}
+
+/** What a universe build took from the remote cache, as reported to the authority. */
+export interface CacheEvidence {
+  readonly tool: BuildTool;
+  /** Actions (Bazel) or tasks (turbo) served by the remote cache. */
+  readonly hits: number;
+  /** Actions or tasks that ran here (cache misses). */
+  readonly misses: number;
+  /** Shared steps with at least one action or task that ran here instead of coming from a cache. */
+  readonly missedSteps: readonly string[];
+}
+
+/** The Bazel package a step's target covers: `//libs/core/...` → `libs/core/` (prefix), `//a:b` → `a` (exact). */
+function bazelPackageMatcher(target: string): ((pkg: string) => boolean) | null {
+  const m = target.match(/^\/\/([^:]*?)(\/\.\.\.)?(?::.*)?$/);
+  if (!m) return null;
+  const pkg = m[1]!;
+  if (m[2] !== undefined || pkg === '...') {
+    const base = pkg === '...' ? '' : pkg;
+    return (p) => base === '' || p === base || p.startsWith(`${base}/`);
+  }
+  return (p) => p === pkg;
+}
+
+/** The package of an output path: `bazel-out/k8-fastbuild/bin/libs/core/core_gen.c` → `libs/core`. */
+function bazelOutputPackage(path: string): string | null {
+  const m = path.match(/^bazel-out\/[^/]+\/(?:bin|genfiles)\/(.+)\/[^/]+$/);
+  return m ? m[1]!.replace(/\/_objs\/.*$/, '') : null;
+}
+
+/**
+ * Cache evidence of a Bazel universe build from its execution log. A spawn is a miss when it ran
+ * here (not a cache hit); Bazel-internal spawns do not appear in the log. A step is missed when an
+ * output of a missed spawn lies in a package its target covers.
+ */
+export function bazelCacheEvidence(spawns: readonly BazelSpawn[], steps: readonly EvidenceStep[]): CacheEvidence {
+  const matchers = steps.map((s) => ({ id: s.id, covers: bazelPackageMatcher(s.target) }));
+  const missed = new Set<string>();
+  let hits = 0;
+  let misses = 0;
+  for (const spawn of spawns) {
+    if (spawn.remoteCacheHit) {
+      hits += 1;
+      continue;
+    }
+    misses += 1;
+    for (const output of spawn.outputs) {
+      const pkg = bazelOutputPackage(output.path);
+      if (pkg === null) continue;
+      for (const m of matchers) if (m.covers?.(pkg)) missed.add(m.id);
+    }
+  }
+  return { tool: 'bazel', hits, misses, missedSteps: steps.map((s) => s.id).filter((id) => missed.has(id)) };
+}
+
+/**
+ * Cache evidence of a turbo universe run from its summary. A task is a hit when turbo replayed it
+ * from a cache (remote, or the local copy of an earlier remote hit), a miss when it ran. A step is
+ * missed when the task of the package its target names ran here.
+ */
+export function turboCacheEvidence(tasks: readonly TurboTask[], steps: readonly EvidenceStep[]): CacheEvidence {
+  const missedPackages = new Set(tasks.filter((t) => t.status !== 'HIT').map((t) => t.packageName));
+  const hits = tasks.filter((t) => t.status === 'HIT').length;
+  return {
+    tool: 'turbo',
+    hits,
+    misses: tasks.length - hits,
+    missedSteps: steps.filter((s) => missedPackages.has(s.target)).map((s) => s.id),
+  };
+}

@@ -1,0 +1,131 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { freePort, startProcess, stopAll, type RunningProcess } from './child-processes.js';
+import { repoRoot, type Invocation, type JobDirs, type RealExample, type SharedCache } from './real-examples.js';
+
+/**
+ * Three real CI jobs on one shared cache, each in its own copy of the workspace ("separate machines
+ * in miniature"): either as taskshard peers of one authority, or racing without taskshard (each
+ * job just builds its universe, as CI does today). Returns what each job did in the tool's words.
+ */
+
+export type RunMode = 'taskshard' | 'race';
+
+export interface JobResult {
+  readonly dirs: JobDirs;
+  readonly exitCode: number | null;
+  readonly wallMs: number;
+  readonly output: string;
+  readonly invocations: readonly Invocation[];
+  /** The tool's own summary line of the job's last (universe) build. */
+  readonly summaryLine: string;
+}
+
+export interface RunResult {
+  readonly mode: RunMode;
+  readonly jobs: readonly JobResult[];
+  /** First job start to last job end. */
+  readonly wallMs: number;
+  /** Sum of the jobs' wall times: what the CI runners were occupied for, waiting included. */
+  readonly runnerMs: number;
+  /** The authority's log (taskshard mode). */
+  readonly authorityLog: string;
+}
+
+export interface RunOptions {
+  readonly jobs?: number;
+  /** Per job. Default 170 s. */
+  readonly timeoutMs?: number;
+  /** Called with each line of a job's output (the demo prints some). */
+  readonly onLine?: (jobId: string, line: string) => void;
+  /** Extra `taskshard peer` flags (before `--`). */
+  readonly peerFlags?: readonly string[];
+  /** Extra `taskshard server` flags. */
+  readonly serverFlags?: readonly string[];
+  /** Keep the temporary directory (its path is in the result's job dirs). */
+  readonly keep?: boolean;
+}
+
+const cli = join(repoRoot, 'dist/cli/main.js');
+
+/** Slow actions executed per step id, summed over every job and invocation. */
+export function executedCounts(result: RunResult): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const job of result.jobs) for (const inv of job.invocations) for (const name of inv.executed) counts.set(name, (counts.get(name) ?? 0) + 1);
+  return counts;
+}
+
+async function startAuthority(dir: string, flags: readonly string[]): Promise<{ proc: RunningProcess; url: string }> {
+  const port = await freePort();
+  const proc = startProcess('taskshard server', process.execPath, [cli, 'server', '--port', String(port), '--db', join(dir, 'authority.db'), '--log-level', 'warn', ...flags], { cwd: dir });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (!proc.running) throw new Error(`the authority exited with ${proc.code ?? proc.signal}:\n${proc.output}`);
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { proc, url };
+    if (Date.now() > deadline) throw new Error(`the authority did not answer /healthz within 20 s:\n${proc.output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Runs the jobs and tears everything down (Bazel servers shut down, cache and authority stopped by
+ * pid, temp directory removed unless `keep`), whether or not they succeed.
+ */
+export async function runJobs(example: RealExample, mode: RunMode, options: RunOptions = {}): Promise<RunResult> {
+  const jobCount = options.jobs ?? 3;
+  const timeoutMs = options.timeoutMs ?? 170_000;
+  const root = mkdtempSync(join(tmpdir(), `ts-${example.name}-${mode}-`));
+  const dirs: JobDirs[] = Array.from({ length: jobCount }, (_, i) => {
+    const id = `job-${String.fromCharCode(97 + i)}`;
+    return { id, workspace: join(root, id, 'ws'), evidenceDir: join(root, id, 'evidence'), stateDir: join(root, id, 'state') };
+  });
+  let cache: SharedCache | null = null;
+  let authorityLog = '';
+  let authority: RunningProcess | null = null;
+  try {
+    cache = await example.startCache(root);
+    for (const job of dirs) example.prepareWorkspace(job);
+    const schema = JSON.parse(readFileSync(join(example.sourceDir, 'taskshard.json'), 'utf8')) as { universe: string };
+    let server = '';
+    if (mode === 'taskshard') {
+      const started = await startAuthority(root, options.serverFlags ?? []);
+      authority = started.proc;
+      server = started.url.replace(/^http/, 'ws');
+    }
+    const t0 = performance.now();
+    const runs = dirs.map(async (job) => {
+      const args =
+        mode === 'taskshard'
+          ? [cli, 'peer', '--server', server, '--schema', join(job.workspace, 'taskshard.json'), '--cache-id', `${example.name}-example`, '--peer-id', job.id,
+              '--repo', `https://example.com/acme/${example.name}-example.git`, '--base-ref', 'main', '--change-ref', 'refs/changes/14/1', ...(options.peerFlags ?? []),
+              '--', 'ci/build.sh', '{step}', '{target}']
+          : [join(job.workspace, 'ci/build.sh'), 'universe', schema.universe];
+      const command = mode === 'taskshard' ? process.execPath : args.shift()!;
+      const start = performance.now();
+      const proc = startProcess(job.id, command, args, { cwd: job.workspace, env: example.jobEnv(job, cache!), onLine: (line) => options.onLine?.(job.id, line) });
+      const exitCode = await proc.exit(timeoutMs);
+      return { proc, exitCode, wallMs: performance.now() - start };
+    });
+    const done = await Promise.all(runs);
+    const wallMs = performance.now() - t0;
+    const jobs = dirs.map((job, i): JobResult => ({
+      dirs: job,
+      exitCode: done[i]!.exitCode,
+      wallMs: done[i]!.wallMs,
+      output: done[i]!.proc.output,
+      invocations: example.invocations(job),
+      summaryLine: example.summaryLine(done[i]!.proc.output),
+    }));
+    authorityLog = authority?.output ?? '';
+    return { mode, jobs, wallMs, runnerMs: jobs.reduce((sum, j) => sum + j.wallMs, 0), authorityLog };
+  } finally {
+    const problems: string[] = [];
+    for (const job of dirs) await example.shutdown(job).catch((err: Error) => problems.push(err.message));
+    await stopAll();
+    if (!options.keep) rmSync(root, { recursive: true, force: true });
+    if (problems.length > 0) process.stderr.write(`teardown: ${problems.join('\n')}\n`);
+  }
+}
