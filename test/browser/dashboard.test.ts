@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { killAll, readStepLog, startAuthority, startPeer, untilLog, type Proc } from '../helpers/peer-e2e.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { loadPlaywright, type Browser, type Page } from '../helpers/playwright.js';
 import { requireTool } from '../helpers/tools.js';
 
 /**
@@ -18,6 +18,7 @@ import { requireTool } from '../helpers/tools.js';
  */
 
 const chromiumPath = requireTool('chromium', ['/usr/bin/chromium']);
+const playwright = await loadPlaywright();
 const screenshotDir = process.env['TASKSHARD_SCREENSHOT_DIR'];
 
 let dir: ReturnType<typeof tempDir>;
@@ -61,7 +62,7 @@ async function barKinds(page: Page, step: string): Promise<{ kind: string; peer:
   return page.$$eval(`#gantt g.bar[data-step="${step}"]`, (els) => els.map((e) => ({ kind: e.getAttribute('data-kind') ?? '', peer: e.getAttribute('data-peer') ?? '' })));
 }
 
-describe.skipIf(chromiumPath === null)('the dashboard in Chromium', () => {
+describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in Chromium', () => {
   it('shows the run from the cohorts list: a lane per peer, each step built by its builder, the outcome, live', { timeout: 90_000 }, async () => {
     const log = dir.file('steps.log');
     const gate = dir.file('gate');
@@ -78,7 +79,7 @@ describe.skipIf(chromiumPath === null)('the dashboard in Chromium', () => {
     // Hold until every other step is done and the held one runs.
     await untilLog(log, 'all but e2e done, e2e running', (lines) => lines.filter((l) => l.event === 'done' && l.phase === 'step').length === steps.length - 1 && lines.some((l) => l.event === 'start' && l.step === 'e2e'));
 
-    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
+    browser = await playwright!.chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
