@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServerMessage } from '../shared/protocol.js';
 import type { Clock } from './core/clock.js';
-import type { AdminResult, ConnId, CoreInput, Effect } from './core/core-types.js';
-import type { Write } from './core/records.js';
+import type { AdminResult, ConnId, CoreInput, CoreOutput, Effect } from './core/core-types.js';
+import type { Snapshot, Write } from './core/records.js';
 import type { Scheduler } from './core/scheduler.js';
 import type { SchedulerStore } from './core/store-port.js';
 import type { Metrics } from './http/metrics.js';
@@ -52,8 +52,13 @@ export class Authority {
     const snapshot = this.store.load(now, this.retentionMs);
     const out = this.scheduler.restore(snapshot, now);
     this.store.apply(out.writes);
-    this.log.info({ cohorts: snapshot.cohorts.length, leases: snapshot.leases.filter((l) => l.outcome === null).length, memos: snapshot.memos.length }, 'state loaded');
+    this.log.info({ cohorts: snapshot.cohorts.length, leases: snapshot.leases.filter((l) => l.end === null).length, memos: snapshot.memos.length }, 'state loaded');
     this.submit({ kind: 'tick' });
+  }
+
+  /** The scheduler's persisted state as it is in memory (tests compare it with the database). */
+  dump(): Snapshot {
+    return this.scheduler.dump();
   }
 
   get isDraining(): boolean {
@@ -77,10 +82,22 @@ export class Authority {
   /** Feeds one input; its writes commit and its frames go out on the next flush (same event-loop turn). */
   submit(input: CoreInput): void {
     if (this.stopped) return;
-    const out = this.scheduler.handle(input, this.clock.now());
+    this.take(input, this.scheduler.handle(input, this.clock.now()));
+    this.scheduleFlush();
+  }
+
+  /**
+   * Queues an input's writes and effects. An input that faulted changed
+   * nothing (the core rolled it back); its error is logged whole and its
+   * effects only tell the sender INTERNAL, so the authority carries on.
+   */
+  private take(input: CoreInput, out: CoreOutput): void {
+    if (out.fault !== null) {
+      const where = 'connId' in input ? { connId: input.connId, peerId: input.peerId } : {};
+      this.log.error({ err: out.fault, input: { kind: input.kind, ...where } }, 'core input failed; it was rolled back and changed nothing');
+    }
     if (out.writes.length > 0) this.pendingWrites.push(...out.writes);
     if (out.effects.length > 0) this.pendingEffects.push(...out.effects);
-    this.scheduleFlush();
   }
 
   /**
@@ -97,8 +114,7 @@ export class Authority {
   submitNow(input: CoreInput): AdminResult {
     if (this.stopped) return { ok: false, status: 409, code: 'STOPPED', message: 'the authority is stopping' };
     const out = this.scheduler.handle(input, this.clock.now());
-    this.pendingWrites.push(...out.writes);
-    this.pendingEffects.push(...out.effects);
+    this.take(input, out);
     this.flush();
     return out.admin ?? { ok: true };
   }

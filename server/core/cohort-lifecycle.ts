@@ -1,7 +1,10 @@
 import { limits } from '../../shared/limits.js';
 import type { Wait } from '../../shared/protocol.js';
+import { describeCancel, type CancelledBy, type CohortOutcome } from './causes.js';
 import type { Cohort } from './cohort.js';
+import { transitionCohort } from './cohort-status.js';
 import type { CoreTx } from './core-tx.js';
+import { doneWork, transitionWork, waitingWork } from './peer-work.js';
 import type { StepRecord } from './records.js';
 import type { PeerState, SchedulerState } from './scheduler-state.js';
 import { grant, markFailed } from './step-lifecycle.js';
@@ -12,12 +15,16 @@ import { cohortSecondsSaved, peerSummary } from './summary.js';
 /**
  * Cohorts as a whole: after every input, complete the resolved ones and give
  * idle peers work or a `wait`; admin cancel and retry; retention sweeps.
+ * See the machine in cohort-status.ts.
  */
 
 /** After every input: complete cohorts that are resolved, give idle peers work or a `wait`. */
 export function settle(state: SchedulerState, tx: CoreTx): void {
   for (const cohort of tx.dirty) {
-    cohort.record.lastActivityMs = tx.now;
+    if (cohort.record.lastActivityMs !== tx.now) {
+      tx.journal.set(cohort.record, { lastActivityMs: tx.now });
+      tx.cohort(cohort.record);
+    }
     if (cohort.record.status !== 'open') continue;
     if (cohort.unresolved === 0) completeCohort(state, tx, cohort);
     else dispatch(state, tx, cohort);
@@ -28,23 +35,23 @@ export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): voi
   if (state.draining) return;
   const idle: PeerState[] = [];
   for (const peer of state.currentMembers(cohort)) {
-    if (peer.record.status !== 'connected' || peer.leaseId !== null || peer.orphan !== null || peer.done) continue;
+    if (peer.record.status !== 'connected' || (peer.work.kind !== 'idle' && peer.work.kind !== 'waiting')) continue;
     idle.push(peer);
   }
   if (idle.length === 0) return;
   const plan = new DispatchPlan(state.pickContext(tx.now), cohort);
   for (const peer of idle) {
-    const choice = plan.take(peer.record.peerId);
+    const choice = plan.take(peer.peerId);
     if (choice) {
       grant(state, tx, cohort, choice.step, peer, choice.backup);
-    } else if (!peer.waiting) {
-      peer.waiting = true;
-      tx.send(peer.connId, waitMessage(state, cohort));
+    } else if (peer.work.kind !== 'waiting') {
+      transitionWork(tx.journal, peer, waitingWork);
+      tx.send(peer.connId, waitMessage(cohort));
     }
   }
 }
 
-function waitMessage(state: SchedulerState, cohort: Cohort): Wait {
+function waitMessage(cohort: Cohort): Wait {
   const running: { stepId: string; peerId: string }[] = [];
   for (const [stepId, live] of cohort.liveLeases) {
     for (const lease of live) if (running.length < limits.maxWaitEntries) running.push({ stepId, peerId: lease.peerId });
@@ -53,31 +60,30 @@ function waitMessage(state: SchedulerState, cohort: Cohort): Wait {
 }
 
 function completeCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
-  cohort.record.status = 'complete';
-  cohort.record.resolvedAtMs = tx.now;
-  tx.cohort(cohort.record);
-  const outcome = cohort.failedCount > 0 ? 'failed' : 'succeeded';
+  const outcome: CohortOutcome = cohort.failedCount > 0 ? { kind: 'failed', failedSteps: cohort.failedCount } : { kind: 'succeeded' };
   const saved = cohortSecondsSaved(cohort, (c, s) => state.estimateMs(c, s));
-  cohort.record.secondsSaved = saved;
-  tx.event(cohort.id, 'cohort.complete', { detail: `${outcome}, ${saved} s saved` });
+  transitionCohort(tx.journal, cohort.record, 'complete');
+  tx.journal.set(cohort.record, { resolvedAtMs: tx.now, outcome, secondsSaved: saved });
+  tx.cohort(cohort.record);
+  tx.event(cohort.id, 'cohort.complete', { detail: `${outcome.kind}, ${saved} s saved` });
   tx.stat('seconds.saved', saved);
   completeConnectedPeers(state, tx, cohort);
 }
 
 /** `complete` to every connected member not told yet (the others get it when they resume or join). */
 function completeConnectedPeers(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
-  for (const peer of state.currentMembers(cohort)) if (peer.record.status === 'connected' && !peer.done) sendComplete(state, tx, cohort, peer);
+  for (const peer of state.currentMembers(cohort)) if (peer.record.status === 'connected' && peer.work.kind !== 'done') sendComplete(state, tx, cohort, peer);
 }
 
 export function sendComplete(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState): void {
-  const outcome = cohort.record.status === 'cancelled' ? 'cancelled' : cohort.failedCount > 0 ? 'failed' : 'succeeded';
-  peer.done = true;
-  peer.waiting = false;
+  const outcome = cohort.record.outcome;
+  if (outcome === null) throw new Error(`cohort ${cohort.id} is ${cohort.record.status} without an outcome`);
+  transitionWork(tx.journal, peer, doneWork);
   tx.send(peer.connId, {
     type: 'complete',
     cohortId: cohort.id,
-    outcome,
-    summary: peerSummary(cohort, peer.record.peerId, (c, s) => state.estimateMs(c, s)),
+    outcome: outcome.kind,
+    summary: peerSummary(cohort, peer.peerId, (c, s) => state.estimateMs(c, s)),
   });
 }
 
@@ -91,17 +97,18 @@ export function onCancel(state: SchedulerState, tx: CoreTx, cohortId: string): v
     tx.admin = { ok: false, status: 409, code: 'NOT_OPEN', message: `cohort ${cohortId} is already ${cohort.record.status}` };
     return;
   }
-  cancelCohort(state, tx, cohort, 'cancelled by an admin');
+  cancelCohort(state, tx, cohort, 'admin');
   tx.admin = { ok: true };
 }
 
-function cancelCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort, reason: string): void {
-  cohort.record.status = 'cancelled';
-  cohort.record.resolvedAtMs = tx.now;
-  for (const step of cohort.ordered) if (!isResolved(step.status)) markFailed(state, tx, cohort, step, reason);
-  state.matcher.remove(cohort);
+function cancelCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort, by: CancelledBy): void {
+  const outcome: CohortOutcome = { kind: 'cancelled', by };
+  transitionCohort(tx.journal, cohort.record, 'cancelled');
+  tx.journal.set(cohort.record, { resolvedAtMs: tx.now, outcome });
+  for (const step of cohort.ordered) if (!isResolved(step.status)) markFailed(state, tx, cohort, step, { kind: 'cohort-cancelled', by });
+  state.matcher.remove(tx.journal, cohort);
   tx.cohort(cohort.record);
-  tx.event(cohort.id, 'cohort.cancelled', { detail: reason });
+  tx.event(cohort.id, 'cohort.cancelled', { detail: describeCancel(by) });
   completeConnectedPeers(state, tx, cohort);
 }
 
@@ -117,40 +124,57 @@ export function onRetry(state: SchedulerState, tx: CoreTx, cohortId: string, ste
     tx.admin = { ok: false, status: 409, code: 'NOT_FAILED', message: why };
     return;
   }
-  const failedNeed = cohort.needsOf(stepId).find((need) => cohort.steps.get(need)!.status === 'failed');
-  if (failedNeed !== undefined) {
+  const failedNeed = firstFailedNeed(cohort, stepId);
+  if (failedNeed !== null) {
     tx.admin = { ok: false, status: 409, code: 'NEEDS_FAILED', message: `step "${stepId}" needs "${failedNeed}", which failed; retry "${failedNeed}" instead` };
     return;
   }
-  const reopen = (s: StepRecord): void => {
-    transitionStep(s, 'pending');
-    Object.assign(s, { failures: 0, lostLeases: 0, failedOn: [], failReason: null, failPeerId: null, failExitCode: null, failLogTail: null, resolvedAtMs: null });
-    cohort.unresolved++;
-    cohort.failedCount--;
-    tx.step(s);
-    for (const dependentId of cohort.dependents.get(s.stepId)!) {
-      const d = cohort.steps.get(dependentId)!;
-      if (d.status === 'failed' && d.failReason?.startsWith('needs ')) reopen(d);
-    }
-  };
-  reopen(step);
   if (cohort.record.status === 'complete') {
-    cohort.record.status = 'open';
-    cohort.record.resolvedAtMs = null;
+    transitionCohort(tx.journal, cohort.record, 'open');
+    tx.journal.set(cohort.record, { resolvedAtMs: null, outcome: null, secondsSaved: null });
     tx.cohort(cohort.record);
   }
-  if (cohort.failedCount === 0) state.matcher.add(cohort);
+  reopen(tx, cohort, step);
+  if (cohort.failedCount === 0) state.matcher.add(tx.journal, cohort);
   tx.event(cohort.id, 'step.admin-retry', { stepId });
   state.broadcast(tx, cohort, { type: 'step.update', cohortId: cohort.id, stepId, state: 'pending', peerId: null, fromMemo: false, reason: 'retried by an admin' });
   tx.dirty.add(cohort);
   tx.admin = { ok: true };
 }
 
+function firstFailedNeed(cohort: Cohort, stepId: string): string | null {
+  return cohort.needsOf(stepId).find((need) => cohort.steps.get(need)!.status === 'failed') ?? null;
+}
+
+/**
+ * A failed step goes back to pending with a clean failure history, and so do
+ * the steps that failed only because they need it, once none of their needs
+ * is failed. A dependent that still needs another failed step stays failed,
+ * its cause naming that step (issue 10, defect 1).
+ */
+function reopen(tx: CoreTx, cohort: Cohort, step: StepRecord): void {
+  transitionStep(tx.journal, step, 'pending');
+  tx.journal.set(step, { failures: 0, lostLeases: 0, failedOn: [], failCause: null, failPeerId: null, failExitCode: null, failLogTail: null, resolvedAtMs: null });
+  cohort.count(tx.journal, +1, -1);
+  tx.step(step);
+  for (const dependentId of cohort.dependents.get(step.stepId)!) {
+    const dependent = cohort.steps.get(dependentId)!;
+    if (dependent.status !== 'failed' || dependent.failCause?.kind !== 'need-failed') continue;
+    const stillFailed = firstFailedNeed(cohort, dependentId);
+    if (stillFailed === null) {
+      reopen(tx, cohort, dependent);
+    } else if (dependent.failCause.need !== stillFailed) {
+      tx.journal.set(dependent, { failCause: { kind: 'need-failed', need: stillFailed } });
+      tx.step(dependent);
+    }
+  }
+}
+
 /** Expires memos, abandons open cohorts nobody has worked on for the retention time, forgets old resolved ones. */
 export function sweep(state: SchedulerState, tx: CoreTx): void {
   for (const [key, memo] of state.memos) {
     if (tx.now >= memo.expiresAtMs) {
-      state.memos.delete(key);
+      tx.journal.mapDelete(state.memos, key);
       tx.append({ table: 'memo.delete', memoKey: key });
     }
   }
@@ -158,16 +182,16 @@ export function sweep(state: SchedulerState, tx: CoreTx): void {
   for (const cohort of [...state.cohorts.values()]) {
     if (state.activeMembers(cohort) > 0) continue;
     if (cohort.record.status === 'open' && tx.now >= cohort.record.lastActivityMs + retention) {
-      cancelCohort(state, tx, cohort, 'abandoned: no peer for the retention period');
+      cancelCohort(state, tx, cohort, 'abandoned');
     } else if (cohort.record.status !== 'open' && tx.now >= (cohort.record.resolvedAtMs ?? 0) + retention) {
-      evict(state, cohort);
+      evict(state, tx, cohort);
     }
   }
 }
 
-function evict(state: SchedulerState, cohort: Cohort): void {
-  state.cohorts.delete(cohort.id);
-  state.matcher.remove(cohort);
-  for (const [leaseId, lease] of state.leases) if (lease.cohortId === cohort.id) state.leases.delete(leaseId);
-  for (const peer of [...state.currentMembers(cohort)]) state.peers.delete(peer.record.peerId);
+function evict(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
+  tx.journal.mapDelete(state.cohorts, cohort.id);
+  state.matcher.remove(tx.journal, cohort);
+  for (const [leaseId, lease] of state.leases) if (lease.cohortId === cohort.id) tx.journal.mapDelete(state.leases, leaseId);
+  for (const peer of [...state.currentMembers(cohort)]) tx.journal.mapDelete(state.peers, peer.peerId);
 }

@@ -1,4 +1,5 @@
 import type { Cohort } from './cohort.js';
+import type { Journal } from './journal.js';
 import type { Registration } from './records.js';
 import { matchKey, sourceKey } from './source-state.js';
 
@@ -16,20 +17,25 @@ import { matchKey, sourceKey } from './source-state.js';
  * universe build then builds them; issue 5 fixes the original's hang this way).
  */
 export class CohortMatcher {
-  private readonly byKey = new Map<string, Set<Cohort>>();
+  private readonly byKey: ReadonlyMap<string, ReadonlySet<Cohort>> = new Map();
 
-  add(cohort: Cohort): void {
+  add(journal: Journal, cohort: Cohort): void {
     if (cohort.record.isolated) return;
     let set = this.byKey.get(cohort.matchKey);
-    if (!set) this.byKey.set(cohort.matchKey, (set = new Set()));
-    set.add(cohort);
+    if (!set) journal.mapSet(this.byKey, cohort.matchKey, (set = new Set()));
+    journal.setAdd(set, cohort);
   }
 
-  remove(cohort: Cohort): void {
+  remove(journal: Journal, cohort: Cohort): void {
     const set = this.byKey.get(cohort.matchKey);
     if (!set) return;
-    set.delete(cohort);
-    if (set.size === 0) this.byKey.delete(cohort.matchKey);
+    journal.setDelete(set, cohort);
+    if (set.size === 0) journal.mapDelete(this.byKey, cohort.matchKey);
+  }
+
+  /** Whether the cohort is indexed (for the invariant checks). */
+  has(cohort: Cohort): boolean {
+    return this.byKey.get(cohort.matchKey)?.has(cohort) ?? false;
   }
 
   /** Cohorts with the same repos and cache id but another digest for the same schema id. */

@@ -1,11 +1,12 @@
+import type { Journal } from './journal.js';
 import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './records.js';
 import { matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
 import { isResolved } from './step-status.js';
 
 /**
  * A cohort's in-memory working set: its record, its steps in schema order,
- * the reverse `needs` edges, priorities, and its live leases. Kept consistent
- * by the scheduler; this class only indexes and answers questions.
+ * the reverse `needs` edges, priorities, and its live leases. Every change
+ * goes through a {@link Journal} (the collections are typed read-only).
  */
 export class Cohort {
   readonly steps = new Map<string, StepRecord>();
@@ -13,21 +14,25 @@ export class Cohort {
   readonly ordered: StepRecord[] = [];
   readonly schemaIndex = new Map<string, number>();
   readonly dependents = new Map<string, string[]>();
-  /** Live leases per step (at most two: the original and a backup). */
-  readonly liveLeases = new Map<string, LeaseRecord[]>();
+  /** Live leases per step (at most two: the original and a backup); each list is replaced, never mutated. */
+  readonly liveLeases: ReadonlyMap<string, readonly LeaseRecord[]> = new Map();
   /** Every peer that ever joined, in join order. */
-  readonly members = new Set<string>();
-  readonly patchsets: Set<string>;
+  readonly members: ReadonlySet<string> = new Set();
+  readonly patchsets: ReadonlySet<string>;
   /** Repo -> base ref of every member's source state (one entry unless members are multi-repo). */
-  readonly repos = new Map<string, string>();
+  readonly repos: ReadonlyMap<string, string> = new Map();
   readonly matchKey: string;
   readonly sourceKey: string;
   /** Critical-path priority per step, in ms. */
-  priorityMs = new Map<string, number>();
-  unresolved = 0;
-  failedCount = 0;
+  readonly priorityMs: ReadonlyMap<string, number> = new Map();
+  /** Steps not yet succeeded or failed (a derived counter; invariants.ts recounts it). */
+  readonly unresolved: number = 0;
+  /** Failed steps (derived, recounted likewise). */
+  readonly failedCount: number = 0;
 
   constructor(readonly record: CohortRecord, steps: readonly StepRecord[]) {
+    let unresolved = 0;
+    let failedCount = 0;
     const byId = new Map(steps.map((s) => [s.stepId, s]));
     record.schema.steps.forEach((def, i) => {
       const step = byId.get(def.id);
@@ -36,20 +41,22 @@ export class Cohort {
       this.ordered.push(step);
       this.schemaIndex.set(def.id, i);
       this.dependents.set(def.id, []);
-      if (!isResolved(step.status)) this.unresolved++;
-      if (step.status === 'failed') this.failedCount++;
+      if (!isResolved(step.status)) unresolved++;
+      if (step.status === 'failed') failedCount++;
     });
+    this.unresolved = unresolved;
+    this.failedCount = failedCount;
     for (const def of record.schema.steps) for (const need of def.needs) this.dependents.get(need)!.push(def.id);
     this.patchsets = new Set(record.patchsets);
-    this.repos.set(record.repo, record.baseRef);
+    (this.repos as Map<string, string>).set(record.repo, record.baseRef);
     this.matchKey = matchKey(record, record.digest);
     this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets));
   }
 
   /** Records the repos of a member's source state (the creator's first). */
-  addRepos(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): void {
-    if (reg.repos && reg.repos.length > 0) this.repos.delete(this.record.repo);
-    for (const { repo, baseRef } of reposOf(reg)) if (!this.repos.has(repo)) this.repos.set(repo, baseRef);
+  addRepos(journal: Journal, reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): void {
+    if (reg.repos && reg.repos.length > 0) journal.mapDelete(this.repos, this.record.repo);
+    for (const { repo, baseRef } of reposOf(reg)) if (!this.repos.has(repo)) journal.mapSet(this.repos, repo, baseRef);
   }
 
   /** Each of the joiner's repos is in this cohort with the same base ref. */
@@ -75,22 +82,25 @@ export class Cohort {
     return true;
   }
 
-  live(stepId: string): LeaseRecord[] {
+  live(stepId: string): readonly LeaseRecord[] {
     return this.liveLeases.get(stepId) ?? [];
   }
 
-  addLive(lease: LeaseRecord): void {
-    const list = this.liveLeases.get(lease.stepId);
-    if (list) list.push(lease);
-    else this.liveLeases.set(lease.stepId, [lease]);
+  addLive(journal: Journal, lease: LeaseRecord): void {
+    journal.mapSet(this.liveLeases, lease.stepId, [...this.live(lease.stepId), lease]);
   }
 
-  removeLive(lease: LeaseRecord): void {
+  removeLive(journal: Journal, lease: LeaseRecord): void {
     const list = this.liveLeases.get(lease.stepId);
     if (!list) return;
     const rest = list.filter((l) => l.leaseId !== lease.leaseId);
-    if (rest.length === 0) this.liveLeases.delete(lease.stepId);
-    else this.liveLeases.set(lease.stepId, rest);
+    if (rest.length === 0) journal.mapDelete(this.liveLeases, lease.stepId);
+    else journal.mapSet(this.liveLeases, lease.stepId, rest);
+  }
+
+  /** Adjusts the derived counters when a step changes between unresolved, succeeded and failed. */
+  count(journal: Journal, unresolvedDelta: number, failedDelta: number): void {
+    journal.set(this as Cohort, { unresolved: this.unresolved + unresolvedDelta, failedCount: this.failedCount + failedDelta });
   }
 
   /** Joinable by new peers: not isolated, not cancelled, no failed step. */

@@ -117,12 +117,19 @@ export type Effect =
 /** The answer to an admin input. */
 export type AdminResult =
   | { readonly ok: true }
-  | { readonly ok: false; readonly status: 404 | 409; readonly code: string; readonly message: string };
+  | { readonly ok: false; readonly status: 404 | 409 | 500; readonly code: string; readonly message: string };
 
 export interface CoreOutput {
-  readonly writes: Write[];
-  readonly effects: Effect[];
+  readonly writes: readonly Write[];
+  readonly effects: readonly Effect[];
   readonly admin: AdminResult | null;
+  /**
+   * The error that aborted the input (a bug: an illegal transition, a broken
+   * invariant, an exception), or null. When set, state is exactly as before
+   * the input, `writes` is empty and `effects` only tells the sender INTERNAL;
+   * the caller logs the error whole.
+   */
+  readonly fault: unknown;
 }
 
 /** An error frame for one connection, with the registry's retryable flag. */

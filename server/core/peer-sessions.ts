@@ -1,9 +1,12 @@
 import { closeCodes } from '../../shared/close-codes.js';
 import { protocolVersion, type Welcome } from '../../shared/protocol.js';
+import type { LeaseLossWhy } from './causes.js';
 import { Cohort } from './cohort.js';
 import { sendComplete } from './cohort-lifecycle.js';
 import type { CoreTx } from './core-tx.js';
 import type { ConnId } from './core-types.js';
+import { transitionPeer } from './peer-status.js';
+import { heldLeaseId, idleWork, transitionWork } from './peer-work.js';
 import type { CohortRecord, PeerRecord, StepRecord } from './records.js';
 import type { HelloInput, PeerState, SchedulerState } from './scheduler-state.js';
 import { memoKey, patchsetSet } from './source-state.js';
@@ -13,7 +16,8 @@ import { isResolved, transitionStep } from './step-status.js';
 /**
  * Peers coming and going: hello (join a matching cohort or create one, or
  * resume a registration with its token), duplicate peer ids, drops with a
- * grace period, bye, and the end of grace.
+ * grace period, bye, and the end of grace. See the machines in
+ * peer-status.ts (the persisted registration) and peer-work.ts.
  */
 
 export function onHello(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
@@ -30,10 +34,10 @@ export function onHello(state: SchedulerState, tx: CoreTx, input: HelloInput): v
     });
     return;
   }
-  join(state, tx, input, existing ?? null);
+  join(state, tx, input);
 }
 
-export function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: HelloInput): void {
+function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: HelloInput): void {
   const cohort = state.cohorts.get(peer.record.cohortId)!;
   if (cohort.record.digest !== input.digest) {
     tx.error(input.connId, {
@@ -43,39 +47,40 @@ export function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input
     return;
   }
   if (peer.connId !== null) tx.close(peer.connId, closeCodes.superseded, 'replaced by a resumed connection');
-  peer.connId = input.connId;
-  peer.record.status = 'connected';
-  peer.record.graceEndsAtMs = null;
-  peer.waiting = false;
-  state.inGrace.delete(peer);
+  tx.journal.set(peer, { connId: input.connId });
+  if (peer.record.status !== 'connected') transitionPeer(tx.journal, peer.record, 'connected');
+  tx.journal.set(peer.record, { graceEndsAtMs: null });
+  if (peer.work.kind === 'waiting') transitionWork(tx.journal, peer, idleWork);
+  tx.journal.setDelete(state.inGrace, peer);
   tx.peer(peer.record);
-  tx.event(cohort.id, 'peer.resumed', { peerId: peer.record.peerId });
+  tx.event(cohort.id, 'peer.resumed', { peerId: peer.peerId });
 
   const current = input.currentStep;
-  if (peer.leaseId !== null) {
-    const lease = state.leases.get(peer.leaseId)!;
-    if (current?.leaseId !== lease.leaseId) loseLease(state, tx, cohort, lease, 'not running it after resume');
-  } else if (current && current.leaseId !== peer.orphan?.leaseId) {
-    adoptOrphan(state, tx, cohort, peer, current);
+  const held = heldLeaseId(peer.work);
+  if (held !== null) {
+    if (current?.leaseId !== held) loseLease(state, tx, cohort, state.leases.get(held)!, 'not-resumed');
+  } else if (current && !(peer.work.kind === 'orphaned' && peer.work.leaseId === current.leaseId)) {
+    adoptOrphan(tx, cohort, peer, current);
   }
-  tx.send(peer.connId, welcome(state, cohort, peer, input.presentedToken!.token, true));
+  tx.send(input.connId, welcome(state, cohort, peer, input.presentedToken!.token, true));
   if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
   tx.dirty.add(cohort);
 }
 
-export function join(state: SchedulerState, tx: CoreTx, input: HelloInput, previous: PeerState | null): void {
+function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
   const reg = input.registration;
+  const previous = state.peers.get(input.peerId);
   let cohort = state.matcher.find(reg, input.digest);
   if (!cohort) cohort = createCohort(state, tx, input);
   if (reg.pipelineType === 'dependent') {
     const before = cohort.patchsets.size;
-    for (const p of reg.patchsets) cohort.patchsets.add(p);
+    for (const p of reg.patchsets) tx.journal.setAdd(cohort.patchsets, p);
     if (cohort.patchsets.size !== before) {
-      cohort.record.patchsets = [...cohort.patchsets].sort();
+      tx.journal.set(cohort.record, { patchsets: [...cohort.patchsets].sort() });
       tx.cohort(cohort.record);
     }
   }
-  if (previous) state.inGrace.delete(previous);
+  if (previous) tx.journal.setDelete(state.inGrace, previous);
   const record: PeerRecord = {
     peerId: input.peerId,
     cohortId: cohort.id,
@@ -86,14 +91,14 @@ export function join(state: SchedulerState, tx: CoreTx, input: HelloInput, previ
     joinedAtMs: tx.now,
     graceEndsAtMs: null,
   };
-  const peer: PeerState = { record, connId: input.connId, leaseId: null, orphan: null, waiting: false, done: false };
-  state.peers.set(input.peerId, peer);
-  cohort.members.add(input.peerId);
-  cohort.addRepos(reg);
+  const peer: PeerState = { peerId: input.peerId, record, connId: input.connId, work: idleWork };
+  tx.journal.mapSet(state.peers, input.peerId, peer);
+  tx.journal.setAdd(cohort.members, input.peerId);
+  cohort.addRepos(tx.journal, reg);
   tx.peer(record);
   tx.event(cohort.id, 'peer.joined', { peerId: input.peerId, detail: `${cohort.members.size} peers` });
-  if (input.currentStep) adoptOrphan(state, tx, cohort, peer, input.currentStep);
-  tx.send(peer.connId, welcome(state, cohort, peer, input.freshToken.token, false));
+  if (input.currentStep) adoptOrphan(tx, cohort, peer, input.currentStep);
+  tx.send(input.connId, welcome(state, cohort, peer, input.freshToken.token, false));
   if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
   tx.dirty.add(cohort);
 }
@@ -103,13 +108,13 @@ export function join(state: SchedulerState, tx: CoreTx, input: HelloInput, previ
  * counts as live. Let it finish when the step is unresolved (its completion
  * may still count); tell it to stop when the step is already resolved.
  */
-function adoptOrphan(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
+function adoptOrphan(tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
   const step = cohort.steps.get(current.stepId);
   if (step && isResolved(step.status)) {
     tx.send(peer.connId, { type: 'abort', stepId: current.stepId, leaseId: current.leaseId, reason: 'lease-lost' });
     return;
   }
-  peer.orphan = { stepId: current.stepId, leaseId: current.leaseId };
+  transitionWork(tx.journal, peer, { kind: 'orphaned', stepId: current.stepId, leaseId: current.leaseId });
 }
 
 function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Cohort {
@@ -130,6 +135,7 @@ function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Coh
     resolvedAtMs: null,
     lastActivityMs: tx.now,
     secondsSaved: null,
+    outcome: null,
   };
   const steps: StepRecord[] = input.schema.steps.map((def) => ({
     cohortId: record.cohortId,
@@ -142,7 +148,7 @@ function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Coh
     builtBy: null,
     fromMemo: false,
     durationMs: null,
-    failReason: null,
+    failCause: null,
     failPeerId: null,
     failExitCode: null,
     failLogTail: null,
@@ -161,17 +167,16 @@ function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Coh
     const key = memoKey(reg, input.schema.steps[i]!.target);
     const memo = key === null ? undefined : state.memos.get(key);
     if (memo && tx.now < memo.expiresAtMs) {
-      transitionStep(step, 'succeeded');
-      step.fromMemo = true;
-      step.durationMs = memo.durationMs;
-      step.resolvedAtMs = tx.now;
+      // A new row: nothing to undo if the input fails, but the edge is still checked.
+      transitionStep(tx.journal, step, 'succeeded');
+      tx.journal.set(step, { fromMemo: true, durationMs: memo.durationMs, resolvedAtMs: tx.now });
       tx.append({ table: 'success', cohortId: record.cohortId, stepId: step.stepId, leaseId: null, peerId: null, atMs: tx.now });
       tx.event(record.cohortId, 'step.memo', { stepId: step.stepId, detail: `built in cohort ${memo.cohortId}` });
       tx.stat('step.reused');
     }
   });
   const cohort = new Cohort(record, steps);
-  state.indexCohort(cohort);
+  state.indexCohort(tx, cohort);
   return cohort;
 }
 
@@ -179,7 +184,7 @@ export function welcome(state: SchedulerState, cohort: Cohort, peer: PeerState, 
   return {
     type: 'welcome' as const,
     protocol: protocolVersion,
-    peerId: peer.record.peerId,
+    peerId: peer.peerId,
     resumeToken: token,
     resumed,
     cohort: {
@@ -196,20 +201,21 @@ export function welcome(state: SchedulerState, cohort: Cohort, peer: PeerState, 
 export function onDisconnected(state: SchedulerState, tx: CoreTx, connId: ConnId, peerId: string): void {
   const peer = state.peers.get(peerId);
   if (!peer || peer.connId !== connId) return;
-  peer.connId = null;
-  peer.waiting = false;
+  tx.journal.set(peer, { connId: null });
+  if (peer.work.kind === 'waiting') transitionWork(tx.journal, peer, idleWork);
   const cohort = state.cohorts.get(peer.record.cohortId)!;
   tx.dirty.add(cohort);
-  if (peer.done) {
+  if (peer.work.kind === 'done') {
     leave(state, tx, cohort, peer, 'left');
     return;
   }
-  peer.record.status = 'disconnected';
-  peer.record.graceEndsAtMs = tx.now + (peer.record.resumable ? state.config.leaseGraceMs : 0);
-  state.inGrace.add(peer);
+  const graceEndsAtMs = tx.now + (peer.record.resumable ? state.config.leaseGraceMs : 0);
+  transitionPeer(tx.journal, peer.record, 'disconnected');
+  tx.journal.set(peer.record, { graceEndsAtMs });
+  tx.journal.setAdd(state.inGrace, peer);
   tx.peer(peer.record);
-  tx.event(cohort.id, 'peer.disconnected', { peerId, detail: `grace until ${peer.record.graceEndsAtMs}` });
-  if (peer.record.graceEndsAtMs <= tx.now) expireGrace(state, tx, peer);
+  tx.event(cohort.id, 'peer.disconnected', { peerId, detail: `grace until ${graceEndsAtMs}` });
+  if (graceEndsAtMs <= tx.now) expireGrace(state, tx, peer);
 }
 
 export function onBye(state: SchedulerState, tx: CoreTx, connId: ConnId, peerId: string): void {
@@ -217,25 +223,29 @@ export function onBye(state: SchedulerState, tx: CoreTx, connId: ConnId, peerId:
   if (!peer || peer.connId !== connId) return;
   const cohort = state.cohorts.get(peer.record.cohortId)!;
   tx.dirty.add(cohort);
-  if (peer.leaseId !== null) loseLease(state, tx, cohort, state.leases.get(peer.leaseId)!, 'peer said bye');
+  dropLease(state, tx, cohort, peer, 'bye');
   leave(state, tx, cohort, peer, 'left');
 }
 
-export function leave(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
-  peer.connId = null;
-  peer.orphan = null;
-  peer.waiting = false;
-  peer.record.status = status;
-  peer.record.graceEndsAtMs = null;
-  state.inGrace.delete(peer);
+function dropLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, why: LeaseLossWhy): void {
+  const held = heldLeaseId(peer.work);
+  if (held !== null) loseLease(state, tx, cohort, state.leases.get(held)!, why);
+}
+
+function leave(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
+  tx.journal.set(peer, { connId: null });
+  if (peer.work.kind === 'orphaned' || peer.work.kind === 'waiting') transitionWork(tx.journal, peer, idleWork);
+  transitionPeer(tx.journal, peer.record, status);
+  tx.journal.set(peer.record, { graceEndsAtMs: null });
+  tx.journal.setDelete(state.inGrace, peer);
   tx.peer(peer.record);
-  tx.event(cohort.id, `peer.${status}`, { peerId: peer.record.peerId });
+  tx.event(cohort.id, `peer.${status}`, { peerId: peer.peerId });
 }
 
 /** Grace is over (`now >= graceEndsAtMs`): the peer is gone and its lease is lost. */
 export function expireGrace(state: SchedulerState, tx: CoreTx, peer: PeerState): void {
   const cohort = state.cohorts.get(peer.record.cohortId)!;
-  if (peer.leaseId !== null) loseLease(state, tx, cohort, state.leases.get(peer.leaseId)!, 'grace period expired');
+  dropLease(state, tx, cohort, peer, 'grace-expired');
   leave(state, tx, cohort, peer, 'gone');
   tx.dirty.add(cohort);
 }

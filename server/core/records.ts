@@ -1,10 +1,12 @@
 import type { SchemaDef } from '../../shared/schema-file.js';
+import type { CohortOutcome, LeaseEnd, StepFailCause } from './causes.js';
 import type { StepStatus } from './step-status.js';
 
 /**
  * The persisted shape of the scheduler's state. The core keeps these objects
- * as its state, mutates them, and hands changed ones to the store as writes;
- * on start the store hands them back as a {@link Snapshot}.
+ * as its state and changes them only through its journal (every field is
+ * read-only here); it hands frozen copies of changed ones to the store as
+ * writes; on start the store hands them back as a {@link Snapshot}.
  */
 
 export type PipelineType = 'independent' | 'dependent';
@@ -49,38 +51,39 @@ export interface CohortRecord {
   /** Base sha of the first peer; for independent cohorts every member's. */
   readonly baseSha: string | null;
   /** Independent: the exact patchset set; dependent: the union of members' patchsets. */
-  patchsets: string[];
-  status: CohortStatus;
+  readonly patchsets: readonly string[];
+  readonly status: CohortStatus;
   readonly createdAtMs: number;
-  resolvedAtMs: number | null;
-  lastActivityMs: number;
+  readonly resolvedAtMs: number | null;
+  readonly lastActivityMs: number;
   /** Machine seconds saved, set when the cohort completes. */
-  secondsSaved: number | null;
+  readonly secondsSaved: number | null;
+  /** How it ended; null while open. */
+  readonly outcome: CohortOutcome | null;
 }
 
 export interface StepRecord {
   readonly cohortId: string;
   readonly stepId: string;
-  status: StepStatus;
+  readonly status: StepStatus;
   /** Leases granted so far (backups included); the next lease's attempt is this + 1. */
-  attempts: number;
+  readonly attempts: number;
   /** Reported failures (non-zero exit) of live leases. */
-  failures: number;
+  readonly failures: number;
   /** Leases lost with their peer (grace expired, bye, or not resumed). */
-  lostLeases: number;
+  readonly lostLeases: number;
   /** Peers that failed this step, so a retry goes elsewhere when it can. */
-  failedOn: string[];
-  builtBy: string | null;
-  fromMemo: boolean;
-  durationMs: number | null;
-  failReason: string | null;
-  failPeerId: string | null;
-  failExitCode: number | null;
-  failLogTail: string | null;
-  resolvedAtMs: number | null;
+  readonly failedOn: readonly string[];
+  readonly builtBy: string | null;
+  readonly fromMemo: boolean;
+  readonly durationMs: number | null;
+  /** Why it failed for the cohort; null unless `failed`. */
+  readonly failCause: StepFailCause | null;
+  readonly failPeerId: string | null;
+  readonly failExitCode: number | null;
+  readonly failLogTail: string | null;
+  readonly resolvedAtMs: number | null;
 }
-
-export type LeaseOutcome = 'succeeded' | 'failed' | 'lost' | 'aborted';
 
 export interface LeaseRecord {
   readonly leaseId: string;
@@ -90,9 +93,9 @@ export interface LeaseRecord {
   readonly attempt: number;
   readonly backup: boolean;
   readonly startedAtMs: number;
-  endedAtMs: number | null;
-  /** null while live. */
-  outcome: LeaseOutcome | null;
+  readonly endedAtMs: number | null;
+  /** How it ended; null while live. */
+  readonly end: LeaseEnd | null;
 }
 
 export const peerStatus = Object.freeze({
@@ -105,15 +108,15 @@ export type PeerStatus = (typeof peerStatus)[keyof typeof peerStatus];
 
 export interface PeerRecord {
   readonly peerId: string;
-  cohortId: string;
-  tokenHash: string;
-  registration: Registration;
+  readonly cohortId: string;
+  readonly tokenHash: string;
+  readonly registration: Registration;
   /** Whether the peer can resume (protocol v1) or not (Task Director clients). */
-  resumable: boolean;
-  status: PeerStatus;
-  joinedAtMs: number;
+  readonly resumable: boolean;
+  readonly status: PeerStatus;
+  readonly joinedAtMs: number;
   /** While disconnected: the lease is lost iff `now >= graceEndsAtMs`. */
-  graceEndsAtMs: number | null;
+  readonly graceEndsAtMs: number | null;
 }
 
 export interface MemoRecord {
@@ -129,8 +132,8 @@ export interface MemoRecord {
 
 export interface DurationRecord {
   readonly durationKey: string;
-  avgMs: number;
-  samples: number;
+  readonly avgMs: number;
+  readonly samples: number;
 }
 
 export interface EventRecord {

@@ -3,6 +3,7 @@ import type { Cohort } from './cohort.js';
 import { CohortMatcher } from './cohort-matcher.js';
 import type { CoreTx } from './core-tx.js';
 import type { ConnId, CoreConfig, CoreInput, IdSource } from './core-types.js';
+import type { PeerWork } from './peer-work.js';
 import { criticalPathMs } from './priority.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, PeerRecord } from './records.js';
 import { durationKey } from './source-state.js';
@@ -10,40 +11,35 @@ import type { PickContext } from './step-picker.js';
 
 /**
  * The scheduler's whole state, shared by its parts (peer-sessions,
- * step-lifecycle, cohort-lifecycle, scheduler-restore) and the helpers they
- * all need. Only `Scheduler` is public; these modules are its inside.
+ * step-lifecycle, cohort-lifecycle) and the helpers they all need. Only
+ * `Scheduler` is public; these modules are its inside. Everything here is
+ * typed read-only: changes go through the input's journal (`tx.journal`).
  */
 
-/** A peer as the scheduler tracks it: its persisted record plus connection-bound state. */
+/** A peer as the scheduler tracks it: its persisted record, its connection and what it is doing. */
 export interface PeerState {
+  readonly peerId: string;
   readonly record: PeerRecord;
-  connId: ConnId | null;
-  /** The live lease this peer holds. */
-  leaseId: string | null;
-  /** A step the peer is still running under a lease it lost (reported on resume). */
-  orphan: { readonly stepId: string; readonly leaseId: string } | null;
-  /** Told `wait` and not assigned since. */
-  waiting: boolean;
-  /** Told `complete`. */
-  done: boolean;
+  readonly connId: ConnId | null;
+  readonly work: PeerWork;
 }
 
 export type HelloInput = Extract<CoreInput, { kind: 'hello' }>;
 export type FinishedInput = Extract<CoreInput, { kind: 'finished' }>;
 
 export class SchedulerState {
-  readonly cohorts = new Map<string, Cohort>();
-  readonly peers = new Map<string, PeerState>();
+  readonly cohorts: ReadonlyMap<string, Cohort> = new Map();
+  readonly peers: ReadonlyMap<string, PeerState> = new Map();
   /** Every lease of the cohorts in memory, live or ended (ended ones fence late completions). */
-  readonly leases = new Map<string, LeaseRecord>();
-  readonly memos = new Map<string, MemoRecord>();
-  readonly durations = new Map<string, DurationRecord>();
+  readonly leases: ReadonlyMap<string, LeaseRecord> = new Map();
+  readonly memos: ReadonlyMap<string, MemoRecord> = new Map();
+  readonly durations: ReadonlyMap<string, DurationRecord> = new Map();
   readonly matcher = new CohortMatcher();
   /** Peers in their grace period. */
-  readonly inGrace = new Set<PeerState>();
-  draining = false;
-  nextSweepAtMs = 0;
-  lastNow = 0;
+  readonly inGrace: ReadonlySet<PeerState> = new Set();
+  readonly draining: boolean = false;
+  readonly nextSweepAtMs: number = 0;
+  readonly lastNow: number = 0;
 
   constructor(
     readonly config: CoreConfig,
@@ -75,8 +71,8 @@ export class SchedulerState {
       estimateKnown: (cohort, stepId) => this.estimateKnown(cohort, stepId),
       anotherPeerCouldTake: (cohort, step, peerId) => {
         for (const other of this.currentMembers(cohort)) {
-          if (other.record.peerId === peerId || step.failedOn.includes(other.record.peerId)) continue;
-          if (other.record.status === 'connected' && !other.done) return true;
+          if (other.peerId === peerId || step.failedOn.includes(other.peerId)) continue;
+          if (other.record.status === 'connected' && other.work.kind !== 'done') return true;
         }
         return false;
       },
@@ -92,7 +88,7 @@ export class SchedulerState {
   }
 
   hasWaitingPeer(cohort: Cohort): boolean {
-    for (const peer of this.currentMembers(cohort)) if (peer.waiting) return true;
+    for (const peer of this.currentMembers(cohort)) if (peer.work.kind === 'waiting') return true;
     return false;
   }
 
@@ -103,10 +99,10 @@ export class SchedulerState {
     return n;
   }
 
-  indexCohort(cohort: Cohort): void {
-    cohort.priorityMs = criticalPathMs(cohort.record.schema, (stepId) => this.estimateMs(cohort, stepId));
-    this.cohorts.set(cohort.id, cohort);
-    this.matcher.add(cohort);
+  indexCohort(tx: CoreTx, cohort: Cohort): void {
+    tx.journal.set(cohort, { priorityMs: criticalPathMs(cohort.record.schema, (stepId) => this.estimateMs(cohort, stepId)) });
+    tx.journal.mapSet(this.cohorts, cohort.id, cohort);
+    this.matcher.add(tx.journal, cohort);
   }
 
   /** One frame to every connected member of the cohort. */

@@ -1,12 +1,16 @@
 import { Cohort } from './cohort.js';
 import { onCancel, onRetry, settle, sweep } from './cohort-lifecycle.js';
 import { CoreTx } from './core-tx.js';
-import type { ConnId, CoreConfig, CoreInput, CoreOutput, IdSource } from './core-types.js';
+import type { ConnId, CoreConfig, CoreInput, CoreOutput, Effect, IdSource } from './core-types.js';
+import { checkAll, checkTouched } from './invariants.js';
 import { expireGrace, onBye, onDisconnected, onHello } from './peer-sessions.js';
+import { transitionPeer } from './peer-status.js';
+import { heldLeaseId, idleWork } from './peer-work.js';
 import type { Snapshot, StepRecord } from './records.js';
 import { SchedulerState, type PeerState } from './scheduler-state.js';
 import { endLease, onFinished, returnToPending } from './step-lifecycle.js';
 import { stragglerAtMs } from './step-picker.js';
+import { errorCodes } from '../../shared/error-codes.js';
 
 /**
  * The scheduler: a deterministic state machine, `handle(input, now) -> { writes, effects }`.
@@ -14,18 +18,13 @@ import { stragglerAtMs } from './step-picker.js';
  * (completions, success, failure, leases), cohort-lifecycle.ts (dispatch,
  * completion, admin, retention), all over one {@link SchedulerState}.
  *
- * Peer states: connected -> disconnected (grace) -> connected (resumed) | gone;
- *              connected -> left (bye, or disconnected after `complete`).
- * Step states and edges: see step-status.ts.
- * Lease states: live -> succeeded | failed | lost | aborted (final).
- * Invariants (checked by the property test):
- * - a step is `leased` iff it has a live lease; at most two live leases, the second a backup;
- * - `succeeded` is final and written once (the store's UNIQUE constraint backs this);
- * - attempt numbers of a step's leases only rise;
- * - a peer holds at most one live lease; a lost lease's completion counts only
- *   while its step is unresolved;
- * - no step is lost: an idle connected peer of an open cohort is never left
- *   waiting next to a step it could run.
+ * An input is applied whole or not at all: every change goes through the
+ * input's journal; if anything throws (an illegal transition, a broken
+ * invariant, a bug), the journal is rolled back, no write leaves, and the
+ * output carries the error (`fault`) and an INTERNAL error for the sender.
+ * The machines: step-status.ts, lease-state.ts, cohort-status.ts,
+ * peer-status.ts, peer-work.ts. The invariants: invariants.ts, asserted after
+ * every input over what it touched.
  * Time is the `now` argument; ids come from the injected {@link IdSource}.
  */
 export class Scheduler {
@@ -39,33 +38,36 @@ export class Scheduler {
   restore(snapshot: Snapshot, now: number): CoreOutput {
     const state = this.state;
     const tx = new CoreTx(now);
-    state.lastNow = now;
-    for (const d of snapshot.durations) state.durations.set(d.durationKey, { ...d });
-    for (const m of snapshot.memos) if (now < m.expiresAtMs) state.memos.set(m.memoKey, m);
+    const j = tx.journal;
+    j.set(state, { lastNow: now });
+    for (const d of snapshot.durations) j.mapSet(state.durations, d.durationKey, Object.freeze({ ...d }));
+    for (const m of snapshot.memos) if (now < m.expiresAtMs) j.mapSet(state.memos, m.memoKey, Object.freeze({ ...m }));
     const stepsByCohort = new Map<string, StepRecord[]>();
     for (const s of snapshot.steps) {
       const list = stepsByCohort.get(s.cohortId);
-      if (list) list.push(s);
-      else stepsByCohort.set(s.cohortId, [s]);
+      if (list) list.push({ ...s });
+      else stepsByCohort.set(s.cohortId, [{ ...s }]);
     }
-    for (const record of snapshot.cohorts) state.indexCohort(new Cohort(record, stepsByCohort.get(record.cohortId) ?? []));
-    for (const lease of snapshot.leases) {
-      const cohort = state.cohorts.get(lease.cohortId);
+    for (const record of snapshot.cohorts) state.indexCohort(tx, new Cohort({ ...record }, stepsByCohort.get(record.cohortId) ?? []));
+    for (const row of snapshot.leases) {
+      const cohort = state.cohorts.get(row.cohortId);
       if (!cohort) continue;
-      state.leases.set(lease.leaseId, lease);
-      if (lease.outcome === null) cohort.addLive(lease);
+      const lease = { ...row };
+      j.mapSet(state.leases, lease.leaseId, lease);
+      if (lease.end === null) cohort.addLive(j, lease);
     }
-    for (const record of snapshot.peers) {
-      const cohort = state.cohorts.get(record.cohortId);
+    for (const row of snapshot.peers) {
+      const cohort = state.cohorts.get(row.cohortId);
       if (!cohort) continue;
-      cohort.members.add(record.peerId);
-      cohort.addRepos(record.registration);
-      const peer: PeerState = { record, connId: null, leaseId: null, orphan: null, waiting: false, done: false };
-      state.peers.set(record.peerId, peer);
+      const record = { ...row };
+      j.setAdd(cohort.members, record.peerId);
+      cohort.addRepos(j, record.registration);
+      const peer: PeerState = { peerId: record.peerId, record, connId: null, work: idleWork };
+      j.mapSet(state.peers, record.peerId, peer);
       if (record.status === 'connected' || record.status === 'disconnected') {
-        record.status = 'disconnected';
-        record.graceEndsAtMs = now + (record.resumable ? state.config.leaseGraceMs : 0);
-        state.inGrace.add(peer);
+        if (record.status === 'connected') transitionPeer(j, record, 'disconnected');
+        j.set(record, { graceEndsAtMs: now + (record.resumable ? state.config.leaseGraceMs : 0) });
+        j.setAdd(state.inGrace, peer);
         tx.peer(record);
       }
     }
@@ -73,52 +75,60 @@ export class Scheduler {
       for (const live of [...cohort.liveLeases.values()]) {
         for (const lease of live) {
           const holder = state.peers.get(lease.peerId);
-          if (holder && holder.record.cohortId === cohort.id && state.inGrace.has(holder) && holder.leaseId === null) holder.leaseId = lease.leaseId;
-          else endLease(state, tx, cohort, lease, 'lost');
+          if (holder && holder.record.cohortId === cohort.id && state.inGrace.has(holder) && heldLeaseId(holder.work) === null) {
+            j.setState(holder, 'work', { kind: 'running', leaseId: lease.leaseId });
+          } else {
+            endLease(state, tx, cohort, lease, { kind: 'lost', why: 'restart' });
+          }
         }
       }
       for (const step of cohort.ordered) {
         // A lease whose holder is not coming back, or a leased step without a live lease row.
-        if (step.status === 'leased' && cohort.live(step.stepId).length === 0) returnToPending(state, tx, cohort, step, 'its peer is gone after a restart');
+        if (step.status === 'leased' && cohort.live(step.stepId).length === 0) returnToPending(state, tx, cohort, step, 'restart');
       }
     }
-    state.nextSweepAtMs = now;
+    j.set(state, { nextSweepAtMs: now });
+    checkAll(state);
+    j.commit();
     return tx.output();
   }
 
   handle(input: CoreInput, now: number): CoreOutput {
     const state = this.state;
     const tx = new CoreTx(now);
-    state.lastNow = now;
-    if (state.nextSweepAtMs === 0) state.nextSweepAtMs = now + state.config.sweepIntervalMs;
+    try {
+      tx.journal.set(state, { lastNow: now, ...(state.nextSweepAtMs === 0 ? { nextSweepAtMs: now + state.config.sweepIntervalMs } : {}) });
+      this.apply(tx, input);
+      settle(state, tx);
+      checkTouched(state, tx);
+      tx.journal.commit();
+      return tx.output();
+    } catch (fault) {
+      tx.journal.rollback();
+      return faultOutput(input, fault);
+    }
+  }
+
+  private apply(tx: CoreTx, input: CoreInput): void {
+    const state = this.state;
     switch (input.kind) {
       case 'hello':
-        onHello(state, tx, input);
-        break;
+        return onHello(state, tx, input);
       case 'finished':
-        onFinished(state, tx, input);
-        break;
+        return onFinished(state, tx, input);
       case 'disconnected':
-        onDisconnected(state, tx, input.connId, input.peerId);
-        break;
+        return onDisconnected(state, tx, input.connId, input.peerId);
       case 'bye':
-        onBye(state, tx, input.connId, input.peerId);
-        break;
+        return onBye(state, tx, input.connId, input.peerId);
       case 'tick':
-        this.onTick(tx);
-        break;
+        return this.onTick(tx);
       case 'drain':
-        state.draining = true;
-        break;
+        return tx.journal.set(state, { draining: true });
       case 'cancel':
-        onCancel(state, tx, input.cohortId);
-        break;
+        return onCancel(state, tx, input.cohortId);
       case 'retry':
-        onRetry(state, tx, input.cohortId, input.stepId);
-        break;
+        return onRetry(state, tx, input.cohortId, input.stepId);
     }
-    settle(state, tx);
-    return tx.output();
   }
 
   /** Time passed: grace periods end (`now >= graceEndsAtMs`), stragglers may get backups, retention sweeps run. */
@@ -132,7 +142,7 @@ export class Scheduler {
     }
     if (tx.now >= state.nextSweepAtMs) {
       sweep(state, tx);
-      state.nextSweepAtMs = tx.now + state.config.sweepIntervalMs;
+      tx.journal.set(state, { nextSweepAtMs: tx.now + state.config.sweepIntervalMs });
     }
   }
 
@@ -173,4 +183,36 @@ export class Scheduler {
   peerConnId(peerId: string): ConnId | null {
     return this.state.peers.get(peerId)?.connId ?? null;
   }
+
+  /** Every invariant over all state (tests; production checks what each input touched). Throws `InvariantViolation`. */
+  checkInvariants(): void {
+    checkAll(this.state);
+  }
+
+  /** The persisted part of memory, as the store would load it (for tests that compare memory with the database). */
+  dump(): Snapshot {
+    const s = this.state;
+    const cohorts = [...s.cohorts.values()];
+    return {
+      cohorts: cohorts.map((c) => ({ ...c.record })),
+      steps: cohorts.flatMap((c) => c.ordered.map((step) => ({ ...step }))),
+      leases: [...s.leases.values()].map((l) => ({ ...l })),
+      peers: [...s.peers.values()].map((p) => ({ ...p.record })),
+      memos: [...s.memos.values()].map((m) => ({ ...m })),
+      durations: [...s.durations.values()].map((d) => ({ ...d })),
+    };
+  }
+}
+
+/** An input that threw: nothing changed; the sender (if any) is told INTERNAL, an admin caller gets 500. */
+function faultOutput(input: CoreInput, fault: unknown): CoreOutput {
+  const effects: Effect[] = [];
+  const connId = 'connId' in input ? input.connId : null;
+  if (connId !== null) {
+    const info = errorCodes.INTERNAL;
+    effects.push({ kind: 'send', connId, message: { type: 'error', code: 'INTERNAL', message: 'internal error; see the authority log', retryable: info.retryable } });
+    if (info.closeCode !== null) effects.push({ kind: 'close', connId, code: info.closeCode, reason: 'INTERNAL' });
+  }
+  const admin = input.kind === 'cancel' || input.kind === 'retry' ? { ok: false as const, status: 500 as const, code: 'INTERNAL', message: 'internal error; see the authority log' } : null;
+  return { writes: [], effects, admin, fault };
 }

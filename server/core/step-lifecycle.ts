@@ -1,7 +1,10 @@
 import { limits } from '../../shared/limits.js';
+import { describeLoss, describeStepFailure, type AbortWhy, type LeaseEnd, type LeaseLossWhy, type StepFailCause } from './causes.js';
 import type { Cohort } from './cohort.js';
 import type { CoreTx } from './core-tx.js';
-import type { DurationRecord, LeaseOutcome, LeaseRecord, MemoRecord, StepRecord } from './records.js';
+import { transitionLease } from './lease-state.js';
+import { heldLeaseId, idleWork, transitionWork } from './peer-work.js';
+import type { DurationRecord, LeaseRecord, MemoRecord, StepRecord } from './records.js';
 import type { FinishedInput, PeerState, SchedulerState } from './scheduler-state.js';
 import { durationKey, memoKey } from './source-state.js';
 import { isResolved, transitionStep } from './step-status.js';
@@ -10,7 +13,7 @@ import { isResolved, transitionStep } from './step-status.js';
  * Steps and leases: completions (counted once, fenced when stale), success
  * (memo, recorded duration, other copies aborted), failure (retry, then failed
  * for the cohort with everything that needs it), grants and lost leases.
- * See the state diagram in step-status.ts and the invariants in scheduler.ts.
+ * See the machines in step-status.ts and lease-state.ts.
  */
 
 export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInput): void {
@@ -20,7 +23,7 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
   const refuse = (code: 'STALE_LEASE' | 'LEASE_NOT_HELD' | 'UNKNOWN_STEP', message: string): void =>
     tx.error(input.connId, { code, message, stepId: input.stepId, leaseId: input.leaseId });
 
-  if (peer.orphan?.leaseId === input.leaseId) peer.orphan = null;
+  if (peer.work.kind === 'orphaned' && peer.work.leaseId === input.leaseId) transitionWork(tx.journal, peer, idleWork);
   const ownCohort = state.cohorts.get(peer.record.cohortId);
   if (ownCohort) tx.dirty.add(ownCohort);
   if (!lease) {
@@ -41,35 +44,31 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
     return;
   }
   const step = cohort.steps.get(lease.stepId)!;
-  if (peer.leaseId === lease.leaseId) peer.leaseId = null;
 
-  if (lease.outcome === null) {
-    endLease(state, tx, cohort, lease, input.ok ? 'succeeded' : 'failed');
+  if (lease.end === null) {
+    endLease(state, tx, cohort, lease, input.ok ? { kind: 'succeeded' } : { kind: 'failed', exitCode: input.exitCode });
     if (input.ok) succeed(state, tx, cohort, step, lease, input.durationMs);
     else recordFailure(state, tx, cohort, step, lease, input.exitCode, input.logTail);
     return;
   }
   if (input.ok && !isResolved(step.status)) {
     // The lease was lost but the work was done, and nobody has finished the step since: it counts.
-    tx.event(cohort.id, 'step.late-completion', { stepId: step.stepId, peerId: lease.peerId, detail: `lease ${lease.leaseId} (${lease.outcome})` });
+    tx.event(cohort.id, 'step.late-completion', { stepId: step.stepId, peerId: lease.peerId, detail: `lease ${lease.leaseId} (${lease.end.kind})` });
     succeed(state, tx, cohort, step, lease, input.durationMs);
     return;
   }
   refuse(
     'STALE_LEASE',
     input.ok
-      ? `lease ${input.leaseId} already ended (${lease.outcome}) and step "${step.stepId}" is ${step.status}; this completion changed nothing`
-      : `lease ${input.leaseId} already ended (${lease.outcome}); its failure is not counted`,
+      ? `lease ${input.leaseId} already ended (${lease.end.kind}) and step "${step.stepId}" is ${step.status}; this completion changed nothing`
+      : `lease ${input.leaseId} already ended (${lease.end.kind}); its failure is not counted`,
   );
 }
 
 export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, durationMs: number): void {
-  transitionStep(step, 'succeeded');
-  step.builtBy = lease.peerId;
-  step.fromMemo = false;
-  step.durationMs = durationMs;
-  step.resolvedAtMs = tx.now;
-  cohort.unresolved--;
+  transitionStep(tx.journal, step, 'succeeded');
+  tx.journal.set(step, { builtBy: lease.peerId, fromMemo: false, durationMs, resolvedAtMs: tx.now });
+  cohort.count(tx.journal, -1, 0);
   tx.step(step);
   tx.append({ table: 'success', cohortId: cohort.id, stepId: step.stepId, leaseId: lease.leaseId, peerId: lease.peerId, atMs: tx.now });
   tx.event(cohort.id, 'step.succeeded', { stepId: step.stepId, peerId: lease.peerId, detail: `${durationMs} ms, attempt ${lease.attempt}` });
@@ -80,7 +79,7 @@ export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step:
   const builder = state.peers.get(lease.peerId);
   const key = builder ? memoKey(builder.record.registration, cohort.targetOf(step.stepId)) : null;
   if (key !== null) {
-    const memo: MemoRecord = {
+    const memo: MemoRecord = Object.freeze({
       memoKey: key,
       stepId: step.stepId,
       cohortId: cohort.id,
@@ -88,26 +87,28 @@ export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step:
       durationMs,
       createdAtMs: tx.now,
       expiresAtMs: tx.now + state.config.memoTtlMs,
-    };
-    state.memos.set(key, memo);
+    });
+    tx.journal.mapSet(state.memos, key, memo);
     tx.append({ table: 'memo', row: memo });
   }
   state.broadcast(tx, cohort, { type: 'step.update', cohortId: cohort.id, stepId: step.stepId, state: 'succeeded', peerId: lease.peerId, fromMemo: false, durationMs });
 }
 
 function recordFailure(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, exitCode: number | null, logTail: string | null): void {
-  step.failures++;
-  if (!step.failedOn.includes(lease.peerId)) step.failedOn.push(lease.peerId);
-  step.failPeerId = lease.peerId;
-  step.failExitCode = exitCode;
-  step.failLogTail = logTail === null ? null : logTail.slice(-limits.maxLogTailChars);
+  tx.journal.set(step, {
+    failures: step.failures + 1,
+    failedOn: step.failedOn.includes(lease.peerId) ? step.failedOn : [...step.failedOn, lease.peerId],
+    failPeerId: lease.peerId,
+    failExitCode: exitCode,
+    failLogTail: logTail === null ? null : logTail.slice(-limits.maxLogTailChars),
+  });
   tx.step(step);
   tx.event(cohort.id, 'step.attempt-failed', { stepId: step.stepId, peerId: lease.peerId, detail: `exit ${exitCode ?? 'none'}, attempt ${lease.attempt}` });
   if (cohort.live(step.stepId).length > 0) return; // another copy is still running
   if (step.failures >= state.config.maxFailures) {
-    failStep(state, tx, cohort, step, `failed ${step.failures} times; last on ${lease.peerId} with exit ${exitCode ?? 'none'}`);
+    failStep(state, tx, cohort, step, { kind: 'attempts-exhausted', failures: step.failures, peerId: lease.peerId, exitCode });
   } else {
-    transitionStep(step, 'pending');
+    transitionStep(tx.journal, step, 'pending');
     const reason = `attempt ${lease.attempt} failed on ${lease.peerId} with exit ${exitCode ?? 'none'}; retrying, on another peer when there is one`;
     tx.event(cohort.id, 'step.retry', { stepId: step.stepId, detail: reason });
     state.broadcast(tx, cohort, {
@@ -125,18 +126,18 @@ function recordFailure(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: 
 }
 
 /** Resolves a step as failed: live copies are aborted; the caller says who is told. */
-export function markFailed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, reason: string): void {
+export function markFailed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, cause: StepFailCause): void {
   for (const lease of [...cohort.live(step.stepId)]) abortLease(state, tx, cohort, lease, 'cancelled');
-  transitionStep(step, 'failed');
-  step.failReason = reason;
-  step.resolvedAtMs = tx.now;
-  cohort.unresolved--;
-  cohort.failedCount++;
+  transitionStep(tx.journal, step, 'failed');
+  tx.journal.set(step, { failCause: cause, resolvedAtMs: tx.now });
+  cohort.count(tx.journal, -1, +1);
   tx.step(step);
 }
 
-function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, reason: string): void {
-  markFailed(state, tx, cohort, step, reason);
+/** Fails a step for its cohort, tells every member, and fails what is pending and needs it. */
+function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, cause: StepFailCause): void {
+  markFailed(state, tx, cohort, step, cause);
+  const reason = describeStepFailure(cause);
   tx.event(cohort.id, 'step.failed', { stepId: step.stepId, peerId: step.failPeerId, detail: reason });
   tx.stat('step.failed');
   state.broadcast(tx, cohort, {
@@ -152,38 +153,40 @@ function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepR
   });
   for (const dependentId of cohort.dependents.get(step.stepId)!) {
     const dependent = cohort.steps.get(dependentId)!;
-    if (dependent.status === 'pending') failStep(state, tx, cohort, dependent, `needs "${step.stepId}", which failed`);
+    if (dependent.status === 'pending') failStep(state, tx, cohort, dependent, { kind: 'need-failed', need: step.stepId });
   }
 }
 
 function recordDuration(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId: string, durationMs: number): void {
   const key = durationKey(cohort.record.repo, cohort.record.schema.id, stepId);
   const known = state.durations.get(key);
-  const row: DurationRecord = known ?? { durationKey: key, avgMs: durationMs, samples: 0 };
-  if (known) row.avgMs = state.config.durationAlpha * durationMs + (1 - state.config.durationAlpha) * row.avgMs;
-  row.samples++;
-  state.durations.set(key, row);
-  tx.append({ table: 'duration', row: { ...row } });
+  const alpha = state.config.durationAlpha;
+  const row: DurationRecord = Object.freeze({
+    durationKey: key,
+    avgMs: known ? alpha * durationMs + (1 - alpha) * known.avgMs : durationMs,
+    samples: (known?.samples ?? 0) + 1,
+  });
+  tx.journal.mapSet(state.durations, key, row);
+  tx.append({ table: 'duration', row });
 }
 
 export function grant(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, peer: PeerState, backup: boolean): void {
-  step.attempts++;
+  tx.journal.set(step, { attempts: step.attempts + 1 });
   const lease: LeaseRecord = {
     leaseId: state.ids.leaseId(),
     cohortId: cohort.id,
     stepId: step.stepId,
-    peerId: peer.record.peerId,
+    peerId: peer.peerId,
     attempt: step.attempts,
     backup,
     startedAtMs: tx.now,
     endedAtMs: null,
-    outcome: null,
+    end: null,
   };
-  if (step.status === 'pending') transitionStep(step, 'leased');
-  state.leases.set(lease.leaseId, lease);
-  cohort.addLive(lease);
-  peer.leaseId = lease.leaseId;
-  peer.waiting = false;
+  if (step.status === 'pending') transitionStep(tx.journal, step, 'leased');
+  tx.journal.mapSet(state.leases, lease.leaseId, lease);
+  cohort.addLive(tx.journal, lease);
+  transitionWork(tx.journal, peer, { kind: 'running', leaseId: lease.leaseId });
   tx.step(step);
   tx.lease(lease);
   tx.event(cohort.id, 'step.leased', { stepId: step.stepId, peerId: lease.peerId, detail: `attempt ${lease.attempt}${backup ? ', backup copy' : ''}` });
@@ -191,48 +194,44 @@ export function grant(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: S
   tx.send(peer.connId, { type: 'assign', cohortId: cohort.id, stepId: step.stepId, leaseId: lease.leaseId, attempt: lease.attempt, backup });
 }
 
-export function endLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, outcome: LeaseOutcome): void {
-  lease.outcome = outcome;
-  lease.endedAtMs = tx.now;
-  cohort.removeLive(lease);
+/** Ends a live lease; its holder, if it still runs it, becomes idle. */
+export function endLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, end: LeaseEnd): void {
+  transitionLease(tx.journal, lease, end, tx.now);
+  cohort.removeLive(tx.journal, lease);
   tx.lease(lease);
   const holder = state.peers.get(lease.peerId);
-  if (holder?.leaseId === lease.leaseId) holder.leaseId = null;
+  if (holder && heldLeaseId(holder.work) === lease.leaseId) transitionWork(tx.journal, holder, idleWork);
 }
 
 /** Ends a live copy that is no longer wanted and tells its holder to stop. */
-function abortLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, reason: 'superseded' | 'cancelled'): void {
-  endLease(state, tx, cohort, lease, 'aborted');
-  tx.event(cohort.id, 'lease.aborted', { stepId: lease.stepId, peerId: lease.peerId, detail: reason });
-  tx.send(state.peers.get(lease.peerId)?.connId ?? null, { type: 'abort', stepId: lease.stepId, leaseId: lease.leaseId, reason });
+function abortLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, why: AbortWhy): void {
+  endLease(state, tx, cohort, lease, { kind: 'aborted', why });
+  tx.event(cohort.id, 'lease.aborted', { stepId: lease.stepId, peerId: lease.peerId, detail: why });
+  tx.send(state.peers.get(lease.peerId)?.connId ?? null, { type: 'abort', stepId: lease.stepId, leaseId: lease.leaseId, reason: why });
   tx.dirty.add(cohort);
 }
 
 function abortOrphans(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId: string): void {
   for (const peer of state.currentMembers(cohort)) {
-    if (peer.orphan?.stepId !== stepId) continue;
-    tx.send(peer.connId, { type: 'abort', stepId, leaseId: peer.orphan.leaseId, reason: 'superseded' });
-    peer.orphan = null;
+    if (peer.work.kind !== 'orphaned' || peer.work.stepId !== stepId) continue;
+    tx.send(peer.connId, { type: 'abort', stepId, leaseId: peer.work.leaseId, reason: 'superseded' });
+    transitionWork(tx.journal, peer, idleWork);
   }
 }
 
 /** The holder is gone: the lease ends; the step goes back to pending unless another copy runs. */
-export function loseLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, why: string): void {
-  endLease(state, tx, cohort, lease, 'lost');
-  tx.event(cohort.id, 'lease.lost', { stepId: lease.stepId, peerId: lease.peerId, detail: why });
+export function loseLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, why: LeaseLossWhy): void {
+  endLease(state, tx, cohort, lease, { kind: 'lost', why });
+  tx.event(cohort.id, 'lease.lost', { stepId: lease.stepId, peerId: lease.peerId, detail: describeLoss(why) });
   tx.stat('lease.expired');
   const step = cohort.steps.get(lease.stepId)!;
   if (step.status === 'leased' && cohort.live(step.stepId).length === 0) returnToPending(state, tx, cohort, step, why);
   tx.dirty.add(cohort);
 }
 
-export function returnToPending(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, why: string): void {
-  step.lostLeases++;
+export function returnToPending(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, why: LeaseLossWhy): void {
+  tx.journal.set(step, { lostLeases: step.lostLeases + 1 });
   tx.step(step);
-  if (step.lostLeases >= state.config.maxLostLeases) {
-    transitionStep(step, 'pending');
-    failStep(state, tx, cohort, step, `lost its peer ${step.lostLeases} times (last: ${why}); the step may be killing its peer`);
-  } else {
-    transitionStep(step, 'pending');
-  }
+  transitionStep(tx.journal, step, 'pending');
+  if (step.lostLeases >= state.config.maxLostLeases) failStep(state, tx, cohort, step, { kind: 'lost-too-often', lostLeases: step.lostLeases, last: why });
 }

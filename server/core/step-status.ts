@@ -1,3 +1,6 @@
+import { defineMachine } from '../../shared/state-machine.js';
+import type { Journal } from './journal.js';
+
 /**
  * Step lifecycle (DESIGN §6).
  *
@@ -9,9 +12,11 @@
  *   leased   -> succeeded  a live copy finished ok (first success wins)
  *   leased   -> pending    its only live lease was lost, or failed with a retry left
  *   leased   -> failed     failed with no retry left; cohort cancelled
- *   failed   -> pending    an admin retried it
- * Invariants: succeeded is final; a step is `leased` iff it has at least one
- * live lease; at most two live leases (the second marked as a backup).
+ *   failed   -> pending    an admin retried it (or a need of it), and no need of it is failed
+ * Invariants (invariants.ts): succeeded is final; a step is `leased` iff it
+ * has a live lease; at most two live leases, the second marked backup; a
+ * pending step has no failed need; `failCause` is set iff `failed`;
+ * attempts only rise.
  */
 export const stepStatus = Object.freeze({
   pending: 'pending',
@@ -22,27 +27,17 @@ export const stepStatus = Object.freeze({
 
 export type StepStatus = (typeof stepStatus)[keyof typeof stepStatus];
 
-const allowedEdges: Readonly<Record<StepStatus, readonly StepStatus[]>> = {
+export const stepMachine = defineMachine<StepStatus>('step', stepStatus, {
   pending: ['leased', 'succeeded', 'failed'],
   leased: ['succeeded', 'pending', 'failed'],
   succeeded: [],
   failed: ['pending'],
-};
+});
 
-/** Thrown on an illegal edge: always a bug in the core, never a peer's fault. */
-export class IllegalTransitionError extends Error {
-  constructor(what: string, from: string, to: string) {
-    super(`illegal transition of ${what}: ${from} -> ${to}`);
-    this.name = 'IllegalTransitionError';
-  }
-}
-
-/** Moves `subject.status` along an allowed edge, or throws. */
-export function transitionStep(subject: { stepId: string; status: StepStatus }, to: StepStatus): void {
-  if (!allowedEdges[subject.status].includes(to)) {
-    throw new IllegalTransitionError(`step ${subject.stepId}`, subject.status, to);
-  }
-  subject.status = to;
+/** Moves a step along an allowed edge (journaled), or throws `IllegalTransitionError`. */
+export function transitionStep(journal: Journal, step: { readonly cohortId: string; readonly stepId: string; readonly status: StepStatus }, to: StepStatus): void {
+  stepMachine.check(`step ${step.cohortId}/${step.stepId}`, step.status, to);
+  journal.setState(step, 'status', to);
 }
 
 export function isResolved(status: StepStatus): boolean {

@@ -1,4 +1,5 @@
 import type { CompleteSummary } from '../../shared/protocol.js';
+import { describeStepFailure } from './causes.js';
 import type { Cohort } from './cohort.js';
 
 /** The estimate to use for a step's duration when it has no measured one. */
@@ -25,7 +26,7 @@ export function peerSummary(cohort: Cohort, peerId: string, estimateMs: Estimate
         stepId: step.stepId,
         peerId: step.failPeerId,
         exitCode: step.failExitCode,
-        reason: step.failReason ?? 'failed',
+        reason: step.failCause === null ? 'failed' : describeStepFailure(step.failCause),
         ...(step.failLogTail ? { logTail: step.failLogTail } : {}),
       });
     }

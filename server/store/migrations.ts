@@ -117,4 +117,25 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX events_by_cohort ON events (cohort_id, id);
     `,
   },
+  {
+    version: 2,
+    name: 'typed causes',
+    // Why a step failed, how a lease ended and how a cohort ended, as JSON (server/core/causes.ts).
+    // Rows from before keep their text: failed steps become { kind: 'legacy', reason }, ended
+    // leases { kind: 'unrecorded', outcome }; resolved cohorts get their outcome from their steps.
+    sql: `
+      ALTER TABLE steps ADD COLUMN fail_cause_json TEXT;
+      ALTER TABLE leases ADD COLUMN end_json TEXT;
+      ALTER TABLE cohorts ADD COLUMN outcome_json TEXT;
+      UPDATE steps SET fail_cause_json = json_object('kind', 'legacy', 'reason', coalesce(fail_reason, 'failed')) WHERE status = 'failed';
+      UPDATE leases SET end_json = json_object('kind', 'unrecorded', 'outcome', outcome) WHERE outcome IS NOT NULL;
+      UPDATE cohorts SET outcome_json = CASE
+          WHEN status = 'cancelled' THEN json_object('kind', 'cancelled', 'by', CASE WHEN EXISTS (SELECT 1 FROM events e
+              WHERE e.cohort_id = cohorts.cohort_id AND e.kind = 'cohort.cancelled' AND e.detail LIKE 'abandoned%') THEN 'abandoned' ELSE 'admin' END)
+          WHEN (SELECT count(*) FROM steps s WHERE s.cohort_id = cohorts.cohort_id AND s.status = 'failed') > 0
+            THEN json_object('kind', 'failed', 'failedSteps', (SELECT count(*) FROM steps s WHERE s.cohort_id = cohorts.cohort_id AND s.status = 'failed'))
+          ELSE json_object('kind', 'succeeded') END
+        WHERE status <> 'open';
+    `,
+  },
 ];

@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
 import type { CohortRecord, DurationRecord, LeaseRecord, MemoRecord, PeerRecord, Snapshot, StepRecord, Write } from '../core/records.js';
+import { describeStepFailure, leaseOutcomeOf } from '../core/causes.js';
 import type { SchedulerStore } from '../core/store-port.js';
 import { migrations } from './migrations.js';
-import { parseJsonColumn, storedRegistration, storedSchemaDef, storedStringList } from './row-schemas.js';
+import { parseJsonColumn, storedCohortOutcome, storedLeaseEnd, storedRegistration, storedSchemaDef, storedStepFailCause, storedStringList } from './row-schemas.js';
 
 /**
  * The embedded store: better-sqlite3 in WAL mode. Every batch of writes is one
@@ -33,27 +34,28 @@ export class SqliteStore implements SchedulerStore {
     this.stmt = {
       cohort: this.db.prepare(`
         INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest,
-                             base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved)
+                             base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json)
         VALUES (@cohortId, @repo, @baseRef, @cacheId, @pipelineType, @isolated, @schemaId, @schemaJson, @digest,
-                @baseSha, @patchsetsJson, @status, @createdAtMs, @resolvedAtMs, @lastActivityMs, @secondsSaved)
+                @baseSha, @patchsetsJson, @status, @createdAtMs, @resolvedAtMs, @lastActivityMs, @secondsSaved, @outcomeJson)
         ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
-          resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved`),
+          resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
+          outcome_json = excluded.outcome_json`),
       step: this.db.prepare(`
         INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
-                           duration_ms, fail_reason, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
+                           duration_ms, fail_reason, fail_cause_json, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
         VALUES (@cohortId, @stepId, @status, @attempts, @failures, @lostLeases, @failedOnJson, @builtBy, @fromMemo,
-                @durationMs, @failReason, @failPeerId, @failExitCode, @failLogTail, @resolvedAtMs)
+                @durationMs, @failReason, @failCauseJson, @failPeerId, @failExitCode, @failLogTail, @resolvedAtMs)
         ON CONFLICT (cohort_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
           failures = excluded.failures, lost_leases = excluded.lost_leases, failed_on_json = excluded.failed_on_json,
           built_by = excluded.built_by, from_memo = excluded.from_memo, duration_ms = excluded.duration_ms,
-          fail_reason = excluded.fail_reason, fail_peer_id = excluded.fail_peer_id, fail_exit_code = excluded.fail_exit_code,
+          fail_reason = excluded.fail_reason, fail_cause_json = excluded.fail_cause_json, fail_peer_id = excluded.fail_peer_id, fail_exit_code = excluded.fail_exit_code,
           fail_log_tail = excluded.fail_log_tail, resolved_at_ms = excluded.resolved_at_ms`),
       success: this.db.prepare(`
         INSERT INTO step_successes (cohort_id, step_id, lease_id, peer_id, at_ms) VALUES (@cohortId, @stepId, @leaseId, @peerId, @atMs)`),
       lease: this.db.prepare(`
-        INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome)
-        VALUES (@leaseId, @cohortId, @stepId, @peerId, @attempt, @backup, @startedAtMs, @endedAtMs, @outcome)
-        ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome`),
+        INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json)
+        VALUES (@leaseId, @cohortId, @stepId, @peerId, @attempt, @backup, @startedAtMs, @endedAtMs, @outcome, @endJson)
+        ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json`),
       peer: this.db.prepare(`
         INSERT INTO peers (cohort_id, peer_id, token_hash, registration_json, resumable, status, joined_at_ms, grace_ends_at_ms)
         VALUES (@cohortId, @peerId, @tokenHash, @registrationJson, @resumable, @status, @joinedAtMs, @graceEndsAtMs)
@@ -101,6 +103,7 @@ export class SqliteStore implements SchedulerStore {
           resolvedAtMs: r.resolvedAtMs,
           lastActivityMs: r.lastActivityMs,
           secondsSaved: r.secondsSaved,
+          outcomeJson: r.outcome === null ? null : JSON.stringify(r.outcome),
         });
         return;
       }
@@ -117,7 +120,8 @@ export class SqliteStore implements SchedulerStore {
           builtBy: r.builtBy,
           fromMemo: bool(r.fromMemo),
           durationMs: r.durationMs,
-          failReason: r.failReason,
+          failReason: r.failCause === null ? null : describeStepFailure(r.failCause),
+          failCauseJson: r.failCause === null ? null : JSON.stringify(r.failCause),
           failPeerId: r.failPeerId,
           failExitCode: r.failExitCode,
           failLogTail: r.failLogTail,
@@ -129,7 +133,18 @@ export class SqliteStore implements SchedulerStore {
         this.stmt.success!.run({ cohortId: w.cohortId, stepId: w.stepId, leaseId: w.leaseId, peerId: w.peerId, atMs: w.atMs });
         return;
       case 'lease':
-        this.stmt.lease!.run({ ...w.row, backup: bool(w.row.backup) });
+        this.stmt.lease!.run({
+          leaseId: w.row.leaseId,
+          cohortId: w.row.cohortId,
+          stepId: w.row.stepId,
+          peerId: w.row.peerId,
+          attempt: w.row.attempt,
+          backup: bool(w.row.backup),
+          startedAtMs: w.row.startedAtMs,
+          endedAtMs: w.row.endedAtMs,
+          outcome: w.row.end === null ? null : leaseOutcomeOf(w.row.end),
+          endJson: w.row.end === null ? null : JSON.stringify(w.row.end),
+        });
         return;
       case 'peer': {
         const r = w.row;
@@ -221,6 +236,7 @@ function cohortFromRow(r: Row): CohortRecord {
     resolvedAtMs: nullableNumber(r.resolved_at_ms),
     lastActivityMs: Number(r.last_activity_ms),
     secondsSaved: nullableNumber(r.seconds_saved),
+    outcome: r.outcome_json === null || r.outcome_json === undefined ? null : parseJsonColumn(storedCohortOutcome, String(r.outcome_json), `${where}.outcome_json`),
   };
 }
 
@@ -236,7 +252,10 @@ function stepFromRow(r: Row): StepRecord {
     builtBy: nullableString(r.built_by),
     fromMemo: r.from_memo === 1,
     durationMs: nullableNumber(r.duration_ms),
-    failReason: nullableString(r.fail_reason),
+    failCause:
+      r.fail_cause_json === null || r.fail_cause_json === undefined
+        ? null
+        : parseJsonColumn(storedStepFailCause, String(r.fail_cause_json), `steps[${String(r.cohort_id)}/${String(r.step_id)}].fail_cause_json`),
     failPeerId: nullableString(r.fail_peer_id),
     failExitCode: nullableNumber(r.fail_exit_code),
     failLogTail: nullableString(r.fail_log_tail),
@@ -254,7 +273,7 @@ function leaseFromRow(r: Row): LeaseRecord {
     backup: r.backup === 1,
     startedAtMs: Number(r.started_at_ms),
     endedAtMs: nullableNumber(r.ended_at_ms),
-    outcome: (r.outcome ?? null) as LeaseRecord['outcome'],
+    end: r.end_json === null || r.end_json === undefined ? null : parseJsonColumn(storedLeaseEnd, String(r.end_json), `leases[${String(r.lease_id)}].end_json`),
   };
 }
 

@@ -58,8 +58,11 @@ export class CoreHarness {
     this.scheduler = new Scheduler({ ...defaultCoreConfig, ...config }, counterIds());
   }
 
+  /** One input; a fault (a bug the core rolled back) fails the test, and every invariant is checked over all state. */
   handle(input: CoreInput): CoreOutput {
     const out = this.scheduler.handle(input, this.clock.now());
+    if (out.fault !== null) throw out.fault;
+    this.scheduler.checkInvariants();
     this.writes.push(...out.writes);
     this.effects.push(...out.effects);
     return out;
@@ -67,6 +70,7 @@ export class CoreHarness {
 
   restore(snapshot: Snapshot): CoreOutput {
     const out = this.scheduler.restore(snapshot, this.clock.now());
+    this.scheduler.checkInvariants();
     this.writes.push(...out.writes);
     return out;
   }

@@ -18,7 +18,7 @@ describe('leases and grace', () => {
     expect(before.effects.filter((e) => e.kind === 'send')).toEqual([]);
     const at = h.advance(1);
     expect(messagesIn(at, h.conns.get('p2')!)).toEqual([{ type: 'assign', cohortId: 'c1', stepId: 's1', leaseId: 'l2', attempt: 2, backup: false }]);
-    expect(at.writes).toContainEqual({ table: 'lease', row: expect.objectContaining({ leaseId: lease.leaseId, outcome: 'lost' }) });
+    expect(at.writes).toContainEqual({ table: 'lease', row: expect.objectContaining({ leaseId: lease.leaseId, end: { kind: 'lost', why: 'grace-expired' } }) });
     expect(at.effects).toContainEqual({ kind: 'stat', stat: 'lease.expired', value: 1 });
   });
 

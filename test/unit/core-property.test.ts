@@ -20,7 +20,14 @@ import { dagSchema, flatSchema } from '../helpers/schemas.js';
  *   - no peer holds two live leases;
  *   - no step is lost: an open cohort never has an idle connected peer while a step it
  *     could run (needs met, not failed by it) sits pending;
- *   - every frame sent is a valid protocol-v1 message.
+ *   - every frame sent is a valid protocol-v1 message;
+ * plus every invariant of server/core/invariants.ts over all state (among them:
+ * a pending step has no failed need; an open cohort with nothing running and a
+ * connected idle member has an assignable step; derived counters equal a recount),
+ * and the core never faults (the per-input check inside `handle` would roll back).
+ * With the fix for issue 10's defect 1 reverted (dependents reopened whatever
+ * their other needs), this test fails after 227 runs at the default seed and
+ * shrinks to: join (dag), finish failed, finish failed, retry.
  */
 
 const schemas: SchemaDef[] = [flatSchema(3, 'flat'), dagSchema({ a: [], b: ['a'], c: [], d: ['b', 'c'] }, { a: 5, c: 1 }, 'dag')];
@@ -47,7 +54,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('bye' as const), peer }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(1_000, 20_000, 35_000, 61_000) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('retry' as const), pick: fc.nat() }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('retry' as const), pick: fc.nat() }) },
 );
 
 interface ModelPeer {
@@ -61,7 +68,10 @@ interface ModelPeer {
 }
 
 class World {
-  readonly scheduler = new Scheduler({ ...defaultCoreConfig, stragglerMinMs: 30_000 }, counterIds());
+  readonly scheduler: Scheduler;
+  constructor(maxFailures: number) {
+    this.scheduler = new Scheduler({ ...defaultCoreConfig, stragglerMinMs: 30_000, maxFailures }, counterIds());
+  }
   now = 1_000_000;
   private nextConn = 1;
   readonly peers = new Map<string, ModelPeer>();
@@ -186,6 +196,7 @@ class World {
   }
 
   apply(out: CoreOutput): void {
+    if (out.fault !== null) throw out.fault; // an illegal transition or a broken invariant inside the core
     for (const w of out.writes) {
       switch (w.table) {
         case 'cohort':
@@ -240,7 +251,7 @@ class World {
     const liveByPeer = new Map<string, number>();
     for (const id of this.leaseOrder) {
       const lease = this.leases.get(id)!;
-      if (lease.outcome !== null) continue;
+      if (lease.end !== null) continue;
       const key = `${lease.cohortId}/${lease.stepId}`;
       liveByStep.set(key, [...(liveByStep.get(key) ?? []), lease]);
       liveByPeer.set(lease.peerId, (liveByPeer.get(lease.peerId) ?? 0) + 1);
@@ -286,11 +297,13 @@ describe('scheduler properties', () => {
   const runs = process.env.TASKSHARD_SOAK === '1' ? 100_000 : 10_000;
   it(`keeps its invariants over random histories (${runs} runs)`, { timeout: 600_000 }, () => {
     fc.assert(
-      fc.property(fc.array(action, { minLength: 1, maxLength: 40 }), (actions) => {
-        const world = new World();
+      // maxFailures 1 makes steps fail for the cohort often, so admin retries meet partly failed DAGs.
+      fc.property(fc.constantFrom(1, 2), fc.array(action, { minLength: 1, maxLength: 40 }), (maxFailures, actions) => {
+        const world = new World(maxFailures);
         for (const a of actions) {
           world.run(a);
           world.check();
+          world.scheduler.checkInvariants();
         }
       }),
       { numRuns: runs, seed: Number(process.env.TASKSHARD_SEED ?? 20261122) },

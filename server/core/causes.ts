@@ -1,0 +1,110 @@
+/**
+ * Why things ended, as typed values: code branches on these, never on prose.
+ * The `describe*` functions render them for humans (frames, the log, the
+ * database's `fail_reason` column); nothing parses their output.
+ */
+
+/** Why a lease's holder stopped counting as running it. */
+export const leaseLossWhy = Object.freeze({
+  graceExpired: 'grace-expired',
+  bye: 'bye',
+  notResumed: 'not-resumed',
+  restart: 'restart',
+});
+export type LeaseLossWhy = (typeof leaseLossWhy)[keyof typeof leaseLossWhy];
+
+/** Why a live copy was ended by the authority. */
+export type AbortWhy = 'superseded' | 'cancelled';
+
+/** How a lease ended; `null` on the record while it is live. */
+export type LeaseEnd =
+  | { readonly kind: 'succeeded' }
+  | { readonly kind: 'failed'; readonly exitCode: number | null }
+  | { readonly kind: 'lost'; readonly why: LeaseLossWhy }
+  | { readonly kind: 'aborted'; readonly why: AbortWhy }
+  /** Ended before ends were typed (a database from an older taskshard); only the outcome is known. */
+  | { readonly kind: 'unrecorded'; readonly outcome: 'succeeded' | 'failed' | 'lost' | 'aborted' };
+
+/** Who ended a cohort early. */
+export type CancelledBy = 'admin' | 'abandoned';
+
+/** Why a step failed for its cohort. */
+export type StepFailCause =
+  /** Reported failures reached `maxFailures`; the last one's peer and exit code. */
+  | { readonly kind: 'attempts-exhausted'; readonly failures: number; readonly peerId: string; readonly exitCode: number | null }
+  /** Lost its peer `maxLostLeases` times: the step may be killing its peer. */
+  | { readonly kind: 'lost-too-often'; readonly lostLeases: number; readonly last: LeaseLossWhy }
+  /** A step it needs is failed. */
+  | { readonly kind: 'need-failed'; readonly need: string }
+  | { readonly kind: 'cohort-cancelled'; readonly by: CancelledBy }
+  /** Failed before causes were typed (a database from an older taskshard): only the text is known. */
+  | { readonly kind: 'legacy'; readonly reason: string };
+
+/** How a cohort ended; `null` while it is open. */
+export type CohortOutcome =
+  | { readonly kind: 'succeeded' }
+  | { readonly kind: 'failed'; readonly failedSteps: number }
+  | { readonly kind: 'cancelled'; readonly by: CancelledBy };
+
+/** The outcome column value of a lease end (`leases.outcome`). */
+export function leaseOutcomeOf(end: LeaseEnd): 'succeeded' | 'failed' | 'lost' | 'aborted' {
+  return end.kind === 'unrecorded' ? end.outcome : end.kind;
+}
+
+export function describeLoss(why: LeaseLossWhy): string {
+  switch (why) {
+    case 'grace-expired':
+      return 'grace period expired';
+    case 'bye':
+      return 'peer said bye';
+    case 'not-resumed':
+      return 'not running it after resume';
+    case 'restart':
+      return 'its peer is gone after a restart';
+  }
+}
+
+export function describeCancel(by: CancelledBy): string {
+  return by === 'admin' ? 'cancelled by an admin' : 'abandoned: no peer for the retention period';
+}
+
+export function describeStepFailure(cause: StepFailCause): string {
+  switch (cause.kind) {
+    case 'attempts-exhausted':
+      return `failed ${cause.failures} times; last on ${cause.peerId} with exit ${cause.exitCode ?? 'none'}`;
+    case 'lost-too-often':
+      return `lost its peer ${cause.lostLeases} times (last: ${describeLoss(cause.last)}); the step may be killing its peer`;
+    case 'need-failed':
+      return `needs "${cause.need}", which failed`;
+    case 'cohort-cancelled':
+      return describeCancel(cause.by);
+    case 'legacy':
+      return cause.reason;
+  }
+}
+
+export function describeLeaseEnd(end: LeaseEnd): string {
+  switch (end.kind) {
+    case 'succeeded':
+      return 'succeeded';
+    case 'failed':
+      return `failed with exit ${end.exitCode ?? 'none'}`;
+    case 'lost':
+      return `lost: ${describeLoss(end.why)}`;
+    case 'aborted':
+      return `aborted: ${end.why}`;
+    case 'unrecorded':
+      return end.outcome;
+  }
+}
+
+export function describeCohortOutcome(outcome: CohortOutcome): string {
+  switch (outcome.kind) {
+    case 'succeeded':
+      return 'succeeded';
+    case 'failed':
+      return `failed (${outcome.failedSteps} steps)`;
+    case 'cancelled':
+      return describeCancel(outcome.by);
+  }
+}

@@ -1,0 +1,124 @@
+import type { Cohort } from './cohort.js';
+import type { CoreTx } from './core-tx.js';
+import type { PeerState, SchedulerState } from './scheduler-state.js';
+import { isResolved } from './step-status.js';
+
+/**
+ * The scheduler's invariants, asserted after every input over what it
+ * touched (production), or over all state (tests: `Scheduler.checkInvariants`).
+ * A violation is a bug: it throws, and `Scheduler.handle` undoes the input.
+ *
+ * Per cohort:
+ *  - `unresolved` and `failedCount` equal a recount of its steps;
+ *  - a step is `leased` iff it has a live lease; at most two live leases, the second a backup;
+ *    each live lease is unended, indexed, and its holder's work state is running it;
+ *  - `failCause` is set iff the step is failed; a pending step has no failed need;
+ *  - open iff it has no outcome and no `resolvedAtMs`; an open cohort has an unresolved step;
+ *  - an open cohort with no live lease and a connected idle member has an assignable step
+ *    (pending, every need succeeded), unless the authority is draining.
+ * Per peer:
+ *  - connected iff it has a connection; disconnected iff it has a grace deadline iff it is in
+ *    the grace index; a running peer's lease is live and held by it; a gone or left peer runs nothing.
+ * Over time (checked by the property test, enforced by the machines and the store):
+ *  `succeeded` is final and written once; a step's attempt numbers only rise.
+ */
+export class InvariantViolation extends Error {
+  constructor(message: string) {
+    super(`invariant violated: ${message}`);
+    this.name = 'InvariantViolation';
+  }
+}
+
+function fail(message: string): never {
+  throw new InvariantViolation(message);
+}
+
+/** What one input touched: its dirty and written cohorts, and their members and written peers. */
+export function checkTouched(state: SchedulerState, tx: CoreTx): void {
+  const peers = new Set<PeerState>();
+  const cohortIds = new Set(tx.touchedCohorts);
+  for (const c of tx.dirty) cohortIds.add(c.id);
+  for (const id of cohortIds) {
+    const cohort = state.cohorts.get(id);
+    if (!cohort) continue; // evicted by this input
+    checkCohort(state, cohort);
+    for (const p of state.currentMembers(cohort)) peers.add(p);
+  }
+  for (const id of tx.touchedPeers) {
+    const p = state.peers.get(id);
+    if (p) peers.add(p);
+  }
+  for (const p of peers) checkPeer(state, p);
+}
+
+/** Every cohort and peer, and the indexes over them. */
+export function checkAll(state: SchedulerState): void {
+  for (const cohort of state.cohorts.values()) checkCohort(state, cohort);
+  for (const peer of state.peers.values()) checkPeer(state, peer);
+  for (const peer of state.inGrace) if (state.peers.get(peer.peerId) !== peer) fail(`peer ${peer.peerId} is in the grace index but not current`);
+  for (const lease of state.leases.values()) {
+    if (lease.end !== null) continue;
+    const cohort = state.cohorts.get(lease.cohortId);
+    if (!cohort?.live(lease.stepId).includes(lease)) fail(`live lease ${lease.leaseId} is not in its cohort's live list`);
+  }
+}
+
+export function checkCohort(state: SchedulerState, cohort: Cohort): void {
+  const where = `cohort ${cohort.id}`;
+  let unresolved = 0;
+  let failed = 0;
+  let assignable = false;
+  for (const step of cohort.ordered) {
+    const at = `${where} step ${step.stepId}`;
+    if (!isResolved(step.status)) unresolved++;
+    if (step.status === 'failed') failed++;
+    const live = cohort.live(step.stepId);
+    if ((step.status === 'leased') !== live.length > 0) fail(`${at} is ${step.status} with ${live.length} live leases`);
+    if (live.length > 2) fail(`${at} has ${live.length} live leases`);
+    if (live.length === 2 && !live[1]!.backup) fail(`${at} has a second live lease not marked backup`);
+    for (const lease of live) {
+      if (lease.end !== null) fail(`${at} lists ended lease ${lease.leaseId} as live`);
+      if (state.leases.get(lease.leaseId) !== lease) fail(`${at} live lease ${lease.leaseId} is not indexed`);
+      const holder = state.peers.get(lease.peerId);
+      if (holder?.work.kind !== 'running' || holder.work.leaseId !== lease.leaseId) fail(`${at} live lease ${lease.leaseId}: its holder ${lease.peerId} is not running it`);
+    }
+    if ((step.status === 'failed') !== (step.failCause !== null)) fail(`${at} is ${step.status} with fail cause ${JSON.stringify(step.failCause)}`);
+    if (step.status === 'pending') {
+      let needsMet = true;
+      for (const need of cohort.needsOf(step.stepId)) {
+        const status = cohort.steps.get(need)!.status;
+        if (status === 'failed') fail(`${at} is pending but its need ${need} is failed`);
+        if (status !== 'succeeded') needsMet = false;
+      }
+      if (needsMet) assignable = true;
+    }
+  }
+  if (unresolved !== cohort.unresolved) fail(`${where} counts ${cohort.unresolved} unresolved steps; a recount finds ${unresolved}`);
+  if (failed !== cohort.failedCount) fail(`${where} counts ${cohort.failedCount} failed steps; a recount finds ${failed}`);
+  const r = cohort.record;
+  const open = r.status === 'open';
+  if (open !== (r.outcome === null) || open !== (r.resolvedAtMs === null)) fail(`${where} is ${r.status} with outcome ${JSON.stringify(r.outcome)} and resolvedAtMs ${r.resolvedAtMs}`);
+  if (!open) return;
+  if (unresolved === 0) fail(`${where} is open with every step resolved`);
+  if (cohort.liveLeases.size > 0 || assignable || state.draining) return;
+  for (const peer of state.currentMembers(cohort)) {
+    if (peer.record.status === 'connected' && (peer.work.kind === 'idle' || peer.work.kind === 'waiting')) {
+      fail(`${where} is open with nothing running and nothing assignable while peer ${peer.peerId} is ${peer.work.kind}`);
+    }
+  }
+}
+
+export function checkPeer(state: SchedulerState, peer: PeerState): void {
+  const where = `peer ${peer.peerId}`;
+  const { status, graceEndsAtMs } = peer.record;
+  if ((status === 'connected') !== (peer.connId !== null)) fail(`${where} is ${status} with connection ${peer.connId}`);
+  const inGrace = state.inGrace.has(peer);
+  if ((status === 'disconnected') !== (graceEndsAtMs !== null) || inGrace !== (status === 'disconnected')) {
+    fail(`${where} is ${status} with grace deadline ${graceEndsAtMs} and ${inGrace ? '' : 'not '}in the grace index`);
+  }
+  if (peer.work.kind === 'running') {
+    const lease = state.leases.get(peer.work.leaseId);
+    if (!lease || lease.end !== null || lease.peerId !== peer.peerId) fail(`${where} runs lease ${peer.work.leaseId}, which is not a live lease of it`);
+    if (status === 'gone' || status === 'left') fail(`${where} is ${status} but runs lease ${peer.work.leaseId}`);
+  }
+}
