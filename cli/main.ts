@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { registerCohortsCommands } from './cohorts-command.js';
 import { registerDurationsCommand } from './durations-command.js';
 import { packageInfo } from './package-info.js';
 import { registerPeerCommand } from './peer-command.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerServerCommand(program);
   registerPlanCommand(program);
   registerDurationsCommand(program);
+  registerCohortsCommands(program);
   registerPeerCommand(program);
   return program;
 }

@@ -1,4 +1,5 @@
 import { closeCodes } from '../shared/close-codes.js';
+import { cohortPageUrl } from '../shared/dashboard-url.js';
 import { decodeServerMessage } from '../shared/frames.js';
 import type { Abort, Assign, Complete, ErrorMessage, Hello, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
 import type { SchemaDef, StepDef } from '../shared/schema-file.js';
@@ -270,6 +271,7 @@ export class PeerSession {
     const { cohort } = welcome;
     const state = `${cohort.peers} ${cohort.peers === 1 ? 'peer' : 'peers'}, ${cohort.resolved}/${cohort.steps} steps resolved`;
     if (first) this.config.report.event(`joined cohort ${cohort.id} as peer ${welcome.peerId} (${state})`);
+    if (first) this.config.report.event(`cohort page: ${cohortPageUrl(this.config.url, cohort.id)}`);
     else if (welcome.resumed) this.config.report.event(`reconnected and resumed in cohort ${cohort.id} (${state})`);
     else {
       this.config.report.warning(

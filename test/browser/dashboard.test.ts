@@ -89,6 +89,8 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     expect(await page.locator(`tr[data-cohort="${cohortId}"] [data-outcome]`).textContent()).toBe('running');
     await link.click();
     await page.waitForURL(`${auth.httpUrl}/cohorts/${cohortId}`);
+    // Every peer printed this page's URL when it joined.
+    for (const p of peers) expect(p.stdout).toContain(`taskshard: cohort page: ${auth.httpUrl}/cohorts/${cohortId}\n`);
     await page.locator('#gantt g.lane').first().waitFor();
     await page.evaluate(() => ((globalThis as unknown as { notReloaded: boolean }).notReloaded = true));
 

@@ -3,6 +3,7 @@ import type { CohortRun, RunLease, RunStep } from '../../server/http/run-reader.
 import { cohortOutcome, criticalPath, runTimeline, summaryOutcome } from '../../server/http/run-timeline.js';
 import { trendRows } from '../../server/http/run-trends.js';
 import { traceOf } from '../../server/http/trace-export.js';
+import { cohortPageUrl } from '../../shared/dashboard-url.js';
 
 const t0 = 1_000_000;
 
@@ -155,5 +156,13 @@ describe('trendRows', () => {
     const a = runTimeline(run({ createdAtMs: day, resolvedAtMs: day + 900 }), day + 2000);
     const rows = trendRows([a, a]);
     expect(rows).toEqual([{ schemaId: 'demo', day: '2026-11-29', runs: 2, stepsBuilt: 6, stepsReused: 0, savedBuildSec: 2.4, savedRunnerSec: expect.any(Number), failed: 0, abandoned: 0 }]);
+  });
+});
+
+describe('cohortPageUrl', () => {
+  it('turns the peer socket URL into the cohort page URL', () => {
+    expect(cohortPageUrl('ws://127.0.0.1:8080/v1/peer', 'c_1')).toBe('http://127.0.0.1:8080/cohorts/c_1');
+    expect(cohortPageUrl('wss://ci.example/taskshard/v1/peer', 'c_2')).toBe('https://ci.example/taskshard/cohorts/c_2');
+    expect(cohortPageUrl('wss://user:pw@ci.example/v1/peer?x=1', 'c:3')).toBe('https://ci.example/cohorts/c%3A3');
   });
 });
