@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { buildApp } from '../server/app.js';
 import { ConfigError, isLoopback, parseServerConfig, type ServerConfigInput } from '../server/config.js';
 import { packageInfo } from './package-info.js';
-import { intOption, numberOption } from './option-parsers.js';
+import { collect, intOption, numberOption } from './option-parsers.js';
 import { exitInvalid } from './schema-command.js';
 
 /** Config keys as the user knows them, for error messages. */
@@ -22,6 +22,11 @@ const flagOf: Record<string, string> = {
   retentionHours: '--retention',
   maxLostLeases: '--max-lost-leases',
   pingIntervalMs: '--ping-interval',
+  allowedOrigins: '--allowed-origin',
+  helloTimeoutMs: '--hello-timeout',
+  maxConnections: '--max-connections',
+  maxConnectionsPerAddress: '--max-connections-per-address',
+  requestTimeoutMs: '--request-timeout',
 };
 
 interface ServerFlags {
@@ -39,6 +44,11 @@ interface ServerFlags {
   retention: number;
   maxLostLeases: number;
   pingInterval: number;
+  allowedOrigin: string[];
+  helloTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  requestTimeout: number;
 }
 
 export function registerServerCommand(program: Command): void {
@@ -59,6 +69,11 @@ export function registerServerCommand(program: Command): void {
     .option('--retention <hours>', 'how long finished cohorts stay joinable and idle open ones live', numberOption(0, 8760), 24)
     .option('--max-lost-leases <n>', 'leases a step may lose with its peer before it is failed as a poison step', intOption(1, 1_000_000), 3)
     .option('--ping-interval <sec>', 'ping every peer this often; one silent for two intervals is dropped', numberOption(0.1, 600), 15)
+    .option('--allowed-origin <origin>', 'a browser origin (https://host[:port]) besides the authority\'s own that may open a WebSocket; repeatable', collect, [])
+    .option('--hello-timeout <sec>', 'close a connection that has not sent its hello (or INIT) within this (1008 HELLO_TIMEOUT)', numberOption(0.1, 3600), 10)
+    .option('--max-connections <n>', 'open WebSocket connections in all; more get HTTP 503', intOption(1, 1_000_000), 10_000)
+    .option('--max-connections-per-address <n>', 'open WebSocket connections from one remote address; more get HTTP 503', intOption(1, 1_000_000), 1_000)
+    .option('--request-timeout <sec>', 'an HTTP request must arrive whole, and an HTTP connection may idle, this long', numberOption(0.1, 3600), 30)
     .addHelpText(
       'after',
       '\nEnvironment:\n  TASKSHARD_TOKEN        peer token (Bearer on /v1/peer and the read API)\n  TASKSHARD_ADMIN_TOKEN  admin token (cancel a cohort, retry a step)\n',
@@ -94,6 +109,11 @@ async function runServer(flags: ServerFlags): Promise<void> {
       retentionHours: flags.retention,
       maxLostLeases: flags.maxLostLeases,
       pingIntervalMs: Math.round(flags.pingInterval * 1000),
+      allowedOrigins: flags.allowedOrigin,
+      helloTimeoutMs: Math.round(flags.helloTimeout * 1000),
+      maxConnections: flags.maxConnections,
+      maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
+      requestTimeoutMs: Math.round(flags.requestTimeout * 1000),
       ...(flags.maxPayloadBytes ? { maxPayloadBytes: flags.maxPayloadBytes } : {}),
     };
     config = parseServerConfig(input);

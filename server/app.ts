@@ -8,14 +8,15 @@ import type { Clock } from './core/clock.js';
 import { defaultCoreConfig, type CoreConfig, type IdSource } from './core/core-types.js';
 import { Scheduler } from './core/scheduler.js';
 import { registerApiRoutes } from './http/api-routes.js';
-import { bearerToken, tokenMatches } from './http/auth.js';
 import { Metrics } from './http/metrics.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
 import { LiveHub, observeCommits, registerEventStream } from './http/event-stream.js';
 import { SqliteRunReader } from './http/run-reader.js';
 import { registerRunRoutes } from './http/run-routes.js';
+import { registerRouteAccess } from './http/route-access.js';
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
 import { registerTaskDirectorRoute } from './http/task-director-socket.js';
+import { registerUpgradeGuard } from './http/upgrade-guard.js';
 import { StoreQueries } from './store/queries.js';
 import { SqliteStore } from './store/sqlite-store.js';
 
@@ -68,9 +69,13 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
   const app = Fastify({
     logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
     bodyLimit: 64 * 1024,
+    // A request must arrive whole, and an HTTP connection may idle, this long (fastify's default is forever).
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs,
     // Per-request lines would drown the log at CI scale; routes log what matters.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  registerRouteAccess(app, config);
   const metrics = new Metrics(() => scheduler.counts());
   const live = new LiveHub();
   const observed = observeCommits(store, (writes) => live.publish(writes), (err) => app.log.error({ err }, 'live update listener failed'));
@@ -93,17 +98,13 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
     preClose: (done) => done(),
   });
 
+  registerUpgradeGuard(app, { config, metrics, log: app.log });
   app.register(async (scope) => {
-    // Runs before the upgrade: a missing or wrong token gets HTTP 401 and no WebSocket ever exists.
-    scope.addHook('onRequest', async (req, reply) => {
-      if (config.peerToken !== null && !tokenMatches(bearerToken(req.headers), config.peerToken)) {
-        await reply.code(401).send({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong peer token (Authorization: Bearer <token>)' } });
-      }
-    });
-    scope.get('/v1/peer', { websocket: true }, (socket) => {
+    // Token, Origin, Host and connection caps are checked by the upgrade guard before the upgrade: no WebSocket ever exists for a refused one.
+    scope.get('/v1/peer', { websocket: true, config: { access: 'peer' } }, (socket) => {
       handlePeerSocket(socket, { authority, metrics, config, clock, log: app.log, liveness });
     });
-    // The original Task Director client's protocol; same auth hook (the old client sends no token: see docs/migrating-from-task-director.md).
+    // The original Task Director client's protocol; same guard (the old client sends no token: see docs/migrating-from-task-director.md).
     registerTaskDirectorRoute(scope, { authority, metrics, config, clock, log: app.log, liveness });
   });
 

@@ -1,6 +1,21 @@
 import { z } from 'zod';
 import { formatProblem, problemsFromZod } from '../shared/zod-issues.js';
 
+/** A browser origin as it appears in an `Origin` header: `https://ci.example.com[:port]`, no path. */
+const originSchema = z
+  .string()
+  .max(512)
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      const bare = url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+      return (url.protocol === 'http:' || url.protocol === 'https:') && bare && !value.endsWith('#') && !value.endsWith('?');
+    } catch {
+      return false;
+    }
+  }, 'must be an origin: http(s)://host[:port], with no path')
+  .transform((value) => new URL(value).origin);
+
 /**
  * Server configuration: parsed once with zod, frozen, and rejected at
  * start-up with every problem listed. CLI flags and environment variables are
@@ -39,6 +54,18 @@ export const serverConfigSchema = z
     retentionHours: z.number().min(0).max(24 * 365).default(24),
     /** How long a SIGTERM drain may take before the process exits anyway. */
     shutdownTimeoutMs: z.number().int().min(100).max(60_000).default(4_000),
+    // ---- closed by default (README "Security"); see server/http/upgrade-guard.ts and connection-guard.ts
+    /** Browser origins (scheme://host[:port]) besides the authority's own that may open a WebSocket. */
+    allowedOrigins: z.array(originSchema).max(64).default([]),
+    /** A connection that has not joined (hello / INIT) within this is closed with 1008 `HELLO_TIMEOUT`. */
+    helloTimeoutMs: z.number().int().min(100).max(3600_000).default(10_000),
+    /** Open WebSocket connections, in all and from one remote address; past either, upgrades get HTTP 503. */
+    maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+    maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000).default(1_000),
+    /** Sustained bytes per second per connection, charged with every frame; the burst is the largest frame. */
+    rateLimitBytesPerSec: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+    /** An HTTP request must arrive whole, and an HTTP connection may sit idle, this long. */
+    requestTimeoutMs: z.number().int().min(100).max(3600_000).default(30_000),
   })
   .superRefine((c, ctx) => {
     if (c.peerToken === null && !c.insecureBind && !isLoopback(c.host)) {

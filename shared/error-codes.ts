@@ -80,6 +80,11 @@ export const errorCodes = Object.freeze({
     closeCode: closeCodes.internalError,
     meaning: 'An unexpected error in the authority; details are in its log, never on the wire.',
   },
+  HELLO_TIMEOUT: {
+    retryable: true,
+    closeCode: closeCodes.policyViolation,
+    meaning: 'The connection sent no valid hello (or INIT) within the hello deadline (10 s by default); reconnect and say hello at once.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>);
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -1,37 +1,88 @@
 import type { z } from 'zod';
-import { formatJsonPath } from './json-text.js';
+import { frameShapeProblem, v1FrameShape, type FrameShapeCaps } from './frame-shape.js';
+import { formatJsonPath, type JsonPath } from './json-text.js';
+import { limits } from './limits.js';
 import { peerMessageSchema, serverMessageSchema, type PeerMessage, type ServerMessage } from './protocol.js';
-import { problemsFromZod } from './zod-issues.js';
+import { capText, maxShownKeyChars } from './text-caps.js';
+import { problemsFromZod, type LocatedProblem } from './zod-issues.js';
 
 /**
  * Decoding one text frame into a protocol message. A bad frame gives one
  * human message naming the field and the rule, e.g.
  * `step.finished: exitCode: expected number, got string "x"`.
+ *
+ * Cheap checks come first: the frame's shape is scanned before `JSON.parse`
+ * (see frame-shape.ts), and a frame over {@link limits.maxFrameBytes} must be
+ * the one message allowed to be that large (the hello) before zod sees it.
+ * Input echoed in a problem (keys, values) is cut short, and the problem as a
+ * whole fits the protocol's message cap.
  */
 export type Decoded<T> = { readonly ok: true; readonly message: T } | { readonly ok: false; readonly problem: string };
 
-function decodeWith<T>(schema: z.ZodType<T>, text: string): Decoded<T> {
+export interface DecodeOptions {
+  readonly shape: FrameShapeCaps;
+  /** The discriminating field: `type` (v1) or `message_type` (Task Director). */
+  readonly typeField: string;
+  /** Frames from a client: only this type may exceed `limits.maxFrameBytes`; null for frames from the server. */
+  readonly bulkyType: string | number | null;
+}
+
+/** A frame's size in UTF-8 bytes, computed only when it could pass `maxBytes`. */
+export function exceedsBytes(text: string, maxBytes: number): boolean {
+  return text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes;
+}
+
+/** Parses a frame after the cheap checks; a problem string when it is not a JSON object or breaks a cap. */
+export function parseFrameObject(text: string, options: DecodeOptions): { ok: true; value: Record<string, unknown> } | { ok: false; problem: string } {
+  const shape = frameShapeProblem(text, options.shape);
+  if (shape !== null) return { ok: false, problem: capText(shape, 300) };
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, problem: `not valid JSON (${(err as Error).message})` };
+    return { ok: false, problem: capText(`not valid JSON (${(err as Error).message})`, 300) };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, problem: 'a frame must be a JSON object with a "type"' };
+    return { ok: false, problem: `a frame must be a JSON object with a "${options.typeField}"` };
   }
-  const parsed = schema.safeParse(value, { reportInput: true });
-  if (parsed.success) return { ok: true, message: parsed.data };
-  const type = typeof (value as { type?: unknown }).type === 'string' ? String((value as { type: string }).type).slice(0, 40) : null;
-  const problems = problemsFromZod(parsed.error).slice(0, 3);
-  const described = problems.map((p) => `${formatJsonPath(p.path)}: ${p.message}`).join('; ');
-  return { ok: false, problem: type ? `${type}: ${described}` : described };
+  const record = value as Record<string, unknown>;
+  if (options.bulkyType !== null && record[options.typeField] !== options.bulkyType && exceedsBytes(text, limits.maxFrameBytes)) {
+    return { ok: false, problem: `only the first frame (${JSON.stringify(options.bulkyType)}) may be larger than ${limits.maxFrameBytes} bytes` };
+  }
+  return { ok: true, value: record };
+}
+
+/** A path from input, each key cut short: `steps[1]["aaaa…"]`. */
+export function shownPath(path: JsonPath): string {
+  return formatJsonPath(path.map((part) => (typeof part === 'string' ? capText(part, maxShownKeyChars) : part)));
+}
+
+/** Up to three problems as one line within the protocol's message cap. */
+export function describeProblems(problems: readonly LocatedProblem[], prefix: string | null): string {
+  const described = problems
+    .slice(0, 3)
+    .map((p) => `${shownPath(p.path)}: ${capText(p.message, 300)}`)
+    .join('; ');
+  return capText(prefix === null ? described : `${prefix}: ${described}`, limits.maxMessageLength);
+}
+
+const peerOptions: DecodeOptions = { shape: v1FrameShape, typeField: 'type', bulkyType: 'hello' };
+const serverOptions: DecodeOptions = { shape: v1FrameShape, typeField: 'type', bulkyType: null };
+
+function decodeWith<T>(schema: z.ZodType<T>, text: string, options: DecodeOptions): Decoded<T> {
+  const parsed = parseFrameObject(text, options);
+  if (!parsed.ok) return parsed;
+  const value = parsed.value;
+  const result = schema.safeParse(value, { reportInput: true });
+  if (result.success) return { ok: true, message: result.data };
+  const type = typeof value.type === 'string' ? capText(value.type, 40) : null;
+  return { ok: false, problem: describeProblems(problemsFromZod(result.error), type) };
 }
 
 export function decodePeerMessage(text: string): Decoded<PeerMessage> {
-  return decodeWith(peerMessageSchema, text);
+  return decodeWith(peerMessageSchema, text, peerOptions);
 }
 
 export function decodeServerMessage(text: string): Decoded<ServerMessage> {
-  return decodeWith(serverMessageSchema, text);
+  return decodeWith(serverMessageSchema, text, serverOptions);
 }

@@ -29,6 +29,12 @@ export const limits = Object.freeze({
   maxMessageLength: 2048,
   /** Running steps listed in one `wait` frame. */
   maxWaitEntries: 50,
+  /**
+   * Bytes of any frame but a connection's first (the hello or INIT, which may
+   * be up to the server's `--max-payload-bytes`). A `step.finished` with a
+   * 4096-character log tail, every character escaped, is under 25 KiB.
+   */
+  maxFrameBytes: 64 * 1024,
   /** A step estimate: one week. */
   maxEstimateSec: 7 * 24 * 3600,
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorCodeList } from './error-codes.js';
-import { boundedText, peerIdSchema, safeIdSchema } from './ids.js';
+import { boundedText, freeText, peerIdSchema, safeIdSchema, v1PeerIdSchema } from './ids.js';
 import { limits } from './limits.js';
 import { estimateSecSchema, targetSchema } from './schema-file.js';
 
@@ -15,8 +15,8 @@ const token = z.string().min(1).max(limits.maxTokenLength).regex(/^[A-Za-z0-9_.:
 const ref = boundedText(limits.maxRefLength, 'a ref');
 const name = boundedText(limits.maxNameLength, 'a name');
 const sha = z.string().regex(/^[0-9a-f]{7,64}$/, 'must be a hex commit sha (7 to 64 lowercase hex digits)');
-const message = z.string().max(limits.maxMessageLength);
-const logTail = z.string().max(limits.maxLogTailChars);
+const message = freeText(limits.maxMessageLength);
+const logTail = freeText(limits.maxLogTailChars);
 const count = z.number().int().min(0).max(1_000_000_000);
 const durationMs = z.number().int().min(0).max(limits.maxEstimateSec * 1000 * 4);
 const exitCode = z.number().int().min(-1024).max(1024).nullable();
@@ -50,7 +50,7 @@ export type WireSchema = z.infer<typeof wireSchemaSchema>;
 export const helloSchema = z.strictObject({
   type: z.literal('hello'),
   protocol: z.number().int().min(1).max(1000),
-  peerId: peerIdSchema,
+  peerId: v1PeerIdSchema,
   /** Present when reconnecting: the token from the earlier `welcome`. */
   resumeToken: token.optional(),
   client: z.strictObject({ name, version: name }).optional(),

@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { errorCodeList } from './error-codes.js';
-import { boundedText } from './ids.js';
+import { taskDirectorFrameShape } from './frame-shape.js';
+import { describeProblems, parseFrameObject, type DecodeOptions } from './frames.js';
+import { boundedText, taskDirectorPeerPrefix } from './ids.js';
 import { formatJsonPath } from './json-text.js';
 import { limits } from './limits.js';
+import { capText } from './text-caps.js';
 import { problemsFromZod } from './zod-issues.js';
 
 /**
@@ -40,13 +43,16 @@ export const taskDirectorLimits = Object.freeze({
 /** The only `apiVersion` in the URL. */
 export const taskDirectorApiVersion = '1';
 
+const maxClientIdLength = limits.maxPeerIdLength - taskDirectorPeerPrefix.length;
+
 /** URL parameters: both parts letters, digits and `_`, as the original's routing allowed. */
 export const taskDirectorRouteParamsSchema = z.strictObject({
   apiVersion: z.string().regex(/^[A-Za-z0-9_]{1,16}$/, 'must be letters, digits and _'),
   clientId: z
     .string()
     .min(1, 'must not be empty')
-    .max(limits.maxPeerIdLength, `must be at most ${limits.maxPeerIdLength} characters`)
+    // The authority's peer id is the client id behind a namespace prefix (shared/ids.ts), within the peer-id cap.
+    .max(maxClientIdLength, `must be at most ${maxClientIdLength} characters`)
     .regex(/^[A-Za-z0-9_]+$/, 'must be letters, digits and _ only'),
 });
 export type TaskDirectorRouteParams = z.infer<typeof taskDirectorRouteParamsSchema>;
@@ -148,31 +154,35 @@ export type TdDecoded =
   | { readonly ok: true; readonly frame: TdClientFrame }
   | { readonly ok: false; readonly problem: string; readonly claimedType: number | null };
 
+const tdClientOptions: DecodeOptions = { shape: taskDirectorFrameShape(taskDirectorLimits.maxRepos), typeField: 'message_type', bulkyType: taskDirectorMessageType.init };
+
 export function decodeTaskDirectorFrame(text: string): TdDecoded {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return { ok: false, problem: `not valid JSON (${(err as Error).message})`, claimedType: null };
+  const parsed = parseFrameObject(text, tdClientOptions);
+  if (!parsed.ok) {
+    return { ok: false, problem: parsed.problem.replace('"message_type"', 'numeric "message_type"'), claimedType: claimedTypeOf(text) };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, problem: 'a frame must be a JSON object with a numeric "message_type"', claimedType: null };
-  }
-  const type = (value as { message_type?: unknown }).message_type;
+  const value = parsed.value;
+  const type = value.message_type;
   if (type === undefined) return { ok: false, problem: 'message_type: is required', claimedType: null };
-  if (typeof type !== 'number') return { ok: false, problem: `message_type: expected a number, got ${JSON.stringify(type).slice(0, 40)}`, claimedType: null };
+  if (typeof type !== 'number') return { ok: false, problem: `message_type: expected a number, got ${capText(JSON.stringify(type), 40)}`, claimedType: null };
   const schema = type === taskDirectorMessageType.init ? tdInitSchema : type === taskDirectorMessageType.taskComplete ? tdTaskCompleteSchema : null;
   if (schema === null) {
     return { ok: false, problem: `message_type: unknown message_type ${type}; a client sends 1 (INIT) or 3 (TASK_COMPLETE)`, claimedType: type };
   }
-  const parsed = schema.safeParse(value, { reportInput: true });
-  if (parsed.success) return { ok: true, frame: parsed.data };
+  const result = schema.safeParse(value, { reportInput: true });
+  if (result.success) return { ok: true, frame: result.data };
   const name = type === taskDirectorMessageType.init ? 'INIT' : 'TASK_COMPLETE';
-  const described = problemsFromZod(parsed.error)
-    .slice(0, 3)
-    .map((p) => `${formatJsonPath(p.path)}: ${p.message}`)
-    .join('; ');
-  return { ok: false, problem: `${name}: ${described}`, claimedType: type };
+  return { ok: false, problem: describeProblems(problemsFromZod(result.error), name), claimedType: type };
+}
+
+/**
+ * The `message_type` of a frame refused before parsing, read cheaply from its
+ * start, so a broken INIT still closes the connection (the client would wait
+ * for a task forever). Null when it is not plainly there.
+ */
+function claimedTypeOf(text: string): number | null {
+  const match = /^\s*\{\s*"message_type"\s*:\s*(\d{1,3})\b/.exec(text.slice(0, 64));
+  return match ? Number(match[1]) : null;
 }
 
 /** Checks a server frame (tests use it on everything they receive). */

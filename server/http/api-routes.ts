@@ -1,13 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { safeIdSchema } from '../../shared/ids.js';
 import { formatProblem, problemsFromZod } from '../../shared/zod-issues.js';
 import type { Authority } from '../authority.js';
 import type { ServerConfig } from '../config.js';
 import type { StoreQueries } from '../store/queries.js';
-import { bearerToken, tokenMatches } from './auth.js';
 import type { Metrics } from './metrics.js';
-import { mayRead } from './reader-auth.js';
 import type { RunReader } from './run-reader.js';
 import { cohortOutcome, failureCauses, summaryOutcome } from './run-timeline.js';
 
@@ -44,27 +42,19 @@ function parseOr400<T>(schema: z.ZodType<T>, value: unknown, where: string, repl
 }
 
 export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { authority, queries, metrics, config } = deps;
+  const { authority, queries, metrics } = deps;
 
-  app.get('/healthz', async (_req, reply) => {
+  app.get('/healthz', { config: { access: 'public' } }, async (_req, reply) => {
     const state = authority.isStopped ? 'stopped' : authority.isDraining ? 'draining' : 'ok';
     return reply.code(state === 'ok' ? 200 : 503).send({ status: state, version: deps.version, uptimeSec: Math.round((Date.now() - deps.startedAtMs) / 1000) });
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { config: { access: 'public' } }, async (_req, reply) => {
     const body = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(body);
   });
 
-  // Reads need a token when the authority has one: the peer token or the admin token.
-  // The dashboard's login cookie counts as well (reader-auth.ts).
-  const requireReader = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!mayRead(req.headers, config)) await apiError(reply, 401, 'UNAUTHORIZED', 'the API needs "Authorization: Bearer <peer or admin token>"');
-  };
-  app.addHook('preHandler', async (req, reply) => {
-    if (req.method === 'GET' && req.url.startsWith('/api/')) await requireReader(req, reply);
-  });
-
+  // Reads (the routes below without an `access`) need the peer or admin token when one is set: see route-access.ts.
   app.get('/api/v1/cohorts', async (req, reply) => {
     const query = parseOr400(listQuery.extend({ status: z.enum(['open', 'complete', 'cancelled']).optional() }), req.query, 'query', reply);
     if (!query) return reply;
@@ -88,18 +78,8 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/api/v1/stats', async () => queries.stats());
 
-  /** Admin routes: the admin token, never the peer token. */
-  const requireAdmin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (config.adminToken === null) {
-      await apiError(reply, 403, 'ADMIN_DISABLED', 'the admin API is disabled: start the server with TASKSHARD_ADMIN_TOKEN set');
-      return;
-    }
-    if (!tokenMatches(bearerToken(req.headers), config.adminToken)) {
-      await apiError(reply, 401, 'UNAUTHORIZED', 'admin routes need "Authorization: Bearer <admin token>"');
-    }
-  };
-
-  app.post('/api/v1/cohorts/:id/cancel', { preHandler: requireAdmin }, async (req, reply) => {
+  // Admin routes: the admin token, never the peer token, checked in onRequest before the body (route-access.ts).
+  app.post('/api/v1/cohorts/:id/cancel', { config: { access: 'admin' } }, async (req, reply) => {
     const params = parseOr400(z.object({ id: cohortIdSchema }), req.params, 'params', reply);
     if (!params) return reply;
     const result = authority.submitNow({ kind: 'cancel', cohortId: params.id });
@@ -108,7 +88,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { ok: true };
   });
 
-  app.post('/api/v1/cohorts/:id/steps/:step/retry', { preHandler: requireAdmin }, async (req, reply) => {
+  app.post('/api/v1/cohorts/:id/steps/:step/retry', { config: { access: 'admin' } }, async (req, reply) => {
     const params = parseOr400(z.object({ id: cohortIdSchema, step: safeIdSchema }), req.params, 'params', reply);
     if (!params) return reply;
     const result = authority.submitNow({ kind: 'retry', cohortId: params.id, stepId: params.step });

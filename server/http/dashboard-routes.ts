@@ -78,11 +78,12 @@ export function registerDashboardRoutes(app: FastifyInstance, config: ServerConf
     if (!mayRead(req.headers, config)) return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
     return sendAsset(reply.header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'"), 'index.html');
   };
-  for (const path of dashboardPages) app.get(path, page);
+  // Pages, assets and the login are public routes (route-access.ts): a page without a token redirects to the login itself.
+  for (const path of dashboardPages) app.get(path, { config: { access: 'public' } }, page);
 
-  app.get('/assets/*', async (req, reply) => sendAsset(reply, (req.params as { '*': string })['*']));
+  app.get('/assets/*', { config: { access: 'public' } }, async (req, reply) => sendAsset(reply, (req.params as { '*': string })['*']));
 
-  app.get('/login', async (req, reply) => {
+  app.get('/login', { config: { access: 'public' } }, async (req, reply) => {
     if (!readsNeedToken(config)) return reply.redirect('/', 303);
     return sendAsset(reply, 'login.html');
   });
@@ -91,7 +92,7 @@ export function registerDashboardRoutes(app: FastifyInstance, config: ServerConf
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
       done(null, new URLSearchParams(String(body)));
     });
-    scope.post('/login', async (req, reply) => {
+    scope.post('/login', { config: { access: 'public' } }, async (req, reply) => {
       const form = req.body instanceof URLSearchParams ? req.body : new URLSearchParams();
       const next = safeNext(form.get('next'));
       if (!readsNeedToken(config)) return reply.redirect(next, 303);
@@ -105,7 +106,7 @@ export function registerDashboardRoutes(app: FastifyInstance, config: ServerConf
         .header('set-cookie', `${tokenCookieName}=${encodeURIComponent(token!)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${cookieMaxAgeSec}${secure}`)
         .redirect(next, 303);
     });
-    scope.post('/logout', async (_req, reply) =>
+    scope.post('/logout', { config: { access: 'public' } }, async (_req, reply) =>
       reply.header('set-cookie', `${tokenCookieName}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`).redirect(readsNeedToken(config) ? '/login' : '/', 303),
     );
   });

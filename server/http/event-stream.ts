@@ -116,8 +116,8 @@ const keepAliveMs = 25_000;
 
 /**
  * `GET /api/v1/events[?cohort=ID]`: `text/event-stream` of `cohort` events
- * (data: a {@link CohortChange}) and `peers` events. Auth is the read API's
- * (its preHandler covers every GET under /api/).
+ * (data: a {@link CohortChange}) and `peers` events. Auth is the read access of
+ * route-access.ts (a route that declares none needs a reader token).
  */
 export function registerEventStream(app: FastifyInstance, hub: LiveHub): void {
   app.addHook('preClose', (done) => {

@@ -1,5 +1,6 @@
 /**
- * A token bucket per connection: `ratePerSec` sustained, `burst` at once.
+ * A token bucket per connection: `ratePerSec` sustained, `burst` at once
+ * (frames, or bytes).
  * Time is passed in, so the limiter is tested without sleeping.
  */
 export class TokenBucket {
@@ -15,13 +16,16 @@ export class TokenBucket {
     this.lastMs = nowMs;
   }
 
-  /** Takes one token; false when the bucket is empty. */
-  take(nowMs: number): boolean {
+  /**
+   * Takes `cost` tokens (one frame, or a frame's bytes); false, taking nothing,
+   * when fewer are left.
+   */
+  take(nowMs: number, cost = 1): boolean {
     const elapsed = Math.max(0, nowMs - this.lastMs);
     this.lastMs = nowMs;
     this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.ratePerSec) / 1000);
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
     return true;
   }
 }

@@ -8,7 +8,8 @@ import type { ServerConfig } from '../config.js';
 import type { Clock } from '../core/clock.js';
 import type { ConnId } from '../core/core-types.js';
 import type { Metrics } from './metrics.js';
-import { TokenBucket } from './rate-limiter.js';
+import { capText } from '../../shared/text-caps.js';
+import { ConnectionGuard } from './connection-guard.js';
 
 /**
  * What every peer connection shares, whatever its wire protocol (v1 on
@@ -51,7 +52,8 @@ export interface SocketProtocol {
 
 export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol: SocketProtocol, log: FastifyBaseLogger): SocketSession {
   const { authority, config, clock, metrics } = deps;
-  const bucket = new TokenBucket(config.rateLimitPerSec, config.rateLimitBurst, clock.now());
+  // Rate and size limits before decoding, and the hello deadline (connection-guard.ts).
+  const guard = new ConnectionGuard(config, clock.now(), () => session.sendError('HELLO_TIMEOUT', `no hello within ${config.helloTimeoutMs} ms`));
   let strikes = 0;
   let closing = false;
 
@@ -67,7 +69,7 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
       }
     },
     sendError(code, message) {
-      authority.enqueue({ kind: 'send', connId: session.connId, message: { type: 'error', code, message, retryable: errorCodes[code].retryable } });
+      authority.enqueue({ kind: 'send', connId: session.connId, message: { type: 'error', code, message: capText(message), retryable: errorCodes[code].retryable } });
       const closeCode = errorCodes[code].closeCode;
       if (closeCode !== null) authority.enqueue({ kind: 'close', connId: session.connId, code: closeCode, reason: code });
     },
@@ -86,7 +88,10 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
   };
 
   (session as { connId: ConnId }).connId = authority.openConnection({
-    send: (message, json) => protocol.deliver(session, message, json),
+    send: (message, json) => {
+      if (message.type === 'welcome') guard.joined();
+      protocol.deliver(session, message, json);
+    },
     close(code, reason) {
       closing = true;
       if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
@@ -98,9 +103,12 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
     deps.liveness.sawTraffic(socket);
     if (closing) return metrics.frames.inc({ result: 'ignored' });
     try {
-      if (!bucket.take(clock.now())) {
-        metrics.frames.inc({ result: 'rate_limited' });
-        return session.strike('RATE_LIMITED', `more than ${config.rateLimitPerSec} frames per second; slow down`);
+      const refusal = guard.admit(data, clock.now());
+      if (refusal !== null) {
+        metrics.frames.inc({ result: refusal.result });
+        if (refusal.closeCode === null) return session.strike(refusal.code, refusal.message);
+        session.sendError(refusal.code, refusal.message);
+        return session.closeAfter(refusal.closeCode, refusal.result);
       }
       if (isBinary) {
         metrics.frames.inc({ result: 'bad' });
@@ -117,6 +125,7 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
 
   socket.on('close', () => {
     deps.liveness.remove(socket);
+    guard.closed();
     authority.closeConnection(session.connId);
     protocol.onClose(session);
   });

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { closeCodes } from '../../shared/close-codes.js';
+import { taskDirectorPeerId } from '../../shared/ids.js';
 import type { ServerMessage } from '../../shared/protocol.js';
 import {
   decodeTaskDirectorFrame,
@@ -37,6 +38,7 @@ export function registerTaskDirectorRoute(scope: FastifyInstance, deps: SocketDe
     '/ws/api/:apiVersion/:clientId/',
     {
       websocket: true,
+      config: { access: 'peer' },
       // Runs before the upgrade: a bad URL gets an HTTP error and no WebSocket ever exists.
       preValidation: async (req, reply) => {
         const parsed = taskDirectorRouteParamsSchema.safeParse(req.params);
@@ -54,7 +56,8 @@ export function registerTaskDirectorRoute(scope: FastifyInstance, deps: SocketDe
     },
     (socket, req) => {
       const { clientId } = taskDirectorRouteParamsSchema.parse(req.params);
-      handleTaskDirectorSocket(socket, clientId, deps);
+      // Task Director clients have a peer-id namespace of their own (a v1 peer cannot take their ids).
+      handleTaskDirectorSocket(socket, taskDirectorPeerId(clientId), deps);
     },
   );
 }

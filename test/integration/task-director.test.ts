@@ -75,13 +75,13 @@ function stateRows(): unknown {
 async function joined(clientId: string): Promise<void> {
   for (let i = 0; i < 2_000; i++) {
     await server!.settle();
-    if (readDb(`SELECT 1 FROM peers WHERE peer_id = '${clientId}' AND status = 'connected'`).length > 0) return;
+    if (readDb(`SELECT 1 FROM peers WHERE peer_id = 'td:${clientId}' AND status = 'connected'`).length > 0) return;
   }
   throw new Error(`${clientId} never joined`);
 }
 
 function cohortOf(clientId: string): string {
-  const rows = readDb(`SELECT cohort_id FROM peers WHERE peer_id = '${clientId}' ORDER BY joined_at_ms DESC`);
+  const rows = readDb(`SELECT cohort_id FROM peers WHERE peer_id = 'td:${clientId}' ORDER BY joined_at_ms DESC`);
   expect(rows.length).toBeGreaterThan(0);
   return String(rows[0]!.cohort_id);
 }
@@ -223,8 +223,8 @@ describe('Task Director drop-in: what the original got wrong, fixed here', () =>
     expect(await runLikeOriginal(b, { from: 1 })).toEqual([]);
     expect(b.received.filter(isSchemaComplete)).toHaveLength(1);
     expect(readDb("SELECT peer_id, attempt, outcome FROM leases ORDER BY attempt")).toEqual([
-      { peer_id: 'holder', attempt: 1, outcome: 'lost' },
-      { peer_id: 'waiter', attempt: 2, outcome: 'succeeded' },
+      { peer_id: 'td:holder', attempt: 1, outcome: 'lost' },
+      { peer_id: 'td:waiter', attempt: 2, outcome: 'succeeded' },
     ]);
   });
 
@@ -365,8 +365,8 @@ describe('Task Director drop-in: what the original got wrong, fixed here', () =>
     const [ranA, ranB] = await Promise.all([runLikeOriginal(a, { from: 2 }), runLikeOriginal(b, { from: 2 })]);
     expect([...ranA, ...ranB]).toEqual(['3']);
     expect(readDb("SELECT peer_id, attempt, outcome FROM leases WHERE step_id = '0' ORDER BY attempt")).toEqual([
-      { peer_id: 'a', attempt: 1, outcome: 'failed' },
-      { peer_id: 'b', attempt: 2, outcome: 'succeeded' },
+      { peer_id: 'td:a', attempt: 1, outcome: 'failed' },
+      { peer_id: 'td:b', attempt: 2, outcome: 'succeeded' },
     ]);
   });
 
@@ -380,7 +380,7 @@ describe('Task Director drop-in: what the original got wrong, fixed here', () =>
     expect(idle.received).toEqual([]);
     slow.complete(task.task_id);
     await idle.waitFor(isSchemaComplete);
-    expect(readDb('SELECT peer_id, backup, outcome FROM leases')).toEqual([{ peer_id: 'slow', backup: 0, outcome: 'succeeded' }]);
+    expect(readDb('SELECT peer_id, backup, outcome FROM leases')).toEqual([{ peer_id: 'td:slow', backup: 0, outcome: 'succeeded' }]);
   });
 
   it('ABORT_TASK: a cancelled group aborts the running task; the aborted client\'s late report changes nothing', async () => {

@@ -1,0 +1,89 @@
+import type { RawData } from 'ws';
+import { closeCodes } from '../../shared/close-codes.js';
+import type { ErrorCode } from '../../shared/error-codes.js';
+import { limits } from '../../shared/limits.js';
+import type { ServerConfig } from '../config.js';
+import { TokenBucket } from './rate-limiter.js';
+
+/**
+ * Per-connection limits applied before a frame is even decoded:
+ *
+ * - a frame rate and a byte rate (token buckets; the byte burst is the largest
+ *   frame, so a hello of `--max-payload-bytes` passes once);
+ * - only a connection's first frame (its hello or INIT) may be larger than
+ *   `limits.maxFrameBytes`; a later one closes the connection with 1009
+ *   unread, as `ws` does for frames over the payload limit;
+ * - a hello deadline: a connection that has not joined within
+ *   `helloTimeoutMs` gets `HELLO_TIMEOUT` and is closed (1008).
+ *
+ * Connection states: waiting-for-hello -> joined -> closed (or
+ * waiting-for-hello -> closed); the deadline runs only while waiting.
+ */
+export interface FrameRefusal {
+  /** The `taskshard_frames_received_total` result label. */
+  readonly result: 'rate_limited' | 'too_big';
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** Close at once with this code; null = a strike (an error frame, then 1008 after too many). */
+  readonly closeCode: number | null;
+}
+
+export class ConnectionGuard {
+  private readonly frameBucket: TokenBucket;
+  private readonly byteBucket: TokenBucket;
+  private frames = 0;
+  private helloTimer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly config: ServerConfig,
+    nowMs: number,
+    onHelloTimeout: () => void,
+  ) {
+    this.frameBucket = new TokenBucket(config.rateLimitPerSec, config.rateLimitBurst, nowMs);
+    this.byteBucket = new TokenBucket(config.rateLimitBytesPerSec, Math.max(config.maxPayloadBytes, config.rateLimitBytesPerSec), nowMs);
+    this.helloTimer = setTimeout(() => {
+      this.helloTimer = null;
+      onHelloTimeout();
+    }, config.helloTimeoutMs);
+    this.helloTimer.unref();
+  }
+
+  /** Null when the frame may be decoded; otherwise why not. */
+  admit(data: RawData, nowMs: number): FrameRefusal | null {
+    const bytes = byteLength(data);
+    this.frames++;
+    if (this.frames > 1 && bytes > limits.maxFrameBytes) {
+      return {
+        result: 'too_big',
+        code: 'BAD_MESSAGE',
+        message: `a frame of ${bytes} bytes; only a connection's first frame (its hello) may be larger than ${limits.maxFrameBytes} bytes`,
+        closeCode: closeCodes.messageTooBig,
+      };
+    }
+    // Both buckets are charged (a refused frame still cost its bytes to receive).
+    const frameOk = this.frameBucket.take(nowMs);
+    const bytesOk = this.byteBucket.take(nowMs, bytes);
+    if (!frameOk) return { result: 'rate_limited', code: 'RATE_LIMITED', message: `more than ${this.config.rateLimitPerSec} frames per second; slow down`, closeCode: null };
+    if (!bytesOk) return { result: 'rate_limited', code: 'RATE_LIMITED', message: `more than ${this.config.rateLimitBytesPerSec} bytes per second; slow down`, closeCode: null };
+    return null;
+  }
+
+  /** The connection joined (the core welcomed it): the hello deadline no longer applies. */
+  joined(): void {
+    this.stopDeadline();
+  }
+
+  closed(): void {
+    this.stopDeadline();
+  }
+
+  private stopDeadline(): void {
+    if (this.helloTimer !== null) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+  }
+}
+
+function byteLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
+  return data.byteLength;
+}
