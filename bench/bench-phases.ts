@@ -148,7 +148,14 @@ async function startAuthority(o: PhaseOptions, deadline: number): Promise<Author
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'taskshard-bench-'));
   const profile = o.profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', o.profileDir];
-  const child = spawnNode([...profile, join(o.repoRoot, 'dist/cli/main.js'), 'server', '--port', String(port), '--db', join(dir, 'bench.db'), '--log-level', 'warn', '--sync', o.sync], {
+  // Every peer connects (one address per generator) before any says hello: lift the caps that
+  // guard a real fleet just enough; attackers (from 127.0.0.1) still meet the defaults.
+  const caps = [
+    '--max-connections', String(Math.max(10_000, o.peers + 2_000)),
+    '--max-connections-per-address', String(Math.max(1_000, Math.ceil(o.peers / o.generators))),
+    ...(o.peers > 2_000 ? ['--hello-timeout', '600'] : []),
+  ];
+  const child = spawnNode([...profile, join(o.repoRoot, 'dist/cli/main.js'), 'server', '--port', String(port), '--db', join(dir, 'bench.db'), '--log-level', 'warn', '--sync', o.sync, ...caps], {
     nofile: o.serverNofile,
     cwd: o.repoRoot,
   });
@@ -217,9 +224,16 @@ export interface AuthorityLoadResult {
   readonly cohorts: number;
 }
 
+/** The attacks of bench/abuse-generator.ts. */
+export const abuseAttacks = ['bad-frames', 'expensive', 'idle'] as const;
+export type AbuseAttack = (typeof abuseAttacks)[number];
+
 /** What the abusive connections of `--abuse K` did during a run. */
 export interface AbuseFigures {
+  readonly attack: AbuseAttack;
   readonly connections: number;
+  /** Upgrades the authority refused, by HTTP status. */
+  readonly refused: Readonly<Record<string, number>>;
   readonly framesSent: number;
   readonly connectionsOpened: number;
   readonly closeCodes: Readonly<Record<string, number>>;
@@ -230,7 +244,7 @@ export interface AbuseFigures {
  * zero-duration steps; with `abuse` > 0, that many extra connections flood it
  * with bad frames (a separate process) for the whole run.
  */
-export async function authorityLoadPhase(o: PhaseOptions, abuse = 0): Promise<AuthorityLoadResult & { abuse: AbuseFigures | null }> {
+export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: AbuseAttack = 'bad-frames'): Promise<AuthorityLoadResult & { abuse: AbuseFigures | null }> {
   const deadline = o.deadlineMs;
   const authority = await startAuthority(o, deadline);
   let abuser: ChildProcess | null = null;
@@ -241,7 +255,7 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0): Promise<Au
     const connected = await settle(pid);
     const cohorts = Math.ceil(o.peers / o.cohortSize);
     if (abuse > 0) {
-      const child = spawnNode([join(o.repoRoot, 'dist/bench/abuse-generator.js'), authority.url, String(abuse)], { nofile: abuse + 256, cwd: o.repoRoot, stdoutTo: 'parent' });
+      const child = spawnNode([join(o.repoRoot, 'dist/bench/abuse-generator.js'), authority.url, String(abuse), attack], { nofile: abuse + 256, cwd: o.repoRoot, stdoutTo: 'parent' });
       abuser = child;
       await within(
         new Promise<void>((resolve, reject) => {
@@ -251,12 +265,12 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0): Promise<Au
         remaining(deadline),
         'the abuse generator to start',
       );
-      o.log(`authority: ${abuse} abusive connections flooding bad frames`);
+      o.log(`authority: ${abuse} abusive connections (${attack})`);
     }
     o.log(`authority: ${o.peers} peers connected; ${cohorts} cohorts x ${o.stepsPerCohort} zero-duration steps`);
     for (const g of gens) g.send({ kind: 'go' });
     const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every peer to get complete');
-    const abuseFigures = abuser ? await stopAbuser(abuser, abuse) : null;
+    const abuseFigures = abuser ? await stopAbuser(abuser, abuse, attack) : null;
     abuser = null;
     const after = await settle(pid);
     await closeGenerators(gens, deadline);
@@ -273,7 +287,7 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0): Promise<Au
   }
 }
 
-async function stopAbuser(child: ChildProcess, connections: number): Promise<AbuseFigures> {
+async function stopAbuser(child: ChildProcess, connections: number, attack: AbuseAttack): Promise<AbuseFigures> {
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   // stdout already carried `ready`; the report is the last line.
@@ -283,8 +297,8 @@ async function stopAbuser(child: ChildProcess, connections: number): Promise<Abu
   const how = await exited;
   const last = out.trim().split('\n').pop();
   if (!last) throw new Error(`the abuse generator ended (${how}) without reporting`);
-  const line = JSON.parse(last) as { sent?: number; opened?: number; closeCodes?: Record<string, number> };
-  return { connections, framesSent: line.sent ?? 0, connectionsOpened: line.opened ?? 0, closeCodes: line.closeCodes ?? {} };
+  const line = JSON.parse(last) as { sent?: number; opened?: number; refused?: Record<string, number>; closeCodes?: Record<string, number> };
+  return { attack, connections, framesSent: line.sent ?? 0, connectionsOpened: line.opened ?? 0, refused: line.refused ?? {}, closeCodes: line.closeCodes ?? {} };
 }
 
 export interface IdleResult {

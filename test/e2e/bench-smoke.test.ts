@@ -69,17 +69,24 @@ describe('npm run bench (tiny)', () => {
     expect(typeof r.baseline.rssPerConnectionKb).toBe('number');
   });
 
-  it('--abuse: the authority clean and under a flood of bad frames; well-behaved peers all complete', async () => {
-    const result = await runScript('bench/authority-bench.ts', ['--abuse', '3', '--peers', '20', '--cohort-size', '5', '--steps', '10', '--generators', '1', '--window-sec', '1', '--no-build', '--max-sec', '80']);
+  it('--abuse: the authority clean and under each attack (bad frames, expensive frames, idle flood); well-behaved peers all complete', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--abuse', '3', '--peers', '20', '--cohort-size', '5', '--steps', '10', '--generators', '1', '--window-sec', '1', '--no-build', '--max-sec', '110'], { timeoutMs: 115_000 });
     expect(result.code).toBe(0);
     const r = oneJsonLine(result.stdout);
     expect(r).toMatchObject({ bench: 'authority', mode: 'abuse', peers: 20, problems: [] });
     expect(r.baseline.completes).toBe(20);
-    expect(r.abused.completes).toBe(20);
-    expect(r.abused.errors).toEqual({});
-    expect(r.abused.abuse.framesSent).toBeGreaterThan(0);
-    expect(typeof r.ratio.latencyP99AbusedOverClean).toBe('number');
-  });
+    expect(Object.keys(r.attacks)).toEqual(['bad-frames', 'expensive', 'idle']);
+    for (const attack of ['bad-frames', 'expensive', 'idle']) {
+      expect(r.attacks[attack].completes, attack).toBe(20);
+      expect(r.attacks[attack].errors, attack).toEqual({});
+      expect(r.attacks[attack].abuse.connectionsOpened, attack).toBeGreaterThan(0);
+      expect(typeof r.attacks[attack].ratio.latencyP99OverClean).toBe('number');
+    }
+    expect(r.attacks['bad-frames'].abuse.framesSent).toBeGreaterThan(0);
+    expect(r.attacks.expensive.abuse.framesSent).toBeGreaterThan(0);
+    expect(r.attacks.idle.abuse.framesSent).toBe(0);
+    expect(typeof r.target.worstLatencyP99OverClean).toBe('number');
+  }, 120_000);
 
   it('refuses a usage error with exit 2 and the usage line', async () => {
     const result = await runScript('bench/authority-bench.ts', ['--peers', 'many']);
