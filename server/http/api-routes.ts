@@ -7,7 +7,7 @@ import type { ServerConfig } from '../config.js';
 import type { StoreQueries } from '../store/queries.js';
 import type { Metrics } from './metrics.js';
 import type { RunReader } from './run-reader.js';
-import { cohortOutcome, failureCauses, summaryOutcome } from './run-timeline.js';
+import { cohortOutcome, failureCauses, outcomeName } from './run-timeline.js';
 
 /**
  * REST: health, metrics, read-only views of cohorts and peers, and the two
@@ -58,7 +58,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/api/v1/cohorts', async (req, reply) => {
     const query = parseOr400(listQuery.extend({ status: z.enum(['open', 'complete', 'cancelled']).optional() }), req.query, 'query', reply);
     if (!query) return reply;
-    return { cohorts: queries.listCohorts(query).map((c) => ({ ...c, outcome: summaryOutcome(c, () => deps.runs.wasAbandoned(c.id)) })) };
+    return { cohorts: queries.listCohorts(query).map((c) => ({ ...c, outcome: c.status === 'open' ? null : outcomeName(deps.runs.storedOutcome(c.id)) })) };
   });
 
   app.get('/api/v1/cohorts/:id', async (req, reply) => {

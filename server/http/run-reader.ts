@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import { parseJsonColumn, storedRegistration, storedSchemaDef, storedStringList } from '../store/row-schemas.js';
+import type { CohortOutcome as StoredOutcome } from '../core/causes.js';
+import { parseJsonColumn, storedCohortOutcome, storedRegistration, storedSchemaDef, storedStringList } from '../store/row-schemas.js';
 
 /**
  * What the dashboard, the trace export and `taskshard cohort` read about one
@@ -13,8 +14,8 @@ export interface RunReader {
   cohortRun(cohortId: string): CohortRun | null;
   /** Ids of cohorts created at or after `sinceMs`, newest first (at most `limit`). */
   recentCohortIds(sinceMs: number, limit: number): string[];
-  /** Whether the authority gave the cohort up because its peers were gone. */
-  wasAbandoned(cohortId: string): boolean;
+  /** How the cohort ended, as the core recorded it; null while open or when unknown. */
+  storedOutcome(cohortId: string): StoredOutcome | null;
   /** Peers with a live connection or in their grace period, newest first (at most `limit`). */
   livePeers(limit: number): LivePeer[];
 }
@@ -42,6 +43,8 @@ export interface RunCohort {
   readonly resolvedAtMs: number | null;
   readonly secondsSaved: number | null;
   readonly universe: string;
+  /** How it ended, as the core recorded it (`cohorts.outcome_json`); null while open. */
+  readonly storedOutcome: StoredOutcome | null;
 }
 
 export interface RunStep {
@@ -107,6 +110,11 @@ const num = (v: unknown): number | null => (v === null || v === undefined ? null
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const leaseOutcomes = new Set(['succeeded', 'failed', 'lost', 'aborted']);
 
+function outcomeOf(row: Row, cohortId: string): StoredOutcome | null {
+  const json = str(row.outcome_json);
+  return json === null ? null : parseJsonColumn(storedCohortOutcome, json, `cohorts[${cohortId}].outcome_json`);
+}
+
 /** Reads runs straight from the authority's SQLite database (committed state, history included). */
 export class SqliteRunReader implements RunReader {
   constructor(private readonly db: Database.Database) {}
@@ -116,11 +124,9 @@ export class SqliteRunReader implements RunReader {
     return rows.map((r) => String(r.cohort_id));
   }
 
-  wasAbandoned(cohortId: string): boolean {
-    const row = this.db
-      .prepare("SELECT 1 AS hit FROM events WHERE cohort_id = ? AND (kind = 'cohort.abandoned' OR (kind = 'cohort.cancelled' AND detail LIKE 'abandoned%')) LIMIT 1")
-      .get(cohortId) as Row | undefined;
-    return row !== undefined;
+  storedOutcome(cohortId: string): StoredOutcome | null {
+    const row = this.db.prepare('SELECT outcome_json FROM cohorts WHERE cohort_id = ?').get(cohortId) as Row | undefined;
+    return row ? outcomeOf(row, cohortId) : null;
   }
 
   livePeers(limit: number): LivePeer[] {
@@ -157,6 +163,7 @@ export class SqliteRunReader implements RunReader {
       resolvedAtMs: num(c.resolved_at_ms),
       secondsSaved: num(c.seconds_saved),
       universe: schema.universe,
+      storedOutcome: outcomeOf(c, cohortId),
     };
     const stepRows = new Map((this.db.prepare('SELECT * FROM steps WHERE cohort_id = ?').all(cohortId) as Row[]).map((r) => [String(r.step_id), r]));
     const steps = schema.steps.map((def): RunStep => {

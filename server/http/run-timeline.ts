@@ -1,3 +1,4 @@
+import type { CohortOutcome as StoredOutcome } from '../core/causes.js';
 import type { CohortRun, RunLease, RunPeer, RunStep } from './run-reader.js';
 
 /**
@@ -108,27 +109,19 @@ export interface RunTimeline {
   readonly totals: RunTotals;
 }
 
-/**
- * The cohort's outcome: null while open; `abandoned` when the authority gave it
- * up because its peers were gone (its `cohort.abandoned` event, or a cancel
- * whose reason says so); `cancelled` by an admin; `failed` when a step failed.
- */
-export function cohortOutcome(run: Pick<CohortRun, 'cohort' | 'steps' | 'events'>): CohortOutcome | null {
-  const { status } = run.cohort;
-  if (status === 'open') return null;
-  if (status === 'abandoned' || run.events.some((e) => e.kind === 'cohort.abandoned' || (e.kind === 'cohort.cancelled' && (e.detail ?? '').startsWith('abandoned')))) {
-    return 'abandoned';
-  }
-  if (status === 'cancelled') return 'cancelled';
-  return run.steps.some((s) => s.status === 'failed') ? 'failed' : 'succeeded';
+/** The dashboard's outcome word for the core's typed outcome: a cancel by the authority itself is `abandoned`. */
+export function outcomeName(stored: StoredOutcome | null): CohortOutcome | null {
+  if (stored === null) return null;
+  if (stored.kind === 'cancelled') return stored.by === 'abandoned' ? 'abandoned' : 'cancelled';
+  return stored.kind;
 }
 
-/** The same outcome from a cohort list entry; `abandoned` is asked for only for resolved, not-succeeded cohorts. */
-export function summaryOutcome(summary: { status: string; steps: { failed: number } }, abandoned: () => boolean): CohortOutcome | null {
-  if (summary.status === 'open') return null;
-  if (summary.status === 'abandoned' || ((summary.status === 'cancelled' || summary.steps.failed > 0) && abandoned())) return 'abandoned';
-  if (summary.status === 'cancelled') return 'cancelled';
-  return summary.steps.failed > 0 ? 'failed' : 'succeeded';
+/** The cohort's outcome: null while open; else what the core recorded when it resolved. */
+export function cohortOutcome(run: Pick<CohortRun, 'cohort'>): CohortOutcome | null {
+  if (run.cohort.status === 'open') return null;
+  const name = outcomeName(run.cohort.storedOutcome);
+  if (name === null) throw new Error(`corrupt database: cohort ${run.cohort.cohortId} is ${run.cohort.status} with no recorded outcome`);
+  return name;
 }
 
 /** Why the run failed: every failed step with its last failure (a dependent failed "needs X" names X). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CohortRun, RunLease, RunStep } from '../../server/http/run-reader.js';
-import { cohortOutcome, criticalPath, runTimeline, summaryOutcome } from '../../server/http/run-timeline.js';
+import { cohortOutcome, criticalPath, outcomeName, runTimeline } from '../../server/http/run-timeline.js';
 import { trendRows } from '../../server/http/run-trends.js';
 import { traceOf } from '../../server/http/trace-export.js';
 import { cohortPageUrl } from '../../shared/dashboard-url.js';
@@ -35,7 +35,7 @@ function lease(stepId: string, peerId: string, start: number, end: number | null
 /** a, then b (needs a), and c: p1 builds a and b; p2 fails c, then its backup copy of b is aborted; p3 builds c on the retry. */
 function run(over: Partial<CohortRun['cohort']> = {}, extraEvents: CohortRun['events'] = []): CohortRun {
   return {
-    cohort: { cohortId: 'c_1', schemaId: 'demo', repo: 'r', baseRef: 'main', pipelineType: 'independent', patchsets: [], status: 'complete', createdAtMs: t0, resolvedAtMs: t0 + 900, secondsSaved: 1.2, universe: '//...', ...over },
+    cohort: { cohortId: 'c_1', schemaId: 'demo', repo: 'r', baseRef: 'main', pipelineType: 'independent', patchsets: [], status: 'complete', createdAtMs: t0, resolvedAtMs: t0 + 900, secondsSaved: 1.2, universe: '//...', storedOutcome: { kind: 'succeeded' }, ...over },
     steps: [step('a', { builtBy: 'p1' }), step('b', { needs: ['a'], builtBy: 'p1' }), step('c', { builtBy: 'p3', attempts: 2 })],
     leases: [
       lease('a', 'p1', 0, 300, 'succeeded'),
@@ -106,7 +106,7 @@ describe('runTimeline', () => {
   });
 
   it('a live lease is an open bar up to now; an open cohort has no outcome and no universe', () => {
-    const r = run({ status: 'open', resolvedAtMs: null });
+    const r = run({ status: 'open', resolvedAtMs: null, storedOutcome: null });
     const live = { ...r, leases: [lease('a', 'p1', 0, null, null)], peers: [r.peers[0]!], events: [] };
     const t = runTimeline(live, t0 + 500);
     expect(t.outcome).toBeNull();
@@ -114,19 +114,17 @@ describe('runTimeline', () => {
     expect(t.totals.savedRunnerSec).toBeNull();
   });
 
-  it('outcome: failed, cancelled, abandoned', () => {
-    const failed = run();
+  it('outcome: the recorded outcome of the core; a cancel by the authority itself is abandoned', () => {
+    const failed = run({ storedOutcome: { kind: 'failed', failedSteps: 1 } });
     const withFailure = { ...failed, steps: [...failed.steps.slice(0, 2), step('c', { status: 'failed', failReason: 'failed 2 times', failPeerId: 'p2', failExitCode: 3, failLogTail: 'boom' })] };
     expect(cohortOutcome(withFailure)).toBe('failed');
     expect(runTimeline(withFailure, t0 + 1200).failures).toEqual([{ stepId: 'c', peerId: 'p2', exitCode: 3, reason: 'failed 2 times', logTail: 'boom' }]);
-    expect(cohortOutcome(run({ status: 'cancelled' }, [{ atMs: t0, kind: 'cohort.cancelled', stepId: null, peerId: null, detail: 'cancelled by an admin' }]))).toBe('cancelled');
-    expect(cohortOutcome(run({ status: 'cancelled' }, [{ atMs: t0, kind: 'cohort.cancelled', stepId: null, peerId: null, detail: 'abandoned: no peer for the retention period' }]))).toBe('abandoned');
-    expect(cohortOutcome(run({}, [{ atMs: t0, kind: 'cohort.abandoned', stepId: null, peerId: null, detail: null }]))).toBe('abandoned');
-    expect(summaryOutcome({ status: 'open', steps: { failed: 1 } }, () => true)).toBeNull();
-    expect(summaryOutcome({ status: 'complete', steps: { failed: 0 } }, () => true)).toBe('succeeded');
-    expect(summaryOutcome({ status: 'complete', steps: { failed: 2 } }, () => false)).toBe('failed');
-    expect(summaryOutcome({ status: 'cancelled', steps: { failed: 2 } }, () => false)).toBe('cancelled');
-    expect(summaryOutcome({ status: 'cancelled', steps: { failed: 2 } }, () => true)).toBe('abandoned');
+    expect(cohortOutcome(run({ status: 'cancelled', storedOutcome: { kind: 'cancelled', by: 'admin' } }))).toBe('cancelled');
+    expect(cohortOutcome(run({ status: 'cancelled', storedOutcome: { kind: 'cancelled', by: 'abandoned' } }))).toBe('abandoned');
+    expect(cohortOutcome(run({ status: 'open', storedOutcome: null }))).toBeNull();
+    expect(() => cohortOutcome(run({ status: 'complete', storedOutcome: null }))).toThrow('corrupt database: cohort c_1 is complete with no recorded outcome');
+    expect(outcomeName(null)).toBeNull();
+    expect(outcomeName({ kind: 'succeeded' })).toBe('succeeded');
   });
 });
 
