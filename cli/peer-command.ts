@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { createCommandRunner } from '../peer/command-runner.js';
 import { runPeerWith } from '../peer/run-peer.js';
+import { prepareEvidence } from '../peer/verify.js';
 import { collect, numberOption } from './option-parsers.js';
 import { exitInvalid } from './schema-command.js';
 
@@ -23,6 +24,8 @@ interface PeerFlags {
   patience: number;
   onSharedFailure?: 'fail' | 'continue';
   strict?: boolean;
+  verify?: string;
+  buildTool?: 'bazel' | 'turbo' | 'auto';
 }
 
 /** `taskshard peer`: the CI side. Flag names are an interface CI scripts depend on; see docs/peer.md. */
@@ -49,6 +52,8 @@ export function registerPeerCommand(program: Command): void {
     .option('--patience <sec>', 'fail open when a lost authority stays gone this long', numberOption(0, 86_400), 60)
     .addOption(new Option('--on-shared-failure <mode>', 'a shared step failed for good: fail exits 1 at once, continue lets the universe decide (default: fail for independent, continue for dependent)').choices(['fail', 'continue']))
     .option('--strict', 'exit 2 instead of failing open')
+    .option('--verify <cmd>', 'after a successful step, check its result is in the remote cache (builtin:bazel, builtin:turbo, or a command line with {step} {target}); failing: reported as not published, leased again')
+    .addOption(new Option('--build-tool <tool>', "read the universe build's cache summary from $TASKSHARD_EVIDENCE_FILE and report hits, misses and shared steps that were not hits").choices(['bazel', 'turbo', 'auto']))
     .argument('<command...>', 'command run per step, then for the universe; {target} and {step} are substituted in each ARG')
     .addHelpText(
       'after',
@@ -65,6 +70,14 @@ export function registerPeerCommand(program: Command): void {
       const [command, ...args] = commandLine;
       if (command === undefined || command === '') {
         process.stderr.write('taskshard peer: COMMAND: missing; put it after --\n');
+        process.exitCode = exitInvalid;
+        return;
+      }
+      let evidence: ReturnType<typeof prepareEvidence>;
+      try {
+        evidence = prepareEvidence(flags.verify, flags.buildTool !== undefined);
+      } catch (err) {
+        process.stderr.write(`taskshard peer: --verify: ${(err as Error).message}\n`);
         process.exitCode = exitInvalid;
         return;
       }
@@ -93,13 +106,16 @@ export function registerPeerCommand(program: Command): void {
             patienceSec: flags.patience,
             onSharedFailure: flags.onSharedFailure,
             strict: flags.strict ?? false,
-            runner: createCommandRunner({ command, args }),
+            runner: evidence.wrap(createCommandRunner({ command, args, env: evidence.env })),
+            buildTool: flags.buildTool,
+            evidenceFile: evidence.file,
             signal: stop.signal,
           },
           'flags',
         );
         process.exitCode = result.exitCode;
       } finally {
+        evidence.cleanup();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }

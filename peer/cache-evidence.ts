@@ -1,3 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { buildToolSchema, type CacheEvidenceReport, type cacheEvidenceSchema } from '../shared/protocol.js';
+import type { ParsedPeerOptions } from './options.js';
+import type { PeerReport } from './report.js';
+import type { PeerResult } from './run-peer.js';
+
 /**
  * The build tool's own record of what came from the remote cache, parsed from its output:
  * Bazel's execution log (`--execution_log_json_file`, a stream of SpawnExec JSON objects) and
@@ -6,8 +13,8 @@
  * misses and the shared steps that were not cache hits for this peer, which the peer reports.
  */
 
-export const buildTools = ['bazel', 'turbo'] as const;
-export type BuildTool = (typeof buildTools)[number];
+export const buildTools = buildToolSchema.options;
+export type BuildTool = z.infer<typeof buildToolSchema>;
 
 /** One action Bazel ran or took from a cache, as its execution log records it. */
 export interface BazelSpawn {
@@ -15,6 +22,8 @@ export interface BazelSpawn {
   /** How Bazel ran it: `remote cache hit`, `local`, `linux-sandbox`, `worker`, ... */
   readonly runner: string;
   readonly remoteCacheHit: boolean;
+  /** Bazel would store its result in the remote cache (not tagged `no-remote-cache` etc.). */
+  readonly remoteCacheable: boolean;
   /** Output paths (`bazel-out/k8-fastbuild/bin/libs/core/core_gen.c`) with their sha256. */
   readonly outputs: readonly { readonly path: string; readonly sha256: string; readonly sizeBytes: number }[];
 }
@@ -57,13 +66,14 @@ function toSpawn(json: string, source: string, offset: number): BazelSpawn {
   } catch (err) {
     throw new Error(`${source}: the object at offset ${offset} is not JSON (${(err as Error).message})`);
   }
-  const record = raw as { mnemonic?: unknown; runner?: unknown; remoteCacheHit?: unknown; actualOutputs?: unknown };
+  const record = raw as { mnemonic?: unknown; runner?: unknown; remoteCacheHit?: unknown; remoteCacheable?: unknown; actualOutputs?: unknown };
   if (typeof record.mnemonic !== 'string') throw new Error(`${source}: the object at offset ${offset} has no mnemonic (not a Bazel execution log?)`);
   const outputs = Array.isArray(record.actualOutputs) ? record.actualOutputs : [];
   return {
     mnemonic: record.mnemonic,
     runner: typeof record.runner === 'string' ? record.runner : '',
     remoteCacheHit: record.remoteCacheHit === true,
+    remoteCacheable: record.remoteCacheable === true,
     outputs: outputs.map((o: { path?: unknown; digest?: { hash?: unknown; sizeBytes?: unknown } }) => ({
       path: String(o.path ?? ''),
       sha256: String(o.digest?.hash ?? ''),
@@ -134,15 +144,7 @@ export interface EvidenceStep {
 }
 
 /** What a universe build took from the remote cache, as reported to the authority. */
-export interface CacheEvidence {
-  readonly tool: BuildTool;
-  /** Actions (Bazel) or tasks (turbo) served by the remote cache. */
-  readonly hits: number;
-  /** Actions or tasks that ran here (cache misses). */
-  readonly misses: number;
-  /** Shared steps with at least one action or task that ran here instead of coming from a cache. */
-  readonly missedSteps: readonly string[];
-}
+export type CacheEvidence = z.infer<typeof cacheEvidenceSchema>;
 
 /** The Bazel package a step's target covers: `//libs/core/...` → `libs/core/` (prefix), `//a:b` → `a` (exact). */
 function bazelPackageMatcher(target: string): ((pkg: string) => boolean) | null {
@@ -201,4 +203,78 @@ export function turboCacheEvidence(tasks: readonly TurboTask[], steps: readonly 
     misses: tasks.length - hits,
     missedSteps: steps.filter((s) => missedPackages.has(s.target)).map((s) => s.id),
   };
+}
+
+/** `--build-tool`: a tool, or `auto` (recognized from the record the universe build left). */
+export type BuildToolChoice = BuildTool | 'auto';
+
+/**
+ * Reads the universe build's record (`$TASKSHARD_EVIDENCE_FILE`: Bazel's JSON execution log or
+ * turbo's run summary) and returns its cache evidence, or a sentence saying why there is none.
+ */
+export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string, steps: readonly EvidenceStep[]): CacheEvidence | string {
+  if (!existsSync(evidenceFile)) {
+    return `the universe build left no record in $TASKSHARD_EVIDENCE_FILE (Bazel: --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE"; turbo: copy the --summarize file there)`;
+  }
+  const text = readFileSync(evidenceFile, 'utf8');
+  const tool: BuildTool = choice !== 'auto' ? choice : /^\s*\{\s*"id"|"turboVersion"/.test(text) ? 'turbo' : 'bazel';
+  try {
+    return tool === 'bazel' ? bazelCacheEvidence(parseBazelExecLog(text, evidenceFile), steps) : turboCacheEvidence(parseTurboRunSummary(text, evidenceFile), steps);
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** One line for the CI log. */
+export function describeCacheEvidence(e: CacheEvidence): string {
+  const unit = e.tool === 'bazel' ? 'actions' : 'tasks';
+  const missed = e.missedSteps.length === 0 ? 'every shared step came from the cache or was built here' : `shared steps NOT from the cache: ${e.missedSteps.join(', ')}`;
+  return `universe cache evidence (${e.tool}): ${e.hits} ${unit} from the remote cache, ${e.misses} ran here; ${missed}`;
+}
+
+/**
+ * Sends the evidence to the authority (`POST /api/v1/cohorts/:cohortId/cache-evidence`, the peer
+ * token as Bearer). Resolves to null when accepted, else to what went wrong (never throws: the
+ * build's result does not depend on it).
+ */
+export async function postCacheEvidence(serverWsUrl: string, token: string | null, cohortId: string, report: CacheEvidenceReport, timeoutMs = 10_000): Promise<string | null> {
+  const url = new URL(serverWsUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  url.pathname = `/api/v1/cohorts/${encodeURIComponent(cohortId)}/cache-evidence`;
+  url.search = '';
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+      body: JSON.stringify(report),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const body = await res.text();
+    return res.ok ? null : `the authority answered ${res.status}: ${body.slice(0, 200)}`;
+  } catch (err) {
+    return `cannot reach ${url.origin}: ${(err as Error).message}`;
+  }
+}
+
+/**
+ * After the run: with `buildTool` set and a universe build that ran, reads its cache evidence,
+ * prints it, sends it to the authority (when this peer shared a cohort) and adds it to the result.
+ */
+export async function withCacheEvidence<R extends PeerResult>(result: R, o: ParsedPeerOptions, steps: readonly EvidenceStep[], token: string | null, report: PeerReport): Promise<R> {
+  if (o.buildTool === undefined || result.universe === null) return result;
+  if (o.evidenceFile === undefined) {
+    report.warning('--build-tool: no evidence file to read (the CLI sets $TASKSHARD_EVIDENCE_FILE; library users pass evidenceFile)');
+    return result;
+  }
+  const evidence = readCacheEvidence(o.buildTool, o.evidenceFile, steps);
+  if (typeof evidence === 'string') {
+    report.warning(`--build-tool ${o.buildTool}: no cache evidence: ${evidence}`);
+    return result;
+  }
+  report.event(describeCacheEvidence(evidence));
+  if (result.mode === 'shared' && result.cohortId !== null && result.peerId !== null) {
+    const problem = await postCacheEvidence(o.server, token, result.cohortId, { peerId: result.peerId, evidence });
+    if (problem !== null) report.warning(`cache evidence not recorded by the authority: ${problem}`);
+  }
+  return { ...result, universe: { ...result.universe, cacheEvidence: evidence } };
 }

@@ -22,6 +22,11 @@ export async function buildLocally(order: readonly StepDef[], runner: StepRunner
     report.event(`step ${step.id} building here (${step.target})`);
     const run = await runTimed(runner, { stepId: step.id, target: step.target, phase: 'step', signal }, now);
     if (run.aborted) return { built, failed: null, interrupted: true };
+    if (run.unpublished !== null) {
+      report.warning(`step ${step.id} built here in ${formatDuration(run.durationMs)} but NOT published (${run.unpublished}); the universe build here does not need the cache`);
+      built.push(step.id);
+      continue;
+    }
     if (!run.ok) {
       report.failure(`step ${step.id} FAILED here with ${formatExit(run.exitCode)} after ${formatDuration(run.durationMs)}`);
       return { built, failed: { stepId: step.id, run }, interrupted: false };

@@ -78,6 +78,10 @@ export const peerOptionsSchema = z.strictObject({
   onSharedFailure: z.enum(['fail', 'continue']).optional(),
   /** Exit 2 instead of failing open. */
   strict: z.boolean().default(false),
+  /** Read the universe build's cache summary from `evidenceFile` and report it (see peer/cache-evidence.ts). */
+  buildTool: z.enum(['bazel', 'turbo', 'auto']).optional(),
+  /** Where the universe build leaves its record (Bazel's execution log, turbo's run summary); the CLI sets `$TASKSHARD_EVIDENCE_FILE`. */
+  evidenceFile: z.string().min(1).optional(),
   runner: z.custom<StepRunner>(isFunction, 'must be a function (ctx) => Promise<{ ok, exitCode, logTail? }>'),
   /** Environment for CI detection and the token fallback (default `process.env`). */
   env: z.record(z.string(), z.string().optional()).optional(),
@@ -113,6 +117,8 @@ export const peerOptionFlags: Readonly<Record<string, string>> = Object.freeze({
   patienceSec: '--patience',
   onSharedFailure: '--on-shared-failure',
   strict: '--strict',
+  buildTool: '--build-tool',
+  evidenceFile: 'TASKSHARD_EVIDENCE_FILE',
   runner: 'COMMAND',
 });
 

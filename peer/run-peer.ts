@@ -1,3 +1,4 @@
+import { withCacheEvidence, type CacheEvidence } from './cache-evidence.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
@@ -37,7 +38,7 @@ export interface PeerResult {
   /** The authority's estimate of build time this peer saved (0 after failing open). */
   readonly savedSec: number;
   /** The universe build, when it ran. */
-  readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number } | null;
+  readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number; readonly cacheEvidence?: CacheEvidence } | null;
   /** Usage and schema problems (exit 2), one located line each. */
   readonly problems: readonly string[];
 }
@@ -101,7 +102,8 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
   if (o.signal?.aborted) stop.abort();
   o.signal?.addEventListener('abort', onOuterAbort, { once: true });
   try {
-    return await drive(o, schema, loaded.digest, source, token, onSharedFailure, report, stop.signal);
+    const result = await drive(o, schema, loaded.digest, source, token, onSharedFailure, report, stop.signal);
+    return await withCacheEvidence(result, o, schema.steps, token, report);
   } finally {
     o.signal?.removeEventListener('abort', onOuterAbort);
   }

@@ -322,6 +322,8 @@ export class PeerSession {
       if (run.ok) {
         this.builtHere.push(stepId);
         this.config.report.event(`step ${stepId} finished in ${took}`);
+      } else if (run.unpublished !== null) {
+        this.config.report.warning(`step ${stepId} built in ${took} but NOT published: ${run.unpublished}; the authority will lease it again`);
       } else {
         this.config.report.event(`step ${stepId} failed here with ${formatExit(run.exitCode)} after ${took}`);
       }
@@ -334,6 +336,7 @@ export class PeerSession {
           exitCode: run.exitCode,
           durationMs: run.durationMs,
           ...(run.ok || run.logTail === undefined ? {} : { logTail: run.logTail }),
+          ...(run.unpublished === null ? {} : { unpublished: true as const }),
         };
         this.unreported.push(finished);
         if (this.welcomed) this.link?.send(finished);

@@ -19,6 +19,8 @@ export interface StepOutcome {
   readonly ok: boolean;
   readonly exitCode: number | null;
   readonly logTail?: string;
+  /** Built, but not in the remote cache (`--verify` failed; see peer/verify.ts): why. Requires `ok: false`. */
+  readonly unpublished?: string;
 }
 
 /**
@@ -35,6 +37,8 @@ export interface StepRun {
   readonly durationMs: number;
   /** The signal was aborted before the run settled: the result is not reported. */
   readonly aborted: boolean;
+  /** See {@link StepOutcome.unpublished}; null otherwise. */
+  readonly unpublished: string | null;
 }
 
 const maxDurationMs = limits.maxEstimateSec * 1000 * 4;
@@ -54,9 +58,10 @@ export async function runTimed(runner: StepRunner, ctx: StepContext, now: () => 
   }
   const durationMs = Math.min(Math.max(0, Math.round(now() - startedAtMs)), maxDurationMs);
   if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
-    return { ok: false, exitCode: null, logTail: 'taskshard: the step runner returned no { ok, exitCode }', durationMs, aborted: ctx.signal.aborted };
+    return { ok: false, exitCode: null, logTail: 'taskshard: the step runner returned no { ok, exitCode }', durationMs, aborted: ctx.signal.aborted, unpublished: null };
   }
   const exitCode = typeof outcome.exitCode === 'number' && Number.isInteger(outcome.exitCode) ? Math.min(Math.max(outcome.exitCode, -1024), 1024) : null;
   const logTail = typeof outcome.logTail === 'string' && outcome.logTail.length > 0 ? outcome.logTail.slice(-limits.maxLogTailChars) : undefined;
-  return { ok: outcome.ok, exitCode, logTail, durationMs, aborted: ctx.signal.aborted };
+  const unpublished = !outcome.ok && typeof outcome.unpublished === 'string' && outcome.unpublished !== '' ? outcome.unpublished : null;
+  return { ok: outcome.ok, exitCode, logTail, durationMs, aborted: ctx.signal.aborted, unpublished };
 }

@@ -76,12 +76,40 @@ export const stepFinishedSchema = z.strictObject({
   exitCode,
   durationMs,
   logTail: logTail.optional(),
+  /**
+   * With `ok: false` (additive): the step was built but `--verify` found its result missing from the
+   * remote cache. The authority leases it again, preferring another peer, and does not count it as
+   * a build failure; `exitCode` and `logTail` are the verifier's. An older authority sees a failure.
+   */
+  unpublished: z.literal(true).optional(),
 });
 
 export const byeSchema = z.strictObject({
   type: z.literal('bye'),
   reason: message.optional(),
 });
+
+/** The build tools whose cache summaries the peer reads (`--build-tool`). */
+export const buildToolSchema = z.enum(['bazel', 'turbo']);
+
+/**
+ * What a peer's universe build took from the remote cache, in the build tool's own terms: actions
+ * (Bazel) or tasks (turbo) served by the cache, those that ran, and the shared steps with work that
+ * ran instead of coming from the cache ("why did this rebuild?").
+ */
+export const cacheEvidenceSchema = z.strictObject({
+  tool: buildToolSchema,
+  hits: count,
+  misses: count,
+  missedSteps: z.array(safeIdSchema).max(limits.maxSteps),
+});
+
+/** `POST /api/v1/cohorts/:cohortId/cache-evidence` (peer token): a peer's evidence after its universe build. */
+export const cacheEvidenceReportSchema = z.strictObject({
+  peerId: peerIdSchema,
+  evidence: cacheEvidenceSchema,
+});
+export type CacheEvidenceReport = z.infer<typeof cacheEvidenceReportSchema>;
 
 export const peerMessageSchema = z.discriminatedUnion('type', [helloSchema, stepFinishedSchema, byeSchema]);
 export type PeerMessage = z.infer<typeof peerMessageSchema>;

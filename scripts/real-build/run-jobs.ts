@@ -100,7 +100,9 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
       const args =
         mode === 'taskshard'
           ? [cli, 'peer', '--server', server, '--schema', join(job.workspace, 'taskshard.json'), '--cache-id', `${example.name}-example`, '--peer-id', job.id,
-              '--repo', `https://example.com/acme/${example.name}-example.git`, '--base-ref', 'main', '--change-ref', 'refs/changes/14/1', ...(options.peerFlags ?? []),
+              '--repo', `https://example.com/acme/${example.name}-example.git`, '--base-ref', 'main', '--change-ref', 'refs/changes/14/1',
+              // Verified completion and cache evidence with the built-in support for the tool.
+              '--verify', `builtin:${example.name}`, '--build-tool', example.name, ...(options.peerFlags ?? []),
               '--', 'ci/build.sh', '{step}', '{target}']
           : [join(job.workspace, 'ci/build.sh'), 'universe', schema.universe];
       const command = mode === 'taskshard' ? process.execPath : args.shift()!;

@@ -24,6 +24,11 @@ export function expectEachStepBuiltOnceAndSharedThroughTheCache(result: RunResul
     expect(others.length, `${job.dirs.id} built everything itself`).toBeLessThan(stepIds.length);
     for (const id of others) expect(fromRemote.has(id), `${job.dirs.id} did not take ${id} from the remote cache`).toBe(true);
   }
+  // The peer's own reading of the universe build (--build-tool): no shared step missed the cache.
+  for (const job of result.jobs) {
+    expect(job.output, `${job.dirs.id}: cache evidence`).toMatch(/universe cache evidence \((bazel|turbo)\): [1-9]\d* (actions|tasks) from the remote cache, \d+ ran here; every shared step came from the cache or was built here/);
+    expect(job.output, `${job.dirs.id}: a step was not published`).not.toMatch(/NOT published/);
+  }
   // Between them, the jobs split the work: more than one job built something.
   expect(result.jobs.filter((j) => j.invocations.some((i) => i.executed.length > 0)).length).toBeGreaterThan(1);
 }
