@@ -79,12 +79,17 @@ export function sendComplete(state: SchedulerState, tx: CoreTx, cohort: Cohort, 
   const outcome = cohort.record.outcome;
   if (outcome === null) throw new Error(`cohort ${cohort.id} is ${cohort.record.status} without an outcome`);
   transitionWork(tx.journal, peer, doneWork);
+  const summary = peerSummary(cohort, peer.peerId, (c, s) => state.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now });
   tx.send(peer.connId, {
     type: 'complete',
     cohortId: cohort.id,
     outcome: outcome.kind,
-    summary: peerSummary(cohort, peer.peerId, (c, s) => state.estimateMs(c, s)),
+    summary,
   });
+  if (outcome.kind !== 'cancelled') {
+    tx.stat('runner.spent', summary.spentSec ?? 0);
+    tx.stat('runner.alone', summary.aloneSec ?? 0);
+  }
 }
 
 export function onCancel(state: SchedulerState, tx: CoreTx, cohortId: string): void {

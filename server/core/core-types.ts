@@ -105,7 +105,12 @@ export type CoreStat =
   | 'step.failed'
   | 'step.reused'
   | 'lease.expired'
-  | 'seconds.saved';
+  /** Build time saved by a completed cohort (s): every member building every step, minus each step built once. */
+  | 'seconds.saved'
+  /** Runner time of a peer told `complete` (s): join to complete, building and waiting. */
+  | 'runner.spent'
+  /** What that peer would have spent building every step alone (s). */
+  | 'runner.alone';
 
 export type Effect =
   | { readonly kind: 'send'; readonly connId: ConnId; readonly message: ServerMessage }

@@ -5,11 +5,28 @@ import type { Cohort } from './cohort.js';
 /** The estimate to use for a step's duration when it has no measured one. */
 export type EstimateFn = (cohort: Cohort, stepId: string) => number;
 
-/** What one peer is told in `complete`: who built what, and the time it did not spend. */
-export function peerSummary(cohort: Cohort, peerId: string, estimateMs: EstimateFn): CompleteSummary {
+/** When the peer joined its cohort and the time of its `complete`, both on the authority's clock (ms). */
+export interface PeerSpan {
+  readonly joinedAtMs: number;
+  readonly nowMs: number;
+}
+
+/**
+ * What one peer is told in `complete`, in two units: who built what and the
+ * build time it did not spend (`savedSec`, steps others built or the memo
+ * had); its own build time (`builtSec`); what building every step alone would
+ * have taken (`aloneSec`: measured durations, estimates for steps without
+ * one); and its runner time so far, building and waiting (`spentSec`, join to
+ * now). The peer's runner-time saving is `aloneSec − spentSec`, negative when
+ * waiting cost it more than building alone would have.
+ */
+export function peerSummary(cohort: Cohort, peerId: string, estimateMs: EstimateFn, span: PeerSpan): CompleteSummary {
   const summary: CompleteSummary = { builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0 };
   let savedMs = 0;
+  let builtMs = 0;
+  let aloneMs = 0;
   for (const step of cohort.ordered) {
+    aloneMs += step.durationMs ?? estimateMs(cohort, step.stepId);
     if (step.status === 'succeeded') {
       const ms = step.durationMs ?? estimateMs(cohort, step.stepId);
       if (step.fromMemo) {
@@ -17,6 +34,7 @@ export function peerSummary(cohort: Cohort, peerId: string, estimateMs: Estimate
         savedMs += ms;
       } else if (step.builtBy === peerId) {
         summary.builtHere.push(step.stepId);
+        builtMs += ms;
       } else if (step.builtBy !== null) {
         summary.builtByOthers.push({ stepId: step.stepId, peerId: step.builtBy });
         savedMs += ms;
@@ -32,12 +50,16 @@ export function peerSummary(cohort: Cohort, peerId: string, estimateMs: Estimate
     }
   }
   summary.savedSec = Math.round(savedMs) / 1000;
+  summary.builtSec = Math.round(builtMs) / 1000;
+  summary.aloneSec = Math.round(aloneMs) / 1000;
+  summary.spentSec = Math.max(0, Math.round(span.nowMs - span.joinedAtMs)) / 1000;
   return summary;
 }
 
 /**
- * Machine time the cohort saved: without taskshard every member would build
+ * Build time the cohort saved: without taskshard every member would build
  * every succeeded step; with it each was built once (or not at all, from memo).
+ * Runner time is per peer (see {@link peerSummary}).
  */
 export function cohortSecondsSaved(cohort: Cohort, estimateMs: EstimateFn): number {
   let everyoneMs = 0;

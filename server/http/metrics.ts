@@ -18,7 +18,9 @@ export class Metrics {
       'step.failed': counter('taskshard_steps_failed_total', 'Steps failed for their cohort.'),
       'step.reused': counter('taskshard_steps_reused_total', 'Steps skipped because a memo held their result.'),
       'lease.expired': counter('taskshard_lease_expiries_total', 'Leases lost with their peer (grace expired, bye, or not resumed).'),
-      'seconds.saved': counter('taskshard_seconds_saved_total', 'Machine seconds saved versus every peer building every step.'),
+      'seconds.saved': counter('taskshard_seconds_saved_total', 'Build time saved (s): step builds not repeated, versus every peer of a completed cohort building every step.'),
+      'runner.spent': counter('taskshard_runner_seconds_total', 'Runner time (s) of peers told complete: join to complete, building and waiting.'),
+      'runner.alone': counter('taskshard_runner_seconds_alone_total', 'What those peers would have spent building every step alone (s); minus taskshard_runner_seconds_total is the runner time saved, which can be negative.'),
     };
     this.frames = new Counter({
       name: 'taskshard_frames_received_total',

@@ -53,6 +53,10 @@ describe('step failure', () => {
         fromMemo: [],
         failed: [{ stepId: 'bad', peerId: 'p2', exitCode: 4, logTail: 'error: boom', reason: 'failed 2 times; last on p2 with exit 4' }],
         savedSec: 2,
+        // Build time: p1 built nothing; alone it would build b, c (1 s each, measured) and bad (its 100 s estimate).
+        builtSec: 0,
+        aloneSec: 102,
+        spentSec: 0,
       },
     });
   });

@@ -119,7 +119,7 @@ describe('cohort matching', () => {
       type: 'complete',
       cohortId: 'c1',
       outcome: 'succeeded',
-      summary: { builtHere: [], builtByOthers: [{ stepId: 's1', peerId: 'a' }], fromMemo: [], failed: [], savedSec: 1 },
+      summary: { builtHere: [], builtByOthers: [{ stepId: 's1', peerId: 'a' }], fromMemo: [], failed: [], savedSec: 1, builtSec: 0, aloneSec: 1, spentSec: 0 },
     });
   });
 
