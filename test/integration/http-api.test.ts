@@ -87,6 +87,10 @@ describe('REST API', () => {
     expect(metrics).toMatch(/^taskshard_steps_succeeded_total 1$/m);
     expect(metrics).toMatch(/^taskshard_lease_expiries_total 0$/m);
     expect(metrics).toMatch(/^taskshard_seconds_saved_total 0$/m);
+    // Runner time in its own two counters (saved = alone − spent can be negative, which a counter cannot be).
+    expect(metrics).toMatch(/^# HELP taskshard_runner_seconds_total Runner time/m);
+    expect(metrics).toMatch(/^taskshard_runner_seconds_total 0$/m);
+    expect(metrics).toMatch(/^taskshard_runner_seconds_alone_total 0$/m);
     p.sendRaw('junk');
     await p.waitType('error');
     expect((await api('/metrics', { token: null })).body).toMatch(/^taskshard_errors_total\{code="BAD_MESSAGE"\} 1$/m);
