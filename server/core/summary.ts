@@ -16,7 +16,7 @@ export interface PeerSpan {
  * build time it did not spend (`savedSec`, steps others built or the memo
  * had); its own build time (`builtSec`); what building every step alone would
  * have taken (`aloneSec`: measured durations, estimates for steps without
- * one); and its runner time so far, building and waiting (`spentSec`, join to
+ * one; steps reused from a memo are cache hits alone too and count 0); and its runner time so far, building and waiting (`spentSec`, join to
  * now). The peer's runner-time saving is `aloneSec − spentSec`, negative when
  * waiting cost it more than building alone would have.
  */
@@ -26,7 +26,8 @@ export function peerSummary(cohort: Cohort, peerId: string, estimateMs: Estimate
   let builtMs = 0;
   let aloneMs = 0;
   for (const step of cohort.ordered) {
-    aloneMs += step.durationMs ?? estimateMs(cohort, step.stepId);
+    // A step reused from a memo is in the remote cache already: alone, this peer would not build it either.
+    if (!step.fromMemo) aloneMs += step.durationMs ?? estimateMs(cohort, step.stepId);
     if (step.status === 'succeeded') {
       const ms = step.durationMs ?? estimateMs(cohort, step.stepId);
       if (step.fromMemo) {

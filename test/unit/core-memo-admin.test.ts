@@ -26,7 +26,7 @@ describe('memo', () => {
     const conn = h.conns.get('later')!;
     expect(messagesIn(out, conn)).toEqual([
       { type: 'welcome', protocol: 1, peerId: 'later', resumeToken: `tok-later-${conn}`, resumed: false, cohort: { id: 'c2', peers: 1, steps: 2, resolved: 2, succeeded: [{ stepId: 's1', peerId: null, fromMemo: true }, { stepId: 's2', peerId: null, fromMemo: true }] }, pingIntervalMs: 15_000 },
-      { type: 'complete', cohortId: 'c2', outcome: 'succeeded', summary: { builtHere: [], builtByOthers: [], fromMemo: ['s1', 's2'], failed: [], savedSec: 2, builtSec: 0, aloneSec: 2, spentSec: 0 } },
+      { type: 'complete', cohortId: 'c2', outcome: 'succeeded', summary: { builtHere: [], builtByOthers: [], fromMemo: ['s1', 's2'], failed: [], savedSec: 2, builtSec: 0, aloneSec: 0, spentSec: 0 } },
     ]);
     expect(out.writes.filter((w) => w.table === 'success')).toEqual([
       { table: 'success', cohortId: 'c2', stepId: 's1', leaseId: null, peerId: null, atMs: h.clock.now() },
