@@ -76,9 +76,16 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
     logController: new LogController({ disableRequestLogging: true }),
   });
   registerRouteAccess(app, config);
-  const metrics = new Metrics(() => scheduler.counts());
+  const metrics = new Metrics(() => scheduler.counts(), deps.version ?? '0.0.0');
   const live = new LiveHub();
-  const observed = observeCommits(store, (writes) => live.publish(writes), (err) => app.log.error({ err }, 'live update listener failed'));
+  const observed = observeCommits(
+    store,
+    (writes) => {
+      metrics.observeWrites(writes, clock.now());
+      live.publish(writes);
+    },
+    (err) => app.log.error({ err }, 'commit listener failed'),
+  );
   const authority = new Authority(scheduler, observed, clock, app.log, metrics, coreConfig.cohortRetentionMs, (err) => {
     deps.onFatal?.(err);
   });

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CoreStat } from '../core/core-types.js';
+import type { Write } from '../core/records.js';
+import { WriteMetrics } from './write-metrics.js';
 
 /** Prometheus metrics of one authority, on a registry of its own (several apps can live in one process). */
 export class Metrics {
@@ -7,10 +9,35 @@ export class Metrics {
   readonly errors: Counter<'code'>;
   /** Frames received on peer sockets, by what became of them. */
   readonly frames: Counter<'result'>;
+  /** Histograms and runner-time counters derived from committed writes. */
+  readonly fromWrites: WriteMetrics;
   private readonly counters: Record<CoreStat, Counter>;
+  private readonly stepsByOutcome: Counter<'outcome'>;
+  private readonly savedSeconds: Counter<'unit'>;
 
-  constructor(gauges: () => { peersConnected: number; cohortsOpen: number; leasesLive: number }) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'taskshard_process_' });
+  /** `version` labels `taskshard_build_info`. */
+  constructor(gauges: () => { peersConnected: number; cohortsOpen: number; leasesLive: number }, version = '0.0.0') {
+    // Standard names (process_cpu_seconds_total, nodejs_heap_size_used_bytes, ...), as every Node dashboard expects.
+    collectDefaultMetrics({ register: this.registry });
+    this.fromWrites = new WriteMetrics(this.registry);
+    new Gauge({
+      name: 'taskshard_build_info',
+      help: 'Always 1; the labels say which taskshard and Node.js are running.',
+      labelNames: ['version', 'node_version'],
+      registers: [this.registry],
+    }).set({ version, node_version: process.version }, 1);
+    this.stepsByOutcome = new Counter({
+      name: 'taskshard_steps_total',
+      help: 'Steps resolved, by outcome: built (succeeded), reused (from a memo), failed.',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    this.savedSeconds = new Counter({
+      name: 'taskshard_saved_seconds_total',
+      help: 'Build seconds saved (unit="build"): every member building every succeeded step, minus building each once. Runner time: see taskshard_runner_seconds_total.',
+      labelNames: ['unit'],
+      registers: [this.registry],
+    });
     const counter = (name: string, help: string) => new Counter({ name, help, registers: [this.registry] });
     this.counters = {
       'step.assigned': counter('taskshard_steps_assigned_total', 'Leases granted (backup copies included).'),
@@ -45,5 +72,14 @@ export class Metrics {
 
   recordStat(stat: CoreStat, value: number): void {
     this.counters[stat].inc(value);
+    if (stat === 'step.succeeded') this.stepsByOutcome.inc({ outcome: 'built' }, value);
+    else if (stat === 'step.reused') this.stepsByOutcome.inc({ outcome: 'reused' }, value);
+    else if (stat === 'step.failed') this.stepsByOutcome.inc({ outcome: 'failed' }, value);
+    else if (stat === 'seconds.saved') this.savedSeconds.inc({ unit: 'build' }, value);
+  }
+
+  /** A batch the authority committed, at `nowMs`. */
+  observeWrites(writes: readonly Write[], nowMs: number): void {
+    this.fromWrites.observe(writes, nowMs);
   }
 }
