@@ -9,7 +9,7 @@ export class Metrics {
   readonly errors: Counter<'code'>;
   /** Frames received on peer sockets, by what became of them. */
   readonly frames: Counter<'result'>;
-  /** Histograms and runner-time counters derived from committed writes. */
+  /** Histograms derived from committed writes. */
   readonly fromWrites: WriteMetrics;
   private readonly counters: Record<CoreStat, Counter>;
   private readonly stepsByOutcome: Counter<'outcome'>;
@@ -34,7 +34,7 @@ export class Metrics {
     });
     this.savedSeconds = new Counter({
       name: 'taskshard_saved_seconds_total',
-      help: 'Build seconds saved (unit="build"): every member building every succeeded step, minus building each once. Runner time: see taskshard_runner_seconds_total.',
+      help: 'Build seconds saved (unit="build"): every member building every succeeded step, minus building each once. Runner time saved: taskshard_runner_seconds_alone_total - taskshard_runner_seconds_total.',
       labelNames: ['unit'],
       registers: [this.registry],
     });

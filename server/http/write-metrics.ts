@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Histogram, type Registry } from 'prom-client';
 import { leaseOutcomeOf } from '../core/causes.js';
 import type { Write } from '../core/records.js';
 
@@ -15,10 +15,6 @@ import type { Write } from '../core/records.js';
  * - `taskshard_time_to_universe_seconds`: per member connected when its
  *   cohort succeeded, from joining to completion (when it can start its
  *   universe build).
- * - `taskshard_runner_seconds_total{mode}`: for those members, `alone` is the
- *   time building every succeeded step itself would have taken and `shared`
- *   the time it spent (joined to completion); runner time saved is
- *   alone - shared, which may be negative, so it is two counters.
  *
  * State is per open cohort and forgotten when it resolves; after a restart
  * it starts empty (metrics count from process start).
@@ -29,8 +25,6 @@ interface CohortTrack {
   readonly members: Map<string, number>;
   /** Peers without a lease since this time. */
   readonly idleSince: Map<string, number>;
-  /** Sum of succeeded leases' durations: one peer building every step alone. */
-  aloneMs: number;
 }
 
 export const stepDurationBucketsSec = [0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600];
@@ -41,7 +35,6 @@ export class WriteMetrics {
   readonly stepDuration: Histogram<'outcome'>;
   readonly peerWait: Histogram;
   readonly timeToUniverse: Histogram;
-  readonly runnerSeconds: Counter<'mode'>;
   private readonly cohorts = new Map<string, CohortTrack>();
 
   constructor(registry: Registry) {
@@ -64,17 +57,11 @@ export class WriteMetrics {
       buckets: timeToUniverseBucketsSec,
       registers: [registry],
     });
-    this.runnerSeconds = new Counter({
-      name: 'taskshard_runner_seconds_total',
-      help: 'Members of succeeded cohorts: alone = building every step itself; shared = joined to completion. Saved = alone - shared.',
-      labelNames: ['mode'],
-      registers: [registry],
-    });
   }
 
   private track(cohortId: string): CohortTrack {
     let t = this.cohorts.get(cohortId);
-    if (!t) this.cohorts.set(cohortId, (t = { members: new Map(), idleSince: new Map(), aloneMs: 0 }));
+    if (!t) this.cohorts.set(cohortId, (t = { members: new Map(), idleSince: new Map() }));
     return t;
   }
 
@@ -114,7 +101,6 @@ export class WriteMetrics {
           const endedAtMs = lease.endedAtMs ?? nowMs;
           const outcome = leaseOutcomeOf(lease.end);
           this.stepDuration.observe({ outcome }, Math.max(0, endedAtMs - lease.startedAtMs) / 1000);
-          if (outcome === 'succeeded') t.aloneMs += endedAtMs - lease.startedAtMs;
           if (t.members.has(lease.peerId)) t.idleSince.set(lease.peerId, endedAtMs);
         }
       }
@@ -127,12 +113,7 @@ export class WriteMetrics {
       const resolvedAtMs = w.row.resolvedAtMs ?? nowMs;
       for (const peerId of [...t.idleSince.keys()]) this.endWait(t, peerId, resolvedAtMs);
       if (w.row.outcome?.kind === 'succeeded') {
-        for (const joinedAtMs of t.members.values()) {
-          const sharedMs = Math.max(0, resolvedAtMs - joinedAtMs);
-          this.timeToUniverse.observe(sharedMs / 1000);
-          this.runnerSeconds.inc({ mode: 'alone' }, t.aloneMs / 1000);
-          this.runnerSeconds.inc({ mode: 'shared' }, sharedMs / 1000);
-        }
+        for (const joinedAtMs of t.members.values()) this.timeToUniverse.observe(Math.max(0, resolvedAtMs - joinedAtMs) / 1000);
       }
       this.cohorts.delete(w.row.cohortId);
     }

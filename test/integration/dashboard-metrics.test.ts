@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/cli.js';
 import { helloFor, RawPeer } from '../helpers/raw-peer.js';
 import { dagSchema } from '../helpers/schemas.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -35,7 +38,7 @@ const metric = (text: string, name: string): number => {
 };
 
 describe('/metrics', () => {
-  it('step durations, peer waits, time to universe and runner time come from what was committed', async () => {
+  it('step durations, peer waits and time to universe come from what was committed', async () => {
     const p1 = await joined('p1');
     const x = await p1.waitType('assign');
     const p2 = await joined('p2'); // nothing assignable for p2 until x is done
@@ -58,8 +61,6 @@ describe('/metrics', () => {
     expect(metric(text, 'taskshard_peer_wait_seconds_sum')).toBeCloseTo(1.75, 6);
     expect(metric(text, 'taskshard_time_to_universe_seconds_count')).toBe(2);
     expect(metric(text, 'taskshard_time_to_universe_seconds_sum')).toBeCloseTo(3.5, 6);
-    expect(metric(text, 'taskshard_runner_seconds_total{mode="alone"}')).toBeCloseTo(3.5, 6);
-    expect(metric(text, 'taskshard_runner_seconds_total{mode="shared"}')).toBeCloseTo(3.5, 6);
     expect(metric(text, 'taskshard_steps_total{outcome="built"}')).toBe(2);
     expect(metric(text, 'taskshard_saved_seconds_total{unit="build"}')).toBeCloseTo(1.75, 6);
     expect(text).toMatch(/^taskshard_build_info\{version="[^"]+",node_version="v\d+\.\d+\.\d+"\} 1$/m);
@@ -67,5 +68,18 @@ describe('/metrics', () => {
     expect(text).toMatch(/^nodejs_heap_size_used_bytes \S+$/m);
     expect(text).not.toContain('taskshard_process_');
     expect(server.built.metrics.fromWrites.trackedCohorts).toBe(0); // forgotten once resolved
+  });
+});
+
+describe('deploy/grafana/taskshard-dashboard.json', () => {
+  it('uses only metrics the authority exports', async () => {
+    const dashboard = JSON.parse(readFileSync(join(repoRoot, 'deploy/grafana/taskshard-dashboard.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThan(10);
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:taskshard|process|nodejs)_[a-z0-9_]+)\b/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''))));
+    const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    expect([...used].filter((name) => !exported.has(name))).toEqual([]);
+    expect(used.size).toBeGreaterThan(12);
   });
 });
