@@ -8,6 +8,7 @@ import type { Clock } from './core/clock.js';
 import { defaultCoreConfig, type CoreConfig, type IdSource } from './core/core-types.js';
 import { Scheduler } from './core/scheduler.js';
 import { registerApiRoutes } from './http/api-routes.js';
+import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
 import { LiveHub, observeCommits, registerEventStream } from './http/event-stream.js';
@@ -127,6 +128,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
   });
 
   registerRunRoutes(app, { runs, clock });
+  registerCacheEvidenceRoutes(app, { runs, clock, log: app.log });
   registerEventStream(app, live);
   registerDashboardRoutes(app, config);
 

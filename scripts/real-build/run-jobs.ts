@@ -32,6 +32,8 @@ export interface RunResult {
   readonly runnerMs: number;
   /** The authority's log (taskshard mode). */
   readonly authorityLog: string;
+  /** What the authority recorded from the peers' `--build-tool` reports (taskshard mode), by peer id. */
+  readonly recordedEvidence: Readonly<Record<string, { tool: string; hits: number; misses: number; missedSteps: string[] }>>;
 }
 
 export interface RunOptions {
@@ -85,6 +87,7 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
   let cache: SharedCache | null = null;
   let authorityLog = '';
   let authority: RunningProcess | null = null;
+  let authorityUrl = '';
   try {
     cache = await example.startCache(root);
     for (const job of dirs) example.prepareWorkspace(job);
@@ -93,6 +96,7 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
     if (mode === 'taskshard') {
       const started = await startAuthority(root, options.serverFlags ?? []);
       authority = started.proc;
+      authorityUrl = started.url;
       server = started.url.replace(/^http/, 'ws');
     }
     const t0 = performance.now();
@@ -122,7 +126,15 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
       summaryLine: example.summaryLine(done[i]!.proc.output),
     }));
     authorityLog = authority?.output ?? '';
-    return { mode, jobs, wallMs, runnerMs: jobs.reduce((sum, j) => sum + j.wallMs, 0), authorityLog };
+    const recordedEvidence: Record<string, { tool: string; hits: number; misses: number; missedSteps: string[] }> = {};
+    const cohortIds = new Set(jobs.map((j) => j.output.match(/joined cohort (\S+)/)?.[1]).filter((id): id is string => id !== undefined));
+    for (const cohortId of cohortIds) {
+      const res = await fetch(`${authorityUrl}/api/v1/cohorts/${cohortId}/cache-evidence`);
+      if (!res.ok) throw new Error(`GET cache-evidence of ${cohortId}: ${res.status} ${await res.text()}`);
+      const body = (await res.json()) as { peers: { peerId: string; tool: string; hits: number; misses: number; missedSteps: string[] }[] };
+      for (const { peerId, tool, hits, misses, missedSteps } of body.peers) recordedEvidence[peerId] = { tool, hits, misses, missedSteps };
+    }
+    return { mode, jobs, wallMs, runnerMs: jobs.reduce((sum, j) => sum + j.wallMs, 0), authorityLog, recordedEvidence };
   } finally {
     const problems: string[] = [];
     for (const job of dirs) await example.shutdown(job).catch((err: Error) => problems.push(err.message));

@@ -29,6 +29,9 @@ export function expectEachStepBuiltOnceAndSharedThroughTheCache(result: RunResul
     expect(job.output, `${job.dirs.id}: cache evidence`).toMatch(/universe cache evidence \((bazel|turbo)\): [1-9]\d* (actions|tasks) from the remote cache, \d+ ran here; every shared step came from the cache or was built here/);
     expect(job.output, `${job.dirs.id}: a step was not published`).not.toMatch(/NOT published/);
   }
+  // ... and the authority recorded it for every job (GET /api/v1/cohorts/:id/cache-evidence).
+  expect(Object.keys(result.recordedEvidence).sort()).toEqual(result.jobs.map((j) => j.dirs.id).sort());
+  for (const recorded of Object.values(result.recordedEvidence)) expect(recorded.missedSteps).toEqual([]);
   // Between them, the jobs split the work: more than one job built something.
   expect(result.jobs.filter((j) => j.invocations.some((i) => i.executed.length > 0)).length).toBeGreaterThan(1);
 }
