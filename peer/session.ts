@@ -9,6 +9,7 @@ import { classifyLinkEnd, describeLinkEnd, stepIdsIn } from './frame-checks.js';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { builtElsewhereLine, failedStepLine, formatDuration, formatExit, waitingLine, type PeerReport } from './report.js';
 import { runTimed, type StepRun, type StepRunner } from './step-runner.js';
+import { SessionStateCell } from './session-state.js';
 
 /**
  * One peer's conversation with the authority, from the first connect to
@@ -84,7 +85,8 @@ export class PeerSession {
 
   private readonly steps: ReadonlyMap<string, StepDef>;
   private link: AuthorityLink | null = null;
-  private welcomed = false;
+  /** Connection lifecycle: see session-state.ts. */
+  private readonly lifecycle = new SessionStateCell();
   private resumeToken: string | null = null;
   private running: Running | null = null;
   private queuedAssign: Assign | null = null;
@@ -98,7 +100,6 @@ export class PeerSession {
   private lastEnd: string | null = null;
   private lastError: ErrorMessage | null = null;
   private announcedRetry = false;
-  private ended = false;
   private resolveOutcome!: (outcome: SessionOutcome) => void;
   private readonly outcome = new Promise<SessionOutcome>((resolve) => (this.resolveOutcome = resolve));
 
@@ -133,6 +134,7 @@ export class PeerSession {
   // ---- connection ------------------------------------------------------------
 
   private connect(): void {
+    this.lifecycle.to('connecting');
     const remainingMs = this.deadlineAtMs === null ? 10_000 : this.deadlineAtMs - this.config.now();
     const link: AuthorityLink = new AuthorityLink(this.config.url, this.config.token, Math.min(Math.max(remainingMs, 500), 10_000), {
       opened: () => {
@@ -163,10 +165,10 @@ export class PeerSession {
   }
 
   private onLinkEnded(end: LinkEnd): void {
-    const wasJoined = this.welcomed;
+    const wasJoined = this.lifecycle.joined;
     this.link = null;
-    this.welcomed = false;
-    if (this.ended) return;
+    if (this.lifecycle.ended) return;
+    this.lifecycle.to('reconnecting');
     const described = describeLinkEnd(end, this.lastError);
     this.lastEnd = described;
     this.lastError = null;
@@ -187,12 +189,12 @@ export class PeerSession {
       this.announcedRetry = true;
       this.config.report.event(`cannot reach the authority at ${this.config.url} yet (${described}); retrying`);
     }
-    if (this.ended) return; // a zero patience ends at once
+    if (this.lifecycle.ended) return; // a zero patience ends at once
     const delayMs = backoffDelayMs(this.attempt++, this.config.random, this.config.backoff);
     this.config.report.diagnostic(`reconnecting in ${delayMs} ms (attempt ${this.attempt})`);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      if (!this.ended) this.connect();
+      if (!this.lifecycle.ended) this.connect();
     }, delayMs);
   }
 
@@ -224,7 +226,7 @@ export class PeerSession {
   // ---- frames ------------------------------------------------------------------
 
   private onFrame(text: string): void {
-    if (this.ended) return;
+    if (this.lifecycle.ended) return;
     const decoded = decodeServerMessage(text);
     if (!decoded.ok) {
       this.untrusted(`it sent an invalid frame: ${decoded.problem}`);
@@ -264,7 +266,7 @@ export class PeerSession {
     const first = this.resumeToken === null;
     this.clearDeadline();
     this.attempt = 0;
-    this.welcomed = true;
+    this.lifecycle.to('joined');
     this.announcedRetry = false;
     this.resumeToken = welcome.resumeToken;
     this.link?.watch(welcome.pingIntervalMs);
@@ -327,7 +329,7 @@ export class PeerSession {
       } else {
         this.config.report.event(`step ${stepId} failed here with ${formatExit(run.exitCode)} after ${took}`);
       }
-      if (!this.ended) {
+      if (!this.lifecycle.ended) {
         const finished: StepFinished = {
           type: 'step.finished',
           leaseId,
@@ -339,14 +341,14 @@ export class PeerSession {
           ...(run.unpublished === null ? {} : { unpublished: true as const }),
         };
         this.unreported.push(finished);
-        if (this.welcomed) this.link?.send(finished);
+        if (this.lifecycle.joined) this.link?.send(finished);
       }
     }
     const result = { stepId, leaseId, run };
-    if (this.ended) this.settledAfterEnd = result;
+    if (this.lifecycle.ended) this.settledAfterEnd = result;
     const next = this.queuedAssign;
     this.queuedAssign = null;
-    if (next && !this.ended) this.start(next);
+    if (next && !this.lifecycle.ended) this.start(next);
     return result;
   }
 
@@ -394,8 +396,8 @@ export class PeerSession {
   // ---- the end ---------------------------------------------------------------------
 
   private end(outcome: SessionOutcome): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.lifecycle.ended) return;
+    this.lifecycle.to('ended');
     this.clearDeadline();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;

@@ -34,7 +34,6 @@ export class Authority {
   private timer: NodeJS.Timeout | null = null;
   private nextConnId = 1;
   private stopped = false;
-  private draining = false;
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -52,6 +51,8 @@ export class Authority {
     const snapshot = this.store.load(now, this.retentionMs);
     const out = this.scheduler.restore(snapshot, now);
     this.store.apply(out.writes);
+    // Restoring can resolve things (a step that lost its peer once too often fails): its counters count.
+    for (const effect of out.effects) this.deliver(effect);
     this.log.info({ cohorts: snapshot.cohorts.length, leases: snapshot.leases.filter((l) => l.end === null).length, memos: snapshot.memos.length }, 'state loaded');
     this.submit({ kind: 'tick' });
   }
@@ -61,8 +62,9 @@ export class Authority {
     return this.scheduler.dump();
   }
 
+  /** Draining is one flag, the core's: no new leases or joins once set. */
   get isDraining(): boolean {
-    return this.draining;
+    return this.scheduler.isDraining;
   }
 
   get isStopped(): boolean {
@@ -121,8 +123,7 @@ export class Authority {
 
   /** Stops granting leases; completions still commit. */
   drain(): void {
-    if (this.draining) return;
-    this.draining = true;
+    if (this.scheduler.isDraining) return;
     this.submit({ kind: 'drain' });
   }
 

@@ -4,7 +4,7 @@ import { describeCancel, type CancelledBy, type CohortOutcome } from './causes.j
 import type { Cohort } from './cohort.js';
 import { transitionCohort } from './cohort-status.js';
 import type { CoreTx } from './core-tx.js';
-import { doneWork, transitionWork, waitingWork } from './peer-work.js';
+import { doneWork, waitingWork } from './peer-work.js';
 import type { StepRecord } from './records.js';
 import type { PeerState, SchedulerState } from './scheduler-state.js';
 import { grant, markFailed } from './step-lifecycle.js';
@@ -45,7 +45,7 @@ export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): voi
     if (choice) {
       grant(state, tx, cohort, choice.step, peer, choice.backup);
     } else if (peer.work.kind !== 'waiting') {
-      transitionWork(tx.journal, peer, waitingWork);
+      state.setWork(tx.journal, peer, waitingWork);
       tx.send(peer.connId, waitMessage(cohort));
     }
   }
@@ -78,7 +78,7 @@ function completeConnectedPeers(state: SchedulerState, tx: CoreTx, cohort: Cohor
 export function sendComplete(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState): void {
   const outcome = cohort.record.outcome;
   if (outcome === null) throw new Error(`cohort ${cohort.id} is ${cohort.record.status} without an outcome`);
-  transitionWork(tx.journal, peer, doneWork);
+  state.setWork(tx.journal, peer, doneWork);
   const summary = peerSummary(cohort, peer.peerId, (c, s) => state.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now });
   tx.send(peer.connId, {
     type: 'complete',

@@ -116,6 +116,7 @@ export function checkPeer(state: SchedulerState, peer: PeerState): void {
   if ((status === 'disconnected') !== (graceEndsAtMs !== null) || inGrace !== (status === 'disconnected')) {
     fail(`${where} is ${status} with grace deadline ${graceEndsAtMs} and ${inGrace ? '' : 'not '}in the grace index`);
   }
+  if ((peer.work.kind === 'waiting') !== state.waiting.has(peer)) fail(`${where} is ${peer.work.kind} but ${state.waiting.has(peer) ? '' : 'not '}in the waiting index`);
   if (peer.work.kind === 'running') {
     const lease = state.leases.get(peer.work.leaseId);
     if (!lease || lease.end !== null || lease.peerId !== peer.peerId) fail(`${where} runs lease ${peer.work.leaseId}, which is not a live lease of it`);

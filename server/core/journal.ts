@@ -75,6 +75,11 @@ export class Journal {
     s.delete(value);
   }
 
+  /** Registers how to undo a change made outside the methods above (a heap pop). */
+  onUndo(undo: () => void): void {
+    this.undo.push(undo);
+  }
+
   /** Undoes every change since the last commit, newest first. */
   rollback(): void {
     for (let i = this.undo.length - 1; i >= 0; i--) this.undo[i]!();

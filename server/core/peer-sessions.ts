@@ -6,7 +6,7 @@ import { sendComplete } from './cohort-lifecycle.js';
 import type { CoreTx } from './core-tx.js';
 import type { ConnId } from './core-types.js';
 import { transitionPeer } from './peer-status.js';
-import { heldLeaseId, idleWork, transitionWork } from './peer-work.js';
+import { heldLeaseId, idleWork } from './peer-work.js';
 import type { CohortRecord, PeerRecord, StepRecord } from './records.js';
 import type { HelloInput, PeerState, SchedulerState } from './scheduler-state.js';
 import { memoKey, patchsetSet } from './source-state.js';
@@ -50,7 +50,7 @@ function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: Hello
   tx.journal.set(peer, { connId: input.connId });
   if (peer.record.status !== 'connected') transitionPeer(tx.journal, peer.record, 'connected');
   tx.journal.set(peer.record, { graceEndsAtMs: null });
-  if (peer.work.kind === 'waiting') transitionWork(tx.journal, peer, idleWork);
+  if (peer.work.kind === 'waiting') state.setWork(tx.journal, peer, idleWork);
   tx.journal.setDelete(state.inGrace, peer);
   tx.peer(peer.record);
   tx.event(cohort.id, 'peer.resumed', { peerId: peer.peerId });
@@ -60,7 +60,7 @@ function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: Hello
   if (held !== null) {
     if (current?.leaseId !== held) loseLease(state, tx, cohort, state.leases.get(held)!, 'not-resumed');
   } else if (current && !(peer.work.kind === 'orphaned' && peer.work.leaseId === current.leaseId)) {
-    adoptOrphan(tx, cohort, peer, current);
+    adoptOrphan(state, tx, cohort, peer, current);
   }
   tx.send(input.connId, welcome(state, cohort, peer, input.presentedToken!.token, true));
   if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
@@ -97,7 +97,7 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
   cohort.addRepos(tx.journal, reg);
   tx.peer(record);
   tx.event(cohort.id, 'peer.joined', { peerId: input.peerId, detail: `${cohort.members.size} peers` });
-  if (input.currentStep) adoptOrphan(tx, cohort, peer, input.currentStep);
+  if (input.currentStep) adoptOrphan(state, tx, cohort, peer, input.currentStep);
   tx.send(input.connId, welcome(state, cohort, peer, input.freshToken.token, false));
   if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
   tx.dirty.add(cohort);
@@ -108,13 +108,13 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
  * counts as live. Let it finish when the step is unresolved (its completion
  * may still count); tell it to stop when the step is already resolved.
  */
-function adoptOrphan(tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
+function adoptOrphan(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
   const step = cohort.steps.get(current.stepId);
   if (step && isResolved(step.status)) {
     tx.send(peer.connId, { type: 'abort', stepId: current.stepId, leaseId: current.leaseId, reason: 'lease-lost' });
     return;
   }
-  transitionWork(tx.journal, peer, { kind: 'orphaned', stepId: current.stepId, leaseId: current.leaseId });
+  state.setWork(tx.journal, peer, { kind: 'orphaned', stepId: current.stepId, leaseId: current.leaseId });
 }
 
 function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Cohort {
@@ -202,7 +202,7 @@ export function onDisconnected(state: SchedulerState, tx: CoreTx, connId: ConnId
   const peer = state.peers.get(peerId);
   if (!peer || peer.connId !== connId) return;
   tx.journal.set(peer, { connId: null });
-  if (peer.work.kind === 'waiting') transitionWork(tx.journal, peer, idleWork);
+  if (peer.work.kind === 'waiting') state.setWork(tx.journal, peer, idleWork);
   const cohort = state.cohorts.get(peer.record.cohortId)!;
   tx.dirty.add(cohort);
   if (peer.work.kind === 'done') {
@@ -212,7 +212,7 @@ export function onDisconnected(state: SchedulerState, tx: CoreTx, connId: ConnId
   const graceEndsAtMs = tx.now + (peer.record.resumable ? state.config.leaseGraceMs : 0);
   transitionPeer(tx.journal, peer.record, 'disconnected');
   tx.journal.set(peer.record, { graceEndsAtMs });
-  tx.journal.setAdd(state.inGrace, peer);
+  state.enterGrace(tx.journal, peer, graceEndsAtMs);
   tx.peer(peer.record);
   tx.event(cohort.id, 'peer.disconnected', { peerId, detail: `grace until ${graceEndsAtMs}` });
   if (graceEndsAtMs <= tx.now) expireGrace(state, tx, peer);
@@ -234,7 +234,7 @@ function dropLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: Peer
 
 function leave(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
   tx.journal.set(peer, { connId: null });
-  if (peer.work.kind === 'orphaned' || peer.work.kind === 'waiting') transitionWork(tx.journal, peer, idleWork);
+  if (peer.work.kind === 'orphaned' || peer.work.kind === 'waiting') state.setWork(tx.journal, peer, idleWork);
   transitionPeer(tx.journal, peer.record, status);
   tx.journal.set(peer.record, { graceEndsAtMs: null });
   tx.journal.setDelete(state.inGrace, peer);

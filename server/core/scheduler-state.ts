@@ -3,7 +3,9 @@ import type { Cohort } from './cohort.js';
 import { CohortMatcher } from './cohort-matcher.js';
 import type { CoreTx } from './core-tx.js';
 import type { ConnId, CoreConfig, CoreInput, IdSource } from './core-types.js';
-import type { PeerWork } from './peer-work.js';
+import { DeadlineHeap } from './deadline-heap.js';
+import type { Journal } from './journal.js';
+import { transitionWork, type PeerWork } from './peer-work.js';
 import { criticalPathMs } from './priority.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, PeerRecord } from './records.js';
 import { durationKey } from './source-state.js';
@@ -37,6 +39,10 @@ export class SchedulerState {
   readonly matcher = new CohortMatcher();
   /** Peers in their grace period. */
   readonly inGrace: ReadonlySet<PeerState> = new Set();
+  /** When grace periods end, earliest first (entries whose peer moved on are dropped when they come up). */
+  readonly graceDeadlines = new DeadlineHeap<PeerState>();
+  /** Peers told `wait` (their cohorts are the only ones a straggler backup can matter to). */
+  readonly waiting: ReadonlySet<PeerState> = new Set();
   readonly draining: boolean = false;
   readonly nextSweepAtMs: number = 0;
   readonly lastNow: number = 0;
@@ -97,6 +103,24 @@ export class SchedulerState {
     let n = 0;
     for (const p of this.currentMembers(cohort)) if (p.record.status === 'connected' || p.record.status === 'disconnected') n++;
     return n;
+  }
+
+  /** Changes a peer's work state (peer-work.ts) and keeps the index of waiting peers. */
+  setWork(journal: Journal, peer: PeerState, to: PeerWork): void {
+    transitionWork(journal, peer, to);
+    if (to.kind === 'waiting') journal.setAdd(this.waiting, peer);
+    else journal.setDelete(this.waiting, peer);
+  }
+
+  /** Starts a peer's grace period index entry (the record already holds `graceEndsAtMs`). */
+  enterGrace(journal: Journal, peer: PeerState, graceEndsAtMs: number): void {
+    journal.setAdd(this.inGrace, peer);
+    this.graceDeadlines.push(graceEndsAtMs, peer);
+  }
+
+  /** The current grace deadline entry is this one (not one the peer has since left or replaced). */
+  graceEntryValid(peer: PeerState, atMs: number): boolean {
+    return this.inGrace.has(peer) && this.peers.get(peer.peerId) === peer && peer.record.graceEndsAtMs === atMs;
   }
 
   indexCohort(tx: CoreTx, cohort: Cohort): void {

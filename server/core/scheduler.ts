@@ -66,8 +66,9 @@ export class Scheduler {
       j.mapSet(state.peers, record.peerId, peer);
       if (record.status === 'connected' || record.status === 'disconnected') {
         if (record.status === 'connected') transitionPeer(j, record, 'disconnected');
-        j.set(record, { graceEndsAtMs: now + (record.resumable ? state.config.leaseGraceMs : 0) });
-        j.setAdd(state.inGrace, peer);
+        const graceEndsAtMs = now + (record.resumable ? state.config.leaseGraceMs : 0);
+        j.set(record, { graceEndsAtMs });
+        state.enterGrace(j, peer, graceEndsAtMs);
         tx.peer(record);
       }
     }
@@ -86,7 +87,10 @@ export class Scheduler {
         // A lease whose holder is not coming back, or a leased step without a live lease row.
         if (step.status === 'leased' && cohort.live(step.stepId).length === 0) returnToPending(state, tx, cohort, step, 'restart');
       }
+      // Restoring resolved its last step (one that lost its peer once too often): it completes now.
+      if (cohort.record.status === 'open' && cohort.unresolved === 0) tx.dirty.add(cohort);
     }
+    settle(state, tx);
     j.set(state, { nextSweepAtMs: now });
     checkAll(state);
     j.commit();
@@ -134,29 +138,47 @@ export class Scheduler {
   /** Time passed: grace periods end (`now >= graceEndsAtMs`), stragglers may get backups, retention sweeps run. */
   private onTick(tx: CoreTx): void {
     const state = this.state;
-    for (const peer of [...state.inGrace]) {
-      if (peer.record.graceEndsAtMs !== null && tx.now >= peer.record.graceEndsAtMs) expireGrace(state, tx, peer);
+    for (let top = state.graceDeadlines.peek(); top !== null && top.atMs <= tx.now; top = state.graceDeadlines.peek()) {
+      state.graceDeadlines.pop(tx.journal);
+      if (state.graceEntryValid(top.value, top.atMs)) expireGrace(state, tx, top.value);
     }
-    for (const cohort of state.cohorts.values()) {
-      if (cohort.record.status === 'open' && cohort.liveLeases.size > 0 && state.hasWaitingPeer(cohort)) tx.dirty.add(cohort);
-    }
+    for (const cohort of this.cohortsWithWaitingPeers()) if (cohort.liveLeases.size > 0) tx.dirty.add(cohort);
     if (tx.now >= state.nextSweepAtMs) {
       sweep(state, tx);
       tx.journal.set(state, { nextSweepAtMs: tx.now + state.config.sweepIntervalMs });
     }
   }
 
-  /** The next time `tick` has work to do, or null. */
+  /** Open cohorts with a peer told `wait`: the only ones where a straggler backup can start. */
+  private cohortsWithWaitingPeers(): Set<Cohort> {
+    const cohorts = new Set<Cohort>();
+    for (const peer of this.state.waiting) {
+      const cohort = this.state.cohorts.get(peer.record.cohortId);
+      if (cohort?.record.status === 'open') cohorts.add(cohort);
+    }
+    return cohorts;
+  }
+
+  /**
+   * The next time `tick` has work to do, or null: the earliest grace deadline
+   * (a min-heap), a straggler backup in a cohort with a waiting peer, or the sweep.
+   * Costs O(log n) per stale heap entry plus the live leases of cohorts with waiting peers.
+   */
   nextDeadlineMs(): number | null {
     const state = this.state;
     let next: number | null = null;
     const consider = (at: number): void => {
       if (next === null || at < next) next = at;
     };
-    for (const peer of state.inGrace) if (peer.record.graceEndsAtMs !== null) consider(peer.record.graceEndsAtMs);
+    for (let top = state.graceDeadlines.peek(); top !== null; top = state.graceDeadlines.peek()) {
+      if (state.graceEntryValid(top.value, top.atMs)) {
+        consider(top.atMs);
+        break;
+      }
+      state.graceDeadlines.pop(null); // stale: the peer resumed, left or was replaced
+    }
     const ctx = state.pickContext(state.lastNow);
-    for (const cohort of state.cohorts.values()) {
-      if (cohort.record.status !== 'open' || !state.hasWaitingPeer(cohort)) continue;
+    for (const cohort of this.cohortsWithWaitingPeers()) {
       for (const [stepId] of cohort.liveLeases) {
         const at = stragglerAtMs(ctx, cohort, cohort.steps.get(stepId)!);
         if (at !== null && at > state.lastNow) consider(at);
@@ -164,6 +186,11 @@ export class Scheduler {
     }
     if (state.memos.size > 0 || state.cohorts.size > 0) consider(state.nextSweepAtMs);
     return next;
+  }
+
+  /** Whether a `drain` input was applied: no new leases are granted. */
+  get isDraining(): boolean {
+    return this.state.draining;
   }
 
   /** Gauges for metrics. */

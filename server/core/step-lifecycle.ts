@@ -3,7 +3,7 @@ import { describeLoss, describeStepFailure, type AbortWhy, type LeaseEnd, type L
 import type { Cohort } from './cohort.js';
 import type { CoreTx } from './core-tx.js';
 import { transitionLease } from './lease-state.js';
-import { heldLeaseId, idleWork, transitionWork } from './peer-work.js';
+import { heldLeaseId, idleWork } from './peer-work.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, StepRecord } from './records.js';
 import type { FinishedInput, PeerState, SchedulerState } from './scheduler-state.js';
 import { durationKey, memoKey } from './source-state.js';
@@ -23,7 +23,7 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
   const refuse = (code: 'STALE_LEASE' | 'LEASE_NOT_HELD' | 'UNKNOWN_STEP', message: string): void =>
     tx.error(input.connId, { code, message, stepId: input.stepId, leaseId: input.leaseId });
 
-  if (peer.work.kind === 'orphaned' && peer.work.leaseId === input.leaseId) transitionWork(tx.journal, peer, idleWork);
+  if (peer.work.kind === 'orphaned' && peer.work.leaseId === input.leaseId) state.setWork(tx.journal, peer, idleWork);
   const ownCohort = state.cohorts.get(peer.record.cohortId);
   if (ownCohort) tx.dirty.add(ownCohort);
   if (!lease) {
@@ -186,7 +186,7 @@ export function grant(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: S
   if (step.status === 'pending') transitionStep(tx.journal, step, 'leased');
   tx.journal.mapSet(state.leases, lease.leaseId, lease);
   cohort.addLive(tx.journal, lease);
-  transitionWork(tx.journal, peer, { kind: 'running', leaseId: lease.leaseId });
+  state.setWork(tx.journal, peer, { kind: 'running', leaseId: lease.leaseId });
   tx.step(step);
   tx.lease(lease);
   tx.event(cohort.id, 'step.leased', { stepId: step.stepId, peerId: lease.peerId, detail: `attempt ${lease.attempt}${backup ? ', backup copy' : ''}` });
@@ -200,7 +200,7 @@ export function endLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, leas
   cohort.removeLive(tx.journal, lease);
   tx.lease(lease);
   const holder = state.peers.get(lease.peerId);
-  if (holder && heldLeaseId(holder.work) === lease.leaseId) transitionWork(tx.journal, holder, idleWork);
+  if (holder && heldLeaseId(holder.work) === lease.leaseId) state.setWork(tx.journal, holder, idleWork);
 }
 
 /** Ends a live copy that is no longer wanted and tells its holder to stop. */
@@ -215,7 +215,7 @@ function abortOrphans(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId:
   for (const peer of state.currentMembers(cohort)) {
     if (peer.work.kind !== 'orphaned' || peer.work.stepId !== stepId) continue;
     tx.send(peer.connId, { type: 'abort', stepId, leaseId: peer.work.leaseId, reason: 'superseded' });
-    transitionWork(tx.journal, peer, idleWork);
+    state.setWork(tx.journal, peer, idleWork);
   }
 }
 

@@ -4,6 +4,7 @@ import { decodePeerMessage } from '../../shared/frames.js';
 import { protocolVersion, type Hello, type PeerMessage } from '../../shared/protocol.js';
 import { hashToken } from './auth.js';
 import { checkHello, freshToken } from './hello-input.js';
+import { v1ConnectionMachine, type V1ConnectionState } from './connection-state.js';
 import { openSocketSession, type SocketDeps, type SocketSession } from './socket-session.js';
 
 export { LivenessMonitor } from './socket-session.js';
@@ -17,10 +18,16 @@ export type PeerSocketDeps = SocketDeps;
  */
 export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void {
   const { authority } = deps;
+  /** See connection-state.ts. */
+  let state: V1ConnectionState = 'awaiting-hello';
   let peerId: string | null = null;
+  const to = (next: V1ConnectionState): void => {
+    v1ConnectionMachine.check('v1 connection', state, next);
+    state = next;
+  };
 
   const onHello = (session: SocketSession, hello: Hello): void => {
-    if (peerId !== null) return session.sendError('ALREADY_JOINED', `this connection already joined as ${peerId}`);
+    if (state === 'joined') return session.sendError('ALREADY_JOINED', `this connection already joined as ${peerId}`);
     if (authority.isDraining) return session.sendError('SHUTTING_DOWN', 'the authority is shutting down; reconnect with your resume token');
     if (hello.protocol !== protocolVersion) {
       return session.sendError('UNSUPPORTED_PROTOCOL', `this authority speaks protocol ${protocolVersion}; the peer asked for ${hello.protocol}`);
@@ -28,6 +35,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
     const checked = checkHello(hello);
     if (!checked.ok) return session.sendError('SCHEMA_MISMATCH', checked.message);
     peerId = hello.peerId;
+    to('joined');
     session.log = deps.log.child({ peerId, connId: session.connId });
     authority.submit({
       kind: 'hello',
@@ -49,7 +57,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
         onHello(session, message);
         return;
       case 'step.finished':
-        if (peerId === null) return session.sendError('NOT_JOINED', 'send hello before step.finished');
+        if (peerId === null || state !== 'joined') return session.sendError('NOT_JOINED', 'send hello before step.finished');
         authority.submit({
           kind: 'finished',
           connId: session.connId,
@@ -64,6 +72,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
         return;
       case 'bye':
         if (peerId !== null) authority.submit({ kind: 'bye', connId: session.connId, peerId });
+        to('closing');
         session.closeAfter(closeCodes.normal, 'bye');
         return;
     }
@@ -84,6 +93,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
         return true;
       },
       onClose(session) {
+        to('closed');
         if (peerId !== null) authority.submit({ kind: 'disconnected', connId: session.connId, peerId });
       },
     },

@@ -14,6 +14,7 @@ import {
   type TdTaskComplete,
 } from '../../shared/task-director-protocol.js';
 import { freshToken } from './hello-input.js';
+import { tdConnectionMachine, type TdConnectionState } from './connection-state.js';
 import { openSocketSession, type SocketDeps, type SocketSession } from './socket-session.js';
 import { taskDirectorJoin } from './task-director-registration.js';
 
@@ -21,7 +22,7 @@ import { taskDirectorJoin } from './task-director-registration.js';
  * The original Task Director client's protocol on `GET /ws/api/:apiVersion/:clientId/`,
  * served by the same authority (core and store) as `/v1/peer`.
  *
- * Connection states: new -> joined (INIT accepted for the core) -> closed.
+ * Connection states (connection-state.ts): awaiting-init -> joined (INIT went to the core) -> closed.
  * The adapter remembers the one task (and its lease id) it gave the
  * connection: a TASK_COMPLETE for anything else, a repeat, or one before INIT
  * gets an error frame and never reaches the core, so it cannot change state.
@@ -70,7 +71,12 @@ interface HeldTask {
 
 export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, deps: SocketDeps): void {
   const { authority, clock } = deps;
-  let joined = false;
+  /** See connection-state.ts. */
+  let state: TdConnectionState = 'awaiting-init';
+  const to = (next: TdConnectionState): void => {
+    tdConnectionMachine.check(`Task Director connection ${clientId}`, state, next);
+    state = next;
+  };
   /** The schema id as the client sent it, echoed in every frame. */
   let wireSchemaId: string | null = null;
   let held: HeldTask | null = null;
@@ -110,10 +116,10 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
   };
 
   const onInit = (session: SocketSession, init: TdInit): void => {
-    if (joined) return session.sendError('ALREADY_JOINED', `this connection already sent INIT as ${clientId}`);
+    if (state === 'joined') return session.sendError('ALREADY_JOINED', `this connection already sent INIT as ${clientId}`);
     if (authority.isDraining) return session.sendError('SHUTTING_DOWN', 'the authority is shutting down; build everything yourself or reconnect later');
     const join = taskDirectorJoin(init);
-    joined = true;
+    to('joined');
     wireSchemaId = init.schema_id;
     session.log = session.log.child({ schemaId: init.schema_id });
     authority.submit({
@@ -131,7 +137,7 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
   };
 
   const onTaskComplete = (session: SocketSession, done: TdTaskComplete): void => {
-    if (!joined) return session.sendError('NOT_JOINED', 'send INIT before TASK_COMPLETE; nothing changed');
+    if (state !== 'joined') return session.sendError('NOT_JOINED', 'send INIT before TASK_COMPLETE; nothing changed');
     if (held === null) {
       return session.sendError('STALE_LEASE', `this connection holds no task (task ${done.task_id} was already reported, was aborted, or was never given to it); nothing changed`);
     }
@@ -170,8 +176,9 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
           onFrame(s, decoded.frame);
           return true;
         }
-        if (decoded.claimedType === taskDirectorMessageType.init && !joined) {
+        if (decoded.claimedType === taskDirectorMessageType.init && state === 'awaiting-init') {
           // An INIT we cannot accept: without the close the original client would wait for a task forever.
+          to('closing');
           s.sendError('BAD_MESSAGE', decoded.problem);
           s.closeAfter(closeCodes.policyViolation, 'invalid INIT');
           return false;
@@ -180,7 +187,9 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
         return false;
       },
       onClose(s) {
-        if (joined) authority.submit({ kind: 'disconnected', connId: s.connId, peerId: clientId });
+        const wasJoined = state === 'joined';
+        to('closed');
+        if (wasJoined) authority.submit({ kind: 'disconnected', connId: s.connId, peerId: clientId });
       },
     },
     deps.log,
