@@ -14,6 +14,7 @@ const flagOf: Record<string, string> = {
   leaseGraceSec: '--lease-grace',
   memoTtlHours: '--memo-ttl',
   logLevel: '--log-level',
+  logFormat: '--log-format',
   peerToken: 'TASKSHARD_TOKEN / --token-file',
   adminToken: 'TASKSHARD_ADMIN_TOKEN',
   maxPayloadBytes: '--max-payload-bytes',
@@ -36,6 +37,7 @@ interface ServerFlags {
   leaseGrace: number;
   memoTtl: number;
   logLevel: string;
+  logFormat: string;
   tokenFile?: string;
   insecureBind?: boolean;
   maxPayloadBytes?: number;
@@ -61,6 +63,7 @@ export function registerServerCommand(program: Command): void {
     .option('--lease-grace <sec>', 'how long a dropped peer keeps its lease', numberOption(0, 86400), 60)
     .option('--memo-ttl <hours>', 'how long a success for an exact source state is reused', numberOption(0, 8760), 24)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .addOption(new Option('--log-format <format>', 'json lines (for log shippers) or pretty text (for a terminal)').choices(['json', 'pretty']).default('json'))
     .option('--token-file <file>', 'file holding the peer token (default: env TASKSHARD_TOKEN)')
     .option('--insecure-bind', 'allow a non-loopback --host without a peer token')
     .option('--max-payload-bytes <n>', 'largest frame accepted (bigger closes with 1009)', intOption(1024, 64 * 1024 * 1024))
@@ -101,6 +104,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
       leaseGraceSec: flags.leaseGrace,
       memoTtlHours: flags.memoTtl,
       logLevel: flags.logLevel as ServerConfigInput['logLevel'],
+      logFormat: flags.logFormat as ServerConfigInput['logFormat'],
       peerToken: flags.tokenFile ? readTokenFile(flags.tokenFile) : (process.env.TASKSHARD_TOKEN ?? null) || null,
       adminToken: process.env.TASKSHARD_ADMIN_TOKEN || null,
       insecureBind: flags.insecureBind ?? false,

@@ -12,6 +12,8 @@ import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
 import { LiveHub, observeCommits, registerEventStream } from './http/event-stream.js';
+import { LifecycleLog } from './http/lifecycle-log.js';
+import { prettyStream } from './http/log-format.js';
 import { SqliteRunReader } from './http/run-reader.js';
 import { registerRunRoutes } from './http/run-routes.js';
 import { registerRouteAccess } from './http/route-access.js';
@@ -68,7 +70,11 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
   const coreConfig = coreConfigFrom(config);
   const scheduler = new Scheduler(coreConfig, deps.ids ?? randomIds);
   const app = Fastify({
-    logger: deps.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logger: deps.logger ?? {
+      level: config.logLevel,
+      redact: ['req.headers.authorization', 'req.headers.cookie'],
+      ...(config.logFormat === 'pretty' ? { stream: prettyStream(process.stdout) } : {}),
+    },
     bodyLimit: 64 * 1024,
     // A request must arrive whole, and an HTTP connection may idle, this long (fastify's default is forever).
     requestTimeout: config.requestTimeoutMs,
@@ -79,9 +85,12 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
   registerRouteAccess(app, config);
   const metrics = new Metrics(() => scheduler.counts(), deps.version ?? '0.0.0');
   const live = new LiveHub();
+  const runs = new SqliteRunReader(store.db);
+  const lifecycle = new LifecycleLog(app.log, (cohortId) => runs.repoOf(cohortId));
   const observed = observeCommits(
     store,
     (writes) => {
+      lifecycle.observe(writes);
       metrics.observeWrites(writes, clock.now());
       live.publish(writes);
     },
@@ -116,7 +125,6 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
     registerTaskDirectorRoute(scope, { authority, metrics, config, clock, log: app.log, liveness });
   });
 
-  const runs = new SqliteRunReader(store.db);
   registerApiRoutes(app, {
     authority,
     queries: new StoreQueries(store.db),

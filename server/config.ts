@@ -30,6 +30,8 @@ export const serverConfigSchema = z
     leaseGraceSec: z.number().min(0).max(24 * 3600).default(60),
     memoTtlHours: z.number().min(0).max(24 * 365).default(24),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `json` lines for log shippers, or `pretty` one-line-per-event text for a terminal. */
+    logFormat: z.enum(['json', 'pretty']).default('json'),
     /** Bearer token peers must present; null = no auth (loopback only unless insecureBind). */
     peerToken: z.string().min(16, 'must be at least 16 characters').max(512).nullable().default(null),
     /** Bearer token for admin mutations; null = admin API disabled. */

@@ -16,6 +16,8 @@ export interface RunReader {
   recentCohortIds(sinceMs: number, limit: number): string[];
   /** How the cohort ended, as the core recorded it; null while open or when unknown. */
   storedOutcome(cohortId: string): StoredOutcome | null;
+  /** The cohort's repo, or null when no such cohort is stored. */
+  repoOf(cohortId: string): string | null;
   /** Peers with a live connection or in their grace period, newest first (at most `limit`). */
   livePeers(limit: number): LivePeer[];
 }
@@ -122,6 +124,11 @@ export class SqliteRunReader implements RunReader {
   recentCohortIds(sinceMs: number, limit: number): string[] {
     const rows = this.db.prepare('SELECT cohort_id FROM cohorts WHERE created_at_ms >= ? ORDER BY created_at_ms DESC, cohort_id DESC LIMIT ?').all(sinceMs, limit) as Row[];
     return rows.map((r) => String(r.cohort_id));
+  }
+
+  repoOf(cohortId: string): string | null {
+    const row = this.db.prepare('SELECT repo FROM cohorts WHERE cohort_id = ?').get(cohortId) as Row | undefined;
+    return row ? String(row.repo) : null;
   }
 
   storedOutcome(cohortId: string): StoredOutcome | null {
