@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { safeIdSchema } from '../../shared/ids.js';
-import { formatProblem, problemsFromZod } from '../../shared/zod-issues.js';
+import { describeProblems } from '../../shared/frames.js';
+import { problemsFromZod } from '../../shared/zod-issues.js';
 import type { Authority } from '../authority.js';
 import type { ServerConfig } from '../config.js';
 import type { StoreQueries } from '../store/queries.js';
@@ -37,7 +38,7 @@ function apiError(reply: FastifyReply, status: number, code: string, message: st
 function parseOr400<T>(schema: z.ZodType<T>, value: unknown, where: string, reply: FastifyReply): T | null {
   const parsed = schema.safeParse(value, { reportInput: true });
   if (parsed.success) return parsed.data;
-  void apiError(reply, 400, 'BAD_REQUEST', problemsFromZod(parsed.error, [where]).map(formatProblem).join('; '));
+  void apiError(reply, 400, 'BAD_REQUEST', describeProblems(problemsFromZod(parsed.error, [where]), null));
   return null;
 }
 

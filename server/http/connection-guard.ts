@@ -12,7 +12,9 @@ import { TokenBucket } from './rate-limiter.js';
  *   frame, so a hello of `--max-payload-bytes` passes once);
  * - only a connection's first frame (its hello or INIT) may be larger than
  *   `limits.maxFrameBytes`; a later one closes the connection with 1009
- *   unread, as `ws` does for frames over the payload limit;
+ *   unread, as `ws` does for frames over the payload limit, and a large first
+ *   frame that is not a valid hello closes it too (1008), so a connection
+ *   costs at most one large frame;
  * - a hello deadline: a connection that has not joined within
  *   `helloTimeoutMs` gets `HELLO_TIMEOUT` and is closed (1008).
  *
@@ -32,6 +34,8 @@ export class ConnectionGuard {
   private readonly frameBucket: TokenBucket;
   private readonly byteBucket: TokenBucket;
   private frames = 0;
+  /** Whether the frame last admitted was larger than `limits.maxFrameBytes` (only a first frame can be). */
+  lastFrameWasBulky = false;
   private helloTimer: NodeJS.Timeout | null;
 
   constructor(
@@ -52,6 +56,7 @@ export class ConnectionGuard {
   admit(data: RawData, nowMs: number): FrameRefusal | null {
     const bytes = byteLength(data);
     this.frames++;
+    this.lastFrameWasBulky = bytes > limits.maxFrameBytes;
     if (this.frames > 1 && bytes > limits.maxFrameBytes) {
       return {
         result: 'too_big',

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { formatProblem, problemsFromZod } from '../../shared/zod-issues.js';
+import { describeProblems } from '../../shared/frames.js';
+import { problemsFromZod } from '../../shared/zod-issues.js';
 import type { Clock } from '../core/clock.js';
 import type { RunReader } from './run-reader.js';
 import { runTimeline, type RunTimeline } from './run-timeline.js';
@@ -26,7 +27,7 @@ export const maxTrendRuns = 500;
 function parseOr400<T>(schema: z.ZodType<T>, value: unknown, where: string, reply: FastifyReply): T | null {
   const parsed = schema.safeParse(value, { reportInput: true });
   if (parsed.success) return parsed.data;
-  void reply.code(400).send({ error: { code: 'BAD_REQUEST', message: problemsFromZod(parsed.error, [where]).map(formatProblem).join('; ') } });
+  void reply.code(400).send({ error: { code: 'BAD_REQUEST', message: describeProblems(problemsFromZod(parsed.error, [where]), null) } });
   return null;
 }
 

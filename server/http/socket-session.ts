@@ -114,7 +114,10 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
         metrics.frames.inc({ result: 'bad' });
         return session.strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
       }
-      metrics.frames.inc({ result: protocol.onText(session, rawToString(data)) ? 'ok' : 'bad' });
+      const ok = protocol.onText(session, rawToString(data));
+      metrics.frames.inc({ result: ok ? 'ok' : 'bad' });
+      // A bad frame larger than any but a hello may be gets no second try: the connection ends (connection-guard.ts).
+      if (!ok && guard.lastFrameWasBulky && !closing) session.closeAfter(closeCodes.policyViolation, 'invalid oversized first frame');
     } catch (err) {
       session.log.error({ err }, 'unexpected error handling a frame');
       session.sendError('INTERNAL', 'internal error; see the authority log');

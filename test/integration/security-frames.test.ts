@@ -61,6 +61,8 @@ describe('cheap rejection before JSON.parse and zod', () => {
     p.sendRaw(frame);
     const error = await errorOf(p);
     expect(error).toMatchObject({ code: 'BAD_MESSAGE', message: '(root): more than 16 fields' });
+    // An oversized first frame that is not a valid hello gets no second try.
+    expect(await p.closed()).toBe(1008);
   });
 
   it('an INIT with 60k repo_state entries is refused by the shape scan and closed', async () => {
@@ -107,6 +109,7 @@ describe('cheap rejection before JSON.parse and zod', () => {
     const p = await connect();
     p.sendRaw(JSON.stringify({ type: 'bye', x: Array.from({ length: 2000 }, (_, i) => `item-${i}-${'y'.repeat(40)}`) }));
     expect((await errorOf(p)).message).toBe('only the first frame ("hello") may be larger than 65536 bytes');
+    expect(await p.closed()).toBe(1008);
   });
 
   it('the rate limiter charges bytes: a stream of large frames gets RATE_LIMITED before the frame budget runs out', async () => {
@@ -132,6 +135,15 @@ describe('outgoing text is cut to the protocol caps', () => {
       // The key is shown cut to 64 characters in the path and the problem to 300.
       expect(error.message.length).toBeLessThanOrEqual(400);
     }
+  });
+
+  it('an HTTP 400 does not echo a long query key at length either', async () => {
+    await start();
+    const res = await fetch(`${server!.httpUrl}/api/v1/cohorts?${'q'.repeat(10_000)}=1`);
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { message: string } };
+    expect(body.error.message).toMatch(/unknown field/);
+    expect(body.error.message.length).toBeLessThanOrEqual(400);
   });
 
   it('a Task Director error frame is cut too', async () => {
