@@ -98,7 +98,7 @@ function parseFlags(argv: string[]): Flags {
 function checkLimits(flags: Flags): { serverNofile: number; generatorNofile: number } {
   const limits = fdLimits();
   const perGenerator = Math.ceil(flags.peers / flags.generators);
-  const serverNofile = flags.peers + 256;
+  const serverNofile = flags.peers + (flags.abuse ?? 0) + 256;
   const generatorNofile = perGenerator + 256;
   const needed = Math.max(serverNofile, generatorNofile);
   if (needed > limits.hard) {
