@@ -1,7 +1,9 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { cacheEvidenceReportSchema, type CacheEvidenceReport } from '../../shared/protocol.js';
-import { formatProblem, problemsFromZod } from '../../shared/zod-issues.js';
+import { describeProblems } from '../../shared/frames.js';
+import { capText } from '../../shared/text-caps.js';
+import { problemsFromZod } from '../../shared/zod-issues.js';
 import type { Clock } from '../core/clock.js';
 import type { RunReader } from './run-reader.js';
 
@@ -65,9 +67,9 @@ export function registerCacheEvidenceRoutes(app: FastifyInstance, deps: CacheEvi
 
   app.post('/api/v1/cohorts/:id/cache-evidence', { bodyLimit: 64 * 1024 }, async (req, reply) => {
     const params = cohortParams.safeParse(req.params);
-    if (!params.success) return reply.code(400).send(badRequest(problemsFromZod(params.error, ['params']).map(formatProblem).join('; ')));
+    if (!params.success) return reply.code(400).send(badRequest(describeProblems(problemsFromZod(params.error, ['params']), null)));
     const body = cacheEvidenceReportSchema.safeParse(req.body, { reportInput: true });
-    if (!body.success) return reply.code(400).send(badRequest(problemsFromZod(body.error, ['body']).map(formatProblem).join('; ')));
+    if (!body.success) return reply.code(400).send(badRequest(describeProblems(problemsFromZod(body.error, ['body']), null)));
     const cohortId = params.data.id;
     const run = deps.runs.cohortRun(cohortId);
     if (run === null) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no cohort ${cohortId}` } });
@@ -77,7 +79,7 @@ export function registerCacheEvidenceRoutes(app: FastifyInstance, deps: CacheEvi
     }
     const known = new Set(run.steps.map((s) => s.stepId));
     const unknown = report.evidence.missedSteps.filter((id) => !known.has(id));
-    if (unknown.length > 0) return reply.code(400).send(badRequest(`body.evidence.missedSteps: unknown step(s) ${unknown.join(', ')} in cohort ${cohortId}`));
+    if (unknown.length > 0) return reply.code(400).send(badRequest(capText(`body.evidence.missedSteps: unknown step(s) ${unknown.join(', ')} in cohort ${cohortId}`)));
     const entry = book.record(cohortId, report, deps.clock.now());
     deps.log.info({ cohortId, peerId: entry.peerId, tool: entry.tool, hits: entry.hits, misses: entry.misses, missedSteps: entry.missedSteps }, 'cache evidence');
     return reply.code(201).send({ cohortId, evidence: entry });
@@ -85,7 +87,7 @@ export function registerCacheEvidenceRoutes(app: FastifyInstance, deps: CacheEvi
 
   app.get('/api/v1/cohorts/:id/cache-evidence', async (req, reply) => {
     const params = cohortParams.safeParse(req.params);
-    if (!params.success) return reply.code(400).send(badRequest(problemsFromZod(params.error, ['params']).map(formatProblem).join('; ')));
+    if (!params.success) return reply.code(400).send(badRequest(describeProblems(problemsFromZod(params.error, ['params']), null)));
     const cohortId = params.data.id;
     if (deps.runs.cohortRun(cohortId) === null) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no cohort ${cohortId}` } });
     return { cohortId, peers: book.of(cohortId) };
