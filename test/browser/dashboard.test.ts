@@ -127,6 +127,17 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
       await page.screenshot({ path: join(screenshotDir, 'dashboard-cohort-dark.png'), fullPage: true });
     }
 
+    // Cache evidence a peer reported after its universe build is on the page too.
+    const posted = await fetch(`${auth.httpUrl}/api/v1/cohorts/${cohortId}/cache-evidence`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ peerId: 'ci-linux-1', evidence: { tool: 'bazel', hits: 41, misses: 2, missedSteps: ['lint'] } }),
+    });
+    expect(posted.status).toBe(201);
+    await page.reload();
+    await page.locator('#cache-evidence tr[data-evidence="ci-linux-1"]').waitFor();
+    expect(await page.locator('#cache-evidence tr[data-evidence="ci-linux-1"]').textContent()).toBe('ci-linux-1bazel412lint');
+
     // Back on the list, the cohort shows its outcome too.
     await page.goto(`${auth.httpUrl}/`);
     await page.locator(`tr[data-cohort="${cohortId}"] [data-outcome="succeeded"]`).waitFor();

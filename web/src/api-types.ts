@@ -123,3 +123,13 @@ export interface LivePeerEntry {
   readonly doing: string;
   readonly stepId: string | null;
 }
+
+/** An entry of GET /api/v1/cohorts/:id/cache-evidence: what a peer's universe build took from the remote cache. */
+export interface CacheEvidenceEntry {
+  readonly peerId: string;
+  readonly reportedAtMs: number;
+  readonly tool: string;
+  readonly hits: number;
+  readonly misses: number;
+  readonly missedSteps: readonly string[];
+}

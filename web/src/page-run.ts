@@ -1,4 +1,4 @@
-import type { RunTimeline, TimelineStep } from './api-types.js';
+import type { CacheEvidenceEntry, RunTimeline, TimelineStep } from './api-types.js';
 import { h, mount } from './dom.js';
 import { clock, duration, seconds } from './format.js';
 import { renderGantt } from './gantt.js';
@@ -78,8 +78,39 @@ function failures(t: RunTimeline): HTMLElement | null {
   );
 }
 
+function cacheEvidence(entries: readonly CacheEvidenceEntry[]): HTMLElement | null {
+  if (entries.length === 0) return null;
+  return h(
+    'section',
+    { id: 'cache-evidence' },
+    h('h2', {}, 'Cache evidence'),
+    h('p', { class: 'muted' }, "What each peer's universe build took from the remote cache, as its build tool reported it."),
+    h(
+      'table',
+      {},
+      h('thead', {}, h('tr', {}, ...['peer', 'tool', 'cache hits', 'ran', 'shared steps not from the cache'].map((c) => h('th', { class: c === 'cache hits' || c === 'ran' ? 'num' : null }, c)))),
+      h(
+        'tbody',
+        {},
+        ...entries.map((e) =>
+          h(
+            'tr',
+            { 'data-evidence': e.peerId },
+            h('td', { class: 'mono' }, e.peerId),
+            h('td', {}, e.tool),
+            h('td', { class: 'num' }, e.hits),
+            h('td', { class: 'num' }, e.misses),
+            h('td', { class: 'mono' }, e.missedSteps.length ? e.missedSteps.join(', ') : 'none'),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 export function runPage(root: HTMLElement, cohortId: string): void {
   let timeline: RunTimeline | null = null;
+  let evidence: CacheEvidenceEntry[] = [];
   let fetchedAt = 0;
   let ganttBox: HTMLElement | null = null;
   const serverNow = (): number => (timeline ? timeline.nowMs + (Date.now() - fetchedAt) : Date.now());
@@ -121,13 +152,16 @@ export function runPage(root: HTMLElement, cohortId: string): void {
       failures(t),
       h('h2', {}, 'Steps'),
       stepsTable(t),
+      cacheEvidence(evidence),
     );
     drawGantt();
   };
 
   const refresh = refresher(
     async () => {
-      const t = await getJson<RunTimeline>(`/api/v1/cohorts/${encodeURIComponent(cohortId)}/timeline`);
+      const id = encodeURIComponent(cohortId);
+      const [t, ev] = await Promise.all([getJson<RunTimeline>(`/api/v1/cohorts/${id}/timeline`), getJson<{ peers: CacheEvidenceEntry[] }>(`/api/v1/cohorts/${id}/cache-evidence`)]);
+      evidence = ev.peers;
       timeline = t;
       fetchedAt = Date.now();
       draw(t);
