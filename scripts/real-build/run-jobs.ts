@@ -32,6 +32,8 @@ export interface RunResult {
   readonly runnerMs: number;
   /** The authority's log (taskshard mode). */
   readonly authorityLog: string;
+  /** The cohort as the authority's API shows it at the end (taskshard mode; one cohort), else null. */
+  readonly cohort: unknown;
   /** What the authority recorded from the peers' `--build-tool` reports (taskshard mode), by peer id. */
   readonly recordedEvidence: Readonly<Record<string, { tool: string; hits: number; misses: number; missedSteps: string[] }>>;
 }
@@ -48,6 +50,8 @@ export interface RunOptions {
   readonly serverFlags?: readonly string[];
   /** Keep the temporary directory (its path is in the result's job dirs). */
   readonly keep?: boolean;
+  /** Extra environment for one job (by job id: job-a, job-b, ...). */
+  readonly jobEnv?: (jobId: string) => NodeJS.ProcessEnv;
 }
 
 const cli = join(repoRoot, 'dist/cli/main.js');
@@ -111,7 +115,7 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
           : [join(job.workspace, 'ci/build.sh'), 'universe', schema.universe];
       const command = mode === 'taskshard' ? process.execPath : args.shift()!;
       const start = performance.now();
-      const proc = startProcess(job.id, command, args, { cwd: job.workspace, env: example.jobEnv(job, cache!), onLine: (line) => options.onLine?.(job.id, line) });
+      const proc = startProcess(job.id, command, args, { cwd: job.workspace, env: { ...example.jobEnv(job, cache!), ...options.jobEnv?.(job.id) }, onLine: (line) => options.onLine?.(job.id, line) });
       const exitCode = await proc.exit(timeoutMs);
       return { proc, exitCode, wallMs: performance.now() - start };
     });
@@ -134,7 +138,9 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
       const body = (await res.json()) as { peers: { peerId: string; tool: string; hits: number; misses: number; missedSteps: string[] }[] };
       for (const { peerId, tool, hits, misses, missedSteps } of body.peers) recordedEvidence[peerId] = { tool, hits, misses, missedSteps };
     }
-    return { mode, jobs, wallMs, runnerMs: jobs.reduce((sum, j) => sum + j.wallMs, 0), authorityLog, recordedEvidence };
+    const onlyCohort = cohortIds.size === 1 ? [...cohortIds][0]! : null;
+    const cohort = onlyCohort === null ? null : ((await (await fetch(`${authorityUrl}/api/v1/cohorts/${onlyCohort}`)).json()) as unknown);
+    return { mode, jobs, wallMs, runnerMs: jobs.reduce((sum, j) => sum + j.wallMs, 0), authorityLog, recordedEvidence, cohort };
   } finally {
     const problems: string[] = [];
     for (const job of dirs) await example.shutdown(job).catch((err: Error) => problems.push(err.message));
