@@ -90,6 +90,8 @@ export type CoreInput =
       readonly exitCode: number | null;
       readonly durationMs: number;
       readonly logTail: string | null;
+      /** With `ok: false`: built, but `--verify` found the result missing from the remote cache (not a build failure). */
+      readonly unpublished?: boolean;
     }
   | { readonly kind: 'disconnected'; readonly connId: ConnId; readonly peerId: string }
   | { readonly kind: 'bye'; readonly connId: ConnId; readonly peerId: string }

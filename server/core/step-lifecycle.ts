@@ -48,6 +48,7 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
   if (lease.end === null) {
     endLease(state, tx, cohort, lease, input.ok ? { kind: 'succeeded' } : { kind: 'failed', exitCode: input.exitCode });
     if (input.ok) succeed(state, tx, cohort, step, lease, input.durationMs);
+    else if (input.unpublished === true && step.attempts - step.failures <= maxUnpublishedAttempts) recordUnpublished(state, tx, cohort, step, lease, input.exitCode, input.logTail);
     else recordFailure(state, tx, cohort, step, lease, input.exitCode, input.logTail);
     return;
   }
@@ -92,6 +93,37 @@ export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step:
     tx.append({ table: 'memo', row: memo });
   }
   state.broadcast(tx, cohort, { type: 'step.update', cohortId: cohort.id, stepId: step.stepId, state: 'succeeded', peerId: lease.peerId, fromMemo: false, durationMs });
+}
+
+/**
+ * Leases of a step that may end "built but not published" before such an end counts as a failed
+ * attempt: a cache that rejects every write must not keep a step going round for ever.
+ */
+export const maxUnpublishedAttempts = 3;
+
+/**
+ * Verified completion: the step was built but its result is not in the remote cache. Not a build
+ * failure (`failures` unchanged); the step is leased again, to another peer where there is one
+ * (the builder joins `failedOn`, which the picker avoids while someone else could take it).
+ */
+function recordUnpublished(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, exitCode: number | null, logTail: string | null): void {
+  tx.journal.set(step, { failedOn: step.failedOn.includes(lease.peerId) ? step.failedOn : [...step.failedOn, lease.peerId] });
+  tx.step(step);
+  const reason = `built on ${lease.peerId} but not in the remote cache (--verify exit ${exitCode ?? 'none'}); leasing it again, on another peer when there is one`;
+  tx.event(cohort.id, 'step.unpublished', { stepId: step.stepId, peerId: lease.peerId, detail: reason });
+  if (cohort.live(step.stepId).length > 0) return; // another copy is still running
+  transitionStep(tx.journal, step, 'pending');
+  state.broadcast(tx, cohort, {
+    type: 'step.update',
+    cohortId: cohort.id,
+    stepId: step.stepId,
+    state: 'pending',
+    peerId: lease.peerId,
+    fromMemo: false,
+    exitCode,
+    ...(logTail === null ? {} : { logTail: logTail.slice(-limits.maxLogTailChars) }),
+    reason,
+  });
 }
 
 function recordFailure(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, exitCode: number | null, logTail: string | null): void {

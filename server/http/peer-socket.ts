@@ -68,6 +68,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
           exitCode: message.exitCode,
           durationMs: message.durationMs,
           logTail: message.logTail ?? null,
+          unpublished: message.unpublished === true,
         });
         return;
       case 'bye':

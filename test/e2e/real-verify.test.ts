@@ -35,7 +35,9 @@ describe('verified completion with turbo', () => {
     expect(new Set(universeA.remoteHits)).toEqual(new Set(['a', 'b', 'c', 'd', 'e', 'f'].filter((s) => !builtByA.includes(s))));
     // The authority: the cohort succeeded and no step failed for it.
     const timeline = (result.cohort as { timeline: { kind: string; stepId: string | null }[] }).timeline;
-    expect(timeline.filter((e) => e.kind === 'step.failed')).toEqual([]);
+    expect(timeline.filter((e) => e.kind === 'step.failed' || e.kind === 'step.attempt-failed')).toEqual([]);
+    // ... and it says why each of job-a's steps was leased again.
+    expect(new Set(timeline.filter((e) => e.kind === 'step.unpublished').map((e) => e.stepId))).toEqual(new Set(builtByA));
     expect(timeline.filter((e) => e.kind.startsWith('cohort.')).map((e) => e.kind)).toEqual(['cohort.created', 'cohort.complete']);
   }, 175_000);
 });
