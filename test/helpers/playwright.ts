@@ -21,6 +21,7 @@ export interface Locator {
 
 export interface Page {
   goto(url: string): Promise<unknown>;
+  reload(): Promise<unknown>;
   waitForURL(url: string): Promise<void>;
   locator(selector: string): Locator;
   /** `fn` runs in the page; its elements are DOM elements (typed loosely: the tests compile without the DOM lib). */
