@@ -1,16 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { ServerMessage } from '../shared/protocol.js';
 import type { Clock } from './core/clock.js';
+import { refusalCode } from './core/effects.js';
 import type { AdminResult, ConnId, CoreInput, CoreOutput, Effect } from './core/core-types.js';
 import type { Snapshot, Write } from './core/records.js';
 import type { Scheduler } from './core/scheduler.js';
 import type { SchedulerStore } from './core/store-port.js';
 import type { Metrics } from './http/metrics.js';
 
-/** Where the authority delivers a connection's frames (a v1 socket or a Task Director adapter). */
+/** Where the authority delivers a connection's effects (a v1 socket or a Task Director adapter renders its own frames). */
 export interface ConnectionSink {
-  /** `json()` is the v1 encoding of `message`, computed once however many connections a broadcast reaches. */
-  send(message: ServerMessage, json: () => string): void;
+  deliver(effect: Effect): void;
   close(code: number, reason: string): void;
 }
 
@@ -26,8 +25,6 @@ export interface ConnectionSink {
  */
 export class Authority {
   private readonly sinks = new Map<ConnId, ConnectionSink>();
-  /** Encodings of broadcast messages (one object is sent to every member of a cohort). */
-  private readonly encoded = new WeakMap<ServerMessage, string>();
   private pendingWrites: Write[] = [];
   private pendingEffects: Effect[] = [];
   private flushScheduled = false;
@@ -160,32 +157,24 @@ export class Authority {
     this.armTimer();
   }
 
+  /** Hands an effect to the connection(s) it is about (each renders its own frames), or to metrics and the log. */
   private deliver(effect: Effect): void {
     switch (effect.kind) {
-      case 'send': {
-        const sink = this.sinks.get(effect.connId);
-        if (!sink) return;
-        const message = effect.message;
-        if (message.type === 'error') this.metrics.errors.inc({ code: message.code });
-        sink.send(message, () => {
-          let json = this.encoded.get(message);
-          if (json === undefined) {
-            json = JSON.stringify(message);
-            this.encoded.set(message, json);
-          }
-          return json;
-        });
-        return;
-      }
-      case 'close':
-        this.sinks.get(effect.connId)?.close(effect.code, effect.reason);
-        return;
       case 'stat':
         this.metrics.recordStat(effect.stat, effect.value);
         return;
       case 'notice':
         this.log.warn(effect.fields, effect.message);
         return;
+      case 'step-changed':
+        for (const connId of effect.connIds) this.sinks.get(connId)?.deliver(effect);
+        return;
+      case 'refuse':
+        if (this.sinks.has(effect.connId)) this.metrics.errors.inc({ code: refusalCode(effect.refusal) });
+        this.sinks.get(effect.connId)?.deliver(effect);
+        return;
+      default:
+        this.sinks.get(effect.connId)?.deliver(effect);
     }
   }
 

@@ -108,3 +108,23 @@ export function describeCohortOutcome(outcome: CohortOutcome): string {
       return describeCancel(outcome.by);
   }
 }
+
+/** The human text of a step change's cause (frames, the event log). */
+export function describeStepChangeCause(
+  cause:
+    | { readonly kind: 'retrying'; readonly attempt: number; readonly peerId: string; readonly exitCode: number | null }
+    | { readonly kind: 'admin-retry' }
+    | { readonly kind: 'unpublished'; readonly peerId: string; readonly exitCode: number | null }
+    | { readonly kind: 'failed'; readonly cause: StepFailCause },
+): string {
+  switch (cause.kind) {
+    case 'unpublished':
+      return `built on ${cause.peerId} but not in the remote cache (--verify exit ${cause.exitCode ?? 'none'}); leasing it again, on another peer when there is one`;
+    case 'retrying':
+      return `attempt ${cause.attempt} failed on ${cause.peerId} with exit ${cause.exitCode ?? 'none'}; retrying, on another peer when there is one`;
+    case 'admin-retry':
+      return 'retried by an admin';
+    case 'failed':
+      return describeStepFailure(cause.cause);
+  }
+}

@@ -1,5 +1,4 @@
 import { limits } from '../../shared/limits.js';
-import type { Wait } from '../../shared/protocol.js';
 import { describeCancel, type CancelledBy, type CohortOutcome } from './causes.js';
 import type { Cohort } from './cohort.js';
 import { transitionCohort } from './cohort-status.js';
@@ -46,17 +45,17 @@ export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): voi
       grant(state, tx, cohort, choice.step, peer, choice.backup);
     } else if (peer.work.kind !== 'waiting') {
       state.setWork(tx.journal, peer, waitingWork);
-      tx.send(peer.connId, waitMessage(cohort));
+      if (peer.connId !== null) tx.emit({ kind: 'wait', connId: peer.connId, ...waitFor(cohort) });
     }
   }
 }
 
-function waitMessage(cohort: Cohort): Wait {
+function waitFor(cohort: Cohort): { cohortId: string; running: { stepId: string; peerId: string }[]; unresolved: number } {
   const running: { stepId: string; peerId: string }[] = [];
   for (const [stepId, live] of cohort.liveLeases) {
     for (const lease of live) if (running.length < limits.maxWaitEntries) running.push({ stepId, peerId: lease.peerId });
   }
-  return { type: 'wait' as const, cohortId: cohort.id, running, unresolved: cohort.unresolved };
+  return { cohortId: cohort.id, running, unresolved: cohort.unresolved };
 }
 
 function completeCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
@@ -80,12 +79,7 @@ export function sendComplete(state: SchedulerState, tx: CoreTx, cohort: Cohort, 
   if (outcome === null) throw new Error(`cohort ${cohort.id} is ${cohort.record.status} without an outcome`);
   state.setWork(tx.journal, peer, doneWork);
   const summary = peerSummary(cohort, peer.peerId, (c, s) => state.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now });
-  tx.send(peer.connId, {
-    type: 'complete',
-    cohortId: cohort.id,
-    outcome: outcome.kind,
-    summary,
-  });
+  if (peer.connId !== null) tx.emit({ kind: 'complete', connId: peer.connId, cohortId: cohort.id, outcome, summary });
   if (outcome.kind !== 'cancelled') {
     tx.stat('runner.spent', summary.spentSec ?? 0);
     tx.stat('runner.alone', summary.aloneSec ?? 0);
@@ -142,7 +136,7 @@ export function onRetry(state: SchedulerState, tx: CoreTx, cohortId: string, ste
   reopen(tx, cohort, step);
   if (cohort.failedCount === 0) state.matcher.add(tx.journal, cohort);
   tx.event(cohort.id, 'step.admin-retry', { stepId });
-  state.broadcast(tx, cohort, { type: 'step.update', cohortId: cohort.id, stepId, state: 'pending', peerId: null, fromMemo: false, reason: 'retried by an admin' });
+  state.broadcast(tx, cohort, { cohortId: cohort.id, stepId, state: 'pending', peerId: null, fromMemo: false, cause: { kind: 'admin-retry' } });
   tx.dirty.add(cohort);
   tx.admin = { ok: true };
 }

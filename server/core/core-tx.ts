@@ -1,7 +1,6 @@
-import { errorCodes } from '../../shared/error-codes.js';
-import type { ServerMessage } from '../../shared/protocol.js';
 import type { Cohort } from './cohort.js';
-import type { AdminResult, ConnId, CoreOutput, CoreStat, Effect, ErrorEffectInput } from './core-types.js';
+import type { AdminResult, CoreOutput } from './core-types.js';
+import type { ConnId, CoreStat, Effect, Refusal } from './effects.js';
 import { Journal } from './journal.js';
 import type { CohortRecord, EventRecord, LeaseRecord, PeerRecord, StepRecord, Write } from './records.js';
 
@@ -62,24 +61,13 @@ export class CoreTx {
     this.appended.push({ table: 'event', row });
   }
 
-  send(connId: ConnId | null, message: ServerMessage): void {
-    if (connId !== null) this.effects.push({ kind: 'send', connId, message });
+  /** A protocol-neutral effect, in order. */
+  emit(effect: Effect): void {
+    this.effects.push(effect);
   }
-  close(connId: ConnId, code: number, reason: string): void {
-    this.effects.push({ kind: 'close', connId, code, reason });
-  }
-  /** An error frame, followed by a close when the registry says the code ends the connection. */
-  error(connId: ConnId, error: ErrorEffectInput): void {
-    const info = errorCodes[error.code];
-    this.send(connId, {
-      type: 'error',
-      code: error.code,
-      message: error.message,
-      retryable: info.retryable,
-      ...(error.stepId ? { stepId: error.stepId } : {}),
-      ...(error.leaseId ? { leaseId: error.leaseId } : {}),
-    });
-    if (info.closeCode !== null) this.close(connId, info.closeCode, error.code);
+  /** The core did not act on this connection's input, for `refusal` (one error code each). */
+  refuse(connId: ConnId, refusal: Refusal): void {
+    this.effects.push({ kind: 'refuse', connId, refusal });
   }
   stat(stat: CoreStat, value = 1): void {
     this.effects.push({ kind: 'stat', stat, value });

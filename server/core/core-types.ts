@@ -1,5 +1,4 @@
-import type { ErrorCode } from '../../shared/error-codes.js';
-import type { ServerMessage } from '../../shared/protocol.js';
+import type { ConnId, Effect } from './effects.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import type { Registration, Write } from './records.js';
 
@@ -61,8 +60,6 @@ export interface TokenPair {
   readonly hash: string;
 }
 
-/** A connection, as the transport numbers them. */
-export type ConnId = number;
 
 export type CoreInput =
   | {
@@ -84,11 +81,13 @@ export type CoreInput =
       readonly kind: 'finished';
       readonly connId: ConnId;
       readonly peerId: string;
-      readonly leaseId: string;
+      /** The lease reported; null: the one this peer holds (Task Director frames name no lease). */
+      readonly leaseId: string | null;
       readonly stepId: string;
       readonly ok: boolean;
       readonly exitCode: number | null;
-      readonly durationMs: number;
+      /** As the peer measured it; null: measured by the authority from the lease's start. */
+      readonly durationMs: number | null;
       readonly logTail: string | null;
       /** With `ok: false`: built, but `--verify` found the result missing from the remote cache (not a build failure). */
       readonly unpublished?: boolean;
@@ -100,26 +99,7 @@ export type CoreInput =
   | { readonly kind: 'cancel'; readonly cohortId: string }
   | { readonly kind: 'retry'; readonly cohortId: string; readonly stepId: string };
 
-/** A counter the transport exports as a metric. */
-export type CoreStat =
-  | 'step.assigned'
-  | 'step.succeeded'
-  | 'step.failed'
-  | 'step.reused'
-  | 'lease.expired'
-  /** Build time saved by a completed cohort (s): every member building every step, minus each step built once. */
-  | 'seconds.saved'
-  /** Runner time of a peer told `complete` (s): join to complete, building and waiting. */
-  | 'runner.spent'
-  /** What that peer would have spent building every step alone (s). */
-  | 'runner.alone';
-
-export type Effect =
-  | { readonly kind: 'send'; readonly connId: ConnId; readonly message: ServerMessage }
-  | { readonly kind: 'close'; readonly connId: ConnId; readonly code: number; readonly reason: string }
-  | { readonly kind: 'stat'; readonly stat: CoreStat; readonly value: number }
-  /** Something the operator should see in the server log. */
-  | { readonly kind: 'notice'; readonly message: string; readonly fields: Readonly<Record<string, string | number | boolean | null>> };
+export type { ConnId, CoreStat, Effect } from './effects.js';
 
 /** The answer to an admin input. */
 export type AdminResult =
@@ -137,12 +117,4 @@ export interface CoreOutput {
    * the caller logs the error whole.
    */
   readonly fault: unknown;
-}
-
-/** An error frame for one connection, with the registry's retryable flag. */
-export interface ErrorEffectInput {
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly stepId?: string;
-  readonly leaseId?: string;
 }

@@ -1,10 +1,8 @@
-import { closeCodes } from '../../shared/close-codes.js';
-import { protocolVersion, type Welcome } from '../../shared/protocol.js';
 import type { LeaseLossWhy } from './causes.js';
 import { Cohort } from './cohort.js';
 import { sendComplete } from './cohort-lifecycle.js';
 import type { CoreTx } from './core-tx.js';
-import type { ConnId } from './core-types.js';
+import type { ConnId, Effect } from './effects.js';
 import { transitionPeer } from './peer-status.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { CohortRecord, PeerRecord, StepRecord } from './records.js';
@@ -28,10 +26,7 @@ export function onHello(state: SchedulerState, tx: CoreTx, input: HelloInput): v
       resume(state, tx, existing, input);
       return;
     }
-    tx.error(input.connId, {
-      code: 'DUPLICATE_PEER',
-      message: `peer id "${input.peerId}" is held by another ${existing.record.status === 'connected' ? 'connection' : 'peer in its grace period'}; resume with its token or use another peer id`,
-    });
+    tx.refuse(input.connId, { kind: 'duplicate-peer', peerId: input.peerId, heldBy: existing.record.status === 'connected' ? 'connection' : 'grace' });
     return;
   }
   join(state, tx, input);
@@ -40,13 +35,10 @@ export function onHello(state: SchedulerState, tx: CoreTx, input: HelloInput): v
 function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: HelloInput): void {
   const cohort = state.cohorts.get(peer.record.cohortId)!;
   if (cohort.record.digest !== input.digest) {
-    tx.error(input.connId, {
-      code: 'SCHEMA_MISMATCH',
-      message: `cohort ${cohort.id} runs schema ${cohort.record.schema.id} ${cohort.record.digest}; this hello has ${input.digest}`,
-    });
+    tx.refuse(input.connId, { kind: 'schema-mismatch', cohortId: cohort.id, schemaId: cohort.record.schema.id, digest: cohort.record.digest, presented: input.digest });
     return;
   }
-  if (peer.connId !== null) tx.close(peer.connId, closeCodes.superseded, 'replaced by a resumed connection');
+  if (peer.connId !== null) tx.emit({ kind: 'superseded', connId: peer.connId });
   tx.journal.set(peer, { connId: input.connId });
   if (peer.record.status !== 'connected') transitionPeer(tx.journal, peer.record, 'connected');
   tx.journal.set(peer.record, { graceEndsAtMs: null });
@@ -62,7 +54,7 @@ function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: Hello
   } else if (current && !(peer.work.kind === 'orphaned' && peer.work.leaseId === current.leaseId)) {
     adoptOrphan(state, tx, cohort, peer, current);
   }
-  tx.send(input.connId, welcome(state, cohort, peer, input.presentedToken!.token, true));
+  tx.emit(joined(state, cohort, peer, input.connId, input.presentedToken!.token, true));
   if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
   tx.dirty.add(cohort);
 }
@@ -98,7 +90,7 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
   tx.peer(record);
   tx.event(cohort.id, 'peer.joined', { peerId: input.peerId, detail: `${cohort.members.size} peers` });
   if (input.currentStep) adoptOrphan(state, tx, cohort, peer, input.currentStep);
-  tx.send(input.connId, welcome(state, cohort, peer, input.freshToken.token, false));
+  tx.emit(joined(state, cohort, peer, input.connId, input.freshToken.token, false));
   if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
   tx.dirty.add(cohort);
 }
@@ -111,7 +103,7 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
 function adoptOrphan(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, current: { stepId: string; leaseId: string }): void {
   const step = cohort.steps.get(current.stepId);
   if (step && isResolved(step.status)) {
-    tx.send(peer.connId, { type: 'abort', stepId: current.stepId, leaseId: current.leaseId, reason: 'lease-lost' });
+    if (peer.connId !== null) tx.emit({ kind: 'abort', connId: peer.connId, stepId: current.stepId, leaseId: current.leaseId, why: 'lease-lost' });
     return;
   }
   state.setWork(tx.journal, peer, { kind: 'orphaned', stepId: current.stepId, leaseId: current.leaseId });
@@ -180,12 +172,12 @@ function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Coh
   return cohort;
 }
 
-export function welcome(state: SchedulerState, cohort: Cohort, peer: PeerState, token: string, resumed: boolean): Welcome {
+function joined(state: SchedulerState, cohort: Cohort, peer: PeerState, connId: ConnId, resumeToken: string, resumed: boolean): Effect {
   return {
-    type: 'welcome' as const,
-    protocol: protocolVersion,
+    kind: 'joined',
+    connId,
     peerId: peer.peerId,
-    resumeToken: token,
+    resumeToken,
     resumed,
     cohort: {
       id: cohort.id,

@@ -1,8 +1,8 @@
-import type { ServerMessage } from '../../shared/protocol.js';
 import type { Cohort } from './cohort.js';
 import { CohortMatcher } from './cohort-matcher.js';
 import type { CoreTx } from './core-tx.js';
-import type { ConnId, CoreConfig, CoreInput, IdSource } from './core-types.js';
+import type { CoreConfig, CoreInput, IdSource } from './core-types.js';
+import type { ConnId, StepChange } from './effects.js';
 import { DeadlineHeap } from './deadline-heap.js';
 import type { Journal } from './journal.js';
 import { transitionWork, type PeerWork } from './peer-work.js';
@@ -129,8 +129,10 @@ export class SchedulerState {
     this.matcher.add(tx.journal, cohort);
   }
 
-  /** One frame to every connected member of the cohort. */
-  broadcast(tx: CoreTx, cohort: Cohort, message: ServerMessage): void {
-    for (const peer of this.currentMembers(cohort)) if (peer.connId !== null) tx.send(peer.connId, message);
+  /** A step change, told to every connected member of the cohort. */
+  broadcast(tx: CoreTx, cohort: Cohort, change: StepChange): void {
+    const connIds: ConnId[] = [];
+    for (const peer of this.currentMembers(cohort)) if (peer.connId !== null) connIds.push(peer.connId);
+    if (connIds.length > 0) tx.emit({ kind: 'step-changed', connIds, change });
   }
 }

@@ -10,7 +10,6 @@ import type { Snapshot, StepRecord } from './records.js';
 import { SchedulerState, type PeerState } from './scheduler-state.js';
 import { endLease, onFinished, returnToPending } from './step-lifecycle.js';
 import { stragglerAtMs } from './step-picker.js';
-import { errorCodes } from '../../shared/error-codes.js';
 
 /**
  * The scheduler: a deterministic state machine, `handle(input, now) -> { writes, effects }`.
@@ -235,11 +234,7 @@ export class Scheduler {
 function faultOutput(input: CoreInput, fault: unknown): CoreOutput {
   const effects: Effect[] = [];
   const connId = 'connId' in input ? input.connId : null;
-  if (connId !== null) {
-    const info = errorCodes.INTERNAL;
-    effects.push({ kind: 'send', connId, message: { type: 'error', code: 'INTERNAL', message: 'internal error; see the authority log', retryable: info.retryable } });
-    if (info.closeCode !== null) effects.push({ kind: 'close', connId, code: info.closeCode, reason: 'INTERNAL' });
-  }
+  if (connId !== null) effects.push({ kind: 'refuse', connId, refusal: { kind: 'internal' } });
   const admin = input.kind === 'cancel' || input.kind === 'retry' ? { ok: false as const, status: 500 as const, code: 'INTERNAL', message: 'internal error; see the authority log' } : null;
   return { writes: [], effects, admin, fault };
 }

@@ -1,7 +1,8 @@
 import { limits } from '../../shared/limits.js';
-import { describeLoss, describeStepFailure, type AbortWhy, type LeaseEnd, type LeaseLossWhy, type StepFailCause } from './causes.js';
+import { describeLoss, describeStepChangeCause, describeStepFailure, type AbortWhy, type LeaseEnd, type LeaseLossWhy, type StepFailCause } from './causes.js';
 import type { Cohort } from './cohort.js';
 import type { CoreTx } from './core-tx.js';
+import type { Refusal } from './effects.js';
 import { transitionLease } from './lease-state.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, StepRecord } from './records.js';
@@ -16,38 +17,50 @@ import { isResolved, transitionStep } from './step-status.js';
  * See the machines in step-status.ts and lease-state.ts.
  */
 
+/**
+ * A peer reports a step: fenced (the lease must be this peer's and for this
+ * step; an ended lease counts only as a late success of an unresolved step),
+ * then the step succeeds or records a failure. A report naming no lease (Task
+ * Director) is for the lease the peer holds.
+ */
 export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInput): void {
   const peer = state.peers.get(input.peerId);
   if (!peer || peer.connId !== input.connId) return; // a superseded connection; its socket is closing
-  const lease = state.leases.get(input.leaseId);
-  const refuse = (code: 'STALE_LEASE' | 'LEASE_NOT_HELD' | 'UNKNOWN_STEP', message: string): void =>
-    tx.error(input.connId, { code, message, stepId: input.stepId, leaseId: input.leaseId });
-
-  if (peer.work.kind === 'orphaned' && peer.work.leaseId === input.leaseId) state.setWork(tx.journal, peer, idleWork);
+  const refuse = (refusal: Refusal): void => tx.refuse(input.connId, refusal);
   const ownCohort = state.cohorts.get(peer.record.cohortId);
   if (ownCohort) tx.dirty.add(ownCohort);
+
+  const heldId = heldLeaseId(peer.work);
+  if (input.leaseId === null && heldId === null) {
+    refuse({ kind: 'no-lease-held', stepId: input.stepId });
+    return;
+  }
+  const leaseId = input.leaseId ?? heldId!;
+  if (peer.work.kind === 'orphaned' && peer.work.leaseId === leaseId) state.setWork(tx.journal, peer, idleWork);
+  const lease = state.leases.get(leaseId);
   if (!lease) {
-    refuse('STALE_LEASE', `lease ${input.leaseId} is unknown to the authority; the result was not recorded`);
+    refuse({ kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'unknown', ok: input.ok });
     return;
   }
   if (lease.peerId !== input.peerId) {
-    refuse('LEASE_NOT_HELD', `lease ${input.leaseId} belongs to another peer; the result was not recorded`);
+    refuse({ kind: 'lease-not-held', leaseId, stepId: input.stepId });
     return;
   }
   if (lease.stepId !== input.stepId) {
-    refuse('UNKNOWN_STEP', `lease ${input.leaseId} is for step "${lease.stepId}", not "${input.stepId}"`);
+    refuse({ kind: 'wrong-step', leaseId: input.leaseId, leaseStepId: lease.stepId, stepId: input.stepId });
     return;
   }
   const cohort = state.cohorts.get(lease.cohortId);
   if (!cohort) {
-    refuse('STALE_LEASE', `the cohort of lease ${input.leaseId} is closed; the result was not recorded`);
+    refuse({ kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'cohort-closed', ok: input.ok });
     return;
   }
   const step = cohort.steps.get(lease.stepId)!;
+  const durationMs = input.durationMs ?? Math.max(0, tx.now - lease.startedAtMs);
 
   if (lease.end === null) {
     endLease(state, tx, cohort, lease, input.ok ? { kind: 'succeeded' } : { kind: 'failed', exitCode: input.exitCode });
-    if (input.ok) succeed(state, tx, cohort, step, lease, input.durationMs);
+    if (input.ok) succeed(state, tx, cohort, step, lease, durationMs);
     else if (input.unpublished === true && step.attempts - step.failures <= maxUnpublishedAttempts) recordUnpublished(state, tx, cohort, step, lease, input.exitCode, input.logTail);
     else recordFailure(state, tx, cohort, step, lease, input.exitCode, input.logTail);
     return;
@@ -55,15 +68,10 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
   if (input.ok && !isResolved(step.status)) {
     // The lease was lost but the work was done, and nobody has finished the step since: it counts.
     tx.event(cohort.id, 'step.late-completion', { stepId: step.stepId, peerId: lease.peerId, detail: `lease ${lease.leaseId} (${lease.end.kind})` });
-    succeed(state, tx, cohort, step, lease, input.durationMs);
+    succeed(state, tx, cohort, step, lease, durationMs);
     return;
   }
-  refuse(
-    'STALE_LEASE',
-    input.ok
-      ? `lease ${input.leaseId} already ended (${lease.end.kind}) and step "${step.stepId}" is ${step.status}; this completion changed nothing`
-      : `lease ${input.leaseId} already ended (${lease.end.kind}); its failure is not counted`,
-  );
+  refuse({ kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'ended', ok: input.ok, end: lease.end, stepStatus: step.status });
 }
 
 export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, durationMs: number): void {
@@ -92,7 +100,7 @@ export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step:
     tx.journal.mapSet(state.memos, key, memo);
     tx.append({ table: 'memo', row: memo });
   }
-  state.broadcast(tx, cohort, { type: 'step.update', cohortId: cohort.id, stepId: step.stepId, state: 'succeeded', peerId: lease.peerId, fromMemo: false, durationMs });
+  state.broadcast(tx, cohort, { cohortId: cohort.id, stepId: step.stepId, state: 'succeeded', peerId: lease.peerId, fromMemo: false, durationMs });
 }
 
 /**
@@ -109,12 +117,11 @@ export const maxUnpublishedAttempts = 3;
 function recordUnpublished(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, exitCode: number | null, logTail: string | null): void {
   tx.journal.set(step, { failedOn: step.failedOn.includes(lease.peerId) ? step.failedOn : [...step.failedOn, lease.peerId] });
   tx.step(step);
-  const reason = `built on ${lease.peerId} but not in the remote cache (--verify exit ${exitCode ?? 'none'}); leasing it again, on another peer when there is one`;
-  tx.event(cohort.id, 'step.unpublished', { stepId: step.stepId, peerId: lease.peerId, detail: reason });
+  const cause = { kind: 'unpublished', peerId: lease.peerId, exitCode } as const;
+  tx.event(cohort.id, 'step.unpublished', { stepId: step.stepId, peerId: lease.peerId, detail: describeStepChangeCause(cause) });
   if (cohort.live(step.stepId).length > 0) return; // another copy is still running
   transitionStep(tx.journal, step, 'pending');
   state.broadcast(tx, cohort, {
-    type: 'step.update',
     cohortId: cohort.id,
     stepId: step.stepId,
     state: 'pending',
@@ -122,7 +129,7 @@ function recordUnpublished(state: SchedulerState, tx: CoreTx, cohort: Cohort, st
     fromMemo: false,
     exitCode,
     ...(logTail === null ? {} : { logTail: logTail.slice(-limits.maxLogTailChars) }),
-    reason,
+    cause,
   });
 }
 
@@ -141,10 +148,9 @@ function recordFailure(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: 
     failStep(state, tx, cohort, step, { kind: 'attempts-exhausted', failures: step.failures, peerId: lease.peerId, exitCode });
   } else {
     transitionStep(tx.journal, step, 'pending');
-    const reason = `attempt ${lease.attempt} failed on ${lease.peerId} with exit ${exitCode ?? 'none'}; retrying, on another peer when there is one`;
-    tx.event(cohort.id, 'step.retry', { stepId: step.stepId, detail: reason });
+    const cause = { kind: 'retrying', attempt: lease.attempt, peerId: lease.peerId, exitCode } as const;
+    tx.event(cohort.id, 'step.retry', { stepId: step.stepId, detail: describeStepChangeCause(cause) });
     state.broadcast(tx, cohort, {
-      type: 'step.update',
       cohortId: cohort.id,
       stepId: step.stepId,
       state: 'pending',
@@ -152,7 +158,7 @@ function recordFailure(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: 
       fromMemo: false,
       exitCode,
       ...(step.failLogTail ? { logTail: step.failLogTail } : {}),
-      reason,
+      cause,
     });
   }
 }
@@ -173,7 +179,6 @@ function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepR
   tx.event(cohort.id, 'step.failed', { stepId: step.stepId, peerId: step.failPeerId, detail: reason });
   tx.stat('step.failed');
   state.broadcast(tx, cohort, {
-    type: 'step.update',
     cohortId: cohort.id,
     stepId: step.stepId,
     state: 'failed',
@@ -181,7 +186,7 @@ function failStep(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepR
     fromMemo: false,
     exitCode: step.failExitCode,
     ...(step.failLogTail ? { logTail: step.failLogTail } : {}),
-    reason,
+    cause: { kind: 'failed', cause },
   });
   for (const dependentId of cohort.dependents.get(step.stepId)!) {
     const dependent = cohort.steps.get(dependentId)!;
@@ -223,7 +228,7 @@ export function grant(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: S
   tx.lease(lease);
   tx.event(cohort.id, 'step.leased', { stepId: step.stepId, peerId: lease.peerId, detail: `attempt ${lease.attempt}${backup ? ', backup copy' : ''}` });
   tx.stat('step.assigned');
-  tx.send(peer.connId, { type: 'assign', cohortId: cohort.id, stepId: step.stepId, leaseId: lease.leaseId, attempt: lease.attempt, backup });
+  if (peer.connId !== null) tx.emit({ kind: 'granted', connId: peer.connId, cohortId: cohort.id, stepId: step.stepId, leaseId: lease.leaseId, attempt: lease.attempt, backup });
 }
 
 /** Ends a live lease; its holder, if it still runs it, becomes idle. */
@@ -239,14 +244,15 @@ export function endLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, leas
 function abortLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, why: AbortWhy): void {
   endLease(state, tx, cohort, lease, { kind: 'aborted', why });
   tx.event(cohort.id, 'lease.aborted', { stepId: lease.stepId, peerId: lease.peerId, detail: why });
-  tx.send(state.peers.get(lease.peerId)?.connId ?? null, { type: 'abort', stepId: lease.stepId, leaseId: lease.leaseId, reason: why });
+  const connId = state.peers.get(lease.peerId)?.connId ?? null;
+  if (connId !== null) tx.emit({ kind: 'abort', connId, stepId: lease.stepId, leaseId: lease.leaseId, why });
   tx.dirty.add(cohort);
 }
 
 function abortOrphans(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId: string): void {
   for (const peer of state.currentMembers(cohort)) {
     if (peer.work.kind !== 'orphaned' || peer.work.stepId !== stepId) continue;
-    tx.send(peer.connId, { type: 'abort', stepId, leaseId: peer.work.leaseId, reason: 'superseded' });
+    if (peer.connId !== null) tx.emit({ kind: 'abort', connId: peer.connId, stepId, leaseId: peer.work.leaseId, why: 'superseded' });
     state.setWork(tx.journal, peer, idleWork);
   }
 }

@@ -1,13 +1,25 @@
 import type { WebSocket } from 'ws';
 import { closeCodes } from '../../shared/close-codes.js';
 import { decodePeerMessage } from '../../shared/frames.js';
-import { protocolVersion, type Hello, type PeerMessage } from '../../shared/protocol.js';
+import { protocolVersion, type Hello, type PeerMessage, type ServerMessage } from '../../shared/protocol.js';
 import { hashToken } from './auth.js';
 import { checkHello, freshToken } from './hello-input.js';
 import { v1ConnectionMachine, type V1ConnectionState } from './connection-state.js';
+import { v1Delivery } from './v1-frames.js';
 import { openSocketSession, type SocketDeps, type SocketSession } from './socket-session.js';
 
 export { LivenessMonitor } from './socket-session.js';
+
+/** JSON of each rendered frame, computed once however many connections a broadcast reaches. */
+const encoded = new WeakMap<ServerMessage, string>();
+function encode(message: ServerMessage): string {
+  let json = encoded.get(message);
+  if (json === undefined) {
+    json = JSON.stringify(message);
+    encoded.set(message, json);
+  }
+  return json;
+}
 /** What a peer socket needs from the app. */
 export type PeerSocketDeps = SocketDeps;
 
@@ -83,7 +95,11 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
     socket,
     deps,
     {
-      deliver: (session, _message, json) => session.write(json()),
+      deliver(session, effect) {
+        const delivery = v1Delivery(effect);
+        for (const message of delivery.messages) session.write(encode(message));
+        if (delivery.close) session.closeNow(delivery.close.code, delivery.close.reason);
+      },
       onText(session, text) {
         const decoded = decodePeerMessage(text);
         if (!decoded.ok) {

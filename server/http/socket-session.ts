@@ -1,12 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import { closeCodes } from '../../shared/close-codes.js';
-import { errorCodes, type ErrorCode } from '../../shared/error-codes.js';
-import type { ServerMessage } from '../../shared/protocol.js';
+import type { ErrorCode } from '../../shared/error-codes.js';
 import type { Authority } from '../authority.js';
 import type { ServerConfig } from '../config.js';
 import type { Clock } from '../core/clock.js';
-import type { ConnId } from '../core/core-types.js';
+import type { ConnId, Effect } from '../core/effects.js';
 import type { Metrics } from './metrics.js';
 import { capText } from '../../shared/text-caps.js';
 import { ConnectionGuard } from './connection-guard.js';
@@ -39,11 +38,13 @@ export interface SocketSession {
   strike(code: ErrorCode, message: string): void;
   /** Stops reading frames and closes with `code` once queued frames are out. */
   closeAfter(code: number, reason: string): void;
+  /** Stops reading frames and closes now (a close the core's effects call for). */
+  closeNow(code: number, reason: string): void;
 }
 
 export interface SocketProtocol {
-  /** One core message for this connection, in this protocol's wire format (or nothing). */
-  deliver(session: SocketSession, message: ServerMessage, json: () => string): void;
+  /** One core effect for this connection, rendered in this protocol's wire format (or nothing). */
+  deliver(session: SocketSession, effect: Effect): void;
   /** One text frame; returns whether it was a valid frame of the protocol (for metrics). */
   onText(session: SocketSession, text: string): boolean;
   /** The socket closed. */
@@ -69,9 +70,8 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
       }
     },
     sendError(code, message) {
-      authority.enqueue({ kind: 'send', connId: session.connId, message: { type: 'error', code, message: capText(message), retryable: errorCodes[code].retryable } });
-      const closeCode = errorCodes[code].closeCode;
-      if (closeCode !== null) authority.enqueue({ kind: 'close', connId: session.connId, code: closeCode, reason: code });
+      // The protocol renders it (and the close its code calls for), behind everything already queued.
+      authority.enqueue({ kind: 'refuse', connId: session.connId, refusal: { kind: 'frame', code, message: capText(message) } });
     },
     strike(code, message) {
       strikes++;
@@ -85,17 +85,18 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
       closing = true;
       authority.enqueue({ kind: 'close', connId: session.connId, code, reason });
     },
-  };
-
-  (session as { connId: ConnId }).connId = authority.openConnection({
-    send: (message, json) => {
-      if (message.type === 'welcome') guard.joined();
-      protocol.deliver(session, message, json);
-    },
-    close(code, reason) {
+    closeNow(code, reason) {
       closing = true;
       if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
     },
+  };
+
+  (session as { connId: ConnId }).connId = authority.openConnection({
+    deliver: (effect) => {
+      if (effect.kind === 'joined') guard.joined();
+      protocol.deliver(session, effect);
+    },
+    close: (code, reason) => session.closeNow(code, reason),
   });
   deps.liveness.add(socket);
 

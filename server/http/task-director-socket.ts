@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { closeCodes } from '../../shared/close-codes.js';
 import { taskDirectorPeerId } from '../../shared/ids.js';
-import type { ServerMessage } from '../../shared/protocol.js';
+import { errorCodes } from '../../shared/error-codes.js';
+import { refusalCode, type Effect } from '../core/effects.js';
+import { describeRefusal } from './refusal-text.js';
 import {
   decodeTaskDirectorFrame,
   taskDirectorApiVersion,
@@ -23,16 +25,17 @@ import { taskDirectorJoin } from './task-director-registration.js';
  * served by the same authority (core and store) as `/v1/peer`.
  *
  * Connection states (connection-state.ts): awaiting-init -> joined (INIT went to the core) -> closed.
- * The adapter remembers the one task (and its lease id) it gave the
- * connection: a TASK_COMPLETE for anything else, a repeat, or one before INIT
- * gets an error frame and never reaches the core, so it cannot change state.
+ * TASK_COMPLETE names no lease: it goes to the core as a report of the lease
+ * this client holds, and the core fences it (no lease held: STALE_LEASE;
+ * another task: UNKNOWN_STEP) and measures its duration from the lease's
+ * start. A TASK_COMPLETE before INIT or for another schema never reaches the core.
  * These clients cannot resume (`resumable: false`): when one drops, its lease
  * is lost at once and the task goes to a waiting client.
  *
- * Core messages map to the old wire format: `assign` -> BUILD_INSTRUCTION,
- * `complete` -> SCHEMA_COMPLETE, `abort` -> ABORT_TASK, `error` -> an
+ * The core's effects map to the old wire format: `granted` -> BUILD_INSTRUCTION,
+ * `complete` -> SCHEMA_COMPLETE, `abort` -> ABORT_TASK, `refuse` -> an
  * ABORT_TASK-shaped error frame (see shared/task-director-protocol.ts);
- * `welcome`, `wait` and `step.update` have no equivalent and are not sent.
+ * `joined`, `wait` and `step-changed` have no equivalent and are not sent.
  */
 export function registerTaskDirectorRoute(scope: FastifyInstance, deps: SocketDeps): void {
   scope.get(
@@ -63,14 +66,8 @@ export function registerTaskDirectorRoute(scope: FastifyInstance, deps: SocketDe
   );
 }
 
-interface HeldTask {
-  readonly taskId: string;
-  readonly leaseId: string;
-  readonly sinceMs: number;
-}
-
 export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, deps: SocketDeps): void {
-  const { authority, clock } = deps;
+  const { authority } = deps;
   /** See connection-state.ts. */
   let state: TdConnectionState = 'awaiting-init';
   const to = (next: TdConnectionState): void => {
@@ -79,38 +76,48 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
   };
   /** The schema id as the client sent it, echoed in every frame. */
   let wireSchemaId: string | null = null;
-  let held: HeldTask | null = null;
 
   const write = (session: SocketSession, frame: TdServerFrame): void => session.write(JSON.stringify(frame));
 
-  /** One core message, in the old wire format (or nothing). */
-  const deliver = (session: SocketSession, message: ServerMessage): void => {
-    switch (message.type) {
-      case 'assign':
-        if (held !== null) session.log.error({ held: held.taskId, stepId: message.stepId }, 'second task for a client that holds one; replacing it');
-        held = { taskId: message.stepId, leaseId: message.leaseId, sinceMs: clock.now() };
-        write(session, { message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: wireSchemaId!, task_id: message.stepId });
+  /** One core effect, in the old wire format (or nothing). The core fences leases: it aborts only a task this client runs. */
+  const deliver = (session: SocketSession, effect: Effect): void => {
+    switch (effect.kind) {
+      case 'granted':
+        write(session, { message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: wireSchemaId!, task_id: effect.stepId });
         return;
       case 'abort':
-        // Only the task this connection runs can be aborted; anything else it no longer runs.
-        if (held?.leaseId !== message.leaseId) return;
-        held = null;
-        write(session, { message_type: taskDirectorMessageType.abortTask, schema_id: wireSchemaId!, task_id: message.stepId });
+        write(session, { message_type: taskDirectorMessageType.abortTask, schema_id: wireSchemaId!, task_id: effect.stepId });
         return;
       case 'complete':
-        held = null;
         write(session, { message_type: taskDirectorMessageType.schemaComplete, schema_id: wireSchemaId! });
         return;
-      case 'error':
+      case 'refuse': {
+        const code = refusalCode(effect.refusal);
+        const r = effect.refusal;
+        const message =
+          r.kind === 'wrong-step' && r.leaseId === null
+            ? `this connection holds task ${r.leaseStepId} of schema ${wireSchemaId}, not task ${r.stepId} of ${wireSchemaId}; nothing changed`
+            : describeRefusal(r);
         write(session, {
           message_type: taskDirectorMessageType.abortTask,
           ...(wireSchemaId === null ? {} : { schema_id: wireSchemaId }),
-          error: { code: message.code, message: message.message, retryable: message.retryable },
+          error: { code, message, retryable: errorCodes[code].retryable },
         });
+        const closeCode = errorCodes[code].closeCode;
+        if (closeCode !== null) session.closeNow(closeCode, code);
         return;
-      case 'welcome':
+      }
+      case 'superseded':
+        session.closeNow(closeCodes.superseded, 'replaced by a resumed connection');
+        return;
+      case 'close':
+        session.closeNow(effect.code, effect.reason);
+        return;
+      case 'joined':
       case 'wait':
-      case 'step.update':
+      case 'step-changed':
+      case 'stat':
+      case 'notice':
         return; // no equivalent in the old protocol
     }
   };
@@ -138,24 +145,21 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
 
   const onTaskComplete = (session: SocketSession, done: TdTaskComplete): void => {
     if (state !== 'joined') return session.sendError('NOT_JOINED', 'send INIT before TASK_COMPLETE; nothing changed');
-    if (held === null) {
-      return session.sendError('STALE_LEASE', `this connection holds no task (task ${done.task_id} was already reported, was aborted, or was never given to it); nothing changed`);
+    if (done.schema_id !== wireSchemaId) {
+      return session.sendError('UNKNOWN_STEP', `this connection runs schema ${wireSchemaId}, not ${done.schema_id}; nothing changed`);
     }
-    if (done.task_id !== held.taskId || done.schema_id !== wireSchemaId) {
-      return session.sendError('UNKNOWN_STEP', `this connection holds task ${held.taskId} of schema ${wireSchemaId}, not task ${done.task_id} of ${done.schema_id}; nothing changed`);
-    }
-    const task = held;
-    held = null;
+    // The frame names no lease: the core finishes the one this client holds, if it is for this task,
+    // and measures the duration from the lease's start.
     authority.submit({
       kind: 'finished',
       connId: session.connId,
       peerId: clientId,
-      leaseId: task.leaseId,
-      stepId: task.taskId,
+      leaseId: null,
+      stepId: done.task_id,
       ok: done.task_success,
       // The old protocol carries success only: no exit code, no log.
       exitCode: done.task_success ? 0 : null,
-      durationMs: Math.max(0, clock.now() - task.sinceMs),
+      durationMs: null,
       logTail: null,
     });
   };
@@ -169,7 +173,7 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
     socket,
     deps,
     {
-      deliver: (s, message) => deliver(s, message),
+      deliver: (s, effect) => deliver(s, effect),
       onText(s, text) {
         const decoded = decodeTaskDirectorFrame(text);
         if (decoded.ok) {

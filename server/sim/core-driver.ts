@@ -1,8 +1,8 @@
 import { defaultCoreConfig, type ConnId, type CoreOutput, type IdSource } from '../core/core-types.js';
+import { refusalCode, type Effect } from '../core/effects.js';
 import type { DurationRecord } from '../core/records.js';
 import { Scheduler } from '../core/scheduler.js';
 import { durationKey } from '../core/source-state.js';
-import type { ServerMessage } from '../../shared/protocol.js';
 import { schemaDigest } from '../../shared/schema-digest.js';
 import { EventQueue } from './event-queue.js';
 import type { DurationTable } from './step-durations.js';
@@ -82,9 +82,9 @@ export function runCore(workload: SimWorkload, durations: DurationTable, options
     queue.push(simEpochMs + spec.arrivalMs, { kind: 'arrive', peer });
   });
 
-  const onFrame = (peer: SimPeer, message: ServerMessage): void => {
-    switch (message.type) {
-      case 'welcome': {
+  const onEffect = (peer: SimPeer, message: Effect): void => {
+    switch (message.kind) {
+      case 'joined': {
         let index = cohortIndex.get(message.cohort.id);
         if (index === undefined) {
           index = cohorts.length;
@@ -95,7 +95,7 @@ export function runCore(workload: SimWorkload, durations: DurationTable, options
         cohorts[index]!.members.push(peer.spec);
         return;
       }
-      case 'assign': {
+      case 'granted': {
         if (peer.running) throw new Error(`core assigned ${message.stepId} to ${peer.spec.peerId}, which is still running ${peer.running.run.stepId}`);
         const run: StepRun = {
           peerId: peer.spec.peerId,
@@ -122,21 +122,25 @@ export function runCore(workload: SimWorkload, durations: DurationTable, options
         peer.readyAtMs = now - simEpochMs;
         queue.push(now, { kind: 'leave', peer });
         return;
-      case 'error':
-        throw new Error(`the core refused simulated peer ${peer.spec.peerId}: ${message.code}: ${message.message}`);
+      case 'refuse':
+        throw new Error(`the core refused simulated peer ${peer.spec.peerId}: ${refusalCode(message.refusal)} (${JSON.stringify(message.refusal)})`);
+      case 'superseded':
+      case 'close':
+        throw new Error(`the core closed simulated connection ${message.connId}`);
       case 'wait':
-      case 'step.update':
+      case 'step-changed':
+      case 'stat':
+      case 'notice':
         return;
     }
   };
 
   const apply = (out: CoreOutput): void => {
     for (const effect of out.effects) {
-      if (effect.kind === 'send') {
-        const peer = byConn.get(effect.connId);
-        if (peer) onFrame(peer, effect.message);
-      } else if (effect.kind === 'close') {
-        throw new Error(`the core closed simulated connection ${effect.connId}: ${effect.code} ${effect.reason}`);
+      const conns = effect.kind === 'step-changed' ? effect.connIds : 'connId' in effect ? [effect.connId] : [];
+      for (const connId of conns) {
+        const peer = byConn.get(connId);
+        if (peer) onEffect(peer, effect);
       }
     }
   };

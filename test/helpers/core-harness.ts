@@ -1,6 +1,7 @@
 import { defaultCoreConfig, type CoreConfig, type CoreInput, type CoreOutput, type Effect } from '../../server/core/core-types.js';
 import type { Registration, Snapshot, Write } from '../../server/core/records.js';
 import { Scheduler } from '../../server/core/scheduler.js';
+import { v1Delivery, v1MessagesFor } from '../../server/http/v1-frames.js';
 import { schemaDigest } from '../../shared/schema-digest.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import type { ServerMessage } from '../../shared/protocol.js';
@@ -141,21 +142,24 @@ export class CoreHarness {
     return msgs[msgs.length - 1] as Extract<ServerMessage, { type: 'assign' }> | undefined;
   }
 
-  /** Every frame sent to this peer's current connection so far. */
+  /** Every v1 frame sent to this peer's current connection so far (the core's effects as the v1 socket renders them). */
   sent(peerId: string): ServerMessage[] {
     const connId = this.conns.get(peerId);
-    return this.effects.flatMap((e) => (e.kind === 'send' && e.connId === connId ? [e.message] : []));
+    return connId === undefined ? [] : v1MessagesFor(this.effects, connId);
   }
 }
 
-/** Frames sent to one connection in one output. */
+/** v1 frames sent to one connection in one output. */
 export function messagesIn(out: CoreOutput, connId: number): ServerMessage[] {
-  return out.effects.flatMap((e) => (e.kind === 'send' && e.connId === connId ? [e.message] : []));
+  return v1MessagesFor(out.effects, connId);
 }
 
-/** All frames in one output, as `[connId, message]`. */
+/** All v1 frames in one output, as `[connId, message]`, in effect order. */
 export function allSent(out: CoreOutput): [number, ServerMessage][] {
-  return out.effects.flatMap((e) => (e.kind === 'send' ? [[e.connId, e.message] as [number, ServerMessage]] : []));
+  return out.effects.flatMap((e) => {
+    const conns = e.kind === 'step-changed' ? e.connIds : 'connId' in e ? [e.connId] : [];
+    return conns.flatMap((connId) => v1Delivery(e).messages.map((m) => [connId, m] as [number, ServerMessage]));
+  });
 }
 
 /** Applies writes to an in-memory snapshot, as the store would (for restart tests without SQLite). */

@@ -118,6 +118,6 @@ describe('step failure', () => {
     // Not retried forever: the failed cohort takes no new peer; a newcomer starts a fresh cohort.
     h.hello('p4');
     expect(h.lastAssign('p4')).toMatchObject({ cohortId: 'c2', attempt: 1 });
-    expect(h.effects.filter((e) => e.kind === 'send' && e.message.type === 'assign' && e.message.cohortId === 'c1')).toHaveLength(3);
+    expect(h.effects.filter((e) => e.kind === 'granted' && e.cohortId === 'c1')).toHaveLength(3);
   });
 });

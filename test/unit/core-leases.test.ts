@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Scheduler } from '../../server/core/scheduler.js';
 import { defaultCoreConfig } from '../../server/core/core-types.js';
-import { CoreHarness, counterIds, messagesIn, snapshotFromWrites } from '../helpers/core-harness.js';
+import { v1Delivery } from '../../server/http/v1-frames.js';
+import { allSent, CoreHarness, counterIds, messagesIn, snapshotFromWrites } from '../helpers/core-harness.js';
 import { flatSchema } from '../helpers/schemas.js';
 
 const grace = defaultCoreConfig.leaseGraceMs;
@@ -15,7 +16,7 @@ describe('leases and grace', () => {
     h.disconnect('p1');
     expect(h.scheduler.nextDeadlineMs()).toBe(h.clock.now() + grace);
     const before = h.advance(grace - 1);
-    expect(before.effects.filter((e) => e.kind === 'send')).toEqual([]);
+    expect(allSent(before)).toEqual([]);
     const at = h.advance(1);
     expect(messagesIn(at, h.conns.get('p2')!)).toEqual([{ type: 'assign', cohortId: 'c1', stepId: 's1', leaseId: 'l2', attempt: 2, backup: false }]);
     expect(at.writes).toContainEqual({ table: 'lease', row: expect.objectContaining({ leaseId: lease.leaseId, end: { kind: 'lost', why: 'grace-expired' } }) });
@@ -127,10 +128,11 @@ describe('duplicate peer ids', () => {
     const h = new CoreHarness(flatSchema(1));
     h.hello('p1');
     const out = h.hello('p1', { connId: 99 });
-    expect(out.effects).toEqual([
-      { kind: 'send', connId: 99, message: { type: 'error', code: 'DUPLICATE_PEER', message: 'peer id "p1" is held by another connection; resume with its token or use another peer id', retryable: false } },
-      { kind: 'close', connId: 99, code: 4409, reason: 'DUPLICATE_PEER' },
-    ]);
+    expect(out.effects).toEqual([{ kind: 'refuse', connId: 99, refusal: { kind: 'duplicate-peer', peerId: 'p1', heldBy: 'connection' } }]);
+    expect(v1Delivery(out.effects[0]!)).toEqual({
+      messages: [{ type: 'error', code: 'DUPLICATE_PEER', message: 'peer id "p1" is held by another connection; resume with its token or use another peer id', retryable: false }],
+      close: { code: 4409, reason: 'DUPLICATE_PEER' },
+    });
     expect(out.writes).toEqual([]);
   });
 
@@ -139,7 +141,8 @@ describe('duplicate peer ids', () => {
     h.hello('p1', { connId: 1 });
     const lease = h.lastAssign('p1')!;
     const out = h.hello('p1', { connId: 2, token: 'tok-p1-1', currentStep: { stepId: 's1', leaseId: lease.leaseId } });
-    expect(out.effects[0]).toEqual({ kind: 'close', connId: 1, code: 4000, reason: 'replaced by a resumed connection' });
+    expect(out.effects[0]).toEqual({ kind: 'superseded', connId: 1 });
+    expect(v1Delivery(out.effects[0]!).close).toEqual({ code: 4000, reason: 'replaced by a resumed connection' });
     expect(messagesIn(out, 2)[0]).toMatchObject({ type: 'welcome', resumed: true });
   });
 

@@ -6,7 +6,7 @@ import { Scheduler } from '../../server/core/scheduler.js';
 import { serverMessageSchema } from '../../shared/protocol.js';
 import { schemaDigest } from '../../shared/schema-digest.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
-import { counterIds, registration } from '../helpers/core-harness.js';
+import { allSent, counterIds, registration } from '../helpers/core-harness.js';
 import { dagSchema, flatSchema } from '../helpers/schemas.js';
 
 /**
@@ -227,14 +227,12 @@ class World {
           break;
       }
     }
-    for (const e of out.effects) {
-      if (e.kind !== 'send') continue;
-      const parsed = serverMessageSchema.safeParse(e.message);
-      if (!parsed.success) throw new Error(`invalid frame ${JSON.stringify(e.message)}: ${parsed.error.message}`);
-      const owner = [...this.peers.entries()].find(([, p]) => p.connId === e.connId);
+    for (const [connId, m] of allSent(out)) {
+      const parsed = serverMessageSchema.safeParse(m);
+      if (!parsed.success) throw new Error(`invalid frame ${JSON.stringify(m)}: ${parsed.error.message}`);
+      const owner = [...this.peers.entries()].find(([, p]) => p.connId === connId);
       if (!owner) continue;
       const [, p] = owner;
-      const m = e.message;
       if (m.type === 'assign') {
         if (p.running) throw new Error(`assign to ${owner[0]} while it runs ${p.running.leaseId}`);
         p.running = { leaseId: m.leaseId, stepId: m.stepId };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CoreHarness, messagesIn } from '../helpers/core-harness.js';
+import { allSent, CoreHarness, messagesIn } from '../helpers/core-harness.js';
 import { dagSchema, flatSchema } from '../helpers/schemas.js';
 
 describe('dedup and prioritization', () => {
@@ -17,7 +17,7 @@ describe('dedup and prioritization', () => {
       }
     }
     expect([...leasedBy.keys()].sort()).toEqual(['s1', 's2', 's3', 's4', 's5', 's6']);
-    const assigns = h.effects.filter((e) => e.kind === 'send' && e.message.type === 'assign');
+    const assigns = h.effects.filter((e) => e.kind === 'granted');
     expect(assigns).toHaveLength(6);
     for (const p of ['a', 'b', 'c']) {
       const complete = h.sent(p).find((m) => m.type === 'complete');
@@ -52,9 +52,9 @@ describe('dedup and prioritization', () => {
     expect(messagesIn(out, h.conns.get('p1')!).map((m) => m.type)).toEqual(['step.update', 'wait']);
     const b = h.lastAssign('p2')!;
     const out2 = h.finish('p2', b.leaseId, b.stepId);
-    const assigns = out2.effects.filter((e) => e.kind === 'send' && e.message.type === 'assign');
+    const assigns = allSent(out2).filter(([, m]) => m.type === 'assign');
     expect(assigns).toHaveLength(1);
-    expect(assigns[0]!.kind === 'send' && assigns[0]!.message).toMatchObject({ type: 'assign', stepId: 'c', attempt: 1, backup: false });
+    expect(assigns[0]![1]).toMatchObject({ type: 'assign', stepId: 'c', attempt: 1, backup: false });
   });
 
   it('tells an idle peer what runs where when nothing is assignable', () => {
@@ -155,7 +155,7 @@ describe('straggler backup', () => {
     h.hello('v1');
     h.hello('old2', { resumable: false });
     h.advance(10 * 60_000);
-    expect(h.effects.filter((e) => e.kind === 'send' && e.message.type === 'assign')).toHaveLength(1);
+    expect(h.effects.filter((e) => e.kind === 'granted')).toHaveLength(1);
     const h2 = new CoreHarness(dagSchema({ slow: [] }, { slow: 1 }));
     h2.hello('v1');
     h2.hello('old', { resumable: false });
@@ -169,7 +169,7 @@ describe('straggler backup', () => {
     h.hello('p2');
     h.hello('p3');
     h.advance(60_000);
-    const assigns = h.effects.filter((e) => e.kind === 'send' && e.message.type === 'assign');
+    const assigns = h.effects.filter((e) => e.kind === 'granted');
     expect(assigns).toHaveLength(2);
     expect(h.lastAssign('p1')!.backup).toBe(false);
     expect(h.lastAssign('p2')!.backup).toBe(true);
