@@ -28,6 +28,9 @@ const flagOf: Record<string, string> = {
   maxConnections: '--max-connections',
   maxConnectionsPerAddress: '--max-connections-per-address',
   requestTimeoutMs: '--request-timeout',
+  maxCohortsPerSource: '--max-cohorts-per-source',
+  maxStepsPerSource: '--max-steps-per-source',
+  idleCohortHours: '--idle-cohort-ttl',
 };
 
 interface ServerFlags {
@@ -51,6 +54,9 @@ interface ServerFlags {
   maxConnections: number;
   maxConnectionsPerAddress: number;
   requestTimeout: number;
+  maxCohortsPerSource: number;
+  maxStepsPerSource: number;
+  idleCohortTtl: number;
 }
 
 export function registerServerCommand(program: Command): void {
@@ -69,13 +75,16 @@ export function registerServerCommand(program: Command): void {
     .option('--max-payload-bytes <n>', 'largest frame accepted (bigger closes with 1009)', intOption(1024, 64 * 1024 * 1024))
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a process crash, full also power loss').choices(['normal', 'full']).default('normal'))
     .option('--straggler-factor <x>', 'start a backup copy after x times the estimate (0 disables)', numberOption(0, 100), 2)
-    .option('--retention <hours>', 'how long finished cohorts stay joinable and idle open ones live', numberOption(0, 8760), 24)
+    .option('--retention <hours>', 'how long finished cohorts stay joinable and in memory', numberOption(0, 8760), 24)
     .option('--max-lost-leases <n>', 'leases a step may lose with its peer before it is failed as a poison step', intOption(1, 1_000_000), 3)
     .option('--ping-interval <sec>', 'ping every peer this often; one silent for two intervals is dropped', numberOption(0.1, 600), 15)
     .option('--allowed-origin <origin>', 'a browser origin (https://host[:port]) besides the authority\'s own that may open a WebSocket; repeatable', collect, [])
     .option('--hello-timeout <sec>', 'close a connection that has not sent its hello (or INIT) within this (1008 HELLO_TIMEOUT)', numberOption(0.1, 3600), 10)
     .option('--max-connections <n>', 'open WebSocket connections in all; more get HTTP 503', intOption(1, 1_000_000), 10_000)
     .option('--max-connections-per-address <n>', 'open WebSocket connections from one remote address; more get HTTP 503', intOption(1, 1_000_000), 1_000)
+    .option('--max-cohorts-per-source <n>', 'open cohorts one repo + cache id may have; a hello that would create more gets QUOTA_EXCEEDED', intOption(1, 1_000_000), 256)
+    .option('--max-steps-per-source <n>', 'steps in the open cohorts of one repo + cache id, likewise', intOption(1, 100_000_000), 100_000)
+    .option('--idle-cohort-ttl <hours>', 'abandon an open cohort with no active peer (nobody joined, or everyone left) after this', numberOption(0, 8760), 1)
     .option('--request-timeout <sec>', 'an HTTP request must arrive whole, and an HTTP connection may idle, this long', numberOption(0.1, 3600), 30)
     .addHelpText(
       'after',
@@ -118,6 +127,9 @@ async function runServer(flags: ServerFlags): Promise<void> {
       maxConnections: flags.maxConnections,
       maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
       requestTimeoutMs: Math.round(flags.requestTimeout * 1000),
+      maxCohortsPerSource: flags.maxCohortsPerSource,
+      maxStepsPerSource: flags.maxStepsPerSource,
+      idleCohortHours: flags.idleCohortTtl,
       ...(flags.maxPayloadBytes ? { maxPayloadBytes: flags.maxPayloadBytes } : {}),
     };
     config = parseServerConfig(input);

@@ -59,6 +59,9 @@ export function coreConfigFrom(config: ServerConfig): CoreConfig {
     stragglerFactor: config.stragglerFactor,
     stragglerMinMs: config.stragglerMinSec * 1000,
     cohortRetentionMs: config.retentionHours * 3600_000,
+    idleCohortTtlMs: config.idleCohortHours * 3600_000,
+    maxOpenCohortsPerSource: config.maxCohortsPerSource,
+    maxStepsPerSource: config.maxStepsPerSource,
     maxLostLeases: config.maxLostLeases,
     pingIntervalMs: config.pingIntervalMs,
   };

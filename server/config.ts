@@ -66,6 +66,11 @@ export const serverConfigSchema = z
     maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000).default(1_000),
     /** Sustained bytes per second per connection, charged with every frame; the burst is the largest frame. */
     rateLimitBytesPerSec: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+    /** Per source (repo + cache id): open cohorts, and steps in them; a hello that would create one more gets QUOTA_EXCEEDED. */
+    maxCohortsPerSource: z.number().int().min(1).max(1_000_000).default(256),
+    maxStepsPerSource: z.number().int().min(1).max(100_000_000).default(100_000),
+    /** An open cohort with no active peer (nobody joined, or everyone left) is abandoned after this. */
+    idleCohortHours: z.number().min(0).max(24 * 365).default(1),
     /** An HTTP request must arrive whole, and an HTTP connection may sit idle, this long. */
     requestTimeoutMs: z.number().int().min(100).max(3600_000).default(30_000),
   })

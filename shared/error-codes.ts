@@ -85,6 +85,11 @@ export const errorCodes = Object.freeze({
     closeCode: closeCodes.policyViolation,
     meaning: 'The connection sent no valid hello (or INIT) within the hello deadline (10 s by default); reconnect and say hello at once.',
   },
+  QUOTA_EXCEEDED: {
+    retryable: true,
+    closeCode: closeCodes.policyViolation,
+    meaning: 'The hello would create a cohort past its source\'s quota (open cohorts, or steps in them, per repo and cache id); the peer builds alone. Joining an existing cohort is never refused.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>);
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -9,6 +9,7 @@ import type { PeerState, SchedulerState } from './scheduler-state.js';
 import { grant, markFailed } from './step-lifecycle.js';
 import { DispatchPlan } from './step-picker.js';
 import { isResolved, transitionStep } from './step-status.js';
+import { trackOpen, untrack } from './source-quota.js';
 import { cohortSecondsSaved, peerSummary } from './summary.js';
 
 /**
@@ -134,6 +135,7 @@ export function onRetry(state: SchedulerState, tx: CoreTx, cohortId: string, ste
     tx.cohort(cohort.record);
   }
   reopen(tx, cohort, step);
+  trackOpen(state, tx.journal, cohort);
   if (cohort.failedCount === 0) state.matcher.add(tx.journal, cohort);
   tx.event(cohort.id, 'step.admin-retry', { stepId });
   state.broadcast(tx, cohort, { cohortId: cohort.id, stepId, state: 'pending', peerId: null, fromMemo: false, cause: { kind: 'admin-retry' } });
@@ -178,9 +180,11 @@ export function sweep(state: SchedulerState, tx: CoreTx): void {
     }
   }
   const retention = state.config.cohortRetentionMs;
+  // Nobody joined or everyone left: an open cohort lives the (short) idle TTL, not the retention (issue #12).
+  const idleTtl = Math.min(state.config.idleCohortTtlMs, retention);
   for (const cohort of [...state.cohorts.values()]) {
     if (state.activeMembers(cohort) > 0) continue;
-    if (cohort.record.status === 'open' && tx.now >= cohort.record.lastActivityMs + retention) {
+    if (cohort.record.status === 'open' && tx.now >= cohort.record.lastActivityMs + idleTtl) {
       cancelCohort(state, tx, cohort, 'abandoned');
     } else if (cohort.record.status !== 'open' && tx.now >= (cohort.record.resolvedAtMs ?? 0) + retention) {
       evict(state, tx, cohort);
@@ -191,6 +195,7 @@ export function sweep(state: SchedulerState, tx: CoreTx): void {
 function evict(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
   tx.journal.mapDelete(state.cohorts, cohort.id);
   state.matcher.remove(tx.journal, cohort);
+  untrack(state, tx.journal, cohort);
   for (const [leaseId, lease] of state.leases) if (lease.cohortId === cohort.id) tx.journal.mapDelete(state.leases, leaseId);
   for (const peer of [...state.currentMembers(cohort)]) tx.journal.mapDelete(state.peers, peer.peerId);
 }

@@ -26,8 +26,14 @@ export interface CoreConfig {
   readonly maxLostLeases: number;
   /** Weight of the newest sample in the duration moving average. Default 0.3. */
   readonly durationAlpha: number;
-  /** How long resolved cohorts stay joinable and in memory, and idle open cohorts live. Default 24 h. */
+  /** How long resolved cohorts stay joinable and in memory. Default 24 h. */
   readonly cohortRetentionMs: number;
+  /** An open cohort with no active member (nobody joined, or everyone left) is abandoned after this (or the retention, if shorter). Default 1 h. */
+  readonly idleCohortTtlMs: number;
+  /** Open cohorts one source (repo + cache id) may have; a hello that would create another gets `QUOTA_EXCEEDED`. Default 256. */
+  readonly maxOpenCohortsPerSource: number;
+  /** Steps in the open cohorts of one source, likewise. Default 100,000. */
+  readonly maxStepsPerSource: number;
   /** How often retention and memo expiry are swept. Default 60 s. */
   readonly sweepIntervalMs: number;
   /** The transport's ping interval, announced to peers in `welcome`. Default 15 s. */
@@ -44,6 +50,9 @@ export const defaultCoreConfig: CoreConfig = Object.freeze({
   maxLostLeases: 3,
   durationAlpha: 0.3,
   cohortRetentionMs: 24 * 3600_000,
+  idleCohortTtlMs: 3600_000,
+  maxOpenCohortsPerSource: 256,
+  maxStepsPerSource: 100_000,
   sweepIntervalMs: 60_000,
   pingIntervalMs: 15_000,
 });

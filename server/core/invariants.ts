@@ -1,6 +1,7 @@
 import type { Cohort } from './cohort.js';
 import type { CoreTx } from './core-tx.js';
 import type { PeerState, SchedulerState } from './scheduler-state.js';
+import { quotaKey } from './source-quota.js';
 import { isResolved } from './step-status.js';
 
 /**
@@ -13,7 +14,8 @@ import { isResolved } from './step-status.js';
  *  - a step is `leased` iff it has a live lease; at most two live leases, the second a backup;
  *    each live lease is unended, indexed, and its holder's work state is running it;
  *  - `failCause` is set iff the step is failed; a pending step has no failed need;
- *  - open iff it has no outcome and no `resolvedAtMs`; an open cohort has an unresolved step;
+ *  - open iff it has no outcome and no `resolvedAtMs`; an open cohort has an unresolved step
+ *    and is in its source's quota index (source-quota.ts);
  *  - an open cohort with no live lease and a connected idle member has an assignable step
  *    (pending, every need succeeded), unless the authority is draining.
  * Per peer:
@@ -65,6 +67,7 @@ export function checkAll(state: SchedulerState): void {
 
 export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   const where = `cohort ${cohort.id}`;
+  if (cohort.record.status === 'open' && state.openBySource.get(quotaKey(cohort.record))?.has(cohort) !== true) fail(`${where} is open but not in its source's quota index`);
   let unresolved = 0;
   let failed = 0;
   let assignable = false;

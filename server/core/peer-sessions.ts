@@ -7,6 +7,7 @@ import { transitionPeer } from './peer-status.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { CohortRecord, PeerRecord, StepRecord } from './records.js';
 import type { HelloInput, PeerState, SchedulerState } from './scheduler-state.js';
+import { quotaRefusal } from './source-quota.js';
 import { memoKey, patchsetSet } from './source-state.js';
 import { loseLease } from './step-lifecycle.js';
 import { isResolved, transitionStep } from './step-status.js';
@@ -63,7 +64,14 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
   const reg = input.registration;
   const previous = state.peers.get(input.peerId);
   let cohort = state.matcher.find(reg, input.digest);
-  if (!cohort) cohort = createCohort(state, tx, input);
+  if (!cohort) {
+    const refusal = quotaRefusal(state, tx.journal, reg, input.schema.steps.length);
+    if (refusal !== null) {
+      tx.error(input.connId, { code: 'QUOTA_EXCEEDED', message: refusal });
+      return;
+    }
+    cohort = createCohort(state, tx, input);
+  }
   if (reg.pipelineType === 'dependent') {
     const before = cohort.patchsets.size;
     for (const p of reg.patchsets) tx.journal.setAdd(cohort.patchsets, p);

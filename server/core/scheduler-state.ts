@@ -8,6 +8,7 @@ import type { Journal } from './journal.js';
 import { transitionWork, type PeerWork } from './peer-work.js';
 import { criticalPathMs } from './priority.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, PeerRecord } from './records.js';
+import { trackOpen } from './source-quota.js';
 import { durationKey } from './source-state.js';
 import type { PickContext } from './step-picker.js';
 
@@ -37,6 +38,8 @@ export class SchedulerState {
   readonly memos: ReadonlyMap<string, MemoRecord> = new Map();
   readonly durations: ReadonlyMap<string, DurationRecord> = new Map();
   readonly matcher = new CohortMatcher();
+  /** Open cohorts by quota source (repo + cache id); see source-quota.ts. */
+  readonly openBySource: ReadonlyMap<string, ReadonlySet<Cohort>> = new Map();
   /** Peers in their grace period. */
   readonly inGrace: ReadonlySet<PeerState> = new Set();
   /** When grace periods end, earliest first (entries whose peer moved on are dropped when they come up). */
@@ -127,6 +130,7 @@ export class SchedulerState {
     tx.journal.set(cohort, { priorityMs: criticalPathMs(cohort.record.schema, (stepId) => this.estimateMs(cohort, stepId)) });
     tx.journal.mapSet(this.cohorts, cohort.id, cohort);
     this.matcher.add(tx.journal, cohort);
+    trackOpen(this, tx.journal, cohort);
   }
 
   /** A step change, told to every connected member of the cohort. */
