@@ -143,7 +143,10 @@ export interface EvidenceStep {
   readonly target: string;
 }
 
-/** What a universe build took from the remote cache, as reported to the authority. */
+/**
+ * What a universe build took from cache, as reported to the authority: Bazel's remote cache hits;
+ * turbo's hits (remote, or this job's local copy of a remote or own artifact).
+ */
 export type CacheEvidence = z.infer<typeof cacheEvidenceSchema>;
 
 /** The Bazel package a step's target covers: `//libs/core/...` → `libs/core/` (prefix), `//a:b` → `a` (exact). */
@@ -229,7 +232,7 @@ export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string,
 export function describeCacheEvidence(e: CacheEvidence): string {
   const unit = e.tool === 'bazel' ? 'actions' : 'tasks';
   const missed = e.missedSteps.length === 0 ? 'every shared step came from the cache or was built here' : `shared steps NOT from the cache: ${e.missedSteps.join(', ')}`;
-  return `universe cache evidence (${e.tool}): ${e.hits} ${unit} from the remote cache, ${e.misses} ran here; ${missed}`;
+  return `universe cache evidence (${e.tool}): ${e.hits} ${unit} from cache, ${e.misses} ran here; ${missed}`;
 }
 
 /**

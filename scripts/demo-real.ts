@@ -63,7 +63,7 @@ async function main(): Promise<number> {
   });
   printRun(example, shared);
   for (const [peerId, e] of Object.entries(shared.recordedEvidence)) {
-    out(`  the authority recorded for ${peerId}: ${e.hits} from the remote cache, ${e.misses} ran here, shared steps not from the cache: ${e.missedSteps.join(', ') || 'none'}`);
+    out(`  the authority recorded for ${peerId}: ${e.hits} from cache, ${e.misses} ran here, shared steps not from the cache: ${e.missedSteps.join(', ') || 'none'}`);
   }
   const counts = executedCounts(shared);
   out(`  who built what: ${[...counts].map(([step, n]) => `${step} x${n}`).join(', ')}`);

@@ -26,7 +26,7 @@ export function expectEachStepBuiltOnceAndSharedThroughTheCache(result: RunResul
   }
   // The peer's own reading of the universe build (--build-tool): no shared step missed the cache.
   for (const job of result.jobs) {
-    expect(job.output, `${job.dirs.id}: cache evidence`).toMatch(/universe cache evidence \((bazel|turbo)\): [1-9]\d* (actions|tasks) from the remote cache, \d+ ran here; every shared step came from the cache or was built here/);
+    expect(job.output, `${job.dirs.id}: cache evidence`).toMatch(/universe cache evidence \((bazel|turbo)\): [1-9]\d* (actions|tasks) from cache, \d+ ran here; every shared step came from the cache or was built here/);
     expect(job.output, `${job.dirs.id}: a step was not published`).not.toMatch(/NOT published/);
   }
   // ... and the authority recorded it for every job (GET /api/v1/cohorts/:id/cache-evidence).

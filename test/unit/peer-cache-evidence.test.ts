@@ -69,7 +69,7 @@ describe('Bazel execution log', () => {
     const evidence = bazelCacheEvidence(parseBazelExecLog(execLog), steps);
     expect(evidence).toEqual({ tool: 'bazel', hits: 2, misses: 2, missedSteps: ['core'] });
     expect(cacheEvidenceSchema.parse(evidence)).toEqual(evidence);
-    expect(describeCacheEvidence(evidence)).toBe('universe cache evidence (bazel): 2 actions from the remote cache, 2 ran here; shared steps NOT from the cache: core');
+    expect(describeCacheEvidence(evidence)).toBe('universe cache evidence (bazel): 2 actions from cache, 2 ran here; shared steps NOT from the cache: core');
   });
 });
 
