@@ -64,6 +64,8 @@ export type Refusal =
   | { readonly kind: 'lease-not-held'; readonly leaseId: string; readonly stepId: string }
   | { readonly kind: 'wrong-step'; readonly leaseId: string | null; readonly leaseStepId: string; readonly stepId: string }
   | { readonly kind: 'shutting-down' }
+  /** A new cohort would pass its source's quota (source-quota.ts): open cohorts, or steps in them. */
+  | { readonly kind: 'quota-exceeded'; readonly repo: string; readonly cacheId: string; readonly quota: 'cohorts' | 'steps'; readonly held: number; readonly requested: number; readonly limit: number }
   | { readonly kind: 'internal' }
   /** A frame the transport refused before it reached the core, with the adapter's own message. */
   | { readonly kind: 'frame'; readonly code: ErrorCode; readonly message: string };
@@ -84,6 +86,8 @@ export function refusalCode(r: Refusal): ErrorCode {
       return 'UNKNOWN_STEP';
     case 'shutting-down':
       return 'SHUTTING_DOWN';
+    case 'quota-exceeded':
+      return 'QUOTA_EXCEEDED';
     case 'internal':
       return 'INTERNAL';
     case 'frame':

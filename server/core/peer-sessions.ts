@@ -67,7 +67,7 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
   if (!cohort) {
     const refusal = quotaRefusal(state, tx.journal, reg, input.schema.steps.length);
     if (refusal !== null) {
-      tx.error(input.connId, { code: 'QUOTA_EXCEEDED', message: refusal });
+      tx.refuse(input.connId, refusal);
       return;
     }
     cohort = createCohort(state, tx, input);

@@ -1,4 +1,5 @@
 import type { Cohort } from './cohort.js';
+import type { Refusal } from './effects.js';
 import type { Journal } from './journal.js';
 import type { Registration } from './records.js';
 import type { SchedulerState } from './scheduler-state.js';
@@ -44,7 +45,7 @@ export function untrack(state: SchedulerState, j: Journal, cohort: Cohort): void
 }
 
 /** Why a new cohort of `steps` steps for this source would pass a quota, or null when it fits. */
-export function quotaRefusal(state: SchedulerState, j: Journal, reg: Pick<Registration, 'repo' | 'cacheId'>, steps: number): string | null {
+export function quotaRefusal(state: SchedulerState, j: Journal, reg: Pick<Registration, 'repo' | 'cacheId'>, steps: number): Refusal | null {
   const key = quotaKey(reg);
   const set = state.openBySource.get(key);
   let cohorts = 0;
@@ -61,11 +62,8 @@ export function quotaRefusal(state: SchedulerState, j: Journal, reg: Pick<Regist
     if (set.size === 0) j.mapDelete(state.openBySource, key);
   }
   const { maxOpenCohortsPerSource, maxStepsPerSource } = state.config;
-  if (cohorts + 1 > maxOpenCohortsPerSource) {
-    return `repo ${reg.repo} with cache ${reg.cacheId} already has ${cohorts} open cohorts, the most one source may have; join one or wait for one to finish`;
-  }
-  if (held + steps > maxStepsPerSource) {
-    return `repo ${reg.repo} with cache ${reg.cacheId} already holds ${held} steps in open cohorts; ${steps} more would pass the limit of ${maxStepsPerSource} per source`;
-  }
+  const source = { kind: 'quota-exceeded', repo: reg.repo, cacheId: reg.cacheId } as const;
+  if (cohorts + 1 > maxOpenCohortsPerSource) return { ...source, quota: 'cohorts', held: cohorts, requested: 1, limit: maxOpenCohortsPerSource };
+  if (held + steps > maxStepsPerSource) return { ...source, quota: 'steps', held, requested: steps, limit: maxStepsPerSource };
   return null;
 }

@@ -26,6 +26,10 @@ export function describeRefusal(r: Refusal): string {
         : `lease ${r.leaseId} is for step "${r.leaseStepId}", not "${r.stepId}"`;
     case 'shutting-down':
       return 'the authority is shutting down; reconnect with your resume token';
+    case 'quota-exceeded':
+      return r.quota === 'cohorts'
+        ? `repo ${r.repo} with cache ${r.cacheId} already has ${r.held} open cohorts, the most one source may have; join one or wait for one to finish`
+        : `repo ${r.repo} with cache ${r.cacheId} already holds ${r.held} steps in open cohorts; ${r.requested} more would pass the limit of ${r.limit} per source`;
     case 'internal':
       return 'internal error; see the authority log';
     case 'frame':

@@ -8,8 +8,6 @@ import { flatSchema } from '../helpers/schemas.js';
  * on open cohorts and on the steps in them, and an open cohort nobody is in
  * is abandoned after the idle-cohort TTL (default 1 h), not the retention.
  */
-const closeOf = (out: ReturnType<CoreHarness['hello']>, connId: number) =>
-  out.effects.filter((e) => e.kind === 'close' && e.connId === connId).map((e) => (e as { code: number }).code);
 
 describe('quotas per source (repo + cache id)', () => {
   it('refuses a hello that would create one open cohort too many, naming the source; joining, other sources and later cohorts are not affected', () => {
@@ -26,7 +24,8 @@ describe('quotas per source (repo + cache id)', () => {
         message: 'repo git@example.com:acme/mono.git with cache cache-1 already has 2 open cohorts, the most one source may have; join one or wait for one to finish',
       },
     ]);
-    expect(closeOf(out, conn)).toEqual([1008]);
+    // A typed refusal; the transport closes with the registry's code for QUOTA_EXCEEDED (1008).
+    expect(out.effects).toEqual([{ kind: 'refuse', connId: conn, refusal: { kind: 'quota-exceeded', repo: 'git@example.com:acme/mono.git', cacheId: 'cache-1', quota: 'cohorts', held: 2, requested: 1, limit: 2 } }]);
     expect(out.writes).toEqual([]);
     // Joining an existing cohort of the source is never refused.
     expect(messagesIn(h.hello('a2', { reg: { patchsets: ['p1'] } }), h.conns.get('a2')!)[0]).toMatchObject({ type: 'welcome', cohort: { id: 'c1' } });
