@@ -92,7 +92,7 @@ export class Authority {
    */
   private take(input: CoreInput, out: CoreOutput): void {
     if (out.fault !== null) {
-      const where = 'connId' in input ? { connId: input.connId, peerId: input.peerId } : {};
+      const where = 'connId' in input ? { connId: input.connId, ...(input.kind === 'hello' ? { peerId: input.peerId } : {}) } : {};
       this.log.error({ err: out.fault, input: { kind: input.kind, ...where } }, 'core input failed; it was rolled back and changed nothing');
     }
     if (out.writes.length > 0) this.pendingWrites.push(...out.writes);

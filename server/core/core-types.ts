@@ -88,8 +88,8 @@ export type CoreInput =
     }
   | {
       readonly kind: 'finished';
+      /** The connection it came on; the core knows which peer (if any) joined on it. */
       readonly connId: ConnId;
-      readonly peerId: string;
       /** The lease reported; null: the one this peer holds (Task Director frames name no lease). */
       readonly leaseId: string | null;
       readonly stepId: string;
@@ -101,8 +101,8 @@ export type CoreInput =
       /** With `ok: false`: built, but `--verify` found the result missing from the remote cache (not a build failure). */
       readonly unpublished?: boolean;
     }
-  | { readonly kind: 'disconnected'; readonly connId: ConnId; readonly peerId: string }
-  | { readonly kind: 'bye'; readonly connId: ConnId; readonly peerId: string }
+  | { readonly kind: 'disconnected'; readonly connId: ConnId }
+  | { readonly kind: 'bye'; readonly connId: ConnId }
   | { readonly kind: 'tick' }
   | { readonly kind: 'drain' }
   | { readonly kind: 'cancel'; readonly cohortId: string }

@@ -66,6 +66,10 @@ export type Refusal =
   | { readonly kind: 'shutting-down' }
   /** A new cohort would pass its source's quota (source-quota.ts): open cohorts, or steps in them. */
   | { readonly kind: 'quota-exceeded'; readonly repo: string; readonly cacheId: string; readonly quota: 'cohorts' | 'steps'; readonly held: number; readonly requested: number; readonly limit: number }
+  /** A report or bye on a connection no hello was accepted on. */
+  | { readonly kind: 'not-joined' }
+  /** A second hello on a connection a peer already joined on. */
+  | { readonly kind: 'already-joined'; readonly peerId: string }
   | { readonly kind: 'internal' }
   /** A frame the transport refused before it reached the core, with the adapter's own message. */
   | { readonly kind: 'frame'; readonly code: ErrorCode; readonly message: string };
@@ -88,6 +92,10 @@ export function refusalCode(r: Refusal): ErrorCode {
       return 'SHUTTING_DOWN';
     case 'quota-exceeded':
       return 'QUOTA_EXCEEDED';
+    case 'not-joined':
+      return 'NOT_JOINED';
+    case 'already-joined':
+      return 'ALREADY_JOINED';
     case 'internal':
       return 'INTERNAL';
     case 'frame':

@@ -19,7 +19,7 @@ import { isResolved } from './step-status.js';
  *  - an open cohort with no live lease and a connected idle member has an assignable step
  *    (pending, every need succeeded), unless the authority is draining.
  * Per peer:
- *  - connected iff it has a connection; disconnected iff it has a grace deadline iff it is in
+ *  - connected iff it has a connection, and the connection index gives that connection to it; disconnected iff it has a grace deadline iff it is in
  *    the grace index; a running peer's lease is live and held by it; a gone or left peer runs nothing.
  * Over time (checked by the property test, enforced by the machines and the store):
  *  `succeeded` is final and written once; a step's attempt numbers only rise.
@@ -58,6 +58,7 @@ export function checkAll(state: SchedulerState): void {
   for (const cohort of state.cohorts.values()) checkCohort(state, cohort);
   for (const peer of state.peers.values()) checkPeer(state, peer);
   for (const peer of state.inGrace) if (state.peers.get(peer.peerId) !== peer) fail(`peer ${peer.peerId} is in the grace index but not current`);
+  for (const [connId, peer] of state.connections) if (peer.connId !== connId || state.peers.get(peer.peerId) !== peer) fail(`connection ${connId} is indexed to peer ${peer.peerId}, which is not on it`);
   for (const lease of state.leases.values()) {
     if (lease.end !== null) continue;
     const cohort = state.cohorts.get(lease.cohortId);
@@ -115,6 +116,7 @@ export function checkPeer(state: SchedulerState, peer: PeerState): void {
   const where = `peer ${peer.peerId}`;
   const { status, graceEndsAtMs } = peer.record;
   if ((status === 'connected') !== (peer.connId !== null)) fail(`${where} is ${status} with connection ${peer.connId}`);
+  if (peer.connId !== null && state.connections.get(peer.connId) !== peer) fail(`${where} is on connection ${peer.connId}, which the connection index does not give to it`);
   const inGrace = state.inGrace.has(peer);
   if ((status === 'disconnected') !== (graceEndsAtMs !== null) || inGrace !== (status === 'disconnected')) {
     fail(`${where} is ${status} with grace deadline ${graceEndsAtMs} and ${inGrace ? '' : 'not '}in the grace index`);

@@ -20,6 +20,11 @@ import { isResolved, transitionStep } from './step-status.js';
  */
 
 export function onHello(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
+  const joinedHere = state.connections.get(input.connId);
+  if (joinedHere) {
+    tx.refuse(input.connId, { kind: 'already-joined', peerId: joinedHere.peerId });
+    return;
+  }
   const existing = state.peers.get(input.peerId);
   const active = existing && (existing.record.status === 'connected' || existing.record.status === 'disconnected');
   if (existing && active) {
@@ -39,8 +44,11 @@ function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: Hello
     tx.refuse(input.connId, { kind: 'schema-mismatch', cohortId: cohort.id, schemaId: cohort.record.schema.id, digest: cohort.record.digest, presented: input.digest });
     return;
   }
-  if (peer.connId !== null) tx.emit({ kind: 'superseded', connId: peer.connId });
-  tx.journal.set(peer, { connId: input.connId });
+  if (peer.connId !== null) {
+    tx.emit({ kind: 'superseded', connId: peer.connId });
+    tx.journal.setAdd(state.superseded, peer.connId);
+  }
+  state.setConnection(tx.journal, peer, input.connId);
   if (peer.record.status !== 'connected') transitionPeer(tx.journal, peer.record, 'connected');
   tx.journal.set(peer.record, { graceEndsAtMs: null });
   if (peer.work.kind === 'waiting') state.setWork(tx.journal, peer, idleWork);
@@ -91,8 +99,9 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
     joinedAtMs: tx.now,
     graceEndsAtMs: null,
   };
-  const peer: PeerState = { peerId: input.peerId, record, connId: input.connId, work: idleWork };
+  const peer: PeerState = { peerId: input.peerId, record, connId: null, work: idleWork };
   tx.journal.mapSet(state.peers, input.peerId, peer);
+  state.setConnection(tx.journal, peer, input.connId);
   tx.journal.setAdd(cohort.members, input.peerId);
   cohort.addRepos(tx.journal, reg);
   tx.peer(record);
@@ -198,10 +207,15 @@ function joined(state: SchedulerState, cohort: Cohort, peer: PeerState, connId: 
   };
 }
 
-export function onDisconnected(state: SchedulerState, tx: CoreTx, connId: ConnId, peerId: string): void {
-  const peer = state.peers.get(peerId);
-  if (!peer || peer.connId !== connId) return;
-  tx.journal.set(peer, { connId: null });
+export function onDisconnected(state: SchedulerState, tx: CoreTx, connId: ConnId): void {
+  if (state.superseded.has(connId)) {
+    tx.journal.setDelete(state.superseded, connId);
+    return;
+  }
+  const peer = state.connections.get(connId);
+  if (!peer) return; // no hello was accepted on it, or its peer already left (bye)
+  const peerId = peer.peerId;
+  state.setConnection(tx.journal, peer, null);
   if (peer.work.kind === 'waiting') state.setWork(tx.journal, peer, idleWork);
   const cohort = state.cohorts.get(peer.record.cohortId)!;
   tx.dirty.add(cohort);
@@ -218,9 +232,9 @@ export function onDisconnected(state: SchedulerState, tx: CoreTx, connId: ConnId
   if (graceEndsAtMs <= tx.now) expireGrace(state, tx, peer);
 }
 
-export function onBye(state: SchedulerState, tx: CoreTx, connId: ConnId, peerId: string): void {
-  const peer = state.peers.get(peerId);
-  if (!peer || peer.connId !== connId) return;
+export function onBye(state: SchedulerState, tx: CoreTx, connId: ConnId): void {
+  const peer = state.connections.get(connId);
+  if (!peer) return; // a bye before hello, or on a replaced connection: the socket closes either way
   const cohort = state.cohorts.get(peer.record.cohortId)!;
   tx.dirty.add(cohort);
   dropLease(state, tx, cohort, peer, 'bye');
@@ -233,7 +247,7 @@ function dropLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: Peer
 }
 
 function leave(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
-  tx.journal.set(peer, { connId: null });
+  state.setConnection(tx.journal, peer, null);
   if (peer.work.kind === 'orphaned' || peer.work.kind === 'waiting') state.setWork(tx.journal, peer, idleWork);
   transitionPeer(tx.journal, peer.record, status);
   tx.journal.set(peer.record, { graceEndsAtMs: null });

@@ -40,6 +40,10 @@ export class SchedulerState {
   readonly matcher = new CohortMatcher();
   /** Open cohorts by quota source (repo + cache id); see source-quota.ts. */
   readonly openBySource: ReadonlyMap<string, ReadonlySet<Cohort>> = new Map();
+  /** Which peer joined on each open connection: the one place "joined" is known (adapters keep none). */
+  readonly connections: ReadonlyMap<ConnId, PeerState> = new Map();
+  /** Connections replaced by a resumed one: their last frames are ignored until they close. */
+  readonly superseded: ReadonlySet<ConnId> = new Set();
   /** Peers in their grace period. */
   readonly inGrace: ReadonlySet<PeerState> = new Set();
   /** When grace periods end, earliest first (entries whose peer moved on are dropped when they come up). */
@@ -106,6 +110,13 @@ export class SchedulerState {
     let n = 0;
     for (const p of this.currentMembers(cohort)) if (p.record.status === 'connected' || p.record.status === 'disconnected') n++;
     return n;
+  }
+
+  /** Binds (or with null unbinds) a peer's connection, keeping the connection index. */
+  setConnection(journal: Journal, peer: PeerState, connId: ConnId | null): void {
+    if (peer.connId !== null && this.connections.get(peer.connId) === peer) journal.mapDelete(this.connections, peer.connId);
+    journal.set(peer, { connId });
+    if (connId !== null) journal.mapSet(this.connections, connId, peer);
   }
 
   /** Changes a peer's work state (peer-work.ts) and keeps the index of waiting peers. */

@@ -120,9 +120,9 @@ export class Scheduler {
       case 'finished':
         return onFinished(state, tx, input);
       case 'disconnected':
-        return onDisconnected(state, tx, input.connId, input.peerId);
+        return onDisconnected(state, tx, input.connId);
       case 'bye':
-        return onBye(state, tx, input.connId, input.peerId);
+        return onBye(state, tx, input.connId);
       case 'tick':
         return this.onTick(tx);
       case 'drain':

@@ -24,9 +24,13 @@ import { isResolved, transitionStep } from './step-status.js';
  * Director) is for the lease the peer holds.
  */
 export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInput): void {
-  const peer = state.peers.get(input.peerId);
-  if (!peer || peer.connId !== input.connId) return; // a superseded connection; its socket is closing
+  if (state.superseded.has(input.connId)) return; // a replaced connection; its socket is closing
   const refuse = (refusal: Refusal): void => tx.refuse(input.connId, refusal);
+  const peer = state.connections.get(input.connId);
+  if (!peer) {
+    refuse({ kind: 'not-joined' });
+    return;
+  }
   const ownCohort = state.cohorts.get(peer.record.cohortId);
   if (ownCohort) tx.dirty.add(ownCohort);
 
@@ -42,7 +46,7 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
     refuse({ kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'unknown', ok: input.ok });
     return;
   }
-  if (lease.peerId !== input.peerId) {
+  if (lease.peerId !== peer.peerId) {
     refuse({ kind: 'lease-not-held', leaseId, stepId: input.stepId });
     return;
   }

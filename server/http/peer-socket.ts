@@ -32,23 +32,21 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
   const { authority } = deps;
   /** See connection-state.ts. */
   let state: V1ConnectionState = 'awaiting-hello';
-  let peerId: string | null = null;
   const to = (next: V1ConnectionState): void => {
     v1ConnectionMachine.check('v1 connection', state, next);
     state = next;
   };
 
   const onHello = (session: SocketSession, hello: Hello): void => {
-    if (state === 'joined') return session.sendError('ALREADY_JOINED', `this connection already joined as ${peerId}`);
     if (authority.isDraining) return session.sendError('SHUTTING_DOWN', 'the authority is shutting down; reconnect with your resume token');
     if (hello.protocol !== protocolVersion) {
       return session.sendError('UNSUPPORTED_PROTOCOL', `this authority speaks protocol ${protocolVersion}; the peer asked for ${hello.protocol}`);
     }
     const checked = checkHello(hello);
     if (!checked.ok) return session.sendError('SCHEMA_MISMATCH', checked.message);
-    peerId = hello.peerId;
-    to('joined');
-    session.log = deps.log.child({ peerId, connId: session.connId });
+    to('hello-sent');
+    // Whether it joins (or is refused, or already joined on this connection) is the core's decision.
+    if (state === 'hello-sent') session.log = deps.log.child({ peerId: hello.peerId, connId: session.connId });
     authority.submit({
       kind: 'hello',
       connId: session.connId,
@@ -69,11 +67,10 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
         onHello(session, message);
         return;
       case 'step.finished':
-        if (peerId === null || state !== 'joined') return session.sendError('NOT_JOINED', 'send hello before step.finished');
+        // The core knows which peer joined on this connection, and refuses NOT_JOINED if none did.
         authority.submit({
           kind: 'finished',
           connId: session.connId,
-          peerId,
           leaseId: message.leaseId,
           stepId: message.stepId,
           ok: message.ok,
@@ -84,7 +81,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
         });
         return;
       case 'bye':
-        if (peerId !== null) authority.submit({ kind: 'bye', connId: session.connId, peerId });
+        authority.submit({ kind: 'bye', connId: session.connId });
         to('closing');
         session.closeAfter(closeCodes.normal, 'bye');
         return;
@@ -111,7 +108,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
       },
       onClose(session) {
         to('closed');
-        if (peerId !== null) authority.submit({ kind: 'disconnected', connId: session.connId, peerId });
+        authority.submit({ kind: 'disconnected', connId: session.connId });
       },
     },
     deps.log,

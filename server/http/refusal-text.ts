@@ -24,6 +24,10 @@ export function describeRefusal(r: Refusal): string {
       return r.leaseId === null
         ? `this connection holds task ${r.leaseStepId}, not task ${r.stepId}; nothing changed`
         : `lease ${r.leaseId} is for step "${r.leaseStepId}", not "${r.stepId}"`;
+    case 'not-joined':
+      return 'send hello before step.finished';
+    case 'already-joined':
+      return `this connection already joined as ${r.peerId}`;
     case 'shutting-down':
       return 'the authority is shutting down; reconnect with your resume token';
     case 'quota-exceeded':

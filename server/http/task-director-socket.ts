@@ -97,7 +97,11 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
         const message =
           r.kind === 'wrong-step' && r.leaseId === null
             ? `this connection holds task ${r.leaseStepId} of schema ${wireSchemaId}, not task ${r.stepId} of ${wireSchemaId}; nothing changed`
-            : describeRefusal(r);
+            : r.kind === 'not-joined'
+              ? 'send INIT before TASK_COMPLETE; nothing changed'
+              : r.kind === 'already-joined'
+                ? `this connection already sent INIT as ${r.peerId}`
+                : describeRefusal(r);
         write(session, {
           message_type: taskDirectorMessageType.abortTask,
           ...(wireSchemaId === null ? {} : { schema_id: wireSchemaId }),
@@ -123,12 +127,14 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
   };
 
   const onInit = (session: SocketSession, init: TdInit): void => {
-    if (state === 'joined') return session.sendError('ALREADY_JOINED', `this connection already sent INIT as ${clientId}`);
     if (authority.isDraining) return session.sendError('SHUTTING_DOWN', 'the authority is shutting down; build everything yourself or reconnect later');
     const join = taskDirectorJoin(init);
-    to('joined');
-    wireSchemaId = init.schema_id;
-    session.log = session.log.child({ schemaId: init.schema_id });
+    if (state === 'awaiting-init') {
+      // The first INIT names the schema echoed in every frame; a second one is refused by the core (ALREADY_JOINED).
+      to('init-sent');
+      wireSchemaId = init.schema_id;
+      session.log = session.log.child({ schemaId: init.schema_id });
+    }
     authority.submit({
       kind: 'hello',
       connId: session.connId,
@@ -144,8 +150,8 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
   };
 
   const onTaskComplete = (session: SocketSession, done: TdTaskComplete): void => {
-    if (state !== 'joined') return session.sendError('NOT_JOINED', 'send INIT before TASK_COMPLETE; nothing changed');
-    if (done.schema_id !== wireSchemaId) {
+    // Before INIT the core refuses it (NOT_JOINED): it knows which client joined on this connection.
+    if (wireSchemaId !== null && done.schema_id !== wireSchemaId) {
       return session.sendError('UNKNOWN_STEP', `this connection runs schema ${wireSchemaId}, not ${done.schema_id}; nothing changed`);
     }
     // The frame names no lease: the core finishes the one this client holds, if it is for this task,
@@ -153,7 +159,6 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
     authority.submit({
       kind: 'finished',
       connId: session.connId,
-      peerId: clientId,
       leaseId: null,
       stepId: done.task_id,
       ok: done.task_success,
@@ -191,9 +196,8 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
         return false;
       },
       onClose(s) {
-        const wasJoined = state === 'joined';
         to('closed');
-        if (wasJoined) authority.submit({ kind: 'disconnected', connId: s.connId, peerId: clientId });
+        authority.submit({ kind: 'disconnected', connId: s.connId });
       },
     },
     deps.log,

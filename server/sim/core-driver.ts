@@ -194,7 +194,6 @@ export function runCore(workload: SimWorkload, durations: DurationTable, options
             {
               kind: 'finished',
               connId: peer.connId,
-              peerId: peer.spec.peerId,
               leaseId: running.leaseId,
               stepId: running.run.stepId,
               ok: true,
@@ -209,7 +208,7 @@ export function runCore(workload: SimWorkload, durations: DurationTable, options
       }
       case 'leave':
         ready++;
-        apply(scheduler.handle({ kind: 'disconnected', connId: peer.connId, peerId: peer.spec.peerId }, now));
+        apply(scheduler.handle({ kind: 'disconnected', connId: peer.connId }, now));
         break;
     }
   }

@@ -108,7 +108,6 @@ export class CoreHarness {
     return this.handle({
       kind: 'finished',
       connId: this.conns.get(peerId)!,
-      peerId,
       leaseId,
       stepId,
       ok,
@@ -119,11 +118,11 @@ export class CoreHarness {
   }
 
   disconnect(peerId: string): CoreOutput {
-    return this.handle({ kind: 'disconnected', connId: this.conns.get(peerId)!, peerId });
+    return this.handle({ kind: 'disconnected', connId: this.conns.get(peerId)! });
   }
 
   bye(peerId: string): CoreOutput {
-    return this.handle({ kind: 'bye', connId: this.conns.get(peerId)!, peerId });
+    return this.handle({ kind: 'bye', connId: this.conns.get(peerId)! });
   }
 
   tick(): CoreOutput {

@@ -191,7 +191,7 @@ describe('restart', () => {
     );
     expect(messagesIn(out, 7).map((m) => m.type)).toEqual(['welcome']);
     // p2 never comes back: its step goes to p1 once p1 is free and p2's grace is over.
-    fresh.handle({ kind: 'finished', connId: 7, peerId: 'p1', leaseId: l1.leaseId, stepId: l1.stepId, ok: true, exitCode: 0, durationMs: 5, logTail: null }, now + 2);
+    fresh.handle({ kind: 'finished', connId: 7, leaseId: l1.leaseId, stepId: l1.stepId, ok: true, exitCode: 0, durationMs: 5, logTail: null }, now + 2);
     const expired = fresh.handle({ kind: 'tick' }, now + grace);
     expect(messagesIn(expired, 7)).toEqual([{ type: 'assign', cohortId: 'c1', stepId: l2.stepId, leaseId: 'l-new', attempt: 2, backup: false }]);
   });

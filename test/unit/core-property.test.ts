@@ -100,7 +100,7 @@ class World {
         const { leaseId, stepId } = p.running;
         p.running = null;
         this.apply(
-          this.scheduler.handle({ kind: 'finished', connId: p.connId, peerId: id, leaseId, stepId, ok: a.ok, exitCode: a.ok ? 0 : 2, durationMs: 1_000, logTail: a.ok ? null : 'boom' }, this.now),
+          this.scheduler.handle({ kind: 'finished', connId: p.connId, leaseId, stepId, ok: a.ok, exitCode: a.ok ? 0 : 2, durationMs: 1_000, logTail: a.ok ? null : 'boom' }, this.now),
         );
         return;
       }
@@ -111,7 +111,7 @@ class World {
         const lease = this.leases.get(this.leaseOrder[a.pick % this.leaseOrder.length]!)!;
         if (p.running?.leaseId === lease.leaseId) return;
         this.apply(
-          this.scheduler.handle({ kind: 'finished', connId: p.connId, peerId: id, leaseId: lease.leaseId, stepId: lease.stepId, ok: true, exitCode: 0, durationMs: 5, logTail: null }, this.now),
+          this.scheduler.handle({ kind: 'finished', connId: p.connId, leaseId: lease.leaseId, stepId: lease.stepId, ok: true, exitCode: 0, durationMs: 5, logTail: null }, this.now),
         );
         return;
       }
@@ -121,7 +121,7 @@ class World {
         if (!p || p.connId === null) return;
         const connId = p.connId;
         p.connId = null;
-        this.apply(this.scheduler.handle({ kind: 'disconnected', connId, peerId: id }, this.now));
+        this.apply(this.scheduler.handle({ kind: 'disconnected', connId }, this.now));
         return;
       }
       case 'resume': {
@@ -140,7 +140,7 @@ class World {
         p.connId = null;
         p.running = null;
         p.done = true;
-        this.apply(this.scheduler.handle({ kind: 'bye', connId, peerId: id }, this.now));
+        this.apply(this.scheduler.handle({ kind: 'bye', connId }, this.now));
         return;
       }
       case 'advance':

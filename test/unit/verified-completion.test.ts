@@ -9,7 +9,6 @@ function unpublished(h: CoreHarness, peerId: string, stepId: string, exitCode = 
   return h.handle({
     kind: 'finished',
     connId: h.conns.get(peerId)!,
-    peerId,
     leaseId: h.lastAssign(peerId)!.leaseId,
     stepId,
     ok: false,
