@@ -65,7 +65,7 @@ export function describeLoss(why: LeaseLossWhy): string {
 }
 
 export function describeCancel(by: CancelledBy): string {
-  return by === 'admin' ? 'cancelled by an admin' : 'abandoned: no peer for the retention period';
+  return by === 'admin' ? 'cancelled by an admin' : 'abandoned: no peer left to finish it';
 }
 
 export function describeStepFailure(cause: StepFailCause): string {

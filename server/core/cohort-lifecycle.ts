@@ -27,8 +27,21 @@ export function settle(state: SchedulerState, tx: CoreTx): void {
     }
     if (cohort.record.status !== 'open') continue;
     if (cohort.unresolved === 0) completeCohort(state, tx, cohort);
+    // Every member has left on purpose (bye, or closed after it was done): nobody will finish it, so it
+    // ends now as abandoned instead of staying open for the idle-cohort TTL (and in taskshard_cohorts_open).
+    // A member that is gone (its grace ran out) may come back, as a CI retry does: that keeps it open.
+    else if (everyMemberLeft(state, cohort)) cancelCohort(state, tx, cohort, 'abandoned');
     else dispatch(state, tx, cohort);
   }
+}
+
+function everyMemberLeft(state: SchedulerState, cohort: Cohort): boolean {
+  let members = 0;
+  for (const peer of state.currentMembers(cohort)) {
+    if (peer.record.status !== 'left') return false;
+    members++;
+  }
+  return members > 0;
 }
 
 export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {

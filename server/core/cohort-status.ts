@@ -9,7 +9,8 @@ import { cohortStatus } from './records.js';
  * States: open, complete, cancelled (the `cohortStatus` object in records.ts).
  * Edges:
  *   open      -> complete   every step is resolved (outcome succeeded or failed)
- *   open      -> cancelled  an admin cancelled it, or it had no active peer for the idle-cohort TTL
+ *   open      -> cancelled  an admin cancelled it; every member left on purpose (abandoned at once); or it had
+ *                          no active peer for the idle-cohort TTL (abandoned)
  *   complete  -> open       an admin retried a failed step
  * Invariants: `outcome` is null iff open; `resolvedAtMs` is null iff open;
  * an open cohort has an unresolved step (else it completes in the same input);
