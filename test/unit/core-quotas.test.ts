@@ -57,10 +57,11 @@ describe('quotas per source (repo + cache id)', () => {
 });
 
 describe('short life for cohorts nobody is in', () => {
-  it('abandons an open cohort everyone left after the idle-cohort TTL (1 h by default), not the 24 h retention', () => {
-    const h = new CoreHarness(flatSchema(2), { sweepIntervalMs: 1 });
+  it('abandons an open cohort whose members are all gone after the idle-cohort TTL (1 h by default), not the 24 h retention', () => {
+    // (A cohort every member left on purpose, with bye, is abandoned at once: cohort-abandon.test.ts.)
+    const h = new CoreHarness(flatSchema(2), { sweepIntervalMs: 1, leaseGraceMs: 0 });
     h.hello('a');
-    h.bye('a');
+    h.disconnect('a'); // no grace: gone at once
     const ttl = 3600_000;
     const before = h.advance(ttl - 1);
     expect(before.writes.filter((w) => w.table === 'cohort')).toEqual([]);
