@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { buildApp } from '../server/app.js';
+import { openStore } from '../server/store/open-store.js';
 import { ConfigError, isLoopback, parseServerConfig, type ServerConfigInput } from '../server/config.js';
 import { packageInfo } from './package-info.js';
 import { collect, intOption, numberOption } from './option-parsers.js';
@@ -146,6 +147,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   let built;
   try {
     built = await buildApp(config, {
+      store: openStore(config),
       version: packageInfo().version,
       onFatal: () => {
         process.exitCode = 1;

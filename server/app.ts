@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.js';
 import type { Clock } from './core/clock.js';
 import { defaultCoreConfig, type CoreConfig, type IdSource } from './core/core-types.js';
 import { Scheduler } from './core/scheduler.js';
+import type { SchedulerStore, Store } from './core/store-port.js';
 import { registerApiRoutes } from './http/api-routes.js';
 import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
@@ -14,26 +15,30 @@ import { registerDashboardRoutes } from './http/dashboard-routes.js';
 import { LiveHub, observeCommits, registerEventStream } from './http/event-stream.js';
 import { LifecycleLog } from './http/lifecycle-log.js';
 import { prettyStream } from './http/log-format.js';
-import { SqliteRunReader } from './http/run-reader.js';
+import { ReadModelRunReader } from './http/run-reader.js';
 import { registerRunRoutes } from './http/run-routes.js';
 import { registerRouteAccess } from './http/route-access.js';
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
 import { registerTaskDirectorRoute } from './http/task-director-socket.js';
 import { registerUpgradeGuard } from './http/upgrade-guard.js';
-import { StoreQueries } from './store/queries.js';
-import { SqliteStore } from './store/sqlite-store.js';
 
 /** What `buildApp` wires together; tests reach in for the parts they drive. */
 export interface AuthorityApp {
   readonly app: FastifyInstance;
   readonly authority: Authority;
-  readonly store: SqliteStore;
+  readonly store: Store;
   readonly metrics: Metrics;
   /** Drain (no new leases), commit, close every socket with 1001, close the store. */
   close(): Promise<void>;
 }
 
 export interface AppDeps {
+  /**
+   * The store (its three parts over one database), opened by the caller, e.g.
+   * with `openStore(config)` from `server/store/open-store.ts`. `buildApp` owns
+   * it from here: it is closed by `close()`, or at once if start-up fails.
+   */
+  readonly store: Store;
   readonly clock?: Clock;
   readonly ids?: IdSource;
   readonly logger?: FastifyServerOptions['logger'];
@@ -67,9 +72,33 @@ export function coreConfigFrom(config: ServerConfig): CoreConfig {
   };
 }
 
-export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promise<AuthorityApp> {
+/**
+ * The repos of the cohorts the scheduler restored at start, for log lines about
+ * them (the lifecycle log learns every other cohort from the batch that creates
+ * it). Each is handed out once and forgotten: the log remembers it from then on.
+ */
+function restoredRepos(inner: SchedulerStore): { store: SchedulerStore; repoOf: (cohortId: string) => string | null } {
+  const repos = new Map<string, string>();
+  const store: SchedulerStore = {
+    load(nowMs, retentionMs) {
+      const snapshot = inner.load(nowMs, retentionMs);
+      for (const c of snapshot.cohorts) repos.set(c.cohortId, c.repo);
+      return snapshot;
+    },
+    apply: (writes) => inner.apply(writes),
+    close: () => inner.close(),
+  };
+  const repoOf = (cohortId: string): string | null => {
+    const repo = repos.get(cohortId) ?? null;
+    repos.delete(cohortId);
+    return repo;
+  };
+  return { store, repoOf };
+}
+
+export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<AuthorityApp> {
   const clock = deps.clock ?? systemClock;
-  const store = new SqliteStore(config.dbPath, { synchronous: config.synchronous });
+  const store = deps.store;
   const coreConfig = coreConfigFrom(config);
   const scheduler = new Scheduler(coreConfig, deps.ids ?? randomIds);
   const app = Fastify({
@@ -88,10 +117,11 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
   registerRouteAccess(app, config);
   const metrics = new Metrics(() => scheduler.counts(), deps.version ?? '0.0.0');
   const live = new LiveHub();
-  const runs = new SqliteRunReader(store.db);
-  const lifecycle = new LifecycleLog(app.log, (cohortId) => runs.repoOf(cohortId));
+  const runs = new ReadModelRunReader(store.readModel);
+  const restored = restoredRepos(store.scheduler);
+  const lifecycle = new LifecycleLog(app.log, restored.repoOf);
   const observed = observeCommits(
-    store,
+    restored.store,
     (writes) => {
       lifecycle.observe(writes);
       metrics.observeWrites(writes, clock.now());
@@ -130,7 +160,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps = {}): Promis
 
   registerApiRoutes(app, {
     authority,
-    queries: new StoreQueries(store.db),
+    readModel: store.readModel,
     runs,
     metrics,
     config,

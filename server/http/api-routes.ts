@@ -1,13 +1,15 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { safeIdSchema } from '../../shared/ids.js';
+import { limits } from '../../shared/limits.js';
 import { describeProblems } from '../../shared/frames.js';
 import { problemsFromZod } from '../../shared/zod-issues.js';
 import type { Authority } from '../authority.js';
 import type { ServerConfig } from '../config.js';
-import type { StoreQueries } from '../store/queries.js';
+import type { ReadModel } from '../core/read-model.js';
+import { cohortDetailJson, cohortJson, peerJson } from './api-views.js';
 import type { Metrics } from './metrics.js';
-import type { RunReader } from './run-reader.js';
+import { runOfDetail, type RunReader } from './run-reader.js';
 import { cohortOutcome, failureCauses, outcomeName } from './run-timeline.js';
 
 /**
@@ -16,7 +18,8 @@ import { cohortOutcome, failureCauses, outcomeName } from './run-timeline.js';
  */
 export interface ApiDeps {
   readonly authority: Authority;
-  readonly queries: StoreQueries;
+  /** Every read goes through the store's read model; routes hold no database handle. */
+  readonly readModel: ReadModel;
   /** Runs with leases and events: outcome, failure causes and log tails. */
   readonly runs: RunReader;
   readonly metrics: Metrics;
@@ -29,6 +32,17 @@ const cohortIdSchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'm
 const listQuery = z.strictObject({
   status: z.string().max(32).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+const cohortListQuery = listQuery.extend({
+  status: z.enum(['open', 'complete', 'cancelled']).optional(),
+  repo: z.string().min(1).max(limits.maxRepoLength).optional(),
+  /** A pipeline name some peer of the cohort registered with. */
+  pipeline: z.string().min(1).max(limits.maxNameLength).optional(),
+  pipelineType: z.enum(['independent', 'dependent']).optional(),
+});
+const peerListQuery = listQuery.extend({
+  status: z.enum(['connected', 'disconnected', 'gone', 'left']).optional(),
+  cohort: cohortIdSchema.optional(),
 });
 
 function apiError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
@@ -43,7 +57,7 @@ function parseOr400<T>(schema: z.ZodType<T>, value: unknown, where: string, repl
 }
 
 export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { authority, queries, metrics } = deps;
+  const { authority, readModel, metrics } = deps;
 
   app.get('/healthz', { config: { access: 'public' } }, async (_req, reply) => {
     const state = authority.isStopped ? 'stopped' : authority.isDraining ? 'draining' : 'ok';
@@ -57,27 +71,32 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   // Reads (the routes below without an `access`) need the peer or admin token when one is set: see route-access.ts.
   app.get('/api/v1/cohorts', async (req, reply) => {
-    const query = parseOr400(listQuery.extend({ status: z.enum(['open', 'complete', 'cancelled']).optional() }), req.query, 'query', reply);
+    const query = parseOr400(cohortListQuery, req.query, 'query', reply);
     if (!query) return reply;
-    return { cohorts: queries.listCohorts(query).map((c) => ({ ...c, outcome: c.status === 'open' ? null : outcomeName(deps.runs.storedOutcome(c.id)) })) };
+    const { pipeline, ...filter } = query;
+    const cohorts = await readModel.listCohorts({ ...filter, ...(pipeline === undefined ? {} : { pipelineName: pipeline }) });
+    return { cohorts: cohorts.map((c) => ({ ...cohortJson(c), outcome: c.status === 'open' ? null : outcomeName(c.outcome) })) };
   });
 
   app.get('/api/v1/cohorts/:id', async (req, reply) => {
     const params = parseOr400(z.object({ id: cohortIdSchema }), req.params, 'params', reply);
     if (!params) return reply;
-    const detail = queries.cohortDetail(params.id);
-    const run = deps.runs.cohortRun(params.id);
-    if (!detail || !run) return apiError(reply, 404, 'NOT_FOUND', `no cohort ${params.id}`);
-    return { ...detail, cohort: { ...detail.cohort, outcome: cohortOutcome(run) }, failures: failureCauses(run.steps) };
+    const detail = await readModel.cohortDetail(params.id);
+    if (!detail) return apiError(reply, 404, 'NOT_FOUND', `no cohort ${params.id}`);
+    const run = runOfDetail(detail);
+    const json = cohortDetailJson(detail);
+    return { ...json, cohort: { ...json.cohort, outcome: cohortOutcome(run) }, failures: failureCauses(run.steps) };
   });
 
   app.get('/api/v1/peers', async (req, reply) => {
-    const query = parseOr400(listQuery.extend({ status: z.enum(['connected', 'disconnected', 'gone', 'left']).optional() }), req.query, 'query', reply);
+    const query = parseOr400(peerListQuery, req.query, 'query', reply);
     if (!query) return reply;
-    return { peers: queries.listPeers(query) };
+    const { cohort, status, ...filter } = query;
+    const peers = await readModel.listPeers({ ...filter, ...(status === undefined ? {} : { statuses: [status] }), ...(cohort === undefined ? {} : { cohortId: cohort }) });
+    return { peers: peers.map(peerJson) };
   });
 
-  app.get('/api/v1/stats', async () => queries.stats());
+  app.get('/api/v1/stats', async () => readModel.stats());
 
   // Admin routes: the admin token, never the peer token, checked in onRequest before the body (route-access.ts).
   app.post('/api/v1/cohorts/:id/cancel', { config: { access: 'admin' } }, async (req, reply) => {

@@ -71,7 +71,7 @@ export function registerCacheEvidenceRoutes(app: FastifyInstance, deps: CacheEvi
     const body = cacheEvidenceReportSchema.safeParse(req.body, { reportInput: true });
     if (!body.success) return reply.code(400).send(badRequest(describeProblems(problemsFromZod(body.error, ['body']), null)));
     const cohortId = params.data.id;
-    const run = deps.runs.cohortRun(cohortId);
+    const run = await deps.runs.cohortRun(cohortId);
     if (run === null) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no cohort ${cohortId}` } });
     const report = body.data;
     if (!run.peers.some((p) => p.peerId === report.peerId)) {
@@ -89,7 +89,7 @@ export function registerCacheEvidenceRoutes(app: FastifyInstance, deps: CacheEvi
     const params = cohortParams.safeParse(req.params);
     if (!params.success) return reply.code(400).send(badRequest(describeProblems(problemsFromZod(params.error, ['params']), null)));
     const cohortId = params.data.id;
-    if (deps.runs.cohortRun(cohortId) === null) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no cohort ${cohortId}` } });
+    if ((await deps.runs.cohortRun(cohortId)) === null) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no cohort ${cohortId}` } });
     return { cohortId, peers: book.of(cohortId) };
   });
 

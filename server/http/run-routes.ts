@@ -44,15 +44,15 @@ export function peerActivity(timeline: RunTimeline | null, peerId: string): { do
 
 export function registerRunRoutes(app: FastifyInstance, deps: RunRouteDeps): void {
   const { runs, clock } = deps;
-  const timelineOf = (cohortId: string): RunTimeline | null => {
-    const run = runs.cohortRun(cohortId);
+  const timelineOf = async (cohortId: string): Promise<RunTimeline | null> => {
+    const run = await runs.cohortRun(cohortId);
     return run ? runTimeline(run, clock.now()) : null;
   };
 
   app.get('/api/v1/cohorts/:id/timeline', async (req, reply) => {
     const params = parseOr400(cohortParams, req.params, 'params', reply);
     if (!params) return reply;
-    const timeline = timelineOf(params.id);
+    const timeline = await timelineOf(params.id);
     if (!timeline) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no cohort ${params.id}` } });
     return timeline;
   });
@@ -60,17 +60,18 @@ export function registerRunRoutes(app: FastifyInstance, deps: RunRouteDeps): voi
   app.get('/api/v1/cohorts/:id/trace', async (req, reply) => {
     const params = parseOr400(cohortParams, req.params, 'params', reply);
     if (!params) return reply;
-    const timeline = timelineOf(params.id);
+    const timeline = await timelineOf(params.id);
     if (!timeline) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no cohort ${params.id}` } });
     return reply.header('content-disposition', `inline; filename="taskshard-${params.id}.trace.json"`).send(traceOf(timeline));
   });
 
   app.get('/api/v1/peers/live', async () => {
     const cache = new Map<string, RunTimeline | null>();
-    const peers = runs.livePeers(500).map((p) => {
-      if (!cache.has(p.cohortId)) cache.set(p.cohortId, timelineOf(p.cohortId));
-      return { ...p, joinedAt: new Date(p.joinedAtMs).toISOString(), ...peerActivity(cache.get(p.cohortId) ?? null, p.peerId) };
-    });
+    const peers = [];
+    for (const p of await runs.livePeers(500)) {
+      if (!cache.has(p.cohortId)) cache.set(p.cohortId, await timelineOf(p.cohortId));
+      peers.push({ ...p, joinedAt: new Date(p.joinedAtMs).toISOString(), ...peerActivity(cache.get(p.cohortId) ?? null, p.peerId) });
+    }
     return { peers };
   });
 
@@ -78,8 +79,12 @@ export function registerRunRoutes(app: FastifyInstance, deps: RunRouteDeps): voi
     const query = parseOr400(trendsQuery, req.query, 'query', reply);
     if (!query) return reply;
     const now = clock.now();
-    const ids = runs.recentCohortIds(now - query.days * 86_400_000, maxTrendRuns);
-    const timelines = ids.map((id) => timelineOf(id)).filter((t): t is RunTimeline => t !== null);
+    const ids = await runs.recentCohortIds(now - query.days * 86_400_000, maxTrendRuns);
+    const timelines: RunTimeline[] = [];
+    for (const id of ids) {
+      const timeline = await timelineOf(id);
+      if (timeline) timelines.push(timeline);
+    }
     return { days: query.days, runs: timelines.length, truncated: ids.length === maxTrendRuns, rows: trendRows(timelines) };
   });
 }

@@ -138,4 +138,21 @@ export const migrations: readonly Migration[] = [
         WHERE status <> 'open';
     `,
   },
+  {
+    version: 3,
+    name: 'writer-claim-and-history-indexes',
+    sql: `
+      -- The writer fence: each store instance that writes claims the next epoch; a batch commits only
+      -- while its writer's epoch is still the current one (see server/core/store-port.ts).
+      CREATE TABLE store_writer (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch INTEGER NOT NULL CHECK (epoch >= 1)
+      ) STRICT;
+      -- Pruning history walks cohorts by resolution time; open cohorts have none.
+      CREATE INDEX cohorts_by_resolved ON cohorts (resolved_at_ms) WHERE resolved_at_ms IS NOT NULL;
+      -- The read model lists cohorts and peers newest first.
+      CREATE INDEX cohorts_by_created ON cohorts (created_at_ms, cohort_id);
+      CREATE INDEX peers_by_joined ON peers (joined_at_ms, peer_id);
+    `,
+  },
 ];

@@ -36,34 +36,8 @@ export const storedRegistration = z.strictObject({
   repos: z.array(z.strictObject({ repo: z.string(), baseRef: z.string() })).optional(),
 });
 
-const cancelledBy = z.enum(['admin', 'abandoned']);
-const lossWhy = z.enum(['grace-expired', 'bye', 'not-resumed', 'restart']);
-const outcomeName = z.enum(['succeeded', 'failed', 'lost', 'aborted']);
-
-/** `steps.fail_cause_json`: a StepFailCause (server/core/causes.ts). */
-export const storedStepFailCause = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('attempts-exhausted'), failures: z.number().int(), peerId: z.string(), exitCode: z.number().int().nullable() }),
-  z.strictObject({ kind: z.literal('lost-too-often'), lostLeases: z.number().int(), last: lossWhy }),
-  z.strictObject({ kind: z.literal('need-failed'), need: z.string() }),
-  z.strictObject({ kind: z.literal('cohort-cancelled'), by: cancelledBy }),
-  z.strictObject({ kind: z.literal('legacy'), reason: z.string() }),
-]);
-
-/** `leases.end_json`: a LeaseEnd. */
-export const storedLeaseEnd = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('succeeded') }),
-  z.strictObject({ kind: z.literal('failed'), exitCode: z.number().int().nullable() }),
-  z.strictObject({ kind: z.literal('lost'), why: lossWhy }),
-  z.strictObject({ kind: z.literal('aborted'), why: z.enum(['superseded', 'cancelled']) }),
-  z.strictObject({ kind: z.literal('unrecorded'), outcome: outcomeName }),
-]);
-
-/** `cohorts.outcome_json`: a CohortOutcome. */
-export const storedCohortOutcome = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('succeeded') }),
-  z.strictObject({ kind: z.literal('failed'), failedSteps: z.number().int() }),
-  z.strictObject({ kind: z.literal('cancelled'), by: cancelledBy }),
-]);
+/** The typed causes' JSON columns hold exactly what the read model hands out (server/core/read-model.ts). */
+export { cohortOutcomeView as storedCohortOutcome, leaseEndView as storedLeaseEnd, stepFailCauseView as storedStepFailCause } from '../core/read-model.js';
 
 /** Parses a JSON column, throwing an error that names where the bad value is. */
 export function parseJsonColumn<T>(schema: z.ZodType<T>, text: string, where: string): T {
@@ -80,3 +54,107 @@ export function parseJsonColumn<T>(schema: z.ZodType<T>, text: string, where: st
   }
   return parsed.data;
 }
+
+/** Validates one row read back, throwing an error that names table, key and column. */
+export function parseRow<T>(schema: z.ZodType<T>, row: unknown, where: string): T {
+  const parsed = schema.safeParse(row);
+  if (parsed.success) return parsed.data;
+  const first = parsed.error.issues[0];
+  throw new Error(`corrupt database: ${where}${first && first.path.length > 0 ? `.${first.path.join('.')}` : ''}: ${first ? first.message : 'invalid row'}`);
+}
+
+const int = z.number().int();
+const flag = z.union([z.literal(0), z.literal(1)]).transform((v) => v === 1);
+const text = z.string();
+
+/** Columns of the `cohorts` table as SQLite returns them. */
+export const cohortRowSchema = z.object({
+  cohort_id: text,
+  repo: text,
+  base_ref: text,
+  cache_id: text,
+  pipeline_type: z.enum(['independent', 'dependent']),
+  isolated: flag,
+  schema_id: text,
+  schema_json: text,
+  digest: text,
+  base_sha: text.nullable(),
+  patchsets_json: text,
+  status: z.enum(['open', 'complete', 'cancelled']),
+  created_at_ms: int,
+  resolved_at_ms: int.nullable(),
+  last_activity_ms: int,
+  seconds_saved: z.number().nullable(),
+  outcome_json: text.nullable(),
+});
+
+export const stepRowSchema = z.object({
+  cohort_id: text,
+  step_id: text,
+  status: z.enum(['pending', 'leased', 'succeeded', 'failed']),
+  attempts: int.min(0),
+  failures: int.min(0),
+  lost_leases: int.min(0),
+  failed_on_json: text,
+  built_by: text.nullable(),
+  from_memo: flag,
+  duration_ms: int.nullable(),
+  fail_reason: text.nullable(),
+  fail_cause_json: text.nullable(),
+  fail_peer_id: text.nullable(),
+  fail_exit_code: int.nullable(),
+  fail_log_tail: text.nullable(),
+  resolved_at_ms: int.nullable(),
+});
+
+export const leaseRowSchema = z.object({
+  lease_id: text,
+  cohort_id: text,
+  step_id: text,
+  peer_id: text,
+  attempt: int.min(1),
+  backup: flag,
+  started_at_ms: int,
+  ended_at_ms: int.nullable(),
+  outcome: z.enum(['succeeded', 'failed', 'lost', 'aborted']).nullable(),
+  end_json: text.nullable(),
+});
+
+export const peerRowSchema = z.object({
+  cohort_id: text,
+  peer_id: text,
+  token_hash: text,
+  registration_json: text,
+  resumable: flag,
+  status: z.enum(['connected', 'disconnected', 'gone', 'left']),
+  joined_at_ms: int,
+  grace_ends_at_ms: int.nullable(),
+});
+
+export const memoRowSchema = z.object({
+  memo_key: text,
+  step_id: text,
+  cohort_id: text,
+  peer_id: text.nullable(),
+  duration_ms: int.nullable(),
+  created_at_ms: int,
+  expires_at_ms: int,
+});
+
+export const durationRowSchema = z.object({ duration_key: text, avg_ms: z.number(), samples: int.min(0) });
+
+export const eventRowSchema = z.object({
+  id: int.min(1),
+  cohort_id: text,
+  at_ms: int,
+  kind: text,
+  step_id: text.nullable(),
+  peer_id: text.nullable(),
+  detail: text.nullable(),
+});
+
+export type CohortRow = z.infer<typeof cohortRowSchema>;
+export type StepRow = z.infer<typeof stepRowSchema>;
+export type LeaseRow = z.infer<typeof leaseRowSchema>;
+export type PeerRow = z.infer<typeof peerRowSchema>;
+export type EventRow = z.infer<typeof eventRowSchema>;

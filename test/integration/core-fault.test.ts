@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, type AuthorityApp } from '../../server/app.js';
 import { parseServerConfig } from '../../server/config.js';
 import type { Snapshot } from '../../server/core/records.js';
+import { openStore } from '../../server/store/open-store.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { helloFor, RawPeer } from '../helpers/raw-peer.js';
 import { flatSchema } from '../helpers/schemas.js';
@@ -75,7 +76,7 @@ describe('an exception inside the core', () => {
         done();
       },
     });
-    built = await buildApp(config, { clock, ids, logger: { level: 'error', stream } });
+    built = await buildApp(config, { store: openStore(config), clock, ids, logger: { level: 'error', stream } });
     await built.app.listen({ host: '127.0.0.1', port: 0 });
     const url = `ws://127.0.0.1:${(built.app.server.address() as AddressInfo).port}/v1/peer`;
     const connect = async () => {
@@ -85,7 +86,7 @@ describe('an exception inside the core', () => {
     };
     const memoryEqualsDatabase = async () => {
       await settle();
-      expect(sorted(built!.authority.dump())).toEqual(sorted(built!.store.load(clock.now(), Number.MAX_SAFE_INTEGER)));
+      expect(sorted(built!.authority.dump())).toEqual(sorted(built!.store.scheduler.load(clock.now(), Number.MAX_SAFE_INTEGER)));
     };
 
     const schema = flatSchema(3);

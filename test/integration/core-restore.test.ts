@@ -29,7 +29,7 @@ describe('restoring state after a restart', () => {
     h.hello('p3');
     expect(h.lastAssign('p3')).toMatchObject({ stepId: 'poison', attempt: 3 });
     const store = new SqliteStore(dir.file('r.db'));
-    store.apply(h.writes);
+    store.scheduler.apply(h.writes);
     store.close();
     const db = new Database(dir.file('r.db'));
     db.prepare("UPDATE peers SET status = 'left' WHERE peer_id = 'p3'").run();

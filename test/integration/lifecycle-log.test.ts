@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, type AuthorityApp } from '../../server/app.js';
 import { parseServerConfig } from '../../server/config.js';
+import { openStore } from '../../server/store/open-store.js';
 import { prettyLine } from '../../server/http/log-format.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { helloFor, RawPeer } from '../helpers/raw-peer.js';
@@ -27,7 +28,7 @@ beforeEach(async () => {
     },
   });
   const config = parseServerConfig({ host: '127.0.0.1', port: 0, dbPath: dir.file('log.db') });
-  built = await buildApp(config, { clock: new FakeClock(), logger: { level: 'info', stream } });
+  built = await buildApp(config, { store: openStore(config), clock: new FakeClock(), logger: { level: 'info', stream } });
   await built.app.listen({ host: '127.0.0.1', port: 0 });
   wsUrl = `ws://127.0.0.1:${(built.app.server.address() as AddressInfo).port}/v1/peer`;
 });

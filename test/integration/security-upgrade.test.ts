@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp, type AuthorityApp } from '../../server/app.js';
 import { parseServerConfig, type ServerConfigInput } from '../../server/config.js';
+import { openStore } from '../../server/store/open-store.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { helloFor, RawPeer } from '../helpers/raw-peer.js';
 import { flatSchema } from '../helpers/schemas.js';
@@ -44,6 +45,7 @@ async function start(over: Partial<ServerConfigInput> = {}): Promise<Started> {
   const logs: Record<string, unknown>[] = [];
   const config = parseServerConfig({ host: '127.0.0.1', port: 0, dbPath: dir.file('up.db'), ...over });
   const built = await buildApp(config, {
+    store: openStore(config),
     clock: new FakeClock(),
     logger: { level: 'info', stream: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } },
   });

@@ -35,7 +35,7 @@ describe('migration 2 (typed causes)', () => {
     versionOneDb(dir.file('old.db'));
     const store = new SqliteStore(dir.file('old.db'));
     try {
-      const snap = store.load(10, 1_000);
+      const snap = store.scheduler.load(10, 1_000);
       expect(snap.cohorts.map((c) => [c.cohortId, c.outcome])).toEqual([
         ['c1', { kind: 'failed', failedSteps: 2 }],
         ['c2', { kind: 'cancelled', by: 'abandoned' }],

@@ -1,0 +1,120 @@
+import type { CohortRecord, DurationRecord, LeaseRecord, MemoRecord, PeerRecord, StepRecord } from '../core/records.js';
+import {
+  cohortRowSchema,
+  durationRowSchema,
+  leaseRowSchema,
+  memoRowSchema,
+  parseJsonColumn,
+  parseRow,
+  peerRowSchema,
+  stepRowSchema,
+  storedCohortOutcome,
+  storedLeaseEnd,
+  storedRegistration,
+  storedSchemaDef,
+  storedStepFailCause,
+  storedStringList,
+} from './row-schemas.js';
+
+/**
+ * Rows read back from the database become the core's records here, each
+ * validated first (column types, enums, JSON columns), so a corrupt or
+ * hand-edited database fails at load naming table, key and column.
+ */
+
+export function cohortFromRow(raw: unknown): CohortRecord {
+  const r = parseRow(cohortRowSchema, raw, `cohorts[${keyOf(raw, 'cohort_id')}]`);
+  const where = `cohorts[${r.cohort_id}]`;
+  return {
+    cohortId: r.cohort_id,
+    repo: r.repo,
+    baseRef: r.base_ref,
+    cacheId: r.cache_id,
+    pipelineType: r.pipeline_type,
+    isolated: r.isolated,
+    schema: parseJsonColumn(storedSchemaDef, r.schema_json, `${where}.schema_json`),
+    digest: r.digest,
+    baseSha: r.base_sha,
+    patchsets: parseJsonColumn(storedStringList, r.patchsets_json, `${where}.patchsets_json`),
+    status: r.status,
+    createdAtMs: r.created_at_ms,
+    resolvedAtMs: r.resolved_at_ms,
+    lastActivityMs: r.last_activity_ms,
+    secondsSaved: r.seconds_saved,
+    outcome: r.outcome_json === null ? null : parseJsonColumn(storedCohortOutcome, r.outcome_json, `${where}.outcome_json`),
+  };
+}
+
+export function stepFromRow(raw: unknown): StepRecord {
+  const r = parseRow(stepRowSchema, raw, `steps[${keyOf(raw, 'cohort_id')}/${keyOf(raw, 'step_id')}]`);
+  return {
+    cohortId: r.cohort_id,
+    stepId: r.step_id,
+    status: r.status,
+    attempts: r.attempts,
+    failures: r.failures,
+    lostLeases: r.lost_leases,
+    failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${r.cohort_id}/${r.step_id}].failed_on_json`),
+    builtBy: r.built_by,
+    fromMemo: r.from_memo,
+    durationMs: r.duration_ms,
+    failCause: r.fail_cause_json === null ? null : parseJsonColumn(storedStepFailCause, r.fail_cause_json, `steps[${r.cohort_id}/${r.step_id}].fail_cause_json`),
+    failPeerId: r.fail_peer_id,
+    failExitCode: r.fail_exit_code,
+    failLogTail: r.fail_log_tail,
+    resolvedAtMs: r.resolved_at_ms,
+  };
+}
+
+export function leaseFromRow(raw: unknown): LeaseRecord {
+  const r = parseRow(leaseRowSchema, raw, `leases[${keyOf(raw, 'lease_id')}]`);
+  return {
+    leaseId: r.lease_id,
+    cohortId: r.cohort_id,
+    stepId: r.step_id,
+    peerId: r.peer_id,
+    attempt: r.attempt,
+    backup: r.backup,
+    startedAtMs: r.started_at_ms,
+    endedAtMs: r.ended_at_ms,
+    end: r.end_json === null ? null : parseJsonColumn(storedLeaseEnd, r.end_json, `leases[${r.lease_id}].end_json`),
+  };
+}
+
+export function peerFromRow(raw: unknown): PeerRecord {
+  const r = parseRow(peerRowSchema, raw, `peers[${keyOf(raw, 'cohort_id')}/${keyOf(raw, 'peer_id')}]`);
+  return {
+    peerId: r.peer_id,
+    cohortId: r.cohort_id,
+    tokenHash: r.token_hash,
+    registration: parseJsonColumn(storedRegistration, r.registration_json, `peers[${r.cohort_id}/${r.peer_id}].registration_json`),
+    resumable: r.resumable,
+    status: r.status,
+    joinedAtMs: r.joined_at_ms,
+    graceEndsAtMs: r.grace_ends_at_ms,
+  };
+}
+
+export function memoFromRow(raw: unknown): MemoRecord {
+  const r = parseRow(memoRowSchema, raw, `memos[${keyOf(raw, 'memo_key')}]`);
+  return {
+    memoKey: r.memo_key,
+    stepId: r.step_id,
+    cohortId: r.cohort_id,
+    peerId: r.peer_id,
+    durationMs: r.duration_ms,
+    createdAtMs: r.created_at_ms,
+    expiresAtMs: r.expires_at_ms,
+  };
+}
+
+export function durationFromRow(raw: unknown): DurationRecord {
+  const r = parseRow(durationRowSchema, raw, `durations[${keyOf(raw, 'duration_key')}]`);
+  return { durationKey: r.duration_key, avgMs: r.avg_ms, samples: r.samples };
+}
+
+/** A row's key for error messages, before the row is known to be valid. */
+export function keyOf(raw: unknown, column: string): string {
+  const value = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)[column] : undefined;
+  return typeof value === 'string' ? value : '?';
+}

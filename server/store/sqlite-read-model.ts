@@ -1,0 +1,255 @@
+import type Database from 'better-sqlite3';
+import { z } from 'zod';
+import type { CohortDetailView, CohortFilter, CohortView, EventView, LeaseView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../core/read-model.js';
+import { keyOf } from './row-records.js';
+import {
+  cohortRowSchema,
+  eventRowSchema,
+  leaseRowSchema,
+  parseJsonColumn,
+  parseRow,
+  peerRowSchema,
+  stepRowSchema,
+  storedCohortOutcome,
+  storedLeaseEnd,
+  storedRegistration,
+  storedSchemaDef,
+  storedStepFailCause,
+  storedStringList,
+} from './row-schemas.js';
+
+/**
+ * The read model on SQLite: committed state, history included, as typed views.
+ * Every row is validated as it is read back (see row-schemas.ts).
+ */
+const n = z.number().int().min(0);
+
+/** A cohort row with its step and peer counts and its peers' pipeline names. */
+const cohortListRow = cohortRowSchema.extend({
+  n_total: n,
+  n_pending: n,
+  n_leased: n,
+  n_succeeded: n,
+  n_failed: n,
+  n_memo: n,
+  n_peers: n,
+  pipeline_names_json: z.string(),
+});
+
+const cohortSelect = `
+  SELECT c.*,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id) AS n_total,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') AS n_pending,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') AS n_leased,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'succeeded') AS n_succeeded,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'failed') AS n_failed,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.from_memo = 1) AS n_memo,
+    (SELECT count(*) FROM peers p WHERE p.cohort_id = c.cohort_id) AS n_peers,
+    (SELECT json_group_array(name) FROM (
+       SELECT DISTINCT json_extract(p.registration_json, '$.pipelineName') AS name FROM peers p
+       WHERE p.cohort_id = c.cohort_id ORDER BY name)) AS pipeline_names_json
+  FROM cohorts c`;
+
+const statsRow = z.object({
+  cohorts_open: n,
+  cohorts_complete: n,
+  cohorts_cancelled: n,
+  steps_succeeded: n,
+  steps_memo: n,
+  steps_failed: n,
+  steps_pending: n,
+  leases_granted: n,
+  leases_lost: n,
+  leases_backups: n,
+  peers_connected: n,
+  peers_grace: n,
+  seconds_saved: z.number().min(0),
+});
+
+export class SqliteReadModel implements ReadModel {
+  constructor(private readonly db: Database.Database) {}
+
+  async listCohorts(filter: CohortFilter): Promise<CohortView[]> {
+    const rows = this.db
+      .prepare(
+        `${cohortSelect}
+        WHERE (@status IS NULL OR c.status = @status)
+          AND (@repo IS NULL OR c.repo = @repo)
+          AND (@pipelineType IS NULL OR c.pipeline_type = @pipelineType)
+          AND (@pipelineName IS NULL OR EXISTS (SELECT 1 FROM peers p WHERE p.cohort_id = c.cohort_id
+                                                 AND json_extract(p.registration_json, '$.pipelineName') = @pipelineName))
+          AND (@createdBeforeMs IS NULL OR c.created_at_ms < @createdBeforeMs)
+          AND (@createdSinceMs IS NULL OR c.created_at_ms >= @createdSinceMs)
+        ORDER BY c.created_at_ms DESC, c.cohort_id DESC LIMIT @limit`,
+      )
+      .all({
+        status: filter.status ?? null,
+        repo: filter.repo ?? null,
+        pipelineType: filter.pipelineType ?? null,
+        pipelineName: filter.pipelineName ?? null,
+        createdBeforeMs: filter.createdBeforeMs ?? null,
+        createdSinceMs: filter.createdSinceMs ?? null,
+        limit: checkedLimit(filter.limit),
+      });
+    return rows.map(cohortViewFrom);
+  }
+
+  async cohortDetail(cohortId: string): Promise<CohortDetailView | null> {
+    const read = this.db.transaction(() => {
+      const row = this.db.prepare(`${cohortSelect} WHERE c.cohort_id = ?`).get(cohortId);
+      if (row === undefined) return null;
+      const cohort = cohortViewFrom(row);
+      const schema = parseJsonColumn(storedSchemaDef, (row as { schema_json: string }).schema_json, `cohorts[${cohortId}].schema_json`);
+      const stepRows = new Map(
+        this.db
+          .prepare('SELECT * FROM steps WHERE cohort_id = ?')
+          .all(cohortId)
+          .map((raw) => parseRow(stepRowSchema, raw, `steps[${cohortId}/${keyOf(raw, 'step_id')}]`))
+          .map((r) => [r.step_id, r]),
+      );
+      const steps = schema.steps.map((def): StepView => {
+        const r = stepRows.get(def.id);
+        if (!r) throw new Error(`corrupt database: cohorts[${cohortId}].schema_json lists step "${def.id}", which has no row in steps`);
+        return {
+          stepId: def.id,
+          target: def.target,
+          needs: def.needs,
+          estimateSec: def.estimateSec ?? null,
+          status: r.status,
+          attempts: r.attempts,
+          failures: r.failures,
+          lostLeases: r.lost_leases,
+          failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${cohortId}/${def.id}].failed_on_json`),
+          builtBy: r.built_by,
+          fromMemo: r.from_memo,
+          durationMs: r.duration_ms,
+          failReason: r.fail_reason,
+          failCause: r.fail_cause_json === null ? null : parseJsonColumn(storedStepFailCause, r.fail_cause_json, `steps[${cohortId}/${def.id}].fail_cause_json`),
+          failPeerId: r.fail_peer_id,
+          failExitCode: r.fail_exit_code,
+          failLogTail: r.fail_log_tail,
+          resolvedAtMs: r.resolved_at_ms,
+        };
+      });
+      const leases = this.db.prepare('SELECT * FROM leases WHERE cohort_id = ? ORDER BY started_at_ms, attempt, lease_id').all(cohortId).map(leaseViewFrom);
+      const peers = this.db.prepare('SELECT * FROM peers WHERE cohort_id = ? ORDER BY joined_at_ms, peer_id').all(cohortId).map(peerViewFrom);
+      const timeline = this.db.prepare('SELECT * FROM events WHERE cohort_id = ? ORDER BY id').all(cohortId).map(eventViewFrom);
+      return { cohort, universe: schema.universe, steps, leases, peers, timeline };
+    });
+    return read();
+  }
+
+  async listPeers(filter: PeerFilter): Promise<PeerView[]> {
+    return this.db
+      .prepare(
+        `SELECT * FROM peers
+         WHERE (@statuses IS NULL OR status IN (SELECT value FROM json_each(@statuses))) AND (@cohortId IS NULL OR cohort_id = @cohortId)
+         ORDER BY joined_at_ms DESC, peer_id DESC LIMIT @limit`,
+      )
+      .all({ statuses: filter.statuses === undefined ? null : JSON.stringify(filter.statuses), cohortId: filter.cohortId ?? null, limit: checkedLimit(filter.limit) })
+      .map(peerViewFrom);
+  }
+
+  async stats(): Promise<StatsView> {
+    const raw = this.db
+      .prepare(
+        `SELECT
+          (SELECT count(*) FROM cohorts WHERE status = 'open') AS cohorts_open,
+          (SELECT count(*) FROM cohorts WHERE status = 'complete') AS cohorts_complete,
+          (SELECT count(*) FROM cohorts WHERE status = 'cancelled') AS cohorts_cancelled,
+          (SELECT count(*) FROM steps WHERE status = 'succeeded' AND from_memo = 0) AS steps_succeeded,
+          (SELECT count(*) FROM steps WHERE from_memo = 1) AS steps_memo,
+          (SELECT count(*) FROM steps WHERE status = 'failed') AS steps_failed,
+          (SELECT count(*) FROM steps s JOIN cohorts c USING (cohort_id) WHERE c.status = 'open' AND s.status IN ('pending', 'leased')) AS steps_pending,
+          (SELECT count(*) FROM leases) AS leases_granted,
+          (SELECT count(*) FROM leases WHERE outcome = 'lost') AS leases_lost,
+          (SELECT count(*) FROM leases WHERE backup = 1) AS leases_backups,
+          (SELECT count(*) FROM peers WHERE status = 'connected') AS peers_connected,
+          (SELECT count(*) FROM peers WHERE status = 'disconnected') AS peers_grace,
+          (SELECT coalesce(sum(seconds_saved), 0) FROM cohorts) AS seconds_saved`,
+      )
+      .get();
+    const r = parseRow(statsRow, raw, 'stats');
+    return {
+      cohorts: { open: r.cohorts_open, complete: r.cohorts_complete, cancelled: r.cohorts_cancelled },
+      steps: { succeeded: r.steps_succeeded, reusedFromMemo: r.steps_memo, failed: r.steps_failed, pending: r.steps_pending },
+      leases: { granted: r.leases_granted, lost: r.leases_lost, backups: r.leases_backups },
+      peers: { connected: r.peers_connected, inGrace: r.peers_grace },
+      secondsSaved: r.seconds_saved,
+    };
+  }
+}
+
+function checkedLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RangeError(`read model: limit must be an integer from 1 to 1000, got ${limit}`);
+  return limit;
+}
+
+function cohortViewFrom(raw: unknown): CohortView {
+  const r = parseRow(cohortListRow, raw, `cohorts[${keyOf(raw, 'cohort_id')}]`);
+  const where = `cohorts[${r.cohort_id}]`;
+  return {
+    cohortId: r.cohort_id,
+    schemaId: r.schema_id,
+    digest: r.digest,
+    repo: r.repo,
+    baseRef: r.base_ref,
+    baseSha: r.base_sha,
+    cacheId: r.cache_id,
+    pipelineType: r.pipeline_type,
+    pipelineNames: parseJsonColumn(storedStringList, r.pipeline_names_json, `${where}: peers' pipeline names`),
+    isolated: r.isolated,
+    patchsets: parseJsonColumn(storedStringList, r.patchsets_json, `${where}.patchsets_json`),
+    status: r.status,
+    createdAtMs: r.created_at_ms,
+    resolvedAtMs: r.resolved_at_ms,
+    lastActivityMs: r.last_activity_ms,
+    secondsSaved: r.seconds_saved,
+    outcome: r.outcome_json === null ? null : parseJsonColumn(storedCohortOutcome, r.outcome_json, `${where}.outcome_json`),
+    steps: { total: r.n_total, pending: r.n_pending, leased: r.n_leased, succeeded: r.n_succeeded, failed: r.n_failed, fromMemo: r.n_memo },
+    peers: r.n_peers,
+  };
+}
+
+function leaseViewFrom(raw: unknown): LeaseView {
+  const r = parseRow(leaseRowSchema, raw, `leases[${keyOf(raw, 'lease_id')}]`);
+  return {
+    leaseId: r.lease_id,
+    stepId: r.step_id,
+    peerId: r.peer_id,
+    attempt: r.attempt,
+    backup: r.backup,
+    startedAtMs: r.started_at_ms,
+    endedAtMs: r.ended_at_ms,
+    outcome: r.outcome,
+    end: r.end_json === null ? null : parseJsonColumn(storedLeaseEnd, r.end_json, `leases[${r.lease_id}].end_json`),
+  };
+}
+
+function peerViewFrom(raw: unknown): PeerView {
+  const where = `peers[${keyOf(raw, 'cohort_id')}/${keyOf(raw, 'peer_id')}]`;
+  const r = parseRow(peerRowSchema, raw, where);
+  const reg = parseJsonColumn(storedRegistration, r.registration_json, `${where}.registration_json`);
+  return {
+    peerId: r.peer_id,
+    cohortId: r.cohort_id,
+    status: r.status,
+    resumable: r.resumable,
+    joinedAtMs: r.joined_at_ms,
+    graceEndsAtMs: r.grace_ends_at_ms,
+    repo: reg.repo,
+    baseRef: reg.baseRef,
+    baseSha: reg.baseSha,
+    patchsets: reg.patchsets,
+    changeRef: reg.changeRef,
+    pipelineName: reg.pipelineName,
+    pipelineType: reg.pipelineType,
+    isolated: reg.isolated,
+    cacheId: reg.cacheId,
+  };
+}
+
+function eventViewFrom(raw: unknown): EventView {
+  const r = parseRow(eventRowSchema, raw, `events[${String((raw as { id?: unknown }).id ?? '?')}]`);
+  return { seq: r.id, atMs: r.at_ms, kind: r.kind, stepId: r.step_id, peerId: r.peer_id, detail: r.detail };
+}

@@ -1,0 +1,44 @@
+import type Database from 'better-sqlite3';
+import type { PruneResult, Retention } from '../core/store-port.js';
+
+/**
+ * History pruning on SQLite: one bounded transaction per call. Children go
+ * first (foreign keys), the cohort rows last; memos and durations stay.
+ */
+const children = [
+  ['events', 'events'],
+  ['successes', 'step_successes'],
+  ['leases', 'leases'],
+  ['peers', 'peers'],
+  ['steps', 'steps'],
+] as const;
+
+/** Cohorts due for pruning, oldest resolution first. */
+const due = `FROM cohorts WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < @before AND status <> 'open'`;
+
+export class SqliteRetention implements Retention {
+  private readonly prune: (before: number, maxCohorts: number) => PruneResult;
+
+  constructor(db: Database.Database) {
+    const pick = db.prepare(`SELECT cohort_id ${due} ORDER BY resolved_at_ms, cohort_id LIMIT @limit`).pluck();
+    const more = db.prepare(`SELECT EXISTS (SELECT 1 ${due}) AS more`).pluck();
+    const deletes = children.map(([key, table]) => [key, db.prepare(`DELETE FROM ${table} WHERE cohort_id IN (SELECT value FROM json_each(?))`)] as const);
+    const deleteCohorts = db.prepare('DELETE FROM cohorts WHERE cohort_id IN (SELECT value FROM json_each(?))');
+    this.prune = db.transaction((before: number, maxCohorts: number): PruneResult => {
+      const ids = JSON.stringify(pick.all({ before, limit: maxCohorts }));
+      const removed = { cohorts: 0, steps: 0, successes: 0, leases: 0, peers: 0, events: 0 };
+      for (const [key, stmt] of deletes) removed[key] = stmt.run(ids).changes;
+      removed.cohorts = deleteCohorts.run(ids).changes;
+      const removedRows = Object.values(removed).reduce((a, b) => a + b, 0);
+      return { removed, removedRows, more: more.get({ before }) === 1 };
+    });
+  }
+
+  async pruneHistory(resolvedBeforeMs: number, maxCohorts: number): Promise<PruneResult> {
+    if (!Number.isSafeInteger(resolvedBeforeMs)) throw new RangeError(`pruneHistory: resolvedBeforeMs must be an integer time in ms, got ${resolvedBeforeMs}`);
+    if (!Number.isInteger(maxCohorts) || maxCohorts < 1 || maxCohorts > 10_000) {
+      throw new RangeError(`pruneHistory: maxCohorts must be an integer from 1 to 10000, got ${maxCohorts}`);
+    }
+    return this.prune(resolvedBeforeMs, maxCohorts);
+  }
+}

@@ -1,0 +1,219 @@
+import type Database from 'better-sqlite3';
+import { describeStepFailure, leaseOutcomeOf } from '../core/causes.js';
+import type { Snapshot, Write } from '../core/records.js';
+import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../core/store-port.js';
+import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepFromRow } from './row-records.js';
+
+/**
+ * The scheduler's side of the SQLite store. Every batch is one transaction,
+ * fenced by this instance's writer epoch; guarded rows change only through
+ * conditional upserts (`ON CONFLICT ... DO UPDATE ... WHERE`), and one that
+ * matches no row throws {@link StoreConflictError}, rolling the batch back.
+ */
+const bool = (v: boolean): number => (v ? 1 : 0);
+
+const sql = {
+  cohort: `
+    INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest,
+                         base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json)
+    VALUES (@cohortId, @repo, @baseRef, @cacheId, @pipelineType, @isolated, @schemaId, @schemaJson, @digest,
+            @baseSha, @patchsetsJson, @status, @createdAtMs, @resolvedAtMs, @lastActivityMs, @secondsSaved, @outcomeJson)
+    ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
+      resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
+      outcome_json = excluded.outcome_json
+    WHERE cohorts.status <> 'cancelled' OR excluded.status = 'cancelled'`,
+  step: `
+    INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
+                       duration_ms, fail_reason, fail_cause_json, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
+    VALUES (@cohortId, @stepId, @status, @attempts, @failures, @lostLeases, @failedOnJson, @builtBy, @fromMemo,
+            @durationMs, @failReason, @failCauseJson, @failPeerId, @failExitCode, @failLogTail, @resolvedAtMs)
+    ON CONFLICT (cohort_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+      failures = excluded.failures, lost_leases = excluded.lost_leases, failed_on_json = excluded.failed_on_json,
+      built_by = excluded.built_by, from_memo = excluded.from_memo, duration_ms = excluded.duration_ms,
+      fail_reason = excluded.fail_reason, fail_cause_json = excluded.fail_cause_json, fail_peer_id = excluded.fail_peer_id, fail_exit_code = excluded.fail_exit_code,
+      fail_log_tail = excluded.fail_log_tail, resolved_at_ms = excluded.resolved_at_ms
+    WHERE steps.status <> 'succeeded'
+       OR (excluded.status = 'succeeded' AND excluded.built_by IS steps.built_by AND excluded.from_memo = steps.from_memo)`,
+  success: 'INSERT INTO step_successes (cohort_id, step_id, lease_id, peer_id, at_ms) VALUES (@cohortId, @stepId, @leaseId, @peerId, @atMs)',
+  lease: `
+    INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json)
+    VALUES (@leaseId, @cohortId, @stepId, @peerId, @attempt, @backup, @startedAtMs, @endedAtMs, @outcome, @endJson)
+    ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json
+    WHERE leases.outcome IS NULL
+       OR (excluded.outcome IS leases.outcome AND excluded.end_json IS leases.end_json AND excluded.ended_at_ms IS leases.ended_at_ms)`,
+  peer: `
+    INSERT INTO peers (cohort_id, peer_id, token_hash, registration_json, resumable, status, joined_at_ms, grace_ends_at_ms)
+    VALUES (@cohortId, @peerId, @tokenHash, @registrationJson, @resumable, @status, @joinedAtMs, @graceEndsAtMs)
+    ON CONFLICT (cohort_id, peer_id) DO UPDATE SET token_hash = excluded.token_hash, registration_json = excluded.registration_json,
+      resumable = excluded.resumable, status = excluded.status, joined_at_ms = excluded.joined_at_ms, grace_ends_at_ms = excluded.grace_ends_at_ms`,
+  memo: `
+    INSERT INTO memos (memo_key, step_id, cohort_id, peer_id, duration_ms, created_at_ms, expires_at_ms)
+    VALUES (@memoKey, @stepId, @cohortId, @peerId, @durationMs, @createdAtMs, @expiresAtMs)
+    ON CONFLICT (memo_key) DO UPDATE SET step_id = excluded.step_id, cohort_id = excluded.cohort_id, peer_id = excluded.peer_id,
+      duration_ms = excluded.duration_ms, created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms`,
+  memoDelete: 'DELETE FROM memos WHERE memo_key = ?',
+  duration: `
+    INSERT INTO durations (duration_key, avg_ms, samples) VALUES (@durationKey, @avgMs, @samples)
+    ON CONFLICT (duration_key) DO UPDATE SET avg_ms = excluded.avg_ms, samples = excluded.samples`,
+  event: 'INSERT INTO events (cohort_id, at_ms, kind, step_id, peer_id, detail) VALUES (@cohortId, @atMs, @kind, @stepId, @peerId, @detail)',
+  claim: 'INSERT INTO store_writer (id, epoch) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1 RETURNING epoch',
+  fence: 'UPDATE store_writer SET epoch = epoch WHERE id = 1 AND epoch = ?',
+  currentEpoch: 'SELECT epoch FROM store_writer WHERE id = 1',
+} as const;
+
+export class SqliteSchedulerStore implements SchedulerStore {
+  private readonly stmt: { [K in keyof typeof sql]: Database.Statement };
+  private readonly applyBatch: (writes: readonly Write[]) => void;
+  /** The epoch this instance claimed on its first load or apply; null before. */
+  private epoch: number | null = null;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmt = Object.fromEntries(Object.entries(sql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sql]: Database.Statement };
+    this.applyBatch = db.transaction((writes: readonly Write[]) => {
+      this.fence();
+      for (const w of writes) this.applyOne(w);
+    });
+  }
+
+  /** The writer epoch this instance holds (claiming one if it has none yet). */
+  claim(): number {
+    this.epoch ??= (this.stmt.claim.get() as { epoch: number }).epoch;
+    return this.epoch;
+  }
+
+  apply(writes: readonly Write[]): void {
+    this.claim();
+    if (writes.length > 0) this.applyBatch(writes);
+  }
+
+  load(nowMs: number, retentionMs: number): Snapshot {
+    this.claim();
+    const keep = `SELECT cohort_id FROM cohorts WHERE status = 'open' OR resolved_at_ms >= @since`;
+    const since = { since: nowMs - retentionMs };
+    const all = (text: string, params: unknown): unknown[] => this.db.prepare(text).all(params);
+    return this.db.transaction(() => ({
+      cohorts: all(`SELECT * FROM cohorts WHERE cohort_id IN (${keep}) ORDER BY created_at_ms, cohort_id`, since).map(cohortFromRow),
+      steps: all(`SELECT * FROM steps WHERE cohort_id IN (${keep})`, since).map(stepFromRow),
+      leases: all(`SELECT * FROM leases WHERE cohort_id IN (${keep}) ORDER BY started_at_ms, lease_id`, since).map(leaseFromRow),
+      peers: all(`SELECT * FROM peers WHERE cohort_id IN (${keep}) ORDER BY joined_at_ms`, since).map(peerFromRow),
+      memos: all('SELECT * FROM memos WHERE expires_at_ms > @now', { now: nowMs }).map(memoFromRow),
+      durations: all('SELECT * FROM durations', {}).map(durationFromRow),
+    }))();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private fence(): void {
+    if (this.stmt.fence.run(this.epoch).changes === 1) return;
+    const current = this.stmt.currentEpoch.get() as { epoch: number } | undefined;
+    throw new StoreConflictError('writer-deposed', 'store_writer', `this store writes as epoch ${this.epoch}, but another writer claimed epoch ${current?.epoch ?? '?'} since`);
+  }
+
+  /** Runs a conditional upsert; no row changed means the guard refused the write. */
+  private guarded(stmt: Database.Statement, params: Record<string, unknown>, kind: StoreConflictKind, row: string, detail: string): void {
+    if (stmt.run(params).changes === 0) throw new StoreConflictError(kind, row, detail);
+  }
+
+  private applyOne(w: Write): void {
+    switch (w.table) {
+      case 'cohort': {
+        const r = w.row;
+        const params = {
+          cohortId: r.cohortId,
+          repo: r.repo,
+          baseRef: r.baseRef,
+          cacheId: r.cacheId,
+          pipelineType: r.pipelineType,
+          isolated: bool(r.isolated),
+          schemaId: r.schema.id,
+          schemaJson: JSON.stringify(r.schema),
+          digest: r.digest,
+          baseSha: r.baseSha,
+          patchsetsJson: JSON.stringify(r.patchsets),
+          status: r.status,
+          createdAtMs: r.createdAtMs,
+          resolvedAtMs: r.resolvedAtMs,
+          lastActivityMs: r.lastActivityMs,
+          secondsSaved: r.secondsSaved,
+          outcomeJson: r.outcome === null ? null : JSON.stringify(r.outcome),
+        };
+        this.guarded(this.stmt.cohort, params, 'cohort-cancelled', `cohorts[${r.cohortId}]`, `the cohort is cancelled; refusing to make it ${r.status}`);
+        return;
+      }
+      case 'step': {
+        const r = w.row;
+        const params = {
+          cohortId: r.cohortId,
+          stepId: r.stepId,
+          status: r.status,
+          attempts: r.attempts,
+          failures: r.failures,
+          lostLeases: r.lostLeases,
+          failedOnJson: JSON.stringify(r.failedOn),
+          builtBy: r.builtBy,
+          fromMemo: bool(r.fromMemo),
+          durationMs: r.durationMs,
+          failReason: r.failCause === null ? null : describeStepFailure(r.failCause),
+          failCauseJson: r.failCause === null ? null : JSON.stringify(r.failCause),
+          failPeerId: r.failPeerId,
+          failExitCode: r.failExitCode,
+          failLogTail: r.failLogTail,
+          resolvedAtMs: r.resolvedAtMs,
+        };
+        const detail = `the step already succeeded; refusing to make it ${r.status}${r.status === 'succeeded' ? ` (built by ${r.builtBy ?? 'a memo'})` : ''}`;
+        this.guarded(this.stmt.step, params, 'step-succeeded', `steps[${r.cohortId}/${r.stepId}]`, detail);
+        return;
+      }
+      case 'success':
+        this.stmt.success.run({ cohortId: w.cohortId, stepId: w.stepId, leaseId: w.leaseId, peerId: w.peerId, atMs: w.atMs });
+        return;
+      case 'lease': {
+        const r = w.row;
+        const outcome = r.end === null ? null : leaseOutcomeOf(r.end);
+        const params = {
+          leaseId: r.leaseId,
+          cohortId: r.cohortId,
+          stepId: r.stepId,
+          peerId: r.peerId,
+          attempt: r.attempt,
+          backup: bool(r.backup),
+          startedAtMs: r.startedAtMs,
+          endedAtMs: r.endedAtMs,
+          outcome,
+          endJson: r.end === null ? null : JSON.stringify(r.end),
+        };
+        const detail = `the lease already ended; refusing to ${outcome === null ? 'make it live again' : `end it again as ${outcome}`}`;
+        this.guarded(this.stmt.lease, params, 'lease-ended', `leases[${r.leaseId}]`, detail);
+        return;
+      }
+      case 'peer': {
+        const r = w.row;
+        this.stmt.peer.run({
+          cohortId: r.cohortId,
+          peerId: r.peerId,
+          tokenHash: r.tokenHash,
+          registrationJson: JSON.stringify(r.registration),
+          resumable: bool(r.resumable),
+          status: r.status,
+          joinedAtMs: r.joinedAtMs,
+          graceEndsAtMs: r.graceEndsAtMs,
+        });
+        return;
+      }
+      case 'memo':
+        this.stmt.memo.run({ ...w.row });
+        return;
+      case 'memo.delete':
+        this.stmt.memoDelete.run(w.memoKey);
+        return;
+      case 'duration':
+        this.stmt.duration.run({ ...w.row });
+        return;
+      case 'event':
+        this.stmt.event.run({ ...w.row });
+        return;
+    }
+  }
+}
