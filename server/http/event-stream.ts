@@ -127,6 +127,8 @@ export function registerEventStream(app: FastifyInstance, hub: LiveHub): void {
   app.get('/api/v1/events', async (req, reply) => {
     const cohortFilter = typeof (req.query as Record<string, unknown>).cohort === 'string' ? String((req.query as Record<string, unknown>).cohort) : null;
     reply.hijack();
+    // A stream outlives --request-timeout's idle limit on HTTP connections (app.ts); its keep-alives are the liveness.
+    req.raw.socket.setTimeout(0);
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write('retry: 2000\n: connected\n\n');

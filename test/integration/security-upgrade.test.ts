@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -264,6 +265,26 @@ describe('HTTP timeouts', () => {
       }, 5_000).unref();
     });
     expect(outcome).not.toBe('still held after 5 s');
+  });
+});
+
+describe('HTTP timeouts and long-lived responses', () => {
+  it('an idle HTTP connection is closed after --request-timeout, while the event stream stays open', async () => {
+    const s = await start({ requestTimeoutMs: 300 });
+    let streamEnded = false;
+    const stream = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: s.port, path: '/api/v1/events' }, resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    stream.on('close', () => (streamEnded = true));
+    stream.resume();
+    // An idle connection opened after the stream is closed by the server's idle timeout...
+    const idle = connect({ host: '127.0.0.1', port: s.port });
+    await new Promise((resolve) => idle.once('close', resolve));
+    // ...and the stream, idle just as long, is still open.
+    expect(streamEnded).toBe(false);
+    stream.destroy();
   });
 });
 
