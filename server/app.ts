@@ -135,9 +135,9 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   const liveness = new LivenessMonitor(config.pingIntervalMs);
 
   try {
-    authority.start();
+    await authority.start();
   } catch (err) {
-    store.close();
+    await store.close();
     liveness.stop();
     throw err;
   }
@@ -177,11 +177,11 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   const close = (): Promise<void> => {
     closed ??= (async () => {
       authority.drain();
-      authority.stop();
+      await authority.stop();
       liveness.stop();
       for (const client of app.websocketServer?.clients ?? []) client.close(closeCodes.goingAway, 'authority shutting down');
       await app.close();
-      store.close();
+      await store.close();
     })();
     return closed;
   };

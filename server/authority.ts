@@ -28,6 +28,8 @@ export class Authority {
   private pendingWrites: Write[] = [];
   private pendingEffects: Effect[] = [];
   private flushScheduled = false;
+  /** The batch being committed by an asynchronous store; later inputs queue behind it. */
+  private committing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private nextConnId = 1;
   private stopped = false;
@@ -43,11 +45,11 @@ export class Authority {
   ) {}
 
   /** Loads persisted state into the scheduler and arms the deadline timer. */
-  start(): void {
+  async start(): Promise<void> {
     const now = this.clock.now();
-    const snapshot = this.store.load(now, this.retentionMs);
+    const snapshot = await this.store.load(now, this.retentionMs);
     const out = this.scheduler.restore(snapshot, now);
-    this.store.apply(out.writes);
+    await this.store.apply(out.writes);
     // Restoring can resolve things (a step that lost its peer once too often fails): its counters count.
     for (const effect of out.effects) this.deliver(effect);
     this.log.info({ cohorts: snapshot.cohorts.length, leases: snapshot.leases.filter((l) => l.end === null).length, memos: snapshot.memos.length }, 'state loaded');
@@ -110,12 +112,19 @@ export class Authority {
   }
 
   /** Feeds an admin input and commits at once, so the HTTP reply reflects committed state. */
-  submitNow(input: CoreInput): AdminResult {
+  async submitNow(input: CoreInput): Promise<AdminResult> {
     if (this.stopped) return { ok: false, status: 409, code: 'STOPPED', message: 'the authority is stopping' };
     const out = this.scheduler.handle(input, this.clock.now());
     this.take(input, out);
     this.flush();
+    await this.settled();
+    if (this.stopped) return { ok: false, status: 409, code: 'STOPPED', message: 'the authority stopped before the change was committed' };
     return out.admin ?? { ok: true };
+  }
+
+  /** Resolves once every write queued so far is committed (or the authority stopped). */
+  async settled(): Promise<void> {
+    while (this.committing !== null) await this.committing;
   }
 
   /** Stops granting leases; completions still commit. */
@@ -125,9 +134,12 @@ export class Authority {
   }
 
   /** Commits what is pending and stops; no more inputs are taken. */
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.flush();
+    await this.settled();
+    this.flush();
+    await this.settled();
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -139,20 +151,44 @@ export class Authority {
     setImmediate(() => this.flush());
   }
 
-  /** Commit, then deliver, then re-arm the deadline timer. */
+  /**
+   * Commit, then deliver, then re-arm the deadline timer. With an asynchronous
+   * store the effects wait for the commit; inputs taken meanwhile queue their
+   * writes and effects, which commit as the next batch once this one has.
+   */
   flush(): void {
     this.flushScheduled = false;
-    if (this.stopped) return;
+    if (this.stopped || this.committing !== null) return;
     const writes = this.pendingWrites;
     const effects = this.pendingEffects;
     this.pendingWrites = [];
     this.pendingEffects = [];
+    let commit: void | Promise<void>;
     try {
-      this.store.apply(writes);
+      commit = this.store.apply(writes);
     } catch (err) {
       this.fail(err as Error);
       return;
     }
+    if (commit === undefined) {
+      this.delivered(effects);
+      return;
+    }
+    this.committing = commit.then(
+      () => {
+        this.committing = null;
+        if (this.stopped) return;
+        this.delivered(effects);
+        if (this.pendingWrites.length > 0 || this.pendingEffects.length > 0) this.flush();
+      },
+      (err: unknown) => {
+        this.committing = null;
+        this.fail(err as Error);
+      },
+    );
+  }
+
+  private delivered(effects: readonly Effect[]): void {
     for (const effect of effects) this.deliver(effect);
     this.armTimer();
   }
@@ -192,6 +228,7 @@ export class Authority {
   }
 
   private fail(err: Error): void {
+    if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.log.fatal({ err }, 'commit failed; stopping the authority so memory and database cannot diverge');

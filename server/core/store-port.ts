@@ -25,12 +25,19 @@ import type { Snapshot, Write } from './records.js';
  * `test/store/contract/` is the one suite every implementation must pass.
  */
 
-/** The narrow storage interface the scheduler needs. `apply` is atomic: all writes of a batch or none. */
+/**
+ * The narrow storage interface the scheduler needs. `apply` is atomic: all
+ * writes of a batch or none. An embedded store (SQLite) answers synchronously;
+ * a networked one (PostgreSQL) returns promises, and the authority then holds
+ * the batch's frames until the promise settles, queueing later inputs' writes
+ * and frames in order behind it (server/authority.ts). A synchronous store
+ * pays nothing for this.
+ */
 export interface SchedulerStore {
   /** Open cohorts, resolved ones newer than `retentionMs`, their steps, leases and peers; live memos; durations. */
-  load(nowMs: number, retentionMs: number): Snapshot;
-  /** Commits a batch of writes in one transaction; throws (and commits nothing) on any failure. */
-  apply(writes: readonly Write[]): void;
+  load(nowMs: number, retentionMs: number): Snapshot | Promise<Snapshot>;
+  /** Commits a batch of writes in one transaction; throws or rejects (and commits nothing) on any failure. */
+  apply(writes: readonly Write[]): void | Promise<void>;
   close(): void;
 }
 
@@ -68,8 +75,8 @@ export interface Store {
   readonly retention: Retention;
   /** Where the data lives, for logs (a file path; never a password). */
   readonly location: string;
-  /** Closes the database; idempotent. */
-  close(): void;
+  /** Closes the database; idempotent. A networked store resolves once its connections are gone. */
+  close(): void | Promise<void>;
 }
 
 export type StoreConflictKind = 'lease-ended' | 'step-succeeded' | 'cohort-cancelled' | 'writer-deposed';

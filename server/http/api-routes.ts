@@ -102,7 +102,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.post('/api/v1/cohorts/:id/cancel', { config: { access: 'admin' } }, async (req, reply) => {
     const params = parseOr400(z.object({ id: cohortIdSchema }), req.params, 'params', reply);
     if (!params) return reply;
-    const result = authority.submitNow({ kind: 'cancel', cohortId: params.id });
+    const result = await authority.submitNow({ kind: 'cancel', cohortId: params.id });
     if (!result.ok) return apiError(reply, result.status, result.code, result.message);
     req.log.info({ cohortId: params.id }, 'cohort cancelled by admin');
     return { ok: true };
@@ -111,7 +111,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.post('/api/v1/cohorts/:id/steps/:step/retry', { config: { access: 'admin' } }, async (req, reply) => {
     const params = parseOr400(z.object({ id: cohortIdSchema, step: safeIdSchema }), req.params, 'params', reply);
     if (!params) return reply;
-    const result = authority.submitNow({ kind: 'retry', cohortId: params.id, stepId: params.step });
+    const result = await authority.submitNow({ kind: 'retry', cohortId: params.id, stepId: params.step });
     if (!result.ok) return apiError(reply, result.status, result.code, result.message);
     req.log.info({ cohortId: params.id, stepId: params.step }, 'step retried by admin');
     return { ok: true };

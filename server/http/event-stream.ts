@@ -67,13 +67,18 @@ export function observeCommits(store: SchedulerStore, onCommit: (writes: readonl
   return {
     load: (nowMs, retentionMs) => store.load(nowMs, retentionMs),
     apply(writes) {
-      store.apply(writes);
-      if (writes.length === 0) return;
-      try {
-        onCommit(writes);
-      } catch (err) {
-        onListenerError(err as Error);
-      }
+      const notify = (): void => {
+        if (writes.length === 0) return;
+        try {
+          onCommit(writes);
+        } catch (err) {
+          onListenerError(err as Error);
+        }
+      };
+      const commit = store.apply(writes);
+      // An asynchronous store: listeners hear of the batch once it has committed.
+      if (commit !== undefined) return commit.then(notify);
+      notify();
     },
     close: () => store.close(),
   };

@@ -25,7 +25,7 @@ import {
 const n = z.number().int().min(0);
 
 /** A cohort row with its step and peer counts and its peers' pipeline names. */
-const cohortListRow = cohortRowSchema.extend({
+export const cohortListRow = cohortRowSchema.extend({
   n_total: n,
   n_pending: n,
   n_leased: n,
@@ -50,7 +50,7 @@ const cohortSelect = `
        WHERE p.cohort_id = c.cohort_id ORDER BY name)) AS pipeline_names_json
   FROM cohorts c`;
 
-const statsRow = z.object({
+export const statsRow = z.object({
   cohorts_open: n,
   cohorts_complete: n,
   cohorts_cancelled: n,
@@ -180,12 +180,12 @@ export class SqliteReadModel implements ReadModel {
   }
 }
 
-function checkedLimit(limit: number): number {
+export function checkedLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new RangeError(`read model: limit must be an integer from 1 to 1000, got ${limit}`);
   return limit;
 }
 
-function cohortViewFrom(raw: unknown): CohortView {
+export function cohortViewFrom(raw: unknown): CohortView {
   const r = parseRow(cohortListRow, raw, `cohorts[${keyOf(raw, 'cohort_id')}]`);
   const where = `cohorts[${r.cohort_id}]`;
   return {
@@ -211,7 +211,7 @@ function cohortViewFrom(raw: unknown): CohortView {
   };
 }
 
-function leaseViewFrom(raw: unknown): LeaseView {
+export function leaseViewFrom(raw: unknown): LeaseView {
   const r = parseRow(leaseRowSchema, raw, `leases[${keyOf(raw, 'lease_id')}]`);
   return {
     leaseId: r.lease_id,
@@ -226,7 +226,7 @@ function leaseViewFrom(raw: unknown): LeaseView {
   };
 }
 
-function peerViewFrom(raw: unknown): PeerView {
+export function peerViewFrom(raw: unknown): PeerView {
   const where = `peers[${keyOf(raw, 'cohort_id')}/${keyOf(raw, 'peer_id')}]`;
   const r = parseRow(peerRowSchema, raw, where);
   const reg = parseJsonColumn(storedRegistration, r.registration_json, `${where}.registration_json`);
@@ -249,7 +249,7 @@ function peerViewFrom(raw: unknown): PeerView {
   };
 }
 
-function eventViewFrom(raw: unknown): EventView {
+export function eventViewFrom(raw: unknown): EventView {
   const r = parseRow(eventRowSchema, raw, `events[${String((raw as { id?: unknown }).id ?? '?')}]`);
   return { seq: r.id, atMs: r.at_ms, kind: r.kind, stepId: r.step_id, peerId: r.peer_id, detail: r.detail };
 }

@@ -86,7 +86,7 @@ describe('an exception inside the core', () => {
     };
     const memoryEqualsDatabase = async () => {
       await settle();
-      expect(sorted(built!.authority.dump())).toEqual(sorted(built!.store.scheduler.load(clock.now(), Number.MAX_SAFE_INTEGER)));
+      expect(sorted(built!.authority.dump())).toEqual(sorted(await built!.store.scheduler.load(clock.now(), Number.MAX_SAFE_INTEGER)));
     };
 
     const schema = flatSchema(3);

@@ -65,7 +65,7 @@ export function schedulerStoreContract(factory: StoreFactory): void {
       const sut = current();
       await sut.store.scheduler.apply(h.writes);
       const before = await sut.store.scheduler.load(h.clock.now(), hour);
-      sut.store.close();
+      await sut.store.close();
       const after = await (await sut.openAnother()).scheduler.load(h.clock.now(), hour);
       expect(after).toEqual(before);
     });

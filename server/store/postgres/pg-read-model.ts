@@ -1,0 +1,131 @@
+import type { CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../../core/read-model.js';
+import { keyOf } from '../row-records.js';
+import { parseJsonColumn, parseRow, stepRowSchema, storedSchemaDef, storedStepFailCause, storedStringList } from '../row-schemas.js';
+import { checkedLimit, cohortViewFrom, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow } from '../sqlite-read-model.js';
+import type { Sql } from './pg-connection.js';
+
+/**
+ * The read model on PostgreSQL: the same typed views as the SQLite one, from
+ * the same column shapes (the row schemas validate both). A cohort's detail is
+ * read in one REPEATABLE READ transaction, so its parts agree.
+ */
+const cohortSelect = `
+  SELECT c.*,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id) AS n_total,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') AS n_pending,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') AS n_leased,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'succeeded') AS n_succeeded,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'failed') AS n_failed,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.from_memo = 1) AS n_memo,
+    (SELECT count(*) FROM peers p WHERE p.cohort_id = c.cohort_id) AS n_peers,
+    (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json)::text FROM (
+       SELECT DISTINCT p.registration_json::jsonb ->> 'pipelineName' AS name FROM peers p WHERE p.cohort_id = c.cohort_id) names) AS pipeline_names_json
+  FROM cohorts c`;
+
+export class PgReadModel implements ReadModel {
+  constructor(private readonly sql: Sql) {}
+
+  async listCohorts(filter: CohortFilter): Promise<CohortView[]> {
+    const limit = checkedLimit(filter.limit);
+    const rows = await this.sql.unsafe(
+      `${cohortSelect}
+       WHERE ($1::text IS NULL OR c.status = $1::text)
+         AND ($2::text IS NULL OR c.repo = $2::text)
+         AND ($3::text IS NULL OR c.pipeline_type = $3::text)
+         AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM peers p WHERE p.cohort_id = c.cohort_id
+                                          AND p.registration_json::jsonb ->> 'pipelineName' = $4::text))
+         AND ($5::bigint IS NULL OR c.created_at_ms < $5::bigint)
+         AND ($6::bigint IS NULL OR c.created_at_ms >= $6::bigint)
+       ORDER BY c.created_at_ms DESC, c.cohort_id DESC LIMIT $7::int`,
+      [filter.status ?? null, filter.repo ?? null, filter.pipelineType ?? null, filter.pipelineName ?? null, filter.createdBeforeMs ?? null, filter.createdSinceMs ?? null, limit],
+    );
+    return rows.map(cohortViewFrom);
+  }
+
+  async cohortDetail(cohortId: string): Promise<CohortDetailView | null> {
+    return this.sql.begin('isolation level repeatable read read only', async (tx) => {
+      const [cohortRows, stepRows, leaseRows, peerRows, eventRows] = await Promise.all([
+        tx.unsafe(`${cohortSelect} WHERE c.cohort_id = $1`, [cohortId]),
+        tx.unsafe('SELECT * FROM steps WHERE cohort_id = $1', [cohortId]),
+        tx.unsafe('SELECT * FROM leases WHERE cohort_id = $1 ORDER BY started_at_ms, attempt, lease_id', [cohortId]),
+        tx.unsafe('SELECT * FROM peers WHERE cohort_id = $1 ORDER BY joined_at_ms, peer_id', [cohortId]),
+        tx.unsafe('SELECT * FROM events WHERE cohort_id = $1 ORDER BY id', [cohortId]),
+      ]);
+      const row = cohortRows[0];
+      if (row === undefined) return null;
+      const cohort = cohortViewFrom(row);
+      const schema = parseJsonColumn(storedSchemaDef, String((row as Record<string, unknown>)["schema_json"]), `cohorts[${cohortId}].schema_json`);
+      const byStep = new Map(stepRows.map((raw) => parseRow(stepRowSchema, raw, `steps[${cohortId}/${keyOf(raw, 'step_id')}]`)).map((r) => [r.step_id, r]));
+      const steps = schema.steps.map((def): StepView => {
+        const r = byStep.get(def.id);
+        if (!r) throw new Error(`corrupt database: cohorts[${cohortId}].schema_json lists step "${def.id}", which has no row in steps`);
+        return {
+          stepId: def.id,
+          target: def.target,
+          needs: def.needs,
+          estimateSec: def.estimateSec ?? null,
+          status: r.status,
+          attempts: r.attempts,
+          failures: r.failures,
+          lostLeases: r.lost_leases,
+          failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${cohortId}/${def.id}].failed_on_json`),
+          builtBy: r.built_by,
+          fromMemo: r.from_memo,
+          durationMs: r.duration_ms,
+          failReason: r.fail_reason,
+          failCause: r.fail_cause_json === null ? null : parseJsonColumn(storedStepFailCause, r.fail_cause_json, `steps[${cohortId}/${def.id}].fail_cause_json`),
+          failPeerId: r.fail_peer_id,
+          failExitCode: r.fail_exit_code,
+          failLogTail: r.fail_log_tail,
+          resolvedAtMs: r.resolved_at_ms,
+        };
+      });
+      return {
+        cohort,
+        universe: schema.universe,
+        steps,
+        leases: leaseRows.map(leaseViewFrom),
+        peers: peerRows.map(peerViewFrom),
+        timeline: eventRows.map(eventViewFrom),
+      };
+    }) as Promise<CohortDetailView | null>;
+  }
+
+  async listPeers(filter: PeerFilter): Promise<PeerView[]> {
+    const limit = checkedLimit(filter.limit);
+    const rows = await this.sql.unsafe(
+      `SELECT * FROM peers
+       WHERE ($1::jsonb IS NULL OR status IN (SELECT jsonb_array_elements_text($1::jsonb))) AND ($2::text IS NULL OR cohort_id = $2::text)
+       ORDER BY joined_at_ms DESC, peer_id DESC LIMIT $3::int`,
+      [filter.statuses === undefined ? null : [...filter.statuses], filter.cohortId ?? null, limit],
+    );
+    return rows.map(peerViewFrom);
+  }
+
+  async stats(): Promise<StatsView> {
+    const rows = await this.sql.unsafe(
+      `SELECT
+        (SELECT count(*) FROM cohorts WHERE status = 'open') AS cohorts_open,
+        (SELECT count(*) FROM cohorts WHERE status = 'complete') AS cohorts_complete,
+        (SELECT count(*) FROM cohorts WHERE status = 'cancelled') AS cohorts_cancelled,
+        (SELECT count(*) FROM steps WHERE status = 'succeeded' AND from_memo = 0) AS steps_succeeded,
+        (SELECT count(*) FROM steps WHERE from_memo = 1) AS steps_memo,
+        (SELECT count(*) FROM steps WHERE status = 'failed') AS steps_failed,
+        (SELECT count(*) FROM steps s JOIN cohorts c USING (cohort_id) WHERE c.status = 'open' AND s.status IN ('pending', 'leased')) AS steps_pending,
+        (SELECT count(*) FROM leases) AS leases_granted,
+        (SELECT count(*) FROM leases WHERE outcome = 'lost') AS leases_lost,
+        (SELECT count(*) FROM leases WHERE backup = 1) AS leases_backups,
+        (SELECT count(*) FROM peers WHERE status = 'connected') AS peers_connected,
+        (SELECT count(*) FROM peers WHERE status = 'disconnected') AS peers_grace,
+        (SELECT coalesce(sum(seconds_saved), 0)::double precision FROM cohorts) AS seconds_saved`,
+    );
+    const r = parseRow(statsRow, rows[0], 'stats');
+    return {
+      cohorts: { open: r.cohorts_open, complete: r.cohorts_complete, cancelled: r.cohorts_cancelled },
+      steps: { succeeded: r.steps_succeeded, reusedFromMemo: r.steps_memo, failed: r.steps_failed, pending: r.steps_pending },
+      leases: { granted: r.leases_granted, lost: r.leases_lost, backups: r.leases_backups },
+      peers: { connected: r.peers_connected, inGrace: r.peers_grace },
+      secondsSaved: r.seconds_saved,
+    };
+  }
+}
