@@ -389,7 +389,7 @@ describe('Task Director drop-in: what the original got wrong, fixed here', () =>
     const task = await runner.waitFor(isBuild);
     await server!.settle();
     const cohortId = cohortOf('runner');
-    expect(server!.built.authority.submitNow({ kind: 'cancel', cohortId })).toEqual({ ok: true });
+    expect(await server!.built.authority.submitNow({ kind: 'cancel', cohortId })).toEqual({ ok: true });
     expect(await runner.waitFor((f) => f.message_type === 5)).toEqual({ message_type: 5, schema_id: 'build', task_id: task.task_id });
     await runner.waitFor(isSchemaComplete);
     await server!.settle();
