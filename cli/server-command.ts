@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { buildApp } from '../server/app.js';
-import { openStore } from '../server/store/open-store.js';
+import { buildApp, type AuthorityApp } from '../server/app.js';
+import type { Store } from '../server/core/store-port.js';
+import { LeaderElection } from '../server/ha/leader-election.js';
+import { isPostgresUrl, openStore } from '../server/store/open-store.js';
+import type { PostgresStore } from '../server/store/postgres/postgres-store.js';
 import { ConfigError, isLoopback, parseServerConfig, type ServerConfigInput } from '../server/config.js';
 import { packageInfo } from './package-info.js';
 import { collect, intOption, numberOption } from './option-parsers.js';
@@ -32,6 +35,9 @@ const flagOf: Record<string, string> = {
   maxCohortsPerSource: '--max-cohorts-per-source',
   maxStepsPerSource: '--max-steps-per-source',
   idleCohortHours: '--idle-cohort-ttl',
+  leaderRenewSec: '--leader-renew',
+  leaderTtlSec: '--leader-ttl',
+  authorityId: '--authority-id',
 };
 
 interface ServerFlags {
@@ -58,6 +64,9 @@ interface ServerFlags {
   maxCohortsPerSource: number;
   maxStepsPerSource: number;
   idleCohortTtl: number;
+  leaderRenew: number;
+  leaderTtl: number;
+  authorityId?: string;
 }
 
 export function registerServerCommand(program: Command): void {
@@ -66,7 +75,7 @@ export function registerServerCommand(program: Command): void {
     .description('run the authority: WebSocket endpoint for peers, REST API, metrics, embedded SQLite')
     .option('--host <host>', 'address to bind (without a peer token only loopback is allowed)', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 picks a free one)', intOption(0, 65535), 8080)
-    .option('--db <file>', 'SQLite database file (created if missing)', './taskshard.db')
+    .addOption(new Option('--db <file|url>', 'SQLite database file (created if missing), or a postgres:// URL (several authorities may share it)').env('TASKSHARD_DB').default('./taskshard.db'))
     .option('--lease-grace <sec>', 'how long a dropped peer keeps its lease', numberOption(0, 86400), 60)
     .option('--memo-ttl <hours>', 'how long a success for an exact source state is reused', numberOption(0, 8760), 24)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
@@ -87,9 +96,12 @@ export function registerServerCommand(program: Command): void {
     .option('--max-steps-per-source <n>', 'steps in the open cohorts of one repo + cache id, likewise', intOption(1, 100_000_000), 100_000)
     .option('--idle-cohort-ttl <hours>', 'abandon an open cohort with no active peer (nobody joined, or everyone left) after this', numberOption(0, 8760), 1)
     .option('--request-timeout <sec>', 'an HTTP request must arrive whole, and an HTTP connection may idle, this long', numberOption(0.1, 3600), 30)
+    .option('--leader-renew <sec>', 'with PostgreSQL: renew the leader lease this often', numberOption(0.1, 600), 2)
+    .option('--leader-ttl <sec>', 'with PostgreSQL: a leader lease not renewed for this long lets a standby take over', numberOption(0.5, 3600), 10)
+    .option('--authority-id <id>', 'with PostgreSQL: this authority\'s name, shown by standbys (default host-pid)')
     .addHelpText(
       'after',
-      '\nEnvironment:\n  TASKSHARD_TOKEN        peer token (Bearer on /v1/peer and the read API)\n  TASKSHARD_ADMIN_TOKEN  admin token (cancel a cohort, retry a step)\n',
+      '\nEnvironment:\n  TASKSHARD_TOKEN        peer token (Bearer on /v1/peer and the read API)\n  TASKSHARD_ADMIN_TOKEN  admin token (cancel a cohort, retry a step)\n  TASKSHARD_DB           --db\n',
     )
     .action(async (flags: ServerFlags) => {
       await runServer(flags);
@@ -131,6 +143,9 @@ async function runServer(flags: ServerFlags): Promise<void> {
       maxCohortsPerSource: flags.maxCohortsPerSource,
       maxStepsPerSource: flags.maxStepsPerSource,
       idleCohortHours: flags.idleCohortTtl,
+      leaderRenewSec: flags.leaderRenew,
+      leaderTtlSec: flags.leaderTtl,
+      ...(flags.authorityId !== undefined ? { authorityId: flags.authorityId } : {}),
       ...(flags.maxPayloadBytes ? { maxPayloadBytes: flags.maxPayloadBytes } : {}),
     };
     config = parseServerConfig(input);
@@ -144,45 +159,66 @@ async function runServer(flags: ServerFlags): Promise<void> {
     throw err;
   }
 
-  let built;
+  const onFatal = (): void => {
+    process.exitCode = 1;
+    void shutdown('fatal');
+  };
+  const start = async (store: Store): Promise<AuthorityApp> => {
+    const app = await buildApp(config, { store, version: packageInfo().version, onFatal });
+    try {
+      await app.app.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      await app.close().catch(() => undefined);
+      throw err;
+    }
+    return app;
+  };
+
+  let built: AuthorityApp | null = null;
+  let election: LeaderElection | null = null;
+  let shuttingDown = false;
+  async function shutdown(signal: string): Promise<void> {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    const log = built?.app.log;
+    log?.info({ signal }, 'draining: no new leases, committing, closing connections');
+    const force = setTimeout(() => {
+      process.stderr.write('taskshard server: drain took too long; exiting\n');
+      process.exit(1);
+    }, config!.shutdownTimeoutMs);
+    force.unref();
+    if (election !== null && signal !== 'fatal') await election.stop();
+    else if (built !== null) await built.close();
+    else await election?.stop();
+    clearTimeout(force);
+  }
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
   try {
-    built = await buildApp(config, {
-      store: openStore(config),
-      version: packageInfo().version,
-      onFatal: () => {
-        process.exitCode = 1;
-        void shutdown('fatal');
-      },
-    });
-    await built.app.listen({ host: config.host, port: config.port });
+    const store = await openStore(config);
+    if (isPostgresUrl(config.dbPath)) {
+      election = new LeaderElection({ config, store: store as PostgresStore, logger: { level: config.logLevel }, startActive: () => start(store), onFatal });
+      built = await election.run();
+      if (built === null) {
+        await store.close();
+        return;
+      }
+    } else {
+      built = await start(store);
+    }
   } catch (err) {
     process.stderr.write(`taskshard server: cannot start: ${(err as Error).message}\n`);
     process.exitCode = 1;
-    await built?.close().catch(() => undefined);
+    await (election !== null ? election.stop() : built?.close())?.catch(() => undefined);
     return;
   }
   const { app } = built;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  app.log.info({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, db: config.dbPath }, 'taskshard authority listening');
+  app.log.info({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, db: built.store.location }, 'taskshard authority listening');
   if (config.peerToken === null) {
     app.log.warn({ host: config.host }, isLoopback(config.host) ? 'no peer token: accepting peers without auth on loopback only' : 'no peer token and --insecure-bind: anyone who can reach this port can join');
   }
   if (config.adminToken === null) app.log.info('admin API disabled (set TASKSHARD_ADMIN_TOKEN to enable cancel and retry)');
-
-  let shuttingDown = false;
-  async function shutdown(signal: string): Promise<void> {
-    if (shuttingDown) return;
-    shuttingDown = true;
-    app.log.info({ signal }, 'draining: no new leases, committing, closing connections');
-    const force = setTimeout(() => {
-      app.log.error('drain took too long; exiting');
-      process.exit(1);
-    }, config!.shutdownTimeoutMs);
-    force.unref();
-    await built!.close();
-    clearTimeout(force);
-  }
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -28,8 +28,11 @@ export interface AuthorityApp {
   readonly authority: Authority;
   readonly store: Store;
   readonly metrics: Metrics;
-  /** Drain (no new leases), commit, close every socket with 1001, close the store. */
-  close(): Promise<void>;
+  /**
+   * Drain (no new leases), commit, close every socket (1001 going away, or
+   * 1012 service restart on a planned handover to a standby), close the store.
+   */
+  close(options?: { readonly closeCode?: number; readonly reason?: string }): Promise<void>;
 }
 
 export interface AppDeps {
@@ -174,12 +177,12 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   registerDashboardRoutes(app, config);
 
   let closed: Promise<void> | null = null;
-  const close = (): Promise<void> => {
+  const close = (options: { readonly closeCode?: number; readonly reason?: string } = {}): Promise<void> => {
     closed ??= (async () => {
       authority.drain();
       await authority.stop();
       liveness.stop();
-      for (const client of app.websocketServer?.clients ?? []) client.close(closeCodes.goingAway, 'authority shutting down');
+      for (const client of app.websocketServer?.clients ?? []) client.close(options.closeCode ?? closeCodes.goingAway, options.reason ?? 'authority shutting down');
       await app.close();
       await store.close();
     })();

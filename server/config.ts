@@ -54,6 +54,12 @@ export const serverConfigSchema = z
     /** Leases a step may lose with its peer before it is failed as a poison step. */
     maxLostLeases: z.number().int().min(1).max(1_000_000).default(3),
     retentionHours: z.number().min(0).max(24 * 365).default(24),
+    /** With a PostgreSQL store: seconds between leader-lease renewals (`--leader-renew`). */
+    leaderRenewSec: z.number().min(0.1).max(600).default(2),
+    /** With a PostgreSQL store: seconds a leader lease lasts after a renewal (`--leader-ttl`). */
+    leaderTtlSec: z.number().min(0.5).max(3600).default(10),
+    /** This authority's id among those sharing a database (default host name and pid). */
+    authorityId: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
     /** How long a SIGTERM drain may take before the process exits anyway. */
     shutdownTimeoutMs: z.number().int().min(100).max(60_000).default(4_000),
     // ---- closed by default (README "Security"); see server/http/upgrade-guard.ts and connection-guard.ts
@@ -75,6 +81,9 @@ export const serverConfigSchema = z
     requestTimeoutMs: z.number().int().min(100).max(3600_000).default(30_000),
   })
   .superRefine((c, ctx) => {
+    if (c.leaderRenewSec * 2 > c.leaderTtlSec) {
+      ctx.addIssue({ code: 'custom', path: ['leaderRenewSec'], message: `must be at most half of the leader TTL (${c.leaderTtlSec} s), so one missed renewal does not lose the lease` });
+    }
     if (c.peerToken === null && !c.insecureBind && !isLoopback(c.host)) {
       ctx.addIssue({
         code: 'custom',

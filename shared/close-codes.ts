@@ -17,6 +17,8 @@ export const closeCodes = Object.freeze({
   messageTooBig: 1009,
   /** An internal error; the peer may reconnect. */
   internalError: 1011,
+  /** Planned handover: this authority restarts and a standby takes over; reconnect at once and resume. */
+  serviceRestart: 1012,
   /** The peer's buffered output passed the cap (it stopped reading). */
   tryAgainLater: 1013,
   /** This connection was replaced by a resumed connection of the same peer. */

@@ -64,6 +64,13 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return reply.code(state === 'ok' ? 200 : 503).send({ status: state, version: deps.version, uptimeSec: Math.round((Date.now() - deps.startedAtMs) / 1000) });
   });
 
+  // Probes for a load balancer or orchestrator: alive, and ready for peers (a standby answers 503; server/ha).
+  app.get('/livez', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { access: 'public' } }, async (_req, reply) => {
+    const ready = !authority.isStopped && !authority.isDraining;
+    return reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'active' : authority.isStopped ? 'stopped' : 'draining' });
+  });
+
   app.get('/metrics', { config: { access: 'public' } }, async (_req, reply) => {
     const body = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(body);

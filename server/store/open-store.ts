@@ -1,13 +1,20 @@
 import type { Store } from '../core/store-port.js';
+import { openPostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite-store.js';
 
-/** Where and how to open the store: today `dbPath` is always a SQLite file (`postgres://` is issue #18). */
+/** Where and how to open the store: a `postgres://` (or `postgresql://`) URL, else a SQLite file path. */
 export interface StoreLocation {
   readonly dbPath: string;
   readonly synchronous?: 'normal' | 'full';
 }
 
+/** Whether `--db` names a PostgreSQL database rather than a SQLite file. */
+export function isPostgresUrl(dbPath: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(dbPath);
+}
+
 /** Opens the store the configuration names; the caller (or `buildApp`, once given it) closes it. */
-export function openStore(location: StoreLocation): Store {
+export async function openStore(location: StoreLocation): Promise<Store> {
+  if (isPostgresUrl(location.dbPath)) return openPostgresStore(location.dbPath);
   return new SqliteStore(location.dbPath, { synchronous: location.synchronous });
 }

@@ -94,7 +94,7 @@ export class Proc {
 const started: Proc[] = [];
 const stepGroups = new Set<number>();
 
-function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv): Proc {
+export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv): Proc {
   const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.end();
   const proc = new Proc(name, child);

@@ -24,7 +24,7 @@ export interface TestServer {
 export async function startServer(overrides: ServerConfigInput & { dbPath: string }, options: { clock?: FakeClock; ids?: IdSource } = {}): Promise<TestServer> {
   const clock = options.clock ?? new FakeClock();
   const config = parseServerConfig({ host: '127.0.0.1', port: 0, logLevel: 'silent', ...overrides });
-  const built = await buildApp(config, { store: openStore(config), clock, ...(options.ids ? { ids: options.ids } : {}), logger: false });
+  const built = await buildApp(config, { store: await openStore(config), clock, ...(options.ids ? { ids: options.ids } : {}), logger: false });
   await built.app.listen({ host: config.host, port: 0 });
   const { port } = built.app.server.address() as AddressInfo;
   const settle = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));

@@ -76,7 +76,7 @@ describe('an exception inside the core', () => {
         done();
       },
     });
-    built = await buildApp(config, { store: openStore(config), clock, ids, logger: { level: 'error', stream } });
+    built = await buildApp(config, { store: await openStore(config), clock, ids, logger: { level: 'error', stream } });
     await built.app.listen({ host: '127.0.0.1', port: 0 });
     const url = `ws://127.0.0.1:${(built.app.server.address() as AddressInfo).port}/v1/peer`;
     const connect = async () => {
