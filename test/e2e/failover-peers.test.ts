@@ -75,6 +75,19 @@ describe.skipIf(pgBin === null || nginx === null)('failover with peers (PostgreS
     await expectEachStepOnce(name, peers);
   }, 120_000);
 
+  it('SIGSTOP of the active past its TTL: the standby takes over; on SIGCONT the old one is fenced and exits 1, no second success', async () => {
+    const { name, a, b, peers } = await setUp();
+    a.kill('SIGSTOP');
+    await active(b);
+    // The steps finish while the old authority is frozen: their reports wait in its sockets.
+    writeFileSync(ws.gate, '');
+    await untilLog(ws.log, 'the three running steps done', (lines) => lines.filter((l) => l.event === 'done').length >= 3);
+    a.kill('SIGCONT');
+    expect(await a.exit()).toBe(1);
+    expect(a.stdout).toMatch(/"level":60[^\n]*("msg":"lost the leader lease|"msg":"commit failed)/);
+    await expectEachStepOnce(name, peers);
+  }, 120_000);
+
   it('rolling restart under load: SIGTERM hands over at once, twice, and nothing is lost or re-run', async () => {
     const { name, ports, a, b, peers } = await setUp();
     a.kill('SIGTERM');
