@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { abuseAttacks, authorityLoadPhase, echoLoadPhase, idlePhase, type AbuseAttack, type PhaseOptions } from './bench-phases.js';
 import { ephemeralPorts, fdLimits, killAllChildren } from './bench-processes.js';
+import { failoverPhase, scratchDatabase } from './failover-phase.js';
 
 /**
  * `npm run bench [-- flags]`: the authority under load, on loopback only,
@@ -22,7 +23,9 @@ import { ephemeralPorts, fdLimits, killAllChildren } from './bench-processes.js'
 const usage = `usage: npm run bench -- [--peers N] [--cohort-size C] [--steps S] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
        npm run bench -- --idle M [--generators G] [--max-sec T] [--no-build]
        npm run bench -- --abuse K [--attack bad-frames|expensive|idle|all] [--peers N] ...
-         (the authority clean, then once per attack with K attacking connections; default: all three)`;
+         (the authority clean, then once per attack with K attacking connections; default: all three)
+       npm run bench -- --store postgres://USER@HOST/DB [--kills K] [--leader-ttl S] [--leader-renew S] [--peers N] ...
+         (the load run on SQLite, then on PostgreSQL, in scratch databases; then K failovers: kill -9 to first grant)`;
 
 interface Flags {
   peers: number;
@@ -37,6 +40,10 @@ interface Flags {
   maxSec: number;
   build: boolean;
   profileDir: string | null;
+  store: string | null;
+  kills: number;
+  leaderTtlSec: number;
+  leaderRenewSec: number;
 }
 
 class UsageError extends Error {}
@@ -69,6 +76,10 @@ function parseFlags(argv: string[]): Flags {
       'max-sec': { type: 'string' },
       'no-build': { type: 'boolean' },
       profile: { type: 'string' },
+      store: { type: 'string' },
+      kills: { type: 'string' },
+      'leader-ttl': { type: 'string' },
+      'leader-renew': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
@@ -78,6 +89,8 @@ function parseFlags(argv: string[]): Flags {
   const peers = idle ?? intFlag(values.peers, 'peers', 1, 20_000, 1000);
   const sync = values.sync ?? 'normal';
   if (sync !== 'normal' && sync !== 'full') throw new UsageError(`--sync: expected normal or full, got "${sync}"`);
+  const store = values.store ?? null;
+  if (store !== null && !/^postgres(ql)?:\/\//.test(store)) throw new UsageError(`--store: expected a postgres:// URL, got "${store}"`);
   return {
     peers,
     idle,
@@ -91,6 +104,10 @@ function parseFlags(argv: string[]): Flags {
     maxSec: intFlag(values['max-sec'], 'max-sec', 5, 3600, 300),
     build: !values['no-build'],
     profileDir: values.profile === undefined ? null : resolve(values.profile),
+    store,
+    kills: intFlag(values.kills, 'kills', 0, 100, 10),
+    leaderTtlSec: intFlag(values['leader-ttl'], 'leader-ttl', 1, 600, 10),
+    leaderRenewSec: intFlag(values['leader-renew'], 'leader-renew', 1, 300, 2),
   };
 }
 
@@ -245,6 +262,8 @@ async function main(): Promise<number> {
     return problems.length > 0 ? 1 : 0;
   }
 
+  if (flags.store !== null) return storeBench(flags, options, machine, started);
+
   log(`echo baseline: ${flags.peers} clients over ${options.generators} generator processes`);
   const echo = await echoLoadPhase(options);
   log(`echo baseline: ${echo.load.perSec} messages/s, p50 ${echo.load.latencyMs.p50} ms, p99 ${echo.load.latencyMs.p99} ms`);
@@ -296,6 +315,70 @@ async function main(): Promise<number> {
       latencyP99AuthorityOverWs: ratio(auth.load.latencyMs.p99, echo.load.latencyMs.p99),
       rssPerConnectionAuthorityOverWs: ratio(auth.connectedMemory.perConnectionKb, echo.memory.perConnectionKb),
     },
+    problems,
+    wallSec: Math.round((performance.now() - started) / 100) / 10,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+/** `--store postgres://...`: the same load on SQLite and on PostgreSQL, then failover times. */
+async function storeBench(flags: Flags, options: PhaseOptions, machine: Record<string, unknown>, started: number): Promise<number> {
+  const ratio = (a: number, b: number): number => (b === 0 ? 0 : Math.round((a / b) * 1000) / 1000);
+  const problems: string[] = [];
+  const check = (name: string, run: Awaited<ReturnType<typeof authorityLoadPhase>>): void => {
+    if (run.load.completes !== flags.peers) problems.push(`${name}: expected ${flags.peers} complete frames, counted ${run.load.completes}`);
+    if (Object.keys(run.load.errors).length > 0) problems.push(`${name}: error frames: ${JSON.stringify(run.load.errors)}`);
+  };
+  options.log('store: the authority on SQLite (temp file)');
+  const sqlite = await authorityLoadPhase(options);
+  options.log(`sqlite: ${sqlite.load.perSec} assignments/s, p50 ${sqlite.load.latencyMs.p50} ms, p99 ${sqlite.load.latencyMs.p99} ms`);
+  check('sqlite', sqlite);
+  const loadDb = await scratchDatabase(flags.store!);
+  let pg;
+  try {
+    options.log('store: the authority on PostgreSQL (scratch database)');
+    pg = await authorityLoadPhase({ ...options, db: loadDb.url });
+  } finally {
+    await loadDb.drop();
+  }
+  options.log(`postgres: ${pg.load.perSec} assignments/s, p50 ${pg.load.latencyMs.p50} ms, p99 ${pg.load.latencyMs.p99} ms`);
+  check('postgres', pg);
+  let failover = null;
+  if (flags.kills > 0) {
+    const failoverDb = await scratchDatabase(flags.store!);
+    try {
+      failover = await failoverPhase({
+        repoRoot: options.repoRoot,
+        db: failoverDb.url,
+        kills: flags.kills,
+        leaderRenewSec: flags.leaderRenewSec,
+        leaderTtlSec: flags.leaderTtlSec,
+        deadlineMs: options.deadlineMs,
+        log: options.log,
+      });
+    } finally {
+      await failoverDb.drop();
+    }
+    const target = (flags.leaderTtlSec + 2) * 1000;
+    if (failover.maxMs > target) problems.push(`failover max ${failover.maxMs} ms is above the target --leader-ttl + 2 s = ${target} ms`);
+  }
+  const figures = (run: typeof pg) => ({ assignmentsPerSec: run.load.perSec, latencyMs: run.load.latencyMs, completes: run.load.completes, rssAfterRunMb: run.afterRunMemory.loadedRssMb });
+  const result = {
+    bench: 'authority',
+    mode: 'store',
+    ...machine,
+    peers: flags.peers,
+    cohortSize: flags.cohortSize,
+    stepsPerCohort: flags.steps,
+    baseline: { what: 'the authority on SQLite (WAL file in a temp dir, --sync ' + flags.sync + ')', ...figures(sqlite) },
+    postgres: { what: 'the same authority and load on PostgreSQL (scratch database, fenced pipelined batches)', ...figures(pg) },
+    ratio: {
+      throughputPostgresOverSqlite: ratio(pg.load.perSec, sqlite.load.perSec),
+      latencyP50PostgresOverSqlite: ratio(pg.load.latencyMs.p50, sqlite.load.latencyMs.p50),
+      latencyP99PostgresOverSqlite: ratio(pg.load.latencyMs.p99, sqlite.load.latencyMs.p99),
+    },
+    failover: failover === null ? null : { what: `kill -9 of the active authority to the first grant by the new one; --leader-ttl ${flags.leaderTtlSec} --leader-renew ${flags.leaderRenewSec}`, ...failover, targetMaxMs: (flags.leaderTtlSec + 2) * 1000 },
     problems,
     wallSec: Math.round((performance.now() - started) / 100) / 10,
   };

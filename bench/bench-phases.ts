@@ -26,6 +26,8 @@ export interface PhaseOptions {
   readonly generatorNofile: number;
   readonly deadlineMs: number;
   readonly sync: 'normal' | 'full';
+  /** A `postgres://` URL for the authority's store; default a SQLite file in a temp dir. */
+  readonly db?: string;
   /** When set, the authority runs with `--cpu-prof` and writes its profile here. */
   readonly profileDir: string | null;
   readonly log: (line: string) => void;
@@ -155,7 +157,7 @@ async function startAuthority(o: PhaseOptions, deadline: number): Promise<Author
     '--max-connections-per-address', String(Math.max(1_000, Math.ceil(o.peers / o.generators))),
     ...(o.peers > 2_000 ? ['--hello-timeout', '600'] : []),
   ];
-  const child = spawnNode([...profile, join(o.repoRoot, 'dist/cli/main.js'), 'server', '--port', String(port), '--db', join(dir, 'bench.db'), '--log-level', 'warn', '--sync', o.sync, ...caps], {
+  const child = spawnNode([...profile, join(o.repoRoot, 'dist/cli/main.js'), 'server', '--port', String(port), '--db', o.db ?? join(dir, 'bench.db'), '--log-level', 'warn', '--sync', o.sync, ...caps], {
     nofile: o.serverNofile,
     cwd: o.repoRoot,
   });

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 
 /**
  * What a standby authority serves while another one holds the leader lease:
@@ -26,7 +26,7 @@ export async function startStandbyServer(
   logger: FastifyServerOptions['logger'],
 ): Promise<StandbyServer> {
   const retryAfter = String(Math.max(1, Math.ceil(retryAfterSec)));
-  const app = Fastify({ logger, disableRequestLogging: true, forceCloseConnections: true });
+  const app = Fastify({ logger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   const standby = () => ({ status: 'standby', active: view.active() });
   app.get('/livez', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => reply.code(503).header('retry-after', retryAfter).header('cache-control', 'no-store').send(standby()));

@@ -50,8 +50,12 @@ function run(bin: string, args: readonly string[]): string {
 
 const databaseName = /^[a-z_][a-z0-9_]{0,62}$/;
 
-/** Initializes and starts a cluster; throws with the server log when it does not come up. */
-export async function startPostgresCluster(binDir: string): Promise<PostgresCluster> {
+/**
+ * Initializes and starts a cluster; throws with the server log when it does not come up.
+ * Tests run it without fsync (a test cluster never survives a power cut); `durable: true`
+ * keeps PostgreSQL's defaults (fsync, synchronous commit), as benchmarks should.
+ */
+export async function startPostgresCluster(binDir: string, options: { durable?: boolean } = {}): Promise<PostgresCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'taskshard-pg-'));
   if (asRoot) {
     const pgUser = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
@@ -76,9 +80,9 @@ export async function startPostgresCluster(binDir: string): Promise<PostgresClus
   };
   try {
     run(join(binDir, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8', '--no-sync']);
-    // fsync off: a test cluster never needs to survive a power cut, and the machine is small.
-    const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100`;
-    run(join(binDir, 'pg_ctl'), ['start', '-D', data, '-l', log, '-w', '-t', '60', '-o', options]);
+    const fast = options.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+    const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=100${fast}`;
+    run(join(binDir, 'pg_ctl'), ['start', '-D', data, '-l', log, '-w', '-t', '60', '-o', serverOptions]);
     running = true;
   } catch (err) {
     let serverLog = '';

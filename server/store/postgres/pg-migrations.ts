@@ -154,4 +154,100 @@ export const pgMigrations: readonly PgMigration[] = [
       INSERT INTO leader_lease (id, term, holder, expires_at) VALUES (1, 0, NULL, '-infinity');
     `,
   },
+  {
+    version: 3,
+    name: 'apply function',
+    // A commit batch in one statement: the client sends the fence and every write as one JSON
+    // array, and this function runs them in order inside the caller's transaction. One round trip
+    // and one statement for the client to build and parse, instead of one per write. A guard that
+    // refuses a write raises TSGRD with the write's index; a failed fence raises TSDEP.
+    sql: `
+      CREATE FUNCTION taskshard_apply(p_claim boolean, p_epoch bigint, p_term bigint, p_holder text, p_writes jsonb) RETURNS bigint
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        w jsonb;
+        r jsonb;
+        n integer;
+        i integer := 0;
+        v_epoch bigint;
+      BEGIN
+        IF p_claim THEN
+          INSERT INTO store_writer (id, epoch) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET epoch = store_writer.epoch + 1 RETURNING epoch INTO v_epoch;
+        ELSE
+          UPDATE store_writer SET epoch = epoch WHERE id = 1 AND epoch = p_epoch
+            AND (p_term IS NULL OR EXISTS (SELECT 1 FROM leader_lease l WHERE l.id = 1 AND l.term = p_term AND l.holder = p_holder));
+          GET DIAGNOSTICS n = ROW_COUNT;
+          IF n <> 1 THEN RAISE EXCEPTION 'writer deposed' USING ERRCODE = 'TSDEP'; END IF;
+          v_epoch := p_epoch;
+        END IF;
+        FOR w IN SELECT value FROM jsonb_array_elements(p_writes) LOOP
+          r := w->'r';
+          n := 1;
+          CASE w->>'t'
+          WHEN 'cohort' THEN
+            INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest,
+                                 base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json)
+            VALUES (r->>'cohort_id', r->>'repo', r->>'base_ref', r->>'cache_id', r->>'pipeline_type', (r->>'isolated')::smallint, r->>'schema_id',
+                    r->>'schema_json', r->>'digest', r->>'base_sha', r->>'patchsets_json', r->>'status', (r->>'created_at_ms')::bigint,
+                    (r->>'resolved_at_ms')::bigint, (r->>'last_activity_ms')::bigint, (r->>'seconds_saved')::double precision, r->>'outcome_json')
+            ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
+              resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
+              outcome_json = excluded.outcome_json
+            WHERE cohorts.status <> 'cancelled' OR excluded.status = 'cancelled';
+            GET DIAGNOSTICS n = ROW_COUNT;
+          WHEN 'step' THEN
+            INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
+                               duration_ms, fail_reason, fail_cause_json, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
+            VALUES (r->>'cohort_id', r->>'step_id', r->>'status', (r->>'attempts')::integer, (r->>'failures')::integer, (r->>'lost_leases')::integer,
+                    r->>'failed_on_json', r->>'built_by', (r->>'from_memo')::smallint, (r->>'duration_ms')::bigint, r->>'fail_reason',
+                    r->>'fail_cause_json', r->>'fail_peer_id', (r->>'fail_exit_code')::integer, r->>'fail_log_tail', (r->>'resolved_at_ms')::bigint)
+            ON CONFLICT (cohort_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+              failures = excluded.failures, lost_leases = excluded.lost_leases, failed_on_json = excluded.failed_on_json,
+              built_by = excluded.built_by, from_memo = excluded.from_memo, duration_ms = excluded.duration_ms,
+              fail_reason = excluded.fail_reason, fail_cause_json = excluded.fail_cause_json, fail_peer_id = excluded.fail_peer_id,
+              fail_exit_code = excluded.fail_exit_code, fail_log_tail = excluded.fail_log_tail, resolved_at_ms = excluded.resolved_at_ms
+            WHERE steps.status <> 'succeeded'
+               OR (excluded.status = 'succeeded' AND excluded.built_by IS NOT DISTINCT FROM steps.built_by AND excluded.from_memo = steps.from_memo);
+            GET DIAGNOSTICS n = ROW_COUNT;
+          WHEN 'success' THEN
+            INSERT INTO step_successes (cohort_id, step_id, lease_id, peer_id, at_ms)
+            VALUES (r->>'cohort_id', r->>'step_id', r->>'lease_id', r->>'peer_id', (r->>'at_ms')::bigint);
+          WHEN 'lease' THEN
+            INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json)
+            VALUES (r->>'lease_id', r->>'cohort_id', r->>'step_id', r->>'peer_id', (r->>'attempt')::integer, (r->>'backup')::smallint,
+                    (r->>'started_at_ms')::bigint, (r->>'ended_at_ms')::bigint, r->>'outcome', r->>'end_json')
+            ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json
+            WHERE leases.outcome IS NULL
+               OR (excluded.outcome IS NOT DISTINCT FROM leases.outcome AND excluded.end_json IS NOT DISTINCT FROM leases.end_json
+                   AND excluded.ended_at_ms IS NOT DISTINCT FROM leases.ended_at_ms);
+            GET DIAGNOSTICS n = ROW_COUNT;
+          WHEN 'peer' THEN
+            INSERT INTO peers (cohort_id, peer_id, token_hash, registration_json, resumable, status, joined_at_ms, grace_ends_at_ms)
+            VALUES (r->>'cohort_id', r->>'peer_id', r->>'token_hash', r->>'registration_json', (r->>'resumable')::smallint, r->>'status',
+                    (r->>'joined_at_ms')::bigint, (r->>'grace_ends_at_ms')::bigint)
+            ON CONFLICT (cohort_id, peer_id) DO UPDATE SET token_hash = excluded.token_hash, registration_json = excluded.registration_json,
+              resumable = excluded.resumable, status = excluded.status, joined_at_ms = excluded.joined_at_ms, grace_ends_at_ms = excluded.grace_ends_at_ms;
+          WHEN 'memo' THEN
+            INSERT INTO memos (memo_key, step_id, cohort_id, peer_id, duration_ms, created_at_ms, expires_at_ms)
+            VALUES (r->>'memo_key', r->>'step_id', r->>'cohort_id', r->>'peer_id', (r->>'duration_ms')::bigint, (r->>'created_at_ms')::bigint,
+                    (r->>'expires_at_ms')::bigint)
+            ON CONFLICT (memo_key) DO UPDATE SET step_id = excluded.step_id, cohort_id = excluded.cohort_id, peer_id = excluded.peer_id,
+              duration_ms = excluded.duration_ms, created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms;
+          WHEN 'memo.delete' THEN
+            DELETE FROM memos WHERE memo_key = r->>'memo_key';
+          WHEN 'duration' THEN
+            INSERT INTO durations (duration_key, avg_ms, samples) VALUES (r->>'duration_key', (r->>'avg_ms')::double precision, (r->>'samples')::integer)
+            ON CONFLICT (duration_key) DO UPDATE SET avg_ms = excluded.avg_ms, samples = excluded.samples;
+          WHEN 'event' THEN
+            INSERT INTO events (cohort_id, at_ms, kind, step_id, peer_id, detail)
+            VALUES (r->>'cohort_id', (r->>'at_ms')::bigint, r->>'kind', r->>'step_id', r->>'peer_id', r->>'detail');
+          END CASE;
+          IF n = 0 THEN RAISE EXCEPTION '%', i USING ERRCODE = 'TSGRD'; END IF;
+          i := i + 1;
+        END LOOP;
+        RETURN v_epoch;
+      END
+      $fn$;
+    `,
+  },
 ];

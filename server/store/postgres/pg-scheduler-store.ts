@@ -6,60 +6,19 @@ import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow,
 import type { Sql } from './pg-connection.js';
 
 /**
- * The scheduler's side of the PostgreSQL store. A batch is one transaction
- * whose statements are pipelined (sent together, one round trip to wait on):
- * first the writer fence, then one statement per write. Guarded rows change
- * through conditional upserts (`ON CONFLICT ... DO UPDATE ... WHERE`); one
- * that changed no row means the guard refused it, and the whole batch rolls
- * back with a {@link StoreConflictError}. With a leader term (server/ha), the
+ * The scheduler's side of the PostgreSQL store. A batch is one statement, one
+ * round trip: `taskshard_apply` (migration 3) checks the writer fence and runs
+ * every write in order, in one transaction. Guarded rows change through
+ * conditional upserts (`ON CONFLICT ... DO UPDATE ... WHERE`); one that
+ * changed no row means the guard refused it, and the whole batch rolls back
+ * with a {@link StoreConflictError}. With a leader term (server/ha), the
  * fence also checks that the term is still the lease row's, in the same
  * statement, so a deposed authority cannot commit.
  */
 const bool = (v: boolean): number => (v ? 1 : 0);
 
 const text = {
-  cohort: `
-    INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest,
-                         base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-    ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
-      resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
-      outcome_json = excluded.outcome_json
-    WHERE cohorts.status <> 'cancelled' OR excluded.status = 'cancelled'`,
-  step: `
-    INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
-                       duration_ms, fail_reason, fail_cause_json, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-    ON CONFLICT (cohort_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
-      failures = excluded.failures, lost_leases = excluded.lost_leases, failed_on_json = excluded.failed_on_json,
-      built_by = excluded.built_by, from_memo = excluded.from_memo, duration_ms = excluded.duration_ms,
-      fail_reason = excluded.fail_reason, fail_cause_json = excluded.fail_cause_json, fail_peer_id = excluded.fail_peer_id,
-      fail_exit_code = excluded.fail_exit_code, fail_log_tail = excluded.fail_log_tail, resolved_at_ms = excluded.resolved_at_ms
-    WHERE steps.status <> 'succeeded'
-       OR (excluded.status = 'succeeded' AND excluded.built_by IS NOT DISTINCT FROM steps.built_by AND excluded.from_memo = steps.from_memo)`,
-  success: 'INSERT INTO step_successes (cohort_id, step_id, lease_id, peer_id, at_ms) VALUES ($1, $2, $3, $4, $5)',
-  lease: `
-    INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-    ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json
-    WHERE leases.outcome IS NULL
-       OR (excluded.outcome IS NOT DISTINCT FROM leases.outcome AND excluded.end_json IS NOT DISTINCT FROM leases.end_json
-           AND excluded.ended_at_ms IS NOT DISTINCT FROM leases.ended_at_ms)`,
-  peer: `
-    INSERT INTO peers (cohort_id, peer_id, token_hash, registration_json, resumable, status, joined_at_ms, grace_ends_at_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (cohort_id, peer_id) DO UPDATE SET token_hash = excluded.token_hash, registration_json = excluded.registration_json,
-      resumable = excluded.resumable, status = excluded.status, joined_at_ms = excluded.joined_at_ms, grace_ends_at_ms = excluded.grace_ends_at_ms`,
-  memo: `
-    INSERT INTO memos (memo_key, step_id, cohort_id, peer_id, duration_ms, created_at_ms, expires_at_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (memo_key) DO UPDATE SET step_id = excluded.step_id, cohort_id = excluded.cohort_id, peer_id = excluded.peer_id,
-      duration_ms = excluded.duration_ms, created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms`,
-  memoDelete: 'DELETE FROM memos WHERE memo_key = $1',
-  duration: `
-    INSERT INTO durations (duration_key, avg_ms, samples) VALUES ($1, $2, $3)
-    ON CONFLICT (duration_key) DO UPDATE SET avg_ms = excluded.avg_ms, samples = excluded.samples`,
-  event: 'INSERT INTO events (cohort_id, at_ms, kind, step_id, peer_id, detail) VALUES ($1, $2, $3, $4, $5, $6)',
+  apply: 'SELECT taskshard_apply($1::boolean, $2::bigint, $3::bigint, $4::text, $5::jsonb) AS epoch',
   claim: 'INSERT INTO store_writer (id, epoch) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET epoch = store_writer.epoch + 1 RETURNING epoch',
   fence: 'UPDATE store_writer SET epoch = epoch WHERE id = 1 AND epoch = $1',
   fenceWithTerm: `UPDATE store_writer SET epoch = epoch WHERE id = 1 AND epoch = $1
@@ -69,11 +28,17 @@ const text = {
 
 type Param = string | number | null;
 
-/** One statement of a batch: what to run and, for a guarded row, what a refusal means. */
+/** One write of a batch as taskshard_apply reads it (table, columns) and, for a guarded row, what a refusal means. */
 interface Planned {
-  readonly sql: string;
-  readonly params: Param[];
+  readonly t: Write['table'];
+  readonly r: Record<string, Param>;
   readonly guard?: { readonly kind: StoreConflictKind; readonly row: string; readonly detail: string };
+}
+
+/** A PostgreSQL error's SQLSTATE and message, when it is one. */
+function pgError(err: unknown): { code: string; message: string } | null {
+  const e = err as { code?: unknown; message?: unknown };
+  return typeof e?.code === 'string' ? { code: e.code, message: String(e.message) } : null;
 }
 
 /** The leader term a batch must still hold (server/ha/leader-lease.ts). */
@@ -97,18 +62,18 @@ export class PgSchedulerStore implements SchedulerStore {
   async apply(writes: readonly Write[]): Promise<void> {
     if (writes.length === 0 && this.epoch !== null) return;
     const planned = writes.map(plan);
-    await this.sql.begin(async (tx) => {
-      const first = this.epoch === null ? tx.unsafe(text.claim) : this.fenceQuery(tx);
-      // Pipelined: every statement is sent before the first reply is awaited.
-      const rest = planned.map((p) => tx.unsafe(p.sql, p.params));
-      const [head, ...results] = await Promise.all([first, ...rest]);
-      if (this.epoch === null) this.epoch = Number((head as unknown as { epoch: number }[])[0]!.epoch);
-      else if (head!.count !== 1) await this.deposed(tx);
-      results.forEach((r, i) => {
-        const guard = planned[i]!.guard;
-        if (guard && r.count === 0) throw new StoreConflictError(guard.kind, guard.row, guard.detail);
-      });
-    });
+    const batch = planned.map((p) => ({ t: p.t, r: p.r }));
+    const claim = this.epoch === null;
+    try {
+      const rows = await this.sql.unsafe(text.apply, [claim, this.epoch, this.leader?.term ?? null, this.leader?.holder ?? null, batch as never]);
+      if (claim) this.epoch = Number(rows[0]!['epoch']);
+    } catch (err) {
+      const pg = pgError(err);
+      if (pg?.code === 'TSDEP') return this.deposed();
+      const guard = pg?.code === 'TSGRD' ? planned[Number(pg.message)]?.guard : undefined;
+      if (guard) throw new StoreConflictError(guard.kind, guard.row, guard.detail);
+      throw err;
+    }
   }
 
   async load(nowMs: number, retentionMs: number): Promise<Snapshot> {
@@ -116,7 +81,7 @@ export class PgSchedulerStore implements SchedulerStore {
       // Claiming locks the writer row until this transaction ends: no batch of an older writer
       // commits between the claim and the reads, and every one after them is fenced.
       if (this.epoch === null) this.epoch = Number((await tx.unsafe(text.claim))[0]!.epoch);
-      else if ((await this.fenceQuery(tx)).count !== 1) await this.deposed(tx);
+      else if ((await this.fenceQuery(tx)).count !== 1) throw await this.deposedError(tx);
       const keep = `SELECT cohort_id FROM cohorts WHERE status = 'open' OR resolved_at_ms >= $1::bigint`;
       const since = [nowMs - retentionMs];
       const [cohorts, steps, leases, peers, memos, durations] = await Promise.all([
@@ -145,22 +110,33 @@ export class PgSchedulerStore implements SchedulerStore {
     return this.leader === null ? tx.unsafe(text.fence, [this.epoch]) : tx.unsafe(text.fenceWithTerm, [this.epoch, this.leader.term, this.leader.holder]);
   }
 
-  private async deposed(tx: postgres.TransactionSql<{ bigint: number }>): Promise<never> {
-    const now = (await tx.unsafe(text.current))[0] as { epoch: number | null; term: number; holder: string | null } | undefined;
+  /** The batch was fenced: says which epoch and term took over (read after the rollback). */
+  private async deposed(): Promise<never> {
+    throw await this.deposedError(this.sql);
+  }
+
+  private async deposedError(sql: Sql | postgres.TransactionSql<{ bigint: number }>): Promise<StoreConflictError> {
+    const now = (await sql.unsafe(text.current))[0] as { epoch: number | null; term: number; holder: string | null } | undefined;
     const mine = this.leader === null ? `epoch ${this.epoch}` : `epoch ${this.epoch}, leader term ${this.leader.term}`;
     const theirs = now === undefined ? 'unknown' : `epoch ${now.epoch ?? '?'}${this.leader === null ? '' : `, leader term ${now.term} held by ${now.holder ?? 'nobody'}`}`;
-    throw new StoreConflictError('writer-deposed', 'store_writer', `this store writes as ${mine}, but another writer claimed ${theirs} since`);
+    return new StoreConflictError('writer-deposed', 'store_writer', `this store writes as ${mine}, but another writer claimed ${theirs} since`);
   }
 }
+
+const json = (v: unknown): string | null => (v === null ? null : JSON.stringify(v));
 
 function plan(w: Write): Planned {
   switch (w.table) {
     case 'cohort': {
       const r = w.row;
       return {
-        sql: text.cohort,
-        params: [r.cohortId, r.repo, r.baseRef, r.cacheId, r.pipelineType, bool(r.isolated), r.schema.id, JSON.stringify(r.schema), r.digest, r.baseSha,
-          JSON.stringify(r.patchsets), r.status, r.createdAtMs, r.resolvedAtMs, r.lastActivityMs, r.secondsSaved, r.outcome === null ? null : JSON.stringify(r.outcome)],
+        t: w.table,
+        r: {
+          cohort_id: r.cohortId, repo: r.repo, base_ref: r.baseRef, cache_id: r.cacheId, pipeline_type: r.pipelineType, isolated: bool(r.isolated),
+          schema_id: r.schema.id, schema_json: JSON.stringify(r.schema), digest: r.digest, base_sha: r.baseSha, patchsets_json: JSON.stringify(r.patchsets),
+          status: r.status, created_at_ms: r.createdAtMs, resolved_at_ms: r.resolvedAtMs, last_activity_ms: r.lastActivityMs, seconds_saved: r.secondsSaved,
+          outcome_json: json(r.outcome),
+        },
         guard: { kind: 'cohort-cancelled', row: `cohorts[${r.cohortId}]`, detail: `the cohort is cancelled; refusing to make it ${r.status}` },
       };
     }
@@ -168,42 +144,54 @@ function plan(w: Write): Planned {
       const r = w.row;
       const detail = `the step already succeeded; refusing to make it ${r.status}${r.status === 'succeeded' ? ` (built by ${r.builtBy ?? 'a memo'})` : ''}`;
       return {
-        sql: text.step,
-        params: [r.cohortId, r.stepId, r.status, r.attempts, r.failures, r.lostLeases, JSON.stringify(r.failedOn), r.builtBy, bool(r.fromMemo), r.durationMs,
-          r.failCause === null ? null : describeStepFailure(r.failCause), r.failCause === null ? null : JSON.stringify(r.failCause), r.failPeerId, r.failExitCode,
-          r.failLogTail, r.resolvedAtMs],
+        t: w.table,
+        r: {
+          cohort_id: r.cohortId, step_id: r.stepId, status: r.status, attempts: r.attempts, failures: r.failures, lost_leases: r.lostLeases,
+          failed_on_json: JSON.stringify(r.failedOn), built_by: r.builtBy, from_memo: bool(r.fromMemo), duration_ms: r.durationMs,
+          fail_reason: r.failCause === null ? null : describeStepFailure(r.failCause), fail_cause_json: json(r.failCause), fail_peer_id: r.failPeerId,
+          fail_exit_code: r.failExitCode, fail_log_tail: r.failLogTail, resolved_at_ms: r.resolvedAtMs,
+        },
         guard: { kind: 'step-succeeded', row: `steps[${r.cohortId}/${r.stepId}]`, detail },
       };
     }
     case 'success':
-      return { sql: text.success, params: [w.cohortId, w.stepId, w.leaseId, w.peerId, w.atMs] };
+      return { t: w.table, r: { cohort_id: w.cohortId, step_id: w.stepId, lease_id: w.leaseId, peer_id: w.peerId, at_ms: w.atMs } };
     case 'lease': {
       const r = w.row;
       const outcome = r.end === null ? null : leaseOutcomeOf(r.end);
       return {
-        sql: text.lease,
-        params: [r.leaseId, r.cohortId, r.stepId, r.peerId, r.attempt, bool(r.backup), r.startedAtMs, r.endedAtMs, outcome, r.end === null ? null : JSON.stringify(r.end)],
+        t: w.table,
+        r: {
+          lease_id: r.leaseId, cohort_id: r.cohortId, step_id: r.stepId, peer_id: r.peerId, attempt: r.attempt, backup: bool(r.backup),
+          started_at_ms: r.startedAtMs, ended_at_ms: r.endedAtMs, outcome, end_json: json(r.end),
+        },
         guard: { kind: 'lease-ended', row: `leases[${r.leaseId}]`, detail: `the lease already ended; refusing to ${outcome === null ? 'make it live again' : `end it again as ${outcome}`}` },
       };
     }
     case 'peer': {
       const r = w.row;
       return {
-        sql: text.peer,
-        params: [r.cohortId, r.peerId, r.tokenHash, JSON.stringify(r.registration), bool(r.resumable), r.status, r.joinedAtMs, r.graceEndsAtMs],
+        t: w.table,
+        r: {
+          cohort_id: r.cohortId, peer_id: r.peerId, token_hash: r.tokenHash, registration_json: JSON.stringify(r.registration), resumable: bool(r.resumable),
+          status: r.status, joined_at_ms: r.joinedAtMs, grace_ends_at_ms: r.graceEndsAtMs,
+        },
       };
     }
     case 'memo': {
       const r = w.row;
-      return { sql: text.memo, params: [r.memoKey, r.stepId, r.cohortId, r.peerId, r.durationMs, r.createdAtMs, r.expiresAtMs] };
+      return {
+        t: w.table,
+        r: { memo_key: r.memoKey, step_id: r.stepId, cohort_id: r.cohortId, peer_id: r.peerId, duration_ms: r.durationMs, created_at_ms: r.createdAtMs, expires_at_ms: r.expiresAtMs },
+      };
     }
     case 'memo.delete':
-      return { sql: text.memoDelete, params: [w.memoKey] };
+      return { t: w.table, r: { memo_key: w.memoKey } };
     case 'duration':
-      return { sql: text.duration, params: [w.row.durationKey, w.row.avgMs, w.row.samples] };
+      return { t: w.table, r: { duration_key: w.row.durationKey, avg_ms: w.row.avgMs, samples: w.row.samples } };
     case 'event': {
       const r = w.row;
-      return { sql: text.event, params: [r.cohortId, r.atMs, r.kind, r.stepId, r.peerId, r.detail] };
+      return { t: w.table, r: { cohort_id: r.cohortId, at_ms: r.atMs, kind: r.kind, step_id: r.stepId, peer_id: r.peerId, detail: r.detail } };
     }
   }
 }
