@@ -372,7 +372,7 @@ async function storeBench(flags: Flags, options: PhaseOptions, machine: Record<s
     cohortSize: flags.cohortSize,
     stepsPerCohort: flags.steps,
     baseline: { what: 'the authority on SQLite (WAL file in a temp dir, --sync ' + flags.sync + ')', ...figures(sqlite) },
-    postgres: { what: 'the same authority and load on PostgreSQL (scratch database, fenced pipelined batches)', ...figures(pg) },
+    postgres: { what: 'the same authority and load on PostgreSQL (scratch database; one fenced statement per commit batch)', ...figures(pg) },
     ratio: {
       throughputPostgresOverSqlite: ratio(pg.load.perSec, sqlite.load.perSec),
       latencyP50PostgresOverSqlite: ratio(pg.load.latencyMs.p50, sqlite.load.latencyMs.p50),
