@@ -5,6 +5,7 @@ import type { Store } from '../server/core/store-port.js';
 import { LeaderElection } from '../server/ha/leader-election.js';
 import { isPostgresUrl, openStore } from '../server/store/open-store.js';
 import type { PostgresStore } from '../server/store/postgres/postgres-store.js';
+import { prettyStream } from '../server/http/log-format.js';
 import { ConfigError, isLoopback, parseServerConfig, type ServerConfigInput } from '../server/config.js';
 import { packageInfo } from './package-info.js';
 import { collect, intOption, numberOption } from './option-parsers.js';
@@ -198,7 +199,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   try {
     const store = await openStore(config);
     if (isPostgresUrl(config.dbPath)) {
-      election = new LeaderElection({ config, store: store as PostgresStore, logger: { level: config.logLevel }, startActive: () => start(store), onFatal });
+      election = new LeaderElection({ config, store: store as PostgresStore, logger: { level: config.logLevel, ...(config.logFormat === 'pretty' ? { stream: prettyStream(process.stdout) } : {}) }, startActive: () => start(store), onFatal });
       built = await election.run();
       if (built === null) {
         await store.close();

@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.js';
 import type { Clock } from './core/clock.js';
 import { defaultCoreConfig, type CoreConfig, type IdSource } from './core/core-types.js';
 import { Scheduler } from './core/scheduler.js';
+import type { Snapshot } from './core/records.js';
 import type { SchedulerStore, Store } from './core/store-port.js';
 import { registerApiRoutes } from './http/api-routes.js';
 import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
@@ -84,9 +85,12 @@ function restoredRepos(inner: SchedulerStore): { store: SchedulerStore; repoOf: 
   const repos = new Map<string, string>();
   const store: SchedulerStore = {
     load(nowMs, retentionMs) {
-      const snapshot = inner.load(nowMs, retentionMs);
-      for (const c of snapshot.cohorts) repos.set(c.cohortId, c.repo);
-      return snapshot;
+      const remember = (snapshot: Snapshot): Snapshot => {
+        for (const c of snapshot.cohorts) repos.set(c.cohortId, c.repo);
+        return snapshot;
+      };
+      const loaded = inner.load(nowMs, retentionMs);
+      return loaded instanceof Promise ? loaded.then(remember) : remember(loaded);
     },
     apply: (writes) => inner.apply(writes),
     close: () => inner.close(),

@@ -28,7 +28,7 @@ beforeEach(async () => {
     },
   });
   const config = parseServerConfig({ host: '127.0.0.1', port: 0, dbPath: dir.file('log.db') });
-  built = await buildApp(config, { store: openStore(config), clock: new FakeClock(), logger: { level: 'info', stream } });
+  built = await buildApp(config, { store: await openStore(config), clock: new FakeClock(), logger: { level: 'info', stream } });
   await built.app.listen({ host: '127.0.0.1', port: 0 });
   wsUrl = `ws://127.0.0.1:${(built.app.server.address() as AddressInfo).port}/v1/peer`;
 });

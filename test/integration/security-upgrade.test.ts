@@ -46,7 +46,7 @@ async function start(over: Partial<ServerConfigInput> = {}): Promise<Started> {
   const logs: Record<string, unknown>[] = [];
   const config = parseServerConfig({ host: '127.0.0.1', port: 0, dbPath: dir.file('up.db'), ...over });
   const built = await buildApp(config, {
-    store: openStore(config),
+    store: await openStore(config),
     clock: new FakeClock(),
     logger: { level: 'info', stream: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) } },
   });
