@@ -190,7 +190,8 @@ export class PeerSession {
       this.config.report.event(`cannot reach the authority at ${this.config.url} yet (${described}); retrying`);
     }
     if (this.lifecycle.ended) return; // a zero patience ends at once
-    const delayMs = backoffDelayMs(this.attempt++, this.config.random, this.config.backoff);
+    // 1012: a planned handover to a standby authority, which takes over at once: no backoff.
+    const delayMs = end.code === closeCodes.serviceRestart ? 0 : backoffDelayMs(this.attempt++, this.config.random, this.config.backoff);
     this.config.report.diagnostic(`reconnecting in ${delayMs} ms (attempt ${this.attempt})`);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;

@@ -100,5 +100,7 @@ describe.skipIf(pgBin === null || nginx === null)('failover with peers (PostgreS
     expect(await b.exit()).toBe(0);
     await active(a2);
     await expectEachStepOnce(name, peers);
+    // Closed with 1012 (service restart), every peer reconnected at once instead of backing off.
+    for (const p of peers) expect(p.stderr).toMatch(/reconnecting in 0 ms/);
   }, 120_000);
 });
