@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
@@ -272,7 +272,7 @@ describe('HTTP timeouts and long-lived responses', () => {
   it('an idle HTTP connection is closed after --request-timeout, while the event stream stays open', async () => {
     const s = await start({ requestTimeoutMs: 300 });
     let streamEnded = false;
-    const stream = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+    const stream = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: s.port, path: '/api/v1/events' }, resolve);
       req.on('error', reject);
       req.end();
