@@ -79,7 +79,7 @@ export function coreConfigFrom(config: ServerConfig): CoreConfig {
 /**
  * The repos of the cohorts the scheduler restored at start, for log lines about
  * them (the lifecycle log learns every other cohort from the batch that creates
- * it). Each is handed out once and forgotten: the log remembers it from then on.
+ * it). Bounded by what was restored; answered from memory, never from the database.
  */
 function restoredRepos(inner: SchedulerStore): { store: SchedulerStore; repoOf: (cohortId: string) => string | null } {
   const repos = new Map<string, string>();
@@ -95,11 +95,7 @@ function restoredRepos(inner: SchedulerStore): { store: SchedulerStore; repoOf: 
     apply: (writes) => inner.apply(writes),
     close: () => inner.close(),
   };
-  const repoOf = (cohortId: string): string | null => {
-    const repo = repos.get(cohortId) ?? null;
-    repos.delete(cohortId);
-    return repo;
-  };
+  const repoOf = (cohortId: string): string | null => repos.get(cohortId) ?? null;
   return { store, repoOf };
 }
 
