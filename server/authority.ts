@@ -1,10 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from './core/clock.js';
-import { refusalCode } from './core/effects.js';
+import { refusalCode, type Refusal } from './core/effects.js';
 import type { AdminResult, ConnId, CoreInput, CoreOutput, Effect } from './core/core-types.js';
 import type { Snapshot, Write } from './core/records.js';
 import type { Scheduler } from './core/scheduler.js';
 import type { SchedulerStore } from './core/store-port.js';
+import { refusalLine } from './http/lifecycle-log.js';
 import type { Metrics } from './http/metrics.js';
 
 /** Where the authority delivers a connection's effects (a v1 socket or a Task Director adapter renders its own frames). */
@@ -207,11 +208,17 @@ export class Authority {
         return;
       case 'refuse':
         if (this.sinks.has(effect.connId)) this.metrics.errors.inc({ code: refusalCode(effect.refusal) });
+        this.logRefusal(effect.connId, effect.refusal);
         this.sinks.get(effect.connId)?.deliver(effect);
         return;
       default:
         this.sinks.get(effect.connId)?.deliver(effect);
     }
+  }
+
+  private logRefusal(connId: ConnId, refusal: Refusal): void {
+    const line = refusalLine(connId, refusal);
+    if (line) this.log[line.level](line.fields, line.msg);
   }
 
   private armTimer(): void {

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { refusalCode, type Refusal } from '../core/effects.js';
 import type { CohortRecord, EventRecord, LeaseRecord, StepRecord, Write } from '../core/records.js';
 
 /**
@@ -7,7 +8,7 @@ import type { CohortRecord, EventRecord, LeaseRecord, StepRecord, Write } from '
  * created / complete / cancelled / abandoned, step assigned / succeeded /
  * failed / poisoned / reused, backup started, lease lost / expired /
  * aborted), each with cohortId, repo, and peerId / stepId where there is
- * one. Failures are warnings. Derived from the committed event rows, so the
+ * one. Failures are warnings. Refused peers are told by {@link refusalLine}. Derived from the committed event rows, so the
  * log never tells of something the database does not hold.
  */
 
@@ -79,6 +80,8 @@ export function lifecycleLine(event: EventRecord, batch: BatchRows, repo: string
       return info('lease aborted');
     case 'schema.digest-differs':
       return warn('schema digest differs');
+    case 'step.unpublished':
+      return warn('step not published');
     default:
       return info(event.kind);
   }
@@ -143,5 +146,29 @@ export class LifecycleLog {
     if (this.repos.has(cohortId)) return;
     if (this.repos.size >= maxRemembered) this.repos.delete(this.repos.keys().next().value!);
     this.repos.set(cohortId, repo);
+  }
+}
+
+/**
+ * The `peer refused` line for a refusal of a peer as a whole (at its hello, or a frame on a
+ * connection it never joined on), or null for refusals of single frames (stale leases and the
+ * like, told by the lease lines; malformed frames, counted where the transport refuses them).
+ */
+export function refusalLine(connId: number, refusal: Refusal): LifecycleLine | null {
+  const fields: Record<string, string | number | null> = { connId, code: refusalCode(refusal), refusal: refusal.kind };
+  switch (refusal.kind) {
+    case 'duplicate-peer':
+      return { level: 'warn', msg: 'peer refused', fields: { ...fields, peerId: refusal.peerId, heldBy: refusal.heldBy } };
+    case 'schema-mismatch':
+      return { level: 'warn', msg: 'peer refused', fields: { ...fields, cohortId: refusal.cohortId, schemaId: refusal.schemaId } };
+    case 'quota-exceeded':
+      return { level: 'warn', msg: 'peer refused', fields: { ...fields, repo: refusal.repo, quota: refusal.quota, limit: refusal.limit } };
+    case 'already-joined':
+      return { level: 'warn', msg: 'peer refused', fields: { ...fields, peerId: refusal.peerId } };
+    case 'not-joined':
+    case 'shutting-down':
+      return { level: 'warn', msg: 'peer refused', fields };
+    default:
+      return null;
   }
 }

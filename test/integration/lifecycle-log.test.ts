@@ -76,6 +76,21 @@ describe('lifecycle log', () => {
   });
 });
 
+describe('refused peers', () => {
+  it('a second connection for a connected peer id is refused and logged as "peer refused" with the code', async () => {
+    const p = await RawPeer.connect(wsUrl);
+    peers.push(p);
+    p.send(helloFor('twin', dagSchema({ x: [] })));
+    await p.waitType('welcome');
+    const q = await RawPeer.connect(wsUrl);
+    peers.push(q);
+    q.send(helloFor('twin', dagSchema({ x: [] })));
+    expect(await q.waitType('error')).toMatchObject({ code: 'DUPLICATE_PEER' });
+    for (let i = 0; i < 100 && !lines.some((l) => l.msg === 'peer refused'); i++) await new Promise((r) => setImmediate(r));
+    expect(lines.filter((l) => l.msg === 'peer refused')).toEqual([expect.objectContaining({ level: 40, code: 'DUPLICATE_PEER', refusal: 'duplicate-peer', peerId: 'twin', heldBy: 'connection' })]);
+  });
+});
+
 describe('prettyLine', () => {
   it('renders a pino line as time, level, message and fields', () => {
     const json = JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 2, 3, 4, 5, 678), pid: 1, hostname: 'h', cohortId: 'c_1', detail: 'exit 4, attempt 1', attempt: 2, msg: 'step attempt failed' });
