@@ -112,7 +112,7 @@ describe.skipIf(pgBin === null)('failover between two authorities on PostgreSQL'
     await b.line(/"msg":"leader lease acquired: this authority is active"/, 30_000);
     await untilStatus(portB, '/readyz', 200);
     expect(cluster!.psql(`failover_${databases}`, 'SELECT term, holder FROM leader_lease').trim()).toBe('2|auth-b');
-  });
+  }, 90_000);
 
   it('SIGTERM on the active releases the lease row, the standby takes over at once, the old one exits 0', async () => {
     const name = `failover_${++databases}`;
@@ -128,7 +128,7 @@ describe.skipIf(pgBin === null)('failover between two authorities on PostgreSQL'
     expect(a.stdout).toMatch(/"msg":"leader lease released: a standby takes over now"/);
     await b.line(/"msg":"leader lease acquired/, 30_000);
     expect(cluster!.psql(name, 'SELECT term, holder FROM leader_lease').trim()).toBe('2|auth-b');
-  });
+  }, 90_000);
 
   it('an active one stopped past its TTL is deposed: when it runs again it stops with exit 1', async () => {
     const name = `failover_${++databases}`;
@@ -145,5 +145,5 @@ describe.skipIf(pgBin === null)('failover between two authorities on PostgreSQL'
     expect(a.stdout).toMatch(/"level":60[^\n]*("msg":"lost the leader lease|"msg":"commit failed)/);
     expect(cluster!.psql(name, 'SELECT term, holder FROM leader_lease').trim()).toBe('2|auth-b');
     expect((await get(portB, '/readyz')).status).toBe(200);
-  });
+  }, 90_000);
 });
