@@ -4,23 +4,28 @@ import { schemaFileJsonSchemaText } from '../shared/json-schema.js';
 import { checkSchemaFileText, unreadableSchemaFile } from '../shared/schema-validate.js';
 import type { SchemaDef } from '../shared/schema-file.js';
 
-/** Exit code for invalid input (usage or schema errors). */
-export const exitInvalid = 2;
+import { exitInvalid } from './exit-codes.js';
+
+export { exitInvalid };
 
 export type LoadedSchema =
   | { ok: true; schema: SchemaDef; digest: string }
   | { ok: false; lines: string[] }
   | { ok: 'skipped'; reason: string };
 
-/** Reads and validates one schema file; every problem comes back as one located line. */
+/** The name `-` stands for stdin (then the schema needs its own "id"). */
+const stdinName = '<stdin>';
+
+/** Reads and validates one schema file (`-`: stdin); every problem comes back as one located line. */
 export function loadSchemaFile(file: string): LoadedSchema {
+  const name = file === '-' ? stdinName : file;
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
   } catch (err) {
-    return { ok: false, lines: [unreadableSchemaFile(file, err)] };
+    return { ok: false, lines: [unreadableSchemaFile(name, err)] };
   }
-  const checked = checkSchemaFileText(file, text);
+  const checked = checkSchemaFileText(name, text);
   if (checked.ok === 'json-schema') return { ok: 'skipped', reason: `a JSON Schema document (${checked.metaSchema}), not a taskshard schema` };
   return checked;
 }
@@ -30,17 +35,18 @@ export function registerSchemaCommands(program: Command): void {
 
   schema
     .command('validate')
-    .description('check schema files; exit 0 when all are valid, 2 when any is not')
-    .argument('<file...>', 'schema files to check')
+    .description('check schema files (JSON; comments and trailing commas allowed); exit 0 when all are valid, 2 when any is not')
+    .argument('<file...>', 'schema files to check; - reads one from stdin')
     .action((files: string[]) => {
       let invalid = 0;
       for (const file of files) {
         const loaded = loadSchemaFile(file);
+        const shown = file === '-' ? stdinName : file;
         if (loaded.ok === 'skipped') {
-          process.stdout.write(`skip ${file}: ${loaded.reason}\n`);
+          process.stdout.write(`skip ${shown}: ${loaded.reason}\n`);
         } else if (loaded.ok) {
           const { schema: def, digest } = loaded;
-          process.stdout.write(`ok ${file}: schema "${def.id}", ${def.steps.length} steps, ${digest}\n`);
+          process.stdout.write(`ok ${shown}: schema "${def.id}", ${def.steps.length} steps, ${digest}\n`);
         } else {
           invalid++;
           for (const line of loaded.lines) process.stderr.write(`${line}\n`);
@@ -54,7 +60,7 @@ export function registerSchemaCommands(program: Command): void {
 
   schema
     .command('json-schema')
-    .description('print the JSON Schema for schema files (what schemas/taskshard.schema.json holds)')
+    .description('print the JSON Schema for schema files, for editors: taskshard schema json-schema > taskshard.schema.json')
     .action(() => {
       process.stdout.write(schemaFileJsonSchemaText());
     });

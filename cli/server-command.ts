@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { buildApp, type AuthorityApp } from '../server/app.js';
+import type { AuthorityApp } from '../server/app.js';
 import type { Store } from '../server/core/store-port.js';
-import { LeaderElection } from '../server/ha/leader-election.js';
-import { isPostgresUrl, openStore } from '../server/store/open-store.js';
+import type { LeaderElection } from '../server/ha/leader-election.js';
 import type { PostgresStore } from '../server/store/postgres/postgres-store.js';
-import { prettyStream } from '../server/http/log-format.js';
 import { ConfigError, isLoopback, parseServerConfig, type ServerConfigInput } from '../server/config.js';
+import { applyEnvOptions, showEnvInHelp } from './env-options.js';
+import { exitInvalid } from './exit-codes.js';
 import { packageInfo } from './package-info.js';
 import { collect, intOption, numberOption } from './option-parsers.js';
-import { exitInvalid } from './schema-command.js';
 
 /** Config keys as the user knows them, for error messages. */
 const flagOf: Record<string, string> = {
@@ -71,7 +70,7 @@ interface ServerFlags {
 }
 
 export function registerServerCommand(program: Command): void {
-  program
+  const command = program
     .command('server')
     .description('run the authority: WebSocket endpoint for peers, REST API, metrics, embedded SQLite')
     .option('--host <host>', 'address to bind (without a peer token only loopback is allowed)', '127.0.0.1')
@@ -81,7 +80,7 @@ export function registerServerCommand(program: Command): void {
     .option('--memo-ttl <hours>', 'how long a success for an exact source state is reused', numberOption(0, 8760), 24)
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .addOption(new Option('--log-format <format>', 'json lines (for log shippers) or pretty text (for a terminal)').choices(['json', 'pretty']).default('json'))
-    .option('--token-file <file>', 'file holding the peer token (default: env TASKSHARD_TOKEN)')
+    .option('--token-file <file>', 'file holding the peer token (without it, the token is the value of TASKSHARD_TOKEN)')
     .option('--insecure-bind', 'allow a non-loopback --host without a peer token')
     .option('--max-payload-bytes <n>', 'largest frame accepted (bigger closes with 1009)', intOption(1024, 64 * 1024 * 1024))
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a process crash, full also power loss').choices(['normal', 'full']).default('normal'))
@@ -102,11 +101,25 @@ export function registerServerCommand(program: Command): void {
     .option('--authority-id <id>', 'with PostgreSQL: this authority\'s name, shown by standbys (default host-pid)')
     .addHelpText(
       'after',
-      '\nEnvironment:\n  TASKSHARD_TOKEN        peer token (Bearer on /v1/peer and the read API)\n  TASKSHARD_ADMIN_TOKEN  admin token (cancel a cohort, retry a step)\n  TASKSHARD_DB           --db\n',
+      [
+        '',
+        'Every option can come from the environment as TASKSHARD_<OPTION> (shown with each); a flag wins over',
+        'its variable. Boolean variables take true/false (1/0, yes/no). Also:',
+        '  TASKSHARD_TOKEN        peer token (Bearer on /v1/peer and the read API)',
+        '  TASKSHARD_ADMIN_TOKEN  admin token (cancel a cohort, retry a step)',
+        '',
+      ].join('\n'),
     )
-    .action(async (flags: ServerFlags) => {
-      await runServer(flags);
+    .action(async (_flags: ServerFlags, cmd: Command) => {
+      const problems = applyEnvOptions(cmd, process.env, ['--allowed-origin']);
+      if (problems.length > 0) {
+        process.stderr.write(`taskshard server: invalid configuration\n${problems.map((l) => `  ${l}`).join('\n')}\n`);
+        process.exitCode = exitInvalid;
+        return;
+      }
+      await runServer(cmd.opts<ServerFlags>());
     });
+  showEnvInHelp(command);
 }
 
 function readTokenFile(file: string): string {
@@ -160,6 +173,11 @@ async function runServer(flags: ServerFlags): Promise<void> {
     throw err;
   }
 
+  // Loaded here, not at the top: `taskshard peer` never loads fastify, better-sqlite3 or pg.
+  const { buildApp } = await import('../server/app.js');
+  const { isPostgresUrl, openStore } = await import('../server/store/open-store.js');
+  const { LeaderElection } = await import('../server/ha/leader-election.js');
+  const { prettyStream } = await import('../server/http/log-format.js');
   const onFatal = (): void => {
     process.exitCode = 1;
     void shutdown('fatal');

@@ -14,6 +14,8 @@ export interface LinkEnd {
   readonly reason: string;
   /** The HTTP status when the upgrade was refused (e.g. 401). */
   readonly httpStatus: number | null;
+  /** What the authority said with a refused upgrade (its error message, or the start of the body). */
+  readonly httpMessage?: string | null;
   /** The socket error, if any (e.g. `connect ECONNREFUSED 127.0.0.1:8080`). */
   readonly error: string | null;
 }
@@ -34,6 +36,7 @@ const closeTimeoutMs = 2_000;
 export class AuthorityLink {
   private readonly socket: WebSocket;
   private httpStatus: number | null = null;
+  private httpMessage: string | null = null;
   private error: string | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private silenceLimitMs = 0;
@@ -65,14 +68,31 @@ export class AuthorityLink {
     });
     this.socket.on('unexpected-response', (_req, res) => {
       this.httpStatus = res.statusCode ?? null;
-      res.resume();
-      this.socket.terminate();
+      // Keep what the authority said (e.g. which path is right), up to 2 KiB, then drop the connection.
+      let body = '';
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(cut);
+        this.httpMessage = errorMessageOf(body);
+        this.socket.terminate();
+      };
+      const cut = setTimeout(finish, 1_000);
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+        if (body.length > 2048) res.destroy();
+      });
+      res.once('end', finish);
+      res.once('close', finish);
+      res.once('error', finish);
     });
     this.socket.on('close', (code: number, reason: Buffer) => {
       this.stopWatchdog();
       this.endedFlag = true;
       for (const w of this.endWaiters.splice(0)) w();
-      handlers.ended({ code, reason: reason.toString('utf8'), httpStatus: this.httpStatus, error: this.error });
+      handlers.ended({ code, reason: reason.toString('utf8'), httpStatus: this.httpStatus, httpMessage: this.httpMessage, error: this.error });
     });
   }
 
@@ -132,6 +152,19 @@ export class AuthorityLink {
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
   }
+}
+
+/** `{"error":{"message":"..."}}` -> its message; other bodies: their first line, printable, capped. */
+function errorMessageOf(body: string): string | null {
+  try {
+    const parsed = JSON.parse(body) as { error?: { message?: unknown }; message?: unknown };
+    const message = parsed.error?.message ?? parsed.message;
+    if (typeof message === 'string') return message.replace(/[^\x20-\x7e]/g, ' ').slice(0, 300);
+  } catch {
+    // not JSON
+  }
+  const first = body.split('\n')[0]?.replace(/[^\x20-\x7e]/g, ' ').trim().slice(0, 200) ?? '';
+  return first === '' ? null : first;
 }
 
 function rawToString(data: RawData): string {

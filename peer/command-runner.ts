@@ -18,6 +18,8 @@ export interface CommandRunnerOptions {
   readonly stderr?: Writable;
   /** After an abort: how long the process group gets between SIGTERM and SIGKILL. Default 5000 ms. */
   readonly killGraceMs?: number;
+  /** Aborting it SIGKILLs the running step's process group at once (a second Ctrl-C, a closed stdout). */
+  readonly hardStop?: AbortSignal;
 }
 
 /** After the child exits, how long its output pipes may stay open (held by a background grandchild). */
@@ -63,10 +65,12 @@ export function createCommandRunner(options: CommandRunnerOptions): StepRunner {
         killGroup('SIGTERM');
         killTimer = setTimeout(() => killGroup('SIGKILL'), killGraceMs);
       };
+      const onHardStop = (): void => killGroup('SIGKILL');
       const settle = (outcome: StepOutcome): void => {
         if (settled) return;
         settled = true;
         ctx.signal.removeEventListener('abort', onAbort);
+        options.hardStop?.removeEventListener('abort', onHardStop);
         if (killTimer) clearTimeout(killTimer);
         if (drainTimer) clearTimeout(drainTimer);
         // A background grandchild may hold the pipes open; stop reading so the peer can exit.
@@ -76,7 +80,7 @@ export function createCommandRunner(options: CommandRunnerOptions): StepRunner {
       };
       const finish = (): void => {
         if (exit === null) return;
-        if (ctx.signal.aborted) killGroup('SIGKILL'); // stragglers of an aborted step
+        if (ctx.signal.aborted || options.hardStop?.aborted) killGroup('SIGKILL'); // stragglers of an aborted step
         if (exit.signal) tail.push(`\ntaskshard: ${options.command} was killed by ${exit.signal}\n`);
         const ok = exit.code === 0 && !ctx.signal.aborted;
         settle(ok ? { ok, exitCode: 0 } : { ok, exitCode: exit.code, logTail: tail.text() });
@@ -92,8 +96,10 @@ export function createCommandRunner(options: CommandRunnerOptions): StepRunner {
         err.write(chunk);
         tail.push(chunk);
       });
-      child.once('error', (e) => {
-        settle({ ok: false, exitCode: null, logTail: `taskshard: cannot run ${options.command}: ${e.message}` });
+      child.once('error', (e: NodeJS.ErrnoException) => {
+        // The step never ran: say so on the first line, and let the peer stop taking steps.
+        const code = e.code ?? 'error';
+        settle({ ok: false, exitCode: null, startError: code, logTail: `taskshard: ${options.command} could not start (${code}): ${e.message}` });
       });
       child.once('exit', (code, signal) => {
         exit = { code, signal };
@@ -101,5 +107,7 @@ export function createCommandRunner(options: CommandRunnerOptions): StepRunner {
       });
       child.once('close', finish);
       ctx.signal.addEventListener('abort', onAbort, { once: true });
+      if (options.hardStop?.aborted) onHardStop();
+      else options.hardStop?.addEventListener('abort', onHardStop, { once: true });
     });
 }

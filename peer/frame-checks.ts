@@ -49,7 +49,7 @@ export function classifyLinkEnd(end: LinkEnd): 'unauthorized' | 'refused' | 'ret
 
 /** `HTTP 401`, `SCHEMA_MISMATCH: ...; close 1008 SCHEMA_MISMATCH`, `connect ECONNREFUSED 127.0.0.1:1`. */
 export function describeLinkEnd(end: LinkEnd, lastError: ErrorMessage | null): string {
-  if (end.httpStatus !== null) return `HTTP ${end.httpStatus}`;
+  if (end.httpStatus !== null) return `HTTP ${end.httpStatus}${end.httpMessage ? `: ${end.httpMessage}` : ''}`;
   const parts: string[] = [];
   if (lastError) parts.push(`${lastError.code}: ${lastError.message}`);
   if (end.error && !lastError) parts.push(end.error);

@@ -15,12 +15,20 @@ export interface LocalBuild {
   readonly interrupted: boolean;
 }
 
-export async function buildLocally(order: readonly StepDef[], runner: StepRunner, report: PeerReport, now: () => number, signal: AbortSignal): Promise<LocalBuild> {
+export async function buildLocally(
+  order: readonly StepDef[],
+  runner: StepRunner,
+  report: PeerReport,
+  now: () => number,
+  signal: AbortSignal,
+  onRun: (stepId: string, run: StepRun) => void = () => undefined,
+): Promise<LocalBuild> {
   const built: string[] = [];
   for (const step of order) {
     if (signal.aborted) return { built, failed: null, interrupted: true };
-    report.event(`step ${step.id} building here (${step.target})`);
+    report.assignment(`step ${step.id} building here (${step.target})`);
     const run = await runTimed(runner, { stepId: step.id, target: step.target, phase: 'step', signal }, now);
+    onRun(step.id, run);
     if (run.aborted) return { built, failed: null, interrupted: true };
     if (run.unpublished !== null) {
       report.warning(`step ${step.id} built here in ${formatDuration(run.durationMs)} but NOT published (${run.unpublished}); the universe build here does not need the cache`);
@@ -28,7 +36,8 @@ export async function buildLocally(order: readonly StepDef[], runner: StepRunner
       continue;
     }
     if (!run.ok) {
-      report.failure(`step ${step.id} FAILED here with ${formatExit(run.exitCode)} after ${formatDuration(run.durationMs)}`);
+      const how = run.startError !== null ? `could not start (${run.startError})` : `FAILED here with ${formatExit(run.exitCode)} after ${formatDuration(run.durationMs)}`;
+      report.failure(`step ${step.id} ${how}`, run.startError !== null ? run.logTail : undefined);
       return { built, failed: { stepId: step.id, run }, interrupted: false };
     }
     report.event(`step ${step.id} finished in ${formatDuration(run.durationMs)}`);

@@ -63,6 +63,8 @@ export const peerOptionsSchema = z.strictObject({
     .optional(),
   changeRef: ref.optional(),
   patchsets: z.array(ref).max(limits.maxPatchsets, `must list at most ${limits.maxPatchsets} patchsets`).default([]),
+  /** Names the group explicitly: peers with the same key (and repo, cache id, schema) share whatever their refs. */
+  cohortKey: name.optional(),
   pipeline: name.optional(),
   pipelineType: pipelineTypeSchema.default('independent'),
   isolated: z.boolean().default(false),
@@ -82,6 +84,12 @@ export const peerOptionsSchema = z.strictObject({
   buildTool: z.enum(['bazel', 'turbo', 'auto']).optional(),
   /** Where the universe build leaves its record (Bazel's execution log, turbo's run summary); the CLI sets `$TASKSHARD_EVIDENCE_FILE`. */
   evidenceFile: z.string().min(1).optional(),
+  /** Write a JSON summary of the run to this file. */
+  report: z.string().min(1, 'must not be empty').optional(),
+  /** Only assignments, failures, warnings, progress and the final line. */
+  quiet: z.boolean().default(false),
+  /** While waiting, a progress line at least this often. Default 60. */
+  progressIntervalSec: z.number().min(1).max(3600).default(60),
   runner: z.custom<StepRunner>(isFunction, 'must be a function (ctx) => Promise<{ ok, exitCode, logTail? }>'),
   /** Environment for CI detection and the token fallback (default `process.env`). */
   env: z.record(z.string(), z.string().optional()).optional(),
@@ -108,6 +116,7 @@ export const peerOptionFlags: Readonly<Record<string, string>> = Object.freeze({
   baseSha: '--base-sha',
   changeRef: '--change-ref',
   patchsets: '--patchset',
+  cohortKey: '--cohort-key',
   pipeline: '--pipeline',
   pipelineType: '--pipeline-type',
   isolated: '--isolated',
@@ -119,6 +128,9 @@ export const peerOptionFlags: Readonly<Record<string, string>> = Object.freeze({
   strict: '--strict',
   buildTool: '--build-tool',
   evidenceFile: 'TASKSHARD_EVIDENCE_FILE',
+  report: '--report',
+  quiet: '--quiet',
+  progressIntervalSec: '--progress-interval',
   runner: 'COMMAND',
 });
 

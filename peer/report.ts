@@ -78,31 +78,78 @@ export function tailLines(logTail: string | undefined, maxLines = 40): string[] 
   return lines.slice(-maxLines).map((l) => `  | ${l}`);
 }
 
-/** Writes event lines and diagnostics. */
+/** How the CI system shows structure: GitHub workflow commands, GitLab section markers, or plain lines. */
+export type CiStyle = 'github' | 'gitlab' | null;
+
+/**
+ * Writes event lines and diagnostics. With `quiet`, only assignments,
+ * warnings, failures and the final line are written.
+ */
 export class PeerReport {
+  private groupOpen: string | null = null;
+  private sections = 0;
+
   constructor(
     private readonly stdout: Writable,
     private readonly stderr: Writable,
-    /** In GitHub Actions, warnings and failures also become annotations. */
-    private readonly annotations: 'github' | null = null,
+    /** In GitHub Actions, warnings and failures also become annotations and steps collapsible groups; GitLab gets sections. */
+    private readonly style: CiStyle = null,
+    private readonly quiet = false,
   ) {}
 
-  /** One event line on stdout. */
+  /** One event line on stdout (not with `quiet`). */
   event(text: string): void {
+    if (!this.quiet) this.stdout.write(`taskshard: ${text}\n`);
+  }
+
+  /** A step this peer is about to build: always shown. */
+  assignment(text: string): void {
     this.stdout.write(`taskshard: ${text}\n`);
   }
 
   /** A loud warning (fail-open and the like) on stdout, where CI users look. */
   warning(text: string): void {
     this.stdout.write(`taskshard: WARNING: ${text}\n`);
-    if (this.annotations === 'github') this.stdout.write(`::warning title=taskshard::${escapeAnnotation(text)}\n`);
+    if (this.style === 'github') this.stdout.write(`::warning title=taskshard::${escapeAnnotation(text)}\n`);
   }
 
   /** A failure that decides the exit code, with the log tail that came with it. */
   failure(text: string, logTail?: string): void {
     this.stdout.write(`taskshard: ${text}\n`);
     for (const line of tailLines(logTail)) this.stdout.write(`${line}\n`);
-    if (this.annotations === 'github') this.stdout.write(`::error title=taskshard::${escapeAnnotation(text)}\n`);
+    if (this.style === 'github') this.stdout.write(`::error title=taskshard::${escapeAnnotation(text)}\n`);
+  }
+
+  /** The last line of the run: always shown. */
+  final(text: string): void {
+    this.stdout.write(`taskshard: ${text}\n`);
+  }
+
+  /** An error the CI system should flag on the job (GitHub annotation, GitLab red line), e.g. a refusal under --strict. */
+  annotateError(text: string): void {
+    if (this.style === 'github') this.stdout.write(`::error title=taskshard::${escapeAnnotation(text)}\n`);
+    else if (this.style === 'gitlab') this.stdout.write(`\x1b[31;1mERROR: taskshard: ${text}\x1b[0m\n`);
+    else this.stdout.write(`taskshard: ERROR: ${text}\n`);
+  }
+
+  /** Opens a collapsible group for one build (GitHub `::group::`, GitLab section); closes any open one first. */
+  groupStart(title: string): void {
+    this.groupEnd();
+    if (this.style === 'github') {
+      this.stdout.write(`::group::${escapeAnnotation(title)}\n`);
+      this.groupOpen = title;
+    } else if (this.style === 'gitlab') {
+      const id = `taskshard_${++this.sections}`;
+      this.stdout.write(`\x1b[0Ksection_start:${Math.floor(Date.now() / 1000)}:${id}[collapsed=true]\r\x1b[0K${title}\n`);
+      this.groupOpen = id;
+    }
+  }
+
+  groupEnd(): void {
+    if (this.groupOpen === null) return;
+    if (this.style === 'github') this.stdout.write('::endgroup::\n');
+    else if (this.style === 'gitlab') this.stdout.write(`\x1b[0Ksection_end:${Math.floor(Date.now() / 1000)}:${this.groupOpen}\r\x1b[0K\n`);
+    this.groupOpen = null;
   }
 
   /** Diagnostics on stderr. */

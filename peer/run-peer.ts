@@ -10,14 +10,17 @@ import { clientVersion } from './client-version.js';
 import { readGitFacts } from './git-facts.js';
 import { buildLocally } from './local-fallback.js';
 import { nameOption, parsePeerOptions, type OptionNaming, type ParsedPeerOptions, type PeerOptions } from './options.js';
-import { failedStepLine, formatDuration, formatExit, PeerReport, summaryLine } from './report.js';
+import { ProgressTicker } from './progress-ticker.js';
+import { failedStepLine, formatDuration, formatExit, PeerReport, summaryLine, type CiStyle } from './report.js';
+import { writeRunOutputs } from './run-outputs.js';
+import { RunRecord } from './run-record.js';
 import { loadPeerSchema } from './schema-source.js';
-import { PeerSession, type SessionOutcome } from './session.js';
+import { PeerSession, type SessionObserver, type SessionOutcome } from './session.js';
 import { resolveSource, type ResolvedSource } from './source-resolver.js';
 import { localBuildOrder } from './step-order.js';
-import { runTimed } from './step-runner.js';
+import { runTimed, type StepRunner } from './step-runner.js';
 
-/** Exit codes: 0 every step resolved and the universe built; 1 a step or the universe failed; 2 usage, schema or (with `strict`) authority problems. */
+/** Exit codes: 0 every step resolved and the universe built; 1 a step or the universe failed; 2 usage, schema, COMMAND or (with `strict`) authority problems. */
 export type PeerExitCode = 0 | 1 | 2;
 
 export type FailedStep = CompleteSummary['failed'][number];
@@ -31,6 +34,8 @@ export interface PeerResult {
   readonly mode: 'shared' | 'local' | 'none';
   /** Why this peer failed open, when it did. */
   readonly failOpenReason: string | null;
+  /** What made it fail open: `unreachable`, `unauthorized`, `refused`, `gone`, `untrusted` or `cancelled`. */
+  readonly failOpenCause: string | null;
   readonly builtHere: readonly string[];
   readonly builtByOthers: readonly { readonly stepId: string; readonly peerId: string }[];
   readonly fromMemo: readonly string[];
@@ -41,6 +46,8 @@ export interface PeerResult {
   readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number; readonly cacheEvidence?: CacheEvidence } | null;
   /** Usage and schema problems (exit 2), one located line each. */
   readonly problems: readonly string[];
+  /** The last line the peer printed (`exit 0: ...`), or null when it never started. */
+  readonly finalLine: string | null;
 }
 
 /**
@@ -56,6 +63,7 @@ interface Tally {
   mode: PeerResult['mode'];
   cohortId: string | null;
   failOpenReason: string | null;
+  failOpenCause: string | null;
   builtHere: string[];
   builtByOthers: { stepId: string; peerId: string }[];
   fromMemo: string[];
@@ -69,7 +77,7 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
   const fallbackErr = pickWritable(input, 'stderr') ?? process.stderr;
   const usage = (problems: readonly string[], peerId: string | null = null): PeerResult => {
     for (const p of problems) fallbackErr.write(`taskshard peer: ${p}\n`);
-    return { ...emptyResult(peerId), exitCode: 2, problems };
+    return { ...emptyResult(peerId), exitCode: 2, problems, finalLine: null };
   };
 
   const parsed = parsePeerOptions(input, naming);
@@ -92,18 +100,58 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
   if (!resolved.ok) return usage(resolved.problems.map((p) => `${nameOption([p.option], naming)}: ${p.message}`));
   const source = resolved.source;
 
-  const report = new PeerReport(o.stdout ?? process.stdout, o.stderr ?? process.stderr, ci?.provider === 'github-actions' ? 'github' : null);
+  const style: CiStyle = ci?.provider === 'github-actions' ? 'github' : ci?.provider === 'gitlab-ci' ? 'gitlab' : null;
+  const report = new PeerReport(o.stdout ?? process.stdout, o.stderr ?? process.stderr, style, o.quiet);
   const onSharedFailure = o.onSharedFailure ?? (o.pipelineType === 'dependent' ? 'continue' : 'fail');
   const schema = loaded.schema;
   report.event(`peer ${source.peerId}: schema ${schema.id} (${schema.steps.length} steps, ${loaded.digest.slice(0, 19)}), ${describeSource(source, o)}, authority ${o.server}`);
+  if (source.baseSha === null && o.pipelineType === 'independent' && !o.isolated && o.cohortKey === undefined) {
+    report.warning(
+      'NO BASE SHA: this job shares only with jobs that are running right now, never with a finished run (whose cache may be for other sources), and nothing is reused from memo. ' +
+        'Pass --base-sha (TASKSHARD_BASE_SHA), run in a git checkout, or name the group with --cohort-key.',
+    );
+  }
 
   const stop = new AbortController();
   const onOuterAbort = (): void => stop.abort();
   if (o.signal?.aborted) stop.abort();
   o.signal?.addEventListener('abort', onOuterAbort, { once: true });
   try {
-    const result = await drive(o, schema, loaded.digest, source, token, onSharedFailure, report, stop.signal);
-    return await withCacheEvidence(result, o, schema.steps, token, report);
+    const now = (): number => performance.now();
+    const record = new RunRecord(schema.steps, source.peerId, now);
+    const ticker = new ProgressTicker(report, schema.steps, o.progressIntervalSec * 1000, now);
+    let warnedVersion = false;
+    const observer: SessionObserver = {
+      frame(message) {
+        record.frame(message);
+        ticker.frame(message);
+        if (message.type !== 'welcome') return;
+        if (message.server && message.server.version !== clientVersion() && !warnedVersion) {
+          warnedVersion = true;
+          report.warning(`this peer is taskshard ${clientVersion()} but the authority is ${message.server.version}; get the matching peer: curl -fsSL ${httpBase(o.server)}/peer.mjs -o peer.mjs`);
+        }
+        for (const why of message.alone ?? []) report.assignment(`alone in cohort ${message.cohort.id}: ${why}`);
+      },
+      stepStarted(stepId) {
+        record.stepStarted();
+        ticker.stepStarted(stepId);
+      },
+      stepSettled(stepId, run) {
+        record.stepSettled(stepId, run);
+        ticker.stepSettled(stepId, run);
+      },
+    };
+    ticker.start();
+    let result: PeerResult;
+    try {
+      result = await drive(o, schema, loaded.digest, source, token, onSharedFailure, report, observer, groupedRunner(o.runner, report), stop.signal);
+      result = await withCacheEvidence(result, o, schema.steps, token, report);
+    } finally {
+      ticker.stop();
+    }
+    record.finish();
+    writeRunOutputs(record, result, { o, schema, digest: loaded.digest, source, report, env, githubSummary: ci?.provider === 'github-actions' });
+    return result;
   } finally {
     o.signal?.removeEventListener('abort', onOuterAbort);
   }
@@ -117,14 +165,19 @@ async function drive(
   token: string | null,
   onSharedFailure: 'fail' | 'continue',
   report: PeerReport,
+  observer: SessionObserver,
+  runner: StepRunner,
   signal: AbortSignal,
 ): Promise<PeerResult> {
   const now = (): number => performance.now();
-  const tally: Tally = { mode: 'shared', cohortId: null, failOpenReason: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
+  const tally: Tally = { mode: 'shared', cohortId: null, failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
   const done = (exitCode: PeerExitCode, line: string): PeerResult => {
-    if (exitCode === 0) report.event(line);
-    else report.failure(line);
-    return { exitCode, peerId: source.peerId, problems: [], ...tally };
+    // Refused is not unreachable: a run that failed open says so on its last line too.
+    const full = tally.failOpenReason !== null && exitCode !== 2 ? `${line} (FAILED OPEN, nothing shared: ${tally.failOpenReason})` : line;
+    report.groupEnd();
+    if (exitCode === 0) report.final(full);
+    else report.failure(full);
+    return { exitCode, peerId: source.peerId, problems: [], ...tally, finalLine: full };
   };
 
   const hello: Omit<Hello, 'resumeToken' | 'currentStep'> = {
@@ -140,6 +193,7 @@ async function drive(
     pipeline: { name: source.pipelineName, type: o.pipelineType },
     isolated: o.isolated,
     cacheId: o.cacheId,
+    ...(o.cohortKey === undefined ? {} : { cohortKey: o.cohortKey }),
     schema: {
       id: schema.id,
       digest,
@@ -157,9 +211,10 @@ async function drive(
     patienceMs: o.patienceSec * 1000,
     backoff: defaultBackoff,
     random: Math.random,
-    runner: o.runner,
+    runner,
     report,
     now,
+    observer,
   });
   const outcome: SessionOutcome = await session.run(signal);
   tally.cohortId = session.cohortId;
@@ -168,6 +223,9 @@ async function drive(
   if (outcome.kind === 'interrupted') {
     await session.settleRunning();
     return done(1, 'exit 1: interrupted; the running step was stopped');
+  }
+  if (outcome.kind === 'cannot-start') {
+    return done(2, `exit 2: COMMAND could not start (${outcome.startError}) for step ${outcome.stepId}; its lease was released for another peer, not failed`);
   }
   if (outcome.kind === 'shared-failure') {
     const f = outcome.failure;
@@ -188,14 +246,18 @@ async function drive(
         return done(1, `exit 1: ${summary.failed.length} shared step(s) failed: ${summary.failed.map((f) => `${f.stepId} (${describeFailure(f)})`).join(', ')}`);
       }
     }
-    return universe(o, schema, report, now, signal, tally, done);
+    return universe(o, schema, runner, report, now, signal, tally, done);
   }
 
   // Fail-open: the authority is unusable (or cancelled the cohort); build what is left here.
   const reason = outcome.kind === 'complete' ? 'the authority cancelled the cohort' : outcome.detail;
+  const cause = outcome.kind === 'complete' ? 'cancelled' : outcome.cause;
+  tally.failOpenCause = cause;
   if (o.strict) {
     session.abortRunning('--strict: not failing open');
     await session.settleRunning();
+    report.annotateError(`${cause === 'unauthorized' || cause === 'refused' ? 'the authority REFUSED this peer' : 'the authority could not be used'} (--strict): ${reason}`);
+    tally.failOpenReason = reason;
     return done(2, `exit 2 (--strict): ${reason}`);
   }
   tally.mode = 'local';
@@ -223,20 +285,22 @@ async function drive(
   }
   const order = localBuildOrder(schema.steps, skip);
   report.event(order.length === 0 ? 'every step was already built; nothing left to build here' : `building ${order.length} remaining step(s) here: ${order.map((s) => s.id).join(', ')}`);
-  const local = await buildLocally(order, o.runner, report, now, signal);
+  const local = await buildLocally(order, runner, report, now, signal, (stepId, run) => observer.stepSettled(stepId, run));
   tally.builtHere.push(...local.built);
   if (local.interrupted) return done(1, 'exit 1: interrupted; the running step was stopped');
   if (local.failed) {
     const { stepId, run } = local.failed;
+    if (run.startError !== null) return done(2, `exit 2: COMMAND could not start (${run.startError}) for step ${stepId}`);
     tally.failed = [{ stepId, peerId: source.peerId, exitCode: run.exitCode, ...(run.logTail ? { logTail: run.logTail } : {}), reason: 'failed here after failing open' }];
     return done(1, `exit 1: step ${stepId} failed here with ${formatExit(run.exitCode)}`);
   }
-  return universe(o, schema, report, now, signal, tally, done);
+  return universe(o, schema, runner, report, now, signal, tally, done);
 }
 
 async function universe(
   o: ParsedPeerOptions,
   schema: SchemaDef,
+  runner: StepRunner,
   report: PeerReport,
   now: () => number,
   signal: AbortSignal,
@@ -249,7 +313,7 @@ async function universe(
     return done(0, 'exit 0: every step resolved; universe skipped (--no-universe)');
   }
   report.event(`universe ${schema.universe} building`);
-  const run = await runTimed(o.runner, { stepId: 'universe', target: schema.universe, phase: 'universe', signal }, now);
+  const run = await runTimed(runner, { stepId: 'universe', target: schema.universe, phase: 'universe', signal }, now);
   tally.universe = { ok: run.ok && !run.aborted, exitCode: run.exitCode, durationMs: run.durationMs };
   if (run.aborted) return done(1, 'exit 1: interrupted during the universe build');
   if (!run.ok) return done(1, `exit 1: universe FAILED with ${formatExit(run.exitCode)} after ${formatDuration(run.durationMs)}${failedNote}`);
@@ -268,8 +332,26 @@ function describeSource(source: ResolvedSource, o: ParsedPeerOptions): string {
   return `${source.repo} ${base}${patchsets}, cache ${o.cacheId}, ${o.pipelineType} pipeline ${source.pipelineName}${o.isolated ? ' (isolated)' : ''}${from}`;
 }
 
-function emptyResult(peerId: string | null): Omit<PeerResult, 'exitCode' | 'problems'> {
-  return { peerId, cohortId: null, mode: 'none', failOpenReason: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
+function emptyResult(peerId: string | null): Omit<PeerResult, 'exitCode' | 'problems' | 'finalLine'> {
+  return { peerId, cohortId: null, mode: 'none', failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
+}
+
+/** Each build in its own collapsible group (GitHub Actions, GitLab CI). */
+function groupedRunner(runner: StepRunner, report: PeerReport): StepRunner {
+  return async (ctx) => {
+    report.groupStart(ctx.phase === 'universe' ? `taskshard: universe ${ctx.target}` : `taskshard: step ${ctx.stepId} (${ctx.target})`);
+    try {
+      return await runner(ctx);
+    } finally {
+      report.groupEnd();
+    }
+  };
+}
+
+/** `wss://host/v1/peer` -> `https://host`, where the authority serves /peer.mjs. */
+function httpBase(server: string): string {
+  const url = new URL(server);
+  return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
 }
 
 function pickWritable(input: unknown, key: 'stdout' | 'stderr'): Writable | null {

@@ -1,7 +1,7 @@
 import { closeCodes } from '../shared/close-codes.js';
 import { cohortPageUrl } from '../shared/dashboard-url.js';
 import { decodeServerMessage } from '../shared/frames.js';
-import type { Abort, Assign, Complete, ErrorMessage, Hello, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
+import type { Abort, Assign, Complete, ErrorMessage, Hello, ServerMessage, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
 import type { SchemaDef, StepDef } from '../shared/schema-file.js';
 import { AuthorityLink, type LinkEnd } from './authority-link.js';
 import { FinishedQueue } from './finished-queue.js';
@@ -36,7 +36,19 @@ export type SessionOutcome =
   | { readonly kind: 'complete'; readonly complete: Complete }
   | { readonly kind: 'shared-failure'; readonly failure: StepUpdate }
   | { readonly kind: 'fail-open'; readonly cause: FailOpenCause; readonly detail: string }
+  /** COMMAND could not start on this peer (e.g. ENOENT): its lease is released with `bye`, not failed. */
+  | { readonly kind: 'cannot-start'; readonly stepId: string; readonly startError: string }
   | { readonly kind: 'interrupted' };
+
+/** Sees what the session sees, for progress lines and the run report; must not throw. */
+export interface SessionObserver {
+  /** Every valid frame from the authority, before the session acts on it. */
+  frame(message: ServerMessage): void;
+  /** A leased step started running here. */
+  stepStarted(stepId: string): void;
+  /** A leased step this peer ran has settled. */
+  stepSettled(stepId: string, run: StepRun): void;
+}
 
 export interface SessionConfig {
   readonly url: string;
@@ -53,6 +65,7 @@ export interface SessionConfig {
   readonly runner: StepRunner;
   readonly report: PeerReport;
   readonly now: () => number;
+  readonly observer?: SessionObserver;
 }
 
 /** A step this peer ran under a lease, with its result. */
@@ -240,6 +253,7 @@ export class PeerSession {
       return;
     }
     this.unreported.observe(message);
+    this.config.observer?.frame(message);
     switch (message.type) {
       case 'welcome':
         return this.onWelcome(message);
@@ -305,12 +319,13 @@ export class PeerSession {
   private start(assign: Assign): void {
     const step = this.steps.get(assign.stepId)!;
     const notes = [step.target, ...(assign.attempt > 1 ? [`attempt ${assign.attempt}`] : []), ...(assign.backup ? ['backup copy'] : [])];
-    this.config.report.event(`step ${step.id} assigned (${notes.join(', ')})`);
+    this.config.report.assignment(`step ${step.id} assigned (${notes.join(', ')})`);
     const controller = new AbortController();
     let settle!: (result: LeasedRun) => void;
     const running: Running = { stepId: step.id, leaseId: assign.leaseId, controller, abortReason: null, promise: new Promise((r) => (settle = r)) };
     // Registered before the runner is called: a runner may trigger an abort synchronously.
     this.running = running;
+    this.config.observer?.stepStarted(step.id);
     const ctx = { stepId: step.id, target: step.target, phase: 'step' as const, signal: controller.signal };
     void runTimed(this.config.runner, ctx, this.config.now).then((run) => settle(this.onStepDone(running, run)));
   }
@@ -319,6 +334,15 @@ export class PeerSession {
     if (this.running === running) this.running = null;
     const { stepId, leaseId } = running;
     const took = formatDuration(run.durationMs);
+    this.config.observer?.stepSettled(stepId, run);
+    if (run.startError !== null && !run.aborted) {
+      // Not a failure of the step: this peer cannot run anything. Release the lease (bye), do not fail it.
+      this.config.report.failure(`step ${stepId} could not start (${run.startError}); releasing it for another peer`, run.logTail);
+      const result = { stepId, leaseId, run };
+      if (this.lifecycle.ended) this.settledAfterEnd = result;
+      this.end({ kind: 'cannot-start', stepId, startError: run.startError });
+      return result;
+    }
     if (run.aborted) {
       this.config.report.event(`step ${stepId} stopped after ${took}: ${running.abortReason ?? 'aborted'}`);
     } else {
@@ -425,6 +449,8 @@ function byeReason(outcome: SessionOutcome): string {
       return `step ${outcome.failure.stepId} failed`;
     case 'fail-open':
       return `failing open: ${outcome.detail}`.slice(0, 2000);
+    case 'cannot-start':
+      return `COMMAND could not start (${outcome.startError}) for step ${outcome.stepId}`;
     case 'interrupted':
       return 'interrupted';
   }

@@ -1,19 +1,21 @@
 import type { CiEnvironment } from './ci-environment.js';
 import { repoUrl } from './ci-environment.js';
 import type { GitFacts } from './git-facts.js';
+import { normalizeRepo } from '../shared/repo-url.js';
 import { toPeerId, withSuffix } from './peer-id.js';
 
 /**
  * Who this peer is and which source state it builds: explicit options first,
  * then the CI environment, then git.
  *
- * The source state (base ref, base sha, change ref, patchsets) is taken as a
- * whole: when the user passes any of `--base-ref`, `--base-sha`,
- * `--change-ref` or `--patchset`, the sha and change ref are exactly what was
- * passed and nothing is guessed for them (a detected HEAD sha would differ per
- * job in a speculative-merge CI and stop peers from sharing). Only a missing
- * base ref is still detected. The repository and the peer id are detected
- * independently.
+ * The change (base sha, change ref, patchsets) is taken as a whole: when the
+ * user passes any of `--base-sha`, `--change-ref` or `--patchset`, the sha and
+ * change ref are exactly what was passed and nothing is guessed for them (a
+ * detected HEAD sha would differ per job in a speculative-merge CI and stop
+ * peers from sharing). `--base-ref` alone only names the branch: the detected
+ * sha is kept, so a later push never joins an earlier run's cohort. The
+ * repository is normalized (`normalizeRepo`) so every spelling of it matches;
+ * it and the peer id are detected independently.
  */
 export interface SourceInput {
   readonly peerId?: string | undefined;
@@ -73,7 +75,7 @@ export function resolveSource(input: SourceInput, facts: SourceFacts): SourceRes
     return g;
   };
 
-  const userSource = input.baseRef !== undefined || input.baseSha !== undefined || input.changeRef !== undefined || input.patchsets.length > 0;
+  const userSource = input.baseSha !== undefined || input.changeRef !== undefined || input.patchsets.length > 0;
   const repo = pick(input.repo, ci?.repo, () => repoUrl(git().remoteUrl));
   const baseRef = pick(input.baseRef, ci?.baseRef, () => git().branch);
   const baseSha = userSource ? (input.baseSha ?? null) : pick(undefined, ci?.baseSha, () => git().headSha);
@@ -94,7 +96,7 @@ export function resolveSource(input: SourceInput, facts: SourceFacts): SourceRes
     ok: true,
     source: {
       peerId,
-      repo,
+      repo: normalizeRepo(repo),
       baseRef,
       baseSha,
       changeRef,

@@ -21,6 +21,12 @@ export interface StepOutcome {
   readonly logTail?: string;
   /** Built, but not in the remote cache (`--verify` failed; see peer/verify.ts): why. Requires `ok: false`. */
   readonly unpublished?: string;
+  /**
+   * Set when the step could not start at all (e.g. `ENOENT`): this peer cannot
+   * build anything, so it releases its lease instead of reporting a failure
+   * that would count against the step.
+   */
+  readonly startError?: string;
 }
 
 /**
@@ -39,6 +45,8 @@ export interface StepRun {
   readonly aborted: boolean;
   /** See {@link StepOutcome.unpublished}; null otherwise. */
   readonly unpublished: string | null;
+  /** The step could not start (e.g. `ENOENT`); see {@link StepOutcome.startError}. */
+  readonly startError: string | null;
 }
 
 const maxDurationMs = limits.maxEstimateSec * 1000 * 4;
@@ -58,10 +66,11 @@ export async function runTimed(runner: StepRunner, ctx: StepContext, now: () => 
   }
   const durationMs = Math.min(Math.max(0, Math.round(now() - startedAtMs)), maxDurationMs);
   if (typeof outcome !== 'object' || outcome === null || typeof outcome.ok !== 'boolean') {
-    return { ok: false, exitCode: null, logTail: 'taskshard: the step runner returned no { ok, exitCode }', durationMs, aborted: ctx.signal.aborted, unpublished: null };
+    return { ok: false, exitCode: null, logTail: 'taskshard: the step runner returned no { ok, exitCode }', durationMs, aborted: ctx.signal.aborted, unpublished: null, startError: null };
   }
   const exitCode = typeof outcome.exitCode === 'number' && Number.isInteger(outcome.exitCode) ? Math.min(Math.max(outcome.exitCode, -1024), 1024) : null;
   const logTail = typeof outcome.logTail === 'string' && outcome.logTail.length > 0 ? outcome.logTail.slice(-limits.maxLogTailChars) : undefined;
   const unpublished = !outcome.ok && typeof outcome.unpublished === 'string' && outcome.unpublished !== '' ? outcome.unpublished : null;
-  return { ok: outcome.ok, exitCode, logTail, durationMs, aborted: ctx.signal.aborted, unpublished };
+  const startError = !outcome.ok && typeof outcome.startError === 'string' && outcome.startError !== '' ? outcome.startError.slice(0, 64) : null;
+  return { ok: outcome.ok, exitCode, logTail, durationMs, aborted: ctx.signal.aborted, unpublished, startError };
 }

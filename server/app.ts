@@ -19,6 +19,7 @@ import { prettyStream } from './http/log-format.js';
 import { ReadModelRunReader } from './http/run-reader.js';
 import { registerRunRoutes } from './http/run-routes.js';
 import { registerRouteAccess } from './http/route-access.js';
+import { answerPlainGetOfPeerPath, registerPeerBundleRoute } from './http/peer-bundle-route.js';
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
 import { registerTaskDirectorRoute } from './http/task-director-socket.js';
 import { registerUpgradeGuard } from './http/upgrade-guard.js';
@@ -154,13 +155,21 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   registerUpgradeGuard(app, { config, metrics, log: app.log });
   app.register(async (scope) => {
     // Token, Origin, Host and connection caps are checked by the upgrade guard before the upgrade: no WebSocket ever exists for a refused one.
-    scope.get('/v1/peer', { websocket: true, config: { access: 'peer' } }, (socket) => {
-      handlePeerSocket(socket, { authority, metrics, config, clock, log: app.log, liveness });
+    scope.route({
+      method: 'GET',
+      url: '/v1/peer',
+      config: { access: 'peer' },
+      // A plain GET (a browser, curl) gets 426 and a sentence saying what to do instead.
+      handler: answerPlainGetOfPeerPath,
+      wsHandler: (socket) => {
+        handlePeerSocket(socket, { authority, metrics, config, clock, log: app.log, liveness, version: deps.version ?? '0.0.0' });
+      },
     });
     // The original Task Director client's protocol; same guard (the old client sends no token: see docs/migrating-from-task-director.md).
     registerTaskDirectorRoute(scope, { authority, metrics, config, clock, log: app.log, liveness });
   });
 
+  registerPeerBundleRoute(app);
   registerApiRoutes(app, {
     authority,
     readModel: store.readModel,

@@ -40,6 +40,45 @@ export type JsonParseResult =
 /** Nesting deeper than this is refused before any recursive walk. */
 export const maxJsonNesting = 64;
 
+/**
+ * Like {@link parseJsonText}, for files people write by hand and other tools
+ * accept the same way (tsconfig.json, turbo.json): comments and trailing
+ * commas are allowed. Everything else is strict JSON, located the same way.
+ */
+export function parseJsoncText(rawText: string): JsonParseResult {
+  const text = rawText.startsWith('\uFEFF') ? rawText.slice(1) : rawText;
+  const depthAt = firstOffsetDeeperThan(text, maxJsonNesting);
+  if (depthAt !== null) {
+    return { ok: false, position: positionAt(text, depthAt), message: `nesting deeper than ${maxJsonNesting} levels` };
+  }
+  const errors: ParseError[] = [];
+  const tree = parseTree(text, errors, { disallowComments: false, allowTrailingComma: true, allowEmptyContent: false });
+  const first = errors[0];
+  if (first || !tree) {
+    return { ok: false, position: first ? positionAt(text, first.offset) : null, message: first ? describeParseError(first) : 'JSON syntax error: no value' };
+  }
+  return { ok: true, doc: documentOf(text, valueOf(tree), tree) };
+}
+
+/** The value of a parse tree, with JSON.parse semantics (`__proto__` is an ordinary own key). */
+function valueOf(node: Node): unknown {
+  switch (node.type) {
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      for (const prop of node.children ?? []) {
+        const [keyNode, valueNode] = prop.children ?? [];
+        if (!keyNode || !valueNode) continue;
+        Object.defineProperty(out, String(keyNode.value), { value: valueOf(valueNode), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
+    case 'array':
+      return (node.children ?? []).map(valueOf);
+    default:
+      return node.value as unknown;
+  }
+}
+
 export function parseJsonText(rawText: string): JsonParseResult {
   const text = rawText.startsWith('\uFEFF') ? rawText.slice(1) : rawText;
   const depthAt = firstOffsetDeeperThan(text, maxJsonNesting);
@@ -61,28 +100,29 @@ export function parseJsonText(rawText: string): JsonParseResult {
     return { ok: false, position: null, message: (err as Error).message };
   }
   const tree = parseTree(text, [], { disallowComments: true, allowTrailingComma: false });
+  return { ok: true, doc: documentOf(text, value, tree) };
+}
+
+function documentOf(text: string, value: unknown, tree: Node | undefined): JsonDocument {
   return {
-    ok: true,
-    doc: {
-      value,
-      locate(path) {
-        if (!tree) return null;
-        const node = findNodeAtLocation(tree, [...path]);
-        if (!node) return null;
-        // For object members, point at the key rather than the value.
-        const at = node.parent?.type === 'property' ? node.parent.offset : node.offset;
-        return positionAt(text, at);
-      },
-      keysInDocumentOrder(path) {
-        const node = tree ? (path.length === 0 ? tree : findNodeAtLocation(tree, [...path])) : undefined;
-        if (!node || node.type !== 'object') return null;
-        return (node.children ?? []).map((prop: Node) => String(prop.children?.[0]?.value));
-      },
-      duplicateKeys() {
-        const found: { path: JsonPath; key: string; offset: number }[] = [];
-        if (tree) collectDuplicateKeys(tree, [], found);
-        return found.map((d) => ({ path: d.path, key: d.key, position: positionAt(text, d.offset) }));
-      },
+    value,
+    locate(path) {
+      if (!tree) return null;
+      const node = findNodeAtLocation(tree, [...path]);
+      if (!node) return null;
+      // For object members, point at the key rather than the value.
+      const at = node.parent?.type === 'property' ? node.parent.offset : node.offset;
+      return positionAt(text, at);
+    },
+    keysInDocumentOrder(path) {
+      const node = tree ? (path.length === 0 ? tree : findNodeAtLocation(tree, [...path])) : undefined;
+      if (!node || node.type !== 'object') return null;
+      return (node.children ?? []).map((prop: Node) => String(prop.children?.[0]?.value));
+    },
+    duplicateKeys() {
+      const found: { path: JsonPath; key: string; offset: number }[] = [];
+      if (tree) collectDuplicateKeys(tree, [], found);
+      return found.map((d) => ({ path: d.path, key: d.key, position: positionAt(text, d.offset) }));
     },
   };
 }
@@ -150,6 +190,12 @@ function firstOffsetDeeperThan(text: string, maxDepth: number): number | null {
       else if (c === 34) inString = false;
     } else if (c === 34) {
       inString = true;
+    } else if (c === 47 && text.charCodeAt(i + 1) === 47) {
+      const eol = text.indexOf('\n', i);
+      i = eol === -1 ? text.length : eol; // a // comment
+    } else if (c === 47 && text.charCodeAt(i + 1) === 42) {
+      const close = text.indexOf('*/', i + 2);
+      i = close === -1 ? text.length : close + 1; // a /* comment */
     } else if (c === 91 || c === 123) {
       if (++depth > maxDepth) return i;
     } else if (c === 93 || c === 125) {

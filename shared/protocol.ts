@@ -66,6 +66,11 @@ export const helloSchema = z.strictObject({
   schema: wireSchemaSchema,
   /** The step this peer is running right now, when resuming. */
   currentStep: z.strictObject({ stepId: safeIdSchema, leaseId: token }).nullable().optional(),
+  /**
+   * Names the group explicitly (`--cohort-key`): peers with the same key, repo,
+   * cache id and schema share, whatever their refs and patchsets. Sent only when set.
+   */
+  cohortKey: name.optional(),
 });
 
 export const stepFinishedSchema = z.strictObject({
@@ -138,6 +143,14 @@ export const welcomeSchema = z.strictObject({
   }),
   /** How often the authority pings; a peer silent for two intervals is treated as gone. */
   pingIntervalMs: count,
+  /** The authority's software (additive): the peer warns when its own version differs. */
+  server: z.strictObject({ name, version: name }).optional(),
+  /**
+   * Why this peer is alone in its cohort when it could have had company (additive),
+   * one sentence each: peers with the same schema id but another digest, or the
+   * same repo and sha but another cache id.
+   */
+  alone: z.array(message).max(8).optional(),
 });
 
 export const assignSchema = z.strictObject({

@@ -65,16 +65,14 @@ export function checkStepGraph(steps: readonly LocatedStep[]): SchemaIssue[] {
     });
   });
 
-  if (issues.length === 0) {
-    const cycle = findCycle(steps.map((s) => s.step), indexById);
-    if (cycle) {
-      const start = steps[cycle.fromIndex]!;
-      issues.push({
-        path: start.needsPath ? [...start.needsPath, cycle.needIndex] : start.path,
-        rule: 'cycle',
-        message: `cycle: ${cycle.ids.join(' -> ')}`,
-      });
-    }
+  // Every cycle, one per strongly connected group of steps, even alongside the problems above.
+  for (const cycle of findCycles(steps.map((l) => l.step), indexById)) {
+    const start = steps[cycle.fromIndex]!;
+    issues.push({
+      path: start.needsPath ? [...start.needsPath, cycle.needIndex] : start.path,
+      rule: 'cycle',
+      message: `cycle: ${cycle.ids.join(' -> ')}`,
+    });
   }
   return issues;
 }
@@ -91,42 +89,87 @@ interface FoundCycle {
   readonly needIndex: number;
 }
 
-/** Iterative three-colour DFS over `needs` edges; returns the first cycle found. */
-function findCycle(steps: readonly StepDef[], indexById: ReadonlyMap<string, number>): FoundCycle | null {
-  const white = 0;
-  const grey = 1;
-  const black = 2;
-  const colour = new Uint8Array(steps.length);
-  const nextNeed = new Uint32Array(steps.length);
+/**
+ * One cycle per strongly connected component (Tarjan, iterative), in O(steps +
+ * edges): a self-need is reported elsewhere, and needs naming unknown steps are
+ * skipped. Each cycle starts at its component's first step in schema order and
+ * is the shortest way back to it (BFS inside the component).
+ */
+function findCycles(steps: readonly StepDef[], indexById: ReadonlyMap<string, number>): FoundCycle[] {
+  const n = steps.length;
+  const edges = steps.map((s, i) => s.needs.map((need) => indexById.get(need)).filter((j): j is number => j !== undefined && j !== i));
+  const index = new Int32Array(n).fill(-1);
+  const low = new Int32Array(n);
+  const onStack = new Uint8Array(n);
+  const component = new Int32Array(n).fill(-1);
   const stack: number[] = [];
-  for (let root = 0; root < steps.length; root++) {
-    if (colour[root] !== white) continue;
-    stack.push(root);
-    colour[root] = grey;
-    while (stack.length > 0) {
-      const node = stack[stack.length - 1]!;
-      const needs = steps[node]!.needs;
-      const j = nextNeed[node]!;
-      if (j >= needs.length) {
-        colour[node] = black;
-        stack.pop();
+  const components: number[][] = [];
+  let counter = 0;
+  for (let root = 0; root < n; root++) {
+    if (index[root] !== -1) continue;
+    const work: [number, number][] = [[root, 0]];
+    while (work.length > 0) {
+      const frame = work[work.length - 1]!;
+      const [v, k] = frame;
+      if (k === 0) {
+        index[v] = low[v] = counter++;
+        stack.push(v);
+        onStack[v] = 1;
+      }
+      const out = edges[v]!;
+      if (k < out.length) {
+        frame[1] = k + 1;
+        const w = out[k]!;
+        if (index[w] === -1) work.push([w, 0]);
+        else if (onStack[w]) low[v] = Math.min(low[v]!, index[w]!);
         continue;
       }
-      nextNeed[node] = j + 1;
-      const child = indexById.get(needs[j]!)!;
-      if (colour[child] === grey) {
-        const from = stack.indexOf(child);
-        const ids = stack.slice(from).map((i) => steps[i]!.id);
-        ids.push(steps[child]!.id);
-        return { ids, fromIndex: node, needIndex: j };
-      }
-      if (colour[child] === white) {
-        colour[child] = grey;
-        stack.push(child);
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent) low[parent[0]] = Math.min(low[parent[0]]!, low[v]!);
+      if (low[v] === index[v]) {
+        const members: number[] = [];
+        let w: number;
+        do {
+          w = stack.pop()!;
+          onStack[w] = 0;
+          component[w] = components.length;
+          members.push(w);
+        } while (w !== v);
+        components.push(members);
       }
     }
   }
-  return null;
+  const cycles: FoundCycle[] = [];
+  for (let c = 0; c < components.length; c++) {
+    const members = components[c]!;
+    if (members.length < 2) continue;
+    const start = Math.min(...members);
+    const previous = new Map<number, number>([[start, -1]]);
+    const queue = [start];
+    let closing: { from: number } | null = null;
+    for (let q = 0; q < queue.length && closing === null; q++) {
+      const u = queue[q]!;
+      for (const w of edges[u]!) {
+        if (component[w] !== c) continue;
+        if (w === start) {
+          closing = { from: u };
+          break;
+        }
+        if (!previous.has(w)) {
+          previous.set(w, u);
+          queue.push(w);
+        }
+      }
+    }
+    if (closing === null) continue; // unreachable: a component of 2+ always has a cycle through each member
+    const path: number[] = [];
+    for (let v = closing.from; v !== -1; v = previous.get(v)!) path.push(v);
+    path.reverse();
+    const from = closing.from;
+    cycles.push({ ids: [...path, start].map((i) => steps[i]!.id), fromIndex: from, needIndex: steps[from]!.needs.indexOf(steps[start]!.id) });
+  }
+  return cycles;
 }
 
 function suggestionText(wanted: string, ids: Iterable<string>): string {

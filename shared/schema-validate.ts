@@ -1,5 +1,5 @@
 import { safeIdSchema } from './ids.js';
-import { formatJsonPath, parseJsonText, type JsonPath, type TextPosition } from './json-text.js';
+import { formatJsonPath, parseJsoncText, type JsonPath, type TextPosition } from './json-text.js';
 import { schemaDigest } from './schema-digest.js';
 import {
   schemaFileEnvelopeSchema,
@@ -64,39 +64,55 @@ export function validateSchemaValue(value: unknown, options: SchemaValueOptions 
   }
 
   const rawSteps = (value as Record<string, unknown>).steps;
-  const located = rawSteps === undefined ? null : normalizeSteps(rawSteps, options, problems);
-  if (located && problems.length === 0) problems.push(...checkStepGraph(located));
+  const normalized = rawSteps === undefined ? null : normalizeSteps(rawSteps, options, problems);
+  // Graph rules run even next to shape problems, over every step that has an id, so one pass shows everything.
+  if (normalized) problems.push(...checkStepGraph(normalized.steps));
+  const located = normalized?.complete ? normalized.steps : null;
   if (problems.length > 0 || !envelope.success || id === undefined || !located) return fail(problems);
 
   const schema: SchemaDef = { id, universe: envelope.data.universe, steps: located.map((l) => l.step) };
   return { ok: true, schema, digest: schemaDigest(schema) };
 }
 
-function normalizeSteps(raw: unknown, options: SchemaValueOptions, problems: LocatedProblem[]): LocatedStep[] | null {
+/** The steps in normalized form; `complete` is false when some had shape problems (then only those with an id are here, for graph checks). */
+interface NormalizedSteps {
+  readonly steps: LocatedStep[];
+  readonly complete: boolean;
+}
+
+function normalizeSteps(raw: unknown, options: SchemaValueOptions, problems: LocatedProblem[]): NormalizedSteps | null {
   if (Array.isArray(raw)) {
     const parsed = stepListSchema.safeParse(raw, { reportInput: true });
-    if (!parsed.success) {
-      problems.push(...problemsFromZod(parsed.error, ['steps']));
-      return null;
+    if (parsed.success) {
+      const steps = parsed.data.map((entry, i) => ({
+        step: toStepDef(entry.id, entry.target, entry.needs ?? [], entry.estimateSec),
+        path: ['steps', i],
+        needsPath: ['steps', i, 'needs'],
+      }));
+      return { steps, complete: true };
     }
-    return parsed.data.map((entry, i) => ({
-      step: toStepDef(entry.id, entry.target, entry.needs ?? [], entry.estimateSec),
-      path: ['steps', i],
-      needsPath: ['steps', i, 'needs'],
-    }));
+    problems.push(...problemsFromZod(parsed.error, ['steps']));
+    const steps: LocatedStep[] = [];
+    raw.forEach((entry: unknown, i) => {
+      if (typeof entry !== 'object' || entry === null) return;
+      const { id, target, needs } = entry as Record<string, unknown>;
+      if (typeof id !== 'string') return;
+      const needList = Array.isArray(needs) && needs.every((n) => typeof n === 'string') ? (needs as string[]) : [];
+      steps.push({ step: toStepDef(id, typeof target === 'string' ? target : '', needList, undefined), path: ['steps', i], needsPath: ['steps', i, 'needs'] });
+    });
+    return { steps, complete: false };
   }
   if (typeof raw === 'object' && raw !== null) {
+    const keys = options.keysInOrder?.(['steps']) ?? Object.keys(raw);
     const parsed = stepMapSchema.safeParse(raw, { reportInput: true });
-    if (!parsed.success) {
-      problems.push(...problemsFromZod(parsed.error, ['steps']));
-      return null;
-    }
-    const keys = options.keysInOrder?.(['steps']) ?? Object.keys(parsed.data);
+    if (!parsed.success) problems.push(...problemsFromZod(parsed.error, ['steps']));
     if (keys.length === 0) {
       problems.push({ path: ['steps'], rule: 'min', message: 'must list at least one step' });
       return null;
     }
-    return keys.map((key) => ({ step: toStepDef(key, parsed.data[key]!, [], undefined), path: ['steps', key], needsPath: null }));
+    const map = raw as Record<string, unknown>;
+    const steps = keys.map((key) => ({ step: toStepDef(key, typeof map[key] === 'string' ? (map[key] as string) : '', [], undefined), path: ['steps', key], needsPath: null }));
+    return { steps, complete: parsed.success };
   }
   problems.push({
     path: ['steps'],
@@ -110,11 +126,18 @@ function toStepDef(id: string, target: string, needs: readonly string[], estimat
   return estimateSec === undefined ? { id, target, needs } : { id, target, needs, estimateSec };
 }
 
-/** Validates schema-file text: JSON syntax (with line:column), duplicate keys, then the schema rules. */
-export function validateSchemaText(text: string, options: { readonly defaultId?: string } = {}): SchemaValidation {
-  const parsed = parseJsonText(text);
+/**
+ * Validates schema-file text: JSON syntax (with line:column; comments and
+ * trailing commas are allowed, as in tsconfig.json), duplicate keys, then the
+ * schema rules. The digest comes from the normalized schema, so formatting and
+ * comments never change it.
+ */
+export function validateSchemaText(text: string, options: { readonly defaultId?: string; readonly fileName?: string } = {}): SchemaValidation {
+  const parsed = parseJsoncText(text);
   if (!parsed.ok) {
-    return { ok: false, problems: [{ path: [], rule: 'json-syntax', message: parsed.message, position: parsed.position }] };
+    const yaml = looksLikeYaml(text, options.fileName);
+    const message = yaml ? `${parsed.message}; schema files are JSON (comments and trailing commas are allowed), and this looks like YAML: convert it to JSON` : parsed.message;
+    return { ok: false, problems: [{ path: [], rule: 'json-syntax', message, position: parsed.position }] };
   }
   const { doc } = parsed;
   const duplicates = doc.duplicateKeys();
@@ -134,6 +157,17 @@ export function validateSchemaText(text: string, options: { readonly defaultId?:
   return { ok: false, problems: result.problems.map((p) => ({ ...p, position: locateNearest(doc.locate, p.path) })) };
 }
 
+/** A `.yaml`/`.yml` name, a `---` document start, or a first line such as `universe: //...`. */
+function looksLikeYaml(text: string, fileName: string | undefined): boolean {
+  if (fileName !== undefined && /\.ya?ml$/i.test(fileName)) return true;
+  const first = text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l !== '' && !l.startsWith('#'));
+  return first !== undefined && (first === '---' || /^[A-Za-z_$][\w$-]*\s*:(\s|$)/.test(first) || /^-\s/.test(first));
+}
+
 /** The position of `path`, or of its nearest existing ancestor (a missing field points at its object). */
 function locateNearest(locate: (path: JsonPath) => TextPosition | null, path: JsonPath): TextPosition | null {
   for (let n = path.length; n >= 0; n--) {
@@ -150,10 +184,10 @@ export function formatSchemaProblem(fileName: string, problem: SchemaProblem): s
   return `${where}: ${path}${problem.message} [${problem.rule}]`;
 }
 
-/** The default schema id for a file: its base name without `.json`. */
+/** The default schema id for a file: its base name without `.json` or `.jsonc`. */
 export function defaultSchemaIdFor(fileName: string): string {
   const base = fileName.split(/[\\/]/).pop() ?? fileName;
-  return base.replace(/\.json$/i, '');
+  return base.replace(/\.jsonc?$/i, '');
 }
 
 /** What a schema file's text amounts to, with every problem as one located line. */
@@ -167,7 +201,8 @@ export type SchemaFileCheck =
 export function checkSchemaFileText(fileName: string, text: string): SchemaFileCheck {
   const meta = /^\s*\{\s*"\$schema"\s*:\s*"(https?:\/\/json-schema\.org\/[^"]*)"/.exec(text);
   if (meta) return { ok: 'json-schema', metaSchema: meta[1]! };
-  const result = validateSchemaText(text, { defaultId: defaultSchemaIdFor(fileName) });
+  // Text from stdin (`<stdin>`) has no file name to take an id from.
+  const result = validateSchemaText(text, fileName === '<stdin>' ? { fileName } : { defaultId: defaultSchemaIdFor(fileName), fileName });
   if (result.ok) return { ok: true, schema: result.schema, digest: result.digest };
   return { ok: false, lines: result.problems.map((p) => formatSchemaProblem(fileName, p)) };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Hello } from '../../shared/protocol.js';
 import { formatJsonPath } from '../../shared/json-text.js';
+import { normalizeRepo } from '../../shared/repo-url.js';
 import { validateSchemaValue } from '../../shared/schema-validate.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import type { Registration } from '../core/records.js';
@@ -26,23 +27,30 @@ export function checkHello(hello: Hello): HelloCheck {
   if (result.digest !== claimed) {
     return { ok: false, message: `schema digest ${claimed} does not match its content (${result.digest}); is the peer a different taskshard version?` };
   }
+  // A cohort key (`--cohort-key`) names the group and stands in for the source state:
+  // peers with the same key, repo, cache id and schema share, whatever their refs and sha.
+  const keyed = hello.cohortKey !== undefined;
   return {
     ok: true,
     schema: result.schema,
     digest: result.digest,
     registration: {
-      repo: hello.repo,
-      baseRef: hello.baseRef,
-      baseSha: hello.baseSha ?? null,
-      patchsets: hello.patchsets,
+      // Every spelling of a repository matches (old peers send it unnormalized).
+      repo: normalizeRepo(hello.repo),
+      baseRef: keyed ? `${cohortKeyPrefix}${hello.cohortKey}` : hello.baseRef,
+      baseSha: keyed ? null : (hello.baseSha ?? null),
+      patchsets: keyed ? [] : hello.patchsets,
       changeRef: hello.changeRef ?? null,
       pipelineName: hello.pipeline.name,
-      pipelineType: hello.pipeline.type,
+      pipelineType: keyed ? 'independent' : hello.pipeline.type,
       isolated: hello.isolated,
       cacheId: hello.cacheId,
     },
   };
 }
+
+/** How a cohort key shows as the base ref of a registration (git refs cannot contain `:`). */
+export const cohortKeyPrefix = 'cohort-key:';
 
 /** A fresh random resume token and its hash. */
 export function freshToken(): TokenPair {

@@ -20,8 +20,8 @@ function encode(message: ServerMessage): string {
   }
   return json;
 }
-/** What a peer socket needs from the app. */
-export type PeerSocketDeps = SocketDeps;
+/** What a peer socket needs from the app; `version` goes out in every welcome so peers can warn on a mismatch. */
+export type PeerSocketDeps = SocketDeps & { readonly version: string };
 
 /**
  * One protocol-v1 connection on `GET /v1/peer`: frames in, zod-validated, turned
@@ -94,7 +94,9 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
     {
       deliver(session, effect) {
         const delivery = v1Delivery(effect);
-        for (const message of delivery.messages) session.write(encode(message));
+        for (const message of delivery.messages) {
+          session.write(message.type === 'welcome' ? JSON.stringify({ ...message, server: { name: 'taskshard', version: deps.version } }) : encode(message));
+        }
         if (delivery.close) session.closeNow(delivery.close.code, delivery.close.reason);
       },
       onText(session, text) {

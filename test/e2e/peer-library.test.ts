@@ -127,7 +127,7 @@ describe('taskshard peer: usage and schema errors exit 2', () => {
 
     const missing = runCli(['peer', '--server', 'ws://127.0.0.1:1', '--schema', schema, '--', 'true'], { env });
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("required option '--cache-id <id>' not specified");
+    expect(missing.stderr).toContain('taskshard peer: missing required option: --cache-id (or TASKSHARD_CACHE_ID)');
 
     // Outside CI and outside a git repository nothing names the repo or the base ref.
     const undetectable = runCli(['peer', '--server', 'ws://127.0.0.1:1', '--schema', schema, '--cache-id', 'c', '--', 'true'], { env, cwd: dir.path });

@@ -128,11 +128,11 @@ describe('taskshard peer with a real authority', () => {
 
     const strict = startPeer({ name: 't2', server: auth.wsUrl, schema, script, args: ['--token', 'wrong-token-0123456789', '--strict'] });
     expect(await strict.exit()).toBe(2);
-    expect(strict.stdout).toMatch(/exit 2 \(--strict\): the authority refused this peer's token \(HTTP 401\)/);
+    expect(strict.stdout).toMatch(/exit 2 \(--strict\): the authority refused this peer's token \(HTTP 401: missing or wrong peer token/);
 
     const open = startPeer({ name: 't3', server: auth.wsUrl, schema, script, args: ['--token', 'wrong-token-0123456789'] });
     expect(await open.exit()).toBe(0);
-    expect(open.stdout).toMatch(/WARNING: FAILING OPEN: the authority refused this peer's token \(HTTP 401\)/);
+    expect(open.stdout).toMatch(/WARNING: FAILING OPEN: the authority refused this peer's token \(HTTP 401: missing or wrong peer token/);
     const lines = readStepLog(log);
     expect(lines.filter((l) => l.event === 'done' && l.phase === 'step' && l.peer === 't3').length).toBe(6);
     expect(lines.some((l) => l.peer === 't2')).toBe(false);

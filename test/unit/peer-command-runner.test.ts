@@ -70,11 +70,11 @@ describe('createCommandRunner', () => {
     expect(outcome.logTail!.endsWith('line 1999\nthe error\n')).toBe(true);
   });
 
-  it('a command that cannot start is a failed step, not a crash', async () => {
+  it('a command that cannot start says so on its first line and carries the start error, not a crash', async () => {
     const runner = createCommandRunner({ command: '/no/such/taskshard-binary', args: [] });
     const run = await runTimed(runner, ctx(), () => performance.now());
-    expect(run).toMatchObject({ ok: false, exitCode: null, aborted: false });
-    expect(run.logTail).toContain('cannot run /no/such/taskshard-binary: spawn /no/such/taskshard-binary ENOENT');
+    expect(run).toMatchObject({ ok: false, exitCode: null, aborted: false, startError: 'ENOENT' });
+    expect(run.logTail!.split('\n')[0]).toBe('taskshard: /no/such/taskshard-binary could not start (ENOENT): spawn /no/such/taskshard-binary ENOENT');
   });
 
   it('abort kills the whole process group, including a grandchild that ignores SIGTERM', async () => {

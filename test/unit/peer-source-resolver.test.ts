@@ -43,7 +43,7 @@ describe('resolveSource', () => {
       ok: true,
       source: {
         peerId: 'gh-9001-1-build-a1b2c3',
-        repo: 'https://github.com/acme/mono',
+        repo: 'github.com/acme/mono',
         baseRef: 'main',
         baseSha: '0123456789abcdef0123456789abcdef01234567',
         changeRef: 'refs/pull/42/merge',
@@ -71,12 +71,19 @@ describe('resolveSource', () => {
     expect(onlyChange.ok && onlyChange.source).toMatchObject({ baseRef: 'main', baseSha: null, changeRef: 'refs/changes/9/1', patchsets: ['refs/changes/9/1'] });
   });
 
+  it('an explicit --base-ref alone keeps the detected sha (a later push never joins an earlier run)', () => {
+    const fromCi = resolveSource({ baseRef: 'main', patchsets: [] }, facts({ ci: github }));
+    expect(fromCi.ok && fromCi.source).toMatchObject({ baseRef: 'main', baseSha: '0123456789abcdef0123456789abcdef01234567', changeRef: 'refs/pull/42/merge' });
+    const fromGit = resolveSource({ baseRef: 'release', patchsets: [] }, facts());
+    expect(fromGit.ok && fromGit.source).toMatchObject({ baseRef: 'release', baseSha: 'cafebabecafebabecafebabecafebabecafebabe' });
+  });
+
   it('falls back to git outside CI, and makes a unique default peer id', () => {
     const f = facts();
     const r = resolveSource({ patchsets: [] }, f);
     expect(r.ok && r.source).toMatchObject({
       peerId: 'build-box.local-4242-a1b2c3',
-      repo: 'git@example.com:acme/mono.git',
+      repo: 'example.com/acme/mono',
       baseRef: 'feature',
       baseSha: 'cafebabecafebabecafebabecafebabecafebabe',
       changeRef: null,

@@ -78,7 +78,7 @@ describe('valid schema files', () => {
 describe('invalid schema files give one located line per problem', () => {
   const cases: { name: string; raw: string; expected: RegExp }[] = [
     { name: 'JSON syntax error with line and column', raw: '{\n  "universe": "//u",\n  "steps": [\n    {"id": "a" "target": "//a"}\n  ]\n}', expected: /^x\.json:4:16: JSON syntax error: comma expected \[json-syntax\]$/ },
-    { name: 'trailing comma', raw: '{"universe":"//u","steps":[{"id":"a","target":"//a"},]}', expected: /^x\.json:1:54: JSON syntax error: trailing comma/ },
+    { name: 'missing comma', raw: '{"universe":"//u" "steps":[{"id":"a","target":"//a"}]}', expected: /^x\.json:1:19: JSON syntax error: comma expected/ },
     { name: 'truncated file', raw: '{"universe":"//u","steps":[', expected: /^x\.json:1:\d+: JSON syntax error: .*expected \[json-syntax\]$/ },
     { name: 'top level not an object', raw: '[1,2]', expected: /^x\.json:1:1: \(root\): expected an object with "universe" and "steps", got an array \[type\]$/ },
     { name: 'missing universe', raw: text({ id: 'a', steps: [{ id: 'a', target: '//a' }] }), expected: /^x\.json:1:1: universe: is required \[required\]$/ },
@@ -131,5 +131,63 @@ describe('invalid schema files give one located line per problem', () => {
     expect(result.problems).toHaveLength(1);
     expect(result.problems[0]!.rule).toBe('cycle');
     expect(result.problems[0]!.message.split(' -> ')).toHaveLength(n + 1);
+  });
+});
+
+describe('schema files as people write them', () => {
+  it('accepts comments and trailing commas (JSONC); the digest ignores formatting and comments', () => {
+    const plain = validateSchemaText(text(listForm));
+    const jsonc = validateSchemaText(
+      [
+        '// the shared steps of our monorepo',
+        '{',
+        '  "id": "mono", /* the cohort id */',
+        '  "universe": "//my_universe/...",',
+        '  "steps": [',
+        '    { "id": "common", "target": "//my_universe/common/...", "estimateSec": 600, },',
+        '    { "id": "planning", "target": "//my_universe/planning/...", "needs": ["common",], },',
+        '    { "id": "perception", "target": "//my_universe/perception/..." },',
+        '    { "id": "test", "target": "//my_universe/test/..." }, // last',
+        '  ],',
+        '}',
+      ].join('\n'),
+    );
+    expect(plain.ok && jsonc.ok).toBe(true);
+    if (!plain.ok || !jsonc.ok) return;
+    expect(jsonc.digest).toBe(plain.digest);
+    expect(jsonc.schema).toEqual(plain.schema);
+  });
+
+  it('a __proto__ key in JSONC is an ordinary key (and an unknown field), never a prototype', () => {
+    const result = validateSchemaText('{ "__proto__": { "polluted": true }, "universe": "//u", "steps": [{ "id": "a", "target": "//a" },] }', { defaultId: 'x' });
+    expect(problemLines(result).join('\n')).toMatch(/__proto__/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('a YAML file gets a hint that schema files are JSON', () => {
+    const lines = problemLines(validateSchemaText('universe: //u/...\nsteps:\n  - id: a\n', { defaultId: 'x' }));
+    expect(lines[0]).toMatch(/schema files are JSON \(comments and trailing commas are allowed\), and this looks like YAML: convert it to JSON \[json-syntax\]$/);
+    const byName = problemLines(validateSchemaText('{', { defaultId: 'x', fileName: 'ci/taskshard.yaml' }));
+    expect(byName[0]).toMatch(/looks like YAML/);
+  });
+
+  it('reports every cycle and every graph problem, even next to shape errors', () => {
+    const result = validateSchemaValue({
+      id: 'many',
+      universe: '//u',
+      steps: [
+        { id: 'a', target: '//a', needs: ['b'] },
+        { id: 'b', target: '//b', needs: ['a'] },
+        { id: 'c', target: '//c', needs: ['d'] },
+        { id: 'd', target: '//d', needs: ['e', 'zzz'] },
+        { id: 'e', target: 5, needs: ['c'] },
+      ],
+    });
+    const rules = result.ok ? [] : result.problems.map((p) => `${p.rule}: ${p.message}`);
+    expect(rules).toContain('type: expected string, got number 5');
+    expect(rules).toContain('unknown-need: unknown step "zzz"');
+    expect(rules).toContain('cycle: cycle: a -> b -> a');
+    expect(rules).toContain('cycle: cycle: c -> d -> e -> c');
+    expect(rules).toHaveLength(4);
   });
 });

@@ -1,0 +1,192 @@
+import type { ServerMessage } from '../shared/protocol.js';
+import type { StepDef } from '../shared/schema-file.js';
+import { formatDuration } from './report.js';
+import type { SessionObserver } from './session.js';
+import type { StepRun } from './step-runner.js';
+
+/**
+ * What happened to every step, as this peer saw it, for `--report FILE`
+ * (JSON) and the GitHub step summary (a markdown table). "Waited" is time this
+ * peer spent idle while the step was running elsewhere (from `wait` frames).
+ */
+
+export type StepOutcomeName = 'succeeded' | 'failed' | 'stopped' | 'not-run';
+
+export interface StepRecord {
+  stepId: string;
+  target: string;
+  outcome: StepOutcomeName;
+  /** Who built (or failed) it; null when reused from memo or not run. */
+  builtBy: string | null;
+  builtHere: boolean;
+  fromMemo: boolean;
+  durationMs: number | null;
+  exitCode: number | null;
+  waitedMs: number;
+}
+
+export interface FailOpenRecord {
+  /** `unreachable`, `unauthorized` (token refused), `refused` (path, protocol, peer), `gone`, `untrusted`, `cancelled`. */
+  readonly cause: string;
+  readonly reason: string;
+}
+
+export interface RunReportJson {
+  readonly format: 'taskshard-peer-report/1';
+  readonly version: string;
+  readonly serverVersion: string | null;
+  readonly peerId: string | null;
+  readonly cohortId: string | null;
+  readonly cohortPeers: number | null;
+  readonly schema: { readonly id: string; readonly digest: string };
+  readonly source: { readonly repo: string; readonly baseRef: string; readonly baseSha: string | null; readonly patchsets: readonly string[]; readonly cohortKey: string | null } | null;
+  readonly mode: 'shared' | 'local' | 'none';
+  readonly exitCode: number;
+  readonly finalLine: string;
+  readonly failOpen: FailOpenRecord | null;
+  readonly steps: readonly StepRecord[];
+  readonly totals: {
+    readonly steps: number;
+    readonly builtHere: number;
+    readonly builtByOthers: number;
+    readonly fromMemo: number;
+    readonly failed: number;
+    readonly savedSec: number;
+    readonly waitedMs: number;
+    readonly wallMs: number;
+  };
+  readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number } | null;
+}
+
+export class RunRecord implements SessionObserver {
+  readonly steps = new Map<string, StepRecord>();
+  cohortId: string | null = null;
+  cohortPeers: number | null = null;
+  serverVersion: string | null = null;
+  private idleSinceMs: number | null = null;
+  private heldByOthers: readonly string[] = [];
+  private waitedMs = 0;
+  private readonly startedAtMs: number;
+
+  constructor(
+    steps: readonly StepDef[],
+    private readonly peerId: string,
+    private readonly now: () => number,
+  ) {
+    for (const s of steps) this.steps.set(s.id, { stepId: s.id, target: s.target, outcome: 'not-run', builtBy: null, builtHere: false, fromMemo: false, durationMs: null, exitCode: null, waitedMs: 0 });
+    this.startedAtMs = now();
+  }
+
+  frame(message: ServerMessage): void {
+    switch (message.type) {
+      case 'welcome':
+        this.cohortId = message.cohort.id;
+        this.cohortPeers = message.cohort.peers;
+        this.serverVersion = message.server?.version ?? this.serverVersion;
+        for (const s of message.cohort.succeeded) this.resolve(s.stepId, { outcome: 'succeeded', builtBy: s.peerId, fromMemo: s.fromMemo, builtHere: s.peerId === this.peerId });
+        return;
+      case 'wait':
+        this.endIdle();
+        this.idleSinceMs = this.now();
+        this.heldByOthers = message.running.map((r) => r.stepId);
+        return;
+      case 'assign':
+      case 'complete':
+        this.endIdle();
+        return;
+      case 'step.update':
+        if (message.state === 'succeeded' || message.state === 'failed') {
+          this.resolve(message.stepId, {
+            outcome: message.state,
+            builtBy: message.peerId,
+            fromMemo: message.fromMemo,
+            builtHere: message.peerId === this.peerId,
+            ...(message.durationMs === undefined ? {} : { durationMs: message.durationMs }),
+            ...(message.exitCode === undefined ? {} : { exitCode: message.exitCode }),
+          });
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  stepStarted(): void {
+    this.endIdle();
+  }
+
+  stepSettled(stepId: string, run: StepRun): void {
+    const outcome: StepOutcomeName = run.aborted ? 'stopped' : run.ok ? 'succeeded' : 'failed';
+    const current = this.steps.get(stepId);
+    // A stopped copy (superseded) does not overwrite what the winner recorded.
+    if (outcome === 'stopped' && current && current.outcome !== 'not-run') return;
+    this.resolve(stepId, { outcome, builtBy: this.peerId, builtHere: true, fromMemo: false, durationMs: run.durationMs, exitCode: run.exitCode });
+  }
+
+  /** The run is over: idle time so far counts. */
+  finish(): void {
+    this.endIdle();
+  }
+
+  toJson(input: Omit<RunReportJson, 'format' | 'steps' | 'totals' | 'cohortId' | 'cohortPeers' | 'serverVersion' | 'peerId'> & { readonly peerId: string | null; readonly savedSec: number }): RunReportJson {
+    const steps = [...this.steps.values()];
+    const { savedSec, ...rest } = input;
+    return {
+      format: 'taskshard-peer-report/1',
+      ...rest,
+      serverVersion: this.serverVersion,
+      cohortId: this.cohortId,
+      cohortPeers: this.cohortPeers,
+      steps,
+      totals: {
+        steps: steps.length,
+        builtHere: steps.filter((s) => s.builtHere && s.outcome === 'succeeded').length,
+        builtByOthers: steps.filter((s) => !s.builtHere && !s.fromMemo && s.outcome === 'succeeded').length,
+        fromMemo: steps.filter((s) => s.fromMemo).length,
+        failed: steps.filter((s) => s.outcome === 'failed').length,
+        savedSec,
+        waitedMs: this.waitedMs,
+        wallMs: Math.round(this.now() - this.startedAtMs),
+      },
+    };
+  }
+
+  private resolve(stepId: string, patch: Partial<StepRecord>): void {
+    const current = this.steps.get(stepId);
+    if (current) Object.assign(current, patch);
+  }
+
+  private endIdle(): void {
+    if (this.idleSinceMs === null) return;
+    const ms = Math.max(0, Math.round(this.now() - this.idleSinceMs));
+    this.waitedMs += ms;
+    for (const id of this.heldByOthers) {
+      const s = this.steps.get(id);
+      if (s) s.waitedMs += ms;
+    }
+    this.idleSinceMs = null;
+    this.heldByOthers = [];
+  }
+}
+
+/** The GitHub step summary: a headline and one table row per step. */
+export function stepSummaryMarkdown(report: RunReportJson): string {
+  const t = report.totals;
+  const lines = [
+    `### taskshard: ${report.exitCode === 0 ? 'passed' : 'FAILED'} (exit ${report.exitCode}) — schema \`${report.schema.id}\`${report.cohortId ? `, cohort \`${report.cohortId}\`` : ''}`,
+    '',
+    report.failOpen ? `> **Failed open** (${report.failOpen.cause}): ${report.failOpen.reason}. Nothing was shared.\n` : '',
+    `Built here ${t.builtHere} · by others ${t.builtByOthers} · from memo ${t.fromMemo} · failed ${t.failed} · waited ${formatDuration(t.waitedMs)} · time saved ${formatDuration(t.savedSec * 1000)}`,
+    '',
+    '| step | outcome | built by | duration | waited |',
+    '|---|---|---|---|---|',
+    ...report.steps.map((s) => {
+      const by = s.fromMemo ? 'memo' : s.builtBy === null ? '—' : s.builtHere ? `**${s.builtBy}** (here)` : s.builtBy;
+      return `| \`${s.stepId}\` | ${s.outcome} | ${by} | ${s.durationMs === null ? '—' : formatDuration(s.durationMs)} | ${s.waitedMs === 0 ? '—' : formatDuration(s.waitedMs)} |`;
+    }),
+    '',
+    `\`${report.finalLine}\``,
+    '',
+  ];
+  return lines.filter((l, i) => !(l === '' && lines[i - 1] === '')).join('\n');
+}

@@ -1,0 +1,69 @@
+import { writeFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { endPeerWorkspace, newPeerWorkspace, startAuthority, startPeer, type PeerWorkspace, type Proc } from '../helpers/peer-e2e.js';
+
+/** Source state you can trust, through the real CLI: the sha is kept, repo spellings match, --cohort-key names the group. */
+
+let ws: PeerWorkspace;
+beforeEach(() => {
+  ws = newPeerWorkspace('taskshard-peer-source-', 2);
+});
+afterEach(() => endPeerWorkspace(ws));
+
+const cohortOf = async (p: Proc): Promise<string> => (await p.line(/joined cohort (c_[\w-]+)/))[1]!;
+const githubPush = (sha: string): NodeJS.ProcessEnv => ({
+  GITHUB_ACTIONS: 'true',
+  GITHUB_RUN_ID: sha.slice(0, 4),
+  GITHUB_JOB: 'build',
+  GITHUB_REPOSITORY: 'acme/mono',
+  GITHUB_SERVER_URL: 'https://github.com',
+  GITHUB_REF_NAME: 'main',
+  GITHUB_SHA: sha,
+});
+
+describe('source state you can trust', () => {
+  it('--base-ref main (as the quick start shows) keeps the sha detected in GitHub Actions: a later push never joins the earlier run', async () => {
+    const auth = await startAuthority({ db: ws.dir.file('a.db') });
+    // startPeer passes --repo and --base-ref main explicitly.
+    const first = startPeer({ name: 'push1', server: auth.wsUrl, schema: ws.schema, script: ws.script, env: githubPush('1111111111111111111111111111111111111111') });
+    expect(await first.exit()).toBe(0);
+    expect(first.stdout).toMatch(/example\.com\/acme\/mono main@111111111111/);
+    const second = startPeer({ name: 'push2', server: auth.wsUrl, schema: ws.schema, script: ws.script, env: githubPush('2222222222222222222222222222222222222222') });
+    expect(await second.exit()).toBe(0);
+    expect(await cohortOf(second)).not.toBe(await cohortOf(first));
+    expect(second.stdout).toMatch(/built here 2/);
+    expect(second.stdout).not.toMatch(/NO BASE SHA/);
+  });
+
+  it('every spelling of one repository joins one cohort', async () => {
+    const auth = await startAuthority({ db: ws.dir.file('b.db') });
+    const spellings = ['https://example.com/acme/mono', 'https://example.com/acme/mono.git', 'git@example.com:acme/mono.git', 'HTTPS://Example.com/acme/mono/'];
+    const peers = spellings.map((repo, i) => startPeer({ name: `sp${i}`, server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--repo', repo, '--base-sha', 'abc1234'], env: { GATE: ws.gate } }));
+    const cohorts = await Promise.all(peers.map(cohortOf));
+    expect(new Set(cohorts).size).toBe(1);
+    writeFileSync(ws.gate, '');
+    expect(await Promise.all(peers.map((p) => p.exit()))).toEqual([0, 0, 0, 0]);
+  });
+
+  it('--cohort-key names the group: peers with the same key share whatever their refs; other keys do not', async () => {
+    const auth = await startAuthority({ db: ws.dir.file('c.db') });
+    const keyed = (name: string, key: string, extra: string[]) =>
+      startPeer({ name, server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--cohort-key', key, ...extra], env: { GATE: ws.gate } });
+    const a = keyed('k1', 'run-77', ['--patchset', 'refs/changes/1/1']);
+    const b = keyed('k2', 'run-77', ['--base-sha', 'def4567', '--patchset', 'refs/changes/2/1']);
+    const c = keyed('k3', 'run-78', []);
+    const [ca, cb, cc] = await Promise.all([a, b, c].map(cohortOf));
+    expect(ca).toBe(cb);
+    expect(cc).not.toBe(ca);
+    expect(a.stdout).not.toMatch(/NO BASE SHA/); // the key names the group: no warning
+    writeFileSync(ws.gate, '');
+    expect(await Promise.all([a, b, c].map((p) => p.exit()))).toEqual([0, 0, 0]);
+  });
+
+  it('an independent peer without a base sha warns loudly', async () => {
+    const auth = await startAuthority({ db: ws.dir.file('d.db') });
+    const peer = startPeer({ name: 'nosha', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--patchset', 'refs/pull/1/head'] });
+    expect(await peer.exit()).toBe(0);
+    expect(peer.stdout).toMatch(/WARNING: NO BASE SHA: this job shares only with jobs that are running right now, never with a finished run/);
+  });
+});
