@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../../shared/error-codes.js';
 import type { CompleteSummary } from '../../shared/protocol.js';
 import type { AbortWhy, CohortOutcome, LeaseEnd, StepFailCause } from './causes.js';
+import type { AloneReason } from './cohort-matcher.js';
 import type { StepStatus } from './step-status.js';
 
 /**
@@ -119,7 +120,17 @@ export type CoreStat =
 
 export type Effect =
   /** A hello was accepted: the peer joined a cohort or resumed its registration. */
-  | { readonly kind: 'joined'; readonly connId: ConnId; readonly peerId: string; readonly resumeToken: string; readonly resumed: boolean; readonly cohort: CohortView; readonly pingIntervalMs: number }
+  | {
+      readonly kind: 'joined';
+      readonly connId: ConnId;
+      readonly peerId: string;
+      readonly resumeToken: string;
+      readonly resumed: boolean;
+      readonly cohort: CohortView;
+      readonly pingIntervalMs: number;
+      /** Alone in a new cohort: why it could have had company (cohort-matcher.ts). */
+      readonly alone?: readonly AloneReason[];
+    }
   /** A lease for the connection's peer. */
   | { readonly kind: 'granted'; readonly connId: ConnId; readonly cohortId: string; readonly stepId: string; readonly leaseId: string; readonly attempt: number; readonly backup: boolean }
   /** Nothing to run yet. */

@@ -2,6 +2,7 @@ import type { LeaseLossWhy } from './causes.js';
 import { Cohort } from './cohort.js';
 import { sendComplete } from './cohort-lifecycle.js';
 import type { CoreTx } from './core-tx.js';
+import type { AloneReason } from './cohort-matcher.js';
 import type { ConnId, Effect } from './effects.js';
 import { transitionPeer } from './peer-status.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
@@ -107,7 +108,7 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
   tx.peer(record);
   tx.event(cohort.id, 'peer.joined', { peerId: input.peerId, detail: `${cohort.members.size} peers` });
   if (input.currentStep) adoptOrphan(state, tx, cohort, peer, input.currentStep);
-  tx.emit(joined(state, cohort, peer, input.connId, input.freshToken.token, false));
+  tx.emit(joined(state, cohort, peer, input.connId, input.freshToken.token, false, whyAlone(state, cohort, input)));
   if (cohort.record.status !== 'open') sendComplete(state, tx, cohort, peer);
   tx.dirty.add(cohort);
 }
@@ -189,7 +190,26 @@ function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Coh
   return cohort;
 }
 
-function joined(state: SchedulerState, cohort: Cohort, peer: PeerState, connId: ConnId, resumeToken: string, resumed: boolean): Effect {
+/**
+ * When the joiner is alone in its cohort, why it could have had company: one
+ * reason per group of open cohorts that differ from it in one fixable way,
+ * with the number of active peers in them (worded by the transport).
+ */
+function whyAlone(state: SchedulerState, cohort: Cohort, input: HelloInput): AloneReason[] {
+  if (state.activeMembers(cohort) !== 1) return [];
+  const groups = new Map<string, AloneReason>();
+  for (const found of state.matcher.companyElsewhere(input.registration, input.schema.id, input.digest)) {
+    const peers = state.activeMembers(found.cohort);
+    if (peers === 0) continue;
+    const { cohort: _c, ...difference } = found;
+    const key = JSON.stringify(difference);
+    const seen = groups.get(key);
+    groups.set(key, { ...difference, peers: (seen?.peers ?? 0) + peers });
+  }
+  return [...groups.values()].slice(0, 8);
+}
+
+function joined(state: SchedulerState, cohort: Cohort, peer: PeerState, connId: ConnId, resumeToken: string, resumed: boolean, alone: readonly AloneReason[] = []): Effect {
   return {
     kind: 'joined',
     connId,
@@ -204,6 +224,7 @@ function joined(state: SchedulerState, cohort: Cohort, peer: PeerState, connId: 
       succeeded: cohort.ordered.flatMap((s) => (s.status === 'succeeded' ? [{ stepId: s.stepId, peerId: s.builtBy, fromMemo: s.fromMemo }] : [])),
     },
     pingIntervalMs: state.config.pingIntervalMs,
+    ...(alone.length > 0 ? { alone: [...alone] } : {}),
   };
 }
 

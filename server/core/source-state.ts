@@ -5,6 +5,17 @@ import type { Registration, RepoRef } from './records.js';
  * core needs no hashing; the store may hash them if it wants shorter keys.
  */
 
+/**
+ * How a cohort key (`--cohort-key`) shows as the base ref of a registration;
+ * git refs cannot contain `:`, so no branch looks like one.
+ */
+export const cohortKeyRefPrefix = 'cohort-key:';
+
+/** Whether the registration names its group with a cohort key instead of a source state. */
+export function isCohortKeyed(reg: Pick<Registration, 'baseRef'>): boolean {
+  return reg.baseRef.startsWith(cohortKeyRefPrefix);
+}
+
 /** Patchsets as a set: sorted, without repeats. */
 export function patchsetSet(patchsets: readonly string[]): string[] {
   return [...new Set(patchsets)].sort();

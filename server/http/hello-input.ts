@@ -6,6 +6,7 @@ import { validateSchemaValue } from '../../shared/schema-validate.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import type { Registration } from '../core/records.js';
 import type { TokenPair } from '../core/core-types.js';
+import { cohortKeyRefPrefix } from '../core/source-state.js';
 import { hashToken } from './auth.js';
 
 /**
@@ -37,7 +38,7 @@ export function checkHello(hello: Hello): HelloCheck {
     registration: {
       // Every spelling of a repository matches (old peers send it unnormalized).
       repo: normalizeRepo(hello.repo),
-      baseRef: keyed ? `${cohortKeyPrefix}${hello.cohortKey}` : hello.baseRef,
+      baseRef: keyed ? `${cohortKeyRefPrefix}${hello.cohortKey}` : hello.baseRef,
       baseSha: keyed ? null : (hello.baseSha ?? null),
       patchsets: keyed ? [] : hello.patchsets,
       changeRef: hello.changeRef ?? null,
@@ -48,9 +49,6 @@ export function checkHello(hello: Hello): HelloCheck {
     },
   };
 }
-
-/** How a cohort key shows as the base ref of a registration (git refs cannot contain `:`). */
-export const cohortKeyPrefix = 'cohort-key:';
 
 /** A fresh random resume token and its hash. */
 export function freshToken(): TokenPair {

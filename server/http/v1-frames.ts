@@ -2,6 +2,7 @@ import { closeCodes } from '../../shared/close-codes.js';
 import { errorCodes } from '../../shared/error-codes.js';
 import { protocolVersion, type ServerMessage } from '../../shared/protocol.js';
 import { describeStepChangeCause } from '../core/causes.js';
+import type { AloneReason } from '../core/cohort-matcher.js';
 import { refusalCode, type ConnId, type Effect } from '../core/effects.js';
 import { describeRefusal } from './refusal-text.js';
 
@@ -31,6 +32,7 @@ export function v1Delivery(effect: Effect): V1Delivery {
         resumed: effect.resumed,
         cohort: { ...effect.cohort, succeeded: effect.cohort.succeeded.map((s) => ({ ...s })) },
         pingIntervalMs: effect.pingIntervalMs,
+        ...(effect.alone && effect.alone.length > 0 ? { alone: effect.alone.map(describeAloneReason) } : {}),
       });
     case 'granted':
       return one({ type: 'assign', cohortId: effect.cohortId, stepId: effect.stepId, leaseId: effect.leaseId, attempt: effect.attempt, backup: effect.backup });
@@ -91,4 +93,18 @@ export function v1MessagesFor(effects: readonly Effect[], connId: ConnId): Serve
     if (e.kind === 'step-changed' ? e.connIds.includes(connId) : 'connId' in e && e.connId === connId) out.push(...v1Delivery(e).messages);
   }
   return out;
+}
+
+/** One sentence for the welcome's `alone` list: who the peer could have shared with, and what differs. */
+export function describeAloneReason(reason: AloneReason): string {
+  const peers = `${reason.peers} ${reason.peers === 1 ? 'peer' : 'peers'}`;
+  const short = (digest: string): string => `${digest.replace(/^sha256:/, '').slice(0, 12)}…`;
+  switch (reason.kind) {
+    case 'other-digest':
+      return `${peers} with schema ${reason.schemaId} on the same repo and sources have digest ${short(reason.digest)}, yours is ${short(reason.yours)} (the schema files differ)`;
+    case 'other-cache':
+      return `${peers} on the same repo and sha use cache id ${reason.cacheId}, yours is ${reason.yours}`;
+    case 'other-pipeline-type':
+      return `${peers} on the same repo and sha run ${reason.pipelineType === 'independent' ? 'an' : 'a'} ${reason.pipelineType} pipeline, yours is ${reason.yours}`;
+  }
 }

@@ -60,10 +60,33 @@ describe('source state you can trust', () => {
     expect(await Promise.all([a, b, c].map((p) => p.exit()))).toEqual([0, 0, 0]);
   });
 
-  it('an independent peer without a base sha warns loudly', async () => {
+  it('an independent peer without a base sha warns loudly and never joins a finished cohort', async () => {
     const auth = await startAuthority({ db: ws.dir.file('d.db') });
-    const peer = startPeer({ name: 'nosha', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--patchset', 'refs/pull/1/head'] });
-    expect(await peer.exit()).toBe(0);
-    expect(peer.stdout).toMatch(/WARNING: NO BASE SHA: this job shares only with jobs that are running right now, never with a finished run/);
+    const first = startPeer({ name: 'nosha1', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--patchset', 'refs/pull/1/head'] });
+    expect(await first.exit()).toBe(0);
+    expect(first.stdout).toMatch(/WARNING: NO BASE SHA: this job shares only with jobs that are running right now, never with a finished run/);
+    // A later push to the same branch looks the same without a sha: it must build, not be told "complete".
+    const later = startPeer({ name: 'nosha2', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--patchset', 'refs/pull/1/head'] });
+    expect(await later.exit()).toBe(0);
+    expect(await cohortOf(later)).not.toBe(await cohortOf(first));
+    expect(later.stdout).toMatch(/built here 2/);
+  });
+
+  it('a peer left alone is told why: another schema digest, or another cache id, on the same repo and sha', async () => {
+    const auth = await startAuthority({ db: ws.dir.file('e.db') });
+    const args = ['--base-sha', 'abc1234'];
+    const a = startPeer({ name: 'al1', server: auth.wsUrl, schema: ws.schema, script: ws.script, args, env: { GATE: ws.gate } });
+    const b = startPeer({ name: 'al2', server: auth.wsUrl, schema: ws.schema, script: ws.script, args, env: { GATE: ws.gate } });
+    await Promise.all([a, b].map(cohortOf));
+    // Same schema id, different content (an edited copy of the file).
+    const edited = ws.dir.file('e2e.json');
+    writeFileSync(edited, JSON.stringify({ id: 'e2e', universe: '//...', steps: [{ id: 's1', target: '//s1/...' }, { id: 's2', target: '//s2/changed' }] }));
+    const odd = startPeer({ name: 'al3', server: auth.wsUrl, schema: edited, script: ws.script, args: [...args, '--no-universe'], env: { GATE: ws.gate } });
+    await odd.line(/alone in cohort c_[\w-]+: 2 peers with schema e2e on the same repo and sources have digest [0-9a-f]{12}…, yours is [0-9a-f]{12}… \(the schema files differ\)/);
+    const otherCache = startPeer({ name: 'al4', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: [...args, '--cache-id', 'other-cache', '--no-universe'], env: { GATE: ws.gate } });
+    await otherCache.line(/alone in cohort c_[\w-]+: 2 peers on the same repo and sha use cache id e2e-cache, yours is other-cache/);
+    expect(a.stdout).not.toMatch(/alone in cohort/);
+    writeFileSync(ws.gate, '');
+    expect(await Promise.all([a, b, odd, otherCache].map((p) => p.exit()))).toEqual([0, 0, 0, 0]);
   });
 });

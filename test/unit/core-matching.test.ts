@@ -108,11 +108,12 @@ describe('cohort matching', () => {
     expect(new Set(['a', 'b', 'c'].map((p) => cohortOf(h, p))).size).toBe(3);
   });
 
-  it('a late peer of a completed cohort is told complete at once', () => {
+  it('a late peer of a completed cohort (same base sha) is told complete at once', () => {
     const h = new CoreHarness(flatSchema(1));
-    h.hello('a');
+    const reg = { baseSha: 'c'.repeat(40) };
+    h.hello('a', { reg });
     h.finish('a', h.lastAssign('a')!.leaseId, 's1');
-    const out = h.hello('late');
+    const out = h.hello('late', { reg });
     const msgs = messagesIn(out, h.conns.get('late')!);
     expect(msgs.map((m) => m.type)).toEqual(['welcome', 'complete']);
     expect(msgs[1]).toEqual({

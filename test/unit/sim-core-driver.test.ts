@@ -89,7 +89,8 @@ describe('simulator over the real core', () => {
       jitter: 0,
       seed: 1,
       seedDurations: false,
-      peers: peerIds(4).map((peerId, i) => ({ peerId, arrivalMs: sec(arrivals[i]!), registration: simRegistration() })),
+      // With a base sha: a peer without one never joins a finished cohort (issue 13).
+      peers: peerIds(4).map((peerId, i) => ({ peerId, arrivalMs: sec(arrivals[i]!), registration: simRegistration({ baseSha: 'a'.repeat(40) }) })),
     };
     const report = simulate(workload);
     expect(report.cohorts).toHaveLength(1);
