@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatDuration } from '../peer/report.js';
+import { normalizeRepo } from '../shared/repo-url.js';
 
 /**
  * What `taskshard cohorts` and `taskshard cohort ID` read from the HTTP API
@@ -67,7 +68,8 @@ const ms = (m: number | null): string => (m === null ? '-' : formatDuration(m));
 
 /** Cohorts, newest first, filtered by repo when given. */
 export function cohortListLines(list: CohortList, repo: string | null): string[] {
-  const shown = list.cohorts.filter((c) => repo === null || c.repo === repo);
+  // The authority stores repos normalized (shared/repo-url.ts); any spelling of the repo finds them.
+  const shown = list.cohorts.filter((c) => repo === null || normalizeRepo(c.repo) === normalizeRepo(repo));
   if (shown.length === 0) return [repo === null ? 'no cohorts' : `no cohorts of repo ${repo}`];
   return columns([
     ['COHORT', 'SCHEMA', 'REPO', 'REFS', 'PIPELINE', 'PEERS', 'STEPS', 'OUTCOME', 'SAVED', 'CREATED'],

@@ -5,6 +5,7 @@ import { cohortListLines, cohortListSchema, cohortRunLines, timelineSchema } fro
 import { apiBase } from './durations-command.js';
 import { intOption } from './option-parsers.js';
 import { exitInvalid } from './schema-command.js';
+import { normalizeRepo } from '../shared/repo-url.js';
 
 /**
  * `taskshard cohorts [--watch] [--repo R]` and `taskshard cohort ID [--watch]`:
@@ -121,7 +122,7 @@ export function registerCohortsCommands(program: Command): void {
       const token = flags.token ?? (process.env.TASKSHARD_TOKEN || undefined);
       const show = async (clear: boolean): Promise<void> => {
         const list = await getJson(base, `/api/v1/cohorts?limit=${flags.limit}`, token, cohortListSchema);
-        if (flags.json) print([JSON.stringify({ cohorts: list.cohorts.filter((c) => flags.repo === undefined || c.repo === flags.repo) })], false);
+        if (flags.json) print([JSON.stringify({ cohorts: list.cohorts.filter((c) => flags.repo === undefined || normalizeRepo(c.repo) === normalizeRepo(flags.repo)) })], false);
         else print(cohortListLines(list, flags.repo ?? null), clear);
       };
       process.exitCode = await run(async () => {

@@ -31,9 +31,10 @@ export type AloneReason = CompanyDifference & { readonly peers: number };
  * (for a dependent peer with changes the cohort did not have, its own
  * universe build then builds them; issue 5 fixes the original's hang this way).
  * Except: an independent peer without a base sha (and without a cohort key)
- * never joins a finished cohort: nothing says the finished run built its
- * sources (an earlier push to the same branch looks the same), so it would
- * build nothing and run its universe against a cold cache.
+ * never joins a finished cohort unless it is rejoining (it presented a resume
+ * token): nothing says the finished run built its sources (an earlier push to
+ * the same branch looks the same), so it would build nothing and run its
+ * universe against a cold cache.
  */
 export class CohortMatcher {
   private readonly byKey: ReadonlyMap<string, ReadonlySet<Cohort>> = new Map();
@@ -106,12 +107,13 @@ export class CohortMatcher {
     return [...digests];
   }
 
-  find(reg: Registration, digest: string): Cohort | null {
+  /** `rejoining`: the peer presented a resume token (it was registered before), so a finished cohort may be its own. */
+  find(reg: Registration, digest: string, rejoining = false): Cohort | null {
     if (reg.isolated) return null;
     const candidates = [...(this.byKey.get(matchKey(reg, digest)) ?? [])].filter((c) => c.joinable && c.reposCover(reg));
     const open = candidates.filter((c) => c.record.status === 'open');
     const resolved = candidates.filter((c) => c.record.status !== 'open');
-    const openOnly = reg.pipelineType === 'independent' && reg.baseSha === null && !isCohortKeyed(reg);
+    const openOnly = reg.pipelineType === 'independent' && reg.baseSha === null && !isCohortKeyed(reg) && !rejoining;
     return this.best(reg, open) ?? (openOnly ? null : this.best(reg, resolved));
   }
 

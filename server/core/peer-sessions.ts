@@ -72,7 +72,7 @@ function resume(state: SchedulerState, tx: CoreTx, peer: PeerState, input: Hello
 function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
   const reg = input.registration;
   const previous = state.peers.get(input.peerId);
-  let cohort = state.matcher.find(reg, input.digest);
+  let cohort = state.matcher.find(reg, input.digest, input.presentedToken !== null);
   if (!cohort) {
     const refusal = quotaRefusal(state, tx.journal, reg, input.schema.steps.length);
     if (refusal !== null) {

@@ -21,9 +21,10 @@ interface Detail {
 describe('taskshard durations export', () => {
   it('writes the mean measured duration of each step over the complete cohorts of the schema; plan reads the file', async () => {
     const auth = await startAuthority({ db: ws.dir.file('a.db') });
-    // Two changes, two peers each: two complete cohorts of schema "e2e".
+    // Two changes, two peers each: two complete cohorts of schema "e2e". With a base sha: a peer
+    // that comes after its cohort finished joins it only when the sha pins the sources (issue 13).
     for (const change of ['refs/changes/01/1', 'refs/changes/02/1']) {
-      const peers = ['a', 'b'].map((n) => startPeer({ name: `${n}-${change.slice(-4, -2)}`, server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--change-ref', change] }));
+      const peers = ['a', 'b'].map((n) => startPeer({ name: `${n}-${change.slice(-4, -2)}`, server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--change-ref', change, '--base-sha', 'abc1234'] }));
       expect(await Promise.all(peers.map((p) => p.exit()))).toEqual([0, 0]);
     }
     const list = (await (await fetch(`${auth.httpUrl}/api/v1/cohorts?status=complete`)).json()) as { cohorts: { id: string }[] };

@@ -76,6 +76,16 @@ describe('GET /peer.mjs', () => {
     expect(countBy(readStepLog(ws.log), 'done')).toEqual({ s1: 1, s2: 1, s3: 1 });
   });
 
+  it('the npm pack tarball (how the README installs taskshard) carries the CLI and the peer bundle', () => {
+    const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+    expect(pack.status, pack.stderr).toBe(0);
+    const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
+    const files = info!.files.map((f) => f.path);
+    expect(info!.filename).toMatch(/^taskshard-\d+\.\d+\.\d+\.tgz$/);
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'dist/cli/main.js', 'dist/peer.mjs', 'schemas/taskshard.schema.json']));
+    expect(files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/'))).toBe(false);
+  });
+
   it('the installed CLI runs the peer without ever loading the server dependencies', () => {
     const hooks = `data:text/javascript,${encodeURIComponent(
       "export async function resolve(s, c, n) { if (/^(better-sqlite3|fastify|@fastify\\/|prom-client|pino)/.test(s)) throw new Error('peer loaded server dependency ' + s); return n(s, c); }",
