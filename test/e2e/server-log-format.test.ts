@@ -27,7 +27,7 @@ describe('taskshard server --log-format pretty', () => {
     const port = (await server.line(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}taskshard authority listening {2}url=http:\/\/127\.0\.0\.1:(\d+) /m))[1];
     const peer = startPeer({ name: 'solo', server: `ws://127.0.0.1:${port}`, schema: ws.schema, script: ws.script });
     expect(await peer.exit()).toBe(0);
-    await server.line(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}peer left {2}cohortId=c_\S+ repo=https:\/\/example\.com\/acme\/mono\.git peerId=solo$/m);
+    await server.line(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}peer left {2}cohortId=c_\S+ repo=example\.com\/acme\/mono peerId=solo$/m);
     expect(server.stdout).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}step succeeded {2}cohortId=c_\S+ repo=\S+ peerId=solo stepId=s1 detail="\d+ ms, attempt 1"$/m);
     expect(server.stdout).not.toMatch(/^\{/m);
   });

@@ -9,6 +9,7 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { helloFor, RawPeer } from '../helpers/raw-peer.js';
 import { dagSchema } from '../helpers/schemas.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { normalizeRepo } from '../../shared/repo-url.js';
 
 /** The authority's log tells each lifecycle event once, with its fields; failures are warnings. */
 
@@ -70,7 +71,8 @@ describe('lifecycle log', () => {
       ['info', 'peer left', 'p1', null],
     ]);
     const ours = lines.filter((l) => l.cohortId === welcome.cohort.id);
-    expect(new Set(ours.map((l) => l.repo))).toEqual(new Set([helloFor('p1', dagSchema({ x: [] })).repo]));
+    // The authority stores (and logs) the repo normalized (shared/repo-url.ts).
+    expect(new Set(ours.map((l) => l.repo))).toEqual(new Set([normalizeRepo(helloFor('p1', dagSchema({ x: [] })).repo)]));
     expect(ours.find((l) => l.msg === 'cohort complete')).toMatchObject({ outcome: 'failed' });
     expect(ours.find((l) => l.msg === 'step assigned' && l.stepId === 'y')).toMatchObject({ attempt: 1, leaseId: expect.any(String) });
   });
