@@ -11,6 +11,7 @@ import { cohortDetailJson, cohortJson, peerJson } from './api-views.js';
 import type { Metrics } from './metrics.js';
 import { runOfDetail, type RunReader } from './run-reader.js';
 import { cohortOutcome, failureCauses, outcomeName } from './run-timeline.js';
+import { normalizeRepo } from '../../shared/repo-url.js';
 
 /**
  * REST: health, metrics, read-only views of cohorts and peers, and the two
@@ -35,7 +36,8 @@ const listQuery = z.strictObject({
 });
 const cohortListQuery = listQuery.extend({
   status: z.enum(['open', 'complete', 'cancelled']).optional(),
-  repo: z.string().min(1).max(limits.maxRepoLength).optional(),
+  // Repos are stored normalized (shared/repo-url.ts): any spelling of one finds its cohorts.
+  repo: z.string().min(1).max(limits.maxRepoLength).transform(normalizeRepo).optional(),
   /** A pipeline name some peer of the cohort registered with. */
   pipeline: z.string().min(1).max(limits.maxNameLength).optional(),
   pipelineType: z.enum(['independent', 'dependent']).optional(),
