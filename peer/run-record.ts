@@ -1,6 +1,6 @@
-import type { ServerMessage } from '../shared/protocol.js';
+import type { CompleteSummary, ServerMessage } from '../shared/protocol.js';
 import type { StepDef } from '../shared/schema-file.js';
-import { formatDuration } from './report.js';
+import { formatDuration, runnerTimeText } from './report.js';
 import type { SessionObserver } from './session.js';
 import type { StepRun } from './step-runner.js';
 
@@ -51,9 +51,17 @@ export interface RunReportJson {
     readonly builtByOthers: number;
     readonly fromMemo: number;
     readonly failed: number;
+    /** Build time saved (s): steps others built or the memo had, which this peer did not build. */
     readonly savedSec: number;
     readonly waitedMs: number;
     readonly wallMs: number;
+    /**
+     * Runner time, from the authority's `complete` (null when it did not send
+     * it, or the peer failed open): this peer's own build time, what building
+     * every step alone would take, its time from joining to complete (building
+     * and waiting), and the difference, negative when waiting cost more.
+     */
+    readonly runner: { readonly builtSec: number; readonly aloneSec: number; readonly spentSec: number; readonly savedSec: number } | null;
   };
   readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number } | null;
 }
@@ -67,6 +75,7 @@ export class RunRecord implements SessionObserver {
   private heldByOthers: readonly string[] = [];
   private waitedMs = 0;
   private readonly startedAtMs: number;
+  private summary: CompleteSummary | null = null;
 
   constructor(
     steps: readonly StepDef[],
@@ -90,8 +99,11 @@ export class RunRecord implements SessionObserver {
         this.idleSinceMs = this.now();
         this.heldByOthers = message.running.map((r) => r.stepId);
         return;
-      case 'assign':
       case 'complete':
+        this.summary = message.summary;
+        this.endIdle();
+        return;
+      case 'assign':
         this.endIdle();
         return;
       case 'step.update':
@@ -147,6 +159,7 @@ export class RunRecord implements SessionObserver {
         savedSec,
         waitedMs: this.waitedMs,
         wallMs: Math.round(this.now() - this.startedAtMs),
+        runner: runnerTotals(input.mode === 'shared' ? this.summary : null),
       },
     };
   }
@@ -169,6 +182,12 @@ export class RunRecord implements SessionObserver {
   }
 }
 
+function runnerTotals(summary: CompleteSummary | null): RunReportJson['totals']['runner'] {
+  if (!summary || summary.builtSec === undefined || summary.aloneSec === undefined || summary.spentSec === undefined) return null;
+  const savedSec = Math.round((summary.aloneSec - summary.spentSec) * 1000) / 1000;
+  return { builtSec: summary.builtSec, aloneSec: summary.aloneSec, spentSec: summary.spentSec, savedSec };
+}
+
 /** The GitHub step summary: a headline and one table row per step. */
 export function stepSummaryMarkdown(report: RunReportJson): string {
   const t = report.totals;
@@ -176,7 +195,7 @@ export function stepSummaryMarkdown(report: RunReportJson): string {
     `### taskshard: ${report.exitCode === 0 ? 'passed' : 'FAILED'} (exit ${report.exitCode}) — schema \`${report.schema.id}\`${report.cohortId ? `, cohort \`${report.cohortId}\`` : ''}`,
     '',
     report.failOpen ? `> **Failed open** (${report.failOpen.cause}): ${report.failOpen.reason}. Nothing was shared.\n` : '',
-    `Built here ${t.builtHere} · by others ${t.builtByOthers} · from memo ${t.fromMemo} · failed ${t.failed} · waited ${formatDuration(t.waitedMs)} · time saved ${formatDuration(t.savedSec * 1000)}`,
+    `Built here ${t.builtHere} · by others ${t.builtByOthers} · from memo ${t.fromMemo} · failed ${t.failed} · waited ${formatDuration(t.waitedMs)} · build time saved ${formatDuration(t.savedSec * 1000)} · ${runnerLine(t.runner)}`,
     '',
     '| step | outcome | built by | duration | waited |',
     '|---|---|---|---|---|',
@@ -189,4 +208,10 @@ export function stepSummaryMarkdown(report: RunReportJson): string {
     '',
   ];
   return lines.filter((l, i) => !(l === '' && lines[i - 1] === '')).join('\n');
+}
+
+/** Runner time in the step summary, worded as on the peer's final summary line. */
+function runnerLine(runner: RunReportJson['totals']['runner']): string {
+  if (runner === null) return 'runner time saved: not reported';
+  return runnerTimeText({ builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, aloneSec: runner.aloneSec, spentSec: runner.spentSec });
 }

@@ -47,8 +47,14 @@ describe('CI-native output', () => {
       }
       expect(r.totals.builtHere + r.totals.builtByOthers).toBe(3);
       expect(r.universe).toMatchObject({ ok: true, exitCode: 0 });
+      // Both units: build time (its own, and saved) and runner time (join to complete) against building alone.
+      const runner = r.totals.runner as { builtSec: number; aloneSec: number; spentSec: number; savedSec: number };
+      expect(runner.savedSec).toBeCloseTo(runner.aloneSec - runner.spentSec, 3);
+      expect(runner.builtSec + r.totals.savedSec).toBeCloseTo(runner.aloneSec, 3);
+      expect(runner.spentSec).toBeGreaterThan(0);
     }
     expect(a.totals.builtHere + b.totals.builtHere).toBe(3);
+    expect(a.totals.runner.builtSec + b.totals.runner.builtSec).toBeCloseTo(a.totals.runner.aloneSec, 3);
     for (const p of peers) {
       expect(p.stdout).toMatch(/^::group::taskshard: step s\d \(\/\/s\d\/\.\.\.\)\n[\s\S]*?^::endgroup::$/m);
       expect(p.stdout).toMatch(/^::group::taskshard: universe \/\/\.\.\.$/m);
@@ -57,6 +63,7 @@ describe('CI-native output', () => {
     expect(md.match(/^### taskshard: passed \(exit 0\)/gm)).toHaveLength(2);
     expect(md).toMatch(/^\| step \| outcome \| built by \| duration \| waited \|$/m);
     expect(md).toMatch(/^\| `s1` \| succeeded \| /m);
+    expect(md).toMatch(/· build time saved [^·]+ · runner time [^·]+ building and waiting vs [^·]+ building alone: (saved|NEGATIVE)/);
   });
 
   it('a run that failed open says so in --report; GitLab gets collapsible sections; --quiet keeps assignments and the final line', async () => {
@@ -73,6 +80,7 @@ describe('CI-native output', () => {
     expect(await peer.exit()).toBe(0);
     const r = JSON.parse(readFileSync(report, 'utf8'));
     expect(r).toMatchObject({ mode: 'local', exitCode: 0, failOpen: { cause: 'unreachable' } });
+    expect(r.totals.runner).toBeNull();
     expect(r.failOpen.reason).toMatch(/^no answer from the authority at ws:\/\/127\.0\.0\.1:\d+\/v1\/peer within/);
     expect(r.finalLine).toMatch(/^exit 0: every step resolved and the universe built \(FAILED OPEN, nothing shared: no answer from the authority/);
     expect(r.steps.every((s: any) => s.builtHere && s.builtBy === 'q1')).toBe(true);
