@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import type { z } from 'zod';
 import { cohortPageUrl } from '../shared/dashboard-url.js';
 import { cohortListLines, cohortListSchema, cohortRunLines, timelineSchema } from './cohort-text.js';
-import { apiBase } from './durations-command.js';
+import { apiBase, getJson } from './api-client.js';
 import { intOption } from './option-parsers.js';
 import { exitInvalid } from './schema-command.js';
 import { normalizeRepo } from '../shared/repo-url.js';
@@ -20,28 +19,6 @@ interface CommonFlags {
   token?: string;
   watch?: boolean;
   json?: boolean;
-}
-
-async function getJson<T>(base: string, path: string, token: string | undefined, schema: z.ZodType<T>): Promise<T> {
-  const url = `${base}${path}`;
-  let response: Response;
-  try {
-    response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`GET ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-  }
-  const text = await response.text();
-  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}${text ? `: ${text.slice(0, 300)}` : ''}`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new Error(`GET ${url}: the answer is not JSON`);
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new Error(`GET ${url}: unexpected answer: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
-  return parsed.data;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
+import { apiBase, getJson } from './api-client.js';
 import { intOption } from './option-parsers.js';
 import { exitInvalid } from './schema-command.js';
 
@@ -37,18 +38,6 @@ export type CohortDetail = z.infer<typeof cohortDetailSchema>;
 /** The most cohorts the list endpoint returns in one page. */
 const listLimit = 1000;
 
-/** http(s) as given; ws(s) becomes http(s), so the peer's --server value works too. */
-export function apiBase(server: string): string {
-  let url: URL;
-  try {
-    url = new URL(server);
-  } catch {
-    throw new InvalidArgumentError(`expected an http(s):// or ws(s):// URL, got "${server}"`);
-  }
-  const protocol = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' }[url.protocol];
-  if (!protocol) throw new InvalidArgumentError(`expected an http(s):// or ws(s):// URL, got "${server}"`);
-  return `${protocol}//${url.host}`;
-}
 
 /**
  * Mean measured seconds per step over the cohorts' details, in the order steps
@@ -67,28 +56,6 @@ export function meanDurationsSec(details: readonly CohortDetail[]): Record<strin
   }
   // A measured 0 ms step still gets a positive duration: the durations file needs seconds > 0.
   return Object.fromEntries([...sums].map(([id, { ms, n }]) => [id, Math.max(0.1, Math.round(ms / n / 100) / 10)]));
-}
-
-async function getJson<T>(base: string, path: string, token: string | undefined, schema: z.ZodType<T>): Promise<T> {
-  const url = `${base}${path}`;
-  let response: Response;
-  try {
-    response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`GET ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-  }
-  const text = await response.text();
-  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}${text ? `: ${text.slice(0, 300)}` : ''}`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new Error(`GET ${url}: the answer is not JSON`);
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new Error(`GET ${url}: unexpected answer: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`);
-  return parsed.data;
 }
 
 export function registerDurationsCommand(program: Command): void {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { meanDurationsSec, apiBase } from '../../cli/durations-command.js';
+import { apiBase } from '../../cli/api-client.js';
+import { meanDurationsSec } from '../../cli/durations-command.js';
 import { runCli, runCliAsync } from '../helpers/cli.js';
 import { endPeerWorkspace, freePort, newPeerWorkspace, startAuthority, startPeer, type PeerWorkspace } from '../helpers/peer-e2e.js';
 
