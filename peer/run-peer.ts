@@ -25,6 +25,20 @@ export type PeerExitCode = 0 | 1 | 2;
 
 export type FailedStep = CompleteSummary['failed'][number];
 
+/** Runner time of one peer, in seconds (see `PeerResult.runner`). */
+export interface PeerRunnerTime {
+  readonly builtSec: number;
+  readonly aloneSec: number;
+  readonly spentSec: number;
+  readonly savedSec: number;
+}
+
+/** Runner time from a `complete` summary; null when the authority did not send its parts. */
+export function runnerTimeOf(summary: CompleteSummary): PeerRunnerTime | null {
+  if (summary.builtSec === undefined || summary.aloneSec === undefined || summary.spentSec === undefined) return null;
+  return { builtSec: summary.builtSec, aloneSec: summary.aloneSec, spentSec: summary.spentSec, savedSec: Math.round((summary.aloneSec - summary.spentSec) * 1000) / 1000 };
+}
+
 /** What `runPeer` returns. Step lists are step ids. */
 export interface PeerResult {
   readonly exitCode: PeerExitCode;
@@ -42,6 +56,13 @@ export interface PeerResult {
   readonly failed: readonly FailedStep[];
   /** The authority's estimate of build time this peer saved (0 after failing open). */
   readonly savedSec: number;
+  /**
+   * Runner time, from the authority's `complete`; null when it sent none (an older authority) or
+   * the peer failed open. `builtSec`: this peer's own build time; `aloneSec`: building every step
+   * alone; `spentSec`: join to complete, building and waiting; `savedSec` = aloneSec - spentSec,
+   * negative when waiting cost more than building alone would have.
+   */
+  readonly runner: PeerRunnerTime | null;
   /** The universe build, when it ran. */
   readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number; readonly cacheEvidence?: CacheEvidence } | null;
   /** Usage and schema problems (exit 2), one located line each. */
@@ -69,6 +90,7 @@ interface Tally {
   fromMemo: string[];
   failed: FailedStep[];
   savedSec: number;
+  runner: PeerRunnerTime | null;
   universe: PeerResult['universe'];
 }
 
@@ -170,7 +192,7 @@ async function drive(
   signal: AbortSignal,
 ): Promise<PeerResult> {
   const now = (): number => performance.now();
-  const tally: Tally = { mode: 'shared', cohortId: null, failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
+  const tally: Tally = { mode: 'shared', cohortId: null, failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, runner: null, universe: null };
   const done = (exitCode: PeerExitCode, line: string): PeerResult => {
     // Refused is not unreachable: a run that failed open says so on its last line too.
     const full = tally.failOpenReason !== null && exitCode !== 2 ? `${line} (FAILED OPEN, nothing shared: ${tally.failOpenReason})` : line;
@@ -237,7 +259,7 @@ async function drive(
   let skip: Set<string>;
   if (outcome.kind === 'complete' && outcome.complete.outcome !== 'cancelled') {
     const { summary, outcome: cohortOutcome } = outcome.complete;
-    Object.assign(tally, { builtHere: [...summary.builtHere], builtByOthers: [...summary.builtByOthers], fromMemo: [...summary.fromMemo], failed: [...summary.failed], savedSec: summary.savedSec });
+    Object.assign(tally, { builtHere: [...summary.builtHere], builtByOthers: [...summary.builtByOthers], fromMemo: [...summary.fromMemo], failed: [...summary.failed], savedSec: summary.savedSec, runner: runnerTimeOf(summary) });
     report.event(summaryLine(summary, cohortOutcome));
     if (summary.failed.length > 0) {
       const announced = new Set([...session.updates.values()].filter((u) => u.state === 'failed').map((u) => u.stepId));
@@ -333,7 +355,7 @@ function describeSource(source: ResolvedSource, o: ParsedPeerOptions): string {
 }
 
 function emptyResult(peerId: string | null): Omit<PeerResult, 'exitCode' | 'problems' | 'finalLine'> {
-  return { peerId, cohortId: null, mode: 'none', failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, universe: null };
+  return { peerId, cohortId: null, mode: 'none', failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, runner: null, universe: null };
 }
 
 /** Each build in its own collapsible group (GitHub Actions, GitLab CI). */

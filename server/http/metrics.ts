@@ -11,7 +11,7 @@ export class Metrics {
   readonly frames: Counter<'result'>;
   /** Histograms derived from committed writes. */
   readonly fromWrites: WriteMetrics;
-  private readonly counters: Record<CoreStat, Counter>;
+  private readonly counters: Record<Exclude<CoreStat, 'seconds.saved'>, Counter>;
   private readonly stepsByOutcome: Counter<'outcome'>;
   private readonly savedSeconds: Counter<'unit'>;
 
@@ -34,10 +34,13 @@ export class Metrics {
     });
     this.savedSeconds = new Counter({
       name: 'taskshard_saved_seconds_total',
-      help: 'Build seconds saved (unit="build"): every member building every succeeded step, minus building each once. Runner time saved: taskshard_runner_seconds_alone_total - taskshard_runner_seconds_total.',
+      // One series per unit that can only grow. Runner time saved can be negative, so it is the difference of two counters instead.
+      help: 'Build seconds saved (unit="build"): every member of a completed cohort building every succeeded step, minus building each once. Runner time saved: taskshard_runner_seconds_alone_total - taskshard_runner_seconds_total.',
       labelNames: ['unit'],
       registers: [this.registry],
     });
+    // The series exists from the start (0), so a dashboard's increase() has a baseline.
+    this.savedSeconds.inc({ unit: 'build' }, 0);
     const counter = (name: string, help: string) => new Counter({ name, help, registers: [this.registry] });
     this.counters = {
       'step.assigned': counter('taskshard_steps_assigned_total', 'Leases granted (backup copies included).'),
@@ -45,7 +48,6 @@ export class Metrics {
       'step.failed': counter('taskshard_steps_failed_total', 'Steps failed for their cohort.'),
       'step.reused': counter('taskshard_steps_reused_total', 'Steps skipped because a memo held their result.'),
       'lease.expired': counter('taskshard_lease_expiries_total', 'Leases lost with their peer (grace expired, bye, or not resumed).'),
-      'seconds.saved': counter('taskshard_seconds_saved_total', 'Build time saved (s): step builds not repeated, versus every peer of a completed cohort building every step.'),
       'runner.spent': counter('taskshard_runner_seconds_total', 'Runner time (s) of peers told complete: join to complete, building and waiting.'),
       'runner.alone': counter('taskshard_runner_seconds_alone_total', 'What those peers would have spent building every step alone (s); minus taskshard_runner_seconds_total is the runner time saved, which can be negative.'),
     };
@@ -71,11 +73,14 @@ export class Metrics {
   }
 
   recordStat(stat: CoreStat, value: number): void {
+    if (stat === 'seconds.saved') {
+      this.savedSeconds.inc({ unit: 'build' }, value);
+      return;
+    }
     this.counters[stat].inc(value);
     if (stat === 'step.succeeded') this.stepsByOutcome.inc({ outcome: 'built' }, value);
     else if (stat === 'step.reused') this.stepsByOutcome.inc({ outcome: 'reused' }, value);
     else if (stat === 'step.failed') this.stepsByOutcome.inc({ outcome: 'failed' }, value);
-    else if (stat === 'seconds.saved') this.savedSeconds.inc({ unit: 'build' }, value);
   }
 
   /** A batch the authority committed, at `nowMs`. */

@@ -66,6 +66,13 @@ describe('runPeer (library)', () => {
     expect([...a.builtHere, ...b.builtHere].sort()).toEqual(['s1', 's2', 's3', 's4']);
     expect(a.builtByOthers.map((x) => x.stepId).sort()).toEqual([...b.builtHere].sort());
     expect(a.universe).toMatchObject({ ok: true, exitCode: 0 });
+    // Runner time from the authority's complete: own build time, building alone, join to complete, saved.
+    for (const r of [a, b]) {
+      expect(r.runner).not.toBeNull();
+      expect(r.runner!.savedSec).toBeCloseTo(r.runner!.aloneSec - r.runner!.spentSec, 3);
+      expect(r.runner!.builtSec + r.savedSec).toBeCloseTo(r.runner!.aloneSec, 3);
+      expect(r.runner!.spentSec).toBeGreaterThan(0);
+    }
     const universeCalls = calls.filter((c) => c.ctx.phase === 'universe');
     expect(universeCalls.map((c) => c.ctx)).toEqual([
       { stepId: 'universe', target: '//...', phase: 'universe' },

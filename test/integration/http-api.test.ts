@@ -86,7 +86,9 @@ describe('REST API', () => {
     expect(metrics).toMatch(/^taskshard_steps_assigned_total 2$/m);
     expect(metrics).toMatch(/^taskshard_steps_succeeded_total 1$/m);
     expect(metrics).toMatch(/^taskshard_lease_expiries_total 0$/m);
-    expect(metrics).toMatch(/^taskshard_seconds_saved_total 0$/m);
+    // Build time saved is one labelled series (the unlabelled duplicate is gone).
+    expect(metrics).toMatch(/^taskshard_saved_seconds_total\{unit="build"\} 0$/m);
+    expect(metrics).not.toMatch(/taskshard_seconds_saved_total/);
     // Runner time in its own two counters (saved = alone − spent can be negative, which a counter cannot be).
     expect(metrics).toMatch(/^# HELP taskshard_runner_seconds_total Runner time/m);
     expect(metrics).toMatch(/^taskshard_runner_seconds_total 0$/m);
