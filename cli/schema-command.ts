@@ -46,7 +46,9 @@ export function registerSchemaCommands(program: Command): void {
           process.stdout.write(`skip ${shown}: ${loaded.reason}\n`);
         } else if (loaded.ok) {
           const { schema: def, digest } = loaded;
-          process.stdout.write(`ok ${shown}: schema "${def.id}", ${def.steps.length} steps, ${digest}\n`);
+          const labelled = def.steps.filter((s) => s.requires !== undefined).map((s) => `${s.id} (${s.requires!.join(', ')})`);
+          const needsLabels = labelled.length === 0 ? '' : `; steps that require labels: ${labelled.join(', ')}`;
+          process.stdout.write(`ok ${shown}: schema "${def.id}", ${def.steps.length} steps, ${digest}${needsLabels}\n`);
         } else {
           invalid++;
           for (const line of loaded.lines) process.stderr.write(`${line}\n`);

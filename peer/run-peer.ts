@@ -220,7 +220,13 @@ async function drive(
       id: schema.id,
       digest,
       universe: schema.universe,
-      steps: schema.steps.map((s) => ({ id: s.id, target: s.target, needs: [...s.needs], ...(s.estimateSec === undefined ? {} : { estimateSec: s.estimateSec }) })),
+      steps: schema.steps.map((s) => ({
+        id: s.id,
+        target: s.target,
+        needs: [...s.needs],
+        ...(s.estimateSec === undefined ? {} : { estimateSec: s.estimateSec }),
+        ...(s.requires === undefined ? {} : { requires: [...s.requires] }),
+      })),
     },
   };
   const session = new PeerSession({

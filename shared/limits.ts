@@ -13,6 +13,10 @@ export const limits = Object.freeze({
   maxSteps: 2000,
   /** `needs` entries of one step. */
   maxNeedsPerStep: 64,
+  /** One label (`gpu`, `arch:arm64`). */
+  maxLabelLength: 64,
+  /** Labels a step requires, or a peer has. */
+  maxLabels: 32,
   /** Repository URL or name. */
   maxRepoLength: 512,
   /** Git refs (base ref, change refs, patchsets). */

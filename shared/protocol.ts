@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { errorCodeList } from './error-codes.js';
 import { boundedText, freeText, peerIdSchema, safeIdSchema, v1PeerIdSchema } from './ids.js';
+import { labelListSchema } from './labels.js';
 import { limits } from './limits.js';
 import { estimateSecSchema, targetSchema } from './schema-file.js';
 
@@ -38,6 +39,8 @@ export const wireSchemaSchema = z.strictObject({
         target: targetSchema,
         needs: z.array(safeIdSchema).max(limits.maxNeedsPerStep),
         estimateSec: estimateSecSchema.optional(),
+        /** Labels a peer needs to build the step (additive; sent only when the step lists some). */
+        requires: labelListSchema.optional(),
       }),
     )
     .min(1)

@@ -6,13 +6,20 @@ import type { SchemaDef } from './schema-file.js';
  * their target and sorted `needs`. Key order and whitespace of the file never
  * change it, and the map and list forms of the same steps give the same form.
  * `estimateSec` is a scheduling hint and deliberately not part of it, so peers
- * whose estimates differ still share a cohort.
+ * whose estimates differ still share a cohort. `requires` (sorted) is part of
+ * it only when a step lists a label, so a schema without labels keeps the
+ * digest it had before labels existed.
  */
 export function canonicalSchemaJson(schema: SchemaDef): string {
   return JSON.stringify({
     id: schema.id,
     universe: schema.universe,
-    steps: schema.steps.map((s) => ({ id: s.id, target: s.target, needs: [...s.needs].sort() })),
+    steps: schema.steps.map((s) => ({
+      id: s.id,
+      target: s.target,
+      needs: [...s.needs].sort(),
+      ...(s.requires !== undefined && s.requires.length > 0 ? { requires: [...s.requires].sort() } : {}),
+    })),
   });
 }
 

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { boundedText, safeIdSchema } from './ids.js';
+import { labelListSchema } from './labels.js';
 import { limits } from './limits.js';
 
 /**
  * The schema-file format (DESIGN §4). Two accepted forms:
- * - list form: `{ "id"?, "universe", "steps": [{ "id", "target", "needs"?, "estimateSec"? }] }`
+ * - list form: `{ "id"?, "universe", "steps": [{ "id", "target", "needs"?, "estimateSec"?, "requires"? }] }`
  * - map form (the original Task Director's): `{ "universe", "steps": { "1": "//a/...", ... } }`,
  *   whose keys become step ids in document order.
  * Both normalize to {@link SchemaDef}. Graph rules (duplicates, unknown needs,
@@ -30,6 +31,9 @@ export const stepListEntrySchema = z
     estimateSec: estimateSecSchema
       .optional()
       .describe('Expected duration in seconds, used for priority until real durations are recorded.'),
+    requires: labelListSchema
+      .optional()
+      .describe('Labels a peer must have to build this step, e.g. ["gpu", "arch:arm64"]; peers without them never get it.'),
   })
   .describe('One shareable step.');
 
@@ -57,12 +61,14 @@ export const schemaFileEnvelopeSchema = schemaFileSchema.extend({ steps: z.unkno
 
 export type SchemaFile = z.input<typeof schemaFileSchema>;
 
-/** A normalized step: `needs` always present. */
+/** A normalized step: `needs` always present; `requires` only when it lists a label. */
 export interface StepDef {
   readonly id: string;
   readonly target: string;
   readonly needs: readonly string[];
   readonly estimateSec?: number;
+  /** Labels a peer must have to build it (shared/labels.ts); absent: any peer. */
+  readonly requires?: readonly string[];
 }
 
 /** A normalized, validated schema. */

@@ -85,13 +85,13 @@ function normalizeSteps(raw: unknown, options: SchemaValueOptions, problems: Loc
     const parsed = stepListSchema.safeParse(raw, { reportInput: true });
     if (parsed.success) {
       const steps = parsed.data.map((entry, i) => ({
-        step: toStepDef(entry.id, entry.target, entry.needs ?? [], entry.estimateSec),
+        step: toStepDef(entry.id, entry.target, entry.needs ?? [], entry.estimateSec, entry.requires),
         path: ['steps', i],
         needsPath: ['steps', i, 'needs'],
       }));
       return { steps, complete: true };
     }
-    problems.push(...problemsFromZod(parsed.error, ['steps']));
+    problems.push(...problemsFromZod(parsed.error, ['steps']).map((p) => namingStep(p, raw)));
     const steps: LocatedStep[] = [];
     raw.forEach((entry: unknown, i) => {
       if (typeof entry !== 'object' || entry === null) return;
@@ -122,8 +122,24 @@ function normalizeSteps(raw: unknown, options: SchemaValueOptions, problems: Loc
   return null;
 }
 
-function toStepDef(id: string, target: string, needs: readonly string[], estimateSec: number | undefined): StepDef {
-  return estimateSec === undefined ? { id, target, needs } : { id, target, needs, estimateSec };
+function toStepDef(id: string, target: string, needs: readonly string[], estimateSec: number | undefined, requires?: readonly string[]): StepDef {
+  return {
+    id,
+    target,
+    needs,
+    ...(estimateSec === undefined ? {} : { estimateSec }),
+    // `requires: []` is the same as no requires (and keeps the digest of a schema without labels).
+    ...(requires === undefined || requires.length === 0 ? {} : { requires }),
+  };
+}
+
+/** A problem inside a step's `requires` also names the step by id: `step "train": label "gp u" must use ...`. */
+function namingStep(problem: LocatedProblem, raw: readonly unknown[]): LocatedProblem {
+  const [root, index, field] = problem.path;
+  if (root !== 'steps' || typeof index !== 'number' || field !== 'requires') return problem;
+  const entry = raw[index];
+  const id = typeof entry === 'object' && entry !== null ? (entry as Record<string, unknown>).id : undefined;
+  return typeof id === 'string' ? { ...problem, message: `step ${JSON.stringify(id)}: ${problem.message}` } : problem;
 }
 
 /**

@@ -16,6 +16,7 @@ export const storedSchemaDef = z.strictObject({
         target: z.string().min(1),
         needs: z.array(z.string()),
         estimateSec: z.number().positive().optional(),
+        requires: z.array(z.string()).optional(),
       }),
     )
     .min(1),
