@@ -86,7 +86,7 @@ export const peerOptionsSchema = z.strictObject({
   evidenceFile: z.string().min(1).optional(),
   /** Write a JSON summary of the run to this file. */
   report: z.string().min(1, 'must not be empty').optional(),
-  /** Only assignments, failures, warnings, progress and the final line. */
+  /** Print only assignments, failures and the final line (no events, warnings, progress lines or diagnostics). */
   quiet: z.boolean().default(false),
   /** While waiting, a progress line at least this often. Default 60. */
   progressIntervalSec: z.number().min(1).max(3600).default(60),

@@ -9,9 +9,9 @@ import type { StepRun } from './step-runner.js';
  * others, or still reaching the authority), it prints a progress line at
  * least every `intervalMs`, e.g.
  * `waiting: 3/8 resolved; perception held by ci-7 for 12m 03s, est. 15m 00s`.
- * CI systems kill a job that prints nothing for a while (CircleCI: 10 min), so
- * this line is printed under --quiet too. "Held for" is measured from when
- * this peer first saw the step running; the estimate is the schema's.
+ * CI systems kill a job that prints nothing for a while (CircleCI: 10 min).
+ * Under --quiet the line is not printed (quiet keeps only assignments,
+ * failures and the final line); --help and docs/peer.md say so.
  */
 export class ProgressTicker implements SessionObserver {
   private timer: NodeJS.Timeout | null = null;
@@ -81,7 +81,7 @@ export class ProgressTicker implements SessionObserver {
     const now = this.now();
     if (this.running !== null || now - this.lastLineAtMs < this.intervalMs) return;
     this.lastLineAtMs = now;
-    this.report.assignment(this.line(now));
+    this.report.progress(this.line(now));
   }
 
   private line(now: number): string {

@@ -82,8 +82,11 @@ export function tailLines(logTail: string | undefined, maxLines = 40): string[] 
 export type CiStyle = 'github' | 'gitlab' | null;
 
 /**
- * Writes event lines and diagnostics. With `quiet`, only assignments,
- * warnings, failures and the final line are written.
+ * Writes event lines and diagnostics. With `quiet` only three kinds of line
+ * are written: assignments (a step this peer builds), failures (with their
+ * annotations) and the final line; events, progress lines, warnings and
+ * diagnostics are not (the final line and `--report` still say when the peer
+ * failed open, and why).
  */
 export class PeerReport {
   private groupOpen: string | null = null;
@@ -102,18 +105,24 @@ export class PeerReport {
     if (!this.quiet) this.stdout.write(`taskshard: ${text}\n`);
   }
 
+  /** A `waiting:` line while nothing of this peer's runs (not with `quiet`). */
+  progress(text: string): void {
+    if (!this.quiet) this.stdout.write(`taskshard: ${text}\n`);
+  }
+
   /** A step this peer is about to build: always shown. */
   assignment(text: string): void {
     this.stdout.write(`taskshard: ${text}\n`);
   }
 
-  /** A loud warning (fail-open and the like) on stdout, where CI users look. */
+  /** A loud warning (fail-open and the like) on stdout, where CI users look (not with `quiet`). */
   warning(text: string): void {
+    if (this.quiet) return;
     this.stdout.write(`taskshard: WARNING: ${text}\n`);
     if (this.style === 'github') this.stdout.write(`::warning title=taskshard::${escapeAnnotation(text)}\n`);
   }
 
-  /** A failure that decides the exit code, with the log tail that came with it. */
+  /** A failure that decides the exit code, with the log tail that came with it: always shown. */
   failure(text: string, logTail?: string): void {
     this.stdout.write(`taskshard: ${text}\n`);
     for (const line of tailLines(logTail)) this.stdout.write(`${line}\n`);
@@ -125,7 +134,7 @@ export class PeerReport {
     this.stdout.write(`taskshard: ${text}\n`);
   }
 
-  /** An error the CI system should flag on the job (GitHub annotation, GitLab red line), e.g. a refusal under --strict. */
+  /** An error the CI system should flag on the job (GitHub annotation, GitLab red line), e.g. a refusal under --strict: always shown. */
   annotateError(text: string): void {
     if (this.style === 'github') this.stdout.write(`::error title=taskshard::${escapeAnnotation(text)}\n`);
     else if (this.style === 'gitlab') this.stdout.write(`\x1b[31;1mERROR: taskshard: ${text}\x1b[0m\n`);
@@ -152,9 +161,9 @@ export class PeerReport {
     this.groupOpen = null;
   }
 
-  /** Diagnostics on stderr. */
+  /** Diagnostics on stderr (not with `quiet`). */
   diagnostic(text: string): void {
-    this.stderr.write(`taskshard: ${text}\n`);
+    if (!this.quiet) this.stderr.write(`taskshard: ${text}\n`);
   }
 }
 

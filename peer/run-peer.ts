@@ -152,7 +152,7 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
           warnedVersion = true;
           report.warning(`this peer is taskshard ${clientVersion()} but the authority is ${message.server.version}; get the matching peer: curl -fsSL ${httpBase(o.server)}/peer.mjs -o peer.mjs`);
         }
-        for (const why of message.alone ?? []) report.assignment(`alone in cohort ${message.cohort.id}: ${why}`);
+        for (const why of message.alone ?? []) report.event(`alone in cohort ${message.cohort.id}: ${why}`);
       },
       stepStarted(stepId) {
         record.stepStarted();

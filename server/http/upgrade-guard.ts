@@ -22,7 +22,11 @@ import { routeAccess } from './route-access.js';
  * 4. `connections` / `address-connections` (503): the caps on open
  *    connections, in all and per remote address.
  *
- * Every refusal (these, and any other 4xx/5xx on the endpoints, counted as
+ * A request that does not ask for an upgrade (a plain GET from a browser or
+ * curl) is not checked: it never becomes a connection, and the route answers
+ * it with 426 and a sentence whatever its token, which reveals nothing.
+ *
+ * Every refusal (these, and any other 4xx/5xx on an upgrade request, counted as
  * `bad-request`) is logged as `upgrade refused` with its `reason` and counted
  * in `taskshard_upgrades_refused_total{reason}`.
  */
@@ -158,7 +162,7 @@ export function registerUpgradeGuard(app: FastifyInstance, deps: UpgradeGuardDep
   };
 
   app.addHook('onRequest', async (req, reply) => {
-    if (routeAccess(req) !== 'peer') return;
+    if (routeAccess(req) !== 'peer' || !asksForUpgrade(req)) return;
     const refusal = check(req);
     if (refusal === null) return;
     reasons.set(req, refusal.reason);
@@ -170,7 +174,7 @@ export function registerUpgradeGuard(app: FastifyInstance, deps: UpgradeGuardDep
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    if (reply.statusCode < 400 || routeAccess(req) !== 'peer') return;
+    if (reply.statusCode < 400 || routeAccess(req) !== 'peer' || !asksForUpgrade(req)) return;
     // A refused upgrade holds no slot and no socket.
     release(req.raw.socket);
     req.raw.socket.destroy();
@@ -182,6 +186,11 @@ export function registerUpgradeGuard(app: FastifyInstance, deps: UpgradeGuardDep
     );
   });
   return limits;
+}
+
+/** Whether the request asks for a WebSocket upgrade (`Upgrade: websocket`, any case). */
+function asksForUpgrade(req: FastifyRequest): boolean {
+  return String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
 }
 
 function shownHeader(value: string | string[] | undefined): string | undefined {

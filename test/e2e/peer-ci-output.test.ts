@@ -90,14 +90,37 @@ describe('CI-native output', () => {
     // eslint-disable-next-line no-control-regex
     expect(peer.stdout).toMatch(/\x1b\[0Ksection_end:\d+:taskshard_1\r\x1b\[0K\n/);
     const own = peer.stdout.split('\n').filter((l) => l.startsWith('taskshard: '));
-    // Quiet: the warning, the three assignments and the final line; no start-up, "finished" or universe lines.
-    expect(own.map((l) => l.replace(/\(.*$/, '').trim())).toEqual([
-      'taskshard: WARNING: FAILING OPEN: no answer from the authority at ws://127.0.0.1:' + nowhere + '/v1/peer within 500 ms; last attempt: connect ECONNREFUSED 127.0.0.1:' + nowhere + '. Building the remaining steps here; sharing is off for this job.'.replace(/\(.*$/, ''),
-      'taskshard: step s1 building here',
-      'taskshard: step s2 building here',
-      'taskshard: step s3 building here',
-      'taskshard: exit 0: every step resolved and the universe built',
-    ]);
+    // Quiet: the three assignments and the final line (which says it failed open, and why); no warning,
+    // no start-up, "finished" or universe lines, and no diagnostics on stderr.
+    expect(own.map((l) => l.replace(/ \(.*$/, ''))).toEqual(['taskshard: step s1 building here', 'taskshard: step s2 building here', 'taskshard: step s3 building here', 'taskshard: exit 0: every step resolved and the universe built']);
+    expect(own.at(-1)).toMatch(/\(FAILED OPEN, nothing shared: no answer from the authority at ws:\/\/127\.0\.0\.1:\d+\/v1\/peer within 500 ms/);
+    expect(peer.stderr).toBe('');
+  });
+
+  it('--quiet prints no waiting lines and no warnings while it waits on others; failures and the final line still show', async () => {
+    const auth = await startAuthority({ db: ws.dir.file('quiet.db') });
+    // One step, broken everywhere: the holder builds it (gated) and fails it, the retry on a waiter fails too.
+    writeFileSync(ws.schema, JSON.stringify({ id: 'one', universe: '//...', steps: [{ id: 'perception', target: '//p/...', estimateSec: 900 }] }));
+    // No base sha (the temp dir is no git checkout): each peer gets the loud NO BASE SHA warning, which quiet drops.
+    const spec = { server: auth.wsUrl, schema: ws.schema, script: ws.script, cwd: ws.dir.path };
+    const env = { FAIL_STEPS: 'perception' };
+    const holder = startPeer({ ...spec, name: 'h1', env: { ...env, GATE: ws.gate } });
+    await holder.line(/step perception assigned/);
+    const quiet = startPeer({ ...spec, name: 'q1', args: ['--progress-interval', '1', '--quiet'], env });
+    const loud = startPeer({ ...spec, name: 'l1', args: ['--progress-interval', '1'], env });
+    await loud.line(/WARNING: NO BASE SHA/);
+    // Two progress lines from the loud waiter: the quiet one has been waiting that long too.
+    await loud.line(/taskshard: waiting: 0\/1 resolved; perception held by h1 for [^\n]*\n[\s\S]*taskshard: waiting: 0\/1 resolved/, 10_000);
+    writeFileSync(ws.gate, '');
+    expect(await Promise.all([holder.exit(), quiet.exit(), loud.exit()])).toEqual([1, 1, 1]);
+    const own = quiet.stdout.split('\n').filter((l) => l.startsWith('taskshard: '));
+    for (const line of own) expect(line).toMatch(/^taskshard: (step perception assigned \(\/\/p\/\.\.\., attempt 2\)|step perception FAILED on peer \w+ with exit 3|exit 1: )/);
+    expect(own.some((l) => /FAILED on peer/.test(l))).toBe(true);
+    expect(own.at(-1)).toMatch(/^taskshard: exit 1: /);
+    expect(quiet.stdout).toMatch(/^ {2}\| boom: perception is broken$/m);
+    expect(quiet.stdout).not.toMatch(/waiting|WARNING|joined cohort|cohort page/);
+    // No diagnostics either (COMMAND's own stderr, "boom", is the build's, not the peer's).
+    expect(quiet.stderr).not.toMatch(/taskshard/);
   });
 
   it('taskshard peer --check: 0 when the authority, token, schema and COMMAND are fine; 2 naming what is not, without joining', async () => {

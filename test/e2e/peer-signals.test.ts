@@ -149,7 +149,7 @@ describe('taskshard peer: signals, closed stdout, progress', () => {
     writeFileSync(ws.schema, JSON.stringify({ id: 'one', universe: '//...', steps: [{ id: 'perception', target: '//p/...', estimateSec: 900 }] }));
     const holder = startPeer({ name: 'ci-7', server: auth.wsUrl, schema: ws.schema, script: ws.script, env: { GATE: ws.gate } });
     await holder.line(/step perception assigned/);
-    const waiter = startPeer({ name: 'w1', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--progress-interval', '1', '--quiet'] });
+    const waiter = startPeer({ name: 'w1', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--progress-interval', '1'] });
     const line = await waiter.line(/taskshard: waiting: 0\/1 resolved; perception held by ci-7 for [\d.]+ s, est\. 15m 00s/, 10_000);
     expect(line).toBeTruthy();
     writeFileSync(ws.gate, '');

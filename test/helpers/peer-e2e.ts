@@ -94,8 +94,8 @@ export class Proc {
 const started: Proc[] = [];
 const stepGroups = new Set<number>();
 
-export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv, cwd: string = repoRoot): Proc {
+  const child = spawn(process.execPath, [cliPath, ...args], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.end();
   const proc = new Proc(name, child);
   started.push(proc);
@@ -209,13 +209,15 @@ export interface PeerSpec {
   readonly script: string;
   readonly args?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Working directory (default the repository root, a git checkout: its HEAD becomes the base sha). */
+  readonly cwd?: string;
 }
 
 /** Starts `taskshard peer` whose COMMAND is the step script with `{step} {target}`. */
 export function startPeer(spec: PeerSpec): Proc {
   const args = ['peer', '--server', spec.server, '--schema', spec.schema, '--cache-id', 'e2e-cache', '--peer-id', spec.name, '--repo', 'https://example.com/acme/mono.git', '--base-ref', 'main', ...(spec.args ?? []), '--', '/bin/sh', spec.script, '{step}', '{target}'];
   const env: NodeJS.ProcessEnv = { ...withoutCiEnv(process.env), TASKSHARD_TOKEN: '', PEER_NAME: spec.name, ...spec.env };
-  return spawnCli(spec.name, args, env);
+  return spawnCli(spec.name, args, env, spec.cwd);
 }
 
 /** The environment without anything that would make the peer think it runs in a CI system. */
