@@ -120,7 +120,7 @@ describe('the authority says where to go', () => {
   it('--strict on a refused token exits 2 with a GitHub annotation, or a GitLab error line', async () => {
     const auth = await startAuthority({ db: ws.dir.file('c.db'), env: { TASKSHARD_TOKEN: token } });
     // A plain GET is no upgrade: 426 and the sentence whatever its token (it reveals nothing), never 401.
-    for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Bearer ${token}` }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: `Bearer ${token}` }] as Record<string, string>[]) {
       const plain = await fetch(`${auth.httpUrl}/v1/peer`, { headers });
       expect(plain.status).toBe(426);
       expect(((await plain.json()) as { error: { code: string } }).error.code).toBe('UPGRADE_REQUIRED');
