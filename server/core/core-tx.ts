@@ -76,6 +76,15 @@ export class CoreTx {
     this.effects.push({ kind: 'notice', message, fields });
   }
 
+  /** The step rows this input wrote (the invariant check compares their rising fields with before). */
+  get writtenSteps(): ReadonlySet<StepRecord> {
+    return this.stepRows;
+  }
+  /** The lease rows this input wrote. */
+  get writtenLeases(): ReadonlySet<LeaseRecord> {
+    return this.leaseRows;
+  }
+
   /** The input's result: frozen snapshots of the changed rows (never the live objects), then its effects. */
   output(): CoreOutput {
     const writes: Write[] = [];

@@ -21,8 +21,11 @@ import { isResolved } from './step-status.js';
  * Per peer:
  *  - connected iff it has a connection, and the connection index gives that connection to it; disconnected iff it has a grace deadline iff it is in
  *    the grace index; a running peer's lease is live and held by it; a gone or left peer runs nothing.
+ * Per input (over the steps and leases it wrote):
+ *  - a step's `attempts` never falls; every lease written has 1 <= attempt <= its step's
+ *    `attempts` (grant numbers each new lease `attempts + 1`, so lease attempts only rise).
  * Over time (checked by the property test, enforced by the machines and the store):
- *  `succeeded` is final and written once; a step's attempt numbers only rise.
+ *  `succeeded` is final and written once.
  */
 export class InvariantViolation extends Error {
   constructor(message: string) {
@@ -51,6 +54,20 @@ export function checkTouched(state: SchedulerState, tx: CoreTx): void {
     if (p) peers.add(p);
   }
   for (const p of peers) checkPeer(state, p);
+  checkRising(state, tx);
+}
+
+/** Attempts only rise: against the values before the input (the journal keeps them), cheap per written row. */
+export function checkRising(state: SchedulerState, tx: CoreTx): void {
+  for (const step of tx.writtenSteps) {
+    const before = tx.journal.valueBefore(step, 'attempts');
+    if (before !== undefined && step.attempts < before) fail(`cohort ${step.cohortId} step ${step.stepId}: attempts fell from ${before} to ${step.attempts}`);
+  }
+  for (const lease of tx.writtenLeases) {
+    const step = state.cohorts.get(lease.cohortId)?.steps.get(lease.stepId);
+    if (!step) continue; // its cohort was evicted by this input
+    if (lease.attempt < 1 || lease.attempt > step.attempts) fail(`lease ${lease.leaseId} has attempt ${lease.attempt}; its step ${lease.stepId} counts ${step.attempts}`);
+  }
 }
 
 /** Every cohort and peer, and the indexes over them. */

@@ -18,8 +18,13 @@ export type MachineField = 'status' | 'work';
 /** Fields a journal may set directly: everything but a machine's state. */
 export type Patch<T> = Partial<Omit<T, MachineField>>;
 
+/** Fields whose value before the input the invariant check compares with (they may only rise). */
+const risingFields: ReadonlySet<PropertyKey> = new Set(['attempts']);
+
 export class Journal {
   private undo: (() => void)[] = [];
+  /** The value each rising field had before this input, per object (first write wins). */
+  private before = new Map<object, Map<PropertyKey, unknown>>();
 
   /** Sets fields of a state object. */
   set<T extends object>(target: T, patch: Patch<T>): void {
@@ -35,11 +40,23 @@ export class Journal {
     const obj = target as Writable<T>;
     for (const key of Object.keys(patch) as (keyof T)[]) {
       const old = obj[key];
+      if (risingFields.has(key)) this.noteBefore(obj, key, old);
       this.undo.push(() => {
         obj[key] = old;
       });
       obj[key] = patch[key] as T[keyof T];
     }
+  }
+
+  private noteBefore(obj: object, key: PropertyKey, old: unknown): void {
+    let fields = this.before.get(obj);
+    if (!fields) this.before.set(obj, (fields = new Map()));
+    if (!fields.has(key)) fields.set(key, old);
+  }
+
+  /** What a rising field (`attempts`) of `target` was before this input; undefined if the input did not set it. */
+  valueBefore<T extends object, K extends keyof T & 'attempts'>(target: T, key: K): T[K] | undefined {
+    return this.before.get(target)?.get(key) as T[K] | undefined;
   }
 
   mapSet<K, V>(map: ReadonlyMap<K, V>, key: K, value: V): void {
@@ -84,11 +101,13 @@ export class Journal {
   rollback(): void {
     for (let i = this.undo.length - 1; i >= 0; i--) this.undo[i]!();
     this.undo = [];
+    this.before = new Map();
   }
 
   /** Keeps every change: the input is complete. */
   commit(): void {
     this.undo = [];
+    this.before = new Map();
   }
 
   /** Changes recorded since the last commit (for tests). */

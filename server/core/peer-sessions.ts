@@ -21,6 +21,11 @@ import { isResolved, transitionStep } from './step-status.js';
  */
 
 export function onHello(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
+  if (state.draining) {
+    // Draining is the core's one flag: no joins or resumes; the peer reconnects to whoever serves next.
+    tx.refuse(input.connId, { kind: 'shutting-down' });
+    return;
+  }
   const joinedHere = state.connections.get(input.connId);
   if (joinedHere) {
     tx.refuse(input.connId, { kind: 'already-joined', peerId: joinedHere.peerId });

@@ -38,7 +38,6 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
   };
 
   const onHello = (session: SocketSession, hello: Hello): void => {
-    if (authority.isDraining) return session.sendError('SHUTTING_DOWN', 'the authority is shutting down; reconnect with your resume token');
     if (hello.protocol !== protocolVersion) {
       return session.sendError('UNSUPPORTED_PROTOCOL', `this authority speaks protocol ${protocolVersion}; the peer asked for ${hello.protocol}`);
     }

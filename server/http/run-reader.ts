@@ -1,4 +1,4 @@
-import type { CohortOutcome as StoredOutcome } from '../core/causes.js';
+import { describeStepFailure, leaseOutcomeOf, type CohortOutcome as StoredOutcome, type LeaseEnd, type StepFailCause } from '../core/causes.js';
 import type { CohortDetailView, ReadModel } from '../core/read-model.js';
 
 /**
@@ -6,7 +6,9 @@ import type { CohortDetailView, ReadModel } from '../core/read-model.js';
  * run: the cohort, its steps, every lease (each attempt and backup copy), its
  * peers and its event log, all with epoch-millisecond times. Served by the
  * store's typed read model (server/core/read-model.ts); nothing here holds a
- * database handle.
+ * database handle. Causes come from the typed columns (`fail_cause_json`,
+ * `end_json`, `outcome_json`); the prose for people (`failReason`) is rendered
+ * here from them, never read back from a text column.
  */
 export interface RunReader {
   /** The run, or null when no such cohort is stored. */
@@ -57,6 +59,9 @@ export interface RunStep {
   readonly builtBy: string | null;
   readonly fromMemo: boolean;
   readonly durationMs: number | null;
+  /** Why it failed for the cohort, as the core recorded it; null unless failed. */
+  readonly failCause: StepFailCause | null;
+  /** `failCause` rendered for people (describeStepFailure). */
   readonly failReason: string | null;
   readonly failPeerId: string | null;
   readonly failExitCode: number | null;
@@ -72,7 +77,9 @@ export interface RunLease {
   readonly backup: boolean;
   readonly startedAtMs: number;
   readonly endedAtMs: number | null;
-  /** null while the lease is live. */
+  /** How it ended, as the core recorded it; null while the lease is live. */
+  readonly end: LeaseEnd | null;
+  /** The kind of `end` (`unrecorded` ends give their stored outcome); null while the lease is live. */
   readonly outcome: 'succeeded' | 'failed' | 'lost' | 'aborted' | null;
 }
 
@@ -132,7 +139,8 @@ export function runOfDetail(detail: CohortDetailView): CohortRun {
       builtBy: s.builtBy,
       fromMemo: s.fromMemo,
       durationMs: s.durationMs,
-      failReason: s.failReason,
+      failCause: s.failCause,
+      failReason: s.failCause === null ? null : describeStepFailure(s.failCause),
       failPeerId: s.failPeerId,
       failExitCode: s.failExitCode,
       failLogTail: s.failLogTail,
@@ -146,7 +154,8 @@ export function runOfDetail(detail: CohortDetailView): CohortRun {
       backup: l.backup,
       startedAtMs: l.startedAtMs,
       endedAtMs: l.endedAtMs,
-      outcome: l.outcome,
+      end: l.end,
+      outcome: l.end === null ? null : leaseOutcomeOf(l.end),
     })),
     peers: detail.peers.map((p) => ({ peerId: p.peerId, status: p.status, joinedAtMs: p.joinedAtMs, pipelineName: p.pipelineName, changeRef: p.changeRef })),
     events: detail.timeline.map((e) => ({ atMs: e.atMs, kind: e.kind, stepId: e.stepId, peerId: e.peerId, detail: e.detail })),

@@ -101,7 +101,9 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
               ? 'send INIT before TASK_COMPLETE; nothing changed'
               : r.kind === 'already-joined'
                 ? `this connection already sent INIT as ${r.peerId}`
-                : describeRefusal(r);
+                : r.kind === 'shutting-down'
+                  ? 'the authority is shutting down; build everything yourself or reconnect later'
+                  : describeRefusal(r);
         write(session, {
           message_type: taskDirectorMessageType.abortTask,
           ...(wireSchemaId === null ? {} : { schema_id: wireSchemaId }),
@@ -127,7 +129,6 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
   };
 
   const onInit = (session: SocketSession, init: TdInit): void => {
-    if (authority.isDraining) return session.sendError('SHUTTING_DOWN', 'the authority is shutting down; build everything yourself or reconnect later');
     const join = taskDirectorJoin(init);
     if (state === 'awaiting-init') {
       // The first INIT names the schema echoed in every frame; a second one is refused by the core (ALREADY_JOINED).

@@ -18,6 +18,7 @@ function step(stepId: string, over: Partial<RunStep> = {}): RunStep {
     builtBy: null,
     fromMemo: false,
     durationMs: null,
+    failCause: null,
     failReason: null,
     failPeerId: null,
     failExitCode: null,
@@ -29,7 +30,7 @@ function step(stepId: string, over: Partial<RunStep> = {}): RunStep {
 
 let leaseNo = 0;
 function lease(stepId: string, peerId: string, start: number, end: number | null, outcome: RunLease['outcome'], over: Partial<RunLease> = {}): RunLease {
-  return { leaseId: `l${++leaseNo}`, stepId, peerId, attempt: 1, backup: false, startedAtMs: t0 + start, endedAtMs: end === null ? null : t0 + end, outcome, ...over };
+  return { leaseId: `l${++leaseNo}`, stepId, peerId, attempt: 1, backup: false, startedAtMs: t0 + start, endedAtMs: end === null ? null : t0 + end, end: outcome === null ? null : { kind: 'unrecorded', outcome }, outcome, ...over };
 }
 
 /** a, then b (needs a), and c: p1 builds a and b; p2 fails c, then its backup copy of b is aborted; p3 builds c on the retry. */
