@@ -13,11 +13,12 @@ import { registerApiRoutes } from './http/api-routes.js';
 import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
-import { LiveHub, observeCommits, registerEventStream } from './http/event-stream.js';
+import { LiveHub, liveBatchOf, observeCommits, registerEventStream } from './http/event-stream.js';
 import { LifecycleLog } from './http/lifecycle-log.js';
 import { prettyStream } from './http/log-format.js';
 import { ReadModelRunReader } from './http/run-reader.js';
 import { registerRunRoutes } from './http/run-routes.js';
+import { TrendCache } from './http/trend-cache.js';
 import { registerRouteAccess } from './http/route-access.js';
 import { answerPlainGetOfPeerPath, registerPeerBundleRoute } from './http/peer-bundle-route.js';
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
@@ -30,6 +31,8 @@ export interface AuthorityApp {
   readonly authority: Authority;
   readonly store: Store;
   readonly metrics: Metrics;
+  /** The Trends page's per-day cache (server/http/trend-cache.ts). */
+  readonly trends: TrendCache;
   /**
    * Drain (no new leases), commit, close every socket (1001 going away, or
    * 1012 service restart on a planned handover to a standby), close the store.
@@ -122,6 +125,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   const metrics = new Metrics(() => scheduler.counts(), deps.version ?? '0.0.0');
   const live = new LiveHub();
   const runs = new ReadModelRunReader(store.readModel);
+  const trends = new TrendCache(runs);
   const restored = restoredRepos(store.scheduler);
   const lifecycle = new LifecycleLog(app.log, restored.repoOf);
   const observed = observeCommits(
@@ -130,6 +134,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
       lifecycle.observe(writes);
       metrics.observeWrites(writes, clock.now());
       live.publish(writes);
+      trends.invalidate(liveBatchOf(writes).cohorts.map((c) => c.cohortId));
     },
     (err) => app.log.error({ err }, 'commit listener failed'),
   );
@@ -180,7 +185,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
     startedAtMs: Date.now(),
   });
 
-  registerRunRoutes(app, { runs, clock });
+  registerRunRoutes(app, { runs, readModel: store.readModel, clock, trends });
   registerCacheEvidenceRoutes(app, { runs, clock, log: app.log });
   registerEventStream(app, live);
   registerDashboardRoutes(app, config);
@@ -197,5 +202,5 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
     })();
     return closed;
   };
-  return { app, authority, store, metrics, close };
+  return { app, authority, store, metrics, trends, close };
 }

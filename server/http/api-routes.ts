@@ -105,7 +105,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { peers: peers.map(peerJson) };
   });
 
-  app.get('/api/v1/stats', async () => readModel.stats());
+  // GET /api/v1/stats is in run-routes.ts: its runner time comes from the trends.
 
   // Admin routes: the admin token, never the peer token, checked in onRequest before the body (route-access.ts).
   app.post('/api/v1/cohorts/:id/cancel', { config: { access: 'admin' } }, async (req, reply) => {

@@ -13,8 +13,8 @@ import type { CohortDetailView, ReadModel } from '../core/read-model.js';
 export interface RunReader {
   /** The run, or null when no such cohort is stored. */
   cohortRun(cohortId: string): Promise<CohortRun | null>;
-  /** Ids of cohorts created at or after `sinceMs`, newest first (at most `limit`). */
-  recentCohortIds(sinceMs: number, limit: number): Promise<string[]>;
+  /** Ids of cohorts created at or after `sinceMs` (and before `beforeMs` when given), newest first (at most `limit`). */
+  recentCohortIds(sinceMs: number, limit: number, beforeMs?: number): Promise<string[]>;
   /** How the cohort ended, as the core recorded it; null while open or when unknown. */
   storedOutcome(cohortId: string): Promise<StoredOutcome | null>;
   /** Peers with a live connection or in their grace period, newest first (at most `limit`). */
@@ -166,8 +166,8 @@ export function runOfDetail(detail: CohortDetailView): CohortRun {
 export class ReadModelRunReader implements RunReader {
   constructor(private readonly readModel: ReadModel) {}
 
-  async recentCohortIds(sinceMs: number, limit: number): Promise<string[]> {
-    return (await this.readModel.listCohorts({ createdSinceMs: sinceMs, limit })).map((c) => c.cohortId);
+  async recentCohortIds(sinceMs: number, limit: number, beforeMs?: number): Promise<string[]> {
+    return (await this.readModel.listCohorts({ createdSinceMs: sinceMs, limit, ...(beforeMs === undefined ? {} : { createdBeforeMs: beforeMs }) })).map((c) => c.cohortId);
   }
 
   async storedOutcome(cohortId: string): Promise<StoredOutcome | null> {

@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { describeProblems } from '../../shared/frames.js';
 import { problemsFromZod } from '../../shared/zod-issues.js';
 import type { Clock } from '../core/clock.js';
+import type { ReadModel } from '../core/read-model.js';
 import type { RunReader } from './run-reader.js';
 import { runTimeline, type RunTimeline } from './run-timeline.js';
-import { trendRows } from './run-trends.js';
+import { TrendCache } from './trend-cache.js';
 import { traceOf } from './trace-export.js';
 
 /**
@@ -15,14 +16,17 @@ import { traceOf } from './trace-export.js';
  */
 export interface RunRouteDeps {
   readonly runs: RunReader;
+  /** For the totals of `/api/v1/stats`. */
+  readonly readModel: ReadModel;
   readonly clock: Clock;
+  /** Trends per day, fed with the authority's commits (app.ts); a fresh one when absent. */
+  readonly trends?: TrendCache;
 }
 
 const cohortParams = z.object({ id: z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'must be a cohort id') });
-const trendsQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(90).default(14) });
 
-/** At most this many runs feed the Trends page (newest first), so the page costs the same on a busy day. */
-export const maxTrendRuns = 500;
+/** `?days=` of the trends and stats: whole UTC days, today included. */
+export const trendsQuery = z.strictObject({ days: z.coerce.number().int().min(1).max(90).default(14) });
 
 function parseOr400<T>(schema: z.ZodType<T>, value: unknown, where: string, reply: FastifyReply): T | null {
   const parsed = schema.safeParse(value, { reportInput: true });
@@ -44,6 +48,7 @@ export function peerActivity(timeline: RunTimeline | null, peerId: string): { do
 
 export function registerRunRoutes(app: FastifyInstance, deps: RunRouteDeps): void {
   const { runs, clock } = deps;
+  const trends = deps.trends ?? new TrendCache(runs);
   const timelineOf = async (cohortId: string): Promise<RunTimeline | null> => {
     const run = await runs.cohortRun(cohortId);
     return run ? runTimeline(run, clock.now()) : null;
@@ -78,13 +83,22 @@ export function registerRunRoutes(app: FastifyInstance, deps: RunRouteDeps): voi
   app.get('/api/v1/trends', async (req, reply) => {
     const query = parseOr400(trendsQuery, req.query, 'query', reply);
     if (!query) return reply;
-    const now = clock.now();
-    const ids = await runs.recentCohortIds(now - query.days * 86_400_000, maxTrendRuns);
-    const timelines: RunTimeline[] = [];
-    for (const id of ids) {
-      const timeline = await timelineOf(id);
-      if (timeline) timelines.push(timeline);
-    }
-    return { days: query.days, runs: timelines.length, truncated: ids.length === maxTrendRuns, rows: trendRows(timelines) };
+    return trends.window(clock.now(), query.days);
+  });
+
+  // Totals, with time saved in both units, labelled: build time over the stored history (`secondsSaved`,
+  // as before) and, over the last `days` UTC days, build time saved, runner time used and runner time saved.
+  app.get('/api/v1/stats', async (req, reply) => {
+    const query = parseOr400(trendsQuery, req.query, 'query', reply);
+    if (!query) return reply;
+    const totals = await deps.readModel.stats();
+    const window = await trends.window(clock.now(), query.days);
+    const sum = (pick: (r: (typeof window.rows)[number]) => number): number => Math.round(window.rows.reduce((s, r) => s + pick(r), 0) * 10) / 10;
+    return {
+      ...totals,
+      window: { days: window.days, runs: window.runs, truncated: window.truncated },
+      buildTime: { savedSec: sum((r) => r.savedBuildSec) },
+      runnerTime: { usedSec: sum((r) => r.runnerSec), savedSec: sum((r) => r.savedRunnerSec) },
+    };
   });
 }

@@ -154,7 +154,7 @@ describe('trendRows', () => {
     const day = Date.UTC(2026, 10, 29, 12);
     const a = runTimeline(run({ createdAtMs: day, resolvedAtMs: day + 900 }), day + 2000);
     const rows = trendRows([a, a]);
-    expect(rows).toEqual([{ schemaId: 'demo', day: '2026-11-29', runs: 2, stepsBuilt: 6, stepsReused: 0, savedBuildSec: 2.4, savedRunnerSec: expect.any(Number), failed: 0, abandoned: 0 }]);
+    expect(rows).toEqual([{ schemaId: 'demo', day: '2026-11-29', runs: 2, stepsBuilt: 6, stepsReused: 0, savedBuildSec: 2.4, savedRunnerSec: expect.any(Number), runnerSec: Math.round((2 * a.totals.runnerMs) / 100) / 10, failed: 0, abandoned: 0 }]);
   });
 });
 

@@ -89,6 +89,7 @@ export interface TrendRow {
   readonly stepsReused: number;
   readonly savedBuildSec: number;
   readonly savedRunnerSec: number;
+  readonly runnerSec: number;
   readonly failed: number;
   readonly abandoned: number;
 }

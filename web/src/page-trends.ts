@@ -3,7 +3,7 @@ import { h, mount } from './dom.js';
 import { seconds } from './format.js';
 import { getJson, refresher, subscribe } from './live.js';
 
-/** Trends: per schema and day, runs, steps built vs reused, time saved, failures. Re-read when a cohort resolves. */
+/** Trends: per schema and day, runs, steps built vs reused, time saved in both units, runner time used, failures. Re-read when a cohort resolves. */
 export function trendsPage(root: HTMLElement): void {
   const draw = (body: { days: number; runs: number; truncated: boolean; rows: TrendRow[] }): void => {
     mount(
@@ -15,7 +15,7 @@ export function trendsPage(root: HTMLElement): void {
         : h(
             'table',
             { id: 'trends' },
-            h('thead', {}, h('tr', {}, ...['day', 'schema', 'runs', 'steps built', 'steps reused', 'saved · build', 'saved · runner', 'failed', 'abandoned'].map((c) => h('th', { class: c === 'day' || c === 'schema' ? null : 'num' }, c)))),
+            h('thead', {}, h('tr', {}, ...['day', 'schema', 'runs', 'steps built', 'steps reused', 'saved · build', 'runner time', 'saved · runner', 'failed', 'abandoned'].map((c) => h('th', { class: c === 'day' || c === 'schema' ? null : 'num' }, c)))),
             h(
               'tbody',
               {},
@@ -29,6 +29,7 @@ export function trendsPage(root: HTMLElement): void {
                   h('td', { class: 'num' }, r.stepsBuilt),
                   h('td', { class: 'num' }, r.stepsReused),
                   h('td', { class: 'num' }, seconds(r.savedBuildSec)),
+                  h('td', { class: 'num' }, seconds(r.runnerSec)),
                   h('td', { class: 'num' }, seconds(r.savedRunnerSec)),
                   h('td', { class: 'num' }, r.failed),
                   h('td', { class: 'num' }, r.abandoned),
