@@ -9,12 +9,12 @@ import type { PeerState, SchedulerState } from './scheduler-state.js';
 import { grant, markFailed } from './step-lifecycle.js';
 import { DispatchPlan } from './step-picker.js';
 import { isResolved, transitionStep } from './step-status.js';
-import { trackOpen, untrack } from './source-quota.js';
+import { trackOpen } from './source-quota.js';
 import { cohortSecondsSaved, peerSummary } from './summary.js';
 
 /**
  * Cohorts as a whole: after every input, complete the resolved ones and give
- * idle peers work or a `wait`; admin cancel and retry; retention sweeps.
+ * idle peers work or a `wait`; admin cancel and retry (retention sweeps: retention-sweep.ts).
  * See the machine in cohort-status.ts.
  */
 
@@ -77,6 +77,7 @@ function completeCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): void
   const saved = cohortSecondsSaved(cohort, (c, s) => state.estimateMs(c, s));
   transitionCohort(tx.journal, cohort.record, 'complete');
   tx.journal.set(cohort.record, { resolvedAtMs: tx.now, outcome, secondsSaved: saved });
+  state.refile(tx.journal, cohort);
   tx.cohort(cohort.record);
   tx.event(cohort.id, 'cohort.complete', { detail: `${outcome.kind}, ${saved} s saved` });
   tx.stat('seconds.saved', saved);
@@ -114,12 +115,12 @@ export function onCancel(state: SchedulerState, tx: CoreTx, cohortId: string): v
   tx.admin = { ok: true };
 }
 
-function cancelCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort, by: CancelledBy): void {
+export function cancelCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort, by: CancelledBy): void {
   const outcome: CohortOutcome = { kind: 'cancelled', by };
   transitionCohort(tx.journal, cohort.record, 'cancelled');
   tx.journal.set(cohort.record, { resolvedAtMs: tx.now, outcome });
   for (const step of cohort.ordered) if (!isResolved(step.status)) markFailed(state, tx, cohort, step, { kind: 'cohort-cancelled', by });
-  state.matcher.remove(tx.journal, cohort);
+  state.refile(tx.journal, cohort);
   tx.cohort(cohort.record);
   tx.event(cohort.id, 'cohort.cancelled', { detail: describeCancel(by) });
   completeConnectedPeers(state, tx, cohort);
@@ -149,7 +150,7 @@ export function onRetry(state: SchedulerState, tx: CoreTx, cohortId: string, ste
   }
   reopen(tx, cohort, step);
   trackOpen(state, tx.journal, cohort);
-  if (cohort.failedCount === 0) state.matcher.add(tx.journal, cohort);
+  state.refile(tx.journal, cohort);
   tx.event(cohort.id, 'step.admin-retry', { stepId });
   state.broadcast(tx, cohort, { cohortId: cohort.id, stepId, state: 'pending', peerId: null, fromMemo: false, cause: { kind: 'admin-retry' } });
   tx.dirty.add(cohort);
@@ -182,33 +183,4 @@ function reopen(tx: CoreTx, cohort: Cohort, step: StepRecord): void {
       tx.step(dependent);
     }
   }
-}
-
-/** Expires memos, abandons open cohorts nobody has worked on for the retention time, forgets old resolved ones. */
-export function sweep(state: SchedulerState, tx: CoreTx): void {
-  for (const [key, memo] of state.memos) {
-    if (tx.now >= memo.expiresAtMs) {
-      tx.journal.mapDelete(state.memos, key);
-      tx.append({ table: 'memo.delete', memoKey: key });
-    }
-  }
-  const retention = state.config.cohortRetentionMs;
-  // Nobody joined or everyone left: an open cohort lives the (short) idle TTL, not the retention (issue #12).
-  const idleTtl = Math.min(state.config.idleCohortTtlMs, retention);
-  for (const cohort of [...state.cohorts.values()]) {
-    if (state.activeMembers(cohort) > 0) continue;
-    if (cohort.record.status === 'open' && tx.now >= cohort.record.lastActivityMs + idleTtl) {
-      cancelCohort(state, tx, cohort, 'abandoned');
-    } else if (cohort.record.status !== 'open' && tx.now >= (cohort.record.resolvedAtMs ?? 0) + retention) {
-      evict(state, tx, cohort);
-    }
-  }
-}
-
-function evict(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
-  tx.journal.mapDelete(state.cohorts, cohort.id);
-  state.matcher.remove(tx.journal, cohort);
-  untrack(state, tx.journal, cohort);
-  for (const [leaseId, lease] of state.leases) if (lease.cohortId === cohort.id) tx.journal.mapDelete(state.leases, leaseId);
-  for (const peer of [...state.currentMembers(cohort)]) tx.journal.mapDelete(state.peers, peer.peerId);
 }

@@ -35,34 +35,140 @@ export type AloneReason = CompanyDifference & { readonly peers: number };
  * token): nothing says the finished run built its sources (an earlier push to
  * the same branch looks the same), so it would build nothing and run its
  * universe against a cold cache.
+ *
+ * Cost per lookup does not depend on history (DESIGN §11): independent
+ * cohorts are indexed by match key and exact source state, dependent ones by
+ * match key and each patchset, each bucket split into open and resolved
+ * cohorts; the company and digest-sibling lookups have indexes of their own.
+ * A hello visits the cohorts of its own source state (or sharing one of its
+ * patchsets), never the rest of the retained history. Index changes are
+ * undone with the input's journal.
  */
 export class CohortMatcher {
-  private readonly byKey: ReadonlyMap<string, ReadonlySet<Cohort>> = new Map();
-  /** The same cohorts by repo and schema id, for `companyElsewhere` (cost per hello independent of history). */
-  private readonly byRepoSchema: ReadonlyMap<string, ReadonlySet<Cohort>> = new Map();
+  /** Independent (and cohort-keyed) cohorts by match key and exact source state. */
+  private readonly bySource = new Map<string, Bucket>();
+  /** Dependent cohorts by match key and each of their patchsets. */
+  private readonly byPatchset = new Map<string, Bucket>();
+  /** Open cohorts by repo, schema id and exact source state, for `companyElsewhere`. */
+  private readonly companyIndex = new Map<string, Set<Cohort>>();
+  /** Cohorts by cache id, schema id and repo, then digest, for `digestSiblings`. */
+  private readonly digestIndex = new Map<string, Map<string, Set<Cohort>>>();
+  /** Where each indexed cohort is, so it can be moved or removed without a scan. */
+  private readonly placed = new Map<Cohort, Placement>();
+  /**
+   * Cohorts examined by lookups since construction (a diagnostic, never
+   * rolled back): tests assert that one hello visits a bounded number of
+   * cohorts however many are retained.
+   */
+  visited = 0;
 
+  /**
+   * Indexes a cohort (or re-indexes it after its status changed: open and
+   * resolved cohorts sit in separate halves of each bucket, and only open ones
+   * are in the company index). Isolated cohorts are never indexed.
+   */
   add(journal: Journal, cohort: Cohort): void {
     if (cohort.record.isolated) return;
-    let set = this.byKey.get(cohort.matchKey);
-    if (!set) journal.mapSet(this.byKey, cohort.matchKey, (set = new Set()));
-    journal.setAdd(set, cohort);
-    const key = repoSchemaKey(cohort.record.repo, cohort.record.schema.id);
-    let bySchema = this.byRepoSchema.get(key);
-    if (!bySchema) journal.mapSet(this.byRepoSchema, key, (bySchema = new Set()));
-    journal.setAdd(bySchema, cohort);
+    this.remove(journal, cohort);
+    const open = cohort.record.status === 'open';
+    const placement: Placement = { open, buckets: [], company: null, digest: null };
+    const r = cohort.record;
+    if (r.pipelineType === 'dependent') {
+      for (const p of cohort.patchsets) placement.buckets.push(this.bucketKeyed(this.byPatchset, patchsetKey(cohort.matchKey, p)));
+    } else {
+      placement.buckets.push(this.bucketKeyed(this.bySource, sourceBucketKey(cohort.matchKey, cohort.sourceKey)));
+    }
+    for (const bucket of placement.buckets) (open ? bucket.open : bucket.resolved).add(cohort);
+    if (open) {
+      const key = companyKey(r.repo, r.schema.id, cohort.sourceKey);
+      let set = this.companyIndex.get(key);
+      if (!set) this.companyIndex.set(key, (set = new Set()));
+      set.add(cohort);
+      placement.company = key;
+    }
+    const dKey = digestKey(r.cacheId, r.schema.id, r.repo);
+    let byDigest = this.digestIndex.get(dKey);
+    if (!byDigest) this.digestIndex.set(dKey, (byDigest = new Map()));
+    let set = byDigest.get(r.digest);
+    if (!set) byDigest.set(r.digest, (set = new Set()));
+    set.add(cohort);
+    placement.digest = dKey;
+    this.placed.set(cohort, placement);
+    journal.onUndo(() => this.unplace(cohort));
+  }
+
+  /** Indexes a dependent cohort under patchsets its members added since (a no-op for the ones it has). */
+  addPatchsets(journal: Journal, cohort: Cohort): void {
+    const placement = this.placed.get(cohort);
+    if (!placement || cohort.record.pipelineType !== 'dependent') return;
+    const open = placement.open;
+    for (const p of cohort.patchsets) {
+      const bucket = this.bucketKeyed(this.byPatchset, patchsetKey(cohort.matchKey, p));
+      if (placement.buckets.includes(bucket)) continue;
+      (open ? bucket.open : bucket.resolved).add(cohort);
+      placement.buckets.push(bucket);
+      journal.onUndo(() => {
+        bucket.open.delete(cohort);
+        bucket.resolved.delete(cohort);
+        placement.buckets.splice(placement.buckets.indexOf(bucket), 1);
+      });
+    }
   }
 
   remove(journal: Journal, cohort: Cohort): void {
-    const key = repoSchemaKey(cohort.record.repo, cohort.record.schema.id);
-    const bySchema = this.byRepoSchema.get(key);
-    if (bySchema) {
-      journal.setDelete(bySchema, cohort);
-      if (bySchema.size === 0) journal.mapDelete(this.byRepoSchema, key);
+    const placement = this.placed.get(cohort);
+    if (!placement) return;
+    this.unplace(cohort);
+    journal.onUndo(() => this.place(cohort, placement));
+  }
+
+  private place(cohort: Cohort, placement: Placement): void {
+    for (const bucket of placement.buckets) (placement.open ? bucket.open : bucket.resolved).add(cohort);
+    if (placement.company !== null) {
+      let set = this.companyIndex.get(placement.company);
+      if (!set) this.companyIndex.set(placement.company, (set = new Set()));
+      set.add(cohort);
     }
-    const set = this.byKey.get(cohort.matchKey);
-    if (!set) return;
-    journal.setDelete(set, cohort);
-    if (set.size === 0) journal.mapDelete(this.byKey, cohort.matchKey);
+    if (placement.digest !== null) {
+      let byDigest = this.digestIndex.get(placement.digest);
+      if (!byDigest) this.digestIndex.set(placement.digest, (byDigest = new Map()));
+      let set = byDigest.get(cohort.record.digest);
+      if (!set) byDigest.set(cohort.record.digest, (set = new Set()));
+      set.add(cohort);
+    }
+    this.placed.set(cohort, placement);
+  }
+
+  private unplace(cohort: Cohort): void {
+    const placement = this.placed.get(cohort);
+    if (!placement) return;
+    this.placed.delete(cohort);
+    for (const bucket of placement.buckets) {
+      bucket.open.delete(cohort);
+      bucket.resolved.delete(cohort);
+      if (bucket.open.size === 0 && bucket.resolved.size === 0) {
+        const map = cohort.record.pipelineType === 'dependent' ? this.byPatchset : this.bySource;
+        if (map.get(bucket.key) === bucket) map.delete(bucket.key);
+      }
+    }
+    if (placement.company !== null) {
+      const set = this.companyIndex.get(placement.company);
+      set?.delete(cohort);
+      if (set?.size === 0) this.companyIndex.delete(placement.company);
+    }
+    if (placement.digest !== null) {
+      const byDigest = this.digestIndex.get(placement.digest);
+      const set = byDigest?.get(cohort.record.digest);
+      set?.delete(cohort);
+      if (set?.size === 0) byDigest!.delete(cohort.record.digest);
+      if (byDigest?.size === 0) this.digestIndex.delete(placement.digest);
+    }
+  }
+
+  private bucketKeyed(map: Map<string, Bucket>, key: string): Bucket {
+    let bucket = map.get(key);
+    if (!bucket) map.set(key, (bucket = { key, open: new Set(), resolved: new Set() }));
+    return bucket;
   }
 
   /**
@@ -73,11 +179,11 @@ export class CohortMatcher {
    */
   companyElsewhere(reg: Registration, schemaId: string, digest: string): CompanyElsewhere[] {
     if (reg.isolated) return [];
-    const wanted = sourceKey(reg.baseSha, reg.patchsets);
     const found: CompanyElsewhere[] = [];
-    for (const c of this.byRepoSchema.get(repoSchemaKey(reg.repo, schemaId)) ?? []) {
+    for (const c of this.companyIndex.get(companyKey(reg.repo, schemaId, sourceKey(reg.baseSha, reg.patchsets))) ?? []) {
+      this.visited++;
       const r = c.record;
-      if (r.status !== 'open' || !c.joinable || !c.reposCover(reg) || c.sourceKey !== wanted) continue;
+      if (r.status !== 'open' || !c.joinable || !c.reposCover(reg)) continue;
       const sameDigest = r.digest === digest;
       const sameCache = r.cacheId === reg.cacheId;
       const sameType = r.pipelineType === reg.pipelineType;
@@ -90,34 +196,59 @@ export class CohortMatcher {
 
   /** Whether the cohort is indexed (for the invariant checks). */
   has(cohort: Cohort): boolean {
-    return this.byKey.get(cohort.matchKey)?.has(cohort) ?? false;
+    return this.placed.has(cohort);
   }
 
-  /** Cohorts with the same repos and cache id but another digest for the same schema id. */
+  /**
+   * Other digests in use for the same schema id, cache id and repo (by
+   * cohorts whose repos cover the joiner's). Costs the number of digests, plus
+   * the cohorts of a digest passed over because their base ref differs.
+   */
   digestSiblings(reg: Registration, schemaId: string, digest: string): string[] {
-    const digests = new Set<string>();
-    for (const set of this.byKey.values()) {
-      for (const c of set) {
-        const r = c.record;
-        if (r.cacheId === reg.cacheId && r.schema.id === schemaId && r.digest !== digest && c.reposCover(reg)) {
-          digests.add(r.digest);
+    const digests: string[] = [];
+    for (const [other, cohorts] of this.digestIndex.get(digestKey(reg.cacheId, schemaId, reg.repo)) ?? []) {
+      if (other === digest) continue;
+      for (const c of cohorts) {
+        this.visited++;
+        if (c.reposCover(reg)) {
+          digests.push(other);
+          break;
         }
       }
     }
-    return [...digests];
+    return digests;
   }
 
   /** `rejoining`: the peer presented a resume token (it was registered before), so a finished cohort may be its own. */
   find(reg: Registration, digest: string, rejoining = false): Cohort | null {
     if (reg.isolated) return null;
-    const candidates = [...(this.byKey.get(matchKey(reg, digest)) ?? [])].filter((c) => c.joinable && c.reposCover(reg));
-    const open = candidates.filter((c) => c.record.status === 'open');
-    const resolved = candidates.filter((c) => c.record.status !== 'open');
+    const key = matchKey(reg, digest);
+    const buckets: Bucket[] = [];
+    if (reg.pipelineType === 'dependent') {
+      for (const p of new Set(reg.patchsets)) {
+        const bucket = this.byPatchset.get(patchsetKey(key, p));
+        if (bucket) buckets.push(bucket);
+      }
+    } else {
+      const bucket = this.bySource.get(sourceBucketKey(key, sourceKey(reg.baseSha, reg.patchsets)));
+      if (bucket) buckets.push(bucket);
+    }
     const openOnly = reg.pipelineType === 'independent' && reg.baseSha === null && !isCohortKeyed(reg) && !rejoining;
-    return this.best(reg, open) ?? (openOnly ? null : this.best(reg, resolved));
+    return this.best(reg, this.candidates(reg, buckets, 'open')) ?? (openOnly ? null : this.best(reg, this.candidates(reg, buckets, 'resolved')));
   }
 
-  private best(reg: Registration, candidates: Cohort[]): Cohort | null {
+  private candidates(reg: Registration, buckets: readonly Bucket[], half: 'open' | 'resolved'): Set<Cohort> {
+    const found = new Set<Cohort>();
+    for (const bucket of buckets) {
+      for (const c of bucket[half]) {
+        this.visited++;
+        if (c.joinable && c.reposCover(reg)) found.add(c);
+      }
+    }
+    return found;
+  }
+
+  private best(reg: Registration, candidates: Iterable<Cohort>): Cohort | null {
     if (reg.pipelineType === 'independent') {
       const wanted = sourceKey(reg.baseSha, reg.patchsets);
       let found: Cohort | null = null;
@@ -147,6 +278,34 @@ export class CohortMatcher {
   }
 }
 
-function repoSchemaKey(repo: string, schemaId: string): string {
-  return JSON.stringify([repo, schemaId]);
+/** Cohorts sharing one index key: the open ones (tried first) and the resolved ones still retained. */
+interface Bucket {
+  readonly key: string;
+  readonly open: Set<Cohort>;
+  readonly resolved: Set<Cohort>;
+}
+
+/** The buckets and index keys a cohort is filed under. */
+interface Placement {
+  /** Filed as open (else as resolved). */
+  readonly open: boolean;
+  readonly buckets: Bucket[];
+  company: string | null;
+  digest: string | null;
+}
+
+function sourceBucketKey(matchKey: string, sourceKey: string): string {
+  return JSON.stringify([matchKey, sourceKey]);
+}
+
+function patchsetKey(matchKey: string, patchset: string): string {
+  return JSON.stringify([matchKey, patchset]);
+}
+
+function companyKey(repo: string, schemaId: string, sourceKey: string): string {
+  return JSON.stringify([repo, schemaId, sourceKey]);
+}
+
+function digestKey(cacheId: string, schemaId: string, repo: string): string {
+  return JSON.stringify([cacheId, schemaId, repo]);
 }

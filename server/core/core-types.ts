@@ -36,6 +36,8 @@ export interface CoreConfig {
   readonly maxStepsPerSource: number;
   /** How often retention and memo expiry are swept. Default 60 s. */
   readonly sweepIntervalMs: number;
+  /** Sweep entries (a memo, a cohort) one tick handles at most; a backlog continues on the next tick. Default 200. */
+  readonly sweepBatch: number;
   /** The transport's ping interval, announced to peers in `welcome`. Default 15 s. */
   readonly pingIntervalMs: number;
 }
@@ -54,6 +56,7 @@ export const defaultCoreConfig: CoreConfig = Object.freeze({
   maxOpenCohortsPerSource: 256,
   maxStepsPerSource: 100_000,
   sweepIntervalMs: 60_000,
+  sweepBatch: 200,
   pingIntervalMs: 15_000,
 });
 

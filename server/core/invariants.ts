@@ -14,8 +14,9 @@ import { isResolved } from './step-status.js';
  *  - a step is `leased` iff it has a live lease; at most two live leases, the second a backup;
  *    each live lease is unended, indexed, and its holder's work state is running it;
  *  - `failCause` is set iff the step is failed; a pending step has no failed need;
- *  - open iff it has no outcome and no `resolvedAtMs`; an open cohort has an unresolved step
- *    and is in its source's quota index (source-quota.ts);
+ *  - open iff it has no outcome and no `resolvedAtMs`, iff it is in the open-cohort index; an open
+ *    cohort has an unresolved step and is in its source's quota index (source-quota.ts); a cohort
+ *    neither isolated nor cancelled is in the matcher's index (cohort-matcher.ts);
  *  - an open cohort with no live lease and a connected idle member has an assignable step
  *    (pending, every need succeeded), unless the authority is draining.
  * Per peer:
@@ -118,6 +119,8 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   if (failed !== cohort.failedCount) fail(`${where} counts ${cohort.failedCount} failed steps; a recount finds ${failed}`);
   const r = cohort.record;
   const open = r.status === 'open';
+  if (open !== state.openCohorts.has(cohort)) fail(`${where} is ${r.status} but ${open ? 'not ' : ''}in the open-cohort index`);
+  if (!r.isolated && r.status !== 'cancelled' && !state.matcher.has(cohort)) fail(`${where} is ${r.status} but not in the matcher's index`);
   if (open !== (r.outcome === null) || open !== (r.resolvedAtMs === null)) fail(`${where} is ${r.status} with outcome ${JSON.stringify(r.outcome)} and resolvedAtMs ${r.resolvedAtMs}`);
   if (!open) return;
   if (unresolved === 0) fail(`${where} is open with every step resolved`);

@@ -90,6 +90,7 @@ function join(state: SchedulerState, tx: CoreTx, input: HelloInput): void {
     const before = cohort.patchsets.size;
     for (const p of reg.patchsets) tx.journal.setAdd(cohort.patchsets, p);
     if (cohort.patchsets.size !== before) {
+      state.matcher.addPatchsets(tx.journal, cohort);
       tx.journal.set(cohort.record, { patchsets: [...cohort.patchsets].sort() });
       tx.cohort(cohort.record);
     }

@@ -8,9 +8,11 @@ import type { Journal } from './journal.js';
 import { transitionWork, type PeerWork } from './peer-work.js';
 import { criticalPathMs } from './priority.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, PeerRecord } from './records.js';
+import { armStraggler, armStragglers, type StragglerEntry } from './straggler-deadlines.js';
 import { trackOpen } from './source-quota.js';
 import { durationKey } from './source-state.js';
 import type { PickContext } from './step-picker.js';
+import { cohortSweepAtMs, type SweepEntry } from './retention-sweep.js';
 
 /**
  * The scheduler's whole state, shared by its parts (peer-sessions,
@@ -50,6 +52,16 @@ export class SchedulerState {
   readonly graceDeadlines = new DeadlineHeap<PeerState>();
   /** Peers told `wait` (their cohorts are the only ones a straggler backup can matter to). */
   readonly waiting: ReadonlySet<PeerState> = new Set();
+  /** Open cohorts (gauges; live leases exist only in open cohorts). */
+  readonly openCohorts: ReadonlySet<Cohort> = new Set();
+  /** Every lease id of each cohort in memory, so evicting a cohort drops its leases without a scan. */
+  readonly leaseIdsByCohort: ReadonlyMap<string, ReadonlySet<string>> = new Map();
+  /** When a live lease may get a backup copy (straggler-deadlines.ts). */
+  readonly stragglerDeadlines = new DeadlineHeap<StragglerEntry>();
+  /** Memo expiry, idle-cohort abandonment and eviction (retention-sweep.ts). */
+  readonly sweepDeadlines = new DeadlineHeap<SweepEntry>();
+  /** The current sweep deadline of each cohort in memory (older heap entries for it are stale). */
+  readonly cohortSweepAtMs: ReadonlyMap<Cohort, number> = new Map();
   readonly draining: boolean = false;
   readonly nextSweepAtMs: number = 0;
   readonly lastNow: number = 0;
@@ -122,8 +134,51 @@ export class SchedulerState {
   /** Changes a peer's work state (peer-work.ts) and keeps the index of waiting peers. */
   setWork(journal: Journal, peer: PeerState, to: PeerWork): void {
     transitionWork(journal, peer, to);
-    if (to.kind === 'waiting') journal.setAdd(this.waiting, peer);
-    else journal.setDelete(this.waiting, peer);
+    if (to.kind === 'waiting') {
+      journal.setAdd(this.waiting, peer);
+      const cohort = this.cohorts.get(peer.record.cohortId);
+      if (cohort) armStragglers(this, cohort);
+    } else {
+      journal.setDelete(this.waiting, peer);
+    }
+  }
+
+  /** Indexes a new lease under its cohort (and arms its straggler deadline); the lease is live or ended. */
+  addLease(journal: Journal, cohort: Cohort, lease: LeaseRecord): void {
+    journal.mapSet(this.leases, lease.leaseId, lease);
+    let ids = this.leaseIdsByCohort.get(cohort.id);
+    if (!ids) journal.mapSet(this.leaseIdsByCohort, cohort.id, (ids = new Set()));
+    journal.setAdd(ids, lease.leaseId);
+    if (lease.end === null) {
+      cohort.addLive(journal, lease);
+      armStraggler(this, cohort, lease.leaseId);
+    }
+  }
+
+  /** A new or replaced memo, with its expiry in the sweep. */
+  putMemo(journal: Journal, memo: MemoRecord): void {
+    journal.mapSet(this.memos, memo.memoKey, memo);
+    this.sweepDeadlines.push(memo.expiresAtMs, { kind: 'memo', memo });
+  }
+
+  /**
+   * Files a cohort by its status after it was created, restored or changed
+   * status: the matcher (cancelled cohorts leave it), the open set, and its
+   * sweep deadline (idle TTL while open, retention once resolved).
+   */
+  refile(journal: Journal, cohort: Cohort): void {
+    if (cohort.record.status === 'cancelled') this.matcher.remove(journal, cohort);
+    else this.matcher.add(journal, cohort);
+    if (cohort.record.status === 'open') journal.setAdd(this.openCohorts, cohort);
+    else journal.setDelete(this.openCohorts, cohort);
+    this.armSweep(journal, cohort, cohortSweepAtMs(this, cohort));
+  }
+
+  /** Sets a cohort's sweep deadline (earlier entries for it become stale). */
+  armSweep(journal: Journal, cohort: Cohort, atMs: number): void {
+    if (this.cohortSweepAtMs.get(cohort) === atMs) return;
+    journal.mapSet(this.cohortSweepAtMs, cohort, atMs);
+    this.sweepDeadlines.push(atMs, { kind: 'cohort', cohort });
   }
 
   /** Starts a peer's grace period index entry (the record already holds `graceEndsAtMs`). */
@@ -140,7 +195,7 @@ export class SchedulerState {
   indexCohort(tx: CoreTx, cohort: Cohort): void {
     tx.journal.set(cohort, { priorityMs: criticalPathMs(cohort.record.schema, (stepId) => this.estimateMs(cohort, stepId)) });
     tx.journal.mapSet(this.cohorts, cohort.id, cohort);
-    this.matcher.add(tx.journal, cohort);
+    this.refile(tx.journal, cohort);
     trackOpen(this, tx.journal, cohort);
   }
 

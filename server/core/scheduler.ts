@@ -1,5 +1,7 @@
 import { Cohort } from './cohort.js';
-import { onCancel, onRetry, settle, sweep } from './cohort-lifecycle.js';
+import { onCancel, onRetry, settle } from './cohort-lifecycle.js';
+import { sweep, sweepBacklog } from './retention-sweep.js';
+import { armStragglers, fireStragglers, nextStragglerAtMs } from './straggler-deadlines.js';
 import { CoreTx } from './core-tx.js';
 import type { ConnId, CoreConfig, CoreInput, CoreOutput, Effect, IdSource } from './core-types.js';
 import { checkAll, checkTouched } from './invariants.js';
@@ -9,7 +11,6 @@ import { heldLeaseId, idleWork } from './peer-work.js';
 import type { Snapshot, StepRecord } from './records.js';
 import { SchedulerState, type PeerState } from './scheduler-state.js';
 import { endLease, onFinished, returnToPending } from './step-lifecycle.js';
-import { stragglerAtMs } from './step-picker.js';
 
 /**
  * The scheduler: a deterministic state machine, `handle(input, now) -> { writes, effects }`.
@@ -40,7 +41,7 @@ export class Scheduler {
     const j = tx.journal;
     j.set(state, { lastNow: now });
     for (const d of snapshot.durations) j.mapSet(state.durations, d.durationKey, Object.freeze({ ...d }));
-    for (const m of snapshot.memos) if (now < m.expiresAtMs) j.mapSet(state.memos, m.memoKey, Object.freeze({ ...m }));
+    for (const m of snapshot.memos) if (now < m.expiresAtMs) state.putMemo(j, Object.freeze({ ...m }));
     const stepsByCohort = new Map<string, StepRecord[]>();
     for (const s of snapshot.steps) {
       const list = stepsByCohort.get(s.cohortId);
@@ -51,9 +52,7 @@ export class Scheduler {
     for (const row of snapshot.leases) {
       const cohort = state.cohorts.get(row.cohortId);
       if (!cohort) continue;
-      const lease = { ...row };
-      j.mapSet(state.leases, lease.leaseId, lease);
-      if (lease.end === null) cohort.addLive(j, lease);
+      state.addLease(j, cohort, { ...row });
     }
     for (const row of snapshot.peers) {
       const cohort = state.cohorts.get(row.cohortId);
@@ -88,6 +87,7 @@ export class Scheduler {
       }
       // Restoring resolved its last step (one that lost its peer once too often): it completes now.
       if (cohort.record.status === 'open' && cohort.unresolved === 0) tx.dirty.add(cohort);
+      armStragglers(state, cohort);
     }
     settle(state, tx);
     j.set(state, { nextSweepAtMs: now });
@@ -134,34 +134,29 @@ export class Scheduler {
     }
   }
 
-  /** Time passed: grace periods end (`now >= graceEndsAtMs`), stragglers may get backups, retention sweeps run. */
+  /**
+   * Time passed: grace periods end (`now >= graceEndsAtMs`), stragglers may
+   * get backups, and a bounded batch of the retention sweep runs (all three
+   * from min-heaps: a tick's cost does not depend on history).
+   */
   private onTick(tx: CoreTx): void {
     const state = this.state;
     for (let top = state.graceDeadlines.peek(); top !== null && top.atMs <= tx.now; top = state.graceDeadlines.peek()) {
       state.graceDeadlines.pop(tx.journal);
       if (state.graceEntryValid(top.value, top.atMs)) expireGrace(state, tx, top.value);
     }
-    for (const cohort of this.cohortsWithWaitingPeers()) if (cohort.liveLeases.size > 0) tx.dirty.add(cohort);
+    fireStragglers(state, tx);
     if (tx.now >= state.nextSweepAtMs) {
       sweep(state, tx);
-      tx.journal.set(state, { nextSweepAtMs: tx.now + state.config.sweepIntervalMs });
+      tx.journal.set(state, { nextSweepAtMs: sweepBacklog(state, tx.now) ? tx.now : tx.now + state.config.sweepIntervalMs });
     }
-  }
-
-  /** Open cohorts with a peer told `wait`: the only ones where a straggler backup can start. */
-  private cohortsWithWaitingPeers(): Set<Cohort> {
-    const cohorts = new Set<Cohort>();
-    for (const peer of this.state.waiting) {
-      const cohort = this.state.cohorts.get(peer.record.cohortId);
-      if (cohort?.record.status === 'open') cohorts.add(cohort);
-    }
-    return cohorts;
   }
 
   /**
-   * The next time `tick` has work to do, or null: the earliest grace deadline
-   * (a min-heap), a straggler backup in a cohort with a waiting peer, or the sweep.
-   * Costs O(log n) per stale heap entry plus the live leases of cohorts with waiting peers.
+   * The next time `tick` has work to do, or null: the earliest grace deadline,
+   * straggler backup (in a cohort with a waiting peer) or sweep entry, each from
+   * a min-heap; the sweep no earlier than its interval allows, unless a backlog
+   * is being worked off. Costs O(log n) per stale heap entry dropped.
    */
   nextDeadlineMs(): number | null {
     const state = this.state;
@@ -176,14 +171,10 @@ export class Scheduler {
       }
       state.graceDeadlines.pop(null); // stale: the peer resumed, left or was replaced
     }
-    const ctx = state.pickContext(state.lastNow);
-    for (const cohort of this.cohortsWithWaitingPeers()) {
-      for (const [stepId] of cohort.liveLeases) {
-        const at = stragglerAtMs(ctx, cohort, cohort.steps.get(stepId)!);
-        if (at !== null && at > state.lastNow) consider(at);
-      }
-    }
-    if (state.memos.size > 0 || state.cohorts.size > 0) consider(state.nextSweepAtMs);
+    const straggler = nextStragglerAtMs(state);
+    if (straggler !== null) consider(straggler);
+    const sweepTop = state.sweepDeadlines.peek();
+    if (sweepTop !== null) consider(Math.max(state.nextSweepAtMs, sweepTop.atMs));
     return next;
   }
 
@@ -192,17 +183,25 @@ export class Scheduler {
     return this.state.draining;
   }
 
-  /** Gauges for metrics. */
+  /**
+   * Gauges for metrics, from indexes: connected peers are the connection
+   * index, and live leases exist only in open cohorts. Costs the open cohorts,
+   * never the retained history.
+   */
   counts(): { peersConnected: number; cohortsOpen: number; leasesLive: number } {
-    let peersConnected = 0;
-    for (const p of this.state.peers.values()) if (p.record.status === 'connected') peersConnected++;
-    let cohortsOpen = 0;
     let leasesLive = 0;
-    for (const c of this.state.cohorts.values()) {
-      if (c.record.status === 'open') cohortsOpen++;
-      for (const live of c.liveLeases.values()) leasesLive += live.length;
-    }
-    return { peersConnected, cohortsOpen, leasesLive };
+    for (const c of this.state.openCohorts) for (const live of c.liveLeases.values()) leasesLive += live.length;
+    return { peersConnected: this.state.connections.size, cohortsOpen: this.state.openCohorts.size, leasesLive };
+  }
+
+  /** Work counters for tests that check a cost does not grow with history (cohorts a lookup examined). */
+  get matcherVisits(): number {
+    return this.state.matcher.visited;
+  }
+
+  /** Cohorts in memory, open and retained (for tests and the day benchmark). */
+  get cohortsInMemory(): number {
+    return this.state.cohorts.size;
   }
 
   /** The connection a peer id is on, if it is connected. */

@@ -101,7 +101,7 @@ export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step:
       createdAtMs: tx.now,
       expiresAtMs: tx.now + state.config.memoTtlMs,
     });
-    tx.journal.mapSet(state.memos, key, memo);
+    state.putMemo(tx.journal, memo);
     tx.append({ table: 'memo', row: memo });
   }
   state.broadcast(tx, cohort, { cohortId: cohort.id, stepId: step.stepId, state: 'succeeded', peerId: lease.peerId, fromMemo: false, durationMs });
@@ -225,8 +225,7 @@ export function grant(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: S
     end: null,
   };
   if (step.status === 'pending') transitionStep(tx.journal, step, 'leased');
-  tx.journal.mapSet(state.leases, lease.leaseId, lease);
-  cohort.addLive(tx.journal, lease);
+  state.addLease(tx.journal, cohort, lease);
   state.setWork(tx.journal, peer, { kind: 'running', leaseId: lease.leaseId });
   tx.step(step);
   tx.lease(lease);
