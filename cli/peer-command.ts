@@ -10,7 +10,7 @@ import { exitInvalid } from './exit-codes.js';
 import { collect, numberOption } from './option-parsers.js';
 
 interface PeerFlags {
-  server?: string;
+  server?: string[];
   schema?: string;
   cacheId?: string;
   peerId?: string;
@@ -48,7 +48,7 @@ export function registerPeerCommand(program: Command): void {
     .command('peer')
     .description('join the authority from a CI job: build the shared steps it assigns, then the universe; fail open when it is unreachable')
     .usage('--server URL --schema FILE --cache-id ID [options] -- COMMAND [ARG...]')
-    .option('--server <url>', 'authority URL, e.g. wss://taskshard.internal (required)')
+    .option('--server <url>', 'authority URL, e.g. wss://taskshard.internal (required); an active one and its standbys: comma-separated or repeated, tried in order', collect)
     .option('--schema <file>', 'schema file, the same content in every peer of a pipeline (required)')
     .option('--cache-id <id>', 'remote cache identity; peers share only within one cache (required)')
     .option('--peer-id <id>', 'unique id of this peer (default: from the CI job)')

@@ -1,5 +1,6 @@
 import WebSocket, { type RawData } from 'ws';
 import { peerMessageSchema, type PeerMessage } from '../shared/protocol.js';
+import { parseRetryAfterMs } from './server-list.js';
 
 /**
  * One WebSocket connection to the authority: Bearer token on the upgrade,
@@ -18,6 +19,8 @@ export interface LinkEnd {
   readonly httpMessage?: string | null;
   /** The socket error, if any (e.g. `connect ECONNREFUSED 127.0.0.1:8080`). */
   readonly error: string | null;
+  /** `Retry-After` of a refused upgrade, in ms (a standby authority sends it with its 503); null when absent. */
+  readonly retryAfterMs?: number | null;
 }
 
 export interface LinkHandlers {
@@ -37,6 +40,7 @@ export class AuthorityLink {
   private readonly socket: WebSocket;
   private httpStatus: number | null = null;
   private httpMessage: string | null = null;
+  private retryAfterMs: number | null = null;
   private error: string | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private silenceLimitMs = 0;
@@ -68,6 +72,8 @@ export class AuthorityLink {
     });
     this.socket.on('unexpected-response', (_req, res) => {
       this.httpStatus = res.statusCode ?? null;
+      const retryAfter = res.headers['retry-after'];
+      this.retryAfterMs = parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now());
       // Keep what the authority said (e.g. which path is right), up to 2 KiB, then drop the connection.
       let body = '';
       let finished = false;
@@ -92,7 +98,7 @@ export class AuthorityLink {
       this.stopWatchdog();
       this.endedFlag = true;
       for (const w of this.endWaiters.splice(0)) w();
-      handlers.ended({ code, reason: reason.toString('utf8'), httpStatus: this.httpStatus, httpMessage: this.httpMessage, error: this.error });
+      handlers.ended({ code, reason: reason.toString('utf8'), httpStatus: this.httpStatus, httpMessage: this.httpMessage, error: this.error, retryAfterMs: this.retryAfterMs });
     });
   }
 

@@ -263,7 +263,15 @@ export async function postCacheEvidence(serverWsUrl: string, token: string | nul
  * After the run: with `buildTool` set and a universe build that ran, reads its cache evidence,
  * prints it, sends it to the authority (when this peer shared a cohort) and adds it to the result.
  */
-export async function withCacheEvidence<R extends PeerResult>(result: R, o: ParsedPeerOptions, steps: readonly EvidenceStep[], token: string | null, report: PeerReport): Promise<R> {
+export async function withCacheEvidence<R extends PeerResult>(
+  result: R,
+  o: ParsedPeerOptions,
+  steps: readonly EvidenceStep[],
+  token: string | null,
+  report: PeerReport,
+  /** The authority that welcomed this peer last (with several `--server`s, the active one). */
+  authorityUrl: string = o.server[0]!,
+): Promise<R> {
   if (o.buildTool === undefined || result.universe === null) return result;
   if (o.evidenceFile === undefined) {
     report.warning('--build-tool: no evidence file to read (the CLI sets $TASKSHARD_EVIDENCE_FILE; library users pass evidenceFile)');
@@ -276,7 +284,7 @@ export async function withCacheEvidence<R extends PeerResult>(result: R, o: Pars
   }
   report.event(describeCacheEvidence(evidence));
   if (result.mode === 'shared' && result.cohortId !== null && result.peerId !== null) {
-    const problem = await postCacheEvidence(o.server, token, result.cohortId, { peerId: result.peerId, evidence });
+    const problem = await postCacheEvidence(authorityUrl, token, result.cohortId, { peerId: result.peerId, evidence });
     if (problem !== null) report.warning(`cache evidence not recorded by the authority: ${problem}`);
   }
   return { ...result, universe: { ...result.universe, cacheEvidence: evidence } };

@@ -43,12 +43,45 @@ const serverUrlSchema = z
     return url.toString();
   });
 
+/** Most authorities one peer lists (an active one and its standbys). */
+const maxServers = 8;
+
+/**
+ * One authority URL, several separated by commas, or a list of them (each may hold commas too);
+ * parsed to the normalized URLs in order. A problem names the entry (`--server[1]`) when there are several.
+ */
+const serverListSchema = z
+  .union([z.string(), z.array(z.string()).min(1, 'must list at least one authority URL')], { error: 'must be a URL or a list of URLs' })
+  .transform((value, ctx) => {
+    const entries = (typeof value === 'string' ? [value] : value).flatMap((v) => v.split(',')).map((v) => v.trim());
+    if (entries.length > maxServers) {
+      ctx.addIssue({ code: 'custom', message: `must list at most ${maxServers} authorities, got ${entries.length}` });
+      return z.NEVER;
+    }
+    const urls: string[] = [];
+    entries.forEach((entry, i) => {
+      const path = entries.length === 1 ? [] : [i];
+      const parsed = serverUrlSchema.safeParse(entry);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path });
+      } else if (urls.includes(parsed.data)) {
+        ctx.addIssue({ code: 'custom', message: `lists ${parsed.data} twice`, path });
+      } else {
+        urls.push(parsed.data);
+      }
+    });
+    return Object.freeze(urls) as readonly string[];
+  });
+
 const isFunction = (v: unknown): boolean => typeof v === 'function';
 const isWritable = (v: unknown): boolean => typeof v === 'object' && v !== null && typeof (v as Writable).write === 'function';
 
 export const peerOptionsSchema = z.strictObject({
-  /** Authority URL, e.g. `ws://taskshard.internal:8080`. */
-  server: serverUrlSchema,
+  /**
+   * Authority URL, e.g. `ws://taskshard.internal:8080`; or several (a list, or one string with commas):
+   * the active authority and its standbys, tried in order (see peer/server-list.ts). Parsed to a list.
+   */
+  server: serverListSchema,
   /** Schema file path, or an already-parsed schema object. */
   schema: z.union([z.string().min(1, 'must not be empty'), z.record(z.string(), z.unknown())]),
   /** Remote cache identity; peers share only with peers of the same cache. */

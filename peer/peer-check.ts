@@ -13,9 +13,10 @@ import { resolveSource } from './source-resolver.js';
 /**
  * `taskshard peer --check`: everything a real run would need, without joining
  * a cohort — the options, the schema, the source state, COMMAND (already
- * resolved by the caller), the authority's health and version, and a WebSocket
- * upgrade with the token (closed at once, no hello). One line per check;
- * resolves with 0 when all pass, 2 when any fails.
+ * resolved by the caller), each listed authority's health and version, and a
+ * WebSocket upgrade with the token (closed at once, no hello). One line per
+ * check; resolves with 0 when all pass, 2 when any fails. With several
+ * authorities, a standby or a dead one is a warning; none accepting is a failure.
  */
 export async function runPeerCheck(input: Omit<PeerOptions, 'runner'> & { readonly commandPath: string }): Promise<0 | 2> {
   const out = process.stdout;
@@ -52,30 +53,45 @@ export async function runPeerCheck(input: Omit<PeerOptions, 'runner'> & { readon
   ok(`COMMAND ${commandPath}`);
 
   const token = o.token ?? (env.TASKSHARD_TOKEN?.trim() || null);
-  const base = new URL(o.server);
-  const health = `${base.protocol === 'wss:' ? 'https:' : 'http:'}//${base.host}/healthz`;
-  try {
-    const res = await fetch(health, { signal: AbortSignal.timeout(o.connectTimeoutSec * 1000) });
-    const body = (await res.json().catch(() => ({}))) as { status?: unknown; version?: unknown };
-    const version = typeof body.version === 'string' ? body.version : 'unknown';
-    if (res.ok) ok(`authority ${base.host} is up (${String(body.status)}), version ${version}`);
-    else fail(`authority ${health} answered HTTP ${res.status} (${String(body.status ?? 'not ok')})`);
-    if (version !== clientVersion() && version !== 'unknown') {
-      out.write(`taskshard: check WARNING: this peer is ${clientVersion()}, the authority ${version}; get the matching peer from ${base.protocol === 'wss:' ? 'https:' : 'http:'}//${base.host}/peer.mjs\n`);
+  const timeoutMs = o.connectTimeoutSec * 1000;
+  const several = o.server.length > 1;
+  // With several authorities, one that is down or on standby is expected (failover); it is a warning.
+  // The check fails when none accepts this peer, or when one refuses its token or the upgrade.
+  const warn = (what: string): void => void out.write(`taskshard: check WARNING: ${what}\n`);
+  const downProblem = several ? warn : fail;
+  let accepted = 0;
+  for (const server of o.server) {
+    const base = new URL(server);
+    const httpBase = `${base.protocol === 'wss:' ? 'https:' : 'http:'}//${base.host}`;
+    const health = `${httpBase}/healthz`;
+    try {
+      const res = await fetch(health, { signal: AbortSignal.timeout(timeoutMs) });
+      const body = (await res.json().catch(() => ({}))) as { status?: unknown; version?: unknown; active?: unknown };
+      const version = typeof body.version === 'string' ? body.version : 'unknown';
+      if (res.ok && body.status === 'standby') ok(`authority ${base.host} is on standby (active: ${typeof body.active === 'string' ? body.active : 'none yet'}); peers move to the active one`);
+      else if (res.ok) ok(`authority ${base.host} is up (${String(body.status)}), version ${version}`);
+      else downProblem(`authority ${health} answered HTTP ${res.status} (${String(body.status ?? 'not ok')})`);
+      if (version !== clientVersion() && version !== 'unknown') {
+        warn(`this peer is ${clientVersion()}, the authority ${version}; get the matching peer from ${httpBase}/peer.mjs`);
+      }
+    } catch (err) {
+      downProblem(`authority ${health} unreachable: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
     }
-  } catch (err) {
-    fail(`authority ${health} unreachable: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
-  }
 
-  const end = await tryUpgrade(o.server, token, o.connectTimeoutSec * 1000);
-  if (end === 'opened') ok(`WebSocket ${o.server} accepted this peer${token === null ? ' (no token sent)' : "'s token"}`);
-  else {
+    const end = await tryUpgrade(server, token, timeoutMs);
+    if (end === 'opened') {
+      accepted++;
+      ok(`WebSocket ${server} accepted this peer${token === null ? ' (no token sent)' : "'s token"}`);
+      continue;
+    }
     const verdict = classifyLinkEnd(end);
     const why = describeLinkEnd(end, null);
-    if (verdict === 'unauthorized') fail(`WebSocket ${o.server} REFUSED the token (${why}); check TASKSHARD_TOKEN`);
-    else if (verdict === 'refused') fail(`WebSocket ${o.server} REFUSED the upgrade (${why})`);
-    else fail(`WebSocket ${o.server} unreachable (${why})`);
+    if (verdict === 'unauthorized') fail(`WebSocket ${server} REFUSED the token (${why}); check TASKSHARD_TOKEN`);
+    else if (verdict === 'refused') fail(`WebSocket ${server} REFUSED the upgrade (${why})`);
+    else if (several && end.httpStatus === 503) ok(`WebSocket ${server} answers ${why} (a standby; its token check happens once it is active)`);
+    else downProblem(`WebSocket ${server} unreachable (${why})`);
   }
+  if (several && accepted === 0) fail(`none of the ${o.server.length} authorities accepted this peer (is one of them active?)`);
   out.write(`taskshard: check ${failed === 0 ? 'passed' : `FAILED (${failed} problem${failed === 1 ? '' : 's'})`}: exit ${failed === 0 ? 0 : 2}\n`);
   return failed === 0 ? 0 : 2;
 }

@@ -126,7 +126,7 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
   const report = new PeerReport(o.stdout ?? process.stdout, o.stderr ?? process.stderr, style, o.quiet);
   const onSharedFailure = o.onSharedFailure ?? (o.pipelineType === 'dependent' ? 'continue' : 'fail');
   const schema = loaded.schema;
-  report.event(`peer ${source.peerId}: schema ${schema.id} (${schema.steps.length} steps, ${loaded.digest.slice(0, 19)}), ${describeSource(source, o)}, authority ${o.server}`);
+  report.event(`peer ${source.peerId}: schema ${schema.id} (${schema.steps.length} steps, ${loaded.digest.slice(0, 19)}), ${describeSource(source, o)}, authority ${o.server.join(', ')}`);
   if (source.baseSha === null && o.pipelineType === 'independent' && !o.isolated && o.cohortKey === undefined) {
     report.warning(
       'NO BASE SHA: this job shares only with jobs that are running right now, never with a finished run (whose cache may be for other sources), and nothing is reused from memo. ' +
@@ -143,14 +143,16 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
     const record = new RunRecord(schema.steps, source.peerId, now);
     const ticker = new ProgressTicker(report, schema.steps, o.progressIntervalSec * 1000, now);
     let warnedVersion = false;
+    let activeAuthority = o.server[0]!;
     const observer: SessionObserver = {
-      frame(message) {
+      frame(message, from) {
         record.frame(message);
         ticker.frame(message);
         if (message.type !== 'welcome') return;
+        activeAuthority = from;
         if (message.server && message.server.version !== clientVersion() && !warnedVersion) {
           warnedVersion = true;
-          report.warning(`this peer is taskshard ${clientVersion()} but the authority is ${message.server.version}; get the matching peer: curl -fsSL ${httpBase(o.server)}/peer.mjs -o peer.mjs`);
+          report.warning(`this peer is taskshard ${clientVersion()} but the authority is ${message.server.version}; get the matching peer: curl -fsSL ${httpBase(from)}/peer.mjs -o peer.mjs`);
         }
         for (const why of message.alone ?? []) report.event(`alone in cohort ${message.cohort.id}: ${why}`);
       },
@@ -167,7 +169,7 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
     let result: PeerResult;
     try {
       result = await drive(o, schema, loaded.digest, source, token, onSharedFailure, report, observer, groupedRunner(o.runner, report), stop.signal);
-      result = await withCacheEvidence(result, o, schema.steps, token, report);
+      result = await withCacheEvidence(result, o, schema.steps, token, report, activeAuthority);
     } finally {
       ticker.stop();
     }
@@ -230,7 +232,7 @@ async function drive(
     },
   };
   const session = new PeerSession({
-    url: o.server,
+    servers: o.server,
     token,
     hello,
     schema,

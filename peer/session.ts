@@ -6,9 +6,10 @@ import type { SchemaDef, StepDef } from '../shared/schema-file.js';
 import { AuthorityLink, type LinkEnd } from './authority-link.js';
 import { FinishedQueue } from './finished-queue.js';
 import { classifyLinkEnd, describeLinkEnd, stepIdsIn } from './frame-checks.js';
-import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+import type { BackoffPolicy } from './backoff.js';
 import { builtElsewhereLine, failedStepLine, formatDuration, formatExit, waitingLine, type PeerReport } from './report.js';
 import { runTimed, type StepRun, type StepRunner } from './step-runner.js';
+import { ServerList } from './server-list.js';
 import { SessionStateCell } from './session-state.js';
 
 /**
@@ -18,6 +19,8 @@ import { SessionStateCell } from './session-state.js';
  * States: connecting -> joined (welcome) -> [link lost -> connecting -> joined]* -> ended.
  * - connecting: retries with backoff and jitter until a deadline: `connectTimeoutMs`
  *   before the first welcome, `patienceMs` after a joined link was lost. Past it: fail-open.
+ *   With several servers, each retry goes to the one that may be tried soonest (a standby
+ *   answers 503 and is skipped; see server-list.ts); the deadline covers them all.
  * - joined: runs at most one assigned step at a time. A running step keeps running
  *   while the link is down; reconnecting resumes with the resume token and the
  *   step (running, or finished but not yet acknowledged) as `currentStep`.
@@ -42,8 +45,8 @@ export type SessionOutcome =
 
 /** Sees what the session sees, for progress lines and the run report; must not throw. */
 export interface SessionObserver {
-  /** Every valid frame from the authority, before the session acts on it. */
-  frame(message: ServerMessage): void;
+  /** Every valid frame from the authority (`from`: its URL), before the session acts on it. */
+  frame(message: ServerMessage, from: string): void;
   /** A leased step started running here. */
   stepStarted(stepId: string): void;
   /** A leased step this peer ran has settled. */
@@ -51,7 +54,8 @@ export interface SessionObserver {
 }
 
 export interface SessionConfig {
-  readonly url: string;
+  /** The authorities, in order of preference (the active one and its standbys). */
+  readonly servers: readonly string[];
   readonly token: string | null;
   /** The hello without resume fields. */
   readonly hello: Omit<Hello, 'resumeToken' | 'currentStep'>;
@@ -98,6 +102,9 @@ export class PeerSession {
 
   private readonly steps: ReadonlyMap<string, StepDef>;
   private link: AuthorityLink | null = null;
+  private readonly servers: ServerList;
+  /** The server that sent the last welcome. */
+  private welcomedBy: string | null = null;
   /** Connection lifecycle: see session-state.ts. */
   private readonly lifecycle = new SessionStateCell();
   private resumeToken: string | null = null;
@@ -106,7 +113,6 @@ export class PeerSession {
   /** A run that settled after the session ended (its result was not sent). */
   private settledAfterEnd: LeasedRun | null = null;
   private readonly unreported = new FinishedQueue();
-  private attempt = 0;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineAtMs: number | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -118,6 +124,12 @@ export class PeerSession {
 
   constructor(private readonly config: SessionConfig) {
     this.steps = new Map(config.schema.steps.map((s) => [s.id, s]));
+    this.servers = new ServerList(config.servers, config.backoff, config.random);
+  }
+
+  /** The authority that welcomed this peer last (the active one), or null before the first welcome. */
+  get authorityUrl(): string | null {
+    return this.welcomedBy;
   }
 
   /** Connects and runs until the outcome; never rejects. */
@@ -149,7 +161,7 @@ export class PeerSession {
   private connect(): void {
     this.lifecycle.to('connecting');
     const remainingMs = this.deadlineAtMs === null ? 10_000 : this.deadlineAtMs - this.config.now();
-    const link: AuthorityLink = new AuthorityLink(this.config.url, this.config.token, Math.min(Math.max(remainingMs, 500), 10_000), {
+    const link: AuthorityLink = new AuthorityLink(this.servers.current, this.config.token, Math.min(Math.max(remainingMs, 500), 10_000), {
       opened: () => {
         if (link !== this.link) return;
         link.send(this.helloFrame());
@@ -182,30 +194,35 @@ export class PeerSession {
     this.link = null;
     if (this.lifecycle.ended) return;
     this.lifecycle.to('reconnecting');
+    const url = this.servers.current;
     const described = describeLinkEnd(end, this.lastError);
     this.lastEnd = described;
     this.lastError = null;
     const verdict = classifyLinkEnd(end);
+    const at = this.servers.size > 1 ? ` at ${url}` : '';
     if (verdict === 'unauthorized') {
-      this.end({ kind: 'fail-open', cause: 'unauthorized', detail: `the authority refused this peer's token (${described})` });
+      this.end({ kind: 'fail-open', cause: 'unauthorized', detail: `the authority${at} refused this peer's token (${described})` });
       return;
     }
     if (verdict === 'refused') {
-      this.end({ kind: 'fail-open', cause: 'refused', detail: `the authority refused this peer (${described})` });
+      this.end({ kind: 'fail-open', cause: 'refused', detail: `the authority${at} refused this peer (${described})` });
       return;
     }
-    this.config.report.diagnostic(`connection to the authority ended: ${described}`);
+    this.config.report.diagnostic(`connection to the authority at ${url} ended: ${described}`);
+    const others = this.servers.size > 1 ? ` (${this.servers.size} authorities listed)` : '';
     if (wasJoined) {
-      this.config.report.event(`lost the authority (${described}); reconnecting for up to ${formatDuration(this.config.patienceMs)}${this.running ? `, step ${this.running.stepId} keeps running` : ''}`);
+      this.config.report.event(`lost the authority at ${url} (${described}); reconnecting for up to ${formatDuration(this.config.patienceMs)}${others}${this.running ? `, step ${this.running.stepId} keeps running` : ''}`);
       this.setDeadline(this.config.patienceMs, 'gone');
     } else if (!this.announcedRetry && this.resumeToken === null) {
       this.announcedRetry = true;
-      this.config.report.event(`cannot reach the authority at ${this.config.url} yet (${described}); retrying`);
+      this.config.report.event(`cannot reach the authority at ${url} yet (${described}); retrying${others}`);
     }
     if (this.lifecycle.ended) return; // a zero patience ends at once
     // 1012: a planned handover to a standby authority, which takes over at once: no backoff.
-    const delayMs = end.code === closeCodes.serviceRestart ? 0 : backoffDelayMs(this.attempt++, this.config.random, this.config.backoff);
-    this.config.report.diagnostic(`reconnecting in ${delayMs} ms (attempt ${this.attempt})`);
+    const next = this.servers.ended(end.code === closeCodes.serviceRestart ? { kind: 'restart' } : { kind: 'failed', retryAfterMs: end.retryAfterMs ?? null }, this.config.now());
+    const to = this.servers.size > 1 || next.url !== url ? ` to ${next.url}` : '';
+    this.config.report.diagnostic(`reconnecting${to} in ${next.delayMs} ms (${next.failures === 0 ? 'first try' : `after ${next.failures} failed ${next.failures === 1 ? 'try' : 'tries'}`})`);
+    const delayMs = next.delayMs;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.lifecycle.ended) this.connect();
@@ -220,7 +237,7 @@ export class PeerSession {
       const last = this.lastEnd ? `; last attempt: ${this.lastEnd}` : '';
       const detail =
         cause === 'unreachable'
-          ? `no answer from the authority at ${this.config.url} within ${formatDuration(ms)}${last}`
+          ? `no answer from the authority at ${this.servers.urls.join(', ')} within ${formatDuration(ms)}${last}`
           : `the authority has been gone for ${formatDuration(ms)}${last}`;
       this.end({ kind: 'fail-open', cause, detail });
     };
@@ -253,7 +270,7 @@ export class PeerSession {
       return;
     }
     this.unreported.observe(message);
-    this.config.observer?.frame(message);
+    this.config.observer?.frame(message, this.servers.current);
     switch (message.type) {
       case 'welcome':
         return this.onWelcome(message);
@@ -279,8 +296,10 @@ export class PeerSession {
       return;
     }
     const first = this.resumeToken === null;
+    const movedFrom = this.welcomedBy !== null && this.welcomedBy !== this.servers.current ? this.welcomedBy : null;
+    this.welcomedBy = this.servers.current;
     this.clearDeadline();
-    this.attempt = 0;
+    this.servers.joined();
     this.lifecycle.to('joined');
     this.announcedRetry = false;
     this.resumeToken = welcome.resumeToken;
@@ -288,13 +307,14 @@ export class PeerSession {
     const { cohort } = welcome;
     const state = `${cohort.peers} ${cohort.peers === 1 ? 'peer' : 'peers'}, ${cohort.resolved}/${cohort.steps} steps resolved`;
     if (first) this.config.report.event(`joined cohort ${cohort.id} as peer ${welcome.peerId} (${state})`);
-    if (first) this.config.report.event(`cohort page: ${cohortPageUrl(this.config.url, cohort.id)}`);
-    else if (welcome.resumed) this.config.report.event(`reconnected and resumed in cohort ${cohort.id} (${state})`);
+    if (first) this.config.report.event(`cohort page: ${cohortPageUrl(this.welcomedBy, cohort.id)}`);
+    else if (welcome.resumed) this.config.report.event(`reconnected and resumed in cohort ${cohort.id} (${state})${movedFrom === null ? '' : `, now on ${this.welcomedBy}`}`);
     else {
       this.config.report.warning(
         `the authority had lost this peer (grace period over, or its state was reset); rejoined as a new member of cohort ${cohort.id} (${state})`,
       );
     }
+    if (!first && movedFrom !== null) this.config.report.event(`cohort page: ${cohortPageUrl(this.welcomedBy, cohort.id)} (the active authority changed)`);
     this.cohortId = cohort.id;
     // Steps resolved before this peer joined (by others, or from memo) are never broadcast to it again.
     for (const done of cohort.succeeded) {

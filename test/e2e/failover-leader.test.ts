@@ -1,5 +1,5 @@
-import { request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { get, upgrade, type HttpAnswer } from '../helpers/http-probe.js';
 import { postgresBinDir, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
 import { freePort, killAll, spawnCli, waitUntil, type Proc } from '../helpers/peer-e2e.js';
 
@@ -10,50 +10,6 @@ import { freePort, killAll, spawnCli, waitUntil, type Proc } from '../helpers/pe
  * (SIGSTOP) is deposed and exits 1 when it runs again.
  */
 const pgBin = postgresBinDir();
-
-interface HttpAnswer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
-function get(port: number, path: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** The answer to a WebSocket upgrade request (a standby refuses it with plain HTTP). */
-function upgrade(port: number): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      path: '/v1/peer',
-      agent: false,
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 101, headers: res.headers, body: '' });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** Polls a probe until it answers `status` (the processes announce nothing for it). */
 async function untilStatus(port: number, path: string, status: number, timeoutMs = 20_000): Promise<HttpAnswer> {

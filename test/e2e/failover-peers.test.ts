@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { get, upgrade } from '../helpers/http-probe.js';
 import { startNginxBalancer, type NginxBalancer } from '../helpers/nginx-balancer.js';
 import { countBy, endPeerWorkspace, freePort, newPeerWorkspace, readStepLog, spawnCli, startPeer, untilLog, type PeerWorkspace, type Proc } from '../helpers/peer-e2e.js';
 import { postgresBinDir, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
@@ -11,6 +12,12 @@ import { requireTool } from '../helpers/tools.js';
  * a step; the standby takes over, the peers resume their leases there, every
  * peer exits 0 without failing open, and every step succeeded exactly once in
  * the database and ran exactly once.
+ *
+ * How nginx routes (open-source nginx has no active health checks): passive
+ * failover. A standby answers every request, upgrades and `/readyz` included,
+ * with 503; `proxy_next_upstream http_503` retries it on the next authority,
+ * and a dead one's refused connection likewise. The routing test shows it in
+ * nginx's own access log, before and after the active authority is killed.
  */
 const pgBin = postgresBinDir();
 const nginx = requireTool('nginx', ['nginx', '/usr/sbin/nginx']);
@@ -102,5 +109,45 @@ describe.skipIf(pgBin === null || nginx === null)('failover with peers (PostgreS
     await expectEachStepOnce(name, peers);
     // Closed with 1012 (service restart), every peer reconnected at once instead of backing off.
     for (const p of peers) expect(p.stderr).toMatch(/reconnecting in 0 ms/);
+  }, 120_000);
+
+  it('routing: every request through nginx reaches the active authority (the standby\'s 503 is retried), before and after kill -9', async () => {
+    const name = `routing_${++databases}`;
+    const db = cluster!.createDatabase(name);
+    const [portA, portB] = [await freePort(), await freePort()];
+    const a = authority('auth-a', db, portA);
+    await active(a);
+    const b = authority('auth-b', db, portB);
+    await b.line(/"msg":"on standby/, 30_000);
+    // The standby listed first: round robin sends every other request to it first.
+    balancer = await startNginxBalancer(nginx!, [portB, portA]);
+    const lb = balancer;
+    // What a balancer with active checks would probe: each authority's own /readyz.
+    expect([(await get(portA, '/readyz')).status, (await get(portB, '/readyz')).status]).toEqual([200, 503]);
+    const throughNginx = async (): Promise<void> => {
+      // Three requests a round, so each kind of request lands on the standby first now and then.
+      for (let i = 0; i < 4; i++) {
+        const ready = await get(lb.port, '/readyz');
+        expect([ready.status, JSON.parse(ready.body)]).toEqual([200, { status: 'active' }]);
+        expect((await upgrade(lb.port)).status).toBe(101);
+        expect((await upgrade(lb.port)).status).toBe(101);
+      }
+    };
+    await throughNginx();
+    const tried = (first: number, second: number, statuses: string): RegExp => new RegExp(`127\\.0\\.0\\.1:${first}, 127\\.0\\.0\\.1:${second} ${statuses}$`, 'm');
+    let log = lb.accessLog();
+    expect(log).toMatch(tried(portB, portA, '503, 200'));
+    expect(log).toMatch(tried(portB, portA, '503, 101'));
+    expect(log).not.toMatch(new RegExp(`^GET \\S+ 503 `, 'm'));
+
+    a.kill('SIGKILL');
+    await active(b);
+    const before = log.length;
+    await throughNginx();
+    log = lb.accessLog().slice(before);
+    // The dead one refuses connections (nginx logs 502 for it) and the request moves on to the new active one.
+    expect(log).toMatch(tried(portA, portB, '502, 200'));
+    expect(log).toMatch(tried(portA, portB, '502, 101'));
+    expect([(await get(portB, '/readyz')).status]).toEqual([200]);
   }, 120_000);
 });

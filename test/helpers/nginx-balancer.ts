@@ -14,6 +14,8 @@ export interface NginxBalancer {
   readonly port: number;
   readonly wsUrl: string;
   readonly config: string;
+  /** The access log so far: one line per request, `METHOD URI STATUS UPSTREAMS UPSTREAM_STATUSES` (e.g. `... 200 127.0.0.1:5001, 127.0.0.1:5002 503, 200`). */
+  accessLog(): string;
   stop(): Promise<void>;
 }
 
@@ -53,7 +55,9 @@ export async function startNginxBalancer(nginx: string, upstreams: readonly numb
     `error_log ${dir.file('error.log')} warn;`,
     'events { worker_connections 512; }',
     'http {',
-    `  access_log ${dir.file('access.log')};`,
+    // Which authorities each request went to, and what each answered: the passive failover, visible.
+    "  log_format upstreams '$request_method $request_uri $status $upstream_addr $upstream_status';",
+    `  access_log ${dir.file('access.log')} upstreams;`,
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(dir.path, 'tmp', t)};`),
     balancerConfig(upstreams, port),
     '}',
@@ -86,6 +90,7 @@ export async function startNginxBalancer(nginx: string, upstreams: readonly numb
     port,
     wsUrl: `ws://127.0.0.1:${port}`,
     config,
+    accessLog: () => readFileSync(dir.file('access.log'), 'utf8'),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
       await exited;

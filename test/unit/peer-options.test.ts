@@ -11,7 +11,7 @@ describe('parsePeerOptions', () => {
     if (!parsed.ok) return;
     const o = parsed.options;
     expect(o).toMatchObject({
-      server: 'ws://127.0.0.1:8080/v1/peer',
+      server: ['ws://127.0.0.1:8080/v1/peer'],
       patchsets: [],
       pipelineType: 'independent',
       isolated: false,
@@ -23,7 +23,7 @@ describe('parsePeerOptions', () => {
     expect(o.onSharedFailure).toBeUndefined();
     expect(Object.isFrozen(o)).toBe(true);
     const https = parsePeerOptions({ ...base, server: 'https://auth.example.com/custom/path', baseSha: 'ABCDEF1' });
-    expect(https.ok && https.options).toMatchObject({ server: 'wss://auth.example.com/custom/path', baseSha: 'abcdef1' });
+    expect(https.ok && https.options).toMatchObject({ server: ['wss://auth.example.com/custom/path'], baseSha: 'abcdef1' });
   });
 
   it('lists every problem, naming flags for the CLI and keys for the library', () => {
@@ -47,5 +47,23 @@ describe('parsePeerOptions', () => {
   it('refuses credentials in the URL (the token has its own option)', () => {
     const parsed = parsePeerOptions({ ...base, server: 'ws://user:secret@host:1' }, 'flags');
     expect(!parsed.ok && parsed.problems).toEqual(['--server: must not carry credentials; pass the token with --token or TASKSHARD_TOKEN']);
+  });
+
+  it('takes several authorities, comma-separated or as a list, in order; names the bad entry', () => {
+    const commas = parsePeerOptions({ ...base, server: 'ws://a:1, http://b:2/,wss://c' });
+    expect(commas.ok && commas.options.server).toEqual(['ws://a:1/v1/peer', 'ws://b:2/v1/peer', 'wss://c/v1/peer']);
+    expect(commas.ok && Object.isFrozen(commas.options.server)).toBe(true);
+    const list = parsePeerOptions({ ...base, server: ['ws://a:1', 'ws://b:2,ws://c:3'] });
+    expect(list.ok && list.options.server).toEqual(['ws://a:1/v1/peer', 'ws://b:2/v1/peer', 'ws://c:3/v1/peer']);
+    const bad = parsePeerOptions({ ...base, server: 'ws://a:1,,ftp://b, ws://a:1/v1/peer' }, 'flags');
+    expect(!bad.ok && bad.problems).toEqual([
+      '--server[1]: must not be empty',
+      '--server[2]: must be a ws:// or wss:// URL, got "ftp:"',
+      '--server[3]: lists ws://a:1/v1/peer twice',
+    ]);
+    const none = parsePeerOptions({ ...base, server: [] }, 'flags');
+    expect(!none.ok && none.problems).toEqual(['--server: must list at least one authority URL']);
+    const many = parsePeerOptions({ ...base, server: Array.from({ length: 9 }, (_, i) => `ws://h${i}:1`) }, 'keys');
+    expect(!many.ok && many.problems).toEqual(['server: must list at most 8 authorities, got 9']);
   });
 });
