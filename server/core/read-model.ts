@@ -172,6 +172,13 @@ export interface CohortFilter {
   readonly pipelineName?: string;
   /** Only cohorts created strictly before this time (paging back through history). */
   readonly createdBeforeMs?: number;
+  /**
+   * With `createdBeforeMs`: also the cohorts created at exactly that time whose id sorts before
+   * this one (list order is created time, then id), so a page cursor never skips a tie.
+   */
+  readonly beforeCohortId?: string;
+  /** How it ended (`cancelled` is by an admin; `abandoned` by the authority when every peer left). */
+  readonly outcome?: 'succeeded' | 'failed' | 'cancelled' | 'abandoned';
   /** Only cohorts created at or after this time. */
   readonly createdSinceMs?: number;
   /** 1..1000. */

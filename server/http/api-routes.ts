@@ -41,6 +41,15 @@ const cohortListQuery = listQuery.extend({
   /** A pipeline name some peer of the cohort registered with. */
   pipeline: z.string().min(1).max(limits.maxNameLength).optional(),
   pipelineType: z.enum(['independent', 'dependent']).optional(),
+  /** How it ended; `running` is the same as status=open. */
+  outcome: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'abandoned']).optional(),
+  /** A page cursor: the `next` of the page before (`<created ms>:<cohort id>`). */
+  before: z
+    .string()
+    .max(160)
+    .regex(/^\d{1,16}:[A-Za-z0-9_.:-]{1,128}$/, 'must be a page cursor (the `next` of the page before)')
+    .transform((v) => ({ createdBeforeMs: Number(v.slice(0, v.indexOf(':'))), beforeCohortId: v.slice(v.indexOf(':') + 1) }))
+    .optional(),
 });
 const peerListQuery = listQuery.extend({
   status: z.enum(['connected', 'disconnected', 'gone', 'left']).optional(),
@@ -82,9 +91,22 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/api/v1/cohorts', async (req, reply) => {
     const query = parseOr400(cohortListQuery, req.query, 'query', reply);
     if (!query) return reply;
-    const { pipeline, ...filter } = query;
-    const cohorts = await readModel.listCohorts({ ...filter, ...(pipeline === undefined ? {} : { pipelineName: pipeline }) });
-    return { cohorts: cohorts.map((c) => ({ ...cohortJson(c), outcome: c.status === 'open' ? null : outcomeName(c.outcome) })) };
+    const { pipeline, outcome, before, ...filter } = query;
+    if (outcome !== undefined && filter.status !== undefined && (outcome === 'running') !== (filter.status === 'open')) {
+      return apiError(reply, 400, 'BAD_REQUEST', `query: outcome=${outcome} contradicts status=${filter.status}`);
+    }
+    const cohorts = await readModel.listCohorts({
+      ...filter,
+      ...(pipeline === undefined ? {} : { pipelineName: pipeline }),
+      ...(outcome === undefined ? {} : outcome === 'running' ? { status: 'open' as const } : { outcome }),
+      ...(before ?? {}),
+    });
+    // A full page may have more behind it: `next` is the cursor for `?before=`.
+    const last = cohorts.length === filter.limit ? cohorts[cohorts.length - 1] : undefined;
+    return {
+      cohorts: cohorts.map((c) => ({ ...cohortJson(c), outcome: c.status === 'open' ? null : outcomeName(c.outcome) })),
+      next: last === undefined ? null : `${last.createdAtMs}:${last.cohortId}`,
+    };
   });
 
   app.get('/api/v1/cohorts/:id', async (req, reply) => {

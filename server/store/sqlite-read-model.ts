@@ -78,7 +78,10 @@ export class SqliteReadModel implements ReadModel {
           AND (@pipelineType IS NULL OR c.pipeline_type = @pipelineType)
           AND (@pipelineName IS NULL OR EXISTS (SELECT 1 FROM peers p WHERE p.cohort_id = c.cohort_id
                                                  AND json_extract(p.registration_json, '$.pipelineName') = @pipelineName))
-          AND (@createdBeforeMs IS NULL OR c.created_at_ms < @createdBeforeMs)
+          AND (@createdBeforeMs IS NULL OR c.created_at_ms < @createdBeforeMs
+               OR (@beforeCohortId IS NOT NULL AND c.created_at_ms = @createdBeforeMs AND c.cohort_id < @beforeCohortId))
+          AND (@outcomeKind IS NULL OR json_extract(c.outcome_json, '$.kind') = @outcomeKind)
+          AND (@cancelledBy IS NULL OR json_extract(c.outcome_json, '$.by') = @cancelledBy)
           AND (@createdSinceMs IS NULL OR c.created_at_ms >= @createdSinceMs)
         ORDER BY c.created_at_ms DESC, c.cohort_id DESC LIMIT @limit`,
       )
@@ -88,6 +91,8 @@ export class SqliteReadModel implements ReadModel {
         pipelineType: filter.pipelineType ?? null,
         pipelineName: filter.pipelineName ?? null,
         createdBeforeMs: filter.createdBeforeMs ?? null,
+        beforeCohortId: filter.beforeCohortId ?? null,
+        ...outcomeMatch(filter.outcome),
         createdSinceMs: filter.createdSinceMs ?? null,
         limit: checkedLimit(filter.limit),
       });
@@ -252,4 +257,18 @@ export function peerViewFrom(raw: unknown): PeerView {
 export function eventViewFrom(raw: unknown): EventView {
   const r = parseRow(eventRowSchema, raw, `events[${String((raw as { id?: unknown }).id ?? '?')}]`);
   return { seq: r.id, atMs: r.at_ms, kind: r.kind, stepId: r.step_id, peerId: r.peer_id, detail: r.detail };
+}
+
+/** A list filter's outcome as the stored outcome's `kind` and, for a cancel, who cancelled (`outcome_json`). */
+export function outcomeMatch(outcome: CohortFilter['outcome']): { outcomeKind: string | null; cancelledBy: string | null } {
+  switch (outcome) {
+    case undefined:
+      return { outcomeKind: null, cancelledBy: null };
+    case 'cancelled':
+      return { outcomeKind: 'cancelled', cancelledBy: 'admin' };
+    case 'abandoned':
+      return { outcomeKind: 'cancelled', cancelledBy: 'abandoned' };
+    default:
+      return { outcomeKind: outcome, cancelledBy: null };
+  }
 }

@@ -101,6 +101,7 @@ export interface CohortListEntry {
   readonly repo: string;
   readonly baseRef: string;
   readonly pipelineType: string;
+  readonly pipelineNames: readonly string[];
   readonly patchsets: readonly string[];
   readonly status: string;
   readonly outcome: CohortOutcome | null;

@@ -1,7 +1,7 @@
 import type { CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../../core/read-model.js';
 import { keyOf } from '../row-records.js';
 import { parseJsonColumn, parseRow, stepRowSchema, storedSchemaDef, storedStepFailCause, storedStringList } from '../row-schemas.js';
-import { checkedLimit, cohortViewFrom, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow } from '../sqlite-read-model.js';
+import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow } from '../sqlite-read-model.js';
 import type { Sql } from './pg-connection.js';
 
 /**
@@ -27,6 +27,7 @@ export class PgReadModel implements ReadModel {
 
   async listCohorts(filter: CohortFilter): Promise<CohortView[]> {
     const limit = checkedLimit(filter.limit);
+    const match = outcomeMatch(filter.outcome);
     const rows = await this.sql.unsafe(
       `${cohortSelect}
        WHERE ($1::text IS NULL OR c.status = $1::text)
@@ -34,10 +35,24 @@ export class PgReadModel implements ReadModel {
          AND ($3::text IS NULL OR c.pipeline_type = $3::text)
          AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM peers p WHERE p.cohort_id = c.cohort_id
                                           AND p.registration_json::jsonb ->> 'pipelineName' = $4::text))
-         AND ($5::bigint IS NULL OR c.created_at_ms < $5::bigint)
+         AND ($5::bigint IS NULL OR c.created_at_ms < $5::bigint
+              OR ($8::text IS NOT NULL AND c.created_at_ms = $5::bigint AND c.cohort_id < $8::text))
          AND ($6::bigint IS NULL OR c.created_at_ms >= $6::bigint)
+         AND ($9::text IS NULL OR c.outcome_json::jsonb ->> 'kind' = $9::text)
+         AND ($10::text IS NULL OR c.outcome_json::jsonb ->> 'by' = $10::text)
        ORDER BY c.created_at_ms DESC, c.cohort_id DESC LIMIT $7::int`,
-      [filter.status ?? null, filter.repo ?? null, filter.pipelineType ?? null, filter.pipelineName ?? null, filter.createdBeforeMs ?? null, filter.createdSinceMs ?? null, limit],
+      [
+        filter.status ?? null,
+        filter.repo ?? null,
+        filter.pipelineType ?? null,
+        filter.pipelineName ?? null,
+        filter.createdBeforeMs ?? null,
+        filter.createdSinceMs ?? null,
+        limit,
+        filter.beforeCohortId ?? null,
+        match.outcomeKind,
+        match.cancelledBy,
+      ],
     );
     return rows.map(cohortViewFrom);
   }

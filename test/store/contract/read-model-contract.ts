@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cohortDetailView, cohortView, peerView, statsView } from '../../../server/core/read-model.js';
 import type { Write } from '../../../server/core/records.js';
-import { eventWrite, leaseRecord, peerRecord, seedCohortWrites, stepRecord } from './fixtures.js';
+import { cohortRecord, eventWrite, leaseRecord, peerRecord, seedCohortWrites, stepRecord } from './fixtures.js';
 import type { StoreFactory } from './store-contract.js';
 import { useStore } from './use-store.js';
 
@@ -46,6 +46,27 @@ export function readModelContract(factory: StoreFactory): void {
       expect(await list({ pipelineName: 'check', status: 'complete', repo: otherRepo, limit: 100 })).toEqual(['c3']);
       expect(await list({ createdBeforeMs: 3000, limit: 100 })).toEqual(['c2', 'c1']);
       expect(await list({ pipelineName: 'nightly', limit: 100 })).toEqual([]);
+    });
+
+    it('filters by outcome and pages by (created time, id) without skipping a tie', async () => {
+      const { store } = current();
+      await store.scheduler.apply([...history(), ...seedCohortWrites({ id: 'c5', createdAtMs: 4000 }), ...seedCohortWrites({ id: 'c6', createdAtMs: 4000, status: 'cancelled' })]);
+      await store.scheduler.apply([
+        { table: 'cohort', row: { ...cohortRecord({ id: 'c5', createdAtMs: 4000 }), outcome: { kind: 'failed', failedSteps: 1 } } },
+        { table: 'cohort', row: { ...cohortRecord({ id: 'c6', createdAtMs: 4000, status: 'cancelled' }), outcome: { kind: 'cancelled', by: 'abandoned' } } },
+      ]);
+      const list = (filter: Parameters<typeof store.readModel.listCohorts>[0]) => store.readModel.listCohorts(filter).then((cs) => cs.map((c) => c.cohortId));
+      expect(await list({ limit: 100 })).toEqual(['c6', 'c5', 'c4', 'c3', 'c2', 'c1']);
+      expect(await list({ outcome: 'succeeded', limit: 100 })).toEqual(['c3', 'c1']);
+      expect(await list({ outcome: 'failed', limit: 100 })).toEqual(['c5']);
+      expect(await list({ outcome: 'cancelled', limit: 100 })).toEqual(['c2']);
+      expect(await list({ outcome: 'abandoned', limit: 100 })).toEqual(['c6']);
+      expect(await list({ outcome: 'succeeded', repo: otherRepo, limit: 100 })).toEqual(['c3']);
+      // Pages of two: each cursor is the last row's (created time, id); c4 and c5 share a millisecond.
+      expect(await list({ limit: 2 })).toEqual(['c6', 'c5']);
+      expect(await list({ createdBeforeMs: 4000, beforeCohortId: 'c5', limit: 2 })).toEqual(['c4', 'c3']);
+      expect(await list({ createdBeforeMs: 3000, beforeCohortId: 'c3', limit: 2 })).toEqual(['c2', 'c1']);
+      expect(await list({ createdBeforeMs: 1000, beforeCohortId: 'c1', limit: 2 })).toEqual([]);
     });
 
     it('refuses a limit outside 1..1000', async () => {
