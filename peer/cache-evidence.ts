@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { z } from 'zod';
-import type { ActionKeyInput } from './bazel-action-key.js';
 import { buildToolSchema, type CacheEvidenceReport, type cacheEvidenceSchema } from '../shared/protocol.js';
 import type { ParsedPeerOptions } from './options.js';
 import type { PeerReport } from './report.js';
@@ -12,8 +11,6 @@ import type { PeerResult } from './run-peer.js';
  * summary line (`INFO: 42 processes: 26 remote cache hit, 16 internal.`), and turbo's run summary
  * (`turbo run --summarize`, `.turbo/runs/<id>.json`). `cacheEvidence()` turns one of them into hits,
  * misses and the shared steps that were not cache hits for this peer, which the peer reports.
- * Without a record (a build script that does not write one), the tool's summary line in the
- * universe build's output still gives the totals (`SummaryLineCollector`, `cacheEvidenceFromOutput`).
  */
 
 export const buildTools = buildToolSchema.options;
@@ -29,8 +26,6 @@ export interface BazelSpawn {
   readonly remoteCacheable: boolean;
   /** Output paths (`bazel-out/k8-fastbuild/bin/libs/core/core_gen.c`) with their sha256. */
   readonly outputs: readonly { readonly path: string; readonly sha256: string; readonly sizeBytes: number }[];
-  /** What its remote-cache key is computed from (peer/bazel-action-key.ts). */
-  readonly actionKey: ActionKeyInput;
 }
 
 /** Parses a JSON execution log: concatenated JSON objects, one per spawn. Throws naming the offset. */
@@ -75,7 +70,6 @@ function toSpawn(json: string, source: string, offset: number): BazelSpawn {
   if (typeof record.mnemonic !== 'string') throw new Error(`${source}: the object at offset ${offset} has no mnemonic (not a Bazel execution log?)`);
   const outputs = Array.isArray(record.actualOutputs) ? record.actualOutputs : [];
   return {
-    actionKey: toActionKeyInput(raw as ExecLogEntry),
     mnemonic: record.mnemonic,
     runner: typeof record.runner === 'string' ? record.runner : '',
     remoteCacheHit: record.remoteCacheHit === true,
@@ -85,37 +79,6 @@ function toSpawn(json: string, source: string, offset: number): BazelSpawn {
       sha256: String(o.digest?.hash ?? ''),
       sizeBytes: Number(o.digest?.sizeBytes ?? 0),
     })),
-  };
-}
-
-/** The fields of a SpawnExec that its action key is made of (Bazel's JSON names). */
-interface ExecLogEntry {
-  commandArgs?: unknown;
-  environmentVariables?: unknown;
-  platform?: { properties?: unknown };
-  inputs?: unknown;
-  listedOutputs?: unknown;
-  timeoutMillis?: unknown;
-  digest?: { hash?: unknown };
-}
-
-const pairs = (list: unknown): { name: string; value: string }[] =>
-  Array.isArray(list) ? list.map((p: { name?: unknown; value?: unknown }) => ({ name: String(p.name ?? ''), value: String(p.value ?? '') })) : [];
-
-function toActionKeyInput(e: ExecLogEntry): ActionKeyInput {
-  const inputs = Array.isArray(e.inputs) ? e.inputs : [];
-  return {
-    arguments: Array.isArray(e.commandArgs) ? e.commandArgs.map(String) : [],
-    environment: pairs(e.environmentVariables),
-    platform: e.platform === undefined ? null : pairs(e.platform.properties),
-    inputs: inputs.map((i: { path?: unknown; digest?: { hash?: unknown; sizeBytes?: unknown } }) => ({
-      path: String(i.path ?? ''),
-      sha256: String(i.digest?.hash ?? ''),
-      sizeBytes: Number(i.digest?.sizeBytes ?? 0),
-    })),
-    outputs: Array.isArray(e.listedOutputs) ? e.listedOutputs.map(String) : [],
-    timeoutMillis: Number(e.timeoutMillis ?? 0) || 0,
-    loggedDigest: typeof e.digest?.hash === 'string' && e.digest.hash !== '' ? e.digest.hash : null,
   };
 }
 
@@ -142,69 +105,6 @@ export function parseBazelProcessSummary(output: string): BazelProcessSummary | 
   const internal = byRunner['internal'] ?? 0;
   const total = Number(last[1]);
   return { total, byRunner, remoteCacheHits, executed: total - remoteCacheHits - internal };
-}
-
-/** turbo's `Cached:    5 cached, 6 total` line (the last one), or null when there is none. */
-export function parseTurboCachedLine(output: string): { readonly cached: number; readonly total: number } | null {
-  const last = [...output.matchAll(/^\s*Cached:\s+(\d+) cached, (\d+) total/gm)].at(-1);
-  return last === undefined ? null : { cached: Number(last[1]), total: Number(last[2]) };
-}
-
-// eslint-disable-next-line no-control-regex -- terminal colour codes are what it removes
-const ansi = /\x1b\[[0-9;?]*[A-Za-z]/g;
-const summaryLine = /^(?:INFO: )?\d+ process(?:es)?(?:: .*)?\.?$|^\s*Cached:\s+\d+ cached, \d+ total/;
-
-/**
- * Keeps the lines of a build's output that a tool's cache summary is on (Bazel's
- * `INFO: N processes: X remote cache hit, ...`, turbo's `Cached: N cached, M total`), so the peer
- * has cache evidence of the universe build even when the build script leaves no record. Lines are
- * split per stream (chunks may end mid-line); colours are dropped; only the newest few are kept.
- */
-export class SummaryLineCollector {
-  private lines: string[] = [];
-  private readonly partial = new Map<string, string>();
-
-  /** Forget everything (a new build starts). */
-  reset(): void {
-    this.lines = [];
-    this.partial.clear();
-  }
-
-  push(stream: string, chunk: string): void {
-    const text = (this.partial.get(stream) ?? '') + chunk;
-    const parts = text.split(/\r?\n|\r/);
-    // A line longer than this is no summary line: do not let one grow without bound.
-    this.partial.set(stream, (parts.pop() ?? '').slice(-4096));
-    for (const part of parts) this.keep(part);
-  }
-
-  /** The kept lines, the unfinished last line of each stream included. */
-  text(): string {
-    for (const rest of this.partial.values()) this.keep(rest);
-    this.partial.clear();
-    return this.lines.join('\n');
-  }
-
-  private keep(line: string): void {
-    const plain = line.replace(ansi, '').trimEnd();
-    if (!summaryLine.test(plain)) return;
-    this.lines.push(plain);
-    if (this.lines.length > 16) this.lines.shift();
-  }
-}
-
-/**
- * Cache evidence from the summary line in a build's output (no record): totals only. Bazel: remote
- * (or disk) cache hits, and processes that ran (internal ones excluded). turbo: cached tasks, and
- * the rest. `auto` takes whichever tool's line is there. Returns why not when there is none.
- */
-export function cacheEvidenceFromOutput(choice: BuildToolChoice, output: string): CacheEvidence | string {
-  const bazel = choice === 'turbo' ? null : parseBazelProcessSummary(output);
-  if (bazel !== null) return { tool: 'bazel', hits: bazel.remoteCacheHits, misses: bazel.executed, missedSteps: [], source: 'output' };
-  const turbo = choice === 'bazel' ? null : parseTurboCachedLine(output);
-  if (turbo !== null) return { tool: 'turbo', hits: turbo.cached, misses: turbo.total - turbo.cached, missedSteps: [], source: 'output' };
-  const expected = choice === 'bazel' ? "Bazel's `INFO: N processes: ...` line" : choice === 'turbo' ? "turbo's `Cached: N cached, M total` line" : "Bazel's `INFO: N processes: ...` or turbo's `Cached: ...` line";
-  return `its output has no ${expected}`;
 }
 
 /** One task of a turbo run summary. */
@@ -313,19 +213,11 @@ export type BuildToolChoice = BuildTool | 'auto';
 
 /**
  * Reads the universe build's record (`$TASKSHARD_EVIDENCE_FILE`: Bazel's JSON execution log or
- * turbo's run summary) and returns its cache evidence. When the build left no record (a script
- * that does not pass the flag), falls back to the tool's summary line in the build's `output`
- * (totals only). Returns a sentence saying why there is none otherwise.
+ * turbo's run summary) and returns its cache evidence, or a sentence saying why there is none.
  */
-export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string | undefined, steps: readonly EvidenceStep[], output?: string): CacheEvidence | string {
-  if (evidenceFile === undefined || !existsSync(evidenceFile)) {
-    const noRecord =
-      evidenceFile === undefined
-        ? 'no record file to read'
-        : 'the universe build left no record in $TASKSHARD_EVIDENCE_FILE (Bazel: --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE"; turbo: copy the --summarize file there)';
-    if (output === undefined) return noRecord;
-    const fromOutput = cacheEvidenceFromOutput(choice, output);
-    return typeof fromOutput === 'string' ? `${noRecord}, and ${fromOutput}` : fromOutput;
+export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string, steps: readonly EvidenceStep[]): CacheEvidence | string {
+  if (!existsSync(evidenceFile)) {
+    return `the universe build left no record in $TASKSHARD_EVIDENCE_FILE (Bazel: --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE"; turbo: copy the --summarize file there)`;
   }
   const text = readFileSync(evidenceFile, 'utf8');
   const tool: BuildTool = choice !== 'auto' ? choice : /^\s*\{\s*"id"|"turboVersion"/.test(text) ? 'turbo' : 'bazel';
@@ -339,10 +231,6 @@ export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string 
 /** One line for the CI log. */
 export function describeCacheEvidence(e: CacheEvidence): string {
   const unit = e.tool === 'bazel' ? 'actions' : 'tasks';
-  if (e.source === 'output') {
-    const record = e.tool === 'bazel' ? 'pass --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE"' : 'copy the --summarize file to $TASKSHARD_EVIDENCE_FILE';
-    return `universe cache evidence (${e.tool}, from its summary line): ${e.hits} ${unit} from cache, ${e.misses} ran here; which shared steps missed the cache needs the build's record (${record})`;
-  }
   const missed = e.missedSteps.length === 0 ? 'every shared step came from the cache or was built here' : `shared steps NOT from the cache: ${e.missedSteps.join(', ')}`;
   return `universe cache evidence (${e.tool}): ${e.hits} ${unit} from cache, ${e.misses} ran here; ${missed}`;
 }
@@ -385,11 +273,11 @@ export async function withCacheEvidence<R extends PeerResult>(
   authorityUrl: string = o.server[0]!,
 ): Promise<R> {
   if (o.buildTool === undefined || result.universe === null) return result;
-  if (o.evidenceFile === undefined && o.universeOutput === undefined) {
-    report.warning('--build-tool: no evidence file to read and no build output seen (the CLI sets $TASKSHARD_EVIDENCE_FILE and watches the output; library users pass evidenceFile or universeOutput)');
+  if (o.evidenceFile === undefined) {
+    report.warning('--build-tool: no evidence file to read (the CLI sets $TASKSHARD_EVIDENCE_FILE; library users pass evidenceFile)');
     return result;
   }
-  const evidence = readCacheEvidence(o.buildTool, o.evidenceFile, steps, o.universeOutput?.());
+  const evidence = readCacheEvidence(o.buildTool, o.evidenceFile, steps);
   if (typeof evidence === 'string') {
     report.warning(`--build-tool ${o.buildTool}: no cache evidence: ${evidence}`);
     return result;

@@ -67,6 +67,11 @@ export const helloSchema = z.strictObject({
   isolated: z.boolean(),
   cacheId: name,
   schema: wireSchemaSchema,
+  /**
+   * What kind of machine this peer is (`--label`, plus `os:`, `arch:` and `ci:` detected): it gets only
+   * steps whose `requires` these include. Additive; absent means no labels.
+   */
+  labels: labelListSchema.optional(),
   /** The step this peer is running right now, when resuming. */
   currentStep: z.strictObject({ stepId: safeIdSchema, leaseId: token }).nullable().optional(),
   /**
@@ -110,12 +115,6 @@ export const cacheEvidenceSchema = z.strictObject({
   hits: count,
   misses: count,
   missedSteps: z.array(safeIdSchema).max(limits.maxSteps),
-  /**
-   * Where it was read: `record` (Bazel's execution log, turbo's run summary: per action or task,
-   * so `missedSteps` is known) or `output` (the tool's summary line in the build's output, when
-   * the build left no record: totals only, `missedSteps` empty). Absent means `record`.
-   */
-  source: z.enum(['record', 'output']).optional(),
 });
 
 /** `POST /api/v1/cohorts/:cohortId/cache-evidence` (peer token): a peer's evidence after its universe build. */
@@ -229,6 +228,16 @@ export const completeSchema = z.strictObject({
     aloneSec: z.number().min(0).optional(),
     /** Runner time: seconds from this peer joining the cohort to `complete`, building and waiting, on the authority's clock. */
     spentSec: z.number().min(0).optional(),
+    /**
+     * Steps no connected peer had the labels for (resolved `unshared`): nobody built them, the universe
+     * build covers them. Additive, sent only when non-empty.
+     */
+    unshared: z.array(z.strictObject({ stepId: safeIdSchema, reason: message })).max(limits.maxSteps).optional(),
+    /**
+     * Steps still unresolved that this peer lacks the labels for, when it was told `complete` before its
+     * cohort finished (it never waits on a step it could not run). Additive, sent only when non-empty.
+     */
+    notRunnable: z.array(z.strictObject({ stepId: safeIdSchema, requires: labelListSchema })).max(limits.maxSteps).optional(),
   }),
 });
 

@@ -40,6 +40,13 @@ export type StepFailCause =
   /** Failed before causes were typed (a database from an older taskshard): only the text is known. */
   | { readonly kind: 'legacy'; readonly reason: string };
 
+/** Why a step was resolved as `unshared`: no connected member could build it, so each peer's universe build covers it. */
+export type UnsharedCause =
+  /** The step requires `requires`; no connected member had them all. `missing`: the labels no connected member had at all. */
+  | { readonly kind: 'no-capable-member'; readonly requires: readonly string[]; readonly missing: readonly string[] }
+  /** A step it needs is unshared. */
+  | { readonly kind: 'need-unshared'; readonly need: string };
+
 /** How a cohort ended; `null` while it is open. */
 export type CohortOutcome =
   | { readonly kind: 'succeeded' }
@@ -80,6 +87,17 @@ export function describeStepFailure(cause: StepFailCause): string {
       return describeCancel(cause.by);
     case 'legacy':
       return cause.reason;
+  }
+}
+
+export function describeUnshared(cause: UnsharedCause): string {
+  switch (cause.kind) {
+    case 'no-capable-member':
+      return cause.missing.length > 0
+        ? `no connected peer has ${cause.missing.join(', ')} (requires ${cause.requires.join(', ')}); each peer's universe build covers it`
+        : `no connected peer has all of ${cause.requires.join(', ')}; each peer's universe build covers it`;
+    case 'need-unshared':
+      return `needs "${cause.need}", which no connected peer could build; each peer's universe build covers it`;
   }
 }
 

@@ -6,6 +6,7 @@ import type { CoreTx } from './core-tx.js';
 import { doneWork, waitingWork } from './peer-work.js';
 import type { StepRecord } from './records.js';
 import type { PeerState, SchedulerState } from './scheduler-state.js';
+import { canRunSomeUnresolved, describeRelease, labelsOf, resolveUnshared } from './peer-labels.js';
 import { grant, markFailed } from './step-lifecycle.js';
 import { DispatchPlan } from './step-picker.js';
 import { isResolved, transitionStep } from './step-status.js';
@@ -44,6 +45,12 @@ function everyMemberLeft(state: SchedulerState, cohort: Cohort): boolean {
   return members > 0;
 }
 
+/**
+ * Gives idle peers work or a `wait`. Where steps require labels (peer-labels.ts),
+ * a peer that can run none of the unresolved steps is released (`complete` now)
+ * instead of waiting, and once nothing runs, labelled steps no connected member
+ * can run are resolved `unshared` (then the cohort completes, or peers are told anew).
+ */
 export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
   if (state.draining) return;
   const idle: PeerState[] = [];
@@ -51,12 +58,24 @@ export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): voi
     if (peer.record.status !== 'connected' || (peer.work.kind !== 'idle' && peer.work.kind !== 'waiting')) continue;
     idle.push(peer);
   }
-  if (idle.length === 0) return;
-  const plan = new DispatchPlan(state.pickContext(tx.now), cohort);
-  for (const peer of idle) {
-    const choice = plan.take(peer.peerId);
-    if (choice) {
-      grant(state, tx, cohort, choice.step, peer, choice.backup);
+  const unassigned: PeerState[] = [];
+  if (idle.length > 0) {
+    const plan = new DispatchPlan(state.pickContext(tx.now), cohort);
+    for (const peer of idle) {
+      const choice = plan.take(peer.peerId, labelsOf(peer));
+      if (choice) grant(state, tx, cohort, choice.step, peer, choice.backup);
+      else unassigned.push(peer);
+    }
+  }
+  // Before anyone is released, so every peer still here hears which steps nobody could build.
+  if (resolveUnshared(state, tx, cohort) && cohort.unresolved === 0) {
+    completeCohort(state, tx, cohort);
+    return;
+  }
+  for (const peer of unassigned) {
+    if (cohort.hasRequirements && !canRunSomeUnresolved(cohort, labelsOf(peer))) {
+      tx.event(cohort.id, 'peer.released', { peerId: peer.peerId, detail: describeRelease(cohort, labelsOf(peer)) });
+      sendComplete(state, tx, cohort, peer);
     } else if (peer.work.kind !== 'waiting') {
       state.setWork(tx.journal, peer, waitingWork);
       if (peer.connId !== null) tx.emit({ kind: 'wait', connId: peer.connId, ...waitFor(cohort) });
@@ -89,11 +108,16 @@ function completeConnectedPeers(state: SchedulerState, tx: CoreTx, cohort: Cohor
   for (const peer of state.currentMembers(cohort)) if (peer.record.status === 'connected' && peer.work.kind !== 'done') sendComplete(state, tx, cohort, peer);
 }
 
+/**
+ * Tells a peer `complete` with its summary. In an open cohort (a peer released because it can run
+ * none of the unresolved steps) the outcome is what it is so far: failed if a step failed, else succeeded.
+ */
 export function sendComplete(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerState): void {
-  const outcome = cohort.record.outcome;
+  const open = cohort.record.status === 'open';
+  const outcome: CohortOutcome | null = open ? (cohort.failedCount > 0 ? { kind: 'failed', failedSteps: cohort.failedCount } : { kind: 'succeeded' }) : cohort.record.outcome;
   if (outcome === null) throw new Error(`cohort ${cohort.id} is ${cohort.record.status} without an outcome`);
   state.setWork(tx.journal, peer, doneWork);
-  const summary = peerSummary(cohort, peer.peerId, (c, s) => state.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now });
+  const summary = peerSummary(cohort, peer.peerId, (c, s) => state.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer));
   if (peer.connId !== null) tx.emit({ kind: 'complete', connId: peer.connId, cohortId: cohort.id, outcome, summary });
   if (outcome.kind !== 'cancelled') {
     tx.stat('runner.spent', summary.spentSec ?? 0);

@@ -29,6 +29,8 @@ export class Cohort {
   readonly unresolved: number = 0;
   /** Failed steps (derived, recounted likewise). */
   readonly failedCount: number = 0;
+  /** Some step `requires` labels: only then do labels change who gets what (label-free cohorts skip every label check). */
+  readonly hasRequirements: boolean;
 
   constructor(readonly record: CohortRecord, steps: readonly StepRecord[]) {
     let unresolved = 0;
@@ -46,6 +48,7 @@ export class Cohort {
     });
     this.unresolved = unresolved;
     this.failedCount = failedCount;
+    this.hasRequirements = record.schema.steps.some((def) => def.requires !== undefined && def.requires.length > 0);
     for (const def of record.schema.steps) for (const need of def.needs) this.dependents.get(need)!.push(def.id);
     this.patchsets = new Set(record.patchsets);
     (this.repos as Map<string, string>).set(record.repo, record.baseRef);
@@ -70,6 +73,11 @@ export class Cohort {
 
   needsOf(stepId: string): readonly string[] {
     return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.needs;
+  }
+
+  /** The labels a peer needs to build the step; undefined: any peer. */
+  requiresOf(stepId: string): readonly string[] | undefined {
+    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.requires;
   }
 
   targetOf(stepId: string): string {

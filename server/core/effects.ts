@@ -36,7 +36,8 @@ export type StepChangeCause =
 export interface StepChange {
   readonly cohortId: string;
   readonly stepId: string;
-  readonly state: Exclude<StepStatus, 'leased'>;
+  /** Never `unshared`: that is told in `complete` (old peers know only these four states). */
+  readonly state: Exclude<StepStatus, 'leased' | 'unshared'>;
   /** Who built it (succeeded), who failed it (failed, pending after a failure); null otherwise. */
   readonly peerId: string | null;
   readonly fromMemo: boolean;

@@ -1,4 +1,6 @@
+import { canRun } from '../../shared/labels.js';
 import type { Cohort } from './cohort.js';
+import { canRunSomeUnresolved, labelsOf } from './peer-labels.js';
 import type { CoreTx } from './core-tx.js';
 import type { PeerState, SchedulerState } from './scheduler-state.js';
 import { quotaKey } from './source-quota.js';
@@ -14,11 +16,15 @@ import { isResolved } from './step-status.js';
  *  - a step is `leased` iff it has a live lease; at most two live leases, the second a backup;
  *    each live lease is unended, indexed, and its holder's work state is running it;
  *  - `failCause` is set iff the step is failed; a pending step has no failed need;
+ *  - `unsharedCause` is set iff the step is unshared; a pending step has no unshared need;
  *  - open iff it has no outcome and no `resolvedAtMs`, iff it is in the open-cohort index; an open
  *    cohort has an unresolved step and is in its source's quota index (source-quota.ts); a cohort
  *    neither isolated nor cancelled is in the matcher's index (cohort-matcher.ts);
  *  - an open cohort with no live lease and a connected idle member has an assignable step
- *    (pending, every need succeeded), unless the authority is draining.
+ *    (pending, every need succeeded, and its `requires` within the labels of a connected
+ *    member still taking work), unless the authority is draining;
+ *  - where steps require labels, a connected waiting member can run some unresolved step
+ *    (a peer never waits on steps it could never run: it is released instead).
  * Per peer:
  *  - connected iff it has a connection, and the connection index gives that connection to it; disconnected iff it has a grace deadline iff it is in
  *    the grace index; a running peer's lease is live and held by it; a gone or left peer runs nothing.
@@ -89,7 +95,7 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   if (cohort.record.status === 'open' && state.openBySource.get(quotaKey(cohort.record))?.has(cohort) !== true) fail(`${where} is open but not in its source's quota index`);
   let unresolved = 0;
   let failed = 0;
-  let assignable = false;
+  const ready: string[] = [];
   for (const step of cohort.ordered) {
     const at = `${where} step ${step.stepId}`;
     if (!isResolved(step.status)) unresolved++;
@@ -105,14 +111,15 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
       if (holder?.work.kind !== 'running' || holder.work.leaseId !== lease.leaseId) fail(`${at} live lease ${lease.leaseId}: its holder ${lease.peerId} is not running it`);
     }
     if ((step.status === 'failed') !== (step.failCause !== null)) fail(`${at} is ${step.status} with fail cause ${JSON.stringify(step.failCause)}`);
+    if ((step.status === 'unshared') !== ((step.unsharedCause ?? null) !== null)) fail(`${at} is ${step.status} with unshared cause ${JSON.stringify(step.unsharedCause)}`);
     if (step.status === 'pending') {
       let needsMet = true;
       for (const need of cohort.needsOf(step.stepId)) {
         const status = cohort.steps.get(need)!.status;
-        if (status === 'failed') fail(`${at} is pending but its need ${need} is failed`);
+        if (status === 'failed' || status === 'unshared') fail(`${at} is pending but its need ${need} is ${status}`);
         if (status !== 'succeeded') needsMet = false;
       }
-      if (needsMet) assignable = true;
+      if (needsMet) ready.push(step.stepId);
     }
   }
   if (unresolved !== cohort.unresolved) fail(`${where} counts ${cohort.unresolved} unresolved steps; a recount finds ${unresolved}`);
@@ -124,12 +131,30 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   if (open !== (r.outcome === null) || open !== (r.resolvedAtMs === null)) fail(`${where} is ${r.status} with outcome ${JSON.stringify(r.outcome)} and resolvedAtMs ${r.resolvedAtMs}`);
   if (!open) return;
   if (unresolved === 0) fail(`${where} is open with every step resolved`);
-  if (cohort.liveLeases.size > 0 || assignable || state.draining) return;
+  if (state.draining) return;
+  if (cohort.hasRequirements) {
+    for (const peer of state.currentMembers(cohort)) {
+      if (peer.record.status === 'connected' && peer.work.kind === 'waiting' && !canRunSomeUnresolved(cohort, labelsOf(peer))) {
+        fail(`${where} keeps peer ${peer.peerId} waiting although it can run none of the unresolved steps`);
+      }
+    }
+  }
+  if (cohort.liveLeases.size > 0) return;
+  if (ready.length > 0 && (!cohort.hasRequirements || ready.some((stepId) => someWorkerCanRun(state, cohort, stepId)))) return;
   for (const peer of state.currentMembers(cohort)) {
     if (peer.record.status === 'connected' && (peer.work.kind === 'idle' || peer.work.kind === 'waiting')) {
       fail(`${where} is open with nothing running and nothing assignable while peer ${peer.peerId} is ${peer.work.kind}`);
     }
   }
+}
+
+/** A connected member still taking work (not told `complete`) has the labels the step requires. */
+function someWorkerCanRun(state: SchedulerState, cohort: Cohort, stepId: string): boolean {
+  const requires = cohort.requiresOf(stepId);
+  for (const peer of state.currentMembers(cohort)) {
+    if (peer.record.status === 'connected' && peer.work.kind !== 'done' && canRun(requires, labelsOf(peer))) return true;
+  }
+  return false;
 }
 
 export function checkPeer(state: SchedulerState, peer: PeerState): void {

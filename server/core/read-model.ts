@@ -12,7 +12,7 @@ const count = z.number().int().min(0);
 const ms = z.number().int();
 
 export const cohortStatusView = z.enum(['open', 'complete', 'cancelled']);
-export const stepStatusView = z.enum(['pending', 'leased', 'succeeded', 'failed']);
+export const stepStatusView = z.enum(['pending', 'leased', 'succeeded', 'failed', 'unshared']);
 export const peerStatusView = z.enum(['connected', 'disconnected', 'gone', 'left']);
 export const leaseOutcomeView = z.enum(['succeeded', 'failed', 'lost', 'aborted']);
 export const pipelineTypeView = z.enum(['independent', 'dependent']);
@@ -27,6 +27,12 @@ export const stepFailCauseView = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('need-failed'), need: z.string() }),
   z.strictObject({ kind: z.literal('cohort-cancelled'), by: cancelledBy }),
   z.strictObject({ kind: z.literal('legacy'), reason: z.string() }),
+]);
+
+/** Why a step was resolved without being built: an UnsharedCause (causes.ts). */
+export const unsharedCauseView = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('no-capable-member'), requires: z.array(z.string()), missing: z.array(z.string()) }),
+  z.strictObject({ kind: z.literal('need-unshared'), need: z.string() }),
 ]);
 
 /** How a lease ended: a LeaseEnd (causes.ts). */
@@ -76,6 +82,8 @@ export const stepView = z.strictObject({
   target: z.string(),
   needs: z.array(z.string()),
   estimateSec: z.number().nullable(),
+  /** Labels a peer needs to build it (empty or absent: any peer). */
+  requires: z.array(z.string()).optional(),
   status: stepStatusView,
   attempts: count,
   failures: count,
@@ -90,6 +98,9 @@ export const stepView = z.strictObject({
   failPeerId: z.string().nullable(),
   failExitCode: z.number().int().nullable(),
   failLogTail: z.string().nullable(),
+  /** Why nobody built it (set iff `unshared`), and that rendered for people; the read models always fill both. */
+  unsharedCause: unsharedCauseView.nullable().optional(),
+  unsharedReason: z.string().nullable().optional(),
   resolvedAtMs: ms.nullable(),
 });
 
@@ -122,6 +133,8 @@ export const peerView = z.strictObject({
   pipelineType: pipelineTypeView,
   isolated: z.boolean(),
   cacheId: z.string(),
+  /** What kind of machine it is (sorted); empty (the read models) or absent for peers without labels. */
+  labels: z.array(z.string()).optional(),
 });
 
 /** One line of a cohort's timeline; `seq` orders events and only grows. */
@@ -155,24 +168,7 @@ export const statsView = z.strictObject({
   secondsSaved: z.number().min(0),
 });
 
-/**
- * What one peer's universe build took from the remote cache, as its build tool reported it
- * (`--build-tool`, POST /api/v1/cohorts/:id/cache-evidence). One per peer and cohort: a later
- * report of the same peer replaces the earlier one. Stored with the cohort and pruned with it.
- */
-export const cacheEvidenceView = z.strictObject({
-  peerId: z.string().min(1),
-  reportedAtMs: ms,
-  tool: z.enum(['bazel', 'turbo']),
-  hits: count,
-  misses: count,
-  missedSteps: z.array(z.string()),
-  /** `record`: read from the tool's per-action record; `output`: from its summary line (totals only). */
-  source: z.enum(['record', 'output']),
-});
-
 export type CohortView = z.infer<typeof cohortView>;
-export type CacheEvidenceView = z.infer<typeof cacheEvidenceView>;
 export type StepView = z.infer<typeof stepView>;
 export type LeaseView = z.infer<typeof leaseView>;
 export type PeerView = z.infer<typeof peerView>;
@@ -221,6 +217,4 @@ export interface ReadModel {
   cohortDetail(cohortId: string): Promise<CohortDetailView | null>;
   listPeers(filter: PeerFilter): Promise<PeerView[]>;
   stats(): Promise<StatsView>;
-  /** The cache evidence peers reported for a cohort, oldest report first (then peer id); empty when none (or no such cohort). */
-  cacheEvidence(cohortId: string): Promise<CacheEvidenceView[]>;
 }

@@ -1,5 +1,5 @@
 import type { SchemaDef } from '../../shared/schema-file.js';
-import type { CohortOutcome, LeaseEnd, StepFailCause } from './causes.js';
+import type { CohortOutcome, LeaseEnd, StepFailCause, UnsharedCause } from './causes.js';
 import type { StepStatus } from './step-status.js';
 
 /**
@@ -29,6 +29,11 @@ export interface Registration {
    * base ref (a subset), instead of `repo` and `baseRef` being equal.
    */
   readonly repos?: readonly RepoRef[];
+  /**
+   * What kind of machine the peer is (`gpu`, `arch:x64`, ...; sorted, distinct): it is granted
+   * only steps whose `requires` these include. Absent: no labels (Task Director clients, old peers).
+   */
+  readonly labels?: readonly string[];
 }
 
 export interface RepoRef {
@@ -82,6 +87,8 @@ export interface StepRecord {
   readonly failPeerId: string | null;
   readonly failExitCode: number | null;
   readonly failLogTail: string | null;
+  /** Why no member built it; set iff `unshared`. Absent in rows from before labels (read as null). */
+  readonly unsharedCause?: UnsharedCause | null;
   readonly resolvedAtMs: number | null;
 }
 

@@ -13,6 +13,8 @@ import { trackOpen } from './source-quota.js';
 import { durationKey } from './source-state.js';
 import type { PickContext } from './step-picker.js';
 import { cohortSweepAtMs, type SweepEntry } from './retention-sweep.js';
+import { canRun } from '../../shared/labels.js';
+import { labelsOf } from './peer-labels.js';
 
 /**
  * The scheduler's whole state, shared by its parts (peer-sessions,
@@ -95,8 +97,10 @@ export class SchedulerState {
       backupCapable: (peerId) => this.peers.get(peerId)?.record.resumable ?? false,
       estimateKnown: (cohort, stepId) => this.estimateKnown(cohort, stepId),
       anotherPeerCouldTake: (cohort, step, peerId) => {
+        const requires = cohort.requiresOf(step.stepId);
         for (const other of this.currentMembers(cohort)) {
           if (other.peerId === peerId || step.failedOn.includes(other.peerId)) continue;
+          if (requires !== undefined && !canRun(requires, labelsOf(other))) continue;
           if (other.record.status === 'connected' && other.work.kind !== 'done') return true;
         }
         return false;
@@ -199,10 +203,13 @@ export class SchedulerState {
     trackOpen(this, tx.journal, cohort);
   }
 
-  /** A step change, told to every connected member of the cohort. */
+  /**
+   * A step change, told to every connected member of the cohort that still needs it: not to one told
+   * `complete` already (a peer released because it can run none of what is left never hears of it).
+   */
   broadcast(tx: CoreTx, cohort: Cohort, change: StepChange): void {
     const connIds: ConnId[] = [];
-    for (const peer of this.currentMembers(cohort)) if (peer.connId !== null) connIds.push(peer.connId);
+    for (const peer of this.currentMembers(cohort)) if (peer.connId !== null && peer.work.kind !== 'done') connIds.push(peer.connId);
     if (connIds.length > 0) tx.emit({ kind: 'step-changed', connIds, change });
   }
 }

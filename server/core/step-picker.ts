@@ -1,9 +1,13 @@
+import { canRun } from '../../shared/labels.js';
 import type { Cohort } from './cohort.js';
 import type { CoreConfig } from './core-types.js';
 import type { StepRecord } from './records.js';
 
 /**
  * Choosing steps for a cohort's idle peers (DESIGN §6):
+ * 0. only steps the peer can run: its labels include all of the step's
+ *    `requires` (a peer without labels, such as a Task Director client, gets
+ *    only steps without `requires`); everything below works among those;
  * 1. pending steps whose needs have all succeeded, skipping a step a peer
  *    already failed while another peer could take it;
  * 2. best first: retries (a failed or lost attempt) before anything else, then
@@ -19,7 +23,7 @@ export interface PickContext {
   readonly config: CoreConfig;
   readonly now: number;
   readonly estimateMs: (cohort: Cohort, stepId: string) => number;
-  /** Whether some other connected, working member of the cohort could take the step. */
+  /** Whether some other connected, working member of the cohort, with the labels the step requires, could take the step. */
   readonly anotherPeerCouldTake: (cohort: Cohort, step: StepRecord, peerId: string) => boolean;
   /** Whether this peer may take, or be shadowed by, a backup copy. */
   readonly backupCapable: (peerId: string) => boolean;
@@ -52,10 +56,12 @@ export class DispatchPlan {
     this.stragglers.sort((a, b) => priority(b) - priority(a) || index(a) - index(b));
   }
 
-  /** The best step for this peer, removed from the plan; null when there is nothing for it. */
-  take(peerId: string): StepChoice | null {
+  /** The best step this peer (with `labels`) can run, removed from the plan; null when there is nothing for it. */
+  take(peerId: string, labels: ReadonlySet<string>): StepChoice | null {
+    const labelled = this.cohort.hasRequirements;
     for (let i = 0; i < this.ready.length; i++) {
       const step = this.ready[i]!;
+      if (labelled && !canRun(this.cohort.requiresOf(step.stepId), labels)) continue;
       if (step.failedOn.includes(peerId) && this.ctx.anotherPeerCouldTake(this.cohort, step, peerId)) continue;
       this.ready.splice(i, 1);
       return { step, backup: false };
@@ -64,6 +70,7 @@ export class DispatchPlan {
     for (let i = 0; i < this.stragglers.length; i++) {
       const step = this.stragglers[i]!;
       if (this.cohort.live(step.stepId)[0]?.peerId === peerId || step.failedOn.includes(peerId)) continue;
+      if (labelled && !canRun(this.cohort.requiresOf(step.stepId), labels)) continue;
       this.stragglers.splice(i, 1);
       return { step, backup: true };
     }

@@ -1,6 +1,7 @@
 import type { CompleteSummary } from '../../shared/protocol.js';
-import { describeStepFailure } from './causes.js';
+import { describeStepFailure, describeUnshared } from './causes.js';
 import type { Cohort } from './cohort.js';
+import { stepsNotRunnable } from './peer-labels.js';
 
 /** The estimate to use for a step's duration when it has no measured one. */
 export type EstimateFn = (cohort: Cohort, stepId: string) => number;
@@ -18,10 +19,15 @@ export interface PeerSpan {
  * have taken (`aloneSec`: measured durations, estimates for steps without
  * one; steps reused from a memo are cache hits alone too and count 0); and its runner time so far, building and waiting (`spentSec`, join to
  * now). The peer's runner-time saving is `aloneSec − spentSec`, negative when
- * waiting cost it more than building alone would have.
+ * waiting cost it more than building alone would have. Where steps require
+ * labels: `unshared` lists the steps no connected peer could build, and
+ * `notRunnable` the unresolved steps this peer (with `labels`) cannot run,
+ * when it is released before the cohort completes; each only when non-empty,
+ * so peers that know nothing of labels never see them.
  */
-export function peerSummary(cohort: Cohort, peerId: string, estimateMs: EstimateFn, span: PeerSpan): CompleteSummary {
+export function peerSummary(cohort: Cohort, peerId: string, estimateMs: EstimateFn, span: PeerSpan, labels: ReadonlySet<string> = new Set()): CompleteSummary {
   const summary: CompleteSummary = { builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0 };
+  const unshared: { stepId: string; reason: string }[] = [];
   let savedMs = 0;
   let builtMs = 0;
   let aloneMs = 0;
@@ -48,8 +54,13 @@ export function peerSummary(cohort: Cohort, peerId: string, estimateMs: Estimate
         reason: step.failCause === null ? 'failed' : describeStepFailure(step.failCause),
         ...(step.failLogTail ? { logTail: step.failLogTail } : {}),
       });
+    } else if (step.status === 'unshared') {
+      unshared.push({ stepId: step.stepId, reason: step.unsharedCause ? describeUnshared(step.unsharedCause) : 'unshared' });
     }
   }
+  if (unshared.length > 0) summary.unshared = unshared;
+  const notRunnable = stepsNotRunnable(cohort, labels);
+  if (notRunnable.length > 0) summary.notRunnable = notRunnable;
   summary.savedSec = Math.round(savedMs) / 1000;
   summary.builtSec = Math.round(builtMs) / 1000;
   summary.aloneSec = Math.round(aloneMs) / 1000;

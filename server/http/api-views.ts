@@ -35,6 +35,7 @@ export function stepJson(s: StepView) {
     target: s.target,
     needs: s.needs,
     estimateSec: s.estimateSec,
+    requires: s.requires ?? [],
     status: s.status,
     attempts: s.attempts,
     failures: s.failures,
@@ -47,6 +48,8 @@ export function stepJson(s: StepView) {
     failExitCode: s.failExitCode,
     failLogTail: s.failLogTail,
     failedOn: s.failedOn,
+    unsharedReason: s.unsharedReason ?? null,
+    unsharedCause: s.unsharedCause ?? null,
     resolvedAt: iso(s.resolvedAtMs),
   };
 }
@@ -79,6 +82,7 @@ export function peerJson(p: PeerView) {
     pipeline: { name: p.pipelineName, type: p.pipelineType },
     isolated: p.isolated,
     cacheId: p.cacheId,
+    labels: p.labels ?? [],
   };
 }
 

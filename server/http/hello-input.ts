@@ -46,6 +46,7 @@ export function checkHello(hello: Hello): HelloCheck {
       pipelineType: keyed ? 'independent' : hello.pipeline.type,
       isolated: hello.isolated,
       cacheId: hello.cacheId,
+      ...(hello.labels === undefined || hello.labels.length === 0 ? {} : { labels: [...hello.labels].sort() }),
     },
   };
 }

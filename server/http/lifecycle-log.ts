@@ -82,6 +82,10 @@ export function lifecycleLine(event: EventRecord, batch: BatchRows, repo: string
       return warn('schema digest differs');
     case 'step.unpublished':
       return warn('step not published');
+    case 'step.unshared':
+      return info('step unshared');
+    case 'peer.released':
+      return info('peer released');
     default:
       return info(event.kind);
   }

@@ -30,6 +30,8 @@ export interface LivePeer {
   readonly baseRef: string;
   readonly changeRef: string | null;
   readonly pipelineName: string;
+  /** What kind of machine it is (`gpu`, `arch:x64`, ...), sorted; empty without labels. */
+  readonly labels: readonly string[];
 }
 
 export interface RunCohort {
@@ -185,6 +187,7 @@ export class ReadModelRunReader implements RunReader {
       baseRef: p.baseRef,
       changeRef: p.changeRef,
       pipelineName: p.pipelineName,
+      labels: p.labels ?? [],
     }));
   }
 

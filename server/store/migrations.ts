@@ -157,22 +157,37 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 4,
-    name: 'cache evidence',
-    // What each peer's universe build took from the remote cache (--build-tool), one row per peer
-    // and cohort. History: deleting the cohort row deletes its evidence (ON DELETE CASCADE), so
-    // pruning a cohort prunes this too.
+    name: 'unshared steps',
+    // Issue 19: a step no connected peer has the labels for is resolved 'unshared'. SQLite cannot
+    // change a CHECK constraint in place, so the steps table is rebuilt with the same columns.
+    // fail_cause_json holds why a step was resolved without a success: its StepFailCause when
+    // failed, its UnsharedCause when unshared (fail_reason renders either).
     sql: `
-      CREATE TABLE cache_evidence (
-        cohort_id         TEXT NOT NULL REFERENCES cohorts (cohort_id) ON DELETE CASCADE,
-        peer_id           TEXT NOT NULL,
-        reported_at_ms    INTEGER NOT NULL,
-        tool              TEXT NOT NULL,
-        hits              INTEGER NOT NULL CHECK (hits >= 0),
-        misses            INTEGER NOT NULL CHECK (misses >= 0),
-        missed_steps_json TEXT NOT NULL,
-        source            TEXT NOT NULL,
-        PRIMARY KEY (cohort_id, peer_id)
+      CREATE TABLE steps_v4 (
+        cohort_id       TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        step_id         TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'leased', 'succeeded', 'failed', 'unshared')),
+        attempts        INTEGER NOT NULL,
+        failures        INTEGER NOT NULL,
+        lost_leases     INTEGER NOT NULL,
+        failed_on_json  TEXT NOT NULL,
+        built_by        TEXT,
+        from_memo       INTEGER NOT NULL CHECK (from_memo IN (0, 1)),
+        duration_ms     INTEGER,
+        fail_reason     TEXT,
+        fail_peer_id    TEXT,
+        fail_exit_code  INTEGER,
+        fail_log_tail   TEXT,
+        resolved_at_ms  INTEGER,
+        fail_cause_json TEXT,
+        PRIMARY KEY (cohort_id, step_id)
       ) STRICT;
+      INSERT INTO steps_v4 (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
+                            duration_ms, fail_reason, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms, fail_cause_json)
+        SELECT cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
+               duration_ms, fail_reason, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms, fail_cause_json FROM steps;
+      DROP TABLE steps;
+      ALTER TABLE steps_v4 RENAME TO steps;
     `,
   },
 ];

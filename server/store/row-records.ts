@@ -1,3 +1,4 @@
+import { describeStepFailure, describeUnshared, type StepFailCause, type UnsharedCause } from '../core/causes.js';
 import type { CohortRecord, DurationRecord, LeaseRecord, MemoRecord, PeerRecord, StepRecord } from '../core/records.js';
 import {
   cohortRowSchema,
@@ -14,7 +15,29 @@ import {
   storedSchemaDef,
   storedStepFailCause,
   storedStringList,
+  storedUnsharedCause,
 } from './row-schemas.js';
+
+/**
+ * A step's cause column (`fail_cause_json`) holds why it was resolved without a success: its
+ * StepFailCause when failed, its UnsharedCause when unshared (`fail_reason` renders either).
+ */
+export function stepCausesFromColumn(
+  status: string,
+  causeJson: string | null,
+  where: string,
+): { failCause: StepFailCause | null; unsharedCause: UnsharedCause | null } {
+  if (causeJson === null) return { failCause: null, unsharedCause: null };
+  if (status === 'unshared') return { failCause: null, unsharedCause: parseJsonColumn(storedUnsharedCause, causeJson, where) };
+  return { failCause: parseJsonColumn(storedStepFailCause, causeJson, where), unsharedCause: null };
+}
+
+/** The `fail_cause_json` and `fail_reason` values of a step record (see {@link stepCausesFromColumn}). */
+export function stepCauseColumns(r: StepRecord): { causeJson: string | null; reason: string | null } {
+  if (r.failCause !== null) return { causeJson: JSON.stringify(r.failCause), reason: describeStepFailure(r.failCause) };
+  if (r.unsharedCause) return { causeJson: JSON.stringify(r.unsharedCause), reason: describeUnshared(r.unsharedCause) };
+  return { causeJson: null, reason: null };
+}
 
 /**
  * Rows read back from the database become the core's records here, each
@@ -47,6 +70,7 @@ export function cohortFromRow(raw: unknown): CohortRecord {
 
 export function stepFromRow(raw: unknown): StepRecord {
   const r = parseRow(stepRowSchema, raw, `steps[${keyOf(raw, 'cohort_id')}/${keyOf(raw, 'step_id')}]`);
+  const { failCause, unsharedCause } = stepCausesFromColumn(r.status, r.fail_cause_json, `steps[${r.cohort_id}/${r.step_id}].fail_cause_json`);
   return {
     cohortId: r.cohort_id,
     stepId: r.step_id,
@@ -58,7 +82,9 @@ export function stepFromRow(raw: unknown): StepRecord {
     builtBy: r.built_by,
     fromMemo: r.from_memo,
     durationMs: r.duration_ms,
-    failCause: r.fail_cause_json === null ? null : parseJsonColumn(storedStepFailCause, r.fail_cause_json, `steps[${r.cohort_id}/${r.step_id}].fail_cause_json`),
+    failCause,
+    // Present only on an unshared step, as the core writes it.
+    ...(unsharedCause === null ? {} : { unsharedCause }),
     failPeerId: r.fail_peer_id,
     failExitCode: r.fail_exit_code,
     failLogTail: r.fail_log_tail,

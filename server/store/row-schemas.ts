@@ -35,10 +35,16 @@ export const storedRegistration = z.strictObject({
   isolated: z.boolean(),
   cacheId: z.string(),
   repos: z.array(z.strictObject({ repo: z.string(), baseRef: z.string() })).optional(),
+  labels: z.array(z.string()).optional(),
 });
 
 /** The typed causes' JSON columns hold exactly what the read model hands out (server/core/read-model.ts). */
-export { cohortOutcomeView as storedCohortOutcome, leaseEndView as storedLeaseEnd, stepFailCauseView as storedStepFailCause } from '../core/read-model.js';
+export {
+  cohortOutcomeView as storedCohortOutcome,
+  leaseEndView as storedLeaseEnd,
+  stepFailCauseView as storedStepFailCause,
+  unsharedCauseView as storedUnsharedCause,
+} from '../core/read-model.js';
 
 /** Parses a JSON column, throwing an error that names where the bad value is. */
 export function parseJsonColumn<T>(schema: z.ZodType<T>, text: string, where: string): T {
@@ -92,7 +98,7 @@ export const cohortRowSchema = z.object({
 export const stepRowSchema = z.object({
   cohort_id: text,
   step_id: text,
-  status: z.enum(['pending', 'leased', 'succeeded', 'failed']),
+  status: z.enum(['pending', 'leased', 'succeeded', 'failed', 'unshared']),
   attempts: int.min(0),
   failures: int.min(0),
   lost_leases: int.min(0),

@@ -1,8 +1,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
-import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, EventView, LeaseView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../core/read-model.js';
-import { cacheEvidenceFromRow, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
-import { keyOf } from './row-records.js';
+import type { CohortDetailView, CohortFilter, CohortView, EventView, LeaseView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../core/read-model.js';
+import { keyOf, stepCausesFromColumn } from './row-records.js';
 import {
   cohortRowSchema,
   eventRowSchema,
@@ -15,7 +14,6 @@ import {
   storedLeaseEnd,
   storedRegistration,
   storedSchemaDef,
-  storedStepFailCause,
   storedStringList,
 } from './row-schemas.js';
 
@@ -70,10 +68,6 @@ export const statsRow = z.object({
 export class SqliteReadModel implements ReadModel {
   constructor(private readonly db: Database.Database) {}
 
-  async cacheEvidence(cohortId: string): Promise<CacheEvidenceView[]> {
-    return this.db.prepare(sqliteText(cacheEvidenceSql.ofCohort)).all(cohortId).map(cacheEvidenceFromRow);
-  }
-
   async listCohorts(filter: CohortFilter): Promise<CohortView[]> {
     const rows = this.db
       .prepare(
@@ -125,6 +119,7 @@ export class SqliteReadModel implements ReadModel {
           target: def.target,
           needs: def.needs,
           estimateSec: def.estimateSec ?? null,
+          requires: def.requires ? [...def.requires] : [],
           status: r.status,
           attempts: r.attempts,
           failures: r.failures,
@@ -133,8 +128,7 @@ export class SqliteReadModel implements ReadModel {
           builtBy: r.built_by,
           fromMemo: r.from_memo,
           durationMs: r.duration_ms,
-          failReason: r.fail_reason,
-          failCause: r.fail_cause_json === null ? null : parseJsonColumn(storedStepFailCause, r.fail_cause_json, `steps[${cohortId}/${def.id}].fail_cause_json`),
+          ...stepCauseViews(r, `steps[${cohortId}/${def.id}].fail_cause_json`),
           failPeerId: r.fail_peer_id,
           failExitCode: r.fail_exit_code,
           failLogTail: r.fail_log_tail,
@@ -256,7 +250,19 @@ export function peerViewFrom(raw: unknown): PeerView {
     pipelineType: reg.pipelineType,
     isolated: reg.isolated,
     cacheId: reg.cacheId,
+    labels: reg.labels ? [...reg.labels] : [],
   };
+}
+
+/** A step view's cause fields from its row: `failReason`/`failCause` when failed, `unsharedReason`/`unsharedCause` when unshared. */
+export function stepCauseViews(
+  r: { status: string; fail_reason: string | null; fail_cause_json: string | null },
+  where: string,
+): Pick<StepView, 'failReason' | 'failCause' | 'unsharedCause' | 'unsharedReason'> {
+  const { failCause, unsharedCause } = stepCausesFromColumn(r.status, r.fail_cause_json, where);
+  const unshared = r.status === 'unshared';
+  const unsharedView = unsharedCause === null ? null : unsharedCause.kind === 'need-unshared' ? { ...unsharedCause } : { ...unsharedCause, requires: [...unsharedCause.requires], missing: [...unsharedCause.missing] };
+  return { failReason: unshared ? null : r.fail_reason, failCause, unsharedCause: unsharedView, unsharedReason: unshared ? r.fail_reason : null };
 }
 
 export function eventViewFrom(raw: unknown): EventView {

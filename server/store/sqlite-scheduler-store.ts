@@ -1,10 +1,8 @@
 import type Database from 'better-sqlite3';
-import { describeStepFailure, leaseOutcomeOf } from '../core/causes.js';
-import type { CacheEvidenceView } from '../core/read-model.js';
+import { leaseOutcomeOf } from '../core/causes.js';
 import type { Snapshot, Write } from '../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../core/store-port.js';
-import { cacheEvidenceParams, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
-import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepFromRow } from './row-records.js';
+import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from './row-records.js';
 
 /**
  * The scheduler's side of the SQLite store. Every batch is one transaction,
@@ -68,10 +66,8 @@ export class SqliteSchedulerStore implements SchedulerStore {
   private readonly applyBatch: (writes: readonly Write[]) => void;
   /** The epoch this instance claimed on its first load or apply; null before. */
   private epoch: number | null = null;
-  private readonly recordEvidence: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
-    this.recordEvidence = db.prepare(sqliteText(cacheEvidenceSql.upsert));
     this.stmt = Object.fromEntries(Object.entries(sql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sql]: Database.Statement };
     this.applyBatch = db.transaction((writes: readonly Write[]) => {
       this.fence();
@@ -88,10 +84,6 @@ export class SqliteSchedulerStore implements SchedulerStore {
   apply(writes: readonly Write[]): void {
     this.claim();
     if (writes.length > 0) this.applyBatch(writes);
-  }
-
-  recordCacheEvidence(cohortId: string, evidence: CacheEvidenceView): void {
-    this.recordEvidence.run(...cacheEvidenceParams(cohortId, evidence));
   }
 
   load(nowMs: number, retentionMs: number): Snapshot {
@@ -163,8 +155,8 @@ export class SqliteSchedulerStore implements SchedulerStore {
           builtBy: r.builtBy,
           fromMemo: bool(r.fromMemo),
           durationMs: r.durationMs,
-          failReason: r.failCause === null ? null : describeStepFailure(r.failCause),
-          failCauseJson: r.failCause === null ? null : JSON.stringify(r.failCause),
+          failReason: stepCauseColumns(r).reason,
+          failCauseJson: stepCauseColumns(r).causeJson,
           failPeerId: r.failPeerId,
           failExitCode: r.failExitCode,
           failLogTail: r.failLogTail,

@@ -122,6 +122,8 @@ export interface LivePeerEntry {
   readonly baseRef: string;
   readonly changeRef: string | null;
   readonly pipelineName: string;
+  /** Its labels (`gpu`, `arch:x64`, ...): it gets only steps whose `requires` these include. */
+  readonly labels: readonly string[];
   readonly doing: string;
   readonly stepId: string | null;
 }

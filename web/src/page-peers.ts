@@ -15,7 +15,7 @@ export function peersPage(root: HTMLElement): void {
         : h(
             'table',
             { id: 'peers' },
-            h('thead', {}, h('tr', {}, ...['peer', 'doing', 'cohort', 'repo', 'change', 'pipeline', 'status', 'joined'].map((c) => h('th', {}, c)))),
+            h('thead', {}, h('tr', {}, ...['peer', 'doing', 'cohort', 'repo', 'change', 'pipeline', 'labels', 'status', 'joined'].map((c) => h('th', {}, c)))),
             h(
               'tbody',
               {},
@@ -29,6 +29,7 @@ export function peersPage(root: HTMLElement): void {
                   h('td', {}, p.repo),
                   h('td', { class: 'mono' }, p.changeRef ?? p.baseRef),
                   h('td', {}, p.pipelineName),
+                  h('td', { class: 'mono labels' }, p.labels.length === 0 ? '-' : p.labels.join(' ')),
                   h('td', {}, p.status),
                   h('td', { class: 'muted' }, dateTime(p.joinedAt)),
                 ),

@@ -252,20 +252,13 @@ export const pgMigrations: readonly PgMigration[] = [
   },
   {
     version: 4,
-    name: 'cache evidence',
-    // As SQLite's migration 4: one row per peer and cohort, deleted with its cohort row.
+    name: 'unshared steps',
+    // Issue 19: a step no connected peer has the labels for is resolved 'unshared'.
+    // fail_cause_json holds why a step was resolved without a success: its StepFailCause when
+    // failed, its UnsharedCause when unshared (fail_reason renders either).
     sql: `
-      CREATE TABLE cache_evidence (
-        cohort_id         TEXT NOT NULL REFERENCES cohorts (cohort_id) ON DELETE CASCADE,
-        peer_id           TEXT NOT NULL,
-        reported_at_ms    BIGINT NOT NULL,
-        tool              TEXT NOT NULL,
-        hits              BIGINT NOT NULL CHECK (hits >= 0),
-        misses            BIGINT NOT NULL CHECK (misses >= 0),
-        missed_steps_json TEXT NOT NULL,
-        source            TEXT NOT NULL,
-        PRIMARY KEY (cohort_id, peer_id)
-      );
+      ALTER TABLE steps DROP CONSTRAINT steps_status_check;
+      ALTER TABLE steps ADD CONSTRAINT steps_status_check CHECK (status IN ('pending', 'leased', 'succeeded', 'failed', 'unshared'));
     `,
   },
 ];

@@ -1,8 +1,7 @@
-import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../../core/read-model.js';
-import { cacheEvidenceFromRow, cacheEvidenceSql } from '../cache-evidence-rows.js';
+import type { CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../../core/read-model.js';
 import { keyOf } from '../row-records.js';
-import { parseJsonColumn, parseRow, stepRowSchema, storedSchemaDef, storedStepFailCause, storedStringList } from '../row-schemas.js';
-import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow } from '../sqlite-read-model.js';
+import { parseJsonColumn, parseRow, stepRowSchema, storedSchemaDef, storedStringList } from '../row-schemas.js';
+import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow, stepCauseViews } from '../sqlite-read-model.js';
 import type { Sql } from './pg-connection.js';
 
 /**
@@ -25,10 +24,6 @@ const cohortSelect = `
 
 export class PgReadModel implements ReadModel {
   constructor(private readonly sql: Sql) {}
-
-  async cacheEvidence(cohortId: string): Promise<CacheEvidenceView[]> {
-    return (await this.sql.unsafe(cacheEvidenceSql.ofCohort, [cohortId])).map(cacheEvidenceFromRow);
-  }
 
   async listCohorts(filter: CohortFilter): Promise<CohortView[]> {
     const limit = checkedLimit(filter.limit);
@@ -84,6 +79,7 @@ export class PgReadModel implements ReadModel {
           target: def.target,
           needs: def.needs,
           estimateSec: def.estimateSec ?? null,
+          requires: def.requires ? [...def.requires] : [],
           status: r.status,
           attempts: r.attempts,
           failures: r.failures,
@@ -92,8 +88,7 @@ export class PgReadModel implements ReadModel {
           builtBy: r.built_by,
           fromMemo: r.from_memo,
           durationMs: r.duration_ms,
-          failReason: r.fail_reason,
-          failCause: r.fail_cause_json === null ? null : parseJsonColumn(storedStepFailCause, r.fail_cause_json, `steps[${cohortId}/${def.id}].fail_cause_json`),
+          ...stepCauseViews(r, `steps[${cohortId}/${def.id}].fail_cause_json`),
           failPeerId: r.fail_peer_id,
           failExitCode: r.fail_exit_code,
           failLogTail: r.fail_log_tail,

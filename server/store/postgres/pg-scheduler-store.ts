@@ -1,10 +1,8 @@
 import type postgres from 'postgres';
-import { describeStepFailure, leaseOutcomeOf } from '../../core/causes.js';
-import type { CacheEvidenceView } from '../../core/read-model.js';
+import { leaseOutcomeOf } from '../../core/causes.js';
 import type { Snapshot, Write } from '../../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../../core/store-port.js';
-import { cacheEvidenceParams, cacheEvidenceSql } from '../cache-evidence-rows.js';
-import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepFromRow } from '../row-records.js';
+import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from '../row-records.js';
 import type { Sql } from './pg-connection.js';
 
 /**
@@ -76,10 +74,6 @@ export class PgSchedulerStore implements SchedulerStore {
       if (guard) throw new StoreConflictError(guard.kind, guard.row, guard.detail);
       throw err;
     }
-  }
-
-  async recordCacheEvidence(cohortId: string, evidence: CacheEvidenceView): Promise<void> {
-    await this.sql.unsafe(cacheEvidenceSql.upsert, cacheEvidenceParams(cohortId, evidence));
   }
 
   async load(nowMs: number, retentionMs: number): Promise<Snapshot> {
@@ -154,7 +148,7 @@ function plan(w: Write): Planned {
         r: {
           cohort_id: r.cohortId, step_id: r.stepId, status: r.status, attempts: r.attempts, failures: r.failures, lost_leases: r.lostLeases,
           failed_on_json: JSON.stringify(r.failedOn), built_by: r.builtBy, from_memo: bool(r.fromMemo), duration_ms: r.durationMs,
-          fail_reason: r.failCause === null ? null : describeStepFailure(r.failCause), fail_cause_json: json(r.failCause), fail_peer_id: r.failPeerId,
+          fail_reason: stepCauseColumns(r).reason, fail_cause_json: stepCauseColumns(r).causeJson, fail_peer_id: r.failPeerId,
           fail_exit_code: r.failExitCode, fail_log_tail: r.failLogTail, resolved_at_ms: r.resolvedAtMs,
         },
         guard: { kind: 'step-succeeded', row: `steps[${r.cohortId}/${r.stepId}]`, detail },

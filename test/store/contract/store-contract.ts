@@ -1,6 +1,6 @@
 import { describe } from 'vitest';
 import type { Store } from '../../../server/core/store-port.js';
-import { cacheEvidenceContract } from './cache-evidence-contract.js';
+import { labelsContract } from './labels-contract.js';
 import { readModelContract } from './read-model-contract.js';
 import { retentionContract } from './retention-contract.js';
 import { schedulerStoreContract } from './scheduler-store-contract.js';
@@ -34,6 +34,6 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
     schedulerStoreContract(factory);
     readModelContract(factory);
     retentionContract(factory);
-    cacheEvidenceContract(factory);
+    labelsContract(factory);
   });
 }
