@@ -1,26 +1,30 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { abuseAttacks, authorityLoadPhase, echoLoadPhase, idlePhase, type AbuseAttack, type PhaseOptions } from './bench-phases.js';
+import { abuseAttacks, authorityLoadPhase, idlePhase, type AbuseAttack, type BenchProtocol, type PhaseOptions } from './bench-phases.js';
 import { ephemeralPorts, fdLimits, killAllChildren } from './bench-processes.js';
 import { failoverPhase, scratchDatabase } from './failover-phase.js';
+import { loadTargets, runShape, standardShapes, type LoadShape } from './load-shapes.js';
 
 /**
  * `npm run bench [-- flags]`: the authority under load, on loopback only,
  * bounded in peers, steps and time. Prints progress on stderr and ONE JSON
  * line of results on stdout.
  *
- * Default: a bare `ws` echo server with N closed-loop clients (the same-run
- * baseline), then the real authority (dist/cli/main.js, SQLite file in a temp
- * dir) with N peers in cohorts finishing zero-duration steps.
+ * Default: the three shapes of bench/load-shapes.ts, each `--repeat` times (3):
+ * a bare `ws` echo server with N closed-loop clients (the same-run baseline),
+ * then the real authority (dist/cli/main.js, SQLite file in a temp dir) with N
+ * peers in cohorts finishing zero-duration steps; CPU, frames, rows and
+ * latency per assignment, as ratios to the echo, median over the runs.
+ * Any of --peers, --cohort-size, --steps, --protocol: that one shape instead.
  * `--idle M`: M idle connections to each, server RSS per connection.
  * Load generators are separate processes; see bench/load-generator.ts.
  */
-const usage = `usage: npm run bench -- [--peers N] [--cohort-size C] [--steps S] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
+const usage = `usage: npm run bench -- [--repeat R] [--peers N] [--cohort-size C] [--steps S] [--protocol v1|task-director] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
        npm run bench -- --idle M [--generators G] [--max-sec T] [--no-build]
        npm run bench -- --abuse K [--attack bad-frames|expensive|idle|all] [--peers N] ...
          (the authority clean, then once per attack with K attacking connections; default: all three)
@@ -32,6 +36,9 @@ interface Flags {
   idle: number | null;
   abuse: number | null;
   attacks: readonly AbuseAttack[];
+  /** The shapes of a load run: the standard three, or the one the shape flags describe. */
+  shapes: readonly LoadShape[];
+  repeat: number;
   cohortSize: number;
   steps: number;
   generators: number;
@@ -70,6 +77,8 @@ function parseFlags(argv: string[]): Flags {
       attack: { type: 'string' },
       'cohort-size': { type: 'string' },
       steps: { type: 'string' },
+      protocol: { type: 'string' },
+      repeat: { type: 'string' },
       generators: { type: 'string' },
       'window-sec': { type: 'string' },
       sync: { type: 'string' },
@@ -91,8 +100,19 @@ function parseFlags(argv: string[]): Flags {
   if (sync !== 'normal' && sync !== 'full') throw new UsageError(`--sync: expected normal or full, got "${sync}"`);
   const store = values.store ?? null;
   if (store !== null && !/^postgres(ql)?:\/\//.test(store)) throw new UsageError(`--store: expected a postgres:// URL, got "${store}"`);
+  const protocol = values.protocol ?? 'v1';
+  if (protocol !== 'v1' && protocol !== 'task-director') throw new UsageError(`--protocol: expected v1 or task-director, got "${protocol}"`);
+  const td = protocol === 'task-director';
+  // The Task Director default is its load client's shape: 200 clients in one group of 1,000 tasks.
+  const shapePeers = intFlag(values.peers, 'peers', 1, 20_000, td ? 200 : 1000);
+  const shapeCohort = intFlag(values['cohort-size'], 'cohort-size', 1, 1000, td ? 200 : 10);
+  const shapeSteps = intFlag(values.steps, 'steps', 1, 2000, td ? 1000 : 100);
+  const oneShape = [values.peers, values['cohort-size'], values.steps, values.protocol].some((v) => v !== undefined);
+  const shapes: readonly LoadShape[] = oneShape ? [{ name: `${shapePeers} ${td ? 'Task Director clients' : 'peers'}, cohorts of ${shapeCohort} x ${shapeSteps} steps`, protocol: protocol as BenchProtocol, peers: shapePeers, cohortSize: shapeCohort, steps: shapeSteps }] : standardShapes;
   return {
-    peers,
+    shapes,
+    repeat: intFlag(values.repeat, 'repeat', 1, 9, 3),
+    peers: idle === null && values.abuse === undefined && store === null ? Math.max(...shapes.map((x) => x.peers)) : peers,
     idle,
     abuse: values.abuse === undefined ? null : intFlag(values.abuse, 'abuse', 1, 5_000, 0),
     attacks: attackFlag(values.attack),
@@ -101,7 +121,7 @@ function parseFlags(argv: string[]): Flags {
     generators: intFlag(values.generators, 'generators', 1, 64, idle === null ? 2 : Math.max(2, Math.ceil(peers / 2500))),
     windowSec: intFlag(values['window-sec'], 'window-sec', 1, 600, 5),
     sync,
-    maxSec: intFlag(values['max-sec'], 'max-sec', 5, 3600, 300),
+    maxSec: intFlag(values['max-sec'], 'max-sec', 5, 7200, 1800),
     build: !values['no-build'],
     profileDir: values.profile === undefined ? null : resolve(values.profile),
     store,
@@ -264,57 +284,22 @@ async function main(): Promise<number> {
 
   if (flags.store !== null) return storeBench(flags, options, machine, started);
 
-  log(`echo baseline: ${flags.peers} clients over ${options.generators} generator processes`);
-  const echo = await echoLoadPhase(options);
-  log(`echo baseline: ${echo.load.perSec} messages/s, p50 ${echo.load.latencyMs.p50} ms, p99 ${echo.load.latencyMs.p99} ms`);
-  const auth = await authorityLoadPhase(options);
-  log(`authority: ${auth.load.perSec} assignments/s, p50 ${auth.load.latencyMs.p50} ms, p99 ${auth.load.latencyMs.p99} ms`);
-  const expectedAssignments = auth.cohorts * flags.steps;
-  const problems: string[] = [];
-  if (auth.load.rounds !== expectedAssignments) problems.push(`expected ${expectedAssignments} assignments, counted ${auth.load.rounds}`);
-  if (auth.load.completes !== flags.peers) problems.push(`expected ${flags.peers} complete frames, counted ${auth.load.completes}`);
-  if (Object.keys(auth.load.errors).length > 0) problems.push(`error frames: ${JSON.stringify(auth.load.errors)}${auth.load.errors.RATE_LIMITED ? ' (the per-connection rate limiter: use more peers or fewer steps per peer)' : ''}`);
+  const loadBefore = loadavg();
+  const shapes = [];
+  for (const shape of flags.shapes) shapes.push(await runShape(options, shape, flags.repeat));
+  const problems = shapes.flatMap((s) => s.problems.map((p) => `${s.shape}: ${p}`));
   const result = {
     bench: 'authority',
     mode: 'load',
     ...machine,
-    peers: flags.peers,
-    cohortSize: flags.cohortSize,
-    cohorts: auth.cohorts,
-    stepsPerCohort: flags.steps,
+    loadAverage1m: { before: Math.round(loadBefore[0]! * 100) / 100, after: Math.round(loadavg()[0]! * 100) / 100 },
+    repeat: flags.repeat,
     generators: options.generators,
     sync: flags.sync,
-    baseline: {
-      what: 'bare ws echo server, same number of clients, closed loop (send, await echo, repeat)',
-      messagesPerSec: echo.load.perSec,
-      messages: echo.load.rounds,
-      elapsedSec: echo.load.elapsedSec,
-      latencyMs: echo.load.latencyMs,
-      rssPerConnectionKb: echo.memory.perConnectionKb,
-    },
-    authority: {
-      what: 'taskshard authority (dist, SQLite WAL file in a temp dir), full protocol v1: hello, then step.finished for every assign',
-      assignmentsPerSec: auth.load.perSec,
-      assignments: auth.load.rounds,
-      framesSentPerSec: auth.load.framesPerSec,
-      framesSentPerAssignment: Math.round((auth.load.framesReceived / Math.max(1, auth.load.rounds)) * 100) / 100,
-      elapsedSec: auth.load.elapsedSec,
-      latencyMs: auth.load.latencyMs,
-      rssBaseMb: auth.connectedMemory.baseRssMb,
-      rssPerConnectedPeerKb: auth.connectedMemory.perConnectionKb,
-      rssPerPeerAfterRunKb: auth.afterRunMemory.perConnectionKb,
-      rssAfterRunMb: auth.afterRunMemory.loadedRssMb,
-      peakRssMb: auth.afterRunMemory.peakRssMb,
-      completes: auth.load.completes,
-      errors: auth.load.errors,
-    },
-    ratio: {
-      throughputAuthorityOverWs: ratio(auth.load.perSec, echo.load.perSec),
-      framesSentAuthorityOverWs: ratio(auth.load.framesPerSec, echo.load.perSec),
-      latencyP50AuthorityOverWs: ratio(auth.load.latencyMs.p50, echo.load.latencyMs.p50),
-      latencyP99AuthorityOverWs: ratio(auth.load.latencyMs.p99, echo.load.latencyMs.p99),
-      rssPerConnectionAuthorityOverWs: ratio(auth.connectedMemory.perConnectionKb, echo.memory.perConnectionKb),
-    },
+    baseline: 'bare ws echo server (bench/echo-server.ts), same number of clients, closed loop (send a step.finished-sized frame, await the echo, repeat), measured just before each authority run',
+    authority: 'taskshard authority (dist, SQLite WAL file in a temp dir), zero-duration steps finished at once; CPU = user + system time of the server process (all threads, /proc/<pid>/stat) from the first hello to the last complete',
+    shapes,
+    targets: loadTargets(shapes),
     problems,
     wallSec: Math.round((performance.now() - started) / 100) / 10,
   };

@@ -8,6 +8,12 @@ export const generatorModes = Object.freeze({
   echo: 'echo',
   /** Closed loop against the authority: hello, then finish every assigned step at once. */
   protocol: 'protocol',
+  /**
+   * Closed loop in the original Task Director format (`/ws/api/1/<client>/`): INIT, then
+   * TASK_COMPLETE for every BUILD_INSTRUCTION until SCHEMA_COMPLETE. The same client drives
+   * taskshard and the original Python server (bench/original/).
+   */
+  taskDirector: 'task-director',
   /** Connect to the echo server and stay silent. */
   idleEcho: 'idle-echo',
   /** Connect to the authority, say hello, take the first frame, then stay silent (a peer busy building). */
@@ -18,6 +24,7 @@ export type GeneratorMode = (typeof generatorModes)[keyof typeof generatorModes]
 export interface GeneratorConfig {
   readonly kind: 'config';
   readonly mode: GeneratorMode;
+  /** ws:// URL; in task-director mode the server's origin, each client adding `/ws/api/1/<client id>/`. */
   readonly url: string;
   /** Loopback source address for this generator's sockets (spreads ephemeral ports). */
   readonly localAddress: string;
@@ -35,7 +42,7 @@ export interface GeneratorConfig {
 export type ParentMessage = GeneratorConfig | { readonly kind: 'go' } | { readonly kind: 'close' };
 
 export interface GeneratorResult {
-  /** Echo round trips, or `assign` frames received. */
+  /** Echo round trips, or `assign` (BUILD_INSTRUCTION) frames received. */
   readonly rounds: number;
   /** Every frame received from the server (the authority also sends welcome, wait, step.update, complete). */
   readonly framesReceived: number;

@@ -5,14 +5,18 @@ import { performance } from 'node:perf_hooks';
 import type { ChildProcess } from 'node:child_process';
 import { percentile } from '../server/sim/sim-metrics.js';
 import { generatorModes, type GeneratorMode, type GeneratorResult } from './bench-ipc.js';
-import { GeneratorHandle, freePort, readMemory, spawnNode, stopChild, within, type MemoryKb } from './bench-processes.js';
+import { GeneratorHandle, cpuMeter, freePort, readMemory, spawnNode, stopChild, within, type MemoryKb } from './bench-processes.js';
 
 /**
  * The benchmark's phases. Each starts one server process (the bare ws echo
  * server or the real authority from dist/), forks the load generators, and
  * measures: rates from the generators' own clocks, memory from the server's
- * /proc/<pid>/status.
+ * /proc/<pid>/status, CPU from its /proc/<pid>/stat (user + system time, every
+ * thread) between `go` and the last generator's `done`.
  */
+
+/** The wire protocol the load clients speak to the authority. */
+export type BenchProtocol = 'v1' | 'task-director';
 
 export interface PhaseOptions {
   readonly repoRoot: string;
@@ -26,6 +30,8 @@ export interface PhaseOptions {
   readonly generatorNofile: number;
   readonly deadlineMs: number;
   readonly sync: 'normal' | 'full';
+  /** v1 peers on `/v1/peer` (default) or Task Director clients on `/ws/api/1/<id>/`. */
+  readonly protocol?: BenchProtocol;
   /** A `postgres://` URL for the authority's store; default a SQLite file in a temp dir. */
   readonly db?: string;
   /** When set, the authority runs with `--cpu-prof` and writes its profile here. */
@@ -43,6 +49,8 @@ export interface LoadFigures {
   readonly completes: number;
   readonly errors: Readonly<Record<string, number>>;
   readonly unexpectedCloses: number;
+  /** CPU seconds the server process(es) used from `go` to the last `done`. */
+  readonly serverCpuSec: number;
 }
 
 export interface MemoryFigures {
@@ -58,7 +66,7 @@ export interface MemoryFigures {
 const remaining = (deadline: number): number => Math.max(1, deadline - performance.now());
 const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
 
-function merge(results: readonly GeneratorResult[]): LoadFigures {
+function merge(results: readonly GeneratorResult[], serverCpuSec: number): LoadFigures {
   const rounds = results.reduce((s, r) => s + r.rounds, 0);
   const started = Math.min(...results.map((r) => r.startedAtMs));
   const finished = Math.max(...results.map((r) => r.finishedAtMs));
@@ -78,6 +86,7 @@ function merge(results: readonly GeneratorResult[]): LoadFigures {
     completes: results.reduce((s, r) => s + r.completes, 0),
     errors,
     unexpectedCloses: results.reduce((s, r) => s + r.unexpectedCloses, 0),
+    serverCpuSec: Math.round(serverCpuSec * 1000) / 1000,
   };
 }
 
@@ -141,8 +150,21 @@ async function startEchoServer(o: PhaseOptions, deadline: number): Promise<{ chi
 
 interface AuthorityProcess {
   readonly child: ChildProcess;
+  /** The v1 peer endpoint. */
   readonly url: string;
+  /** ws:// origin (Task Director clients add their path). */
+  readonly origin: string;
+  readonly httpUrl: string;
   readonly dir: string;
+}
+
+/** Row-level store writes the authority has committed so far (`taskshard_store_rows_written_total`, every table). */
+async function rowsWritten(a: AuthorityProcess): Promise<number> {
+  const res = await fetch(`${a.httpUrl}/metrics`);
+  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+  let rows = 0;
+  for (const m of (await res.text()).matchAll(/^taskshard_store_rows_written_total\{[^}]*\} (\d+(?:\.\d+)?)$/gm)) rows += Number(m[1]);
+  return rows;
 }
 
 /** The real authority, from dist/, on a real SQLite file in a fresh temporary directory. */
@@ -176,7 +198,7 @@ async function startAuthority(o: PhaseOptions, deadline: number): Promise<Author
     }
   };
   await within(healthy(), remaining(deadline), 'the authority to answer /healthz');
-  return { child, url: `ws://127.0.0.1:${port}/v1/peer`, dir };
+  return { child, url: `ws://127.0.0.1:${port}/v1/peer`, origin: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}`, dir };
 }
 
 async function stopAuthority(a: AuthorityProcess): Promise<void> {
@@ -208,10 +230,12 @@ export async function echoLoadPhase(o: PhaseOptions): Promise<EchoLoadResult> {
     const gens = await connectGenerators(o, generatorModes.echo, server.url, deadline);
     const connected = await settle(server.child.pid!);
     o.log(`echo baseline: ${o.peers} clients connected; closed loop for ${o.windowMs / 1000} s`);
+    const cpu = cpuMeter([server.child.pid!]);
     for (const g of gens) g.send({ kind: 'go' });
     const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'the echo closed loop to finish');
+    const cpuSec = cpu.stop();
     await closeGenerators(gens, deadline);
-    return { load: merge(done.map((d) => d.result)), memory: memoryFigures(base, connected, o.peers) };
+    return { load: merge(done.map((d) => d.result), cpuSec), memory: memoryFigures(base, connected, o.peers) };
   } finally {
     await stopChild(server.child);
   }
@@ -224,6 +248,8 @@ export interface AuthorityLoadResult {
   /** After the run, every peer still connected, every cohort in memory. */
   readonly afterRunMemory: MemoryFigures;
   readonly cohorts: number;
+  /** Row-level store writes committed from `go` to the last `done`. */
+  readonly rowsWritten: number;
 }
 
 /** The attacks of bench/abuse-generator.ts. */
@@ -253,7 +279,8 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: Abu
   try {
     const pid = authority.child.pid!;
     const base = await settle(pid);
-    const gens = await connectGenerators(o, generatorModes.protocol, authority.url, deadline);
+    const taskDirector = o.protocol === 'task-director';
+    const gens = await connectGenerators(o, taskDirector ? generatorModes.taskDirector : generatorModes.protocol, taskDirector ? authority.origin : authority.url, deadline);
     const connected = await settle(pid);
     const cohorts = Math.ceil(o.peers / o.cohortSize);
     if (abuse > 0) {
@@ -269,15 +296,20 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: Abu
       );
       o.log(`authority: ${abuse} abusive connections (${attack})`);
     }
-    o.log(`authority: ${o.peers} peers connected; ${cohorts} cohorts x ${o.stepsPerCohort} zero-duration steps`);
+    o.log(`authority: ${o.peers} ${taskDirector ? 'Task Director clients' : 'peers'} connected; ${cohorts} cohorts x ${o.stepsPerCohort} zero-duration steps`);
+    const rowsBefore = await rowsWritten(authority);
+    const cpu = cpuMeter([pid]);
     for (const g of gens) g.send({ kind: 'go' });
     const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every peer to get complete');
+    const cpuSec = cpu.stop();
+    const rows = (await rowsWritten(authority)) - rowsBefore;
     const abuseFigures = abuser ? await stopAbuser(abuser, abuse, attack) : null;
     abuser = null;
     const after = await settle(pid);
     await closeGenerators(gens, deadline);
     return {
-      load: merge(done.map((d) => d.result)),
+      load: merge(done.map((d) => d.result), cpuSec),
+      rowsWritten: rows,
       connectedMemory: memoryFigures(base, connected, o.peers),
       afterRunMemory: memoryFigures(base, after, o.peers),
       cohorts,
@@ -339,4 +371,19 @@ export async function idlePhase(o: PhaseOptions): Promise<IdleResult> {
   } finally {
     await stopAuthority(authority);
   }
+}
+
+/**
+ * Any server already running (bench/original/ starts the original Python one): Task Director
+ * clients in a closed loop against `origin`, CPU summed over `pids` (every process serving).
+ */
+export async function externalTaskDirectorPhase(o: PhaseOptions, origin: string, pids: readonly number[]): Promise<LoadFigures> {
+  const deadline = o.deadlineMs;
+  const gens = await connectGenerators(o, generatorModes.taskDirector, origin, deadline);
+  const cpu = cpuMeter(pids);
+  for (const g of gens) g.send({ kind: 'go' });
+  const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every client to get SCHEMA_COMPLETE');
+  const cpuSec = cpu.stop();
+  await closeGenerators(gens, deadline);
+  return merge(done.map((d) => d.result), cpuSec);
 }

@@ -86,6 +86,31 @@ export function readMemory(pid: number): MemoryKb {
   return { rssKb: field('VmRSS'), hwmKb: field('VmHWM') };
 }
 
+let clockTicksPerSec: number | null = null;
+
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc/<pid>/stat. */
+export function readCpuSec(pid: number): number {
+  if (clockTicksPerSec === null) {
+    const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    const ticks = Number(out.stdout.trim());
+    if (!Number.isInteger(ticks) || ticks <= 0) throw new Error(`cannot read the clock tick rate (getconf CLK_TCK said ${JSON.stringify(out.stdout)})`);
+    clockTicksPerSec = ticks;
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces, inside parentheses): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`cannot read utime/stime from /proc/${pid}/stat`);
+  return (utime + stime) / clockTicksPerSec;
+}
+
+/** CPU seconds used by a set of processes between `start()` and `stop()` (the servers measured in a phase). */
+export function cpuMeter(pids: readonly number[]): { stop(): number } {
+  const before = pids.map(readCpuSec);
+  return { stop: () => pids.reduce((sum, pid, i) => sum + readCpuSec(pid) - before[i]!, 0) };
+}
+
 /** Resolves when the child exits; kills it with SIGKILL after `timeoutMs`. */
 export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);

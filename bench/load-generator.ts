@@ -61,9 +61,13 @@ function report(): void {
   send({ kind: 'done', result: result() });
 }
 
+/** The client id of a Task Director client (the original allows letters, digits and `_`). */
+const tdClientId = (index: number): string => `bench_${index}`;
+
 function open(cfg: GeneratorConfig, index: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(cfg.url, { localAddress: cfg.localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
+    const url = cfg.mode === generatorModes.taskDirector ? `${cfg.url.replace(/\/$/, '')}/ws/api/1/${tdClientId(index)}/` : cfg.url;
+    const socket = new WebSocket(url, { localAddress: cfg.localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
     const conn: Conn = { socket, index, pendingSinceMs: null, done: false };
     socket.once('open', () => resolve(conn));
     socket.once('error', reject);
@@ -180,6 +184,50 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
   if (conns.length === 0) report();
 }
 
+/** The Task Director closed loop: every client in cohort `index / cohortSize` (one patchset per cohort). */
+function runTaskDirector(cfg: GeneratorConfig): void {
+  const schemaId = 'bench';
+  startedAtMs = now();
+  let remaining = conns.length;
+  for (const conn of conns) {
+    const cohort = Math.floor(conn.index / cfg.cohortSize);
+    conn.socket.on('message', (data) => {
+      const t = now();
+      framesReceived++;
+      const m = JSON.parse(data.toString()) as { message_type: number; task_id?: string; error?: { code?: string } };
+      if (m.message_type === 2) {
+        rounds++;
+        lastAtMs = t;
+        if (conn.pendingSinceMs !== null) latencies.push(t - conn.pendingSinceMs);
+        conn.pendingSinceMs = t;
+        conn.socket.send(JSON.stringify({ message_type: 3, schema_id: schemaId, task_id: m.task_id, task_success: true }));
+      } else if (m.message_type === 4) {
+        completes++;
+        lastAtMs = t;
+        if (!conn.done) {
+          conn.done = true;
+          if (--remaining === 0) report();
+        }
+      } else if (m.message_type === 5 && m.error) {
+        const code = m.error.code ?? 'unknown';
+        errors[code] = (errors[code] ?? 0) + 1;
+      }
+    });
+    conn.pendingSinceMs = now();
+    conn.socket.send(
+      JSON.stringify({
+        message_type: 1,
+        repo_state: { bench_mono: { base_ref: 'main', patchset: `refs/changes/${cohort}/1` } },
+        complex_patchset: false,
+        cache_id: 'bench_cache',
+        schema_id: schemaId,
+        total_tasks: cfg.stepsPerCohort,
+      }),
+    );
+  }
+  if (conns.length === 0) report();
+}
+
 async function closeAll(): Promise<void> {
   closing = true;
   await Promise.all(
@@ -212,6 +260,7 @@ process.on('message', (raw: ParentMessage) => {
       if (cfg.mode === generatorModes.echo) runEcho(cfg);
       else if (cfg.mode === generatorModes.protocol) runProtocol(cfg, false);
       else if (cfg.mode === generatorModes.idleProtocol) runProtocol(cfg, true);
+      else if (cfg.mode === generatorModes.taskDirector) runTaskDirector(cfg);
       else report();
     } else if (raw.kind === 'close') {
       void closeAll().then(() => process.exit(0));

@@ -14,6 +14,8 @@ export class Metrics {
   private readonly counters: Record<Exclude<CoreStat, 'seconds.saved'>, Counter>;
   private readonly stepsByOutcome: Counter<'outcome'>;
   private readonly savedSeconds: Counter<'unit'>;
+  /** Row-level store writes committed, by table (the benchmark divides it by assignments). */
+  private readonly rowsWritten: Counter<'table'>;
 
   /** `version` labels `taskshard_build_info`. */
   constructor(gauges: () => { peersConnected: number; cohortsOpen: number; leasesLive: number }, version = '0.0.0') {
@@ -41,6 +43,12 @@ export class Metrics {
     });
     // The series exists from the start (0), so a dashboard's increase() has a baseline.
     this.savedSeconds.inc({ unit: 'build' }, 0);
+    this.rowsWritten = new Counter({
+      name: 'taskshard_store_rows_written_total',
+      help: 'Row-level writes the authority committed to its store (inserts, updates, deletes), by table.',
+      labelNames: ['table'],
+      registers: [this.registry],
+    });
     const counter = (name: string, help: string) => new Counter({ name, help, registers: [this.registry] });
     this.counters = {
       'step.assigned': counter('taskshard_steps_assigned_total', 'Leases granted (backup copies included).'),
@@ -85,6 +93,9 @@ export class Metrics {
 
   /** A batch the authority committed, at `nowMs`. */
   observeWrites(writes: readonly Write[], nowMs: number): void {
+    const byTable = new Map<string, number>();
+    for (const w of writes) byTable.set(w.table, (byTable.get(w.table) ?? 0) + 1);
+    for (const [table, n] of byTable) this.rowsWritten.inc({ table }, n);
     this.fromWrites.observe(writes, nowMs);
   }
 }

@@ -44,19 +44,33 @@ function oneJsonLine(stdout: string): Record<string, any> {
 }
 
 describe('npm run bench (tiny)', () => {
-  it('load: echo baseline and the authority from dist, one JSON line with every figure', async () => {
-    const result = await runScript('bench/authority-bench.ts', ['--peers', '20', '--cohort-size', '5', '--steps', '10', '--window-sec', '1', '--generators', '2', '--no-build', '--max-sec', '80']);
+  it('load: echo baseline and the authority from dist, one JSON line with every figure per run and the medians', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--peers', '20', '--cohort-size', '5', '--steps', '10', '--window-sec', '1', '--generators', '2', '--repeat', '1', '--no-build', '--max-sec', '80']);
     expect(result.stderr).not.toMatch(/bench: (timed out|.*failed)/);
     expect(result.code).toBe(0);
     const r = oneJsonLine(result.stdout);
-    expect(r).toMatchObject({ bench: 'authority', mode: 'load', peers: 20, cohortSize: 5, cohorts: 4, stepsPerCohort: 10, problems: [] });
-    expect(r.baseline.messages).toBeGreaterThan(0);
-    expect(r.authority.assignments).toBe(40);
-    expect(r.authority.completes).toBe(20);
-    expect(r.authority.errors).toEqual({});
-    expect(r.authority.latencyMs.samples).toBe(40);
-    for (const key of ['throughputAuthorityOverWs', 'latencyP50AuthorityOverWs', 'latencyP99AuthorityOverWs', 'rssPerConnectionAuthorityOverWs']) expect(typeof r.ratio[key]).toBe('number');
-    expect(typeof r.authority.rssPerConnectedPeerKb).toBe('number');
+    expect(r).toMatchObject({ bench: 'authority', mode: 'load', repeat: 1, problems: [] });
+    expect(r.shapes).toHaveLength(1);
+    const shape = r.shapes[0];
+    expect(shape).toMatchObject({ protocol: 'v1', peers: 20, cohortSize: 5, cohorts: 4, stepsPerCohort: 10, assignmentsPerRun: 40, problems: [] });
+    expect(shape.runs).toHaveLength(1);
+    const figures = ['echoMessagesPerSec', 'echoCpuUsPerMessage', 'echoLatencyP99Ms', 'assignmentsPerSec', 'cpuUsPerAssignment', 'framesPerAssignment', 'rowsPerAssignment', 'latencyP99Ms', 'throughputOverEcho', 'cpuPerAssignmentOverEchoCpuPerMessage', 'latencyP99OverEcho'];
+    for (const key of figures) expect(typeof shape.median[key], key).toBe('number');
+    // Every assignment writes at least its lease and step rows; every assignment frame is a frame.
+    expect(shape.median.rowsPerAssignment).toBeGreaterThan(1);
+    expect(shape.median.framesPerAssignment).toBeGreaterThanOrEqual(1);
+    expect(shape.median.echoCpuUsPerMessage).toBeGreaterThan(0);
+    expect(shape.median.cpuUsPerAssignment).toBeGreaterThan(0);
+    expect(typeof r.targets['20x5x10.cpu'].met).toBe('boolean');
+    expect(typeof r.loadAverage1m.before).toBe('number');
+  });
+
+  it('load --protocol task-director: the same client in the original wire format, every task assigned once', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--protocol', 'task-director', '--peers', '10', '--cohort-size', '10', '--steps', '30', '--window-sec', '1', '--generators', '1', '--repeat', '1', '--no-build', '--max-sec', '80']);
+    expect(result.code).toBe(0);
+    const shape = oneJsonLine(result.stdout).shapes[0];
+    expect(shape).toMatchObject({ protocol: 'task-director', peers: 10, cohorts: 1, assignmentsPerRun: 30, problems: [] });
+    expect(shape.median.rowsPerAssignment).toBeGreaterThan(1);
   });
 
   it('--idle: idle connections to both servers, RSS per connection', async () => {
