@@ -134,6 +134,8 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
   };
   for (const conn of conns) {
     const cohort = Math.floor(conn.index / cfg.cohortSize);
+    // A connection the server closed before complete is done (counted in unexpectedCloses), not awaited forever.
+    conn.socket.on('close', () => finishOne(conn));
     conn.socket.on('message', (data) => {
       const t = now();
       framesReceived++;
@@ -191,6 +193,12 @@ function runTaskDirector(cfg: GeneratorConfig): void {
   let remaining = conns.length;
   for (const conn of conns) {
     const cohort = Math.floor(conn.index / cfg.cohortSize);
+    const finishOne = (): void => {
+      if (conn.done) return;
+      conn.done = true;
+      if (--remaining === 0) report();
+    };
+    conn.socket.on('close', finishOne);
     conn.socket.on('message', (data) => {
       const t = now();
       framesReceived++;
@@ -204,10 +212,7 @@ function runTaskDirector(cfg: GeneratorConfig): void {
       } else if (m.message_type === 4) {
         completes++;
         lastAtMs = t;
-        if (!conn.done) {
-          conn.done = true;
-          if (--remaining === 0) report();
-        }
+        finishOne();
       } else if (m.message_type === 5 && m.error) {
         const code = m.error.code ?? 'unknown';
         errors[code] = (errors[code] ?? 0) + 1;

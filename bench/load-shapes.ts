@@ -88,6 +88,7 @@ export async function runShape(base: PhaseOptions, shape: LoadShape, repeat: num
     const l = auth.load;
     if (l.rounds !== expected) problems.push(`run ${i}: expected ${expected} assignments, counted ${l.rounds}`);
     if (l.completes !== shape.peers) problems.push(`run ${i}: expected ${shape.peers} complete frames, counted ${l.completes}`);
+    if (l.unexpectedCloses > 0) problems.push(`run ${i}: the authority closed ${l.unexpectedCloses} connections before complete`);
     if (Object.keys(l.errors).length > 0) problems.push(`run ${i}: error frames: ${JSON.stringify(l.errors)}${l.errors.RATE_LIMITED ? ' (the per-connection rate limiter: use more peers or fewer steps per peer)' : ''}`);
     const assignments = Math.max(1, l.rounds);
     const echoCpuUs = (echo.load.serverCpuSec * 1e6) / Math.max(1, echo.load.rounds);
