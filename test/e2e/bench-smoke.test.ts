@@ -117,6 +117,19 @@ describe('npm run bench (tiny)', () => {
   });
 });
 
+describe('npm run bench:original', () => {
+  it('without a checkout of the original (or its packages) says what is missing and exits 0, measuring nothing', async () => {
+    const result = await runScript('bench/original/original-bench.ts', ['--python', join(dir, 'no-python')]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('cannot run the original here, so nothing was measured');
+    expect(result.stdout).toContain('no checkout of the original: pass --original DIR');
+    expect(result.stdout).toContain(`no Python at ${join(dir, 'no-python')}`);
+    const notACheckout = await runScript('bench/original/original-bench.ts', ['--original', dir]);
+    expect(notACheckout.code).toBe(0);
+    expect(notACheckout.stdout).toContain(`--original ${dir}: no server/manage.py`);
+  });
+});
+
 describe('npm run demo', () => {
   it('an authority and three peers share the example schema; prints who built what and the saving in build time and runner time against the shared-cache baselines', async () => {
     const result = await runScript('scripts/demo.ts', ['--no-build']);
