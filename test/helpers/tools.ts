@@ -32,12 +32,13 @@ export const toolsRequired = process.env['TASKSHARD_REQUIRE_TOOLS'] === '1';
 /**
  * Returns the path of the first candidate found, or `null` when none is and skipping is allowed
  * (use it with `describe.skipIf(path === null)`). Throws when `TASKSHARD_REQUIRE_TOOLS=1`.
+ * `env` is for the test of this function.
  */
-export function requireTool(name: string, candidates: readonly string[] = [name]): string | null {
+export function requireTool(name: string, candidates: readonly string[] = [name], env: NodeJS.ProcessEnv = process.env): string | null {
   const found = toolPath(candidates);
   if (found !== null) return found;
   const why = `${name} is not installed (looked for ${candidates.join(', ')}); install it with apt-get (see .ci/run)`;
-  if (toolsRequired) throw new Error(`${why}; TASKSHARD_REQUIRE_TOOLS=1 forbids skipping`);
+  if (env['TASKSHARD_REQUIRE_TOOLS'] === '1') throw new Error(`${why}; TASKSHARD_REQUIRE_TOOLS=1 forbids skipping`);
   console.warn(`skipping: ${why}`);
   return null;
 }
