@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { z } from 'zod';
+import type { ActionKeyInput } from './bazel-action-key.js';
 import { buildToolSchema, type CacheEvidenceReport, type cacheEvidenceSchema } from '../shared/protocol.js';
 import type { ParsedPeerOptions } from './options.js';
 import type { PeerReport } from './report.js';
@@ -26,6 +27,8 @@ export interface BazelSpawn {
   readonly remoteCacheable: boolean;
   /** Output paths (`bazel-out/k8-fastbuild/bin/libs/core/core_gen.c`) with their sha256. */
   readonly outputs: readonly { readonly path: string; readonly sha256: string; readonly sizeBytes: number }[];
+  /** What its remote-cache key is computed from (peer/bazel-action-key.ts). */
+  readonly actionKey: ActionKeyInput;
 }
 
 /** Parses a JSON execution log: concatenated JSON objects, one per spawn. Throws naming the offset. */
@@ -70,6 +73,7 @@ function toSpawn(json: string, source: string, offset: number): BazelSpawn {
   if (typeof record.mnemonic !== 'string') throw new Error(`${source}: the object at offset ${offset} has no mnemonic (not a Bazel execution log?)`);
   const outputs = Array.isArray(record.actualOutputs) ? record.actualOutputs : [];
   return {
+    actionKey: toActionKeyInput(raw as ExecLogEntry),
     mnemonic: record.mnemonic,
     runner: typeof record.runner === 'string' ? record.runner : '',
     remoteCacheHit: record.remoteCacheHit === true,
@@ -79,6 +83,37 @@ function toSpawn(json: string, source: string, offset: number): BazelSpawn {
       sha256: String(o.digest?.hash ?? ''),
       sizeBytes: Number(o.digest?.sizeBytes ?? 0),
     })),
+  };
+}
+
+/** The fields of a SpawnExec that its action key is made of (Bazel's JSON names). */
+interface ExecLogEntry {
+  commandArgs?: unknown;
+  environmentVariables?: unknown;
+  platform?: { properties?: unknown };
+  inputs?: unknown;
+  listedOutputs?: unknown;
+  timeoutMillis?: unknown;
+  digest?: { hash?: unknown };
+}
+
+const pairs = (list: unknown): { name: string; value: string }[] =>
+  Array.isArray(list) ? list.map((p: { name?: unknown; value?: unknown }) => ({ name: String(p.name ?? ''), value: String(p.value ?? '') })) : [];
+
+function toActionKeyInput(e: ExecLogEntry): ActionKeyInput {
+  const inputs = Array.isArray(e.inputs) ? e.inputs : [];
+  return {
+    arguments: Array.isArray(e.commandArgs) ? e.commandArgs.map(String) : [],
+    environment: pairs(e.environmentVariables),
+    platform: e.platform === undefined ? null : pairs(e.platform.properties),
+    inputs: inputs.map((i: { path?: unknown; digest?: { hash?: unknown; sizeBytes?: unknown } }) => ({
+      path: String(i.path ?? ''),
+      sha256: String(i.digest?.hash ?? ''),
+      sizeBytes: Number(i.digest?.sizeBytes ?? 0),
+    })),
+    outputs: Array.isArray(e.listedOutputs) ? e.listedOutputs.map(String) : [],
+    timeoutMillis: Number(e.timeoutMillis ?? 0) || 0,
+    loggedDigest: typeof e.digest?.hash === 'string' && e.digest.hash !== '' ? e.digest.hash : null,
   };
 }
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { limits } from '../shared/limits.js';
 import { substituteArgv } from './argv-template.js';
+import { actionDigest, parseActionResult, type ActionResultView } from './bazel-action-key.js';
 import { buildTools, parseBazelExecLog, parseTurboRunSummary, type BuildTool } from './cache-evidence.js';
 import { OutputTail } from './output-tail.js';
 import type { StepContext, StepOutcome, StepRunner } from './step-runner.js';
@@ -16,9 +17,10 @@ import type { StepContext, StepOutcome, StepRunner } from './step-runner.js';
  * failure. CMD is a command line (split like a shell would, quotes honoured, no shell run) with
  * `{step}` and `{target}` substituted, or a built-in verifier:
  *
- * - `builtin:bazel`: every output of the step's remote-cacheable actions, as the step's execution
- *   log records them (`--execution_log_json_file=$TASKSHARD_EVIDENCE_FILE`), is served by the HTTP
- *   cache `$BAZEL_REMOTE_CACHE` (`HEAD /cas/<sha256>`).
+ * - `builtin:bazel`: every remote-cacheable action of the step, as its execution log records it
+ *   (`--execution_log_json_file=$TASKSHARD_EVIDENCE_FILE`), has its result in the HTTP cache
+ *   `$BAZEL_REMOTE_CACHE` (`GET /ac/<action digest>`, naming the outputs the step produced) and
+ *   every output is served (`HEAD /cas/<sha256>`).
  * - `builtin:turbo`: the artifact of every task of the step's run summary (copied to
  *   `$TASKSHARD_EVIDENCE_FILE`) exists on the cache server `$TURBO_API` (`HEAD /v8/artifacts/<hash>`,
  *   `$TURBO_TOKEN`, `$TURBO_TEAM`).
@@ -176,6 +178,29 @@ async function missingUrls(urls: readonly string[], headers: Record<string, stri
   return missing;
 }
 
+/** GET of a small body (an action-cache entry); null on 404, throws on other answers. */
+async function getBytes(url: string, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<Buffer | null> {
+  const res = await fetch(url, { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return null;
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`GET ${url} answered ${res.status}`);
+  }
+  return Buffer.from(await res.arrayBuffer());
+}
+
+const short = (hash: string): string => hash.slice(0, 12);
+const listed = (items: readonly string[]): string => `${items.slice(0, 5).join(', ')}${items.length > 5 ? ', ...' : ''}`;
+
+/**
+ * The step's remote-cacheable actions, from its execution log: each has an action-cache entry
+ * (`GET /ac/<action digest>`, the key recomputed from the log by bazel-action-key.ts) whose result
+ * names the outputs the step produced with the same digests, and every output blob is served
+ * (`HEAD /cas/<sha256>`). That is what another job's Bazel needs for a remote cache hit.
+ */
 async function verifyBazel(ctx: VerifyContext, env: Readonly<Record<string, string | undefined>>, timeoutMs: number): Promise<Verification> {
   const cache = env['BAZEL_REMOTE_CACHE'];
   if (!cache) return fail('builtin:bazel needs $BAZEL_REMOTE_CACHE, the HTTP cache the step built against', 2);
@@ -183,13 +208,41 @@ async function verifyBazel(ctx: VerifyContext, env: Readonly<Record<string, stri
   if (typeof text !== 'string') return text;
   const { base, headers } = splitCredentials(cache, 'BAZEL_REMOTE_CACHE');
   const spawns = parseBazelExecLog(text, ctx.evidenceFile).filter((s) => s.remoteCacheable);
-  const outputs = new Map<string, string>();
-  for (const s of spawns) for (const o of s.outputs) if (o.sizeBytes > 0 && /^[0-9a-f]{64}$/.test(o.sha256)) outputs.set(`${base}/cas/${o.sha256}`, o.path);
-  if (outputs.size === 0) return { ok: true, exitCode: 0, detail: 'the step produced no remote-cacheable outputs' };
-  const missing = await missingUrls([...outputs.keys()], headers, timeoutMs, ctx.signal);
-  if (missing.length === 0) return { ok: true, exitCode: 0, detail: `${outputs.size} outputs served by ${base}` };
-  const paths = missing.map((u) => outputs.get(u)!);
-  return fail(`${missing.length} of ${outputs.size} outputs are not in ${base}: ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', ...' : ''}`);
+  if (spawns.length === 0) return { ok: true, exitCode: 0, detail: 'the step ran no remote-cacheable actions' };
+  const noEntry: string[] = [];
+  const wrongResult: string[] = [];
+  const blobs = new Map<string, string>();
+  for (let i = 0; i < spawns.length; i += 8) {
+    const batch = spawns.slice(i, i + 8);
+    const results = await Promise.all(batch.map((s) => getBytes(`${base}/ac/${actionDigest(s.actionKey)}`, headers, timeoutMs, ctx.signal)));
+    batch.forEach((spawn, j) => {
+      const name = `${spawn.mnemonic} ${short(actionDigest(spawn.actionKey))} (${spawn.outputs[0]?.path ?? 'no outputs'})`;
+      const bytes = results[j]!;
+      if (bytes === null) return void noEntry.push(name);
+      let result: ActionResultView;
+      try {
+        result = parseActionResult(bytes);
+      } catch (err) {
+        return void wrongResult.push(`${name}: not an ActionResult (${(err as Error).message})`);
+      }
+      const served = new Map(result.outputFiles.map((o) => [o.path, o.sha256]));
+      const differing = spawn.outputs.filter((o) => served.get(o.path) !== o.sha256);
+      if (result.exitCode !== 0) wrongResult.push(`${name}: the entry records exit ${result.exitCode}`);
+      else if (differing.length > 0) wrongResult.push(`${name}: the entry serves other content for ${listed(differing.map((o) => o.path))}`);
+      for (const o of result.outputFiles) if (o.sizeBytes > 0) blobs.set(`${base}/cas/${o.sha256}`, o.path);
+      for (const d of result.logDigests) if (d.sizeBytes > 0) blobs.set(`${base}/cas/${d.hash}`, `${name} output log`);
+    });
+  }
+  const missingBlobs = blobs.size === 0 ? [] : await missingUrls([...blobs.keys()], headers, timeoutMs, ctx.signal);
+  if (noEntry.length === 0 && wrongResult.length === 0 && missingBlobs.length === 0) {
+    return { ok: true, exitCode: 0, detail: `${spawns.length} action results and ${blobs.size} outputs served by ${base}` };
+  }
+  const problems = [
+    ...(noEntry.length > 0 ? [`${noEntry.length} of ${spawns.length} actions have no action-cache entry in ${base}: ${listed(noEntry)}`] : []),
+    ...wrongResult,
+    ...(missingBlobs.length > 0 ? [`${missingBlobs.length} of ${blobs.size} outputs are not in ${base}: ${listed(missingBlobs.map((u) => blobs.get(u)!))}`] : []),
+  ];
+  return fail(problems.join('; '));
 }
 
 async function verifyTurbo(ctx: VerifyContext, env: Readonly<Record<string, string | undefined>>, timeoutMs: number): Promise<Verification> {
