@@ -173,9 +173,10 @@ async function runPeerCommand(commandLine: string[], cmd: Command): Promise<numb
     const result = await runPeerWith(
       {
         ...options,
-        runner: evidence.wrap(createCommandRunner({ command: command!, args, env: evidence.env, hardStop: hardStop.signal })),
+        runner: evidence.wrap(createCommandRunner({ command: command!, args, env: evidence.env, hardStop: hardStop.signal, ...(evidence.onOutput ? { onOutput: evidence.onOutput } : {}) })),
         buildTool: flags.buildTool,
         evidenceFile: evidence.file,
+        ...(evidence.universeOutput ? { universeOutput: evidence.universeOutput } : {}),
         signal: stop.signal,
       },
       'flags',

@@ -12,6 +12,8 @@ import type { PeerResult } from './run-peer.js';
  * summary line (`INFO: 42 processes: 26 remote cache hit, 16 internal.`), and turbo's run summary
  * (`turbo run --summarize`, `.turbo/runs/<id>.json`). `cacheEvidence()` turns one of them into hits,
  * misses and the shared steps that were not cache hits for this peer, which the peer reports.
+ * Without a record (a build script that does not write one), the tool's summary line in the
+ * universe build's output still gives the totals (`SummaryLineCollector`, `cacheEvidenceFromOutput`).
  */
 
 export const buildTools = buildToolSchema.options;
@@ -142,6 +144,69 @@ export function parseBazelProcessSummary(output: string): BazelProcessSummary | 
   return { total, byRunner, remoteCacheHits, executed: total - remoteCacheHits - internal };
 }
 
+/** turbo's `Cached:    5 cached, 6 total` line (the last one), or null when there is none. */
+export function parseTurboCachedLine(output: string): { readonly cached: number; readonly total: number } | null {
+  const last = [...output.matchAll(/^\s*Cached:\s+(\d+) cached, (\d+) total/gm)].at(-1);
+  return last === undefined ? null : { cached: Number(last[1]), total: Number(last[2]) };
+}
+
+// eslint-disable-next-line no-control-regex -- terminal colour codes are what it removes
+const ansi = /\x1b\[[0-9;?]*[A-Za-z]/g;
+const summaryLine = /^(?:INFO: )?\d+ process(?:es)?(?:: .*)?\.?$|^\s*Cached:\s+\d+ cached, \d+ total/;
+
+/**
+ * Keeps the lines of a build's output that a tool's cache summary is on (Bazel's
+ * `INFO: N processes: X remote cache hit, ...`, turbo's `Cached: N cached, M total`), so the peer
+ * has cache evidence of the universe build even when the build script leaves no record. Lines are
+ * split per stream (chunks may end mid-line); colours are dropped; only the newest few are kept.
+ */
+export class SummaryLineCollector {
+  private lines: string[] = [];
+  private readonly partial = new Map<string, string>();
+
+  /** Forget everything (a new build starts). */
+  reset(): void {
+    this.lines = [];
+    this.partial.clear();
+  }
+
+  push(stream: string, chunk: string): void {
+    const text = (this.partial.get(stream) ?? '') + chunk;
+    const parts = text.split(/\r?\n|\r/);
+    // A line longer than this is no summary line: do not let one grow without bound.
+    this.partial.set(stream, (parts.pop() ?? '').slice(-4096));
+    for (const part of parts) this.keep(part);
+  }
+
+  /** The kept lines, the unfinished last line of each stream included. */
+  text(): string {
+    for (const rest of this.partial.values()) this.keep(rest);
+    this.partial.clear();
+    return this.lines.join('\n');
+  }
+
+  private keep(line: string): void {
+    const plain = line.replace(ansi, '').trimEnd();
+    if (!summaryLine.test(plain)) return;
+    this.lines.push(plain);
+    if (this.lines.length > 16) this.lines.shift();
+  }
+}
+
+/**
+ * Cache evidence from the summary line in a build's output (no record): totals only. Bazel: remote
+ * (or disk) cache hits, and processes that ran (internal ones excluded). turbo: cached tasks, and
+ * the rest. `auto` takes whichever tool's line is there. Returns why not when there is none.
+ */
+export function cacheEvidenceFromOutput(choice: BuildToolChoice, output: string): CacheEvidence | string {
+  const bazel = choice === 'turbo' ? null : parseBazelProcessSummary(output);
+  if (bazel !== null) return { tool: 'bazel', hits: bazel.remoteCacheHits, misses: bazel.executed, missedSteps: [], source: 'output' };
+  const turbo = choice === 'bazel' ? null : parseTurboCachedLine(output);
+  if (turbo !== null) return { tool: 'turbo', hits: turbo.cached, misses: turbo.total - turbo.cached, missedSteps: [], source: 'output' };
+  const expected = choice === 'bazel' ? "Bazel's `INFO: N processes: ...` line" : choice === 'turbo' ? "turbo's `Cached: N cached, M total` line" : "Bazel's `INFO: N processes: ...` or turbo's `Cached: ...` line";
+  return `its output has no ${expected}`;
+}
+
 /** One task of a turbo run summary. */
 export interface TurboTask {
   readonly taskId: string;
@@ -248,11 +313,19 @@ export type BuildToolChoice = BuildTool | 'auto';
 
 /**
  * Reads the universe build's record (`$TASKSHARD_EVIDENCE_FILE`: Bazel's JSON execution log or
- * turbo's run summary) and returns its cache evidence, or a sentence saying why there is none.
+ * turbo's run summary) and returns its cache evidence. When the build left no record (a script
+ * that does not pass the flag), falls back to the tool's summary line in the build's `output`
+ * (totals only). Returns a sentence saying why there is none otherwise.
  */
-export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string, steps: readonly EvidenceStep[]): CacheEvidence | string {
-  if (!existsSync(evidenceFile)) {
-    return `the universe build left no record in $TASKSHARD_EVIDENCE_FILE (Bazel: --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE"; turbo: copy the --summarize file there)`;
+export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string | undefined, steps: readonly EvidenceStep[], output?: string): CacheEvidence | string {
+  if (evidenceFile === undefined || !existsSync(evidenceFile)) {
+    const noRecord =
+      evidenceFile === undefined
+        ? 'no record file to read'
+        : 'the universe build left no record in $TASKSHARD_EVIDENCE_FILE (Bazel: --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE"; turbo: copy the --summarize file there)';
+    if (output === undefined) return noRecord;
+    const fromOutput = cacheEvidenceFromOutput(choice, output);
+    return typeof fromOutput === 'string' ? `${noRecord}, and ${fromOutput}` : fromOutput;
   }
   const text = readFileSync(evidenceFile, 'utf8');
   const tool: BuildTool = choice !== 'auto' ? choice : /^\s*\{\s*"id"|"turboVersion"/.test(text) ? 'turbo' : 'bazel';
@@ -266,6 +339,10 @@ export function readCacheEvidence(choice: BuildToolChoice, evidenceFile: string,
 /** One line for the CI log. */
 export function describeCacheEvidence(e: CacheEvidence): string {
   const unit = e.tool === 'bazel' ? 'actions' : 'tasks';
+  if (e.source === 'output') {
+    const record = e.tool === 'bazel' ? 'pass --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE"' : 'copy the --summarize file to $TASKSHARD_EVIDENCE_FILE';
+    return `universe cache evidence (${e.tool}, from its summary line): ${e.hits} ${unit} from cache, ${e.misses} ran here; which shared steps missed the cache needs the build's record (${record})`;
+  }
   const missed = e.missedSteps.length === 0 ? 'every shared step came from the cache or was built here' : `shared steps NOT from the cache: ${e.missedSteps.join(', ')}`;
   return `universe cache evidence (${e.tool}): ${e.hits} ${unit} from cache, ${e.misses} ran here; ${missed}`;
 }
@@ -308,11 +385,11 @@ export async function withCacheEvidence<R extends PeerResult>(
   authorityUrl: string = o.server[0]!,
 ): Promise<R> {
   if (o.buildTool === undefined || result.universe === null) return result;
-  if (o.evidenceFile === undefined) {
-    report.warning('--build-tool: no evidence file to read (the CLI sets $TASKSHARD_EVIDENCE_FILE; library users pass evidenceFile)');
+  if (o.evidenceFile === undefined && o.universeOutput === undefined) {
+    report.warning('--build-tool: no evidence file to read and no build output seen (the CLI sets $TASKSHARD_EVIDENCE_FILE and watches the output; library users pass evidenceFile or universeOutput)');
     return result;
   }
-  const evidence = readCacheEvidence(o.buildTool, o.evidenceFile, steps);
+  const evidence = readCacheEvidence(o.buildTool, o.evidenceFile, steps, o.universeOutput?.());
   if (typeof evidence === 'string') {
     report.warning(`--build-tool ${o.buildTool}: no cache evidence: ${evidence}`);
     return result;

@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { limits } from '../shared/limits.js';
 import { substituteArgv } from './argv-template.js';
 import { OutputTail } from './output-tail.js';
-import type { StepOutcome, StepRunner } from './step-runner.js';
+import type { StepContext, StepOutcome, StepRunner } from './step-runner.js';
 
 /** How to run the user's COMMAND for each step. */
 export interface CommandRunnerOptions {
@@ -20,6 +20,8 @@ export interface CommandRunnerOptions {
   readonly killGraceMs?: number;
   /** Aborting it SIGKILLs the running step's process group at once (a second Ctrl-C, a closed stdout). */
   readonly hardStop?: AbortSignal;
+  /** Sees every chunk of output as it passes (the CLI keeps the build tool's summary line of the universe build). */
+  readonly onOutput?: (ctx: StepContext, stream: 'stdout' | 'stderr', chunk: string) => void;
 }
 
 /** After the child exits, how long its output pipes may stay open (held by a background grandchild). */
@@ -91,10 +93,12 @@ export function createCommandRunner(options: CommandRunnerOptions): StepRunner {
       child.stdout.on('data', (chunk: string) => {
         out.write(chunk);
         tail.push(chunk);
+        options.onOutput?.(ctx, 'stdout', chunk);
       });
       child.stderr.on('data', (chunk: string) => {
         err.write(chunk);
         tail.push(chunk);
+        options.onOutput?.(ctx, 'stderr', chunk);
       });
       child.once('error', (e: NodeJS.ErrnoException) => {
         // The step never ran: say so on the first line, and let the peer stop taking steps.

@@ -117,6 +117,8 @@ export const peerOptionsSchema = z.strictObject({
   buildTool: z.enum(['bazel', 'turbo', 'auto']).optional(),
   /** Where the universe build leaves its record (Bazel's execution log, turbo's run summary); the CLI sets `$TASKSHARD_EVIDENCE_FILE`. */
   evidenceFile: z.string().min(1).optional(),
+  /** The universe build's output lines a tool's cache summary is on, read when it left no record (the CLI collects them: SummaryLineCollector). */
+  universeOutput: z.custom<() => string>(isFunction, 'must be a function () => string').optional(),
   /** Write a JSON summary of the run to this file. */
   report: z.string().min(1, 'must not be empty').optional(),
   /** Print only assignments, failures and the final line (no events, warnings, progress lines or diagnostics). */

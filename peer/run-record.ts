@@ -1,4 +1,5 @@
-import type { CompleteSummary, ServerMessage } from '../shared/protocol.js';
+import type { z } from 'zod';
+import type { cacheEvidenceSchema, CompleteSummary, ServerMessage } from '../shared/protocol.js';
 import type { StepDef } from '../shared/schema-file.js';
 import { formatDuration, runnerTimeText } from './report.js';
 import type { SessionObserver } from './session.js';
@@ -63,7 +64,17 @@ export interface RunReportJson {
      */
     readonly runner: { readonly builtSec: number; readonly aloneSec: number; readonly spentSec: number; readonly savedSec: number } | null;
   };
-  readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number } | null;
+  readonly universe: {
+    readonly ok: boolean;
+    readonly exitCode: number | null;
+    readonly durationMs: number;
+    /**
+     * With `--build-tool`, when the universe build left a record the peer could read: what it took
+     * from the remote cache, in the tool's terms (actions or tasks), and the shared steps that were
+     * not cache hits here. Absent otherwise.
+     */
+    readonly cacheEvidence?: z.infer<typeof cacheEvidenceSchema>;
+  } | null;
 }
 
 export class RunRecord implements SessionObserver {

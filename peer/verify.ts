@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { limits } from '../shared/limits.js';
 import { substituteArgv } from './argv-template.js';
 import { actionDigest, parseActionResult, type ActionResultView } from './bazel-action-key.js';
-import { buildTools, parseBazelExecLog, parseTurboRunSummary, type BuildTool } from './cache-evidence.js';
+import { buildTools, parseBazelExecLog, parseTurboRunSummary, SummaryLineCollector, type BuildTool } from './cache-evidence.js';
 import { OutputTail } from './output-tail.js';
 import type { StepContext, StepOutcome, StepRunner } from './step-runner.js';
 
@@ -297,20 +297,33 @@ export interface EvidenceSetup {
   readonly file: string | undefined;
   readonly env: Readonly<Record<string, string | undefined>>;
   wrap(runner: StepRunner): StepRunner;
+  /** For the command runner's `onOutput`: keeps the universe build's summary lines (with `--build-tool`). */
+  readonly onOutput: ((ctx: StepContext, stream: string, chunk: string) => void) | undefined;
+  /** The universe build's summary lines, for cache evidence when it left no record; undefined without `--build-tool`. */
+  readonly universeOutput: (() => string) | undefined;
   cleanup(): void;
 }
 
 /** Throws with a message for `--verify` when its value is not usable. */
 export function prepareEvidence(verify: string | undefined, buildTool: boolean): EvidenceSetup {
   const spec = verify === undefined ? null : parseVerifySpec(verify);
-  if (spec === null && !buildTool) return { file: undefined, env: process.env, wrap: (r) => r, cleanup: () => undefined };
+  if (spec === null && !buildTool) return { file: undefined, env: process.env, wrap: (r) => r, onOutput: undefined, universeOutput: undefined, cleanup: () => undefined };
   const dir = mkdtempSync(join(tmpdir(), 'taskshard-evidence-'));
   const file = join(dir, 'record.json');
   const env = { ...process.env, TASKSHARD_EVIDENCE_FILE: file };
+  const lines = buildTool ? new SummaryLineCollector() : null;
+  const resetting = (runner: StepRunner): StepRunner => (ctx) => {
+    if (ctx.phase === 'universe') lines?.reset();
+    return runner(ctx);
+  };
   return {
     file,
     env,
-    wrap: (runner) => (spec === null ? withEvidenceFile(runner, file) : withVerification(runner, createVerifier(spec, { env }), file)),
+    wrap: (runner) => resetting(spec === null ? withEvidenceFile(runner, file) : withVerification(runner, createVerifier(spec, { env }), file)),
+    onOutput: lines === null ? undefined : (ctx, stream, chunk) => {
+      if (ctx.phase === 'universe') lines.push(stream, chunk);
+    },
+    universeOutput: lines === null ? undefined : () => lines.text(),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

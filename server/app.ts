@@ -97,6 +97,7 @@ function restoredRepos(inner: SchedulerStore): { store: SchedulerStore; repoOf: 
       return loaded instanceof Promise ? loaded.then(remember) : remember(loaded);
     },
     apply: (writes) => inner.apply(writes),
+    recordCacheEvidence: (cohortId, evidence) => inner.recordCacheEvidence(cohortId, evidence),
     close: () => inner.close(),
   };
   const repoOf = (cohortId: string): string | null => repos.get(cohortId) ?? null;
@@ -186,7 +187,15 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   });
 
   registerRunRoutes(app, { runs, readModel: store.readModel, clock, trends });
-  registerCacheEvidenceRoutes(app, { runs, clock, log: app.log });
+  registerCacheEvidenceRoutes(app, {
+    runs,
+    scheduler: store.scheduler,
+    readModel: store.readModel,
+    config,
+    clock,
+    log: app.log,
+    onRecorded: (cohortId, evidence) => live.publishEvidence(cohortId, evidence),
+  });
   registerEventStream(app, live);
   registerDashboardRoutes(app, config);
 

@@ -115,6 +115,12 @@ export const cacheEvidenceSchema = z.strictObject({
   hits: count,
   misses: count,
   missedSteps: z.array(safeIdSchema).max(limits.maxSteps),
+  /**
+   * Where it was read: `record` (Bazel's execution log, turbo's run summary: per action or task,
+   * so `missedSteps` is known) or `output` (the tool's summary line in the build's output, when
+   * the build left no record: totals only, `missedSteps` empty). Absent means `record`.
+   */
+  source: z.enum(['record', 'output']).optional(),
 });
 
 /** `POST /api/v1/cohorts/:cohortId/cache-evidence` (peer token): a peer's evidence after its universe build. */

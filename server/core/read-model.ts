@@ -168,7 +168,24 @@ export const statsView = z.strictObject({
   secondsSaved: z.number().min(0),
 });
 
+/**
+ * What one peer's universe build took from the remote cache, as its build tool reported it
+ * (`--build-tool`, POST /api/v1/cohorts/:id/cache-evidence). One per peer and cohort: a later
+ * report of the same peer replaces the earlier one. Stored with the cohort and pruned with it.
+ */
+export const cacheEvidenceView = z.strictObject({
+  peerId: z.string().min(1),
+  reportedAtMs: ms,
+  tool: z.enum(['bazel', 'turbo']),
+  hits: count,
+  misses: count,
+  missedSteps: z.array(z.string()),
+  /** `record`: read from the tool's per-action record; `output`: from its summary line (totals only). */
+  source: z.enum(['record', 'output']),
+});
+
 export type CohortView = z.infer<typeof cohortView>;
+export type CacheEvidenceView = z.infer<typeof cacheEvidenceView>;
 export type StepView = z.infer<typeof stepView>;
 export type LeaseView = z.infer<typeof leaseView>;
 export type PeerView = z.infer<typeof peerView>;
@@ -217,4 +234,6 @@ export interface ReadModel {
   cohortDetail(cohortId: string): Promise<CohortDetailView | null>;
   listPeers(filter: PeerFilter): Promise<PeerView[]>;
   stats(): Promise<StatsView>;
+  /** The cache evidence peers reported for a cohort, oldest report first (then peer id); empty when none (or no such cohort). */
+  cacheEvidence(cohortId: string): Promise<CacheEvidenceView[]>;
 }

@@ -1,4 +1,4 @@
-import type { ReadModel } from './read-model.js';
+import type { CacheEvidenceView, ReadModel } from './read-model.js';
 import type { Snapshot, Write } from './records.js';
 
 /**
@@ -38,6 +38,12 @@ export interface SchedulerStore {
   load(nowMs: number, retentionMs: number): Snapshot | Promise<Snapshot>;
   /** Commits a batch of writes in one transaction; throws or rejects (and commits nothing) on any failure. */
   apply(writes: readonly Write[]): void | Promise<void>;
+  /**
+   * Stores a peer's cache evidence for a stored cohort, replacing that peer's earlier report.
+   * Not scheduling state, so not part of a batch: it is history, kept with the cohort and pruned
+   * with it (the row goes when its cohort row is deleted). Throws or rejects when the cohort is not stored.
+   */
+  recordCacheEvidence(cohortId: string, evidence: CacheEvidenceView): void | Promise<void>;
   close(): void;
 }
 

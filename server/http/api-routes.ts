@@ -116,7 +116,9 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     if (!detail) return apiError(reply, 404, 'NOT_FOUND', `no cohort ${params.id}`);
     const run = runOfDetail(detail);
     const json = cohortDetailJson(detail);
-    return { ...json, cohort: { ...json.cohort, outcome: cohortOutcome(run) }, failures: failureCauses(run.steps) };
+    // What each peer's universe took from the remote cache (--build-tool; cache-evidence-route.ts).
+    const cacheEvidence = await readModel.cacheEvidence(params.id);
+    return { ...json, cohort: { ...json.cohort, outcome: cohortOutcome(run) }, failures: failureCauses(run.steps), cacheEvidence };
   });
 
   app.get('/api/v1/peers', async (req, reply) => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { CacheEvidenceView } from '../core/read-model.js';
 import type { Write } from '../core/records.js';
 import type { SchedulerStore } from '../core/store-port.js';
 
@@ -21,6 +22,8 @@ export interface CohortChange {
 export interface LiveBatch {
   readonly cohorts: readonly CohortChange[];
   readonly peersChanged: boolean;
+  /** Cache evidence a peer reported (stored outside the batches: cache-evidence-route.ts). */
+  readonly evidence?: { readonly cohortId: string; readonly evidence: CacheEvidenceView };
 }
 
 /** Groups a committed batch by cohort. */
@@ -80,6 +83,7 @@ export function observeCommits(store: SchedulerStore, onCommit: (writes: readonl
       if (commit !== undefined) return commit.then(notify);
       notify();
     },
+    recordCacheEvidence: (cohortId, evidence) => store.recordCacheEvidence(cohortId, evidence),
     close: () => store.close(),
   };
 }
@@ -95,6 +99,11 @@ export class LiveHub {
     if (this.subscribers.size === 0) return;
     const batch = liveBatchOf(writes);
     for (const s of this.subscribers) s(batch);
+  }
+
+  /** A peer's stored cache evidence, pushed as a `cache-evidence` event. */
+  publishEvidence(cohortId: string, evidence: CacheEvidenceView): void {
+    for (const s of this.subscribers) s({ cohorts: [], peersChanged: false, evidence: { cohortId, evidence } });
   }
 
   subscribe(subscriber: Subscriber, close: () => void): () => void {
@@ -121,7 +130,8 @@ const keepAliveMs = 25_000;
 
 /**
  * `GET /api/v1/events[?cohort=ID]`: `text/event-stream` of `cohort` events
- * (data: a {@link CohortChange}) and `peers` events. Auth is the read access of
+ * (data: a {@link CohortChange}), `peers` events and `cache-evidence` events
+ * (data: `{ cohortId, evidence }`, the stored entry). Auth is the read access of
  * route-access.ts (a route that declares none needs a reader token).
  */
 export function registerEventStream(app: FastifyInstance, hub: LiveHub): void {
@@ -153,6 +163,7 @@ export function registerEventStream(app: FastifyInstance, hub: LiveHub): void {
         res.write(`event: cohort\ndata: ${JSON.stringify(change)}\n\n`);
       }
       if (batch.peersChanged && cohortFilter === null) res.write('event: peers\ndata: {}\n\n');
+      if (batch.evidence && (cohortFilter === null || batch.evidence.cohortId === cohortFilter)) res.write(`event: cache-evidence\ndata: ${JSON.stringify(batch.evidence)}\n\n`);
     }, end);
     req.raw.on('close', end);
   });

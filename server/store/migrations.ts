@@ -190,4 +190,24 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE steps_v4 RENAME TO steps;
     `,
   },
+  {
+    version: 5,
+    name: 'cache evidence',
+    // What each peer's universe build took from the remote cache (--build-tool), one row per peer
+    // and cohort. History: deleting the cohort row deletes its evidence (ON DELETE CASCADE), so
+    // pruning a cohort prunes this too.
+    sql: `
+      CREATE TABLE cache_evidence (
+        cohort_id         TEXT NOT NULL REFERENCES cohorts (cohort_id) ON DELETE CASCADE,
+        peer_id           TEXT NOT NULL,
+        reported_at_ms    INTEGER NOT NULL,
+        tool              TEXT NOT NULL,
+        hits              INTEGER NOT NULL CHECK (hits >= 0),
+        misses            INTEGER NOT NULL CHECK (misses >= 0),
+        missed_steps_json TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        PRIMARY KEY (cohort_id, peer_id)
+      ) STRICT;
+    `,
+  },
 ];

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
-import type { CohortDetailView, CohortFilter, CohortView, EventView, LeaseView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../core/read-model.js';
+import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, EventView, LeaseView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../core/read-model.js';
+import { cacheEvidenceFromRow, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
 import { keyOf, stepCausesFromColumn } from './row-records.js';
 import {
   cohortRowSchema,
@@ -67,6 +68,10 @@ export const statsRow = z.object({
 
 export class SqliteReadModel implements ReadModel {
   constructor(private readonly db: Database.Database) {}
+
+  async cacheEvidence(cohortId: string): Promise<CacheEvidenceView[]> {
+    return this.db.prepare(sqliteText(cacheEvidenceSql.ofCohort)).all(cohortId).map(cacheEvidenceFromRow);
+  }
 
   async listCohorts(filter: CohortFilter): Promise<CohortView[]> {
     const rows = this.db

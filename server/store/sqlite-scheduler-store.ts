@@ -1,7 +1,9 @@
 import type Database from 'better-sqlite3';
 import { leaseOutcomeOf } from '../core/causes.js';
+import type { CacheEvidenceView } from '../core/read-model.js';
 import type { Snapshot, Write } from '../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../core/store-port.js';
+import { cacheEvidenceParams, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from './row-records.js';
 
 /**
@@ -66,8 +68,10 @@ export class SqliteSchedulerStore implements SchedulerStore {
   private readonly applyBatch: (writes: readonly Write[]) => void;
   /** The epoch this instance claimed on its first load or apply; null before. */
   private epoch: number | null = null;
+  private readonly recordEvidence: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
+    this.recordEvidence = db.prepare(sqliteText(cacheEvidenceSql.upsert));
     this.stmt = Object.fromEntries(Object.entries(sql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sql]: Database.Statement };
     this.applyBatch = db.transaction((writes: readonly Write[]) => {
       this.fence();
@@ -84,6 +88,10 @@ export class SqliteSchedulerStore implements SchedulerStore {
   apply(writes: readonly Write[]): void {
     this.claim();
     if (writes.length > 0) this.applyBatch(writes);
+  }
+
+  recordCacheEvidence(cohortId: string, evidence: CacheEvidenceView): void {
+    this.recordEvidence.run(...cacheEvidenceParams(cohortId, evidence));
   }
 
   load(nowMs: number, retentionMs: number): Snapshot {

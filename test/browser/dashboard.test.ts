@@ -127,14 +127,15 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
       await page.screenshot({ path: join(screenshotDir, 'dashboard-cohort-dark.png'), fullPage: true });
     }
 
-    // Cache evidence a peer reported after its universe build is on the page too.
+    // Cache evidence a peer reports after its universe build arrives live, without a reload: the run
+    // is complete (no more cohort pushes), so only the stream's cache-evidence event can bring it.
+    expect(await page.locator('#cache-evidence').count()).toBe(0);
     const posted = await fetch(`${auth.httpUrl}/api/v1/cohorts/${cohortId}/cache-evidence`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ peerId: 'ci-linux-1', evidence: { tool: 'bazel', hits: 41, misses: 2, missedSteps: ['lint'] } }),
     });
     expect(posted.status).toBe(201);
-    await page.reload();
     await page.locator('#cache-evidence tr[data-evidence="ci-linux-1"]').waitFor();
     expect(await page.locator('#cache-evidence tr[data-evidence="ci-linux-1"]').textContent()).toBe('ci-linux-1bazel412lint');
 

@@ -2,8 +2,11 @@
  * Data and live updates: JSON from the read API (a 401 sends the browser to
  * the login form), and one EventSource per page. The server pushes a message
  * after each commit that touched a cohort; the page then re-reads what it
- * shows. There is no polling: without pushes, nothing is fetched.
+ * shows (cache evidence arrives whole, in its push). There is no polling:
+ * without pushes, nothing is fetched.
  */
+
+import type { CacheEvidenceEntry } from './api-types.js';
 
 export class HttpError extends Error {
   constructor(
@@ -64,7 +67,10 @@ export interface CohortChange {
 }
 
 /** Opens the event stream; `onChange` runs for each pushed change and after every reconnect. */
-export function subscribe(query: string, handlers: { cohort?: (c: CohortChange | null) => void; peers?: () => void }): EventSource {
+export function subscribe(
+  query: string,
+  handlers: { cohort?: (c: CohortChange | null) => void; peers?: () => void; cacheEvidence?: (e: { cohortId: string; evidence: CacheEvidenceEntry }) => void },
+): EventSource {
   const indicator = document.getElementById('live');
   const source = new EventSource(`/api/v1/events${query}`);
   let wasDown = false;
@@ -85,5 +91,6 @@ export function subscribe(query: string, handlers: { cohort?: (c: CohortChange |
   });
   source.addEventListener('cohort', (e) => handlers.cohort?.(JSON.parse((e as MessageEvent<string>).data) as CohortChange));
   source.addEventListener('peers', () => handlers.peers?.());
+  source.addEventListener('cache-evidence', (e) => handlers.cacheEvidence?.(JSON.parse((e as MessageEvent<string>).data) as { cohortId: string; evidence: CacheEvidenceEntry }));
   return source;
 }

@@ -169,7 +169,14 @@ export function runPage(root: HTMLElement, cohortId: string): void {
     (err) => mount(root, h('h1', {}, 'Cohort ', h('span', { class: 'mono' }, cohortId)), h('p', { class: 'error' }, err.message)),
   );
   refresh();
-  subscribe(`?cohort=${encodeURIComponent(cohortId)}`, { cohort: refresh });
+  subscribe(`?cohort=${encodeURIComponent(cohortId)}`, {
+    cohort: refresh,
+    // A peer's cache evidence arrives whole: replace that peer's row and redraw, nothing to fetch.
+    cacheEvidence: ({ evidence: e }) => {
+      evidence = [...evidence.filter((x) => x.peerId !== e.peerId), e];
+      if (timeline) draw(timeline);
+    },
+  });
   // Open bars grow with the clock between pushes; this redraws locally and fetches nothing.
   setInterval(() => {
     if (timeline && timeline.lanes.some((l) => l.bars.some((b) => b.open))) drawGantt();

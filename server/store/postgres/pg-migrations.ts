@@ -261,4 +261,22 @@ export const pgMigrations: readonly PgMigration[] = [
       ALTER TABLE steps ADD CONSTRAINT steps_status_check CHECK (status IN ('pending', 'leased', 'succeeded', 'failed', 'unshared'));
     `,
   },
+  {
+    version: 5,
+    name: 'cache evidence',
+    // As SQLite's migration 5: one row per peer and cohort, deleted with its cohort row.
+    sql: `
+      CREATE TABLE cache_evidence (
+        cohort_id         TEXT NOT NULL REFERENCES cohorts (cohort_id) ON DELETE CASCADE,
+        peer_id           TEXT NOT NULL,
+        reported_at_ms    BIGINT NOT NULL,
+        tool              TEXT NOT NULL,
+        hits              BIGINT NOT NULL CHECK (hits >= 0),
+        misses            BIGINT NOT NULL CHECK (misses >= 0),
+        missed_steps_json TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        PRIMARY KEY (cohort_id, peer_id)
+      );
+    `,
+  },
 ];

@@ -1,4 +1,5 @@
-import type { CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../../core/read-model.js';
+import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../../core/read-model.js';
+import { cacheEvidenceFromRow, cacheEvidenceSql } from '../cache-evidence-rows.js';
 import { keyOf } from '../row-records.js';
 import { parseJsonColumn, parseRow, stepRowSchema, storedSchemaDef, storedStringList } from '../row-schemas.js';
 import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow, stepCauseViews } from '../sqlite-read-model.js';
@@ -24,6 +25,10 @@ const cohortSelect = `
 
 export class PgReadModel implements ReadModel {
   constructor(private readonly sql: Sql) {}
+
+  async cacheEvidence(cohortId: string): Promise<CacheEvidenceView[]> {
+    return (await this.sql.unsafe(cacheEvidenceSql.ofCohort, [cohortId])).map(cacheEvidenceFromRow);
+  }
 
   async listCohorts(filter: CohortFilter): Promise<CohortView[]> {
     const limit = checkedLimit(filter.limit);

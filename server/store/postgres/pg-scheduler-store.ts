@@ -1,7 +1,9 @@
 import type postgres from 'postgres';
 import { leaseOutcomeOf } from '../../core/causes.js';
+import type { CacheEvidenceView } from '../../core/read-model.js';
 import type { Snapshot, Write } from '../../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../../core/store-port.js';
+import { cacheEvidenceParams, cacheEvidenceSql } from '../cache-evidence-rows.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from '../row-records.js';
 import type { Sql } from './pg-connection.js';
 
@@ -74,6 +76,10 @@ export class PgSchedulerStore implements SchedulerStore {
       if (guard) throw new StoreConflictError(guard.kind, guard.row, guard.detail);
       throw err;
     }
+  }
+
+  async recordCacheEvidence(cohortId: string, evidence: CacheEvidenceView): Promise<void> {
+    await this.sql.unsafe(cacheEvidenceSql.upsert, cacheEvidenceParams(cohortId, evidence));
   }
 
   async load(nowMs: number, retentionMs: number): Promise<Snapshot> {

@@ -1,5 +1,6 @@
 import { describe } from 'vitest';
 import type { Store } from '../../../server/core/store-port.js';
+import { cacheEvidenceContract } from './cache-evidence-contract.js';
 import { labelsContract } from './labels-contract.js';
 import { readModelContract } from './read-model-contract.js';
 import { retentionContract } from './retention-contract.js';
@@ -35,5 +36,6 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
     readModelContract(factory);
     retentionContract(factory);
     labelsContract(factory);
+    cacheEvidenceContract(factory);
   });
 }
