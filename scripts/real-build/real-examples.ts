@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseBazelExecLog, parseTurboRunSummary } from '../../peer/cache-evidence.js';
@@ -45,6 +45,8 @@ export interface Invocation {
 export interface SharedCache {
   readonly url: string;
   readonly proc: RunningProcess;
+  /** Where the cache keeps its files (nginx: `<prefix>/store`), when it is a directory. */
+  readonly storeDir?: string;
 }
 
 export interface RealExample {
@@ -56,6 +58,12 @@ export interface RealExample {
   /** Installs what the example itself can (turbo: `npm ci` in examples/turborepo); no-op when ready. */
   install(): void;
   startCache(dir: string): Promise<SharedCache>;
+  /**
+   * A second door to the same cache that reads everything but refuses to store action results,
+   * as a job with a read-only credential for the action cache would see it (Bazel only; for
+   * turbo, `TURBO_CACHE=local:rw,remote:r` does the same from the job's side).
+   */
+  startResultRefusingCache?(dir: string, main: SharedCache): Promise<SharedCache>;
   prepareWorkspace(job: JobDirs): void;
   /** Environment of a job (both with and without taskshard). */
   jobEnv(job: JobDirs, cache: SharedCache): NodeJS.ProcessEnv;
@@ -94,6 +102,45 @@ export const bazelExample: RealExample = {
   async startCache(dir) {
     const port = await freePort();
     const proc = startProcess('nginx (Bazel HTTP cache)', join(bazelDir, 'cache/run-nginx.sh'), [String(port), join(dir, 'nginx')], {
+      cwd: dir,
+      env: { ...process.env, PATH: `${process.env['PATH'] ?? ''}:/usr/sbin` },
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${url}/ac/ready-check`, proc, 15_000);
+    return { url, proc, storeDir: join(dir, 'nginx', 'store') };
+  },
+  async startResultRefusingCache(dir, main) {
+    if (main.storeDir === undefined) throw new Error('the main cache has no store directory to share');
+    const port = await freePort();
+    const prefix = join(dir, 'nginx-ac-read-only');
+    mkdirSync(join(prefix, 'tmp'), { recursive: true });
+    // Same files as the main cache: blobs (/cas/) may be written, action results (/ac/) only read.
+    writeFileSync(
+      join(prefix, 'nginx.conf'),
+      `user ${execFileSync('id', ['-un'], { encoding: 'utf8' }).trim()} ${execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim()};
+daemon off;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${main.storeDir}/../tmp/body-ro;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${main.storeDir};
+    client_max_body_size 0;
+    location /ac/ { limit_except GET HEAD { deny all; } log_not_found off; }
+    location / { dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r; log_not_found off; }
+  }
+}
+`,
+    );
+    const proc = startProcess('nginx (action results read-only)', 'nginx', ['-p', prefix, '-e', 'stderr', '-c', join(prefix, 'nginx.conf')], {
       cwd: dir,
       env: { ...process.env, PATH: `${process.env['PATH'] ?? ''}:/usr/sbin` },
     });

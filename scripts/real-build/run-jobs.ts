@@ -1,9 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort, startProcess, stopAll, type RunningProcess } from './child-processes.js';
+import type { RunReportJson } from '../../peer/run-record.js';
 import { repoRoot, type Invocation, type JobDirs, type RealExample, type SharedCache } from './real-examples.js';
+
+export type PeerRunReport = RunReportJson;
 
 /**
  * Three real CI jobs on one shared cache, each in its own copy of the workspace ("separate machines
@@ -21,6 +24,8 @@ export interface JobResult {
   readonly invocations: readonly Invocation[];
   /** The tool's own summary line of the job's last (universe) build. */
   readonly summaryLine: string;
+  /** The peer's `--report` file (taskshard mode), parsed; null when it wrote none. */
+  readonly report: PeerRunReport | null;
 }
 
 export interface RunResult {
@@ -35,7 +40,7 @@ export interface RunResult {
   /** The cohort as the authority's API shows it at the end (taskshard mode; one cohort), else null. */
   readonly cohort: unknown;
   /** What the authority recorded from the peers' `--build-tool` reports (taskshard mode), by peer id. */
-  readonly recordedEvidence: Readonly<Record<string, { tool: string; hits: number; misses: number; missedSteps: string[] }>>;
+  readonly recordedEvidence: Readonly<Record<string, { tool: string; hits: number; misses: number; missedSteps: string[]; source: string }>>;
 }
 
 export interface RunOptions {
@@ -52,6 +57,8 @@ export interface RunOptions {
   readonly keep?: boolean;
   /** Extra environment for one job (by job id: job-a, job-b, ...). */
   readonly jobEnv?: (jobId: string) => NodeJS.ProcessEnv;
+  /** These jobs reach the cache through a door that refuses to store action results (`startResultRefusingCache`). */
+  readonly resultRefusingCacheFor?: readonly string[];
 }
 
 const cli = join(repoRoot, 'dist/cli/main.js');
@@ -89,11 +96,16 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
     return { id, workspace: join(root, id, 'ws'), evidenceDir: join(root, id, 'evidence'), stateDir: join(root, id, 'state') };
   });
   let cache: SharedCache | null = null;
+  let refusing: SharedCache | null = null;
   let authorityLog = '';
   let authority: RunningProcess | null = null;
   let authorityUrl = '';
   try {
     cache = await example.startCache(root);
+    if ((options.resultRefusingCacheFor ?? []).length > 0) {
+      if (example.startResultRefusingCache === undefined) throw new Error(`resultRefusingCacheFor: ${example.name} has no such cache`);
+      refusing = await example.startResultRefusingCache(root, cache);
+    }
     for (const job of dirs) example.prepareWorkspace(job);
     const schema = JSON.parse(readFileSync(join(example.sourceDir, 'taskshard.json'), 'utf8')) as { universe: string };
     let server = '';
@@ -110,12 +122,13 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
           ? [cli, 'peer', '--server', server, '--schema', join(job.workspace, 'taskshard.json'), '--cache-id', `${example.name}-example`, '--peer-id', job.id,
               '--repo', `https://example.com/acme/${example.name}-example.git`, '--base-ref', 'main', '--change-ref', 'refs/changes/14/1',
               // Verified completion and cache evidence with the built-in support for the tool.
-              '--verify', `builtin:${example.name}`, '--build-tool', example.name, ...(options.peerFlags ?? []),
+              '--verify', `builtin:${example.name}`, '--build-tool', example.name, '--report', join(root, job.id, 'report.json'), ...(options.peerFlags ?? []),
               '--', 'ci/build.sh', '{step}', '{target}']
           : [join(job.workspace, 'ci/build.sh'), 'universe', schema.universe];
       const command = mode === 'taskshard' ? process.execPath : args.shift()!;
       const start = performance.now();
-      const proc = startProcess(job.id, command, args, { cwd: job.workspace, env: { ...example.jobEnv(job, cache!), ...options.jobEnv?.(job.id) }, onLine: (line) => options.onLine?.(job.id, line) });
+      const jobCache = refusing !== null && options.resultRefusingCacheFor?.includes(job.id) ? refusing : cache!;
+      const proc = startProcess(job.id, command, args, { cwd: job.workspace, env: { ...example.jobEnv(job, jobCache), ...options.jobEnv?.(job.id) }, onLine: (line) => options.onLine?.(job.id, line) });
       const exitCode = await proc.exit(timeoutMs);
       return { proc, exitCode, wallMs: performance.now() - start };
     });
@@ -128,15 +141,16 @@ export async function runJobs(example: RealExample, mode: RunMode, options: RunO
       output: done[i]!.proc.output,
       invocations: example.invocations(job),
       summaryLine: example.summaryLine(done[i]!.proc.output),
+      report: mode === 'taskshard' && existsSync(join(root, job.id, 'report.json')) ? (JSON.parse(readFileSync(join(root, job.id, 'report.json'), 'utf8')) as PeerRunReport) : null,
     }));
     authorityLog = authority?.output ?? '';
-    const recordedEvidence: Record<string, { tool: string; hits: number; misses: number; missedSteps: string[] }> = {};
+    const recordedEvidence: Record<string, { tool: string; hits: number; misses: number; missedSteps: string[]; source: string }> = {};
     const cohortIds = new Set(jobs.map((j) => j.output.match(/joined cohort (\S+)/)?.[1]).filter((id): id is string => id !== undefined));
     for (const cohortId of cohortIds) {
       const res = await fetch(`${authorityUrl}/api/v1/cohorts/${cohortId}/cache-evidence`);
       if (!res.ok) throw new Error(`GET cache-evidence of ${cohortId}: ${res.status} ${await res.text()}`);
-      const body = (await res.json()) as { peers: { peerId: string; tool: string; hits: number; misses: number; missedSteps: string[] }[] };
-      for (const { peerId, tool, hits, misses, missedSteps } of body.peers) recordedEvidence[peerId] = { tool, hits, misses, missedSteps };
+      const body = (await res.json()) as { peers: { peerId: string; tool: string; hits: number; misses: number; missedSteps: string[]; source: string }[] };
+      for (const { peerId, tool, hits, misses, missedSteps, source } of body.peers) recordedEvidence[peerId] = { tool, hits, misses, missedSteps, source };
     }
     const onlyCohort = cohortIds.size === 1 ? [...cohortIds][0]! : null;
     const cohort = onlyCohort === null ? null : ((await (await fetch(`${authorityUrl}/api/v1/cohorts/${onlyCohort}`)).json()) as unknown);

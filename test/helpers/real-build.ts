@@ -31,7 +31,15 @@ export function expectEachStepBuiltOnceAndSharedThroughTheCache(result: RunResul
   }
   // ... and the authority recorded it for every job (GET /api/v1/cohorts/:id/cache-evidence).
   expect(Object.keys(result.recordedEvidence).sort()).toEqual(result.jobs.map((j) => j.dirs.id).sort());
-  for (const recorded of Object.values(result.recordedEvidence)) expect(recorded.missedSteps).toEqual([]);
+  for (const recorded of Object.values(result.recordedEvidence)) expect(recorded).toMatchObject({ missedSteps: [], source: 'record' });
+  // ... and each peer's --report carries the same evidence as universe.cacheEvidence.
+  for (const job of result.jobs) {
+    const inReport = job.report?.universe?.cacheEvidence;
+    expect(inReport, `${job.dirs.id}: --report has no universe.cacheEvidence`).toBeDefined();
+    expect(inReport!.hits).toBeGreaterThan(0);
+    const { source, ...counts } = inReport!;
+    expect({ ...counts, source: source ?? 'record' }).toEqual(result.recordedEvidence[job.dirs.id]);
+  }
   // Between them, the jobs split the work: more than one job built something.
   expect(result.jobs.filter((j) => j.invocations.some((i) => i.executed.length > 0)).length).toBeGreaterThan(1);
 }

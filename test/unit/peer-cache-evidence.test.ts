@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   bazelCacheEvidence,
+  cacheEvidenceFromOutput,
   describeCacheEvidence,
   parseBazelExecLog,
   parseBazelProcessSummary,
   parseTurboRunSummary,
   readCacheEvidence,
+  SummaryLineCollector,
   turboCacheEvidence,
 } from '../../peer/cache-evidence.js';
 import { cacheEvidenceSchema } from '../../shared/protocol.js';
@@ -127,5 +129,45 @@ describe('readCacheEvidence', () => {
     expect(readCacheEvidence('auto', summary, [{ id: 'b', target: 'b' }])).toEqual({ tool: 'turbo', hits: 2, misses: 1, missedSteps: ['b'] });
     expect(readCacheEvidence('bazel', summary, steps)).toMatch(/has no mnemonic/);
     expect(readCacheEvidence('auto', join(dir, 'none.json'), steps)).toMatch(/left no record in \$TASKSHARD_EVIDENCE_FILE/);
+  });
+});
+
+describe("evidence from the build's output when it left no record", () => {
+  it('keeps only summary lines, across chunks that split them, per stream, without colours', () => {
+    const lines = new SummaryLineCollector();
+    lines.push('stderr', 'INFO: Elapsed time: 3.1s, Critical Path: 0.4s\nINFO: 36 proc');
+    lines.push('stdout', 'building //libs/core...\n');
+    lines.push('stderr', 'esses: 22 remote cache hit, 14 internal.\r\nINFO: Build completed successfully, 36 total actions\n');
+    lines.push('stdout', '\x1b[1m Cached:    5 cached, 6 total\x1b[0m\n  Time: 1.2s');
+    expect(lines.text()).toBe('INFO: 36 processes: 22 remote cache hit, 14 internal.\n Cached:    5 cached, 6 total');
+    lines.reset();
+    expect(lines.text()).toBe('');
+  });
+
+  it("turns Bazel's or turbo's summary line into totals, saying which steps missed is unknown", () => {
+    const bazelLine = 'INFO: 40 processes: 22 remote cache hit, 14 internal, 4 local.';
+    expect(cacheEvidenceFromOutput('bazel', bazelLine)).toEqual({ tool: 'bazel', hits: 22, misses: 4, missedSteps: [], source: 'output' });
+    expect(cacheEvidenceFromOutput('auto', ' Cached:    5 cached, 6 total')).toEqual({ tool: 'turbo', hits: 5, misses: 1, missedSteps: [], source: 'output' });
+    expect(cacheEvidenceFromOutput('turbo', bazelLine)).toBe("its output has no turbo's `Cached: N cached, M total` line");
+    const e = cacheEvidenceFromOutput('bazel', bazelLine);
+    expect(typeof e !== 'string' && describeCacheEvidence(e)).toBe(
+      'universe cache evidence (bazel, from its summary line): 22 actions from cache, 4 ran here; which shared steps missed the cache needs the build\'s record (pass --execution_log_json_file="$TASKSHARD_EVIDENCE_FILE")',
+    );
+  });
+
+  it('readCacheEvidence falls back to the output only when there is no record', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'taskshard-evidence-output-'));
+    try {
+      const log = join(dir, 'bazel.json');
+      const output = 'INFO: 3 processes: 2 remote cache hit, 1 internal.';
+      expect(readCacheEvidence('bazel', log, steps, output)).toEqual({ tool: 'bazel', hits: 2, misses: 0, missedSteps: [], source: 'output' });
+      expect(readCacheEvidence('bazel', undefined, steps, output)).toMatchObject({ source: 'output' });
+      expect(readCacheEvidence('bazel', log, steps, 'nothing')).toMatch(/left no record in \$TASKSHARD_EVIDENCE_FILE .*, and its output has no Bazel's `INFO: N processes: \.\.\.` line/);
+      writeFileSync(log, execLog);
+      expect(readCacheEvidence('bazel', log, steps, output)).toMatchObject({ tool: 'bazel', hits: 2, missedSteps: expect.any(Array) });
+      expect(readCacheEvidence('bazel', log, steps, output)).not.toHaveProperty('source');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
