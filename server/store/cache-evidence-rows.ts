@@ -3,7 +3,7 @@ import { cacheEvidenceView, type CacheEvidenceView } from '../core/read-model.js
 import { parseJsonColumn, parseRow, storedStringList } from './row-schemas.js';
 
 /**
- * The `cache_evidence` table (migration 4 on both stores): one row per peer and cohort, replaced
+ * The `cache_evidence` table (migration 5 on both stores): one row per peer and cohort, replaced
  * by a later report of the same peer, deleted with its cohort row (ON DELETE CASCADE). Both stores
  * use the same statements (positional parameters written `$n`, in order; {@link sqliteText} turns
  * them into SQLite's `?`) and read rows back through the same schema.
