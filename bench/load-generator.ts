@@ -179,6 +179,8 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
       isolated: false,
       cacheId: 'bench-cache',
       schema,
+      // As the taskshard peer does: other steps' successes batched on its next assign/wait/complete.
+      coalescedUpdates: true,
     };
     conn.pendingSinceMs = now();
     conn.socket.send(JSON.stringify(hello));

@@ -6,18 +6,22 @@ import type { LinkEnd } from './authority-link.js';
 
 /** Every step id a server message names. */
 export function stepIdsIn(message: ServerMessage): string[] {
+  const batched = 'succeeded' in message && Array.isArray(message.succeeded) ? message.succeeded.map((s) => s.stepId) : [];
   switch (message.type) {
     case 'assign':
+      return [message.stepId, ...batched];
     case 'step.update':
     case 'abort':
       return [message.stepId];
+    case 'step.updates':
+      return batched;
     case 'error':
       return message.stepId === undefined ? [] : [message.stepId];
     case 'wait':
-      return message.running.map((r) => r.stepId);
+      return [...message.running.map((r) => r.stepId), ...batched];
     case 'complete': {
       const s = message.summary;
-      return [...s.builtHere, ...s.builtByOthers.map((b) => b.stepId), ...s.fromMemo, ...s.failed.map((f) => f.stepId)];
+      return [...s.builtHere, ...s.builtByOthers.map((b) => b.stepId), ...s.fromMemo, ...s.failed.map((f) => f.stepId), ...batched];
     }
     case 'welcome':
       return [];

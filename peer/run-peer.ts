@@ -218,6 +218,8 @@ async function drive(
     isolated: o.isolated,
     cacheId: o.cacheId,
     ...(o.cohortKey === undefined ? {} : { cohortKey: o.cohortKey }),
+    // Other steps' successes batched on the next assign/wait/complete (fewer frames; the session expands them).
+    coalescedUpdates: true,
     schema: {
       id: schema.id,
       digest,

@@ -4,6 +4,7 @@ import { decodeServerMessage } from '../shared/frames.js';
 import type { Abort, Assign, Complete, ErrorMessage, Hello, ServerMessage, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
 import type { SchemaDef, StepDef } from '../shared/schema-file.js';
 import { AuthorityLink, type LinkEnd } from './authority-link.js';
+import { expandCoalesced } from './coalesced-updates.js';
 import { FinishedQueue } from './finished-queue.js';
 import { classifyLinkEnd, describeLinkEnd, stepIdsIn } from './frame-checks.js';
 import type { BackoffPolicy } from './backoff.js';
@@ -269,6 +270,14 @@ export class PeerSession {
       this.untrusted(`its ${message.type} names step "${unknown}", which schema ${this.config.schema.id} does not have; refusing to run it`);
       return;
     }
+    // Batched successes become the step.update frames an authority without batching sends.
+    for (const one of expandCoalesced(message)) {
+      if (this.lifecycle.ended) return;
+      this.onMessage(one);
+    }
+  }
+
+  private onMessage(message: ServerMessage): void {
     this.unreported.observe(message);
     this.config.observer?.frame(message, this.servers.current);
     switch (message.type) {
@@ -280,6 +289,8 @@ export class PeerSession {
         return this.onWait(message);
       case 'step.update':
         return this.onStepUpdate(message);
+      case 'step.updates':
+        return; // expanded by expandCoalesced above
       case 'abort':
         return this.onAbort(message);
       case 'complete':

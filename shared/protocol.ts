@@ -79,6 +79,12 @@ export const helloSchema = z.strictObject({
    * cache id and schema share, whatever their refs and patchsets. Sent only when set.
    */
   cohortKey: name.optional(),
+  /**
+   * The peer takes successes of other steps batched (`succeeded` on `assign`, `wait`, `complete`,
+   * and `step.updates`) instead of one `step.update` each while it is busy. Sent by peers that
+   * understand those fields; without it the authority sends every `step.update` as before.
+   */
+  coalescedUpdates: z.literal(true).optional(),
 });
 
 export const stepFinishedSchema = z.strictObject({
@@ -167,6 +173,16 @@ export const welcomeSchema = z.strictObject({
   alone: z.array(message).max(8).optional(),
 });
 
+/** A step of the cohort that succeeded, batched (what a `step.update` with state succeeded says). */
+export const succeededStepSchema = z.strictObject({
+  stepId: safeIdSchema,
+  peerId: peerIdSchema.nullable(),
+  fromMemo: z.boolean(),
+  durationMs: durationMs.optional(),
+});
+/** Successes since the last frame, only to peers that said `coalescedUpdates` in their hello; oldest first. */
+const succeededBatch = z.array(succeededStepSchema).max(limits.maxSteps).optional();
+
 export const assignSchema = z.strictObject({
   type: z.literal('assign'),
   cohortId: token,
@@ -176,6 +192,7 @@ export const assignSchema = z.strictObject({
   attempt: count,
   /** A second copy of a step running far past its estimate; first success wins. */
   backup: z.boolean(),
+  succeeded: succeededBatch,
 });
 
 export const waitSchema = z.strictObject({
@@ -185,6 +202,7 @@ export const waitSchema = z.strictObject({
   running: z.array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema })).max(limits.maxWaitEntries),
   /** Steps not yet resolved. */
   unresolved: count,
+  succeeded: succeededBatch,
 });
 
 export const stepUpdateSchema = z.strictObject({
@@ -200,6 +218,13 @@ export const stepUpdateSchema = z.strictObject({
   logTail: logTail.optional(),
   /** Why a step failed without running (e.g. a step it needs failed). */
   reason: message.optional(),
+});
+
+/** Batched successes no `assign`, `wait` or `complete` carried within the coalescing window. */
+export const stepUpdatesSchema = z.strictObject({
+  type: z.literal('step.updates'),
+  cohortId: token,
+  succeeded: z.array(succeededStepSchema).min(1).max(limits.maxSteps),
 });
 
 export const abortSchema = z.strictObject({
@@ -245,6 +270,7 @@ export const completeSchema = z.strictObject({
      */
     notRunnable: z.array(z.strictObject({ stepId: safeIdSchema, requires: labelListSchema })).max(limits.maxSteps).optional(),
   }),
+  succeeded: succeededBatch,
 });
 
 export const errorMessageSchema = z.strictObject({
@@ -261,6 +287,7 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   assignSchema,
   waitSchema,
   stepUpdateSchema,
+  stepUpdatesSchema,
   abortSchema,
   completeSchema,
   errorMessageSchema,
@@ -270,6 +297,8 @@ export type Welcome = z.infer<typeof welcomeSchema>;
 export type Assign = z.infer<typeof assignSchema>;
 export type Wait = z.infer<typeof waitSchema>;
 export type StepUpdate = z.infer<typeof stepUpdateSchema>;
+export type StepUpdates = z.infer<typeof stepUpdatesSchema>;
+export type SucceededStep = z.infer<typeof succeededStepSchema>;
 export type Abort = z.infer<typeof abortSchema>;
 export type Complete = z.infer<typeof completeSchema>;
 export type ErrorMessage = z.infer<typeof errorMessageSchema>;

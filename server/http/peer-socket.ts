@@ -7,6 +7,7 @@ import { checkHello, freshToken } from './hello-input.js';
 import { v1ConnectionMachine, type V1ConnectionState } from './connection-state.js';
 import { v1Delivery } from './v1-frames.js';
 import { openSocketSession, type SocketDeps, type SocketSession } from './socket-session.js';
+import { UpdateCoalescer } from './update-coalescer.js';
 
 export { LivenessMonitor } from './socket-session.js';
 
@@ -36,6 +37,8 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
     v1ConnectionMachine.check('v1 connection', state, next);
     state = next;
   };
+  /** Holds other steps' successes for peers that asked for them batched (update-coalescer.ts). */
+  let updates: UpdateCoalescer | null = null;
 
   const onHello = (session: SocketSession, hello: Hello): void => {
     if (hello.protocol !== protocolVersion) {
@@ -43,6 +46,8 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
     }
     const checked = checkHello(hello);
     if (!checked.ok) return session.sendError('SCHEMA_MISMATCH', checked.message);
+    updates ??= new UpdateCoalescer((text) => session.write(text), encode);
+    updates.enable(hello.coalescedUpdates === true);
     to('hello-sent');
     // Whether it joins (or is refused, or already joined on this connection) is the core's decision.
     if (state === 'hello-sent') session.log = deps.log.child({ peerId: hello.peerId, connId: session.connId });
@@ -94,7 +99,9 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
       deliver(session, effect) {
         const delivery = v1Delivery(effect);
         for (const message of delivery.messages) {
-          session.write(message.type === 'welcome' ? JSON.stringify({ ...message, server: { name: 'taskshard', version: deps.version } }) : encode(message));
+          if (message.type === 'welcome') session.write(JSON.stringify({ ...message, server: { name: 'taskshard', version: deps.version } }));
+          else if (updates) updates.deliver(message);
+          else session.write(encode(message));
         }
         if (delivery.close) session.closeNow(delivery.close.code, delivery.close.reason);
       },
@@ -108,6 +115,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
         return true;
       },
       onClose(session) {
+        updates?.dispose();
         to('closed');
         authority.submit({ kind: 'disconnected', connId: session.connId });
       },

@@ -58,11 +58,26 @@ export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol:
   let strikes = 0;
   let closing = false;
 
+  // Frames written in one turn of the event loop (one commit's effects) leave in one writev:
+  // the TCP socket is corked at the first write and uncorked once the turn's writes are done.
+  const tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+  let corked = false;
+  const cork = (): void => {
+    if (corked || tcp === undefined) return;
+    corked = true;
+    tcp.cork();
+    process.nextTick(() => {
+      corked = false;
+      tcp.uncork();
+    });
+  };
+
   const session: SocketSession = {
     connId: 0,
     log,
     write(text) {
       if (socket.readyState !== socket.OPEN) return;
+      cork();
       socket.send(text);
       if (socket.bufferedAmount > config.maxBufferedBytes) {
         session.log.warn({ bufferedBytes: socket.bufferedAmount }, 'peer stopped reading; cutting it off');

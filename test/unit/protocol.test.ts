@@ -20,6 +20,7 @@ const hello: PeerMessage = {
   cacheId: 'bazel-remote-1',
   schema: wireSchema(dagSchema({ a: [], b: ['a'] }, { a: 30 })),
   currentStep: { stepId: 'a', leaseId: 'l_1' },
+  coalescedUpdates: true,
 };
 
 const peerMessages: PeerMessage[] = [
@@ -36,6 +37,9 @@ const serverMessages: ServerMessage[] = [
   { type: 'wait', cohortId: 'c_1', running: [{ stepId: 'a', peerId: 'p2' }], unresolved: 4 },
   { type: 'step.update', cohortId: 'c_1', stepId: 'a', state: 'succeeded', peerId: 'p2', fromMemo: false, durationMs: 1000 },
   { type: 'step.update', cohortId: 'c_1', stepId: 'b', state: 'failed', peerId: 'p2', fromMemo: false, exitCode: 2, logTail: 'x', reason: 'failed twice' },
+  // Batched successes, only to peers whose hello said coalescedUpdates.
+  { type: 'step.updates', cohortId: 'c_1', succeeded: [{ stepId: 'a', peerId: 'p2', fromMemo: false, durationMs: 1000 }, { stepId: 'e', peerId: null, fromMemo: true }] },
+  { type: 'assign', cohortId: 'c_1', stepId: 'f', leaseId: 'l_2', attempt: 1, backup: false, succeeded: [{ stepId: 'a', peerId: 'p2', fromMemo: false }] },
   { type: 'abort', stepId: 'a', leaseId: 'l_1', reason: 'superseded' },
   {
     type: 'complete',

@@ -1,0 +1,97 @@
+import { limits } from '../../shared/limits.js';
+import type { ServerMessage, SucceededStep } from '../../shared/protocol.js';
+
+/** How long a held success may wait for the peer's next assign/wait/complete before it goes out alone. */
+export const coalesceWindowMs = 1_000;
+
+/**
+ * Per v1 connection whose hello said `coalescedUpdates`: which frames go out
+ * now and which successes wait. A peer busy building does not need to hear of
+ * each step another member finished; it needs them before its next decision.
+ *
+ * - A `step.update` with state succeeded, while the peer is busy (its last
+ *   work frame was an `assign`), is held; held successes ride on the peer's
+ *   next `assign`, `wait` or `complete` as `succeeded`, or go out as one
+ *   `step.updates` frame after `windowMs` if none came by then.
+ * - A peer waiting (its last work frame was a `wait`) is waiting on the steps
+ *   running elsewhere, so it gets each success at once, as before.
+ * - Failures and steps pending again go out at once, behind the held successes.
+ * - Any other frame goes out behind the held successes, so order is kept.
+ *
+ * Without `coalescedUpdates` (older peers) every frame goes out as rendered.
+ */
+export class UpdateCoalescer {
+  private held: SucceededStep[] = [];
+  private heldCohortId: string | null = null;
+  private waiting = false;
+  private timer: NodeJS.Timeout | null = null;
+  private enabled = false;
+
+  /** `send` writes one JSON text frame; `encode` is the shared (cached) encoding of a rendered frame. */
+  constructor(
+    private readonly send: (text: string) => void,
+    private readonly encode: (message: ServerMessage) => string,
+    private readonly windowMs = coalesceWindowMs,
+  ) {}
+
+  /** From the peer's hello. */
+  enable(on: boolean): void {
+    this.enabled = on;
+  }
+
+  /** One rendered frame for this connection. */
+  deliver(message: ServerMessage): void {
+    if (!this.enabled) return this.send(this.encode(message));
+    switch (message.type) {
+      case 'step.update':
+        if (message.state === 'succeeded' && !this.waiting) {
+          if ((this.heldCohortId !== null && this.heldCohortId !== message.cohortId) || this.held.length >= limits.maxSteps) this.flush();
+          this.heldCohortId = message.cohortId;
+          this.held.push({ stepId: message.stepId, peerId: message.peerId, fromMemo: message.fromMemo, ...(message.durationMs === undefined ? {} : { durationMs: message.durationMs }) });
+          this.timer ??= setTimeout(() => this.flush(), this.windowMs).unref();
+          return;
+        }
+        this.flush();
+        return this.send(this.encode(message));
+      case 'assign':
+      case 'wait':
+      case 'complete': {
+        this.waiting = message.type === 'wait';
+        if (this.held.length === 0 || this.heldCohortId !== message.cohortId) {
+          this.flush();
+          return this.send(this.encode(message));
+        }
+        const succeeded = this.take();
+        return this.send(JSON.stringify({ ...message, succeeded }));
+      }
+      default:
+        this.flush();
+        return this.send(this.encode(message));
+    }
+  }
+
+  /** The connection ended: nothing more goes out. */
+  dispose(): void {
+    this.clearTimer();
+    this.held = [];
+  }
+
+  private flush(): void {
+    if (this.held.length === 0) return;
+    const cohortId = this.heldCohortId!;
+    this.send(JSON.stringify({ type: 'step.updates', cohortId, succeeded: this.take() }));
+  }
+
+  private take(): SucceededStep[] {
+    const out = this.held;
+    this.held = [];
+    this.heldCohortId = null;
+    this.clearTimer();
+    return out;
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
