@@ -88,8 +88,13 @@ export function cohortListLines(list: CohortList, repo: string | null): string[]
   ]);
 }
 
-/** One run: header, totals, one line per peer, one per step, failures with their log tails. */
-export function cohortRunLines(t: TimelineText, pageUrl: string): string[] {
+/** GET /api/v1/cohorts/:id/cache-evidence: what each peer's universe took from the remote cache. */
+export const cacheEvidenceListSchema = z.object({
+  peers: z.array(z.object({ peerId: z.string(), tool: z.string(), hits: z.number(), misses: z.number(), missedSteps: z.array(z.string()), source: z.string() })),
+});
+
+/** One run: header, totals, one line per peer, one per step, failures with their log tails, cache evidence. */
+export function cohortRunLines(t: TimelineText, pageUrl: string, evidence: z.infer<typeof cacheEvidenceListSchema>['peers'] = []): string[] {
   const lines: string[] = [];
   lines.push(`cohort ${t.cohortId}  ${t.outcome ?? 'running'}  (schema ${t.schemaId}, ${t.repo} ${[t.baseRef, ...t.patchsets].join('+')})`);
   lines.push(`page ${pageUrl}`);
@@ -121,6 +126,15 @@ export function cohortRunLines(t: TimelineText, pageUrl: string): string[] {
   for (const f of t.failures) {
     lines.push('', `failed: ${f.stepId}: ${f.reason}${f.peerId ? ` (last on ${f.peerId}${f.exitCode === null ? '' : `, exit ${f.exitCode}`})` : ''}`);
     if (f.logTail) lines.push(...f.logTail.replace(/\n$/, '').split('\n').map((l) => `  | ${l}`));
+  }
+  if (evidence.length > 0) {
+    lines.push('', "cache evidence (each peer's universe build, in its build tool's words):");
+    lines.push(
+      ...columns([
+        ['PEER', 'TOOL', 'FROM CACHE', 'RAN HERE', 'SHARED STEPS NOT FROM THE CACHE'],
+        ...evidence.map((e) => [e.peerId, e.tool, String(e.hits), String(e.misses), e.source === 'output' ? 'unknown (summary line only)' : e.missedSteps.join(', ') || 'none']),
+      ]),
+    );
   }
   return lines;
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { cohortPageUrl } from '../shared/dashboard-url.js';
-import { cohortListLines, cohortListSchema, cohortRunLines, timelineSchema } from './cohort-text.js';
+import { cacheEvidenceListSchema, cohortListLines, cohortListSchema, cohortRunLines, timelineSchema } from './cohort-text.js';
 import { apiBase, getJson } from './api-client.js';
 import { intOption } from './option-parsers.js';
 import { exitInvalid } from './schema-command.js';
@@ -129,7 +129,9 @@ export function registerCohortsCommands(program: Command): void {
       const show = async (clear: boolean): Promise<void> => {
         const t = await getJson(base, `/api/v1/cohorts/${encodeURIComponent(id)}/timeline`, token, timelineSchema);
         outcome = t.outcome;
-        print(flags.json ? [JSON.stringify(t)] : cohortRunLines(t, pageUrl), clear);
+        if (flags.json) return print([JSON.stringify(t)], clear);
+        const evidence = await getJson(base, `/api/v1/cohorts/${encodeURIComponent(id)}/cache-evidence`, token, cacheEvidenceListSchema);
+        print(cohortRunLines(t, pageUrl, evidence.peers), clear);
       };
       process.exitCode = await run(async () => {
         await show(false);

@@ -1,5 +1,6 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCliAsync } from '../helpers/cli.js';
 import { killAll, startAuthority, startPeer, writeFlatSchema } from '../helpers/peer-e2e.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -49,5 +50,8 @@ exit 0
     expect(json.universe.cacheEvidence).toEqual(evidence);
     const cohort = (await (await fetch(`${auth.httpUrl}/api/v1/cohorts/${json.cohortId}`)).json()) as { cacheEvidence: unknown[] };
     expect(cohort.cacheEvidence).toEqual([{ peerId: 'p1', reportedAtMs: expect.any(Number), ...evidence }]);
+    // ... and `taskshard cohort ID` prints it.
+    const printed = await runCliAsync(['cohort', json.cohortId, '--server', auth.httpUrl]);
+    expect(printed.stdout).toMatch(/^p1 +bazel +22 +0 +unknown \(summary line only\)$/m);
   });
 });
