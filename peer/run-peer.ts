@@ -361,7 +361,8 @@ function describeSource(source: ResolvedSource, o: ParsedPeerOptions): string {
   const base = source.baseSha === null ? source.baseRef : `${source.baseRef}@${source.baseSha.slice(0, 12)}`;
   const patchsets = source.patchsets.length === 0 ? '' : ` + ${source.patchsets.join(' + ')}`;
   const from = source.ci ? `, detected from ${source.ci.provider}` : source.detectedFrom === 'git' || source.detectedFrom === 'mixed' ? ', partly from git' : '';
-  return `${source.repo} ${base}${patchsets}, cache ${o.cacheId}, ${o.pipelineType} pipeline ${source.pipelineName}${o.isolated ? ' (isolated)' : ''}${from}`;
+  const key = o.cohortKey === undefined ? '' : `, cohort key ${o.cohortKey}`;
+  return `${source.repo} ${base}${patchsets}${key}, cache ${o.cacheId}, ${o.pipelineType} pipeline ${source.pipelineName}${o.isolated ? ' (isolated)' : ''}${from}`;
 }
 
 function emptyResult(peerId: string | null): Omit<PeerResult, 'exitCode' | 'problems' | 'finalLine'> {

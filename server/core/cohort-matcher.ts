@@ -1,7 +1,7 @@
 import type { Cohort } from './cohort.js';
 import type { Journal } from './journal.js';
 import type { Registration } from './records.js';
-import { isCohortKeyed, matchKey, sourceKey } from './source-state.js';
+import { isCohortKeyed, matchKey, sourceKeyOf } from './source-state.js';
 
 /**
  * Why a peer that got a cohort of its own could have had company: an open
@@ -180,7 +180,7 @@ export class CohortMatcher {
   companyElsewhere(reg: Registration, schemaId: string, digest: string): CompanyElsewhere[] {
     if (reg.isolated) return [];
     const found: CompanyElsewhere[] = [];
-    for (const c of this.companyIndex.get(companyKey(reg.repo, schemaId, sourceKey(reg.baseSha, reg.patchsets))) ?? []) {
+    for (const c of this.companyIndex.get(companyKey(reg.repo, schemaId, sourceKeyOf(reg))) ?? []) {
       this.visited++;
       const r = c.record;
       if (r.status !== 'open' || !c.joinable || !c.reposCover(reg)) continue;
@@ -230,7 +230,7 @@ export class CohortMatcher {
         if (bucket) buckets.push(bucket);
       }
     } else {
-      const bucket = this.bySource.get(sourceBucketKey(key, sourceKey(reg.baseSha, reg.patchsets)));
+      const bucket = this.bySource.get(sourceBucketKey(key, sourceKeyOf(reg)));
       if (bucket) buckets.push(bucket);
     }
     const openOnly = reg.pipelineType === 'independent' && reg.baseSha === null && !isCohortKeyed(reg) && !rejoining;
@@ -250,7 +250,7 @@ export class CohortMatcher {
 
   private best(reg: Registration, candidates: Iterable<Cohort>): Cohort | null {
     if (reg.pipelineType === 'independent') {
-      const wanted = sourceKey(reg.baseSha, reg.patchsets);
+      const wanted = sourceKeyOf(reg);
       let found: Cohort | null = null;
       for (const c of candidates) {
         if (c.sourceKey === wanted && (!found || c.record.createdAtMs > found.record.createdAtMs)) found = c;

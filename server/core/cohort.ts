@@ -53,7 +53,7 @@ export class Cohort {
     this.patchsets = new Set(record.patchsets);
     (this.repos as Map<string, string>).set(record.repo, record.baseRef);
     this.matchKey = matchKey(record, record.digest);
-    this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets));
+    this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets), record.cohortKey);
   }
 
   /** Records the repos of a member's source state (the creator's first). */
@@ -62,9 +62,10 @@ export class Cohort {
     for (const { repo, baseRef } of reposOf(reg)) if (!this.repos.has(repo)) journal.mapSet(this.repos, repo, baseRef);
   }
 
-  /** Each of the joiner's repos is in this cohort with the same base ref. */
+  /** Each of the joiner's repos is in this cohort with the same base ref (any base ref, in a cohort named by a cohort key). */
   reposCover(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): boolean {
-    return reposOf(reg).every(({ repo, baseRef }) => this.repos.get(repo) === baseRef);
+    const keyed = this.record.cohortKey !== null;
+    return reposOf(reg).every(({ repo, baseRef }) => (keyed ? this.repos.has(repo) : this.repos.get(repo) === baseRef));
   }
 
   get id(): string {

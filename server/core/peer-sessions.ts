@@ -145,6 +145,7 @@ function createCohort(state: SchedulerState, tx: CoreTx, input: HelloInput): Coh
     schema: input.schema,
     digest: input.digest,
     baseSha: reg.baseSha,
+    cohortKey: reg.cohortKey ?? null,
     patchsets: patchsetSet(reg.patchsets),
     status: 'open',
     createdAtMs: tx.now,

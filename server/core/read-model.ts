@@ -59,6 +59,8 @@ export const cohortView = z.strictObject({
   repo: z.string(),
   baseRef: z.string(),
   baseSha: z.string().nullable(),
+  /** The key its peers named it by (`--cohort-key`); null when matched by source state. */
+  cohortKey: z.string().nullable(),
   cacheId: z.string(),
   pipelineType: pipelineTypeView,
   /** Distinct pipeline names of the cohort's peers, sorted. */
@@ -135,6 +137,8 @@ export const peerView = z.strictObject({
   cacheId: z.string(),
   /** What kind of machine it is (sorted); empty (the read models) or absent for peers without labels. */
   labels: z.array(z.string()).optional(),
+  /** `--cohort-key`, or null. */
+  cohortKey: z.string().nullable(),
 });
 
 /** One line of a cohort's timeline; `seq` orders events and only grows. */

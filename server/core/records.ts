@@ -24,6 +24,13 @@ export interface Registration {
   readonly isolated: boolean;
   readonly cacheId: string;
   /**
+   * `--cohort-key`: names the group explicitly. Peers with the same key (and
+   * repo, cache id, schema digest) share a cohort whatever their refs, sha and
+   * patchsets; those stay the peer's real ones (shown, and used for the memo).
+   * Absent (old rows) or null: matched by source state.
+   */
+  readonly cohortKey?: string | null;
+  /**
    * Multi-repo source states (Task Director clients): every repo with its base
    * ref. When present, matching needs each of these in the cohort with the same
    * base ref (a subset), instead of `repo` and `baseRef` being equal.
@@ -53,8 +60,10 @@ export interface CohortRecord {
   readonly isolated: boolean;
   readonly schema: SchemaDef;
   readonly digest: string;
-  /** Base sha of the first peer; for independent cohorts every member's. */
+  /** Base sha of the first peer; for independent cohorts without a cohort key every member's. */
   readonly baseSha: string | null;
+  /** The cohort key its peers named (`--cohort-key`), or null when matched by source state. */
+  readonly cohortKey: string | null;
   /** Independent: the exact patchset set; dependent: the union of members' patchsets. */
   readonly patchsets: readonly string[];
   readonly status: CohortStatus;

@@ -5,15 +5,9 @@ import type { Registration, RepoRef } from './records.js';
  * core needs no hashing; the store may hash them if it wants shorter keys.
  */
 
-/**
- * How a cohort key (`--cohort-key`) shows as the base ref of a registration;
- * git refs cannot contain `:`, so no branch looks like one.
- */
-export const cohortKeyRefPrefix = 'cohort-key:';
-
-/** Whether the registration names its group with a cohort key instead of a source state. */
-export function isCohortKeyed(reg: Pick<Registration, 'baseRef'>): boolean {
-  return reg.baseRef.startsWith(cohortKeyRefPrefix);
+/** Whether the registration names its group with a cohort key (`--cohort-key`) instead of a source state. */
+export function isCohortKeyed(reg: Pick<Registration, 'cohortKey'>): boolean {
+  return reg.cohortKey !== undefined && reg.cohortKey !== null;
 }
 
 /** Patchsets as a set: sorted, without repeats. */
@@ -22,11 +16,11 @@ export function patchsetSet(patchsets: readonly string[]): string[] {
 }
 
 /** The fields of a registration (or cohort) that must be equal to share a cohort; repos are matched separately. */
-export type MatchFields = Pick<Registration, 'cacheId' | 'pipelineType'>;
+export type MatchFields = Pick<Registration, 'cacheId' | 'pipelineType' | 'cohortKey'>;
 
-/** Peers can share a cohort only if this is equal (DESIGN §5) and their repos match ({@link reposOf}). */
+/** Peers can share a cohort only if this is equal (DESIGN §5), cohort key included, and their repos match ({@link reposOf}). */
 export function matchKey(reg: MatchFields, digest: string): string {
-  return JSON.stringify([reg.cacheId, digest, reg.pipelineType]);
+  return JSON.stringify([reg.cacheId, digest, reg.pipelineType, reg.cohortKey ?? null]);
 }
 
 /** The repos (with base refs) of a source state: `repos` when given, else the single `repo` at `baseRef`. */
@@ -34,9 +28,17 @@ export function reposOf(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): 
   return reg.repos && reg.repos.length > 0 ? reg.repos : [{ repo: reg.repo, baseRef: reg.baseRef }];
 }
 
-/** The exact source state: base sha (when known) and the patchset set. */
-export function sourceKey(baseSha: string | null, patchsets: readonly string[]): string {
-  return JSON.stringify([baseSha, patchsetSet(patchsets)]);
+/**
+ * The exact source state: base sha (when known) and the patchset set. With a
+ * cohort key the key stands in for it: keyed peers share whatever their sources.
+ */
+export function sourceKey(baseSha: string | null, patchsets: readonly string[], cohortKey: string | null = null): string {
+  return cohortKey === null ? JSON.stringify([baseSha, patchsetSet(patchsets)]) : JSON.stringify({ cohortKey });
+}
+
+/** {@link sourceKey} of a registration or cohort record. */
+export function sourceKeyOf(s: Pick<Registration, 'baseSha' | 'patchsets' | 'cohortKey'>): string {
+  return sourceKey(s.baseSha, s.patchsets, s.cohortKey ?? null);
 }
 
 /**

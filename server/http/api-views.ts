@@ -15,6 +15,7 @@ export function cohortJson(c: CohortView) {
     repo: c.repo,
     baseRef: c.baseRef,
     baseSha: c.baseSha,
+    cohortKey: c.cohortKey,
     cacheId: c.cacheId,
     pipelineType: c.pipelineType,
     pipelineNames: c.pipelineNames,
@@ -83,6 +84,7 @@ export function peerJson(p: PeerView) {
     isolated: p.isolated,
     cacheId: p.cacheId,
     labels: p.labels ?? [],
+    cohortKey: p.cohortKey,
   };
 }
 

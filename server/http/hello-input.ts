@@ -6,7 +6,6 @@ import { validateSchemaValue } from '../../shared/schema-validate.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import type { Registration } from '../core/records.js';
 import type { TokenPair } from '../core/core-types.js';
-import { cohortKeyRefPrefix } from '../core/source-state.js';
 import { hashToken } from './auth.js';
 
 /**
@@ -28,8 +27,9 @@ export function checkHello(hello: Hello): HelloCheck {
   if (result.digest !== claimed) {
     return { ok: false, message: `schema digest ${claimed} does not match its content (${result.digest}); is the peer a different taskshard version?` };
   }
-  // A cohort key (`--cohort-key`) names the group and stands in for the source state:
-  // peers with the same key, repo, cache id and schema share, whatever their refs and sha.
+  // A cohort key (`--cohort-key`) names the group: peers with the same key, repo, cache id and
+  // schema share whatever their refs and sha (the real ones are kept: shown, and used for the memo).
+  // Matching by key is exact, so a keyed peer is matched as in an independent pipeline.
   const keyed = hello.cohortKey !== undefined;
   return {
     ok: true,
@@ -38,15 +38,16 @@ export function checkHello(hello: Hello): HelloCheck {
     registration: {
       // Every spelling of a repository matches (old peers send it unnormalized).
       repo: normalizeRepo(hello.repo),
-      baseRef: keyed ? `${cohortKeyRefPrefix}${hello.cohortKey}` : hello.baseRef,
-      baseSha: keyed ? null : (hello.baseSha ?? null),
-      patchsets: keyed ? [] : hello.patchsets,
+      baseRef: hello.baseRef,
+      baseSha: hello.baseSha ?? null,
+      patchsets: hello.patchsets,
       changeRef: hello.changeRef ?? null,
       pipelineName: hello.pipeline.name,
       pipelineType: keyed ? 'independent' : hello.pipeline.type,
       isolated: hello.isolated,
       cacheId: hello.cacheId,
       ...(hello.labels === undefined || hello.labels.length === 0 ? {} : { labels: [...hello.labels].sort() }),
+      cohortKey: hello.cohortKey ?? null,
     },
   };
 }

@@ -210,4 +210,15 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    name: 'cohort key',
+    // `--cohort-key`: the key a cohort's peers named it by (null: matched by source state). Before,
+    // the key was written into base_ref as `cohort-key:KEY` (and base_sha, patchsets_json emptied);
+    // those rows get their key back here (their real refs were never stored).
+    sql: `
+      ALTER TABLE cohorts ADD COLUMN cohort_key TEXT;
+      UPDATE cohorts SET cohort_key = substr(base_ref, 12) WHERE base_ref LIKE 'cohort-key:%';
+    `,
+  },
 ];

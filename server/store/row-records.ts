@@ -58,6 +58,7 @@ export function cohortFromRow(raw: unknown): CohortRecord {
     schema: parseJsonColumn(storedSchemaDef, r.schema_json, `${where}.schema_json`),
     digest: r.digest,
     baseSha: r.base_sha,
+    cohortKey: r.cohort_key,
     patchsets: parseJsonColumn(storedStringList, r.patchsets_json, `${where}.patchsets_json`),
     status: r.status,
     createdAtMs: r.created_at_ms,

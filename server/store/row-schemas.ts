@@ -34,6 +34,7 @@ export const storedRegistration = z.strictObject({
   pipelineType: z.enum(['independent', 'dependent']),
   isolated: z.boolean(),
   cacheId: z.string(),
+  cohortKey: z.string().nullable().optional(),
   repos: z.array(z.strictObject({ repo: z.string(), baseRef: z.string() })).optional(),
   labels: z.array(z.string()).optional(),
 });
@@ -86,6 +87,7 @@ export const cohortRowSchema = z.object({
   schema_json: text,
   digest: text,
   base_sha: text.nullable(),
+  cohort_key: text.nullable(),
   patchsets_json: text,
   status: z.enum(['open', 'complete', 'cancelled']),
   created_at_ms: int,

@@ -204,6 +204,7 @@ export function cohortViewFrom(raw: unknown): CohortView {
     repo: r.repo,
     baseRef: r.base_ref,
     baseSha: r.base_sha,
+    cohortKey: r.cohort_key,
     cacheId: r.cache_id,
     pipelineType: r.pipeline_type,
     pipelineNames: parseJsonColumn(storedStringList, r.pipeline_names_json, `${where}: peers' pipeline names`),
@@ -256,6 +257,7 @@ export function peerViewFrom(raw: unknown): PeerView {
     isolated: reg.isolated,
     cacheId: reg.cacheId,
     labels: reg.labels ? [...reg.labels] : [],
+    cohortKey: reg.cohortKey ?? null,
   };
 }
 

@@ -17,9 +17,9 @@ const bool = (v: boolean): number => (v ? 1 : 0);
 const sql = {
   cohort: `
     INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest,
-                         base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json)
+                         base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json, cohort_key)
     VALUES (@cohortId, @repo, @baseRef, @cacheId, @pipelineType, @isolated, @schemaId, @schemaJson, @digest,
-            @baseSha, @patchsetsJson, @status, @createdAtMs, @resolvedAtMs, @lastActivityMs, @secondsSaved, @outcomeJson)
+            @baseSha, @patchsetsJson, @status, @createdAtMs, @resolvedAtMs, @lastActivityMs, @secondsSaved, @outcomeJson, @cohortKey)
     ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
       resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
       outcome_json = excluded.outcome_json
@@ -139,6 +139,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
           schemaJson: JSON.stringify(r.schema),
           digest: r.digest,
           baseSha: r.baseSha,
+          cohortKey: r.cohortKey,
           patchsetsJson: JSON.stringify(r.patchsets),
           status: r.status,
           createdAtMs: r.createdAtMs,

@@ -45,19 +45,37 @@ describe('source state you can trust', () => {
     expect(await Promise.all(peers.map((p) => p.exit()))).toEqual([0, 0, 0, 0]);
   });
 
-  it('--cohort-key names the group: peers with the same key share whatever their refs; other keys do not', async () => {
+  it('--cohort-key names the group: peers with the same key share whatever their refs, keeping their real refs (API) and the memo; other keys do not', async () => {
     const auth = await startAuthority({ db: ws.dir.file('c.db') });
-    const keyed = (name: string, key: string, extra: string[]) =>
-      startPeer({ name, server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--cohort-key', key, ...extra], env: { GATE: ws.gate } });
-    const a = keyed('k1', 'run-77', ['--patchset', 'refs/changes/1/1']);
-    const b = keyed('k2', 'run-77', ['--base-sha', 'def4567', '--patchset', 'refs/changes/2/1']);
+    const keyed = (name: string, key: string, extra: string[], gate = true) =>
+      startPeer({ name, server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--cohort-key', key, ...extra], env: gate ? { GATE: ws.gate } : {} });
+    const a = keyed('k1', 'run-77', ['--base-sha', 'abc1234', '--patchset', 'refs/changes/1/1']);
+    await cohortOf(a); // the first peer's refs become the cohort's
+    const b = keyed('k2', 'run-77', ['--base-ref', 'release', '--base-sha', 'def4567', '--patchset', 'refs/changes/2/1']);
     const c = keyed('k3', 'run-78', []);
     const [ca, cb, cc] = await Promise.all([a, b, c].map(cohortOf));
     expect(ca).toBe(cb);
     expect(cc).not.toBe(ca);
     expect(a.stdout).not.toMatch(/NO BASE SHA/); // the key names the group: no warning
+    expect(a.stdout).toMatch(/, cohort key run-77,/);
+    // The API shows the key as a field of its own and the real refs: the first peer's for the cohort, each peer's own.
+    const detail = (await (await fetch(`${auth.httpUrl}/api/v1/cohorts/${ca}`)).json()) as { cohort: Record<string, unknown>; peers: Record<string, unknown>[] };
+    expect(detail.cohort).toMatchObject({ cohortKey: 'run-77', baseRef: 'main', baseSha: 'abc1234', patchsets: ['refs/changes/1/1'] });
+    const peers = (await (await fetch(`${auth.httpUrl}/api/v1/peers?cohort=${ca}`)).json()) as { peers: Record<string, unknown>[] };
+    expect(peers.peers.map((p) => [p.peerId, p.baseRef, p.baseSha, p.cohortKey]).sort()).toEqual([
+      ['k1', 'main', 'abc1234', 'run-77'],
+      ['k2', 'release', 'def4567', 'run-77'],
+    ]);
     writeFileSync(ws.gate, '');
     expect(await Promise.all([a, b, c].map((p) => p.exit()))).toEqual([0, 0, 0]);
+
+    // Memo: a keyed run with a known sha is remembered like any other; a later run of that exact source reuses it.
+    const first = keyed('m1', 'run-80', ['--base-sha', '0123456789abcdef'], false);
+    expect(await first.exit()).toBe(0);
+    expect(first.stdout).toMatch(/built here 2/);
+    const later = keyed('m2', 'run-81', ['--base-sha', '0123456789abcdef'], false);
+    expect(await later.exit()).toBe(0);
+    expect(later.stdout).toMatch(/built here 0 \/ built by others 0 \/ from memo 2/);
   });
 
   it('an independent peer without a base sha warns loudly and never joins a finished cohort', async () => {

@@ -47,3 +47,25 @@ describe('migration 2 (typed causes)', () => {
     }
   });
 });
+
+describe('migration 6 (cohort key)', () => {
+  it('a cohort an older authority named by `--cohort-key` (base_ref `cohort-key:KEY`) gets its key as a field; others get null', () => {
+    versionOneDb(dir.file('old.db'));
+    const db = new Database(dir.file('old.db'));
+    const schema = JSON.stringify({ id: 'dag', universe: '//...', steps: [{ id: 'a', target: '//a', needs: [] }] });
+    db.prepare(`INSERT INTO cohorts VALUES ('c3', 'r', 'cohort-key:run-7', 'cache', 'independent', 0, 'dag', ?, 'd', NULL, '[]', 'open', 7, NULL, 7, NULL)`).run(schema);
+    db.prepare(`INSERT INTO steps VALUES ('c3', 'a', 'pending', 0, 0, 0, '[]', NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL)`).run();
+    db.close();
+    const store = new SqliteStore(dir.file('old.db'));
+    try {
+      const snap = store.scheduler.load(10, 1_000);
+      expect(snap.cohorts.map((c) => [c.cohortId, c.cohortKey])).toEqual([
+        ['c1', null],
+        ['c2', null],
+        ['c3', 'run-7'],
+      ]);
+    } finally {
+      store.close();
+    }
+  });
+});

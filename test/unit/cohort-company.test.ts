@@ -34,7 +34,7 @@ describe('never joining a finished cohort without a base sha', () => {
   });
 
   it('with a sha, with a cohort key, or in a dependent pipeline a finished cohort is still joined', () => {
-    for (const reg of [{ baseSha: sha }, { baseRef: 'cohort-key:run-7', patchsets: [] }, { pipelineType: 'dependent' as const }]) {
+    for (const reg of [{ baseSha: sha }, { cohortKey: 'run-7' }, { pipelineType: 'dependent' as const }]) {
       const h = new CoreHarness(flatSchema(1));
       h.hello('first', { reg });
       h.finish('first', h.lastAssign('first')!.leaseId, 's1');
@@ -42,6 +42,32 @@ describe('never joining a finished cohort without a base sha', () => {
       expect(welcomeOf(h, 'late').cohort.id, JSON.stringify(reg)).toBe(welcomeOf(h, 'first').cohort.id);
       expect(h.sent('late').map((m) => m.type)).toEqual(['welcome', 'complete']);
     }
+  });
+});
+
+describe('a cohort key is a matching field of its own', () => {
+  it('peers with one key share whatever their refs; the cohort keeps real refs and its key; another key is another cohort', () => {
+    const h = new CoreHarness(flatSchema(2));
+    h.hello('a', { reg: { cohortKey: 'run-7', baseRef: 'main', baseSha: sha, patchsets: ['refs/changes/1/1'] } });
+    h.hello('b', { reg: { cohortKey: 'run-7', baseRef: 'release', baseSha: 'b'.repeat(40), patchsets: [] } });
+    h.hello('c', { reg: { cohortKey: 'run-8', baseRef: 'main', baseSha: sha, patchsets: ['refs/changes/1/1'] } });
+    h.hello('d', { reg: { baseRef: 'main', baseSha: sha, patchsets: ['refs/changes/1/1'] } });
+    const id = welcomeOf(h, 'a').cohort.id;
+    expect(welcomeOf(h, 'b').cohort.id).toBe(id);
+    expect(welcomeOf(h, 'c').cohort.id).not.toBe(id);
+    expect(welcomeOf(h, 'd').cohort.id).not.toBe(id); // same sources, no key: not the keyed cohort
+    const record = h.writes.find((w) => w.table === 'cohort' && w.row.cohortId === id);
+    expect(record?.table === 'cohort' && record.row).toMatchObject({ cohortKey: 'run-7', baseRef: 'main', baseSha: sha, patchsets: ['refs/changes/1/1'] });
+  });
+
+  it('a step built in a keyed cohort with a known sha is in the memo for that exact source state', () => {
+    const h = new CoreHarness(flatSchema(1));
+    h.hello('first', { reg: { cohortKey: 'run-7', baseSha: sha } });
+    h.finish('first', h.lastAssign('first')!.leaseId, 's1');
+    h.hello('later', { reg: { cohortKey: 'run-9', baseSha: sha } });
+    expect(welcomeOf(h, 'later').cohort.id).not.toBe(welcomeOf(h, 'first').cohort.id);
+    const complete = h.sent('later').find((m) => m.type === 'complete');
+    expect(complete?.type === 'complete' && complete.summary.fromMemo).toEqual(['s1']);
   });
 });
 

@@ -97,6 +97,7 @@ describe('run reader: causes from the typed columns, prose rendered at the edge'
       repo: 'r',
       baseRef: 'main',
       baseSha: null,
+      cohortKey: null,
       cacheId: 'k',
       pipelineType: 'independent',
       pipelineNames: ['check'],

@@ -279,4 +279,33 @@ export const pgMigrations: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'cohort key',
+    // `--cohort-key`: the key a cohort's peers named it by (null: matched by source state), as in the
+    // SQLite store's migration 6 (rows from before, which carried it as base_ref `cohort-key:KEY`,
+    // get it back). taskshard_apply is redefined to write it: version 3's function with cohort_key
+    // added to the cohort insert (built from version 3's text below, so the two cannot drift).
+    get sql(): string {
+      return `
+      ALTER TABLE cohorts ADD COLUMN cohort_key TEXT;
+      UPDATE cohorts SET cohort_key = substr(base_ref, 12) WHERE base_ref LIKE 'cohort-key:%';
+      ${applyFunctionWithCohortKey(pgMigrations[2]!.sql)}`;
+    },
+  },
 ];
+
+/** Version 3's `taskshard_apply` as `CREATE OR REPLACE`, with `cohort_key` written by the cohort insert. */
+function applyFunctionWithCohortKey(v3: string): string {
+  const edits: readonly (readonly [string, string])[] = [
+    ['CREATE FUNCTION taskshard_apply(', 'CREATE OR REPLACE FUNCTION taskshard_apply('],
+    ['last_activity_ms, seconds_saved, outcome_json)', 'last_activity_ms, seconds_saved, outcome_json, cohort_key)'],
+    ["(r->>'seconds_saved')::double precision, r->>'outcome_json')", "(r->>'seconds_saved')::double precision, r->>'outcome_json', r->>'cohort_key')"],
+  ];
+  let sql = v3;
+  for (const [from, to] of edits) {
+    if (sql.split(from).length !== 2) throw new Error(`pg migration 6: expected exactly one "${from}" in migration 3`);
+    sql = sql.replace(from, to);
+  }
+  return sql;
+}

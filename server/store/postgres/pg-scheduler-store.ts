@@ -141,7 +141,7 @@ function plan(w: Write): Planned {
           cohort_id: r.cohortId, repo: r.repo, base_ref: r.baseRef, cache_id: r.cacheId, pipeline_type: r.pipelineType, isolated: bool(r.isolated),
           schema_id: r.schema.id, schema_json: JSON.stringify(r.schema), digest: r.digest, base_sha: r.baseSha, patchsets_json: JSON.stringify(r.patchsets),
           status: r.status, created_at_ms: r.createdAtMs, resolved_at_ms: r.resolvedAtMs, last_activity_ms: r.lastActivityMs, seconds_saved: r.secondsSaved,
-          outcome_json: json(r.outcome),
+          outcome_json: json(r.outcome), cohort_key: r.cohortKey,
         },
         guard: { kind: 'cohort-cancelled', row: `cohorts[${r.cohortId}]`, detail: `the cohort is cancelled; refusing to make it ${r.status}` },
       };

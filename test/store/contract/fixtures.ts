@@ -12,6 +12,7 @@ export interface SeedCohort {
   readonly repo?: string;
   readonly pipelineName?: string;
   readonly pipelineType?: PipelineType;
+  readonly cohortKey?: string;
   readonly status?: CohortStatus;
   readonly createdAtMs: number;
   /** Defaults to createdAtMs + 1000 for a resolved cohort, null for an open one. */
@@ -43,6 +44,7 @@ export function cohortRecord(seed: SeedCohort): CohortRecord {
     schema,
     digest: schemaDigest(schema),
     baseSha: 'd'.repeat(40),
+    cohortKey: seed.cohortKey ?? null,
     patchsets: ['refs/changes/1'],
     status,
     createdAtMs: seed.createdAtMs,

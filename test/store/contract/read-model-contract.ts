@@ -13,7 +13,7 @@ function history(): Write[] {
     ...seedCohortWrites({ id: 'c1', createdAtMs: 1000, pipelineName: 'check' }),
     ...seedCohortWrites({ id: 'c2', createdAtMs: 2000, pipelineName: 'gate', pipelineType: 'dependent', status: 'cancelled', peers: ['p1', 'p2'] }),
     ...seedCohortWrites({ id: 'c3', createdAtMs: 3000, repo: otherRepo, pipelineName: 'check', steps: ['x', 'y', 'z'] }),
-    ...seedCohortWrites({ id: 'c4', createdAtMs: 4000, pipelineName: 'check', status: 'open', peers: ['p1', 'p2'] }),
+    ...seedCohortWrites({ id: 'c4', createdAtMs: 4000, pipelineName: 'check', status: 'open', peers: ['p1', 'p2'], cohortKey: 'run-9' }),
   ];
 }
 
@@ -34,10 +34,11 @@ export function readModelContract(factory: StoreFactory): void {
         resolvedAtMs: null,
         outcome: null,
         pipelineNames: ['check'],
+        cohortKey: 'run-9',
         steps: { total: 2, pending: 1, leased: 1, succeeded: 0, failed: 0, fromMemo: 0 },
         peers: 2,
       });
-      expect(all[1]).toMatchObject({ repo: otherRepo, status: 'complete', outcome: { kind: 'succeeded' }, resolvedAtMs: 4000, secondsSaved: 12.5, steps: { total: 3, succeeded: 3 }, peers: 1 });
+      expect(all[1]).toMatchObject({ repo: otherRepo, cohortKey: null, status: 'complete', outcome: { kind: 'succeeded' }, resolvedAtMs: 4000, secondsSaved: 12.5, steps: { total: 3, succeeded: 3 }, peers: 1 });
       expect(await list({ limit: 2 })).toEqual(['c4', 'c3']);
       expect(await list({ status: 'complete', limit: 100 })).toEqual(['c3', 'c1']);
       expect(await list({ repo: otherRepo, limit: 100 })).toEqual(['c3']);

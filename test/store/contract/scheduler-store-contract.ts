@@ -17,6 +17,8 @@ function coreScenario(): CoreHarness {
   const h = new CoreHarness(dagSchema({ a: [], b: ['a'], c: [] }, { a: 10 }));
   h.hello('p1', { reg: { baseSha: 'd'.repeat(40) } });
   h.hello('p2', { reg: { baseSha: 'd'.repeat(40) } });
+  // A cohort named by a key (`--cohort-key`), with its peer's real refs.
+  h.hello('p3', { reg: { baseRef: 'release', baseSha: 'e'.repeat(40), cohortKey: 'run-7' } });
   h.finish('p1', h.lastAssign('p1')!.leaseId, 'a', true, { durationMs: 1234 });
   h.finish('p2', h.lastAssign('p2')!.leaseId, 'c', false, { exitCode: 2, logTail: 'oops' });
   h.disconnect('p1');
