@@ -138,6 +138,15 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     expect(posted.status).toBe(201);
     await page.locator('#cache-evidence tr[data-evidence="ci-linux-1"]').waitFor();
     expect(await page.locator('#cache-evidence tr[data-evidence="ci-linux-1"]').textContent()).toBe('ci-linux-1bazel412lint');
+    // Totals read from the tool's summary line name no steps: the page says so instead of "none".
+    const fromOutput = await fetch(`${auth.httpUrl}/api/v1/cohorts/${cohortId}/cache-evidence`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ peerId: 'ci-linux-2', evidence: { tool: 'bazel', hits: 30, misses: 0, missedSteps: [], source: 'output' } }),
+    });
+    expect(fromOutput.status).toBe(201);
+    await page.locator('#cache-evidence tr[data-evidence="ci-linux-2"]').waitFor();
+    expect(await page.locator('#cache-evidence tr[data-evidence="ci-linux-2"]').textContent()).toBe('ci-linux-2bazel300unknown (summary line only)');
 
     // Back on the list, the cohort shows its outcome too.
     await page.goto(`${auth.httpUrl}/`);

@@ -136,4 +136,6 @@ export interface CacheEvidenceEntry {
   readonly hits: number;
   readonly misses: number;
   readonly missedSteps: readonly string[];
+  /** `record`: per action or task; `output`: the tool's summary line only (which steps missed is unknown). */
+  readonly source: 'record' | 'output';
 }

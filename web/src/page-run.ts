@@ -100,7 +100,7 @@ function cacheEvidence(entries: readonly CacheEvidenceEntry[]): HTMLElement | nu
             h('td', {}, e.tool),
             h('td', { class: 'num' }, e.hits),
             h('td', { class: 'num' }, e.misses),
-            h('td', { class: 'mono' }, e.missedSteps.length ? e.missedSteps.join(', ') : 'none'),
+            h('td', { class: 'mono' }, e.source === 'output' ? 'unknown (summary line only)' : e.missedSteps.length ? e.missedSteps.join(', ') : 'none'),
           ),
         ),
       ),
