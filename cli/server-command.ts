@@ -26,6 +26,7 @@ const flagOf: Record<string, string> = {
   stragglerFactor: '--straggler-factor',
   retentionHours: '--retention',
   maxLostLeases: '--max-lost-leases',
+  maxLeaseAgeSec: '--max-lease-age',
   pingIntervalMs: '--ping-interval',
   allowedOrigins: '--allowed-origin',
   helloTimeoutMs: '--hello-timeout',
@@ -55,6 +56,7 @@ interface ServerFlags {
   stragglerFactor: number;
   retention: number;
   maxLostLeases: number;
+  maxLeaseAge?: number;
   pingInterval: number;
   allowedOrigin: string[];
   helloTimeout: number;
@@ -86,7 +88,8 @@ export function registerServerCommand(program: Command): void {
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a process crash, full also power loss').choices(['normal', 'full']).default('normal'))
     .option('--straggler-factor <x>', 'start a backup copy after x times the estimate (0 disables)', numberOption(0, 100), 2)
     .option('--retention <hours>', 'how long finished cohorts stay joinable and in memory', numberOption(0, 8760), 24)
-    .option('--max-lost-leases <n>', 'leases a step may lose with its peer before it is failed as a poison step', intOption(1, 1_000_000), 3)
+    .option('--max-lost-leases <n>', 'leases of a step whose holder died while running it (grace expired) before the step is failed as a poison step', intOption(1, 1_000_000), 3)
+    .option('--max-lease-age <sec>', 'end a lease whose holder has not finished it after this long and lease the step again (default: 4 × the step\'s estimate, at least 10 min, or 2 h without one)', numberOption(1, 30 * 24 * 3600))
     .option('--ping-interval <sec>', 'ping every peer this often; one silent for two intervals is dropped', numberOption(0.1, 600), 15)
     .option('--allowed-origin <origin>', 'a browser origin (https://host[:port]) besides the authority\'s own that may open a WebSocket; repeatable', collect, [])
     .option('--hello-timeout <sec>', 'close a connection that has not sent its hello (or INIT) within this (1008 HELLO_TIMEOUT)', numberOption(0.1, 3600), 10)
@@ -148,6 +151,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
       stragglerFactor: flags.stragglerFactor,
       retentionHours: flags.retention,
       maxLostLeases: flags.maxLostLeases,
+      ...(flags.maxLeaseAge !== undefined ? { maxLeaseAgeSec: flags.maxLeaseAge } : {}),
       pingIntervalMs: Math.round(flags.pingInterval * 1000),
       allowedOrigins: flags.allowedOrigin,
       helloTimeoutMs: Math.round(flags.helloTimeout * 1000),

@@ -4,7 +4,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { closeCodes } from '../shared/close-codes.js';
 import { Authority } from './authority.js';
 import type { ServerConfig } from './config.js';
-import type { Clock } from './core/clock.js';
+import { AnchoredClock, type Clock } from './core/clock.js';
 import { defaultCoreConfig, type CoreConfig, type IdSource } from './core/core-types.js';
 import { Scheduler } from './core/scheduler.js';
 import type { Snapshot } from './core/records.js';
@@ -47,6 +47,7 @@ export interface AppDeps {
    * it from here: it is closed by `close()`, or at once if start-up fails.
    */
   readonly store: Store;
+  /** The authority's clock; default {@link systemClock} (monotonic, anchored on the wall clock at start). */
   readonly clock?: Clock;
   readonly ids?: IdSource;
   readonly logger?: FastifyServerOptions['logger'];
@@ -55,7 +56,14 @@ export interface AppDeps {
   readonly onFatal?: (err: Error) => void;
 }
 
-export const systemClock: Clock = { now: () => Date.now() };
+/**
+ * The authority's clock on this machine: wall time read now, advanced by the
+ * monotonic clock (core/clock.ts), so a wall step moves no deadline. Made
+ * once per app, just before state is restored: a restart re-bases it.
+ */
+export function systemClock(): Clock {
+  return new AnchoredClock({ wallMs: () => Date.now(), monotonicMs: () => performance.now() });
+}
 
 /** Random, URL-safe ids; the prefix says what they are. */
 export const randomIds: IdSource = {
@@ -76,6 +84,7 @@ export function coreConfigFrom(config: ServerConfig): CoreConfig {
     maxOpenCohortsPerSource: config.maxCohortsPerSource,
     maxStepsPerSource: config.maxStepsPerSource,
     maxLostLeases: config.maxLostLeases,
+    maxLeaseAgeMs: config.maxLeaseAgeSec === null ? null : Math.round(config.maxLeaseAgeSec * 1000),
     pingIntervalMs: config.pingIntervalMs,
   };
 }
@@ -105,7 +114,7 @@ function restoredRepos(inner: SchedulerStore): { store: SchedulerStore; repoOf: 
 }
 
 export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<AuthorityApp> {
-  const clock = deps.clock ?? systemClock;
+  const clock = deps.clock ?? systemClock();
   const store = deps.store;
   const coreConfig = coreConfigFrom(config);
   const scheduler = new Scheduler(coreConfig, deps.ids ?? randomIds);

@@ -53,6 +53,8 @@ export const serverConfigSchema = z
     defaultEstimateSec: z.number().positive().max(7 * 24 * 3600).default(60),
     /** Leases a step may lose with its peer before it is failed as a poison step. */
     maxLostLeases: z.number().int().min(1).max(1_000_000).default(3),
+    /** A lease older than this is ended and the step leased again; null: 4 × the step's estimate (at least 10 min), or 2 h without one. */
+    maxLeaseAgeSec: z.number().positive().max(30 * 24 * 3600).nullable().default(null),
     retentionHours: z.number().min(0).max(24 * 365).default(24),
     /** With a PostgreSQL store: seconds between leader-lease renewals (`--leader-renew`). */
     leaderRenewSec: z.number().min(0.1).max(600).default(2),

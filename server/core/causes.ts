@@ -4,17 +4,31 @@
  * database's `fail_reason` column); nothing parses their output.
  */
 
-/** Why a lease's holder stopped counting as running it. */
+/**
+ * Why a lease's holder stopped counting as running it. Two are deaths (the
+ * holder died while running the step) and count toward `maxLostLeases`:
+ * `grace-expired` (dropped and never came back) and `restart` (after a restart
+ * its holder is gone for good). The others are releases by a holder that is
+ * alive and never fail a step: `bye` (a cancelled CI job), `not-resumed` (it
+ * resumed without naming the step), `client-dropped` (a Task Director client,
+ * which cannot resume, closed its connection).
+ */
 export const leaseLossWhy = Object.freeze({
   graceExpired: 'grace-expired',
   bye: 'bye',
   notResumed: 'not-resumed',
   restart: 'restart',
+  clientDropped: 'client-dropped',
 });
 export type LeaseLossWhy = (typeof leaseLossWhy)[keyof typeof leaseLossWhy];
 
-/** Why a live copy was ended by the authority. */
-export type AbortWhy = 'superseded' | 'cancelled';
+/** Whether a loss is a death of the holder while it ran the step (counted toward poison). */
+export function isDeath(why: LeaseLossWhy): boolean {
+  return why === 'grace-expired' || why === 'restart';
+}
+
+/** Why a live copy was ended by the authority: another copy won, the cohort was cancelled, or it passed its max age. */
+export type AbortWhy = 'superseded' | 'cancelled' | 'max-age';
 
 /** How a lease ended; `null` on the record while it is live. */
 export type LeaseEnd =
@@ -32,7 +46,7 @@ export type CancelledBy = 'admin' | 'abandoned';
 export type StepFailCause =
   /** Reported failures reached `maxFailures`; the last one's peer and exit code. */
   | { readonly kind: 'attempts-exhausted'; readonly failures: number; readonly peerId: string; readonly exitCode: number | null }
-  /** Lost its peer `maxLostLeases` times: the step may be killing its peer. */
+  /** Its holder died while running it `maxLostLeases` times (isDeath): the step may be killing its peer. */
   | { readonly kind: 'lost-too-often'; readonly lostLeases: number; readonly last: LeaseLossWhy }
   /** A step it needs is failed. */
   | { readonly kind: 'need-failed'; readonly need: string }
@@ -68,6 +82,19 @@ export function describeLoss(why: LeaseLossWhy): string {
       return 'not running it after resume';
     case 'restart':
       return 'its peer is gone after a restart';
+    case 'client-dropped':
+      return 'the Task Director client closed its connection';
+  }
+}
+
+export function describeAbort(why: AbortWhy): string {
+  switch (why) {
+    case 'superseded':
+      return 'another copy succeeded';
+    case 'cancelled':
+      return 'the step was resolved without it';
+    case 'max-age':
+      return 'ran past its max lease age';
   }
 }
 
@@ -110,7 +137,7 @@ export function describeLeaseEnd(end: LeaseEnd): string {
     case 'lost':
       return `lost: ${describeLoss(end.why)}`;
     case 'aborted':
-      return `aborted: ${end.why}`;
+      return `aborted: ${describeAbort(end.why)}`;
     case 'unrecorded':
       return end.outcome;
   }

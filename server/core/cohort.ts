@@ -23,6 +23,8 @@ export class Cohort {
   readonly repos: ReadonlyMap<string, string> = new Map();
   readonly matchKey: string;
   readonly sourceKey: string;
+  /** Leases per step that were ended for their age (`--max-lease-age`); each makes the next lease's limit 4 × longer. */
+  readonly leaseTimeouts: ReadonlyMap<string, number> = new Map();
   /** Critical-path priority per step, in ms. */
   readonly priorityMs: ReadonlyMap<string, number> = new Map();
   /** Steps not yet succeeded or failed (a derived counter; invariants.ts recounts it). */

@@ -22,8 +22,25 @@ export interface CoreConfig {
   readonly stragglerMinMs: number;
   /** Reported failures after which a step is failed for the cohort (first run + one retry). Default 2. */
   readonly maxFailures: number;
-  /** Leases lost with their peer after which a step is failed (a step that kills its peer). Default 3. */
+  /** Leases whose holder died while running the step after which it is failed (a step that kills its peer). Default 3. */
   readonly maxLostLeases: number;
+  /**
+   * A lease older than this is ended (`aborted`, why `max-age`) and the step leased again; null: the
+   * default rule, `leaseAgeFactor` × the step's estimate (at least `minLeaseAgeMs`), or
+   * `unknownLeaseAgeMs` when the step has no real estimate. Default null.
+   */
+  readonly maxLeaseAgeMs: number | null;
+  /** Default 4. */
+  readonly leaseAgeFactor: number;
+  /** Floor of the estimate-based max age (a 50 ms step recorded once must not get a 200 ms limit). Default 10 min. */
+  readonly minLeaseAgeMs: number;
+  /** Max age of a lease of a step with no recorded duration and no `estimateSec`. Default 2 h. */
+  readonly unknownLeaseAgeMs: number;
+  /**
+   * How much shorter than the authority's own measure (lease start to completion) a peer's reported
+   * duration may be and still be recorded (at most half the measure). Default 5 s.
+   */
+  readonly peerDurationSlackMs: number;
   /** Weight of the newest sample in the duration moving average. Default 0.3. */
   readonly durationAlpha: number;
   /** How long resolved cohorts stay joinable and in memory. Default 24 h. */
@@ -50,6 +67,11 @@ export const defaultCoreConfig: CoreConfig = Object.freeze({
   stragglerMinMs: 30_000,
   maxFailures: 2,
   maxLostLeases: 3,
+  maxLeaseAgeMs: null,
+  leaseAgeFactor: 4,
+  minLeaseAgeMs: 10 * 60_000,
+  unknownLeaseAgeMs: 2 * 3600_000,
+  peerDurationSlackMs: 5_000,
   durationAlpha: 0.3,
   cohortRetentionMs: 24 * 3600_000,
   idleCohortTtlMs: 3600_000,
@@ -98,7 +120,7 @@ export type CoreInput =
       readonly stepId: string;
       readonly ok: boolean;
       readonly exitCode: number | null;
-      /** As the peer measured it; null: measured by the authority from the lease's start. */
+      /** As the peer measured it (recorded only within the authority's own measure, see `peerDurationSlackMs`); null: the authority's measure. */
       readonly durationMs: number | null;
       readonly logTail: string | null;
       /** With `ok: false`: built, but `--verify` found the result missing from the remote cache (not a build failure). */

@@ -111,7 +111,12 @@ export type CoreStat =
   | 'step.succeeded'
   | 'step.failed'
   | 'step.reused'
+  /** A lease whose holder died while running it (grace expired, gone after a restart): counts toward poison. */
   | 'lease.expired'
+  /** A lease given back by a holder that is alive (bye, resumed without it, a Task Director client's drop): never poison. */
+  | 'lease.released'
+  /** A lease ended because it passed its max age (`--max-lease-age`); the step is leased again. */
+  | 'lease.timed-out'
   /** Build time saved by a completed cohort (s): every member building every step, minus each step built once. */
   | 'seconds.saved'
   /** Runner time of a peer told `complete` (s): join to complete, building and waiting. */

@@ -284,10 +284,14 @@ function leave(state: SchedulerState, tx: CoreTx, cohort: Cohort, peer: PeerStat
   tx.event(cohort.id, `peer.${status}`, { peerId: peer.peerId });
 }
 
-/** Grace is over (`now >= graceEndsAtMs`): the peer is gone and its lease is lost. */
+/**
+ * Grace is over (`now >= graceEndsAtMs`): the peer is gone and its lease is
+ * lost: a death (it dropped and never came back), except for a Task Director
+ * client, which cannot resume (no grace) and whose drop is only a release.
+ */
 export function expireGrace(state: SchedulerState, tx: CoreTx, peer: PeerState): void {
   const cohort = state.cohorts.get(peer.record.cohortId)!;
-  dropLease(state, tx, cohort, peer, 'grace-expired');
+  dropLease(state, tx, cohort, peer, peer.record.resumable ? 'grace-expired' : 'client-dropped');
   leave(state, tx, cohort, peer, 'gone');
   tx.dirty.add(cohort);
 }

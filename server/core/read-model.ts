@@ -18,7 +18,7 @@ export const leaseOutcomeView = z.enum(['succeeded', 'failed', 'lost', 'aborted'
 export const pipelineTypeView = z.enum(['independent', 'dependent']);
 
 const cancelledBy = z.enum(['admin', 'abandoned']);
-const lossWhy = z.enum(['grace-expired', 'bye', 'not-resumed', 'restart']);
+const lossWhy = z.enum(['grace-expired', 'bye', 'not-resumed', 'restart', 'client-dropped']);
 
 /** Why a step failed for its cohort: a StepFailCause (causes.ts). */
 export const stepFailCauseView = z.discriminatedUnion('kind', [
@@ -40,7 +40,7 @@ export const leaseEndView = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('succeeded') }),
   z.strictObject({ kind: z.literal('failed'), exitCode: z.number().int().nullable() }),
   z.strictObject({ kind: z.literal('lost'), why: lossWhy }),
-  z.strictObject({ kind: z.literal('aborted'), why: z.enum(['superseded', 'cancelled']) }),
+  z.strictObject({ kind: z.literal('aborted'), why: z.enum(['superseded', 'cancelled', 'max-age']) }),
   z.strictObject({ kind: z.literal('unrecorded'), outcome: leaseOutcomeView }),
 ]);
 

@@ -84,7 +84,7 @@ export interface StepRecord {
   readonly attempts: number;
   /** Reported failures (non-zero exit) of live leases. */
   readonly failures: number;
-  /** Leases lost with their peer (grace expired, bye, or not resumed). */
+  /** Leases whose holder died while running it (grace expired, or gone after a restart; causes.ts `isDeath`). */
   readonly lostLeases: number;
   /** Peers that failed this step, so a retry goes elsewhere when it can. */
   readonly failedOn: readonly string[];

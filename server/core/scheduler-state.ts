@@ -52,6 +52,8 @@ export class SchedulerState {
   readonly inGrace: ReadonlySet<PeerState> = new Set();
   /** When grace periods end, earliest first (entries whose peer moved on are dropped when they come up). */
   readonly graceDeadlines = new DeadlineHeap<PeerState>();
+  /** When live leases pass their max age, earliest first (entries of leases that ended are dropped when they come up). */
+  readonly leaseAgeDeadlines = new DeadlineHeap<LeaseRecord>();
   /** Peers told `wait` (their cohorts are the only ones a straggler backup can matter to). */
   readonly waiting: ReadonlySet<PeerState> = new Set();
   /** Open cohorts (gauges; live leases exist only in open cohorts). */
@@ -87,6 +89,19 @@ export class SchedulerState {
       this.durations.has(durationKey(cohort.record.repo, cohort.record.schema.id, stepId)) ||
       cohort.record.schema.steps[cohort.schemaIndex.get(stepId)!]!.estimateSec !== undefined
     );
+  }
+
+  /**
+   * How long a lease of this step may run before it is ended and the step
+   * leased again (CoreConfig `maxLeaseAgeMs`), × 4 for each earlier lease of
+   * the step that was ended for its age: a step that really takes longer than
+   * its estimate said is slowed down, never stopped for ever.
+   */
+  maxLeaseAgeMs(cohort: Cohort, stepId: string): number {
+    const c = this.config;
+    const base =
+      c.maxLeaseAgeMs !== null ? c.maxLeaseAgeMs : !this.estimateKnown(cohort, stepId) ? c.unknownLeaseAgeMs : Math.max(c.minLeaseAgeMs, Math.round(c.leaseAgeFactor * this.estimateMs(cohort, stepId)));
+    return base * 4 ** Math.min(cohort.leaseTimeouts.get(stepId) ?? 0, 8);
   }
 
   pickContext(now: number): PickContext {

@@ -10,7 +10,7 @@ import { transitionPeer } from './peer-status.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { Snapshot, StepRecord } from './records.js';
 import { SchedulerState, type PeerState } from './scheduler-state.js';
-import { endLease, onFinished, returnToPending } from './step-lifecycle.js';
+import { endLease, expireLeaseAge, onFinished, returnToPending } from './step-lifecycle.js';
 
 /**
  * The scheduler: a deterministic state machine, `handle(input, now) -> { writes, effects }`.
@@ -53,6 +53,7 @@ export class Scheduler {
       const cohort = state.cohorts.get(row.cohortId);
       if (!cohort) continue;
       state.addLease(j, cohort, { ...row });
+      if (row.end?.kind === 'aborted' && row.end.why === 'max-age') j.mapSet(cohort.leaseTimeouts, row.stepId, (cohort.leaseTimeouts.get(row.stepId) ?? 0) + 1);
     }
     for (const row of snapshot.peers) {
       const cohort = state.cohorts.get(row.cohortId);
@@ -76,6 +77,8 @@ export class Scheduler {
           const holder = state.peers.get(lease.peerId);
           if (holder && holder.record.cohortId === cohort.id && state.inGrace.has(holder) && heldLeaseId(holder.work) === null) {
             j.setState(holder, 'work', { kind: 'running', leaseId: lease.leaseId });
+            // Re-based: a lease stored on an axis ahead of this process's (the wall clock went back) starts now at the latest.
+            state.leaseAgeDeadlines.push(Math.min(lease.startedAtMs, now) + state.maxLeaseAgeMs(cohort, lease.stepId), lease);
           } else {
             endLease(state, tx, cohort, lease, { kind: 'lost', why: 'restart' });
           }
@@ -135,15 +138,20 @@ export class Scheduler {
   }
 
   /**
-   * Time passed: grace periods end (`now >= graceEndsAtMs`), stragglers may
-   * get backups, and a bounded batch of the retention sweep runs (all three
-   * from min-heaps: a tick's cost does not depend on history).
+   * Time passed: grace periods end (`now >= graceEndsAtMs`), leases pass
+   * their max age, stragglers may get backups, and a bounded batch of the
+   * retention sweep runs (all four from min-heaps: a tick's cost does not
+   * depend on history).
    */
   private onTick(tx: CoreTx): void {
     const state = this.state;
     for (let top = state.graceDeadlines.peek(); top !== null && top.atMs <= tx.now; top = state.graceDeadlines.peek()) {
       state.graceDeadlines.pop(tx.journal);
       if (state.graceEntryValid(top.value, top.atMs)) expireGrace(state, tx, top.value);
+    }
+    for (let top = state.leaseAgeDeadlines.peek(); top !== null && top.atMs <= tx.now; top = state.leaseAgeDeadlines.peek()) {
+      state.leaseAgeDeadlines.pop(tx.journal);
+      if (top.value.end === null) expireLeaseAge(state, tx, top.value, top.atMs - top.value.startedAtMs);
     }
     fireStragglers(state, tx);
     if (tx.now >= state.nextSweepAtMs) {
@@ -154,7 +162,7 @@ export class Scheduler {
 
   /**
    * The next time `tick` has work to do, or null: the earliest grace deadline,
-   * straggler backup (in a cohort with a waiting peer) or sweep entry, each from
+   * lease age limit, straggler backup (in a cohort with a waiting peer) or sweep entry, each from
    * a min-heap; the sweep no earlier than its interval allows, unless a backlog
    * is being worked off. Costs O(log n) per stale heap entry dropped.
    */
@@ -170,6 +178,13 @@ export class Scheduler {
         break;
       }
       state.graceDeadlines.pop(null); // stale: the peer resumed, left or was replaced
+    }
+    for (let top = state.leaseAgeDeadlines.peek(); top !== null; top = state.leaseAgeDeadlines.peek()) {
+      if (top.value.end === null) {
+        consider(top.atMs);
+        break;
+      }
+      state.leaseAgeDeadlines.pop(null); // stale: the lease ended
     }
     const straggler = nextStragglerAtMs(state);
     if (straggler !== null) consider(straggler);

@@ -1,5 +1,5 @@
 import { limits } from '../../shared/limits.js';
-import { describeLoss, describeStepChangeCause, describeStepFailure, type AbortWhy, type LeaseEnd, type LeaseLossWhy, type StepFailCause } from './causes.js';
+import { describeLoss, describeStepChangeCause, describeStepFailure, isDeath, type AbortWhy, type LeaseEnd, type LeaseLossWhy, type StepFailCause } from './causes.js';
 import type { Cohort } from './cohort.js';
 import type { CoreTx } from './core-tx.js';
 import type { Refusal } from './effects.js';
@@ -60,7 +60,7 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
     return;
   }
   const step = cohort.steps.get(lease.stepId)!;
-  const durationMs = input.durationMs ?? Math.max(0, tx.now - lease.startedAtMs);
+  const durationMs = recordedDurationMs(input.durationMs, Math.max(0, tx.now - lease.startedAtMs), state.config.peerDurationSlackMs);
 
   if (lease.end === null) {
     endLease(state, tx, cohort, lease, input.ok ? { kind: 'succeeded' } : { kind: 'failed', exitCode: input.exitCode });
@@ -76,6 +76,20 @@ export function onFinished(state: SchedulerState, tx: CoreTx, input: FinishedInp
     return;
   }
   refuse({ kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'ended', ok: input.ok, end: lease.end, stepStatus: step.status });
+}
+
+/**
+ * The duration recorded for a completion: the authority's own measure (lease
+ * start to completion, `measuredMs`), or the peer's figure when it lies within
+ * it: no longer than the measure (the peer cannot have run longer than it
+ * held the lease) and no shorter than the measure minus `slackMs` (frame
+ * transit and start-up), nor than half of it. So a peer reporting 0 ms or
+ * 10⁹ ms cannot skew estimates, priorities or straggler backups.
+ */
+export function recordedDurationMs(peerMs: number | null, measuredMs: number, slackMs: number): number {
+  if (peerMs === null) return measuredMs;
+  const lowest = measuredMs - Math.min(slackMs, Math.floor(measuredMs / 2));
+  return Math.min(measuredMs, Math.max(lowest, Math.round(peerMs)));
 }
 
 export function succeed(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, lease: LeaseRecord, durationMs: number): void {
@@ -229,6 +243,7 @@ export function grant(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: S
   state.setWork(tx.journal, peer, { kind: 'running', leaseId: lease.leaseId });
   tx.step(step);
   tx.lease(lease);
+  state.leaseAgeDeadlines.push(lease.startedAtMs + state.maxLeaseAgeMs(cohort, step.stepId), lease);
   tx.event(cohort.id, 'step.leased', { stepId: step.stepId, peerId: lease.peerId, detail: `attempt ${lease.attempt}${backup ? ', backup copy' : ''}` });
   tx.stat('step.assigned');
   if (peer.connId !== null) tx.emit({ kind: 'granted', connId: peer.connId, cohortId: cohort.id, stepId: step.stepId, leaseId: lease.leaseId, attempt: lease.attempt, backup });
@@ -260,19 +275,44 @@ function abortOrphans(state: SchedulerState, tx: CoreTx, cohort: Cohort, stepId:
   }
 }
 
-/** The holder is gone: the lease ends; the step goes back to pending unless another copy runs. */
+/**
+ * The holder stopped running it: the lease ends; the step goes back to pending
+ * unless another copy runs. Only a death (causes.ts `isDeath`) counts toward
+ * `maxLostLeases`; a release by a live holder never fails the step.
+ */
 export function loseLease(state: SchedulerState, tx: CoreTx, cohort: Cohort, lease: LeaseRecord, why: LeaseLossWhy): void {
   endLease(state, tx, cohort, lease, { kind: 'lost', why });
   tx.event(cohort.id, 'lease.lost', { stepId: lease.stepId, peerId: lease.peerId, detail: describeLoss(why) });
-  tx.stat('lease.expired');
+  tx.stat(isDeath(why) ? 'lease.expired' : 'lease.released');
   const step = cohort.steps.get(lease.stepId)!;
   if (step.status === 'leased' && cohort.live(step.stepId).length === 0) returnToPending(state, tx, cohort, step, why);
   tx.dirty.add(cohort);
 }
 
 export function returnToPending(state: SchedulerState, tx: CoreTx, cohort: Cohort, step: StepRecord, why: LeaseLossWhy): void {
-  tx.journal.set(step, { lostLeases: step.lostLeases + 1 });
-  tx.step(step);
   transitionStep(tx.journal, step, 'pending');
+  tx.step(step);
+  if (!isDeath(why)) return;
+  tx.journal.set(step, { lostLeases: step.lostLeases + 1 });
   if (step.lostLeases >= state.config.maxLostLeases) failStep(state, tx, cohort, step, { kind: 'lost-too-often', lostLeases: step.lostLeases, last: why });
+}
+
+/**
+ * A lease passed its max age (`now >= startedAtMs + maxLeaseAgeMs`) while its
+ * holder, connected or in grace, never finished it: it ends (`aborted`, why
+ * `max-age`), the holder is told to stop, and the step is leased again, to
+ * another peer where there is one, with 4 × the time (so a step that truly
+ * runs long finishes on a later lease). Not a death and not a failure: it
+ * counts toward neither `maxLostLeases` nor `maxFailures`.
+ */
+export function expireLeaseAge(state: SchedulerState, tx: CoreTx, lease: LeaseRecord, limitMs: number): void {
+  const cohort = state.cohorts.get(lease.cohortId)!;
+  const step = cohort.steps.get(lease.stepId)!;
+  abortLease(state, tx, cohort, lease, 'max-age');
+  tx.event(cohort.id, 'lease.timed-out', { stepId: lease.stepId, peerId: lease.peerId, detail: `lease ${lease.leaseId} ran ${tx.now - lease.startedAtMs} ms, past its max age of ${limitMs} ms; leasing the step again` });
+  tx.stat('lease.timed-out');
+  tx.journal.mapSet(cohort.leaseTimeouts, step.stepId, (cohort.leaseTimeouts.get(step.stepId) ?? 0) + 1);
+  tx.journal.set(step, { failedOn: step.failedOn.includes(lease.peerId) ? step.failedOn : [...step.failedOn, lease.peerId] });
+  tx.step(step);
+  if (step.status === 'leased' && cohort.live(step.stepId).length === 0) transitionStep(tx.journal, step, 'pending');
 }

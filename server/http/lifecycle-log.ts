@@ -78,6 +78,8 @@ export function lifecycleLine(event: EventRecord, batch: BatchRows, repo: string
     }
     case 'lease.aborted':
       return info('lease aborted');
+    case 'lease.timed-out':
+      return warn('lease timed out');
     case 'schema.digest-differs':
       return warn('schema digest differs');
     case 'step.unpublished':

@@ -55,7 +55,9 @@ export class Metrics {
       'step.succeeded': counter('taskshard_steps_succeeded_total', 'Steps that succeeded (built once).'),
       'step.failed': counter('taskshard_steps_failed_total', 'Steps failed for their cohort.'),
       'step.reused': counter('taskshard_steps_reused_total', 'Steps skipped because a memo held their result.'),
-      'lease.expired': counter('taskshard_lease_expiries_total', 'Leases lost with their peer (grace expired, bye, or not resumed).'),
+      'lease.expired': counter('taskshard_lease_expiries_total', 'Leases whose holder died while running the step (grace expired, or gone after a restart); these count toward --max-lost-leases.'),
+      'lease.released': counter('taskshard_leases_released_total', 'Leases given back by a live holder (bye, a resume without the step, a Task Director client closing); never poison.'),
+      'lease.timed-out': counter('taskshard_leases_timed_out_total', 'Leases ended because they passed --max-lease-age; the step is leased again.'),
       'runner.spent': counter('taskshard_runner_seconds_total', 'Runner time (s) of peers told complete: join to complete, building and waiting.'),
       'runner.alone': counter('taskshard_runner_seconds_alone_total', 'What those peers would have spent building every step alone (s); minus taskshard_runner_seconds_total is the runner time saved, which can be negative.'),
     };

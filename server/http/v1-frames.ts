@@ -61,7 +61,8 @@ export function v1Delivery(effect: Effect): V1Delivery {
     case 'complete':
       return one({ type: 'complete', cohortId: effect.cohortId, outcome: effect.outcome.kind, summary: effect.summary });
     case 'abort':
-      return one({ type: 'abort', stepId: effect.stepId, leaseId: effect.leaseId, reason: effect.why });
+      // Protocol v1 knows three reasons; a lease ended for its age is, to the peer, a lease it lost.
+      return one({ type: 'abort', stepId: effect.stepId, leaseId: effect.leaseId, reason: effect.why === 'max-age' ? 'lease-lost' : effect.why });
     case 'refuse': {
       const code = refusalCode(effect.refusal);
       const info = errorCodes[code];

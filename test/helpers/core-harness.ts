@@ -1,5 +1,5 @@
 import { defaultCoreConfig, type CoreConfig, type CoreInput, type CoreOutput, type Effect } from '../../server/core/core-types.js';
-import type { Registration, Snapshot, Write } from '../../server/core/records.js';
+import type { LeaseRecord, Registration, Snapshot, Write } from '../../server/core/records.js';
 import { Scheduler } from '../../server/core/scheduler.js';
 import { v1Delivery, v1MessagesFor } from '../../server/http/v1-frames.js';
 import { schemaDigest } from '../../shared/schema-digest.js';
@@ -104,7 +104,18 @@ export class CoreHarness {
     return this.hello(peerId, { ...options, token: this.tokens.get(peerId) ?? null, currentStep });
   }
 
-  finish(peerId: string, leaseId: string, stepId: string, ok = true, extra: { exitCode?: number | null; durationMs?: number; logTail?: string | null } = {}): CoreOutput {
+  /**
+   * The peer reports a step. A peer cannot have run longer than it held the
+   * lease, and the authority records at most its own measure (lease start to
+   * completion): so the fake clock is first moved to at least the lease's
+   * start + `durationMs` (default 1000), as the real time would have passed.
+   * Pass `advance: false` to report without moving the clock (a peer lying).
+   */
+  finish(peerId: string, leaseId: string, stepId: string, ok = true, extra: { exitCode?: number | null; durationMs?: number; logTail?: string | null; advance?: boolean } = {}): CoreOutput {
+    const durationMs = extra.durationMs ?? 1000;
+    const lease = this.leaseRow(leaseId);
+    // Only the holder's own report: a refused one (another peer's lease) must not move time.
+    if (extra.advance !== false && lease?.peerId === peerId && this.clock.now() < lease.startedAtMs + durationMs) this.clock.set(lease.startedAtMs + durationMs);
     return this.handle({
       kind: 'finished',
       connId: this.conns.get(peerId)!,
@@ -112,9 +123,15 @@ export class CoreHarness {
       stepId,
       ok,
       exitCode: extra.exitCode === undefined ? (ok ? 0 : 1) : extra.exitCode,
-      durationMs: extra.durationMs ?? 1000,
+      durationMs,
       logTail: extra.logTail ?? null,
     });
+  }
+
+  /** A lease as first written (granted); null for a lease never written. */
+  leaseRow(leaseId: string): LeaseRecord | null {
+    for (const w of this.writes) if (w.table === 'lease' && w.row.leaseId === leaseId) return w.row;
+    return null;
   }
 
   disconnect(peerId: string): CoreOutput {

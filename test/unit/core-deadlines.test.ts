@@ -5,7 +5,7 @@ import { dagSchema, flatSchema } from '../helpers/schemas.js';
 describe('the next deadline', () => {
   it('is the earliest grace end still pending (a resumed peer no longer counts), then nothing but the sweep', () => {
     const sweepMs = 10 * 3600_000;
-    const h = new CoreHarness(flatSchema(3), { leaseGraceMs: 60_000, sweepIntervalMs: sweepMs });
+    const h = new CoreHarness(flatSchema(3), { leaseGraceMs: 60_000, sweepIntervalMs: sweepMs, maxLeaseAgeMs: 2 * sweepMs });
     const t0 = h.clock.now();
     for (const p of ['p1', 'p2', 'p3']) h.hello(p);
     h.disconnect('p1');
@@ -22,7 +22,7 @@ describe('the next deadline', () => {
   });
 
   it('a straggler backup is a deadline only while a peer of its cohort waits', () => {
-    const h = new CoreHarness(dagSchema({ slow: [] }, { slow: 10 }), { stragglerFactor: 2, stragglerMinMs: 1_000, sweepIntervalMs: 10 * 3600_000 });
+    const h = new CoreHarness(dagSchema({ slow: [] }, { slow: 10 }), { stragglerFactor: 2, stragglerMinMs: 1_000, sweepIntervalMs: 10 * 3600_000, maxLeaseAgeMs: 20 * 3600_000 });
     const t0 = h.clock.now();
     h.hello('p1');
     expect(h.scheduler.nextDeadlineMs()).toBe(t0 + 10 * 3600_000); // nobody waits: only the sweep

@@ -56,7 +56,8 @@ describe('step failure', () => {
         // Build time: p1 built nothing; alone it would build b, c (1 s each, measured) and bad (its 100 s estimate).
         builtSec: 0,
         aloneSec: 102,
-        spentSec: 0,
+        // Joined at 0; the last report came 2 s later (each report at least 1 s after its lease started).
+        spentSec: 2,
       },
     });
   });

@@ -53,8 +53,8 @@ describe('memo', () => {
   it('is used strictly before its expiry and not at it', () => {
     const h = new CoreHarness(flatSchema(1));
     h.hello('a', { reg: { baseSha: sha } });
-    const madeAt = h.clock.now();
     runToCompletion(h, 'a');
+    const madeAt = h.clock.now(); // the memo is made when the step succeeds
     h.clock.set(madeAt + ttl - 1);
     h.hello('before', { reg: { baseSha: sha, isolated: true } });
     expect(h.lastAssign('before')).toBeUndefined();

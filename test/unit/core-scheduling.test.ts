@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { defaultCoreConfig } from '../../server/core/core-types.js';
 import { allSent, CoreHarness, messagesIn } from '../helpers/core-harness.js';
 import { dagSchema, flatSchema } from '../helpers/schemas.js';
 
@@ -117,14 +118,17 @@ describe('straggler backup', () => {
     h.hello('p1');
     h.hello('p2');
     const slow = h.lastAssign('p1')!;
+    const t0 = h.clock.now();
     expect(slow.stepId).toBe('slow');
     h.finish('p2', h.lastAssign('p2')!.leaseId, 'quick');
     expect(h.sent('p2').pop()).toEqual({ type: 'wait', cohortId: 'c1', running: [{ stepId: 'slow', peerId: 'p1' }], unresolved: 1 });
-    expect(h.scheduler.nextDeadlineMs()).toBe(h.clock.now() + 40_000);
+    expect(h.scheduler.nextDeadlineMs()).toBe(t0 + 40_000);
 
-    h.advance(39_999);
+    h.clock.set(t0 + 39_999);
+    h.tick();
     expect(h.lastAssign('p2')!.stepId).toBe('quick');
-    const out = h.advance(1);
+    h.clock.set(t0 + 40_000);
+    const out = h.tick();
     expect(messagesIn(out, h.conns.get('p2')!)).toEqual([{ type: 'assign', cohortId: 'c1', stepId: 'slow', leaseId: 'l3', attempt: 2, backup: true }]);
 
     const done = h.finish('p2', 'l3', 'slow');
@@ -141,11 +145,15 @@ describe('straggler backup', () => {
     h.hello('p2');
     h.advance(60 * 60_000);
     expect(h.lastAssign('p2')).toBeUndefined();
-    // Once a duration is recorded for the step, later cohorts do get backups.
+    // Once a duration is recorded for the step, later cohorts do get backups. The authority measured
+    // the hour it ran (the peer's 1 s is below the measure minus the slack): 2 x that later.
     h.finish('p1', h.lastAssign('p1')!.leaseId, 's1', true, { durationMs: 1_000 });
+    const measuredMs = 60 * 60_000 - defaultCoreConfig.peerDurationSlackMs;
     h.hello('q1', { reg: { patchsets: ['next'] } });
     h.hello('q2', { reg: { patchsets: ['next'] } });
-    h.advance(30_000);
+    h.advance(2 * measuredMs - 1);
+    expect(h.lastAssign('q2')).toBeUndefined();
+    h.advance(1);
     expect(h.lastAssign('q2')).toMatchObject({ stepId: 's1', backup: true });
   });
 
@@ -154,12 +162,12 @@ describe('straggler backup', () => {
     h.hello('old', { resumable: false });
     h.hello('v1');
     h.hello('old2', { resumable: false });
-    h.advance(10 * 60_000);
+    h.advance(9 * 60_000); // under the 10 min floor of the max lease age
     expect(h.effects.filter((e) => e.kind === 'granted')).toHaveLength(1);
     const h2 = new CoreHarness(dagSchema({ slow: [] }, { slow: 1 }));
     h2.hello('v1');
     h2.hello('old', { resumable: false });
-    h2.advance(10 * 60_000);
+    h2.advance(9 * 60_000);
     expect(h2.lastAssign('old')).toBeUndefined();
   });
 
