@@ -2,11 +2,14 @@ import { randomBytes } from 'node:crypto';
 import type { Hello } from '../../shared/protocol.js';
 import { formatJsonPath } from '../../shared/json-text.js';
 import { normalizeRepo } from '../../shared/repo-url.js';
-import { validateSchemaValue } from '../../shared/schema-validate.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import type { Registration } from '../core/records.js';
 import type { TokenPair } from '../core/core-types.js';
 import { hashToken } from './auth.js';
+import { SchemaCheckCache } from './schema-check-cache.js';
+
+/** One per process: a fleet sends the same few schemas, each checked once (schema-check-cache.ts). */
+const schemaChecks = new SchemaCheckCache();
 
 /**
  * Turns a validated `hello` into what the core needs, re-checking the schema
@@ -19,7 +22,7 @@ export type HelloCheck =
 
 export function checkHello(hello: Hello): HelloCheck {
   const { digest: claimed, ...schemaValue } = hello.schema;
-  const result = validateSchemaValue(schemaValue);
+  const result = schemaChecks.check(schemaValue);
   if (!result.ok) {
     const first = result.problems[0]!;
     return { ok: false, message: `schema.${formatJsonPath(first.path)}: ${first.message}` };
