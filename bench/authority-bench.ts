@@ -29,7 +29,9 @@ const usage = `usage: npm run bench -- [--repeat R] [--peers N] [--cohort-size C
        npm run bench -- --abuse K [--attack bad-frames|expensive|idle|all] [--peers N] ...
          (the authority clean, then once per attack with K attacking connections; default: all three)
        npm run bench -- --store postgres://USER@HOST/DB [--kills K] [--leader-ttl S] [--leader-renew S] [--peers N] ...
-         (the load run on SQLite, then on PostgreSQL, in scratch databases; then K failovers: kill -9 to first grant)`;
+         (the load run on SQLite, then on PostgreSQL, in scratch databases; then K failovers: kill -9 to first grant)
+       npm run bench -- --day [N] [--concurrency C] [--retention-sec S] [--history-sec S] [--history-fill H] [--no-build]
+         (a day in service: N cohorts, default 20,000, through one authority; see bench/day-bench.ts)`;
 
 interface Flags {
   peers: number;
@@ -371,7 +373,9 @@ async function storeBench(flags: Flags, options: PhaseOptions, machine: Record<s
   return problems.length > 0 ? 1 : 0;
 }
 
-main().then(
+// `--day N`: a day in service (bench/day-bench.ts), a run of its own.
+const run = process.argv.includes('--day') ? import('./day-bench.js').then((m) => m.runDayBench(process.argv.slice(2))) : main();
+run.then(
   (code) => {
     process.exitCode = code;
   },

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { runProgram } from './cli-runner.js';
 import { registerCohortsCommands } from './cohorts-command.js';
+import { registerDbCommands } from './db-command.js';
 import { registerDurationsCommand } from './durations-command.js';
 import { packageInfo } from './package-info.js';
 import { registerPeerCommand } from './peer-command.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerPlanCommand(program);
   registerDurationsCommand(program);
   registerCohortsCommands(program);
+  registerDbCommands(program);
   registerPeerCommand(program);
   return program;
 }

@@ -25,6 +25,7 @@ const flagOf: Record<string, string> = {
   synchronous: '--sync',
   stragglerFactor: '--straggler-factor',
   retentionHours: '--retention',
+  historyDays: '--history-days',
   maxLostLeases: '--max-lost-leases',
   maxLeaseAgeSec: '--max-lease-age',
   pingIntervalMs: '--ping-interval',
@@ -55,6 +56,7 @@ interface ServerFlags {
   sync: string;
   stragglerFactor: number;
   retention: number;
+  historyDays: number;
   maxLostLeases: number;
   maxLeaseAge?: number;
   pingInterval: number;
@@ -88,6 +90,7 @@ export function registerServerCommand(program: Command): void {
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a process crash, full also power loss').choices(['normal', 'full']).default('normal'))
     .option('--straggler-factor <x>', 'start a backup copy after x times the estimate (0 disables)', numberOption(0, 100), 2)
     .option('--retention <hours>', 'how long finished cohorts stay joinable and in memory', numberOption(0, 8760), 24)
+    .option('--history-days <days>', 'delete finished cohorts (steps, leases, peers, events, log tails) from the database this long after they finished; durations and live memos stay', numberOption(0, 3650), 14)
     .option('--max-lost-leases <n>', 'leases of a step whose holder died while running it (grace expired) before the step is failed as a poison step', intOption(1, 1_000_000), 3)
     .option('--max-lease-age <sec>', 'end a lease whose holder has not finished it after this long and lease the step again (default: 4 × the step\'s estimate, at least 10 min, or 2 h without one)', numberOption(1, 30 * 24 * 3600))
     .option('--ping-interval <sec>', 'ping every peer this often; one silent for two intervals is dropped', numberOption(0.1, 600), 15)
@@ -150,6 +153,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
       synchronous: flags.sync as 'normal' | 'full',
       stragglerFactor: flags.stragglerFactor,
       retentionHours: flags.retention,
+      historyDays: flags.historyDays,
       maxLostLeases: flags.maxLostLeases,
       ...(flags.maxLeaseAge !== undefined ? { maxLeaseAgeSec: flags.maxLeaseAge } : {}),
       pingIntervalMs: Math.round(flags.pingInterval * 1000),
@@ -232,7 +236,8 @@ async function runServer(flags: ServerFlags): Promise<void> {
     }
   } catch (err) {
     process.stderr.write(`taskshard server: cannot start: ${(err as Error).message}\n`);
-    process.exitCode = 1;
+    // Another authority holds the SQLite file: a usage error (exit 2), not a crash.
+    process.exitCode = (err as { code?: string }).code === 'WRITER_LOCKED' ? exitInvalid : 1;
     await (election !== null ? election.stop() : built?.close())?.catch(() => undefined);
     return;
   }

@@ -3,6 +3,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { closeCodes } from '../shared/close-codes.js';
 import { Authority } from './authority.js';
+import { HistoryPruner } from './history-pruner.js';
 import type { ServerConfig } from './config.js';
 import { AnchoredClock, type Clock } from './core/clock.js';
 import { defaultCoreConfig, type CoreConfig, type IdSource } from './core/core-types.js';
@@ -153,9 +154,16 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   });
   const liveness = new LivenessMonitor(config.pingIntervalMs);
 
+  // A SQLite file deleted or replaced under us: fatal at once, not only at the next commit (which refuses too).
+  const unwatch =
+    store.watch?.((err) => {
+      app.log.fatal({ err, db: store.location }, 'database lost; stopping the authority');
+      deps.onFatal?.(err);
+    }) ?? (() => undefined);
   try {
     await authority.start();
   } catch (err) {
+    unwatch();
     await store.close();
     liveness.stop();
     throw err;
@@ -166,6 +174,19 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
     // Sockets are closed by close() below with a reason; the plugin need not do it.
     preClose: (done) => done(),
   });
+
+  const historyMs = config.historyDays * 86_400_000;
+  const pruner = new HistoryPruner({
+    retention: store.retention,
+    ...(store.reclaim ? { reclaim: (maxPages: number) => store.reclaim!(maxPages) } : {}),
+    clock,
+    log: app.log,
+    historyMs,
+    retentionMs: coreConfig.cohortRetentionMs,
+    // A pass a minute, or ten per history window when that is shorter (short windows in tests and benchmarks).
+    intervalMs: Math.min(60_000, Math.max(1_000, Math.max(historyMs, coreConfig.cohortRetentionMs) / 10)),
+  });
+  pruner.start();
 
   registerUpgradeGuard(app, { config, metrics, log: app.log });
   app.register(async (scope) => {
@@ -193,6 +214,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
     config,
     version: deps.version ?? '0.0.0',
     startedAtMs: Date.now(),
+    storeHealth: () => store.health(),
   });
 
   registerRunRoutes(app, { runs, readModel: store.readModel, clock, trends });
@@ -211,7 +233,9 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   let closed: Promise<void> | null = null;
   const close = (options: { readonly closeCode?: number; readonly reason?: string } = {}): Promise<void> => {
     closed ??= (async () => {
+      unwatch();
       authority.drain();
+      await pruner.stop();
       await authority.stop();
       liveness.stop();
       for (const client of app.websocketServer?.clients ?? []) client.close(options.closeCode ?? closeCodes.goingAway, options.reason ?? 'authority shutting down');

@@ -56,6 +56,8 @@ export const serverConfigSchema = z
     /** A lease older than this is ended and the step leased again; null: 4 × the step's estimate (at least 10 min), or 2 h without one. */
     maxLeaseAgeSec: z.number().positive().max(30 * 24 * 3600).nullable().default(null),
     retentionHours: z.number().min(0).max(24 * 365).default(24),
+    /** Resolved cohorts (their steps, leases, peers, events, log tails) leave the database this long after they resolved (never before `retentionHours`). */
+    historyDays: z.number().min(0).max(3650).default(14),
     /** With a PostgreSQL store: seconds between leader-lease renewals (`--leader-renew`). */
     leaderRenewSec: z.number().min(0.1).max(600).default(2),
     /** With a PostgreSQL store: seconds a leader lease lasts after a renewal (`--leader-ttl`). */

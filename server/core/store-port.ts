@@ -68,8 +68,9 @@ export interface Retention {
    * Deletes up to `maxCohorts` cohorts (oldest resolution first) whose status is
    * not open and that resolved strictly before `resolvedBeforeMs`, with their
    * steps, success rows, leases, peers and events (log tails live on steps), in
-   * one transaction. Open cohorts, memos and durations are never touched. Call
-   * it only with a cutoff older than the scheduler's in-memory retention.
+   * one transaction. Open cohorts, resolved ones with a member still connected
+   * or disconnected (in grace), memos and durations are never touched. Call it
+   * only with a cutoff older than the scheduler's in-memory retention.
    */
   pruneHistory(resolvedBeforeMs: number, maxCohorts: number): Promise<PruneResult>;
 }
@@ -83,6 +84,26 @@ export interface Store {
   readonly location: string;
   /** Closes the database; idempotent. A networked store resolves once its connections are gone. */
   close(): void | Promise<void>;
+  /** Returns up to `maxPages` free pages to the file system; how many it returned (optional: SQLite). */
+  reclaim?(maxPages: number): number;
+  /** The store's state for `/healthz` (cheap: no query). */
+  health(): StoreHealth;
+  /**
+   * Calls `onLost` (once) when the database can no longer be written safely,
+   * found between commits (a SQLite file deleted or replaced); returns a
+   * function that stops watching. Commits check the same themselves.
+   */
+  watch?(onLost: (err: Error) => void): () => void;
+}
+
+/** What `/healthz` says about the store. */
+export interface StoreHealth {
+  readonly kind: 'sqlite' | 'postgres';
+  /** `lost`: the database file was deleted or replaced; the authority stops. */
+  readonly status: 'ok' | 'lost' | 'closed';
+  /** A file path or a password-free URL. */
+  readonly location: string;
+  readonly detail?: string;
 }
 
 export type StoreConflictKind = 'lease-ended' | 'step-succeeded' | 'cohort-cancelled' | 'writer-deposed';

@@ -7,6 +7,7 @@ import { problemsFromZod } from '../../shared/zod-issues.js';
 import type { Authority } from '../authority.js';
 import type { ServerConfig } from '../config.js';
 import type { ReadModel } from '../core/read-model.js';
+import type { StoreHealth } from '../core/store-port.js';
 import { cohortDetailJson, cohortJson, peerJson } from './api-views.js';
 import type { Metrics } from './metrics.js';
 import { runOfDetail, type RunReader } from './run-reader.js';
@@ -27,6 +28,8 @@ export interface ApiDeps {
   readonly config: ServerConfig;
   readonly version: string;
   readonly startedAtMs: number;
+  /** The store's state, reported by /healthz. */
+  readonly storeHealth: () => StoreHealth;
 }
 
 const cohortIdSchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'must be a cohort id');
@@ -71,8 +74,12 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { authority, readModel, metrics } = deps;
 
   app.get('/healthz', { config: { access: 'public' } }, async (_req, reply) => {
-    const state = authority.isStopped ? 'stopped' : authority.isDraining ? 'draining' : 'ok';
-    return reply.code(state === 'ok' ? 200 : 503).send({ status: state, version: deps.version, uptimeSec: Math.round((Date.now() - deps.startedAtMs) / 1000) });
+    const store = deps.storeHealth();
+    const state = authority.isStopped || store.status !== 'ok' ? 'stopped' : authority.isDraining ? 'draining' : 'ok';
+    return reply
+      .code(state === 'ok' ? 200 : 503)
+      .header('cache-control', 'no-store')
+      .send({ status: state, version: deps.version, uptimeSec: Math.round((Date.now() - deps.startedAtMs) / 1000), store });
   });
 
   // Probes for a load balancer or orchestrator: alive, and ready for peers (a standby answers 503; server/ha).

@@ -10,6 +10,9 @@ export interface SqliteOptions {
 export function openSqliteDatabase(path: string, options: SqliteOptions = {}): Database.Database {
   const db = new Database(path);
   try {
+    // A new file reclaims the pages pruning frees (PRAGMA incremental_vacuum, see history-pruner.ts);
+    // it can only be chosen before the first table. An older file reuses its free pages instead.
+    if ((db.pragma('page_count', { simple: true }) as number) === 0) db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');

@@ -13,13 +13,18 @@ const children = [
   ['steps', 'steps'],
 ] as const;
 
-/** Cohorts due for pruning, oldest resolution first. */
-const due = `FROM cohorts WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < @before AND status <> 'open'`;
+/**
+ * Cohorts due for pruning, oldest resolution first. A resolved cohort with a
+ * member still connected or in its grace period is the authority's to keep
+ * (in memory past its retention until they leave): never pruned under it.
+ */
+const due = `FROM cohorts WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < @before AND status <> 'open'
+  AND NOT EXISTS (SELECT 1 FROM peers p WHERE p.cohort_id = cohorts.cohort_id AND p.status IN ('connected', 'disconnected'))`;
 
 export class SqliteRetention implements Retention {
   private readonly prune: (before: number, maxCohorts: number) => PruneResult;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, private readonly beforeCommit: () => void = () => undefined) {
     const pick = db.prepare(`SELECT cohort_id ${due} ORDER BY resolved_at_ms, cohort_id LIMIT @limit`).pluck();
     const more = db.prepare(`SELECT EXISTS (SELECT 1 ${due}) AS more`).pluck();
     const deletes = children.map(([key, table]) => [key, db.prepare(`DELETE FROM ${table} WHERE cohort_id IN (SELECT value FROM json_each(?))`)] as const);
@@ -39,6 +44,7 @@ export class SqliteRetention implements Retention {
     if (!Number.isInteger(maxCohorts) || maxCohorts < 1 || maxCohorts > 10_000) {
       throw new RangeError(`pruneHistory: maxCohorts must be an integer from 1 to 10000, got ${maxCohorts}`);
     }
+    this.beforeCommit();
     return this.prune(resolvedBeforeMs, maxCohorts);
   }
 }

@@ -70,7 +70,11 @@ export class SqliteSchedulerStore implements SchedulerStore {
   private epoch: number | null = null;
   private readonly recordEvidence: Database.Statement;
 
-  constructor(private readonly db: Database.Database) {
+  /** `beforeCommit` runs before every batch and throws to refuse it (the file guard). */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly beforeCommit: () => void = () => undefined,
+  ) {
     this.recordEvidence = db.prepare(sqliteText(cacheEvidenceSql.upsert));
     this.stmt = Object.fromEntries(Object.entries(sql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sql]: Database.Statement };
     this.applyBatch = db.transaction((writes: readonly Write[]) => {
@@ -87,10 +91,13 @@ export class SqliteSchedulerStore implements SchedulerStore {
 
   apply(writes: readonly Write[]): void {
     this.claim();
-    if (writes.length > 0) this.applyBatch(writes);
+    if (writes.length === 0) return;
+    this.beforeCommit();
+    this.applyBatch(writes);
   }
 
   recordCacheEvidence(cohortId: string, evidence: CacheEvidenceView): void {
+    this.beforeCommit();
     this.recordEvidence.run(...cacheEvidenceParams(cohortId, evidence));
   }
 

@@ -1,29 +1,57 @@
 import type Database from 'better-sqlite3';
-import type { Store } from '../core/store-port.js';
+import type { Store, StoreHealth } from '../core/store-port.js';
 import { openSqliteDatabase, type SqliteOptions } from './sqlite-database.js';
+import { SqliteFileGuard } from './sqlite-file-guard.js';
 import { SqliteReadModel } from './sqlite-read-model.js';
 import { SqliteRetention } from './sqlite-retention.js';
 import { SqliteSchedulerStore } from './sqlite-scheduler-store.js';
+import { WriterLock } from './sqlite-writer-lock.js';
 
 /**
  * The embedded store: the three parts of the store contract over one
  * better-sqlite3 connection in WAL mode. Every batch of writes is one
  * transaction; the transport sends no frame about a transition before its
  * batch has committed.
+ *
+ * One writer per file (DESIGN §11): opening takes the file's writer lock
+ * (sqlite-writer-lock.ts) or throws `WriterLockedError` naming the holder;
+ * then it proves the database writable (a write in a transaction) before
+ * anything else. Before every commit, and on a timer (`watch`), it checks
+ * that the path still names the file it opened (sqlite-file-guard.ts).
  */
-export type SqliteStoreOptions = SqliteOptions;
+export interface SqliteStoreOptions extends SqliteOptions {
+  /** Who takes the writer lock, shown to a second writer that is refused. Default `authority`. */
+  readonly role?: string;
+}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   readonly scheduler: SqliteSchedulerStore;
   readonly readModel: SqliteReadModel;
   readonly retention: SqliteRetention;
+  private readonly lock: WriterLock | null;
+  private readonly guard: SqliteFileGuard | null;
 
   constructor(readonly location: string, options: SqliteStoreOptions = {}) {
-    this.db = openSqliteDatabase(location, options);
-    this.scheduler = new SqliteSchedulerStore(this.db);
+    const onDisk = location !== ':memory:' && !location.startsWith('file:');
+    this.lock = onDisk ? WriterLock.acquire(location, options.role ?? 'authority') : null;
+    try {
+      this.db = openSqliteDatabase(location, options);
+    } catch (err) {
+      this.lock?.release();
+      throw err;
+    }
+    this.guard = onDisk ? new SqliteFileGuard(location) : null;
+    this.scheduler = new SqliteSchedulerStore(this.db, () => this.guard?.check());
     this.readModel = new SqliteReadModel(this.db);
-    this.retention = new SqliteRetention(this.db);
+    this.retention = new SqliteRetention(this.db, () => this.guard?.check());
+    try {
+      // The write proof: claiming the writer epoch is a write in a transaction.
+      this.scheduler.claim();
+    } catch (err) {
+      this.close();
+      throw new Error(`database ${location} is not writable: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** `PRAGMA integrity_check`: "ok" when the file is sound. */
@@ -31,7 +59,39 @@ export class SqliteStore implements Store {
     return (this.db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check).join('; ');
   }
 
+  /** Hands up to `maxPages` free pages back to the file system (files created with incremental auto-vacuum); returns how many. */
+  reclaim(maxPages: number): number {
+    if ((this.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) return 0;
+    const before = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (before === 0) return 0;
+    this.guard?.check();
+    this.db.pragma(`incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
+    return before - (this.db.pragma('freelist_count', { simple: true }) as number);
+  }
+
+  health(): StoreHealth {
+    const lost = this.guard?.failure ?? null;
+    if (!this.db.open) return { kind: 'sqlite', status: 'closed', location: this.location };
+    return lost ? { kind: 'sqlite', status: 'lost', location: this.location, detail: lost.message } : { kind: 'sqlite', status: 'ok', location: this.location };
+  }
+
+  watch(onLost: (err: Error) => void, intervalMs = 1000): () => void {
+    if (this.guard === null) return () => undefined;
+    const guard = this.guard;
+    const timer = setInterval(() => {
+      try {
+        guard.check();
+      } catch (err) {
+        clearInterval(timer);
+        onLost(err as Error);
+      }
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
+    this.lock?.release();
   }
 }

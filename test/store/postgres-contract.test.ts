@@ -20,6 +20,7 @@ describe.skipIf(pgBin === null)('PostgreSQL store', () => {
     const opened: Store[] = [await openPostgresStore(url, { maxConnections: 2 })];
     return {
       store: opened[0]!,
+      writers: 'fenced',
       openAnother: async () => {
         const store = await openPostgresStore(url, { maxConnections: 2 });
         opened.push(store);

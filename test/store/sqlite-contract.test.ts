@@ -10,6 +10,7 @@ describeStoreContract('SQLite', async () => {
   const opened: Store[] = [new SqliteStore(path)];
   return {
     store: opened[0]!,
+    writers: 'exclusive',
     openAnother: async () => {
       const store = new SqliteStore(path);
       opened.push(store);

@@ -14,7 +14,9 @@ const children = [
   ['steps', 'steps'],
 ] as const;
 
-const due = `FROM cohorts WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < $1::bigint AND status <> 'open'`;
+// A resolved cohort with a member still connected or in grace stays (the authority keeps it in memory until they leave).
+const due = `FROM cohorts WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < $1::bigint AND status <> 'open'
+  AND NOT EXISTS (SELECT 1 FROM peers p WHERE p.cohort_id = cohorts.cohort_id AND p.status IN ('connected', 'disconnected'))`;
 
 export class PgRetention implements Retention {
   constructor(private readonly sql: Sql) {}

@@ -1,4 +1,4 @@
-import type { Store } from '../../core/store-port.js';
+import type { Store, StoreHealth } from '../../core/store-port.js';
 import { connectPostgres, migratePostgres, redactedUrl, type PgOptions, type Sql } from './pg-connection.js';
 import { PgReadModel } from './pg-read-model.js';
 import { PgRetention } from './pg-retention.js';
@@ -21,6 +21,10 @@ export class PostgresStore implements Store {
     this.scheduler = new PgSchedulerStore(sql);
     this.readModel = new PgReadModel(sql);
     this.retention = new PgRetention(sql);
+  }
+
+  health(): StoreHealth {
+    return { kind: 'postgres', status: this.closing === null ? 'ok' : 'closed', location: this.location };
   }
 
   /** Closes the pool (queries in flight get 5 s to finish); resolves once every connection is gone; idempotent. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Write } from '../../../server/core/records.js';
-import { seedCohortWrites } from './fixtures.js';
+import { peerRecord, seedCohortWrites } from './fixtures.js';
 import type { StoreFactory } from './store-contract.js';
 import { useStore } from './use-store.js';
 
@@ -58,6 +58,18 @@ export function retentionContract(factory: StoreFactory): void {
       // A pruned step may succeed again in a new cohort: its success row went with it.
       await store.scheduler.apply(seedCohortWrites({ id: 'old1', createdAtMs: 7 * hour }));
       expect((await store.readModel.cohortDetail('old1'))!.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded']);
+    });
+
+    it('keeps a resolved cohort while a member is still connected or in grace (the authority still holds it)', async () => {
+      const { store } = current();
+      await store.scheduler.apply(history());
+      await store.scheduler.apply([
+        { table: 'peer', row: peerRecord('old1', 'p-stuck', hour, { status: 'connected' }) },
+        { table: 'peer', row: peerRecord('old2', 'p-grace', 2 * hour, { status: 'disconnected', graceEndsAtMs: 3 * hour }) },
+      ]);
+      const result = await store.retention.pruneHistory(1000 * hour, 100);
+      expect(result).toEqual({ removed: times(3), removedRows: 12 * 3, more: false });
+      expect((await store.readModel.listCohorts({ limit: 100 })).map((c) => c.cohortId).sort()).toEqual(['old1', 'old2', 'open']);
     });
 
     it('refuses a cutoff that is not a time and a batch size outside 1..10000', async () => {

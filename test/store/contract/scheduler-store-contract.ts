@@ -138,8 +138,25 @@ export function schedulerStoreContract(factory: StoreFactory): void {
       expect((await store.readModel.cohortDetail('c1'))!.cohort).toMatchObject({ status: 'cancelled', lastActivityMs: 9000 });
     });
 
-    it('fences every batch by the writer claim: once another instance loads, the first one can no longer commit', async () => {
+    it('refuses a second writer while the first is open (exclusive), or fences the first once the second claims (fenced)', async () => {
       const sut = current();
+      if (sut.writers === 'exclusive') {
+        await sut.store.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
+        const refused = await sut.openAnother().then(
+          () => null,
+          (err: unknown) => err as Error & { code?: string },
+        );
+        expect(refused?.code).toBe('WRITER_LOCKED');
+        expect(refused?.message).toContain(`pid ${process.pid}`);
+        await sut.store.scheduler.apply([eventWrite('c1', 3000, 'still.first')]);
+        await sut.store.close();
+        const second = await sut.openAnother();
+        await second.scheduler.load(2000, hour);
+        await second.scheduler.apply([eventWrite('c1', 4000, 'from.second')]);
+        const kinds = (await second.readModel.cohortDetail('c1'))!.timeline.map((e) => e.kind);
+        expect(kinds).toEqual(expect.arrayContaining(['still.first', 'from.second']));
+        return;
+      }
       const first = sut.store;
       await first.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
       const second = await sut.openAnother();

@@ -24,6 +24,13 @@ export interface StoreUnderTest {
   readonly store: Store;
   /** Opens another store instance on the same database (a restart, or a second writer); `cleanup` closes it. */
   openAnother(): Promise<Store>;
+  /**
+   * How a second writer is kept out: `exclusive` (SQLite: a second store on the
+   * same file is refused while the first is open) or `fenced` (PostgreSQL:
+   * several authorities share the database; each batch is fenced by the
+   * writer's claim, and a deposed writer's next batch fails).
+   */
+  readonly writers: 'exclusive' | 'fenced';
   /** Closes every store the test opened and deletes the database. */
   cleanup(): Promise<void>;
 }

@@ -1,0 +1,248 @@
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { driveCohorts } from './day-driver.js';
+import { fillHistory, wireSchemaOf } from './day-history.js';
+import { freePort, killAllChildren, readMemory, spawnNode, stopChild } from './bench-processes.js';
+
+/**
+ * `npm run bench -- --day N`: a day in service (issue 11, item 8). One real
+ * authority process (dist/cli/main.js, a SQLite file in a temp dir) is driven
+ * through N cohorts (default 20,000) of 3 peers × 4 steps, each its own exact
+ * source state, `--concurrency` cohorts in flight, with short windows
+ * (`--retention-sec`, `--history-sec`, memo TTL = retention) so the plateau of
+ * memory and file size shows within the run. Prints ONE JSON line: cohorts/s
+ * over the first and the last 10 %, their ratio, the longest event-loop block
+ * (max of the authority's own event-loop delay, read from /metrics every
+ * second), RSS and database size at each 10 %, the restart time on the
+ * day's file, and the start time on a file holding `--history-fill` cohorts
+ * of history (default 100,000); as their baseline, the same CLI starting and
+ * exiting (`--version`) in the same run.
+ */
+const usage = `usage: npm run bench -- --day N [--concurrency C] [--retention-sec S] [--history-sec S] [--history-fill H] [--no-build]`;
+
+class UsageError extends Error {}
+
+interface DayFlags {
+  cohorts: number;
+  concurrency: number;
+  retentionSec: number;
+  historySec: number;
+  historyFill: number;
+  build: boolean;
+}
+
+function int(value: string | undefined, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got "${value}"`);
+  return Number(value);
+}
+
+function parseDayFlags(argv: string[]): DayFlags {
+  // `--day` alone means the default 20,000.
+  const args = argv.map((a, i) => (a === '--day' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--')) ? '--day=20000' : a));
+  const { values } = parseArgs({
+    args,
+    options: {
+      day: { type: 'string' },
+      concurrency: { type: 'string' },
+      'retention-sec': { type: 'string' },
+      'history-sec': { type: 'string' },
+      'history-fill': { type: 'string' },
+      'no-build': { type: 'boolean' },
+    },
+    strict: true,
+  });
+  return {
+    cohorts: int(values.day === '' ? undefined : values.day, 'day', 10, 1_000_000, 20_000),
+    concurrency: int(values.concurrency, 'concurrency', 1, 256, 8),
+    retentionSec: int(values['retention-sec'], 'retention-sec', 1, 86_400, 20),
+    historySec: int(values['history-sec'], 'history-sec', 1, 86_400 * 14, 40),
+    historyFill: int(values['history-fill'], 'history-fill', 0, 1_000_000, 100_000),
+    build: values['no-build'] !== true,
+  };
+}
+
+interface Authority {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** Spawn to the "listening" line, ms. */
+  readonly startMs: number;
+}
+
+async function startAuthority(repoRoot: string, db: string, args: readonly string[]): Promise<Authority> {
+  const port = await freePort();
+  const t0 = performance.now();
+  const child = spawnNode([join(repoRoot, 'dist/cli/main.js'), 'server', '--port', String(port), '--db', db, '--log-level', 'info', ...args], {
+    nofile: 4096,
+    cwd: repoRoot,
+    stdoutTo: 'parent',
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      if (out.includes('"taskshard authority listening"')) resolve();
+      // Keep only the tail: the authority logs a line per lifecycle event.
+      if (out.length > 65_536) out = out.slice(-4096);
+    });
+    child.once('exit', (code) => reject(new Error(`the authority exited with ${code} before listening:\n${out.slice(-2000)}`)));
+  });
+  const startMs = performance.now() - t0;
+  child.stdout!.resume();
+  return { child, port, startMs };
+}
+
+function fileMb(path: string): number {
+  const size = (p: string): number => (existsSync(p) ? statSync(p).size : 0);
+  return Math.round(((size(path) + size(`${path}-wal`)) / 1024 / 1024) * 10) / 10;
+}
+
+/** The authority's event-loop delay maximum since the last scrape, ms (prom-client resets it on every scrape). */
+async function scrapeLagMaxMs(port: number): Promise<number | null> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+    return m ? Math.round(Number(m[1]) * 1000 * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+interface Decile {
+  readonly percent: number;
+  readonly cohorts: number;
+  readonly elapsedSec: number;
+  readonly rssMb: number;
+  readonly dbMb: number;
+  readonly longestBlockMs: number;
+}
+
+export async function runDayBench(argv: string[]): Promise<number> {
+  let flags: DayFlags;
+  try {
+    flags = parseDayFlags(argv);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n${usage}\n`);
+    return 2;
+  }
+  const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+  if (flags.build) {
+    log('building dist/ (skip with --no-build)');
+    execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'taskshard-day-'));
+  const db = join(dir, 'day.db');
+  const loadBefore = loadavg()[0]!;
+  const windows = [
+    '--retention', String(flags.retentionSec / 3600),
+    '--history-days', String(flags.historySec / 86_400),
+    '--memo-ttl', String(flags.retentionSec / 3600),
+    '--idle-cohort-ttl', String(flags.retentionSec / 3600),
+  ];
+  try {
+    log(`day: ${flags.cohorts} cohorts of 3 peers x 4 steps, ${flags.concurrency} in flight; retention ${flags.retentionSec} s, history ${flags.historySec} s`);
+    let auth = await startAuthority(repoRoot, db, windows);
+    const n = flags.cohorts;
+    const tenth = Math.max(1, Math.floor(n / 10));
+    const doneAt: number[] = [];
+    const deciles: Decile[] = [];
+    let blockMs = 0;
+    let decileBlockMs = 0;
+    const t0 = performance.now();
+    const scraper = setInterval(() => {
+      void scrapeLagMaxMs(auth.port).then((ms) => {
+        if (ms === null) return;
+        blockMs = Math.max(blockMs, ms);
+        decileBlockMs = Math.max(decileBlockMs, ms);
+      });
+    }, 1000);
+    const result = await driveCohorts({
+      wsUrl: `ws://127.0.0.1:${auth.port}`,
+      cohorts: n,
+      peersPerCohort: 3,
+      schema: wireSchemaOf(4),
+      concurrency: flags.concurrency,
+      onCohortDone: (_i, at) => {
+        doneAt.push(at);
+        if (doneAt.length % tenth === 0 && deciles.length < 10) {
+          const d: Decile = {
+            percent: (deciles.length + 1) * 10,
+            cohorts: doneAt.length,
+            elapsedSec: Math.round((at - t0) / 100) / 10,
+            rssMb: Math.round(readMemory(auth.child.pid!).rssKb / 102.4) / 10,
+            dbMb: fileMb(db),
+            longestBlockMs: decileBlockMs,
+          };
+          decileBlockMs = 0;
+          deciles.push(d);
+          log(`day: ${JSON.stringify(d)}`);
+        }
+      },
+    });
+    clearInterval(scraper);
+    blockMs = Math.max(blockMs, (await scrapeLagMaxMs(auth.port)) ?? 0);
+    const rate = (from: number, to: number): number => {
+      const start = from === 0 ? t0 : doneAt[from - 1]!;
+      return Math.round(((to - from) / ((doneAt[to - 1]! - start) / 1000)) * 10) / 10;
+    };
+    const first = rate(0, tenth);
+    const last = rate(n - tenth, n);
+
+    // The baseline for start-up times, in the same run: the same CLI starting and exiting (--version).
+    const b0 = performance.now();
+    execFileSync(process.execPath, [join(repoRoot, 'dist/cli/main.js'), '--version'], { stdio: 'ignore' });
+    const cliStartMs = Math.round(performance.now() - b0);
+
+    // Restart on the day's file: SIGTERM, then a new process on the same file, spawn to listening.
+    await stopChild(auth.child);
+    auth = await startAuthority(repoRoot, db, windows);
+    const restartMs = Math.round(auth.startMs);
+    const restartDbMb = fileMb(db);
+    await stopChild(auth.child);
+
+    // Start-up with a long history in the file (resolved within --history-days, outside --retention).
+    let history: Record<string, number> | null = null;
+    if (flags.historyFill > 0) {
+      const big = join(dir, 'history.db');
+      log(`day: filling ${big} with ${flags.historyFill} cohorts of history`);
+      const fillSec = await fillHistory(big, flags.historyFill);
+      const started = await startAuthority(repoRoot, big, []);
+      history = { cohorts: flags.historyFill, fillSec: Math.round(fillSec), dbMb: fileMb(big), startMs: Math.round(started.startMs) };
+      await stopChild(started.child);
+    }
+    const line = {
+      bench: 'day',
+      cohorts: n,
+      peersPerCohort: 3,
+      stepsPerCohort: 4,
+      concurrency: flags.concurrency,
+      retentionSec: flags.retentionSec,
+      historySec: flags.historySec,
+      cohortsPerSecFirst10: first,
+      cohortsPerSecLast10: last,
+      ratio: Math.round((last / first) * 1000) / 1000,
+      longestBlockMs: blockMs,
+      deciles,
+      restartMs,
+      restartDbMb,
+      cliStartMs,
+      history,
+      assigns: result.assigns,
+      errors: result.errors,
+      totalSec: Math.round((doneAt[n - 1]! - t0) / 100) / 10,
+      machine: { cpus: cpus().length, loadavg1mBefore: Math.round(loadBefore * 10) / 10, loadavg1mAfter: Math.round(loadavg()[0]! * 10) / 10 },
+    };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+    return 0;
+  } finally {
+    killAllChildren();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
