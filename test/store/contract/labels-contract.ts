@@ -33,6 +33,7 @@ export function labelsContract(factory: StoreFactory): void {
     it('loads them back as the core wrote them', async () => {
       const sut = current();
       await sut.store.scheduler.apply(writes);
+      await sut.store.close(); // a restart: on SQLite a second writer is refused while the first is open
       const loaded = await (await sut.openAnother()).scheduler.load(2000, 24 * 3600_000);
       expect(loaded.cohorts[0]!.schema.steps[1]!.requires).toEqual(['arch:x64', 'gpu']);
       expect(loaded.cohorts[0]!.digest).toBe(schemaDigest(schema));
