@@ -37,7 +37,7 @@ export async function fillHistory(path: string, cohorts: number): Promise<number
       const sha = (i + 1).toString(16).padStart(40, 'f');
       const cohort: CohortRecord = {
         cohortId: id, repo: 'https://example.com/bench/monorepo.git', baseRef: 'main', cacheId: 'bench-cache', pipelineType: 'independent', isolated: false,
-        schema, digest, baseSha: sha, patchsets: [], status: 'complete', createdAtMs: at - 5000, resolvedAtMs: at, lastActivityMs: at, secondsSaved: 15, outcome: { kind: 'succeeded' },
+        schema, digest, baseSha: sha, patchsets: [], cohortKey: null, status: 'complete', createdAtMs: at - 5000, resolvedAtMs: at, lastActivityMs: at, secondsSaved: 15, outcome: { kind: 'succeeded' },
       };
       batch.push({ table: 'cohort', row: cohort });
       const event = (atMs: number, kind: string, stepId: string | null, peerId: string | null): Write => ({ table: 'event', row: { cohortId: id, atMs, kind, stepId, peerId, detail: null } });
