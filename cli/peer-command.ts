@@ -20,6 +20,7 @@ interface PeerFlags {
   changeRef?: string;
   patchset?: string[];
   cohortKey?: string;
+  label?: string[];
   pipeline?: string;
   pipelineType: 'independent' | 'dependent';
   isolated?: boolean;
@@ -58,6 +59,7 @@ export function registerPeerCommand(program: Command): void {
     .option('--change-ref <ref>', 'ref of the change under test (default: from CI)')
     .option('--patchset <ref>', 'a patchset applied on the base, in order (repeatable; the variable takes a space-separated list; default: the change ref)', collect)
     .option('--cohort-key <key>', 'name the group explicitly: peers with the same key, repo, cache id and schema share, whatever their refs')
+    .option('--label <label>', 'what kind of machine this is, e.g. gpu or arch:arm64 (repeatable, commas allowed; default: TASKSHARD_LABELS=gpu,arch:arm64); os:, arch: and ci: labels are detected and added; only steps whose requires these include are assigned here', collect)
     .option('--pipeline <name>', 'pipeline name (default: from CI, else "default")')
     .addOption(new Option('--pipeline-type <type>', 'independent: share with identical sources; dependent: share with stacked changes').choices(['independent', 'dependent']).default('independent'))
     .option('--isolated', 'never share: a cohort of one')
@@ -121,6 +123,7 @@ async function runPeerCommand(commandLine: string[], cmd: Command): Promise<numb
     changeRef: flags.changeRef,
     patchsets: flags.patchset ?? [],
     cohortKey: flags.cohortKey,
+    labels: flags.label,
     pipeline: flags.pipeline,
     pipelineType: flags.pipelineType,
     isolated: flags.isolated ?? false,

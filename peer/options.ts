@@ -98,6 +98,11 @@ export const peerOptionsSchema = z.strictObject({
   patchsets: z.array(ref).max(limits.maxPatchsets, `must list at most ${limits.maxPatchsets} patchsets`).default([]),
   /** Names the group explicitly: peers with the same key (and repo, cache id, schema) share whatever their refs. */
   cohortKey: name.optional(),
+  /**
+   * What kind of machine this is (`gpu`, `arch:arm64`; comma-separated entries are split); the CLI's
+   * `--label`. Absent: env `TASKSHARD_LABELS`. `os:`, `arch:` and `ci:` labels are added either way.
+   */
+  labels: z.array(z.string().max(1024)).max(64).optional(),
   pipeline: name.optional(),
   pipelineType: pipelineTypeSchema.default('independent'),
   isolated: z.boolean().default(false),
@@ -152,6 +157,7 @@ export const peerOptionFlags: Readonly<Record<string, string>> = Object.freeze({
   changeRef: '--change-ref',
   patchsets: '--patchset',
   cohortKey: '--cohort-key',
+  labels: '--label',
   pipeline: '--pipeline',
   pipelineType: '--pipeline-type',
   isolated: '--isolated',

@@ -57,6 +57,9 @@ export function summaryLine(summary: CompleteSummary, outcome: string): string {
     `/ built by others ${summary.builtByOthers.length}`,
     `/ from memo ${summary.fromMemo.length}`,
     `/ failed ${summary.failed.length}${list(summary.failed.map((f) => f.stepId))}`,
+    // Only where steps require labels: nobody had them (unshared), or this peer lacks them and was not kept waiting.
+    ...(summary.unshared && summary.unshared.length > 0 ? [`/ unshared ${summary.unshared.length}${list(summary.unshared.map((u) => u.stepId))}`] : []),
+    ...(summary.notRunnable && summary.notRunnable.length > 0 ? [`/ left to peers with other labels ${summary.notRunnable.length}${list(summary.notRunnable.map((n) => n.stepId))}`] : []),
     `/ build time saved ${formatDuration(summary.savedSec * 1000)}`,
     `/ ${runnerTimeText(summary)}`,
   ].join(' ');

@@ -28,6 +28,7 @@ export function buildRunReport(record: RunRecord, result: PeerResult, ctx: RunOu
   return record.toJson({
     version: clientVersion(),
     peerId: result.peerId,
+    labels: result.labels,
     schema: { id: ctx.schema.id, digest: ctx.digest },
     source: { repo: source.repo, baseRef: source.baseRef, baseSha: source.baseSha, patchsets: source.patchsets, cohortKey: o.cohortKey ?? null },
     mode: result.mode,

@@ -11,6 +11,7 @@ import { readGitFacts } from './git-facts.js';
 import { buildLocally } from './local-fallback.js';
 import { nameOption, parsePeerOptions, type OptionNaming, type ParsedPeerOptions, type PeerOptions } from './options.js';
 import { ProgressTicker } from './progress-ticker.js';
+import { resolvePeerLabels, stepsBeyondLabels } from './labels.js';
 import { failedStepLine, formatDuration, formatExit, PeerReport, summaryLine, type CiStyle } from './report.js';
 import { writeRunOutputs } from './run-outputs.js';
 import { RunRecord } from './run-record.js';
@@ -63,6 +64,12 @@ export interface PeerResult {
    * negative when waiting cost more than building alone would have.
    */
   readonly runner: PeerRunnerTime | null;
+  /** This peer's labels as sent in `hello` (given plus detected), sorted. */
+  readonly labels: readonly string[];
+  /** Steps no connected peer had the labels for, resolved `unshared` by the authority: nobody built them; the universe covers them. */
+  readonly unshared: readonly { readonly stepId: string; readonly reason: string }[];
+  /** Steps left to peers with labels this one lacks when it was told `complete` early (it never waits for them). */
+  readonly notRunnable: readonly { readonly stepId: string; readonly requires: readonly string[] }[];
   /** The universe build, when it ran. */
   readonly universe: { readonly ok: boolean; readonly exitCode: number | null; readonly durationMs: number; readonly cacheEvidence?: CacheEvidence } | null;
   /** Usage and schema problems (exit 2), one located line each. */
@@ -91,6 +98,9 @@ interface Tally {
   failed: FailedStep[];
   savedSec: number;
   runner: PeerRunnerTime | null;
+  labels: readonly string[];
+  unshared: { stepId: string; reason: string }[];
+  notRunnable: { stepId: string; requires: readonly string[] }[];
   universe: PeerResult['universe'];
 }
 
@@ -112,6 +122,9 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
   if (token !== null && !/^[\x21-\x7e]{1,512}$/.test(token)) return usage(['TASKSHARD_TOKEN: must be printable ASCII without spaces, at most 512 characters']);
 
   const ci = detectCiEnvironment(env);
+  const labelled = resolvePeerLabels(o.labels, env, process.platform, process.arch);
+  if (!labelled.ok) return usage(labelled.problems);
+  const labels = labelled.labels;
   const resolved = resolveSource(o, {
     ci,
     git: () => readGitFacts(o.cwd ?? process.cwd()),
@@ -126,7 +139,7 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
   const report = new PeerReport(o.stdout ?? process.stdout, o.stderr ?? process.stderr, style, o.quiet);
   const onSharedFailure = o.onSharedFailure ?? (o.pipelineType === 'dependent' ? 'continue' : 'fail');
   const schema = loaded.schema;
-  report.event(`peer ${source.peerId}: schema ${schema.id} (${schema.steps.length} steps, ${loaded.digest.slice(0, 19)}), ${describeSource(source, o)}, authority ${o.server.join(', ')}`);
+  report.event(`peer ${source.peerId}: schema ${schema.id} (${schema.steps.length} steps, ${loaded.digest.slice(0, 19)}), ${describeSource(source, o)}, authority ${o.server.join(', ')}, labels ${labels.join(' ')}`);
   if (source.baseSha === null && o.pipelineType === 'independent' && !o.isolated && o.cohortKey === undefined) {
     report.warning(
       'NO BASE SHA: this job shares only with jobs that are running right now, never with a finished run (whose cache may be for other sources), and nothing is reused from memo. ' +
@@ -168,7 +181,7 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
     ticker.start();
     let result: PeerResult;
     try {
-      result = await drive(o, schema, loaded.digest, source, token, onSharedFailure, report, observer, groupedRunner(o.runner, report), stop.signal);
+      result = await drive(o, schema, loaded.digest, source, labels, token, onSharedFailure, report, observer, groupedRunner(o.runner, report), stop.signal);
       result = await withCacheEvidence(result, o, schema.steps, token, report, activeAuthority);
     } finally {
       ticker.stop();
@@ -186,6 +199,7 @@ async function drive(
   schema: SchemaDef,
   digest: string,
   source: ResolvedSource,
+  labels: readonly string[],
   token: string | null,
   onSharedFailure: 'fail' | 'continue',
   report: PeerReport,
@@ -194,7 +208,7 @@ async function drive(
   signal: AbortSignal,
 ): Promise<PeerResult> {
   const now = (): number => performance.now();
-  const tally: Tally = { mode: 'shared', cohortId: null, failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, runner: null, universe: null };
+  const tally: Tally = { mode: 'shared', cohortId: null, failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, runner: null, labels, unshared: [], notRunnable: [], universe: null };
   const done = (exitCode: PeerExitCode, line: string): PeerResult => {
     // Refused is not unreachable: a run that failed open says so on its last line too.
     const full = tally.failOpenReason !== null && exitCode !== 2 ? `${line} (FAILED OPEN, nothing shared: ${tally.failOpenReason})` : line;
@@ -220,6 +234,7 @@ async function drive(
     ...(o.cohortKey === undefined ? {} : { cohortKey: o.cohortKey }),
     // Other steps' successes batched on the next assign/wait/complete (fewer frames; the session expands them).
     coalescedUpdates: true,
+    ...(labels.length === 0 ? {} : { labels: [...labels] }),
     schema: {
       id: schema.id,
       digest,
@@ -271,6 +286,10 @@ async function drive(
     const { summary, outcome: cohortOutcome } = outcome.complete;
     Object.assign(tally, { builtHere: [...summary.builtHere], builtByOthers: [...summary.builtByOthers], fromMemo: [...summary.fromMemo], failed: [...summary.failed], savedSec: summary.savedSec, runner: runnerTimeOf(summary) });
     report.event(summaryLine(summary, cohortOutcome));
+    tally.unshared = [...(summary.unshared ?? [])];
+    tally.notRunnable = [...(summary.notRunnable ?? [])];
+    for (const u of tally.unshared) report.event(`step ${u.stepId} unshared: ${u.reason}`);
+    for (const n of tally.notRunnable) report.event(`step ${n.stepId} left to peers with ${n.requires.join(', ')} (this peer lacks them); not waiting for it, the universe build covers it if nobody builds it`);
     if (summary.failed.length > 0) {
       const announced = new Set([...session.updates.values()].filter((u) => u.state === 'failed').map((u) => u.stepId));
       for (const f of summary.failed) if (!announced.has(f.stepId)) report.failure(failedStepLine(f), f.logTail);
@@ -315,6 +334,10 @@ async function drive(
       else if (u.peerId !== source.peerId) tally.builtByOthers.push({ stepId: u.stepId, peerId: u.peerId });
     }
   }
+  // Steps that need labels this peer lacks (and what needs them) are the universe build's, as when unshared.
+  const beyond = stepsBeyondLabels(schema.steps, new Set(labels));
+  if (beyond.size > 0) report.event(`not building ${[...beyond].join(', ')} here: they require labels this peer lacks; the universe build covers them`);
+  for (const id of beyond) skip.add(id);
   const order = localBuildOrder(schema.steps, skip);
   report.event(order.length === 0 ? 'every step was already built; nothing left to build here' : `building ${order.length} remaining step(s) here: ${order.map((s) => s.id).join(', ')}`);
   const local = await buildLocally(order, runner, report, now, signal, (stepId, run) => observer.stepSettled(stepId, run));
@@ -366,7 +389,7 @@ function describeSource(source: ResolvedSource, o: ParsedPeerOptions): string {
 }
 
 function emptyResult(peerId: string | null): Omit<PeerResult, 'exitCode' | 'problems' | 'finalLine'> {
-  return { peerId, cohortId: null, mode: 'none', failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, runner: null, universe: null };
+  return { peerId, cohortId: null, mode: 'none', failOpenReason: null, failOpenCause: null, builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0, runner: null, labels: [], unshared: [], notRunnable: [], universe: null };
 }
 
 /** Each build in its own collapsible group (GitHub Actions, GitLab CI). */

@@ -11,7 +11,11 @@ import type { StepRun } from './step-runner.js';
  * peer spent idle while the step was running elsewhere (from `wait` frames).
  */
 
-export type StepOutcomeName = 'succeeded' | 'failed' | 'stopped' | 'not-run';
+/**
+ * `unshared`: no connected peer had the labels it requires, nobody built it (the universe covers it);
+ * `needs-labels`: still unresolved when this peer, lacking its labels, was told `complete` early.
+ */
+export type StepOutcomeName = 'succeeded' | 'failed' | 'stopped' | 'not-run' | 'unshared' | 'needs-labels';
 
 export interface StepRecord {
   stepId: string;
@@ -24,6 +28,8 @@ export interface StepRecord {
   durationMs: number | null;
   exitCode: number | null;
   waitedMs: number;
+  /** Why it is `unshared`, or the labels it requires when `needs-labels`. */
+  reason?: string;
 }
 
 export interface FailOpenRecord {
@@ -37,6 +43,8 @@ export interface RunReportJson {
   readonly version: string;
   readonly serverVersion: string | null;
   readonly peerId: string | null;
+  /** This peer's labels as sent in hello (given plus detected). */
+  readonly labels: readonly string[];
   readonly cohortId: string | null;
   readonly cohortPeers: number | null;
   readonly schema: { readonly id: string; readonly digest: string };
@@ -52,6 +60,9 @@ export interface RunReportJson {
     readonly builtByOthers: number;
     readonly fromMemo: number;
     readonly failed: number;
+    /** Steps resolved `unshared` (nobody had the labels) and steps left to peers with labels this one lacks. */
+    readonly unshared: number;
+    readonly needsLabels: number;
     /** Build time saved (s): steps others built or the memo had, which this peer did not build. */
     readonly savedSec: number;
     readonly waitedMs: number;
@@ -112,6 +123,8 @@ export class RunRecord implements SessionObserver {
         return;
       case 'complete':
         this.summary = message.summary;
+        for (const u of message.summary.unshared ?? []) this.resolve(u.stepId, { outcome: 'unshared', reason: u.reason });
+        for (const n of message.summary.notRunnable ?? []) this.resolve(n.stepId, { outcome: 'needs-labels', reason: `requires ${n.requires.join(', ')}` });
         this.endIdle();
         return;
       case 'assign':
@@ -167,6 +180,8 @@ export class RunRecord implements SessionObserver {
         builtByOthers: steps.filter((s) => !s.builtHere && !s.fromMemo && s.outcome === 'succeeded').length,
         fromMemo: steps.filter((s) => s.fromMemo).length,
         failed: steps.filter((s) => s.outcome === 'failed').length,
+        unshared: steps.filter((s) => s.outcome === 'unshared').length,
+        needsLabels: steps.filter((s) => s.outcome === 'needs-labels').length,
         savedSec,
         waitedMs: this.waitedMs,
         wallMs: Math.round(this.now() - this.startedAtMs),
