@@ -5,18 +5,27 @@ import type { ErrorCode } from '../../shared/error-codes.js';
 import type { Authority } from '../authority.js';
 import type { ServerConfig } from '../config.js';
 import type { Clock } from '../core/clock.js';
-import type { ConnId, Effect } from '../core/effects.js';
+import type { ConnId } from '../core/effects.js';
 import type { Metrics } from './metrics.js';
 import { capText } from '../../shared/text-caps.js';
 import { ConnectionGuard } from './connection-guard.js';
 
 /**
  * What every peer connection shares, whatever its wire protocol (v1 on
- * `/v1/peer`, the original Task Director format on `/ws/api/...`): a connection
- * id at the authority, a token bucket, strikes for bad frames ending in close
- * 1008, error frames that never reach the core (so they cannot change state),
- * the slow-reader cutoff, liveness, and a try/catch that turns a bug into
- * `INTERNAL` for this connection only.
+ * `/v1/peer`, the original Task Director format on `/ws/api/...`): a token
+ * bucket and the size rules (connection-guard.ts), strikes for bad frames
+ * ending in close 1008, error frames that never reach the core (so they
+ * cannot change state), the slow-reader cutoff, liveness, and turning a bug
+ * into `INTERNAL` for this connection only.
+ *
+ * The adapter (peer-socket.ts, task-director-socket.ts) owns the socket's
+ * events and the connection's sink at the authority, and calls in here; this
+ * file never calls back into an adapter. Each adapter reads top to bottom:
+ *
+ *   frame  -> session.admit (limits; null: refused here) -> decode -> authority.submit
+ *             -> session.decoded (metrics, the oversized-first-frame rule)
+ *   effect -> the adapter's sink renders its frames -> session.write
+ *   close  -> session.closed() -> authority.submit({ kind: 'disconnected' })
  */
 export interface SocketDeps {
   readonly authority: Authority;
@@ -27,128 +36,139 @@ export interface SocketDeps {
   readonly liveness: LivenessMonitor;
 }
 
-export interface SocketSession {
-  readonly connId: ConnId;
+export class SocketSession {
   log: FastifyBaseLogger;
-  /** Sends text now (used by `deliver`), cutting the peer off if it stopped reading. */
-  write(text: string): void;
-  /** An error frame (and its registry close code) behind everything already queued. */
-  sendError(code: ErrorCode, message: string): void;
-  /** A bad frame or a flood: an error frame, or after `maxStrikes` a close with 1008. */
-  strike(code: ErrorCode, message: string): void;
-  /** Stops reading frames and closes with `code` once queued frames are out. */
-  closeAfter(code: number, reason: string): void;
-  /** Stops reading frames and closes now (a close the core's effects call for). */
-  closeNow(code: number, reason: string): void;
-}
+  private readonly guard: ConnectionGuard;
+  private strikes = 0;
+  private closing = false;
+  /** The TCP socket under the WebSocket, corked while one turn of the event loop writes. */
+  private readonly tcp: { cork(): void; uncork(): void } | undefined;
+  private corked = false;
 
-export interface SocketProtocol {
-  /** One core effect for this connection, rendered in this protocol's wire format (or nothing). */
-  deliver(session: SocketSession, effect: Effect): void;
-  /** One text frame; returns whether it was a valid frame of the protocol (for metrics). */
-  onText(session: SocketSession, text: string): boolean;
-  /** The socket closed. */
-  onClose(session: SocketSession): void;
-}
+  /** `connId` is the connection's id at the authority (the adapter opened it with its own sink). */
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly deps: SocketDeps,
+    readonly connId: ConnId,
+    log: FastifyBaseLogger,
+  ) {
+    this.log = log;
+    this.tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    const { config } = deps;
+    this.guard = new ConnectionGuard(config, deps.clock.now(), () => this.sendError('HELLO_TIMEOUT', `no hello within ${config.helloTimeoutMs} ms`));
+    deps.liveness.add(socket);
+    socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
+  }
 
-export function openSocketSession(socket: WebSocket, deps: SocketDeps, protocol: SocketProtocol, log: FastifyBaseLogger): SocketSession {
-  const { authority, config, clock, metrics } = deps;
-  // Rate and size limits before decoding, and the hello deadline (connection-guard.ts).
-  const guard = new ConnectionGuard(config, clock.now(), () => session.sendError('HELLO_TIMEOUT', `no hello within ${config.helloTimeoutMs} ms`));
-  let strikes = 0;
-  let closing = false;
+  /** The core accepted a hello on this connection: the hello deadline stops. */
+  joined(): void {
+    this.guard.joined();
+  }
 
-  // Frames written in one turn of the event loop (one commit's effects) leave in one writev:
-  // the TCP socket is corked at the first write and uncorked once the turn's writes are done.
-  const tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-  let corked = false;
-  const cork = (): void => {
-    if (corked || tcp === undefined) return;
-    corked = true;
+  /**
+   * A frame arrived: its text to decode, or null when it was dealt with here
+   * (the connection is closing, a rate or size limit, a binary frame).
+   */
+  admit(data: RawData, isBinary: boolean): string | null {
+    const { metrics, clock } = this.deps;
+    this.deps.liveness.sawTraffic(this.socket);
+    if (this.closing) {
+      metrics.frames.inc({ result: 'ignored' });
+      return null;
+    }
+    const refusal = this.guard.admit(data, clock.now());
+    if (refusal !== null) {
+      metrics.frames.inc({ result: refusal.result });
+      if (refusal.closeCode === null) {
+        this.strike(refusal.code, refusal.message);
+      } else {
+        this.sendError(refusal.code, refusal.message);
+        this.closeAfter(refusal.closeCode, refusal.result);
+      }
+      return null;
+    }
+    if (isBinary) {
+      metrics.frames.inc({ result: 'bad' });
+      this.strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
+      return null;
+    }
+    return rawToString(data);
+  }
+
+  /** The admitted frame was (`ok`) or was not a valid frame of the protocol. */
+  decoded(ok: boolean): void {
+    this.deps.metrics.frames.inc({ result: ok ? 'ok' : 'bad' });
+    // A bad frame larger than any but a hello may be gets no second try: the connection ends (connection-guard.ts).
+    if (!ok && this.guard.lastFrameWasBulky && !this.closing) this.closeAfter(closeCodes.policyViolation, 'invalid oversized first frame');
+  }
+
+  /** A bug while handling a frame: logged whole, `INTERNAL` for this connection only. */
+  failed(err: unknown): void {
+    this.log.error({ err }, 'unexpected error handling a frame');
+    this.sendError('INTERNAL', 'internal error; see the authority log');
+  }
+
+  /** The socket closed: liveness, the hello deadline and the authority's sink let go of it. */
+  closed(): void {
+    this.deps.liveness.remove(this.socket);
+    this.guard.closed();
+    this.deps.authority.closeConnection(this.connId);
+  }
+
+  /** Sends text now (the adapter's sink renders effects with it), cutting the peer off if it stopped reading. */
+  write(text: string): void {
+    const socket = this.socket;
+    if (socket.readyState !== socket.OPEN) return;
+    this.cork();
+    socket.send(text);
+    if (socket.bufferedAmount > this.deps.config.maxBufferedBytes) {
+      this.log.warn({ bufferedBytes: socket.bufferedAmount }, 'peer stopped reading; cutting it off');
+      socket.terminate();
+    }
+  }
+
+  /**
+   * Frames written in one turn of the event loop (one commit's effects) leave in one writev:
+   * the TCP socket is corked at the first write and uncorked once the turn's writes are done.
+   */
+  private cork(): void {
+    const tcp = this.tcp;
+    if (this.corked || tcp === undefined) return;
+    this.corked = true;
     tcp.cork();
     process.nextTick(() => {
-      corked = false;
+      this.corked = false;
       tcp.uncork();
     });
-  };
+  }
 
-  const session: SocketSession = {
-    connId: 0,
-    log,
-    write(text) {
-      if (socket.readyState !== socket.OPEN) return;
-      cork();
-      socket.send(text);
-      if (socket.bufferedAmount > config.maxBufferedBytes) {
-        session.log.warn({ bufferedBytes: socket.bufferedAmount }, 'peer stopped reading; cutting it off');
-        socket.terminate();
-      }
-    },
-    sendError(code, message) {
-      // The protocol renders it (and the close its code calls for), behind everything already queued.
-      authority.enqueue({ kind: 'refuse', connId: session.connId, refusal: { kind: 'frame', code, message: capText(message) } });
-    },
-    strike(code, message) {
-      strikes++;
-      if (strikes <= config.maxStrikes) return session.sendError(code, message);
-      if (!closing) {
-        session.log.warn({ strikes, code }, 'closing abusive connection');
-        session.closeAfter(closeCodes.policyViolation, `too many bad frames (${code})`);
-      }
-    },
-    closeAfter(code, reason) {
-      closing = true;
-      authority.enqueue({ kind: 'close', connId: session.connId, code, reason });
-    },
-    closeNow(code, reason) {
-      closing = true;
-      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
-    },
-  };
+  /** An error frame (and its registry close code) behind everything already queued; the adapter's sink renders it. */
+  sendError(code: ErrorCode, message: string): void {
+    this.deps.authority.enqueue({ kind: 'refuse', connId: this.connId, refusal: { kind: 'frame', code, message: capText(message) } });
+  }
 
-  (session as { connId: ConnId }).connId = authority.openConnection({
-    deliver: (effect) => {
-      if (effect.kind === 'joined') guard.joined();
-      protocol.deliver(session, effect);
-    },
-    close: (code, reason) => session.closeNow(code, reason),
-  });
-  deps.liveness.add(socket);
-
-  socket.on('message', (data: RawData, isBinary: boolean) => {
-    deps.liveness.sawTraffic(socket);
-    if (closing) return metrics.frames.inc({ result: 'ignored' });
-    try {
-      const refusal = guard.admit(data, clock.now());
-      if (refusal !== null) {
-        metrics.frames.inc({ result: refusal.result });
-        if (refusal.closeCode === null) return session.strike(refusal.code, refusal.message);
-        session.sendError(refusal.code, refusal.message);
-        return session.closeAfter(refusal.closeCode, refusal.result);
-      }
-      if (isBinary) {
-        metrics.frames.inc({ result: 'bad' });
-        return session.strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
-      }
-      const ok = protocol.onText(session, rawToString(data));
-      metrics.frames.inc({ result: ok ? 'ok' : 'bad' });
-      // A bad frame larger than any but a hello may be gets no second try: the connection ends (connection-guard.ts).
-      if (!ok && guard.lastFrameWasBulky && !closing) session.closeAfter(closeCodes.policyViolation, 'invalid oversized first frame');
-    } catch (err) {
-      session.log.error({ err }, 'unexpected error handling a frame');
-      session.sendError('INTERNAL', 'internal error; see the authority log');
+  /** A bad frame or a flood: an error frame, or after `maxStrikes` a close with 1008. */
+  strike(code: ErrorCode, message: string): void {
+    this.strikes++;
+    if (this.strikes <= this.deps.config.maxStrikes) return this.sendError(code, message);
+    if (!this.closing) {
+      this.log.warn({ strikes: this.strikes, code }, 'closing abusive connection');
+      this.closeAfter(closeCodes.policyViolation, `too many bad frames (${code})`);
     }
-  });
+  }
 
-  socket.on('error', (err) => session.log.debug({ err }, 'socket error'));
+  /** Stops reading frames and closes with `code` once queued frames are out. */
+  closeAfter(code: number, reason: string): void {
+    this.closing = true;
+    this.deps.authority.enqueue({ kind: 'close', connId: this.connId, code, reason });
+  }
 
-  socket.on('close', () => {
-    deps.liveness.remove(socket);
-    guard.closed();
-    authority.closeConnection(session.connId);
-    protocol.onClose(session);
-  });
-  return session;
+  /** Stops reading frames and closes now (a close the core's effects call for). */
+  closeNow(code: number, reason: string): void {
+    this.closing = true;
+    const socket = this.socket;
+    if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
+  }
 }
 
 function rawToString(data: RawData): string {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { closeCodes } from '../../shared/close-codes.js';
 import { taskDirectorPeerId } from '../../shared/ids.js';
 import { errorCodes } from '../../shared/error-codes.js';
@@ -17,7 +17,7 @@ import {
 } from '../../shared/task-director-protocol.js';
 import { freshToken } from './hello-input.js';
 import { tdConnectionMachine, type TdConnectionState } from './connection-state.js';
-import { openSocketSession, type SocketDeps, type SocketSession } from './socket-session.js';
+import { SocketSession, type SocketDeps } from './socket-session.js';
 import { taskDirectorJoin } from './task-director-registration.js';
 
 /**
@@ -77,19 +77,19 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
   /** The schema id as the client sent it, echoed in every frame. */
   let wireSchemaId: string | null = null;
 
-  const write = (session: SocketSession, frame: TdServerFrame): void => session.write(JSON.stringify(frame));
+  const write = (frame: TdServerFrame): void => session.write(JSON.stringify(frame));
 
   /** One core effect, in the old wire format (or nothing). The core fences leases: it aborts only a task this client runs. */
-  const deliver = (session: SocketSession, effect: Effect): void => {
+  const render = (effect: Effect): void => {
     switch (effect.kind) {
       case 'granted':
-        write(session, { message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: wireSchemaId!, task_id: effect.stepId });
+        write({ message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: wireSchemaId!, task_id: effect.stepId });
         return;
       case 'abort':
-        write(session, { message_type: taskDirectorMessageType.abortTask, schema_id: wireSchemaId!, task_id: effect.stepId });
+        write({ message_type: taskDirectorMessageType.abortTask, schema_id: wireSchemaId!, task_id: effect.stepId });
         return;
       case 'complete':
-        write(session, { message_type: taskDirectorMessageType.schemaComplete, schema_id: wireSchemaId! });
+        write({ message_type: taskDirectorMessageType.schemaComplete, schema_id: wireSchemaId! });
         return;
       case 'refuse': {
         const code = refusalCode(effect.refusal);
@@ -104,7 +104,7 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
                 : r.kind === 'shutting-down'
                   ? 'the authority is shutting down; build everything yourself or reconnect later'
                   : describeRefusal(r);
-        write(session, {
+        write({
           message_type: taskDirectorMessageType.abortTask,
           ...(wireSchemaId === null ? {} : { schema_id: wireSchemaId }),
           error: { code, message, retryable: errorCodes[code].retryable },
@@ -120,6 +120,8 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
         session.closeNow(effect.code, effect.reason);
         return;
       case 'joined':
+        session.joined();
+        return; // no equivalent in the old protocol
       case 'wait':
       case 'step-changed':
       case 'stat':
@@ -128,7 +130,10 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
     }
   };
 
-  const onInit = (session: SocketSession, init: TdInit): void => {
+  const connId = authority.openConnection({ deliver: render, close: (code, reason) => session.closeNow(code, reason) });
+  const session = new SocketSession(socket, deps, connId, deps.log.child({ clientId, connId, protocol: 'task-director' }));
+
+  const onInit = (init: TdInit): void => {
     const join = taskDirectorJoin(init);
     if (state === 'awaiting-init') {
       // The first INIT names the schema echoed in every frame; a second one is refused by the core (ALREADY_JOINED).
@@ -138,7 +143,7 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
     }
     authority.submit({
       kind: 'hello',
-      connId: session.connId,
+      connId,
       peerId: clientId,
       registration: join.registration,
       schema: join.schema,
@@ -150,7 +155,7 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
     });
   };
 
-  const onTaskComplete = (session: SocketSession, done: TdTaskComplete): void => {
+  const onTaskComplete = (done: TdTaskComplete): void => {
     // Before INIT the core refuses it (NOT_JOINED): it knows which client joined on this connection.
     if (wireSchemaId !== null && done.schema_id !== wireSchemaId) {
       return session.sendError('UNKNOWN_STEP', `this connection runs schema ${wireSchemaId}, not ${done.schema_id}; nothing changed`);
@@ -159,7 +164,7 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
     // and measures the duration from the lease's start.
     authority.submit({
       kind: 'finished',
-      connId: session.connId,
+      connId,
       leaseId: null,
       stepId: done.task_id,
       ok: done.task_success,
@@ -170,38 +175,38 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
     });
   };
 
-  const onFrame = (session: SocketSession, frame: TdClientFrame): void => {
-    if (frame.message_type === taskDirectorMessageType.init) onInit(session, frame);
-    else onTaskComplete(session, frame);
+  /** One text frame; whether it was a valid frame of the old protocol. */
+  const onText = (text: string): boolean => {
+    const decoded = decodeTaskDirectorFrame(text);
+    if (decoded.ok) {
+      const frame: TdClientFrame = decoded.frame;
+      if (frame.message_type === taskDirectorMessageType.init) onInit(frame);
+      else onTaskComplete(frame);
+      return true;
+    }
+    if (decoded.claimedType === taskDirectorMessageType.init && state === 'awaiting-init') {
+      // An INIT we cannot accept: without the close the original client would wait for a task forever.
+      to('closing');
+      session.sendError('BAD_MESSAGE', decoded.problem);
+      session.closeAfter(closeCodes.policyViolation, 'invalid INIT');
+      return false;
+    }
+    session.strike('BAD_MESSAGE', decoded.problem);
+    return false;
   };
 
-  const session = openSocketSession(
-    socket,
-    deps,
-    {
-      deliver: (s, effect) => deliver(s, effect),
-      onText(s, text) {
-        const decoded = decodeTaskDirectorFrame(text);
-        if (decoded.ok) {
-          onFrame(s, decoded.frame);
-          return true;
-        }
-        if (decoded.claimedType === taskDirectorMessageType.init && state === 'awaiting-init') {
-          // An INIT we cannot accept: without the close the original client would wait for a task forever.
-          to('closing');
-          s.sendError('BAD_MESSAGE', decoded.problem);
-          s.closeAfter(closeCodes.policyViolation, 'invalid INIT');
-          return false;
-        }
-        s.strike('BAD_MESSAGE', decoded.problem);
-        return false;
-      },
-      onClose(s) {
-        to('closed');
-        authority.submit({ kind: 'disconnected', connId: s.connId });
-      },
-    },
-    deps.log,
-  );
-  session.log = deps.log.child({ clientId, connId: session.connId, protocol: 'task-director' });
+  socket.on('message', (data: RawData, isBinary: boolean) => {
+    try {
+      const text = session.admit(data, isBinary);
+      if (text !== null) session.decoded(onText(text));
+    } catch (err) {
+      session.failed(err);
+    }
+  });
+
+  socket.on('close', () => {
+    session.closed();
+    to('closed');
+    authority.submit({ kind: 'disconnected', connId });
+  });
 }
