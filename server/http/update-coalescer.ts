@@ -9,12 +9,11 @@ export const coalesceWindowMs = 1_000;
  * now and which successes wait. A peer busy building does not need to hear of
  * each step another member finished; it needs them before its next decision.
  *
- * - A `step.update` with state succeeded, while the peer is busy (its last
- *   work frame was an `assign`), is held; held successes ride on the peer's
- *   next `assign`, `wait` or `complete` as `succeeded`, or go out as one
- *   `step.updates` frame after `windowMs` if none came by then.
- * - A peer waiting (its last work frame was a `wait`) is waiting on the steps
- *   running elsewhere, so it gets each success at once, as before.
+ * - A `step.update` with state succeeded is held; held successes ride on the
+ *   peer's next `assign`, `wait` or `complete` as `succeeded`, or go out as one
+ *   `step.updates` frame after `windowMs` if none came by then. A success that
+ *   makes work for a waiting peer comes with that work: the core assigns it in
+ *   the same commit, so the `assign` carries it.
  * - Failures and steps pending again go out at once, behind the held successes.
  * - Any other frame goes out behind the held successes, so order is kept.
  *
@@ -23,7 +22,6 @@ export const coalesceWindowMs = 1_000;
 export class UpdateCoalescer {
   private held: SucceededStep[] = [];
   private heldCohortId: string | null = null;
-  private waiting = false;
   private timer: NodeJS.Timeout | null = null;
   private enabled = false;
 
@@ -44,7 +42,7 @@ export class UpdateCoalescer {
     if (!this.enabled) return this.send(this.encode(message));
     switch (message.type) {
       case 'step.update':
-        if (message.state === 'succeeded' && !this.waiting) {
+        if (message.state === 'succeeded') {
           if ((this.heldCohortId !== null && this.heldCohortId !== message.cohortId) || this.held.length >= limits.maxSteps) this.flush();
           this.heldCohortId = message.cohortId;
           this.held.push({ stepId: message.stepId, peerId: message.peerId, fromMemo: message.fromMemo, ...(message.durationMs === undefined ? {} : { durationMs: message.durationMs }) });
@@ -56,7 +54,6 @@ export class UpdateCoalescer {
       case 'assign':
       case 'wait':
       case 'complete': {
-        this.waiting = message.type === 'wait';
         if (this.held.length === 0 || this.heldCohortId !== message.cohortId) {
           this.flush();
           return this.send(this.encode(message));

@@ -46,15 +46,19 @@ describe('UpdateCoalescer (server side of coalescedUpdates)', () => {
     c.dispose();
   });
 
-  it('a waiting peer gets each success at once; failures go out at once behind held successes', () => {
+  it('a waiting peer gets successes batched too; failures go out at once behind held successes', () => {
     const { c, sent } = harness(true);
     c.deliver(wait);
     c.deliver(success('s2'));
-    expect(sent.map((m) => m.type)).toEqual(['wait', 'step.update']);
+    expect(sent.map((m) => m.type)).toEqual(['wait']);
     c.deliver(assign('s5'));
     c.deliver(success('s6'));
     c.deliver({ type: 'step.update', cohortId, stepId: 's7', state: 'failed', peerId: 'p2', fromMemo: false, exitCode: 1 });
-    expect(sent.slice(2)).toEqual([assign('s5'), { type: 'step.updates', cohortId, succeeded: [{ stepId: 's6', peerId: 'p2', fromMemo: false, durationMs: 5 }] }, expect.objectContaining({ stepId: 's7', state: 'failed' })]);
+    expect(sent.slice(1)).toEqual([
+      { ...assign('s5'), succeeded: [{ stepId: 's2', peerId: 'p2', fromMemo: false, durationMs: 5 }] },
+      { type: 'step.updates', cohortId, succeeded: [{ stepId: 's6', peerId: 'p2', fromMemo: false, durationMs: 5 }] },
+      expect.objectContaining({ stepId: 's7', state: 'failed' }),
+    ]);
     c.dispose();
   });
 
