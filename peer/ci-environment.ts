@@ -1,3 +1,4 @@
+import { jobUrlOrNull } from '../shared/job-url.js';
 import { limits } from '../shared/limits.js';
 
 /**
@@ -11,7 +12,11 @@ import { limits } from '../shared/limits.js';
  * - `changeRef` is the pull/merge request's ref when the job tests one;
  * - `jobId` names the job; `jobIdUnique` says whether it alone tells parallel
  *   jobs of one pipeline apart (GitHub matrix jobs share `GITHUB_JOB`, Jenkins
- *   parallel stages share `BUILD_TAG`; those get a random suffix later).
+ *   parallel stages share `BUILD_TAG`; those get a random suffix later);
+ * - `jobUrl` is the job's page in the CI system (the dashboard links it), an
+ *   http(s) URL without credentials, or null when the environment has none.
+ *   GitHub Actions has no per-job URL in its environment: it is the run's page
+ *   (and attempt).
  */
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -27,6 +32,7 @@ export interface CiEnvironment {
   readonly pipelineName: string | null;
   readonly jobId: string;
   readonly jobIdUnique: boolean;
+  readonly jobUrl: string | null;
 }
 
 /** The CI system this process runs in, or null when none is recognized. */
@@ -52,6 +58,7 @@ function githubActions(env: Env): CiEnvironment {
     pipelineName: name(env.GITHUB_WORKFLOW),
     jobId: joinParts('gh', env.GITHUB_RUN_ID, env.GITHUB_RUN_ATTEMPT, env.GITHUB_JOB),
     jobIdUnique: false,
+    jobUrl: githubRunUrl(env),
   };
 }
 
@@ -67,6 +74,7 @@ function gitlabCi(env: Env): CiEnvironment {
     pipelineName: name(env.CI_PIPELINE_NAME),
     jobId: joinParts('gitlab', env.CI_JOB_ID),
     jobIdUnique: present(env.CI_JOB_ID),
+    jobUrl: jobUrlOrNull(env.CI_JOB_URL),
   };
 }
 
@@ -82,6 +90,8 @@ function buildkite(env: Env): CiEnvironment {
     pipelineName: name(env.BUILDKITE_PIPELINE_SLUG),
     jobId: joinParts('buildkite', env.BUILDKITE_JOB_ID),
     jobIdUnique: present(env.BUILDKITE_JOB_ID),
+    // The build's page, scrolled to this job.
+    jobUrl: jobUrlOrNull(present(env.BUILDKITE_BUILD_URL) && present(env.BUILDKITE_JOB_ID) ? `${env.BUILDKITE_BUILD_URL.trim()}#${env.BUILDKITE_JOB_ID.trim()}` : env.BUILDKITE_BUILD_URL),
   };
 }
 
@@ -98,6 +108,7 @@ function circleci(env: Env): CiEnvironment {
     // Parallel copies of one job share its id; the node index tells them apart.
     jobId: joinParts('circleci', job, env.CIRCLE_NODE_INDEX ?? '0'),
     jobIdUnique: job !== null,
+    jobUrl: jobUrlOrNull(env.CIRCLE_BUILD_URL),
   };
 }
 
@@ -116,7 +127,20 @@ function jenkins(env: Env): CiEnvironment {
     // BUILD_TAG is `jenkins-${JOB_NAME}-${BUILD_NUMBER}`.
     jobId: joinParts(text(env.BUILD_TAG) ?? joinParts('jenkins', env.JOB_NAME, env.BUILD_NUMBER), env.STAGE_NAME),
     jobIdUnique: false,
+    // The build's page (BUILD_URL is set when Jenkins knows its own URL); RUN_DISPLAY_URL is the Blue Ocean view.
+    jobUrl: jobUrlOrNull(env.BUILD_URL) ?? jobUrlOrNull(env.RUN_DISPLAY_URL),
   };
+}
+
+/** `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID[/attempts/N]`. */
+function githubRunUrl(env: Env): string | null {
+  const server = text(env.GITHUB_SERVER_URL);
+  const repository = text(env.GITHUB_REPOSITORY);
+  const runId = text(env.GITHUB_RUN_ID);
+  if (server === null || repository === null || runId === null || !/^\d+$/.test(runId) || !/^[\w.-]+\/[\w.-]+$/.test(repository)) return null;
+  const attempt = text(env.GITHUB_RUN_ATTEMPT);
+  const attemptPart = attempt !== null && /^\d+$/.test(attempt) ? `/attempts/${attempt}` : '';
+  return jobUrlOrNull(`${server.replace(/\/+$/, '')}/${repository}/actions/runs/${runId}${attemptPart}`);
 }
 
 // ---- value hygiene: everything returned must be acceptable in a hello ----------

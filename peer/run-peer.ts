@@ -235,6 +235,7 @@ async function drive(
     // Other steps' successes batched on the next assign/wait/complete (fewer frames; the session expands them).
     coalescedUpdates: true,
     ...(labels.length === 0 ? {} : { labels: [...labels] }),
+    ...(source.ci?.jobUrl ? { ciJobUrl: source.ci.jobUrl } : {}),
     schema: {
       id: schema.id,
       digest,

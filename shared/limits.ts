@@ -23,6 +23,8 @@ export const limits = Object.freeze({
   maxRefLength: 256,
   /** Patchsets in one source state. */
   maxPatchsets: 100,
+  /** A link to a CI job's page (`hello.ciJobUrl`). */
+  maxUrlLength: 1024,
   /** Cache id, pipeline name. */
   maxNameLength: 128,
   /** Tail of a failing step's log sent to the authority. */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { errorCodeList } from './error-codes.js';
 import { boundedText, freeText, peerIdSchema, safeIdSchema, v1PeerIdSchema } from './ids.js';
 import { labelListSchema } from './labels.js';
+import { isJobUrl } from './job-url.js';
 import { limits } from './limits.js';
 import { estimateSecSchema, targetSchema } from './schema-file.js';
 
@@ -85,6 +86,11 @@ export const helloSchema = z.strictObject({
    * understand those fields; without it the authority sends every `step.update` as before.
    */
   coalescedUpdates: z.literal(true).optional(),
+  /**
+   * The CI job's page (additive), detected from the CI environment: an http(s) URL without
+   * credentials, at most `limits.maxUrlLength` characters. The dashboard links it.
+   */
+  ciJobUrl: z.string().refine(isJobUrl, `must be an http(s) URL without credentials, at most ${limits.maxUrlLength} characters`).optional(),
 });
 
 export const stepFinishedSchema = z.strictObject({

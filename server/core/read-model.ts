@@ -139,6 +139,8 @@ export const peerView = z.strictObject({
   labels: z.array(z.string()).optional(),
   /** `--cohort-key`, or null. */
   cohortKey: z.string().nullable(),
+  /** The CI job's page the peer reported; null when it sent none. */
+  ciJobUrl: z.string().nullable(),
 });
 
 /** One line of a cohort's timeline; `seq` orders events and only grows. */

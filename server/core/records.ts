@@ -41,6 +41,8 @@ export interface Registration {
    * only steps whose `requires` these include. Absent: no labels (Task Director clients, old peers).
    */
   readonly labels?: readonly string[];
+  /** The CI job's page, when the peer reported one (`hello.ciJobUrl`); shown by the dashboard only. */
+  readonly ciJobUrl?: string;
 }
 
 export interface RepoRef {

@@ -85,6 +85,7 @@ export function peerJson(p: PeerView) {
     cacheId: p.cacheId,
     labels: p.labels ?? [],
     cohortKey: p.cohortKey,
+    ciJobUrl: p.ciJobUrl,
   };
 }
 

@@ -51,6 +51,7 @@ export function checkHello(hello: Hello): HelloCheck {
       cacheId: hello.cacheId,
       ...(hello.labels === undefined || hello.labels.length === 0 ? {} : { labels: [...hello.labels].sort() }),
       cohortKey: hello.cohortKey ?? null,
+      ...(hello.ciJobUrl === undefined ? {} : { ciJobUrl: hello.ciJobUrl }),
     },
   };
 }

@@ -32,6 +32,7 @@ export interface LivePeer {
   readonly pipelineName: string;
   /** What kind of machine it is (`gpu`, `arch:x64`, ...), sorted; empty without labels. */
   readonly labels: readonly string[];
+  readonly ciJobUrl: string | null;
 }
 
 export interface RunCohort {
@@ -91,6 +92,8 @@ export interface RunPeer {
   readonly joinedAtMs: number;
   readonly pipelineName: string;
   readonly changeRef: string | null;
+  /** The CI job's page the peer reported, or null. */
+  readonly ciJobUrl: string | null;
 }
 
 export interface RunEvent {
@@ -159,7 +162,7 @@ export function runOfDetail(detail: CohortDetailView): CohortRun {
       end: l.end,
       outcome: l.end === null ? null : leaseOutcomeOf(l.end),
     })),
-    peers: detail.peers.map((p) => ({ peerId: p.peerId, status: p.status, joinedAtMs: p.joinedAtMs, pipelineName: p.pipelineName, changeRef: p.changeRef })),
+    peers: detail.peers.map((p) => ({ peerId: p.peerId, status: p.status, joinedAtMs: p.joinedAtMs, pipelineName: p.pipelineName, changeRef: p.changeRef, ciJobUrl: p.ciJobUrl })),
     events: detail.timeline.map((e) => ({ atMs: e.atMs, kind: e.kind, stepId: e.stepId, peerId: e.peerId, detail: e.detail })),
   };
 }
@@ -188,6 +191,7 @@ export class ReadModelRunReader implements RunReader {
       changeRef: p.changeRef,
       pipelineName: p.pipelineName,
       labels: p.labels ?? [],
+      ciJobUrl: p.ciJobUrl,
     }));
   }
 

@@ -39,6 +39,8 @@ export interface TimelineLane {
   readonly peerId: string;
   readonly status: string;
   readonly pipelineName: string;
+  /** The CI job's page the peer reported, or null. */
+  readonly ciJobUrl: string | null;
   readonly joinedAtMs: number;
   readonly leftAtMs: number | null;
   readonly bars: readonly TimelineBar[];
@@ -228,7 +230,7 @@ function laneFor(run: CohortRun, peer: RunPeer, leftAtMs: number | null, critica
     }
   }
   bars.sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs);
-  return { peerId: peer.peerId, status: peer.status, pipelineName: peer.pipelineName, joinedAtMs: peer.joinedAtMs, leftAtMs, bars };
+  return { peerId: peer.peerId, status: peer.status, pipelineName: peer.pipelineName, ciJobUrl: peer.ciJobUrl, joinedAtMs: peer.joinedAtMs, leftAtMs, bars };
 }
 
 /** Builds the timeline of a run as of `nowMs`. */

@@ -37,6 +37,8 @@ export const storedRegistration = z.strictObject({
   cohortKey: z.string().nullable().optional(),
   repos: z.array(z.strictObject({ repo: z.string(), baseRef: z.string() })).optional(),
   labels: z.array(z.string()).optional(),
+  // Added with hello.ciJobUrl: rows written before it have none (no migration: the column is JSON).
+  ciJobUrl: z.string().optional(),
 });
 
 /** The typed causes' JSON columns hold exactly what the read model hands out (server/core/read-model.ts). */

@@ -258,6 +258,7 @@ export function peerViewFrom(raw: unknown): PeerView {
     cacheId: reg.cacheId,
     labels: reg.labels ? [...reg.labels] : [],
     cohortKey: reg.cohortKey ?? null,
+    ciJobUrl: reg.ciJobUrl ?? null,
   };
 }
 

@@ -86,3 +86,36 @@ describe('GET /api/v1/cohorts', () => {
     expect((await get('/api/v1/cohorts?outcome=exploded')).status).toBe(400);
   });
 });
+
+describe('a peer\'s CI job link', () => {
+  it('is taken from hello, kept with the peer and shown by the peers API, the live peers and the run\'s lanes', async () => {
+    const url = 'https://github.com/acme/mono/actions/runs/9001/attempts/2';
+    const p = await RawPeer.connect(server.wsUrl);
+    peers.push(p);
+    p.send(helloFor('p-ci', dagSchema({ x: [] }), { ciJobUrl: url }));
+    const welcome = await p.waitType('welcome');
+    const q = await RawPeer.connect(server.wsUrl);
+    peers.push(q);
+    q.send(helloFor('p-local', dagSchema({ x: [] })));
+    await q.waitType('welcome');
+    await server.settle();
+    const listed = (await get('/api/v1/peers')).body.peers as { peerId: string; ciJobUrl: string | null }[];
+    expect(Object.fromEntries(listed.map((x) => [x.peerId, x.ciJobUrl]))).toEqual({ 'p-ci': url, 'p-local': null });
+    const live = (await get('/api/v1/peers/live')).body.peers as { peerId: string; ciJobUrl: string | null }[];
+    expect(live.find((x) => x.peerId === 'p-ci')?.ciJobUrl).toBe(url);
+    const timeline = (await get(`/api/v1/cohorts/${welcome.cohort.id}/timeline`)).body as { lanes: { peerId: string; ciJobUrl: string | null }[] };
+    expect(timeline.lanes.map((l) => [l.peerId, l.ciJobUrl])).toEqual([['p-ci', url], ['p-local', null]]);
+  });
+
+  it('must be an http(s) URL without credentials', async () => {
+    for (const bad of ['javascript:alert(1)', 'https://user:token@ci.example/job/1', '/relative/job', `https://ci.example/${'a'.repeat(1100)}`]) {
+      const p = await RawPeer.connect(server.wsUrl);
+      peers.push(p);
+      p.send(helloFor('p-bad', dagSchema({ x: [] }), { ciJobUrl: bad }));
+      const error = await p.waitType('error');
+      expect(error.code).toBe('BAD_MESSAGE');
+      expect(error.message).toContain('ciJobUrl');
+    }
+  });
+});
+

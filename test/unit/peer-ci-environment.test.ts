@@ -29,6 +29,7 @@ describe('detectCiEnvironment', () => {
       pipelineName: 'CI',
       jobId: 'gh-9001-2-build',
       jobIdUnique: false,
+      jobUrl: 'https://github.com/acme/mono/actions/runs/9001/attempts/2',
     });
   });
 
@@ -54,6 +55,7 @@ describe('detectCiEnvironment', () => {
       CI_COMMIT_REF_NAME: 'feature/x',
       CI_COMMIT_SHA: '1111111111111111111111111111111111111111',
       CI_JOB_ID: '5550123',
+      CI_JOB_URL: 'https://gitlab.com/acme/mono/-/jobs/5550123',
     });
     expect(ci).toEqual({
       provider: 'gitlab-ci',
@@ -64,6 +66,7 @@ describe('detectCiEnvironment', () => {
       pipelineName: null,
       jobId: 'gitlab-5550123',
       jobIdUnique: true,
+      jobUrl: 'https://gitlab.com/acme/mono/-/jobs/5550123',
     });
   });
 
@@ -127,6 +130,7 @@ describe('detectCiEnvironment', () => {
       pipelineName: 'mono-check',
       jobId: 'jenkins-mono-check-77-shard 2',
       jobIdUnique: false,
+      jobUrl: null,
     });
     expect(detectCiEnvironment({ JENKINS_URL: 'x', CHANGE_ID: '12', CHANGE_TARGET: 'main', BRANCH_NAME: 'PR-12', GIT_URL: 'r' })).toMatchObject({ baseRef: 'main', changeRef: 'PR-12' });
     expect(detectCiEnvironment({ JENKINS_HOME: '/var/jenkins', GIT_BRANCH: 'origin/release-1', GIT_URL: 'r', JOB_NAME: 'j', BUILD_NUMBER: '5' })).toMatchObject({
@@ -134,6 +138,26 @@ describe('detectCiEnvironment', () => {
       changeRef: null,
       jobId: 'jenkins-j-5',
     });
+  });
+
+  it('links the job page of each CI system, or null when there is none or it is no safe http(s) URL', () => {
+    // GitHub Actions: the run (and attempt); without an attempt, the run.
+    const gh = { GITHUB_ACTIONS: 'true', GITHUB_SERVER_URL: 'https://ghe.example.com/', GITHUB_REPOSITORY: 'acme/mono', GITHUB_RUN_ID: '77' };
+    expect(detectCiEnvironment(gh)!.jobUrl).toBe('https://ghe.example.com/acme/mono/actions/runs/77');
+    expect(detectCiEnvironment({ ...gh, GITHUB_RUN_ATTEMPT: '3' })!.jobUrl).toBe('https://ghe.example.com/acme/mono/actions/runs/77/attempts/3');
+    expect(detectCiEnvironment({ ...gh, GITHUB_RUN_ID: '' })!.jobUrl).toBeNull();
+    expect(detectCiEnvironment({ ...gh, GITHUB_REPOSITORY: '../../evil' })!.jobUrl).toBeNull();
+    // Buildkite: the build page scrolled to the job.
+    expect(detectCiEnvironment({ BUILDKITE: 'true', BUILDKITE_BUILD_URL: 'https://buildkite.com/acme/mono/builds/12', BUILDKITE_JOB_ID: '0190-aa' })!.jobUrl).toBe('https://buildkite.com/acme/mono/builds/12#0190-aa');
+    expect(detectCiEnvironment({ CIRCLECI: 'true', CIRCLE_BUILD_URL: 'https://circleci.com/gh/acme/mono/123' })!.jobUrl).toBe('https://circleci.com/gh/acme/mono/123');
+    expect(detectCiEnvironment({ JENKINS_URL: 'https://ci.example.com/', BUILD_URL: 'https://ci.example.com/job/mono/5/' })!.jobUrl).toBe('https://ci.example.com/job/mono/5/');
+    expect(detectCiEnvironment({ JENKINS_URL: 'x', RUN_DISPLAY_URL: 'https://ci.example.com/blue/mono/5' })!.jobUrl).toBe('https://ci.example.com/blue/mono/5');
+    // Never a credential, another scheme, a relative or an over-long URL.
+    expect(detectCiEnvironment({ GITLAB_CI: 'true', CI_JOB_URL: 'https://user:token@gitlab.com/a/-/jobs/1' })!.jobUrl).toBeNull();
+    expect(detectCiEnvironment({ GITLAB_CI: 'true', CI_JOB_URL: 'javascript:alert(1)' })!.jobUrl).toBeNull();
+    expect(detectCiEnvironment({ GITLAB_CI: 'true', CI_JOB_URL: '/a/-/jobs/1' })!.jobUrl).toBeNull();
+    expect(detectCiEnvironment({ GITLAB_CI: 'true', CI_JOB_URL: `https://gitlab.com/${'a'.repeat(1100)}` })!.jobUrl).toBeNull();
+    expect(detectCiEnvironment({ GITLAB_CI: 'true', CI_JOB_ID: '1' })!.jobUrl).toBeNull();
   });
 
   it('drops values a hello would reject (control characters, over-long refs, non-hex shas)', () => {

@@ -46,9 +46,9 @@ function run(over: Partial<CohortRun['cohort']> = {}, extraEvents: CohortRun['ev
       lease('b', 'p2', 700, 900, 'aborted', { attempt: 2, backup: true }),
     ],
     peers: [
-      { peerId: 'p1', status: 'left', joinedAtMs: t0, pipelineName: 'check', changeRef: null },
-      { peerId: 'p2', status: 'left', joinedAtMs: t0 + 50, pipelineName: 'check', changeRef: null },
-      { peerId: 'p3', status: 'connected', joinedAtMs: t0 + 100, pipelineName: 'check', changeRef: null },
+      { peerId: 'p1', status: 'left', joinedAtMs: t0, pipelineName: 'check', changeRef: null, ciJobUrl: null },
+      { peerId: 'p2', status: 'left', joinedAtMs: t0 + 50, pipelineName: 'check', changeRef: null, ciJobUrl: null },
+      { peerId: 'p3', status: 'connected', joinedAtMs: t0 + 100, pipelineName: 'check', changeRef: null, ciJobUrl: null },
     ],
     events: [
       { atMs: t0 + 1000, kind: 'peer.left', stepId: null, peerId: 'p1', detail: null },

@@ -23,6 +23,7 @@ export interface TimelineLane {
   readonly peerId: string;
   readonly status: string;
   readonly pipelineName: string;
+  readonly ciJobUrl: string | null;
   readonly joinedAtMs: number;
   readonly leftAtMs: number | null;
   readonly bars: readonly TimelineBar[];
@@ -124,6 +125,7 @@ export interface LivePeerEntry {
   readonly pipelineName: string;
   /** Its labels (`gpu`, `arch:x64`, ...): it gets only steps whose `requires` these include. */
   readonly labels: readonly string[];
+  readonly ciJobUrl: string | null;
   readonly doing: string;
   readonly stepId: string | null;
 }

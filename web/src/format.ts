@@ -48,3 +48,8 @@ export function offset(ms: number): string {
   const sec = Math.round((ms % 60_000) / 1000);
   return sec === 0 ? `${m} m` : `${m}:${String(sec).padStart(2, '0')}`;
 }
+
+/** An http(s) URL (the authority validated it already; a link is drawn only for these). */
+export function isWebUrl(value: string): boolean {
+  return /^https?:\/\/[^\s]+$/i.test(value);
+}

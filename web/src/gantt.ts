@@ -1,6 +1,6 @@
 import type { RunTimeline, TimelineBar } from './api-types.js';
 import { s } from './dom.js';
-import { duration, offset, tickStep } from './format.js';
+import { duration, isWebUrl, offset, tickStep } from './format.js';
 
 /**
  * The run's Gantt chart as SVG: one lane per peer, a bar per lease (colour by
@@ -65,6 +65,11 @@ export function renderGantt(t: RunTimeline, widthPx: number, nowMs: number): SVG
       s('text', { class: 'lane-label', x: 12, y: top + 16 }, lane.peerId),
       s('text', { class: 'lane-sub', x: 12, y: top + 30 }, `${lane.pipelineName} · ${lane.status}`),
     );
+    if (lane.ciJobUrl !== null && isWebUrl(lane.ciJobUrl)) {
+      g.append(
+        s('a', { class: 'lane-job', href: lane.ciJobUrl, target: '_blank', rel: 'noopener noreferrer', 'data-ci-job': lane.ciJobUrl }, s('title', {}, `${lane.peerId}'s CI job`), s('text', { x: labelW - 10, y: top + 30, 'text-anchor': 'end' }, 'job ↗')),
+      );
+    }
     for (const bar of lane.bars) {
       const endMs = bar.open ? Math.max(bar.endMs, nowMs) : bar.endMs;
       const x1 = x(bar.startMs);

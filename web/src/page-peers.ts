@@ -1,6 +1,6 @@
 import type { LivePeerEntry } from './api-types.js';
 import { h, mount } from './dom.js';
-import { dateTime } from './format.js';
+import { dateTime, isWebUrl } from './format.js';
 import { getJson, refresher, subscribe } from './live.js';
 
 /** Peers: every connected peer (and those in their grace period), what each is doing. Live. */
@@ -15,7 +15,7 @@ export function peersPage(root: HTMLElement): void {
         : h(
             'table',
             { id: 'peers' },
-            h('thead', {}, h('tr', {}, ...['peer', 'doing', 'cohort', 'repo', 'change', 'pipeline', 'labels', 'status', 'joined'].map((c) => h('th', {}, c)))),
+            h('thead', {}, h('tr', {}, ...['peer', 'doing', 'cohort', 'repo', 'change', 'pipeline', 'labels', 'CI job', 'status', 'joined'].map((c) => h('th', {}, c)))),
             h(
               'tbody',
               {},
@@ -30,6 +30,7 @@ export function peersPage(root: HTMLElement): void {
                   h('td', { class: 'mono' }, p.changeRef ?? p.baseRef),
                   h('td', {}, p.pipelineName),
                   h('td', { class: 'mono labels' }, p.labels.length === 0 ? '-' : p.labels.join(' ')),
+                  h('td', {}, jobLink(p.ciJobUrl)),
                   h('td', {}, p.status),
                   h('td', { class: 'muted' }, dateTime(p.joinedAt)),
                 ),
@@ -44,4 +45,10 @@ export function peersPage(root: HTMLElement): void {
   );
   refresh();
   subscribe('', { cohort: refresh, peers: refresh });
+}
+
+/** The peer's CI job page (from its CI environment), or a dash when it reported none. */
+function jobLink(url: string | null): HTMLElement | string {
+  if (url === null || !isWebUrl(url)) return '—';
+  return h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', 'data-ci-job': url }, 'job ↗');
 }
