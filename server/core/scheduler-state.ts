@@ -18,7 +18,7 @@ import { labelsOf } from './peer-labels.js';
 
 /**
  * The scheduler's whole state, shared by its parts (peer-sessions,
- * step-lifecycle, cohort-lifecycle) and the helpers they all need. Only
+ * step-finish, cohort-lifecycle, step-lifecycle) and the helpers they all need. Only
  * `Scheduler` is public; these modules are its inside. Everything here is
  * typed read-only: changes go through the input's journal (`tx.journal`).
  */

@@ -10,13 +10,17 @@ import { transitionPeer } from './peer-status.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { Snapshot, StepRecord } from './records.js';
 import { SchedulerState, type PeerState } from './scheduler-state.js';
-import { endLease, expireLeaseAge, onFinished, returnToPending } from './step-lifecycle.js';
+import { onFinished } from './step-finish.js';
+import { endLease, expireLeaseAge, returnToPending } from './step-lifecycle.js';
 
 /**
  * The scheduler: a deterministic state machine, `handle(input, now) -> { writes, effects }`.
- * Its parts: peer-sessions.ts (hello, resume, drops, grace), step-lifecycle.ts
- * (completions, success, failure, leases), cohort-lifecycle.ts (dispatch,
- * completion, admin, retention), all over one {@link SchedulerState}.
+ * Its parts, one per kind of input, each read top to bottom: peer-sessions.ts
+ * (hello, resume, drops, grace), step-finish.ts (a step.finished: fencing,
+ * success, failure), cohort-lifecycle.ts (after every input: dispatch and
+ * completion; admin; retention); the step and lease transitions they share
+ * are step-lifecycle.ts; all over one {@link SchedulerState}. Imports point
+ * one way: peer-sessions -> cohort-lifecycle -> step-lifecycle <- step-finish.
  *
  * An input is applied whole or not at all: every change goes through the
  * input's journal; if anything throws (an illegal transition, a broken
