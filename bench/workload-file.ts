@@ -69,6 +69,7 @@ export function loadWorkloadFile(file: string): LoadedWorkload {
     if (seen.has(g.name)) problems.push({ path: ['groups', i, 'name'], rule: 'duplicate', message: `group name "${g.name}" is used twice` });
     seen.add(g.name);
     total += g.peers;
+    if (g.peerLabels && g.peerLabels.length > g.peers) problems.push({ path: ['groups', i, 'peerLabels'], rule: 'max', message: `lists labels for ${g.peerLabels.length} peers; the group has ${g.peers}` });
   });
   if (total > maxWorkloadPeers) problems.push({ path: ['groups'], rule: 'max', message: `${total} peers in all; at most ${maxWorkloadPeers}` });
   if (problems.length > 0) return fail(problems);
@@ -86,7 +87,8 @@ export function loadWorkloadFile(file: string): LoadedWorkload {
     for (let j = 1; j <= g.peers; j++) {
       const peerId = `${g.name}-${j}`;
       const spreadMs = (g.spreadSec ?? 0) * 1000 * unitDraw(seed, 'arrival', peerId);
-      peers.push({ peerId, arrivalMs: Math.round(g.atSec * 1000 + spreadMs), registration });
+      const labels = [...new Set([...(g.labels ?? []), ...(g.peerLabels?.[j - 1] ?? [])])].sort();
+      peers.push({ peerId, arrivalMs: Math.round(g.atSec * 1000 + spreadMs), registration: labels.length === 0 ? registration : { ...registration, labels } });
     }
   }
   peers.sort((a, b) => a.arrivalMs - b.arrivalMs);

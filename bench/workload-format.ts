@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { boundedText, safeIdSchema } from '../shared/ids.js';
+import { labelListSchema } from '../shared/labels.js';
 import { limits } from '../shared/limits.js';
 
 /**
@@ -17,7 +18,8 @@ import { limits } from '../shared/limits.js';
  *   "universeSec": 0,                       // each peer's final universe build, counted in runner time (default 0)
  *   "groups": [                             // peers that share a source state (one PR's CI jobs)
  *     { "name": "pr-01", "peers": 3, "atSec": 0, "spreadSec": 60,
- *       "pipeline": "independent", "patchsets": ["refs/changes/01/1"] }
+ *       "pipeline": "independent", "patchsets": ["refs/changes/01/1"],
+ *       "labels": ["arch:x64"], "peerLabels": [["gpu"]] }  // optional: every peer's labels; peer 1 also has gpu
  *   ]
  * }
  * ```
@@ -39,6 +41,10 @@ export const workloadGroupSchema = z.strictObject({
   patchsets: z.array(boundedText(limits.maxRefLength, 'a ref')).min(1).max(limits.maxPatchsets).optional(),
   baseSha: z.string().regex(/^[0-9a-f]{7,64}$/, 'must be a hex commit sha (7 to 64 lowercase hex digits)').optional(),
   isolated: z.boolean().optional(),
+  /** Labels of every peer in the group (`["arch:x64"]`). */
+  labels: labelListSchema.optional(),
+  /** More labels for peer 1, 2, ... of the group (`[["gpu"]]`: one GPU runner); peers past the end get none. */
+  peerLabels: z.array(labelListSchema).max(1000).optional(),
 });
 
 export const workloadFileSchema = z.strictObject({

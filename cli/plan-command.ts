@@ -5,12 +5,14 @@ import { planSchedule } from '../server/sim/plan.js';
 import { formatPlanText, planJson } from '../server/sim/plan-format.js';
 import { formatSchemaProblem } from '../shared/schema-validate.js';
 import { limits } from '../shared/limits.js';
+import { labelListSchema, splitLabelList } from '../shared/labels.js';
 import { intOption, numberOption } from './option-parsers.js';
 import { exitInvalid, loadSchemaFile } from './schema-command.js';
 
 interface PlanFlags {
   schema: string;
   peers?: number[];
+  peer?: string[][];
   arrivals?: number[];
   universeSec?: number;
   seed?: number;
@@ -34,6 +36,15 @@ export function peerCountsOption(value: string): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
+/** `--peer gpu,arch:x64` (repeatable): one peer with these labels; `--peer ''` or `--peer -` is a peer without labels. */
+export function peerLabelsOption(value: string, previous: string[][] = []): string[][] {
+  if (previous.length >= maxPeers) throw new InvalidArgumentError(`at most ${maxPeers} --peer flags`);
+  const labels = value.trim() === '-' ? [] : splitLabelList(value);
+  const parsed = labelListSchema.safeParse(labels);
+  if (!parsed.success) throw new InvalidArgumentError(`peer ${previous.length + 1} ("${value}"): ${parsed.error.issues[0]?.message ?? 'invalid labels'}`);
+  return [...previous, parsed.data];
+}
+
 /** `--arrivals 0,30,90`: arrival seconds of peer 1, 2, 3, ... */
 export function arrivalsOption(value: string): number[] {
   const parts = value.split(',');
@@ -54,6 +65,7 @@ export function registerPlanCommand(program: Command): void {
     .description('dry run of the scheduler: who builds what, the makespan, build time and runner time against the shared-cache baselines, for one or a range of peer counts')
     .requiredOption('--schema <file>', 'schema file')
     .option('--peers <k|a..b>', 'peers (CI jobs of one change) sharing one cohort: a count, or a range to compare (1..12); default: one per --arrivals value', peerCountsOption)
+    .option('--peer <labels>', "one peer with these labels, e.g. --peer gpu,arch:x64 --peer arch:x64 (repeatable; '-' for none): steps that require labels go only to peers that have them", peerLabelsOption)
     .option('--arrivals <sec,...>', 'when peer 1, 2, ... arrives, seconds after the first (0,30,90); later peers arrive with the last (default: all at 0)', arrivalsOption)
     .option('--universe-sec <sec>', "each peer's universe build after its steps, counted in runner time (default 0)", numberOption(0, limits.maxEstimateSec))
     .option('--seed <n>', "seed of baseline (c)'s random build orders (default 1)", intOption(0, 2 ** 31 - 1))
@@ -65,9 +77,13 @@ export function registerPlanCommand(program: Command): void {
 }
 
 function runPlan(flags: PlanFlags): number {
-  const peerCounts = flags.peers ?? (flags.arrivals ? [flags.arrivals.length] : null);
+  if (flags.peer && flags.peers && (flags.peers.length !== 1 || flags.peers[0] !== flags.peer.length)) {
+    process.stderr.write(`error: --peer describes ${flags.peer.length} peers; leave out --peers, or make it ${flags.peer.length}\n`);
+    return exitInvalid;
+  }
+  const peerCounts = flags.peers ?? (flags.peer ? [flags.peer.length] : flags.arrivals ? [flags.arrivals.length] : null);
   if (peerCounts === null) {
-    process.stderr.write("error: give --peers <k|a..b> (or --arrivals, one peer per value)\n");
+    process.stderr.write("error: give --peers <k|a..b>, --peer LABELS (one per peer), or --arrivals (one peer per value)\n");
     return exitInvalid;
   }
   const loaded = loadSchemaFile(flags.schema);
@@ -104,6 +120,7 @@ function runPlan(flags: PlanFlags): number {
     ...(flags.arrivals ? { arrivalsSec: flags.arrivals } : {}),
     ...(flags.universeSec === undefined ? {} : { universeSec: flags.universeSec }),
     ...(flags.seed === undefined ? {} : { seed: flags.seed }),
+    ...(flags.peer ? { peerLabels: flags.peer } : {}),
   });
   process.stdout.write(flags.json ? `${JSON.stringify(planJson(plan))}\n` : formatPlanText(plan));
   return 0;

@@ -48,7 +48,8 @@ function peerLine(plan: Plan, peer: PlannedPeer): string {
     peer.savedMs >= 0
       ? `saves ${formatDuration(peer.savedMs)} against building alone (${formatDuration(plan.uniqueWorkMs)})`
       : `NEGATIVE saving: ${formatDuration(-peer.savedMs)} more than building alone (${formatDuration(plan.uniqueWorkMs)}), because it waits for the others`;
-  return `${peer.peerId}: arrives ${formatClock(peer.arrivalMs)}, ${steps}, busy ${formatDuration(busy)}, ready for its universe build at ${formatClock(peer.readyAtMs)}; ${saved}`;
+  const labels = peer.labels.length === 0 ? '' : ` [${peer.labels.join(' ')}]`;
+  return `${peer.peerId}${labels}: arrives ${formatClock(peer.arrivalMs)}, ${steps}, busy ${formatDuration(busy)}, ready for its universe build at ${formatClock(peer.readyAtMs)}; ${saved}`;
 }
 
 function singleCountLines(plan: Plan, count: CountPlan): string[] {
@@ -59,10 +60,11 @@ function singleCountLines(plan: Plan, count: CountPlan): string[] {
     for (const r of peer.runs) lines.push(`  ${formatClock(r.startMs)} -> ${formatClock(r.endMs)}  ${r.stepId.padEnd(width)}  ${formatDuration(r.endMs - r.startMs)}`);
     if (peer.runs.length === 0) lines.push('  (builds nothing: the other peers take every step)');
   }
+  if (count.unshared.length > 0) lines.push(`unshared (no peer has the labels they require; each peer's universe build covers them): ${count.unshared.join(', ')}`);
   const ours = count.policies.taskshard;
   lines.push(
     '',
-    `expected makespan: ${formatDuration(ours.makespanMs)} (lower bound ${formatDuration(count.lowerBoundMs)}: critical path ${formatDuration(plan.criticalPathMs)} = ${plan.criticalPath.join(' -> ')}; work / peers ${formatDuration(plan.uniqueWorkMs / count.peers)})`,
+    `expected makespan: ${formatDuration(ours.makespanMs)} (lower bound ${formatDuration(count.lowerBoundMs)}: critical path ${formatDuration(plan.criticalPathMs)} = ${plan.criticalPath.join(' -> ')}; work / peers ${formatDuration(plan.uniqueWorkMs / count.peers)}${count.unshared.length > 0 ? '; both count the unshared steps, which no peer builds here' : ''})`,
     '',
     `${'policy'.padEnd(36)}  ${'makespan'.padStart(8)}  ${'build time'.padStart(10)}  ${'runner time'.padStart(11)}`,
   );
@@ -142,8 +144,10 @@ export function planJson(plan: Plan): Record<string, unknown> {
       makespanSec: sec(c.policies.taskshard.makespanMs),
       buildTimeSec: sec(c.policies.taskshard.buildMs),
       runnerTimeSec: sec(c.policies.taskshard.runnerMs),
+      unshared: c.unshared,
       perPeer: c.perPeer.map((p) => ({
         peerId: p.peerId,
+        labels: p.labels,
         arrivalSec: sec(p.arrivalMs),
         readySec: sec(p.readyAtMs),
         savedSec: sec(p.savedMs),

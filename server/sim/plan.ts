@@ -23,6 +23,11 @@ export interface PlanInput {
   readonly durationsSec: ReadonlyMap<string, number>;
   /** Seed of baseline (c)'s random orders (default 1). */
   readonly seed?: number;
+  /**
+   * Labels of peer 1, 2, ... (`--peer gpu,arch:x64`); peers past the end have none. With labels, a step
+   * goes only to a peer that has all it `requires`; a step no peer can build is left to the universe builds.
+   */
+  readonly peerLabels?: readonly (readonly string[])[];
 }
 
 export interface PlannedRun {
@@ -43,6 +48,8 @@ export interface PolicyFigures {
 
 export interface PlannedPeer {
   readonly peerId: string;
+  /** Its labels (empty: none). */
+  readonly labels: readonly string[];
   readonly arrivalMs: number;
   readonly readyAtMs: number;
   readonly runs: readonly PlannedRun[];
@@ -54,6 +61,8 @@ export interface CountPlan {
   readonly peers: number;
   readonly lowerBoundMs: number;
   readonly perPeer: readonly PlannedPeer[];
+  /** Steps no peer built because none had the labels they require (unshared: each universe build covers them). */
+  readonly unshared: readonly string[];
   /** taskshard first, then (b), (c), (a), (d). */
   readonly policies: Readonly<Record<PolicyName, PolicyFigures>>;
 }
@@ -83,7 +92,7 @@ export function planSchedule(input: PlanInput): Plan {
   const universeMs = Math.round((input.universeSec ?? 0) * 1000);
   const seed = input.seed ?? 1;
   const durationsMs = stepDurationsMs(input.schema, input.durationsSec);
-  const counts = input.peerCounts.map((k) => planCount(input.schema, k, arrivalsSec, universeMs, seed, durationsMs));
+  const counts = input.peerCounts.map((k) => planCount(input.schema, k, arrivalsSec, universeMs, seed, durationsMs, input.peerLabels ?? []));
   const sources = { 'durations-file': 0, estimateSec: 0, default: 0 };
   for (const step of input.schema.steps) sources[durationSource(input.schema, step.id, input.durationsSec)]++;
   const ms = (stepId: string): number => durationsMs.get(stepId)!;
@@ -110,14 +119,27 @@ export function arrivalMs(arrivalsSec: readonly number[], i: number): number {
   return Math.round(arrivalsSec[Math.min(i, arrivalsSec.length - 1)]! * 1000);
 }
 
-function planCount(schema: SchemaDef, k: number, arrivalsSec: readonly number[], universeMs: number, seed: number, durationsMs: ReadonlyMap<string, number>): CountPlan {
+function planCount(
+  schema: SchemaDef,
+  k: number,
+  arrivalsSec: readonly number[],
+  universeMs: number,
+  seed: number,
+  durationsMs: ReadonlyMap<string, number>,
+  peerLabels: readonly (readonly string[])[],
+): CountPlan {
+  const labelsOf = (i: number): string[] => [...new Set(peerLabels[i] ?? [])].sort();
   const workload: SimWorkload = {
     name: `plan-${schema.id}-${k}`,
     schema,
     durationsMs,
     jitter: 0,
     seed,
-    peers: peerIds(k).map((peerId, i) => ({ peerId, arrivalMs: arrivalMs(arrivalsSec, i), registration: simRegistration() })),
+    peers: peerIds(k).map((peerId, i) => ({
+      peerId,
+      arrivalMs: arrivalMs(arrivalsSec, i),
+      registration: simRegistration(labelsOf(i).length === 0 ? {} : { labels: labelsOf(i) }),
+    })),
     seedDurations: true,
     universeMs,
   };
@@ -131,12 +153,15 @@ function planCount(schema: SchemaDef, k: number, arrivalsSec: readonly number[],
     policies[s.policy] = { makespanMs: lastReady - firstArrival, buildMs: s.executedWorkMs, runnerMs: s.runnerTimeMs };
   }
   const core = report.runs[policyNames.taskshard];
-  const perPeer = core.peers.map((p) => ({
+  const perPeer = core.peers.map((p, i) => ({
     peerId: p.peerId,
+    labels: labelsOf(i),
     arrivalMs: p.arrivalMs,
     readyAtMs: p.readyAtMs,
     runs: core.runs.filter((r) => r.peerId === p.peerId && !r.aborted).map((r) => ({ stepId: r.stepId, startMs: r.startMs, endMs: r.endMs })),
     savedMs: cohort.uniqueWorkMs - (p.readyAtMs - p.arrivalMs),
   }));
-  return { peers: k, lowerBoundMs: cohort.lowerBoundMs, perPeer, policies };
+  const built = new Set(core.runs.filter((r) => !r.aborted).map((r) => r.stepId));
+  const unshared = schema.steps.filter((s) => !built.has(s.id)).map((s) => s.id);
+  return { peers: k, lowerBoundMs: cohort.lowerBoundMs, perPeer, unshared, policies };
 }
