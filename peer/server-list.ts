@@ -110,7 +110,7 @@ export class ServerList {
     }
     this.currentIndex = best;
     const next = this.slots[best]!;
-    return { url: next.url, index: best, delayMs: Math.max(0, next.notBeforeMs - nowMs), failures: next.failures };
+    return { url: next.url, index: best, delayMs: Math.max(0, Math.round(next.notBeforeMs - nowMs)), failures: next.failures };
   }
 }
 

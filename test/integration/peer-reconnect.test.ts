@@ -31,6 +31,8 @@ class FakeAuthority {
 
   constructor() {
     this.http.on('upgrade', (req, socket: Socket, head) => {
+      // The peer may reset a refused or killed connection; that is expected, not an unhandled error.
+      socket.on('error', () => undefined);
       if (this.standby) {
         this.standbyRefusals++;
         const body = JSON.stringify({ error: { code: 'STANDBY', message: 'this authority is on standby' } });
@@ -40,6 +42,7 @@ class FakeAuthority {
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.sockets.push(ws);
+        ws.on('error', () => undefined);
         ws.on('message', (data) => {
           const frame = JSON.parse(String(data)) as { type: string };
           if (frame.type !== 'hello') return;
