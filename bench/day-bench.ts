@@ -1,4 +1,4 @@
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,7 +18,8 @@ import { freePort, killAllChildren, readMemory, spawnNode, stopChild } from './b
  * memory and file size shows within the run. Prints ONE JSON line: cohorts/s
  * over the first and the last 10 %, their ratio, the longest event-loop block
  * (max of the authority's own event-loop delay, read from /metrics every
- * second), RSS and database size at each 10 %, the restart time on the
+ * second; as its baseline, the same measure in an idle Node process in the
+ * same run), RSS, heap and database size at each 10 %, the restart time on the
  * day's file, and the start time on a file holding `--history-fill` cohorts
  * of history (default 100,000); as their baseline, the same CLI starting and
  * exiting (`--version`) in the same run.
@@ -103,15 +104,42 @@ function fileMb(path: string): number {
   return Math.round(((size(path) + size(`${path}-wal`)) / 1024 / 1024) * 10) / 10;
 }
 
-/** The authority's event-loop delay maximum since the last scrape, ms (prom-client resets it on every scrape). */
-async function scrapeLagMaxMs(port: number): Promise<number | null> {
+/**
+ * From the authority's /metrics: its event-loop delay maximum since the last
+ * scrape, ms (prom-client resets it on every scrape), and its V8 heap in use, MB.
+ */
+async function scrape(port: number): Promise<{ lagMaxMs: number; heapUsedMb: number } | null> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    const m = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
-    return m ? Math.round(Number(m[1]) * 1000 * 10) / 10 : null;
+    const lag = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+    const heap = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+    if (!lag || !heap) return null;
+    return { lagMaxMs: Math.round(Number(lag[1]) * 1000 * 10) / 10, heapUsedMb: Math.round((Number(heap[1]) / 1024 / 1024) * 10) / 10 };
   } catch {
     return null;
   }
+}
+
+/**
+ * The baseline for the event-loop block, in the same run: an idle Node process
+ * measuring its own event-loop delay the same way (10 ms resolution). What it
+ * sees is the machine not scheduling a process, not the authority's work.
+ */
+function startIdleProbe(): { stop(): Promise<number> } {
+  const script = `const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 10 }); h.enable();
+setInterval(() => {}, 1000);
+process.on('SIGTERM', () => { process.stdout.write(String(h.max / 1e6)); process.exit(0); });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => (out += d));
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve(Math.round(Number(out) * 10) / 10));
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 interface Decile {
@@ -120,6 +148,8 @@ interface Decile {
   readonly elapsedSec: number;
   readonly rssMb: number;
   readonly dbMb: number;
+  /** V8 heap in use at the latest scrape (RSS also holds freed heap V8 has not returned). */
+  readonly heapUsedMb: number;
   readonly longestBlockMs: number;
 }
 
@@ -155,12 +185,15 @@ export async function runDayBench(argv: string[]): Promise<number> {
     const deciles: Decile[] = [];
     let blockMs = 0;
     let decileBlockMs = 0;
+    let heapUsedMb = 0;
+    const probe = startIdleProbe();
     const t0 = performance.now();
     const scraper = setInterval(() => {
-      void scrapeLagMaxMs(auth.port).then((ms) => {
-        if (ms === null) return;
-        blockMs = Math.max(blockMs, ms);
-        decileBlockMs = Math.max(decileBlockMs, ms);
+      void scrape(auth.port).then((m) => {
+        if (m === null) return;
+        blockMs = Math.max(blockMs, m.lagMaxMs);
+        decileBlockMs = Math.max(decileBlockMs, m.lagMaxMs);
+        heapUsedMb = m.heapUsedMb;
       });
     }, 1000);
     const result = await driveCohorts({
@@ -178,6 +211,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
             elapsedSec: Math.round((at - t0) / 100) / 10,
             rssMb: Math.round(readMemory(auth.child.pid!).rssKb / 102.4) / 10,
             dbMb: fileMb(db),
+            heapUsedMb,
             longestBlockMs: decileBlockMs,
           };
           decileBlockMs = 0;
@@ -187,7 +221,8 @@ export async function runDayBench(argv: string[]): Promise<number> {
       },
     });
     clearInterval(scraper);
-    blockMs = Math.max(blockMs, (await scrapeLagMaxMs(auth.port)) ?? 0);
+    const idleProcessBlockMs = await probe.stop();
+    blockMs = Math.max(blockMs, (await scrape(auth.port))?.lagMaxMs ?? 0);
     const rate = (from: number, to: number): number => {
       const start = from === 0 ? t0 : doneAt[from - 1]!;
       return Math.round(((to - from) / ((doneAt[to - 1]! - start) / 1000)) * 10) / 10;
@@ -229,6 +264,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
       cohortsPerSecLast10: last,
       ratio: Math.round((last / first) * 1000) / 1000,
       longestBlockMs: blockMs,
+      idleProcessBlockMs,
       deciles,
       restartMs,
       restartDbMb,
