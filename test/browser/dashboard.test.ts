@@ -72,7 +72,8 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     writeSchema(schema);
     const auth = await startAuthority({ db: dir.file('a.db') });
     const env = { DELAY_compile: '0.6', DELAY_codegen: '0.5', DELAY_lint: '0.3', DELAY_unit: '0.9', DELAY_bundle: '0.4', DELAY_e2e: '0.2', HOLD: 'e2e' };
-    const peers: Proc[] = ['ci-linux-1', 'ci-linux-2', 'ci-linux-3'].map((name) => startPeer({ name, server: auth.wsUrl, schema, script, env }));
+    // ci-linux-1 has a GPU (issue 19): the Peers page shows its labels.
+    const peers: Proc[] = ['ci-linux-1', 'ci-linux-2', 'ci-linux-3'].map((name, i) => startPeer({ name, server: auth.wsUrl, schema, script, env, ...(i === 0 ? { args: ['--label', 'gpu'] } : {}) }));
     const joinedLines = await Promise.all(peers.map((p) => p.line(/joined cohort (\S+) as peer/)));
     const cohortId = joinedLines[0]![1]!;
     expect(new Set(joinedLines.map((m) => m[1])).size).toBe(1);
@@ -80,6 +81,11 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     await untilLog(log, 'all but e2e done, e2e running', (lines) => lines.filter((l) => l.event === 'done' && l.phase === 'step').length === steps.length - 1 && lines.some((l) => l.event === 'start' && l.step === 'e2e'));
 
     browser = await playwright!.chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
+    const peersPage = await browser.newPage();
+    await peersPage.goto(`${auth.httpUrl}/peers`);
+    await peersPage.locator('tr[data-peer="ci-linux-1"] td.labels').waitFor();
+    expect(await peersPage.locator('tr[data-peer="ci-linux-1"] td.labels').textContent()).toBe(`arch:${process.arch} gpu os:${process.platform}`);
+    expect(await peersPage.locator('tr[data-peer="ci-linux-2"] td.labels').textContent()).toBe(`arch:${process.arch} os:${process.platform}`);
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
