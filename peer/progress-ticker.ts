@@ -12,6 +12,10 @@ import type { StepRun } from './step-runner.js';
  * CI systems kill a job that prints nothing for a while (CircleCI: 10 min).
  * Under --quiet the line is not printed (quiet keeps only assignments,
  * failures and the final line); --help and docs/peer.md say so.
+ * "Held for" is the lease's true age: the authority sends it with each
+ * running step (`heldMs` in `wait`), and this peer adds the time since that
+ * frame arrived; from an older authority without it, it counts from when this
+ * peer first saw the step running. The estimate is the schema's.
  */
 export class ProgressTicker implements SessionObserver {
   private timer: NodeJS.Timeout | null = null;
@@ -21,7 +25,8 @@ export class ProgressTicker implements SessionObserver {
   private running: string | null = null;
   private lastWait: Wait | null = null;
   private resolved = 0;
-  private readonly firstSeenMs = new Map<string, number>();
+  /** When each running lease started, on this peer's clock: from `heldMs`, else when it was first seen. */
+  private readonly heldSinceMs = new Map<string, number>();
   private readonly estimates: ReadonlyMap<string, number | undefined>;
 
   constructor(
@@ -53,7 +58,10 @@ export class ProgressTicker implements SessionObserver {
       case 'wait': {
         this.lastWait = message;
         const now = this.now();
-        for (const r of message.running) if (!this.firstSeenMs.has(key(r))) this.firstSeenMs.set(key(r), now);
+        for (const r of message.running) {
+          if (r.heldMs !== undefined) this.heldSinceMs.set(key(r), now - r.heldMs);
+          else if (!this.heldSinceMs.has(key(r))) this.heldSinceMs.set(key(r), now);
+        }
         return;
       }
       case 'step.update':
@@ -92,7 +100,7 @@ export class ProgressTicker implements SessionObserver {
     if (wait === null || wait.running.length === 0) return `waiting: ${resolved}/${total} resolved; nothing assignable yet`;
     const held = wait.running.map((r) => {
       const est = this.estimates.get(r.stepId);
-      const since = this.firstSeenMs.get(key(r)) ?? now;
+      const since = this.heldSinceMs.get(key(r)) ?? now;
       return `${r.stepId} held by ${r.peerId} for ${formatDuration(now - since)}${est === undefined ? '' : `, est. ${formatDuration(est * 1000)}`}`;
     });
     return `waiting: ${resolved}/${total} resolved; ${held.join('; ')}`;

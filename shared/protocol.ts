@@ -205,7 +205,16 @@ export const waitSchema = z.strictObject({
   type: z.literal('wait'),
   cohortId: token,
   /** What is running and where (capped). */
-  running: z.array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema })).max(limits.maxWaitEntries),
+  running: z
+    .array(
+      z.strictObject({
+        stepId: safeIdSchema,
+        peerId: peerIdSchema,
+        /** How long that peer has held its lease, on the authority's clock, when this frame was sent (ms); absent from older authorities. */
+        heldMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+      }),
+    )
+    .max(limits.maxWaitEntries),
   /** Steps not yet resolved. */
   unresolved: count,
   succeeded: succeededBatch,

@@ -78,15 +78,16 @@ export function dispatch(state: SchedulerState, tx: CoreTx, cohort: Cohort): voi
       sendComplete(state, tx, cohort, peer);
     } else if (peer.work.kind !== 'waiting') {
       state.setWork(tx.journal, peer, waitingWork);
-      if (peer.connId !== null) tx.emit({ kind: 'wait', connId: peer.connId, ...waitFor(cohort) });
+      if (peer.connId !== null) tx.emit({ kind: 'wait', connId: peer.connId, ...waitFor(cohort, tx.now) });
     }
   }
 }
 
-function waitFor(cohort: Cohort): { cohortId: string; running: { stepId: string; peerId: string }[]; unresolved: number } {
-  const running: { stepId: string; peerId: string }[] = [];
+/** What a waiting peer is told: each live lease with its holder and its age at `nowMs`. */
+function waitFor(cohort: Cohort, nowMs: number): { cohortId: string; running: { stepId: string; peerId: string; heldMs: number }[]; unresolved: number } {
+  const running: { stepId: string; peerId: string; heldMs: number }[] = [];
   for (const [stepId, live] of cohort.liveLeases) {
-    for (const lease of live) if (running.length < limits.maxWaitEntries) running.push({ stepId, peerId: lease.peerId });
+    for (const lease of live) if (running.length < limits.maxWaitEntries) running.push({ stepId, peerId: lease.peerId, heldMs: Math.max(0, nowMs - lease.startedAtMs) });
   }
   return { cohortId: cohort.id, running, unresolved: cohort.unresolved };
 }

@@ -140,7 +140,8 @@ export type Effect =
   /** A lease for the connection's peer. */
   | { readonly kind: 'granted'; readonly connId: ConnId; readonly cohortId: string; readonly stepId: string; readonly leaseId: string; readonly attempt: number; readonly backup: boolean }
   /** Nothing to run yet. */
-  | { readonly kind: 'wait'; readonly connId: ConnId; readonly cohortId: string; readonly running: readonly { readonly stepId: string; readonly peerId: string }[]; readonly unresolved: number }
+  /** `heldMs`: the lease's age at `now` (lease start to now, on the authority's clock). */
+  | { readonly kind: 'wait'; readonly connId: ConnId; readonly cohortId: string; readonly running: readonly { readonly stepId: string; readonly peerId: string; readonly heldMs: number }[]; readonly unresolved: number }
   /** A step of the cohort changed state; one effect for every member connection told. */
   | { readonly kind: 'step-changed'; readonly connIds: readonly ConnId[]; readonly change: StepChange }
   /** The cohort is resolved (or was already when the peer joined or resumed). */

@@ -143,17 +143,23 @@ describe('taskshard peer: signals, closed stdout, progress', () => {
     await peerLeft(auth.httpUrl, 'head1');
   });
 
-  it('while waiting, a progress line at least every --progress-interval, naming what runs where', async () => {
+  it('while waiting, a progress line at least every --progress-interval, naming what runs where and since when (the true lease age)', async () => {
     const auth = await startAuthority({ db: ws.dir.file('e.db') });
-    // One step: the first peer holds it (gated); the second has nothing to do but wait.
+    // One step: the first peer holds it (gated); the others have nothing to do but wait.
     writeFileSync(ws.schema, JSON.stringify({ id: 'one', universe: '//...', steps: [{ id: 'perception', target: '//p/...', estimateSec: 900 }] }));
     const holder = startPeer({ name: 'ci-7', server: auth.wsUrl, schema: ws.schema, script: ws.script, env: { GATE: ws.gate } });
     await holder.line(/step perception assigned/);
-    const waiter = startPeer({ name: 'w1', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--progress-interval', '1'] });
-    const line = await waiter.line(/taskshard: waiting: 0\/1 resolved; perception held by ci-7 for [\d.]+ s, est\. 15m 00s/, 10_000);
-    expect(line).toBeTruthy();
+    const early = startPeer({ name: 'w1', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--progress-interval', '1'] });
+    await early.line(/taskshard: waiting: 0\/1 resolved; perception held by ci-7 for [\d.]+ s, est\. 15m 00s/, 10_000);
+    // Once the lease is at least 5 s old, a late waiter's first line already says so: the age comes from the
+    // authority (lease start), not from when this peer first saw the step (which would say about 1 s).
+    const heldSec = (text: string): number[] => [...text.matchAll(/perception held by ci-7 for ([\d.]+) s/g)].map((m) => Number(m[1]));
+    await early.until('a lease age of 5 s', () => heldSec(early.stdout).some((s) => s >= 5), 15_000);
+    const late = startPeer({ name: 'w2', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--progress-interval', '1'] });
+    await late.line(/perception held by ci-7 for [\d.]+ s/, 10_000);
+    expect(heldSec(late.stdout)[0]).toBeGreaterThanOrEqual(5);
     writeFileSync(ws.gate, '');
-    expect(await Promise.all([holder.exit(), waiter.exit()])).toEqual([0, 0]);
+    expect(await Promise.all([holder.exit(), early.exit(), late.exit()])).toEqual([0, 0, 0]);
   });
 });
 

@@ -58,13 +58,14 @@ describe('dedup and prioritization', () => {
     expect(assigns[0]![1]).toMatchObject({ type: 'assign', stepId: 'c', attempt: 1, backup: false });
   });
 
-  it('tells an idle peer what runs where when nothing is assignable', () => {
+  it('tells an idle peer what runs where, and since when (the lease age), when nothing is assignable', () => {
     const h = new CoreHarness(dagSchema({ a: [], b: ['a'] }));
     h.hello('p1');
+    h.clock.advance(5_000);
     const out = h.hello('p2');
     expect(messagesIn(out, h.conns.get('p2')!)).toEqual([
       { type: 'welcome', protocol: 1, peerId: 'p2', resumeToken: 'tok-p2-2', resumed: false, cohort: { id: 'c1', peers: 2, steps: 2, resolved: 0, succeeded: [] }, pingIntervalMs: 15_000 },
-      { type: 'wait', cohortId: 'c1', running: [{ stepId: 'a', peerId: 'p1' }], unresolved: 2 },
+      { type: 'wait', cohortId: 'c1', running: [{ stepId: 'a', peerId: 'p1', heldMs: 5_000 }], unresolved: 2 },
     ]);
   });
 
@@ -121,7 +122,7 @@ describe('straggler backup', () => {
     const t0 = h.clock.now();
     expect(slow.stepId).toBe('slow');
     h.finish('p2', h.lastAssign('p2')!.leaseId, 'quick');
-    expect(h.sent('p2').pop()).toEqual({ type: 'wait', cohortId: 'c1', running: [{ stepId: 'slow', peerId: 'p1' }], unresolved: 1 });
+    expect(h.sent('p2').pop()).toEqual({ type: 'wait', cohortId: 'c1', running: [{ stepId: 'slow', peerId: 'p1', heldMs: h.clock.now() - t0 }], unresolved: 1 });
     expect(h.scheduler.nextDeadlineMs()).toBe(t0 + 40_000);
 
     h.clock.set(t0 + 39_999);
