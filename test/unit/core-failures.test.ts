@@ -23,7 +23,7 @@ describe('step failure', () => {
       logTail: 'first',
       reason: 'attempt 1 failed on p1 with exit 3; retrying, on another peer when there is one',
     };
-    expect(messagesIn(first, h.conns.get('p1')!)).toEqual([retrying, { type: 'wait', cohortId: 'c1', running: [{ stepId: 'b', peerId: 'p2', heldMs: 0 }, { stepId: 'c', peerId: 'p3', heldMs: 0 }], unresolved: 3 }]);
+    expect(messagesIn(first, h.conns.get('p1')!)).toEqual([retrying, { type: 'wait', cohortId: 'c1', running: [{ stepId: 'b', peerId: 'p2', heldMs: 1000 }, { stepId: 'c', peerId: 'p3', heldMs: 1000 }], unresolved: 3 }]); // finish() moves the clock to lease start + its 1 s
     expect(messagesIn(first, h.conns.get('p3')!)).toEqual([retrying]);
     // The retry comes before anything else: the next idle peer (p2) gets it.
     h.finish('p2', h.lastAssign('p2')!.leaseId, 'b');
