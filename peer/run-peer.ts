@@ -20,6 +20,7 @@ import { PeerSession, type SessionObserver, type SessionOutcome } from './sessio
 import { resolveSource, type ResolvedSource } from './source-resolver.js';
 import { localBuildOrder } from './step-order.js';
 import { runTimed, type StepRunner } from './step-runner.js';
+import { postUniverseReport } from './universe-report.js';
 
 /** Exit codes: 0 every step resolved and the universe built; 1 a step or the universe failed; 2 usage, schema, COMMAND or (with `strict`) authority problems. */
 export type PeerExitCode = 0 | 1 | 2;
@@ -182,6 +183,11 @@ export async function runPeerWith(input: PeerOptions, naming: OptionNaming): Pro
     let result: PeerResult;
     try {
       result = await drive(o, schema, loaded.digest, source, labels, token, onSharedFailure, report, observer, groupedRunner(o.runner, report), stop.signal);
+      if (result.mode === 'shared' && result.cohortId !== null && result.peerId !== null && result.universe !== null) {
+        const { ok, exitCode, durationMs } = result.universe;
+        const problem = await postUniverseReport(activeAuthority, token, result.cohortId, { peerId: result.peerId, ok, exitCode, durationMs: Math.round(durationMs) });
+        if (problem !== null) report.diagnostic(`universe build not reported to the authority (its dashboard shows an inferred bar): ${problem}`);
+      }
       result = await withCacheEvidence(result, o, schema.steps, token, report, activeAuthority);
     } finally {
       ticker.stop();

@@ -20,6 +20,7 @@ import { prettyStream } from './http/log-format.js';
 import { ReadModelRunReader } from './http/run-reader.js';
 import { registerRunRoutes } from './http/run-routes.js';
 import { TrendCache } from './http/trend-cache.js';
+import { registerUniverseRoute } from './http/universe-route.js';
 import { registerRouteAccess } from './http/route-access.js';
 import { answerPlainGetOfPeerPath, registerPeerBundleRoute } from './http/peer-bundle-route.js';
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
@@ -227,6 +228,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
     log: app.log,
     onRecorded: (cohortId, evidence) => live.publishEvidence(cohortId, evidence),
   });
+  registerUniverseRoute(app, { runs, store: observed, config, clock, log: app.log });
   registerEventStream(app, live);
   registerDashboardRoutes(app, config);
 

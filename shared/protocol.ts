@@ -142,6 +142,20 @@ export const cacheEvidenceReportSchema = z.strictObject({
 });
 export type CacheEvidenceReport = z.infer<typeof cacheEvidenceReportSchema>;
 
+/**
+ * `POST /api/v1/cohorts/:cohortId/universe` (peer token, additive): a peer's universe build, sent
+ * once it ended. The authority takes the report's arrival as the end and `durationMs` back from it
+ * as the start, so the dashboard draws the real build instead of inferring one; peers that never
+ * send it keep the inferred bar.
+ */
+export const universeReportSchema = z.strictObject({
+  peerId: peerIdSchema,
+  ok: z.boolean(),
+  exitCode,
+  durationMs,
+});
+export type UniverseReport = z.infer<typeof universeReportSchema>;
+
 export const peerMessageSchema = z.discriminatedUnion('type', [helloSchema, stepFinishedSchema, byeSchema]);
 export type PeerMessage = z.infer<typeof peerMessageSchema>;
 export type Hello = z.infer<typeof helloSchema>;

@@ -1,5 +1,6 @@
 import type { CohortOutcome as StoredOutcome } from '../core/causes.js';
 import type { CohortRun, RunLease, RunPeer, RunStep } from './run-reader.js';
+import { parseUniverseDetail, universeBuiltKind } from './universe-build.js';
 
 /**
  * The per-run view behind the dashboard's Gantt chart, the trace export and
@@ -8,10 +9,11 @@ import type { CohortRun, RunLease, RunPeer, RunStep } from './run-reader.js';
  * waited because nothing was assignable, its universe build, and the
  * critical path. Pure: the run and `nowMs` in, the view out.
  *
- * What the authority cannot see is inferred and documented here: a peer
- * builds its universe after the cohort completes and then leaves, so the
- * universe bar runs from completion (or the peer's join, if later) to the
- * peer's `left` event, and is still open while the peer is connected.
+ * A peer builds its universe after the cohort completes. A peer that reports
+ * the build (`POST /api/v1/cohorts/:id/universe`, stored as a `universe.built`
+ * event) gets its real bar, with its result. For one that does not (an older
+ * peer), the bar is inferred and marked so: from completion (or the peer's
+ * join, if later) to the peer's `left` event, still open while it is connected.
  */
 
 export const cohortOutcomes = ['succeeded', 'failed', 'cancelled', 'abandoned'] as const;
@@ -33,6 +35,10 @@ export interface TimelineBar {
   readonly attempt: number | null;
   /** On the critical path (the successful lease of a critical step). */
   readonly critical: boolean;
+  /** A universe bar the authority inferred (the peer did not report its build); false for every other bar. */
+  readonly inferred: boolean;
+  /** A reported universe build's result; null for every other bar. */
+  readonly ok: boolean | null;
 }
 
 export interface TimelineLane {
@@ -203,6 +209,8 @@ function laneFor(run: CohortRun, peer: RunPeer, leftAtMs: number | null, critica
       retried: retried.has(l.leaseId),
       attempt: l.attempt,
       critical: l.outcome === 'succeeded' && critical.has(l.stepId),
+      inferred: false,
+      ok: null,
     });
   }
   // Waits: the peer was in the cohort, the cohort was open, and the peer held no lease.
@@ -210,7 +218,7 @@ function laneFor(run: CohortRun, peer: RunPeer, leftAtMs: number | null, critica
   let cursor = peer.joinedAtMs;
   const waitBars: TimelineBar[] = [];
   const addWait = (from: number, to: number): void => {
-    if (to > from) waitBars.push({ kind: 'wait', stepId: null, startMs: from, endMs: to, open: false, backup: false, retried: false, attempt: null, critical: false });
+    if (to > from) waitBars.push({ kind: 'wait', stepId: null, startMs: from, endMs: to, open: false, backup: false, retried: false, attempt: null, critical: false, inferred: false, ok: null });
   };
   for (const l of own) {
     addWait(cursor, Math.min(l.startedAtMs, workEnd));
@@ -222,11 +230,15 @@ function laneFor(run: CohortRun, peer: RunPeer, leftAtMs: number | null, critica
     if (workEnd === nowMs && run.cohort.resolvedAtMs === null && leftAtMs === null && last.endMs === nowMs) waitBars[waitBars.length - 1] = { ...last, open: true };
   }
   bars.push(...waitBars);
-  if (outcome === 'succeeded' && run.cohort.resolvedAtMs !== null) {
+  const reported = run.events.find((e) => e.kind === universeBuiltKind && e.peerId === peer.peerId);
+  if (reported) {
+    const d = parseUniverseDetail(reported.detail, `cohort ${run.cohort.cohortId}'s ${universeBuiltKind} event of peer ${peer.peerId}`);
+    bars.push({ kind: 'universe', stepId: null, startMs: d.startedAtMs, endMs: reported.atMs, open: false, backup: false, retried: false, attempt: null, critical: false, inferred: false, ok: d.ok });
+  } else if (outcome === 'succeeded' && run.cohort.resolvedAtMs !== null) {
     const start = Math.max(run.cohort.resolvedAtMs, peer.joinedAtMs);
     const end = leftAtMs ?? (peer.status === 'connected' ? nowMs : null);
     if (end !== null && end >= start) {
-      bars.push({ kind: 'universe', stepId: null, startMs: start, endMs: end, open: leftAtMs === null, backup: false, retried: false, attempt: null, critical: false });
+      bars.push({ kind: 'universe', stepId: null, startMs: start, endMs: end, open: leftAtMs === null, backup: false, retried: false, attempt: null, critical: false, inferred: true, ok: null });
     }
   }
   bars.sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs);
@@ -240,7 +252,10 @@ export function runTimeline(run: CohortRun, nowMs: number): RunTimeline {
   const critical = new Set(path);
   const left = leftTimes(run);
   const lanes = run.peers.map((p) => laneFor(run, p, left.get(p.peerId) ?? null, critical, nowMs, outcome));
-  const peerEnd = (lane: TimelineLane): number => lane.leftAtMs ?? (lane.status === 'connected' || lane.status === 'disconnected' ? nowMs : (run.cohort.resolvedAtMs ?? nowMs));
+  // A reported universe build holds the runner past the peer's leaving the cohort.
+  const reportedUniverse = (lane: TimelineLane): TimelineBar | undefined => lane.bars.find((b) => b.kind === 'universe' && !b.inferred);
+  const peerEnd = (lane: TimelineLane): number =>
+    Math.max(lane.leftAtMs ?? (lane.status === 'connected' || lane.status === 'disconnected' ? nowMs : (run.cohort.resolvedAtMs ?? nowMs)), reportedUniverse(lane)?.endMs ?? 0);
   const endAtMs = Math.max(run.cohort.createdAtMs, run.cohort.resolvedAtMs ?? nowMs, ...lanes.map(peerEnd), ...run.leases.map((l) => leaseEnd(l, nowMs)));
   const buildMs = run.leases.reduce((sum, l) => sum + (leaseEnd(l, nowMs) - l.startedAtMs), 0);
   const runnerMs = lanes.reduce((sum, lane) => sum + Math.max(0, peerEnd(lane) - lane.joinedAtMs), 0);
@@ -252,7 +267,7 @@ export function runTimeline(run: CohortRun, nowMs: number): RunTimeline {
   if (outcome === 'succeeded' && run.cohort.resolvedAtMs !== null) {
     for (const lane of lanes) {
       if (lane.leftAtMs === null) continue;
-      const universeStart = Math.max(run.cohort.resolvedAtMs, lane.joinedAtMs);
+      const universeStart = reportedUniverse(lane)?.startMs ?? Math.max(run.cohort.resolvedAtMs, lane.joinedAtMs);
       savedRunnerMs = (savedRunnerMs ?? 0) + everyStepMs - (universeStart - lane.joinedAtMs);
     }
   }

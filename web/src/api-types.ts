@@ -17,6 +17,8 @@ export interface TimelineBar {
   readonly retried: boolean;
   readonly attempt: number | null;
   readonly critical: boolean;
+  readonly inferred: boolean;
+  readonly ok: boolean | null;
 }
 
 export interface TimelineLane {

@@ -18,7 +18,7 @@ const waitH = 6;
 const padR = 18;
 
 function barLabel(bar: TimelineBar): string {
-  if (bar.kind === 'universe') return 'universe';
+  if (bar.kind === 'universe') return bar.inferred ? 'universe?' : bar.ok === false ? 'universe ✗' : 'universe';
   if (bar.kind === 'wait') return '';
   return `${bar.retried ? '↻ ' : ''}${bar.stepId ?? ''}${bar.backup ? ' (backup)' : ''}`;
 }
@@ -29,7 +29,8 @@ function barTitle(bar: TimelineBar, peerId: string, endMs: number): string {
     case 'wait':
       return `${peerId} waited ${len}: nothing was assignable`;
     case 'universe':
-      return `${peerId} universe build${bar.open ? ' (running)' : ''}: ${len}`;
+      if (bar.inferred) return `${peerId} universe build (inferred: complete until the peer left; it did not report its build)${bar.open ? ', running' : ''}: ${len}`;
+      return `${peerId} universe build ${bar.ok === false ? 'FAILED' : 'built'}: ${len}`;
     default: {
       const what = bar.kind === 'running' ? 'building' : bar.kind;
       const extras = [bar.attempt !== null ? `attempt ${bar.attempt}` : null, bar.backup ? 'backup copy' : null, bar.retried ? 'retry' : null, bar.critical ? 'critical path' : null].filter(Boolean);
@@ -76,10 +77,12 @@ export function renderGantt(t: RunTimeline, widthPx: number, nowMs: number): SVG
       const w = Math.max(x(endMs) - x1, 2);
       const h = bar.kind === 'wait' ? waitH : barH;
       const y = top + (laneH - h) / 2;
-      const classes = ['bar', `kind-${bar.kind}`, bar.backup && 'backup', bar.critical && 'critical', bar.open && 'open', bar.retried && 'retried'].filter(Boolean).join(' ');
+      const classes = ['bar', `kind-${bar.kind}`, bar.backup && 'backup', bar.critical && 'critical', bar.open && 'open', bar.retried && 'retried', bar.inferred && 'inferred', bar.ok === false && 'universe-failed']
+        .filter(Boolean)
+        .join(' ');
       const bg = s(
         'g',
-        { class: classes, 'data-kind': bar.kind, 'data-step': bar.stepId, 'data-peer': lane.peerId, 'data-attempt': bar.attempt, 'data-critical': bar.critical ? 'true' : null },
+        { class: classes, 'data-kind': bar.kind, 'data-step': bar.stepId, 'data-peer': lane.peerId, 'data-attempt': bar.attempt, 'data-critical': bar.critical ? 'true' : null, 'data-inferred': bar.kind === 'universe' ? String(bar.inferred) : null },
         s('title', {}, barTitle(bar, lane.peerId, endMs)),
         s('rect', { class: 'body', x: x1, y, width: w, height: h }),
       );

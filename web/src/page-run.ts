@@ -24,6 +24,7 @@ function legend(): HTMLElement {
     item('aborted', 'aborted'),
     item('wait', 'waiting (nothing assignable)'),
     item('universe', 'universe build'),
+    item('universe inferred', 'universe (inferred: not reported)'),
     item('critical', 'critical path'),
     h('span', {}, '↻ retry'),
   );
