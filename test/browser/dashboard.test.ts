@@ -72,8 +72,11 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     writeSchema(schema);
     const auth = await startAuthority({ db: dir.file('a.db') });
     const env = { DELAY_compile: '0.6', DELAY_codegen: '0.5', DELAY_lint: '0.3', DELAY_unit: '0.9', DELAY_bundle: '0.4', DELAY_e2e: '0.2', HOLD: 'e2e' };
-    // ci-linux-1 has a GPU (issue 19): the Peers page shows its labels.
-    const peers: Proc[] = ['ci-linux-1', 'ci-linux-2', 'ci-linux-3'].map((name, i) => startPeer({ name, server: auth.wsUrl, schema, script, env, ...(i === 0 ? { args: ['--label', 'gpu'] } : {}) }));
+    // ci-linux-1 has a GPU (issue 19): the Peers page shows its labels. It also runs "in GitLab CI":
+    // its job page is linked on the Peers page and its lane.
+    const jobUrl = 'https://gitlab.example.com/acme/mono/-/jobs/4242';
+    const ciEnv = (name: string) => (name === 'ci-linux-1' ? { ...env, GITLAB_CI: 'true', CI_JOB_URL: jobUrl } : env);
+    const peers: Proc[] = ['ci-linux-1', 'ci-linux-2', 'ci-linux-3'].map((name, i) => startPeer({ name, server: auth.wsUrl, schema, script, env: ciEnv(name), ...(i === 0 ? { args: ['--label', 'gpu'] } : {}) }));
     const joinedLines = await Promise.all(peers.map((p) => p.line(/joined cohort (\S+) as peer/)));
     const cohortId = joinedLines[0]![1]!;
     expect(new Set(joinedLines.map((m) => m[1])).size).toBe(1);
@@ -106,6 +109,16 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     expect(await page.locator('h1 [data-outcome]').textContent()).toBe('running');
     const e2eRunner = readStepLog(log).find((l) => l.event === 'start' && l.step === 'e2e')!.peer;
     expect(await barKinds(page, 'e2e')).toEqual([{ kind: 'running', peer: e2eRunner }]);
+    expect(await page.locator('#gantt g.lane[data-lane="ci-linux-1"] a[data-ci-job]').getAttribute('data-ci-job')).toBe(jobUrl);
+    expect(await page.locator('#gantt g.lane[data-lane="ci-linux-2"] a[data-ci-job]').count()).toBe(0);
+
+    // The Peers page links each connected peer's CI job (ci-linux-1 only: the others run outside CI).
+    const peersPage = await browser!.newPage({ viewport: { width: 1280, height: 700 } });
+    await peersPage.goto(`${auth.httpUrl}/peers`);
+    await peersPage.locator('#peers tr[data-peer="ci-linux-1"] a[data-ci-job]').waitFor();
+    expect(await peersPage.locator('#peers tr[data-peer="ci-linux-1"] a[data-ci-job]').getAttribute('href')).toBe(jobUrl);
+    expect(await peersPage.locator('#peers tr[data-peer="ci-linux-2"] a[data-ci-job]').count()).toBe(0);
+    await peersPage.close();
 
     // Release the held step: the page updates itself (pushed over SSE, no reload).
     writeFileSync(gate, '');
@@ -123,6 +136,9 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
       expect(await page.locator(`#steps tr[data-step="${step}"] [data-builder]`).getAttribute('data-builder')).toBe(builders.get(step));
     }
     expect(await page.locator('#gantt g.bar[data-kind="universe"]').count()).toBe(3);
+    // Every peer reported its universe build: the bars are the real builds, none inferred.
+    await page.locator('#gantt g.bar[data-kind="universe"][data-inferred="false"]').nth(2).waitFor();
+    expect(await page.locator('#gantt g.bar[data-kind="universe"][data-inferred="true"]').count()).toBe(0);
     const critical = await page.$$eval('#gantt g.bar[data-critical="true"]', (els) => els.map((e) => e.getAttribute('data-step')));
     expect(critical.length).toBeGreaterThan(0);
     expect(errors).toEqual([]);
@@ -157,5 +173,10 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     // Back on the list, the cohort shows its outcome too.
     await page.goto(`${auth.httpUrl}/`);
     await page.locator(`tr[data-cohort="${cohortId}"] [data-outcome="succeeded"]`).waitFor();
+    // Filters go to the server: another outcome finds nothing, another spelling of the repo finds the run.
+    await page.goto(`${auth.httpUrl}/?outcome=failed`);
+    await page.locator('.panel.empty').waitFor();
+    await page.goto(`${auth.httpUrl}/?outcome=succeeded&repo=${encodeURIComponent('git@example.com:acme/mono.git')}`);
+    await page.locator(`tr[data-cohort="${cohortId}"]`).waitFor();
   });
 });

@@ -30,6 +30,7 @@ export interface Page {
   on(event: 'pageerror', listener: (err: Error) => void): void;
   screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;
   emulateMedia(options: { colorScheme: 'light' | 'dark' }): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface Browser {

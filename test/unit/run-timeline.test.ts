@@ -86,6 +86,27 @@ describe('runTimeline', () => {
     expect(t.lanes.find((l) => l.peerId === 'p3')!.bars.find((b) => b.kind === 'built')).toMatchObject({ retried: true, attempt: 2 });
   });
 
+  it('a reported universe build is drawn as reported; one not reported is inferred and marked so', () => {
+    // p1 reported a build from 1020 to 1400 (after it left the cohort at 1000); p2 reported a failure; p3 did not report.
+    const reported = run({}, [
+      { atMs: t0 + 1400, kind: 'universe.built', stepId: null, peerId: 'p1', detail: JSON.stringify({ startedAtMs: t0 + 1020, ok: true, exitCode: 0 }) },
+      { atMs: t0 + 1100, kind: 'universe.built', stepId: null, peerId: 'p2', detail: JSON.stringify({ startedAtMs: t0 + 960, ok: false, exitCode: 2 }) },
+    ]);
+    const t = runTimeline(reported, t0 + 1500);
+    const universe = (peerId: string) => t.lanes.find((l) => l.peerId === peerId)!.bars.find((b) => b.kind === 'universe')!;
+    expect(universe('p1')).toMatchObject({ startMs: t0 + 1020, endMs: t0 + 1400, open: false, inferred: false, ok: true });
+    expect(universe('p2')).toMatchObject({ startMs: t0 + 960, endMs: t0 + 1100, inferred: false, ok: false });
+    expect(universe('p3')).toMatchObject({ startMs: t0 + 900, endMs: t0 + 1500, open: true, inferred: true, ok: null });
+    // The runner is held until the reported build ends; runner time saved counts to its start.
+    expect(t.totals.runnerMs).toBe(1400 + (1100 - 50) + (1500 - 100));
+    expect(t.totals.savedRunnerSec).toBe((1100 - 1020 + (1100 - 910)) / 1000);
+    expect(t.endAtMs).toBe(t0 + 1500);
+    // Without reports every universe bar is inferred.
+    expect(runTimeline(run(), t0 + 1200).lanes.flatMap((l) => l.bars.filter((b) => b.kind === 'universe').map((b) => b.inferred))).toEqual([true, true, true]);
+    const corrupt = run({}, [{ atMs: t0 + 1400, kind: 'universe.built', stepId: null, peerId: 'p1', detail: '{"startedAtMs":"soon"}' }]);
+    expect(() => runTimeline(corrupt, t0 + 1500)).toThrow(/corrupt database: cohort c_1's universe.built event of peer p1 has a bad detail/);
+  });
+
   it('the critical path is the longest chain of needs by measured duration, marked on its bars and steps', () => {
     const t = runTimeline(run(), t0 + 1200);
     expect(t.criticalPath).toEqual(['a', 'b']);
