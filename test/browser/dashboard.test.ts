@@ -89,6 +89,9 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     await peersPage.locator('tr[data-peer="ci-linux-1"] td.labels').waitFor();
     expect(await peersPage.locator('tr[data-peer="ci-linux-1"] td.labels').textContent()).toBe(`arch:${process.arch} gpu os:${process.platform}`);
     expect(await peersPage.locator('tr[data-peer="ci-linux-2"] td.labels').textContent()).toBe(`arch:${process.arch} os:${process.platform}`);
+    // The Peers page links each connected peer's CI job (ci-linux-1 only: the others run outside CI).
+    expect(await peersPage.locator('#peers tr[data-peer="ci-linux-1"] a[data-ci-job]').getAttribute('href')).toBe(jobUrl);
+    expect(await peersPage.locator('#peers tr[data-peer="ci-linux-2"] a[data-ci-job]').count()).toBe(0);
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -111,14 +114,6 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     expect(await barKinds(page, 'e2e')).toEqual([{ kind: 'running', peer: e2eRunner }]);
     expect(await page.locator('#gantt g.lane[data-lane="ci-linux-1"] a[data-ci-job]').getAttribute('data-ci-job')).toBe(jobUrl);
     expect(await page.locator('#gantt g.lane[data-lane="ci-linux-2"] a[data-ci-job]').count()).toBe(0);
-
-    // The Peers page links each connected peer's CI job (ci-linux-1 only: the others run outside CI).
-    const peersPage = await browser!.newPage({ viewport: { width: 1280, height: 700 } });
-    await peersPage.goto(`${auth.httpUrl}/peers`);
-    await peersPage.locator('#peers tr[data-peer="ci-linux-1"] a[data-ci-job]').waitFor();
-    expect(await peersPage.locator('#peers tr[data-peer="ci-linux-1"] a[data-ci-job]').getAttribute('href')).toBe(jobUrl);
-    expect(await peersPage.locator('#peers tr[data-peer="ci-linux-2"] a[data-ci-job]').count()).toBe(0);
-    await peersPage.close();
 
     // Release the held step: the page updates itself (pushed over SSE, no reload).
     writeFileSync(gate, '');
