@@ -87,7 +87,7 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     const peersPage = await browser.newPage();
     await peersPage.goto(`${auth.httpUrl}/peers`);
     await peersPage.locator('tr[data-peer="ci-linux-1"] td.labels').waitFor();
-    expect(await peersPage.locator('tr[data-peer="ci-linux-1"] td.labels').textContent()).toBe(`arch:${process.arch} gpu os:${process.platform}`);
+    expect(await peersPage.locator('tr[data-peer="ci-linux-1"] td.labels').textContent()).toBe(`arch:${process.arch} ci:gitlab gpu os:${process.platform}`); // ci: from its (GitLab) CI environment
     expect(await peersPage.locator('tr[data-peer="ci-linux-2"] td.labels').textContent()).toBe(`arch:${process.arch} os:${process.platform}`);
     // The Peers page links each connected peer's CI job (ci-linux-1 only: the others run outside CI).
     expect(await peersPage.locator('#peers tr[data-peer="ci-linux-1"] a[data-ci-job]').getAttribute('href')).toBe(jobUrl);
