@@ -11,7 +11,11 @@ import { isCohortKeyed, matchKey, sourceKeyOf } from './source-state.js';
 export type CompanyDifference =
   | { readonly kind: 'other-digest'; readonly schemaId: string; readonly digest: string; readonly yours: string }
   | { readonly kind: 'other-cache'; readonly cacheId: string; readonly yours: string }
-  | { readonly kind: 'other-pipeline-type'; readonly pipelineType: Registration['pipelineType']; readonly yours: Registration['pipelineType'] };
+  | { readonly kind: 'other-pipeline-type'; readonly pipelineType: Registration['pipelineType']; readonly yours: Registration['pipelineType'] }
+  /** Same repo, schema digest, cache and pipeline type, same patchsets, another base ref. */
+  | { readonly kind: 'other-base-ref'; readonly baseRef: string; readonly yours: string }
+  /** Same repo, base ref, schema digest, cache, pipeline type and patchsets, another (or no) base sha. */
+  | { readonly kind: 'other-base-sha'; readonly baseSha: string | null; readonly yours: string | null };
 
 export type CompanyElsewhere = CompanyDifference & { readonly cohort: Cohort };
 
@@ -51,6 +55,8 @@ export class CohortMatcher {
   private readonly byPatchset = new Map<string, Bucket>();
   /** Open cohorts by repo, schema id and exact source state, for `companyElsewhere`. */
   private readonly companyIndex = new Map<string, Set<Cohort>>();
+  /** Open independent cohorts by match key and repo, for the base-ref and base-sha reasons of `companyElsewhere`. */
+  private readonly baseIndex = new Map<string, Set<Cohort>>();
   /** Cohorts by cache id, schema id and repo, then digest, for `digestSiblings`. */
   private readonly digestIndex = new Map<string, Map<string, Set<Cohort>>>();
   /** Where each indexed cohort is, so it can be moved or removed without a scan. */
@@ -71,7 +77,7 @@ export class CohortMatcher {
     if (cohort.record.isolated) return;
     this.remove(journal, cohort);
     const open = cohort.record.status === 'open';
-    const placement: Placement = { open, buckets: [], company: null, digest: null };
+    const placement: Placement = { open, buckets: [], company: null, digest: null, base: null };
     const r = cohort.record;
     if (r.pipelineType === 'dependent') {
       for (const p of cohort.patchsets) placement.buckets.push(this.bucketKeyed(this.byPatchset, patchsetKey(cohort.matchKey, p)));
@@ -85,6 +91,13 @@ export class CohortMatcher {
       if (!set) this.companyIndex.set(key, (set = new Set()));
       set.add(cohort);
       placement.company = key;
+      if (r.pipelineType === 'independent') {
+        const bKey = baseKey(cohort.matchKey, r.repo);
+        let bases = this.baseIndex.get(bKey);
+        if (!bases) this.baseIndex.set(bKey, (bases = new Set()));
+        bases.add(cohort);
+        placement.base = bKey;
+      }
     }
     const dKey = digestKey(r.cacheId, r.schema.id, r.repo);
     let byDigest = this.digestIndex.get(dKey);
@@ -136,6 +149,11 @@ export class CohortMatcher {
       if (!set) byDigest.set(cohort.record.digest, (set = new Set()));
       set.add(cohort);
     }
+    if (placement.base !== null) {
+      let bases = this.baseIndex.get(placement.base);
+      if (!bases) this.baseIndex.set(placement.base, (bases = new Set()));
+      bases.add(cohort);
+    }
     this.placed.set(cohort, placement);
   }
 
@@ -155,6 +173,11 @@ export class CohortMatcher {
       const set = this.companyIndex.get(placement.company);
       set?.delete(cohort);
       if (set?.size === 0) this.companyIndex.delete(placement.company);
+    }
+    if (placement.base !== null) {
+      const bases = this.baseIndex.get(placement.base);
+      bases?.delete(cohort);
+      if (bases?.size === 0) this.baseIndex.delete(placement.base);
     }
     if (placement.digest !== null) {
       const byDigest = this.digestIndex.get(placement.digest);
@@ -190,6 +213,17 @@ export class CohortMatcher {
       if (!sameDigest && sameCache && sameType) found.push({ kind: 'other-digest', cohort: c, schemaId, digest: r.digest, yours: digest });
       else if (sameDigest && !sameCache && sameType) found.push({ kind: 'other-cache', cohort: c, cacheId: r.cacheId, yours: reg.cacheId });
       else if (sameDigest && sameCache && !sameType) found.push({ kind: 'other-pipeline-type', cohort: c, pipelineType: r.pipelineType, yours: reg.pipelineType });
+    }
+    // Everything else equal (repo, digest, cache, pipeline type, patchsets) but the base: another base ref, or another (or no) sha.
+    if (reg.pipelineType === 'independent' && !isCohortKeyed(reg) && !(reg.repos && reg.repos.length > 0)) {
+      const patchsets = JSON.stringify([...new Set(reg.patchsets)].sort());
+      for (const c of this.baseIndex.get(baseKey(matchKey(reg, digest), reg.repo)) ?? []) {
+        this.visited++;
+        const r = c.record;
+        if (r.status !== 'open' || !c.joinable || JSON.stringify([...r.patchsets].sort()) !== patchsets) continue;
+        if (r.baseRef !== reg.baseRef) found.push({ kind: 'other-base-ref', cohort: c, baseRef: r.baseRef, yours: reg.baseRef });
+        else if (r.baseSha !== reg.baseSha) found.push({ kind: 'other-base-sha', cohort: c, baseSha: r.baseSha, yours: reg.baseSha });
+      }
     }
     return found.sort((a, b) => a.cohort.record.createdAtMs - b.cohort.record.createdAtMs);
   }
@@ -292,6 +326,11 @@ interface Placement {
   readonly buckets: Bucket[];
   company: string | null;
   digest: string | null;
+  base: string | null;
+}
+
+function baseKey(matchKey: string, repo: string): string {
+  return JSON.stringify([matchKey, repo]);
 }
 
 function sourceBucketKey(matchKey: string, sourceKey: string): string {

@@ -107,5 +107,11 @@ export function describeAloneReason(reason: AloneReason): string {
       return `${peers} on the same repo and sha use cache id ${reason.cacheId}, yours is ${reason.yours}`;
     case 'other-pipeline-type':
       return `${peers} on the same repo and sha run ${reason.pipelineType === 'independent' ? 'an' : 'a'} ${reason.pipelineType} pipeline, yours is ${reason.yours}`;
+    case 'other-base-ref':
+      return `${peers} on the same repo and schema are on base ref ${reason.baseRef}, yours is ${reason.yours}`;
+    case 'other-base-sha': {
+      const sha = (s: string | null): string => (s === null ? 'unknown (no base sha)' : `${s.slice(0, 12)}…`);
+      return `${peers} on the same repo and schema are on base sha ${sha(reason.baseSha)}, yours is ${sha(reason.yours)}`;
+    }
   }
 }

@@ -90,7 +90,7 @@ describe('source state you can trust', () => {
     expect(later.stdout).toMatch(/built here 2/);
   });
 
-  it('a peer left alone is told why: another schema digest, or another cache id, on the same repo and sha', async () => {
+  it('a peer left alone is told why: another schema digest, cache id, base sha or base ref', async () => {
     const auth = await startAuthority({ db: ws.dir.file('e.db') });
     const args = ['--base-sha', 'abc1234'];
     const a = startPeer({ name: 'al1', server: auth.wsUrl, schema: ws.schema, script: ws.script, args, env: { GATE: ws.gate } });
@@ -103,8 +103,12 @@ describe('source state you can trust', () => {
     await odd.line(/alone in cohort c_[\w-]+: 2 peers with schema e2e on the same repo and sources have digest [0-9a-f]{12}…, yours is [0-9a-f]{12}… \(the schema files differ\)/);
     const otherCache = startPeer({ name: 'al4', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: [...args, '--cache-id', 'other-cache', '--no-universe'], env: { GATE: ws.gate } });
     await otherCache.line(/alone in cohort c_[\w-]+: 2 peers on the same repo and sha use cache id e2e-cache, yours is other-cache/);
+    const otherSha = startPeer({ name: 'al5', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--base-sha', 'def5678', '--no-universe'], env: { GATE: ws.gate } });
+    await otherSha.line(/alone in cohort c_[\w-]+: 2 peers on the same repo and schema are on base sha abc1234…, yours is def5678…/);
+    const otherRef = startPeer({ name: 'al6', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: [...args, '--base-ref', 'release', '--no-universe'], env: { GATE: ws.gate } });
+    await otherRef.line(/alone in cohort c_[\w-]+: 3 peers on the same repo and schema are on base ref main, yours is release/); // a, b and al5
     expect(a.stdout).not.toMatch(/alone in cohort/);
     writeFileSync(ws.gate, '');
-    expect(await Promise.all([a, b, odd, otherCache].map((p) => p.exit()))).toEqual([0, 0, 0, 0]);
+    expect(await Promise.all([a, b, odd, otherCache, otherSha, otherRef].map((p) => p.exit()))).toEqual([0, 0, 0, 0, 0, 0]);
   });
 });

@@ -72,6 +72,23 @@ describe('a cohort key is a matching field of its own', () => {
 });
 
 describe('welcome says why a peer is alone', () => {
+  it('another base sha or base ref, everything else equal: names both; another change (patchsets) is no reason', () => {
+    const h = new CoreHarness(flatSchema(3, 'mono'));
+    h.hello('a', { reg: { baseSha: sha } });
+    h.hello('b', { reg: { baseSha: sha } });
+    h.hello('other-sha', { reg: { baseSha: 'c'.repeat(40) } });
+    expect(welcomeOf(h, 'other-sha').alone).toEqual([`2 peers on the same repo and schema are on base sha ${'a'.repeat(12)}…, yours is ${'c'.repeat(12)}…`]);
+    h.hello('no-sha', { reg: { baseSha: null } });
+    expect(welcomeOf(h, 'no-sha').alone).toEqual([
+      `2 peers on the same repo and schema are on base sha ${'a'.repeat(12)}…, yours is unknown (no base sha)`,
+      `1 peer on the same repo and schema are on base sha ${'c'.repeat(12)}…, yours is unknown (no base sha)`,
+    ]);
+    h.hello('release', { reg: { baseRef: 'release', baseSha: sha } });
+    expect(welcomeOf(h, 'release').alone?.[0]).toBe('4 peers on the same repo and schema are on base ref main, yours is release');
+    h.hello('change', { reg: { baseSha: sha, patchsets: ['refs/changes/9/1'] } });
+    expect(welcomeOf(h, 'change').alone).toBeUndefined();
+  });
+
   it('another digest of the same schema id: counts the peers and names both digests', () => {
     const h = new CoreHarness(flatSchema(3, 'mono'));
     h.hello('a', { reg: { baseSha: sha } });
