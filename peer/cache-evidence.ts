@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { z } from 'zod';
+import { postToCohort } from './authority-post.js';
 import type { ActionKeyInput } from './bazel-action-key.js';
 import { buildToolSchema, type CacheEvidenceReport, type cacheEvidenceSchema } from '../shared/protocol.js';
 import type { ParsedPeerOptions } from './options.js';
@@ -352,23 +353,8 @@ export function describeCacheEvidence(e: CacheEvidence): string {
  * token as Bearer). Resolves to null when accepted, else to what went wrong (never throws: the
  * build's result does not depend on it).
  */
-export async function postCacheEvidence(serverWsUrl: string, token: string | null, cohortId: string, report: CacheEvidenceReport, timeoutMs = 10_000): Promise<string | null> {
-  const url = new URL(serverWsUrl);
-  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-  url.pathname = `/api/v1/cohorts/${encodeURIComponent(cohortId)}/cache-evidence`;
-  url.search = '';
-  try {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
-      body: JSON.stringify(report),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const body = await res.text();
-    return res.ok ? null : `the authority answered ${res.status}: ${body.slice(0, 200)}`;
-  } catch (err) {
-    return `cannot reach ${url.origin}: ${(err as Error).message}`;
-  }
+export function postCacheEvidence(serverWsUrl: string, token: string | null, cohortId: string, report: CacheEvidenceReport, timeoutMs = 10_000): Promise<string | null> {
+  return postToCohort(serverWsUrl, token, cohortId, 'cache-evidence', report, timeoutMs);
 }
 
 /**
