@@ -109,37 +109,7 @@ export class SqliteReadModel implements ReadModel {
       if (row === undefined) return null;
       const cohort = cohortViewFrom(row);
       const schema = parseJsonColumn(storedSchemaDef, (row as { schema_json: string }).schema_json, `cohorts[${cohortId}].schema_json`);
-      const stepRows = new Map(
-        this.db
-          .prepare('SELECT * FROM steps WHERE cohort_id = ?')
-          .all(cohortId)
-          .map((raw) => parseRow(stepRowSchema, raw, `steps[${cohortId}/${keyOf(raw, 'step_id')}]`))
-          .map((r) => [r.step_id, r]),
-      );
-      const steps = schema.steps.map((def): StepView => {
-        const r = stepRows.get(def.id);
-        if (!r) throw new Error(`corrupt database: cohorts[${cohortId}].schema_json lists step "${def.id}", which has no row in steps`);
-        return {
-          stepId: def.id,
-          target: def.target,
-          needs: def.needs,
-          estimateSec: def.estimateSec ?? null,
-          requires: def.requires ? [...def.requires] : [],
-          status: r.status,
-          attempts: r.attempts,
-          failures: r.failures,
-          lostLeases: r.lost_leases,
-          failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${cohortId}/${def.id}].failed_on_json`),
-          builtBy: r.built_by,
-          fromMemo: r.from_memo,
-          durationMs: r.duration_ms,
-          ...stepCauseViews(r, `steps[${cohortId}/${def.id}].fail_cause_json`),
-          failPeerId: r.fail_peer_id,
-          failExitCode: r.fail_exit_code,
-          failLogTail: r.fail_log_tail,
-          resolvedAtMs: r.resolved_at_ms,
-        };
-      });
+      const steps = stepViewsFrom(cohortId, schema, this.db.prepare('SELECT * FROM steps WHERE cohort_id = ?').all(cohortId));
       const leases = this.db.prepare('SELECT * FROM leases WHERE cohort_id = ? ORDER BY started_at_ms, attempt, lease_id').all(cohortId).map(leaseViewFrom);
       const peers = this.db.prepare('SELECT * FROM peers WHERE cohort_id = ? ORDER BY joined_at_ms, peer_id').all(cohortId).map(peerViewFrom);
       const timeline = this.db.prepare('SELECT * FROM events WHERE cohort_id = ? ORDER BY id').all(cohortId).map(eventViewFrom);
@@ -290,4 +260,37 @@ export function outcomeMatch(outcome: CohortFilter['outcome']): { outcomeKind: s
     default:
       return { outcomeKind: outcome, cancelledBy: null };
   }
+}
+
+/**
+ * A cohort's steps in its schema's order, from its raw `steps` rows (both
+ * stores read them the same way). A step the schema lists without a row is a
+ * corrupt database, named.
+ */
+export function stepViewsFrom(cohortId: string, schema: z.infer<typeof storedSchemaDef>, rawRows: readonly unknown[]): StepView[] {
+  const byStep = new Map(rawRows.map((raw) => parseRow(stepRowSchema, raw, `steps[${cohortId}/${keyOf(raw, 'step_id')}]`)).map((r) => [r.step_id, r]));
+  return schema.steps.map((def): StepView => {
+    const r = byStep.get(def.id);
+    if (!r) throw new Error(`corrupt database: cohorts[${cohortId}].schema_json lists step "${def.id}", which has no row in steps`);
+    return {
+      stepId: def.id,
+      target: def.target,
+      needs: def.needs,
+      estimateSec: def.estimateSec ?? null,
+      requires: def.requires ? [...def.requires] : [],
+      status: r.status,
+      attempts: r.attempts,
+      failures: r.failures,
+      lostLeases: r.lost_leases,
+      failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${cohortId}/${def.id}].failed_on_json`),
+      builtBy: r.built_by,
+      fromMemo: r.from_memo,
+      durationMs: r.duration_ms,
+      ...stepCauseViews(r, `steps[${cohortId}/${def.id}].fail_cause_json`),
+      failPeerId: r.fail_peer_id,
+      failExitCode: r.fail_exit_code,
+      failLogTail: r.fail_log_tail,
+      resolvedAtMs: r.resolved_at_ms,
+    };
+  });
 }

@@ -1,8 +1,7 @@
-import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../../core/read-model.js';
+import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView } from '../../core/read-model.js';
 import { cacheEvidenceFromRow, cacheEvidenceSql } from '../cache-evidence-rows.js';
-import { keyOf } from '../row-records.js';
-import { parseJsonColumn, parseRow, stepRowSchema, storedSchemaDef, storedStringList } from '../row-schemas.js';
-import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow, stepCauseViews } from '../sqlite-read-model.js';
+import { parseJsonColumn, parseRow, storedSchemaDef } from '../row-schemas.js';
+import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow, stepViewsFrom } from '../sqlite-read-model.js';
 import type { Sql } from './pg-connection.js';
 
 /**
@@ -75,31 +74,7 @@ export class PgReadModel implements ReadModel {
       if (row === undefined) return null;
       const cohort = cohortViewFrom(row);
       const schema = parseJsonColumn(storedSchemaDef, String((row as Record<string, unknown>)["schema_json"]), `cohorts[${cohortId}].schema_json`);
-      const byStep = new Map(stepRows.map((raw) => parseRow(stepRowSchema, raw, `steps[${cohortId}/${keyOf(raw, 'step_id')}]`)).map((r) => [r.step_id, r]));
-      const steps = schema.steps.map((def): StepView => {
-        const r = byStep.get(def.id);
-        if (!r) throw new Error(`corrupt database: cohorts[${cohortId}].schema_json lists step "${def.id}", which has no row in steps`);
-        return {
-          stepId: def.id,
-          target: def.target,
-          needs: def.needs,
-          estimateSec: def.estimateSec ?? null,
-          requires: def.requires ? [...def.requires] : [],
-          status: r.status,
-          attempts: r.attempts,
-          failures: r.failures,
-          lostLeases: r.lost_leases,
-          failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${cohortId}/${def.id}].failed_on_json`),
-          builtBy: r.built_by,
-          fromMemo: r.from_memo,
-          durationMs: r.duration_ms,
-          ...stepCauseViews(r, `steps[${cohortId}/${def.id}].fail_cause_json`),
-          failPeerId: r.fail_peer_id,
-          failExitCode: r.fail_exit_code,
-          failLogTail: r.fail_log_tail,
-          resolvedAtMs: r.resolved_at_ms,
-        };
-      });
+      const steps = stepViewsFrom(cohortId, schema, stepRows);
       return {
         cohort,
         universe: schema.universe,
