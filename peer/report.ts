@@ -27,7 +27,8 @@ export function formatExit(exitCode: number | null | undefined): string {
 export function waitingLine(wait: Wait): string {
   const unresolved = `${wait.unresolved} ${wait.unresolved === 1 ? 'step' : 'steps'} unresolved`;
   if (wait.running.length === 0) return `waiting: nothing assignable yet (${unresolved})`;
-  const held = wait.running.map((r) => `step ${r.stepId} held by peer ${r.peerId}`).join(', ');
+  // `heldMs` is the lease's age on the authority's clock when it sent the frame (older authorities omit it).
+  const held = wait.running.map((r) => `step ${r.stepId} held by peer ${r.peerId}${r.heldMs === undefined ? '' : ` for ${formatDuration(r.heldMs)}`}`).join(', ');
   return `waiting on ${held} (${unresolved})`;
 }
 

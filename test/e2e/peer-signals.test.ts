@@ -158,6 +158,10 @@ describe('taskshard peer: signals, closed stdout, progress', () => {
     const late = startPeer({ name: 'w2', server: auth.wsUrl, schema: ws.schema, script: ws.script, args: ['--progress-interval', '1'] });
     await late.line(/perception held by ci-7 for [\d.]+ s/, 10_000);
     expect(heldSec(late.stdout)[0]).toBeGreaterThanOrEqual(5);
+    // The one-off line printed on the first `wait` frame carries the same age (heldMs from the authority).
+    const oneOff = late.stdout.match(/taskshard: waiting on step perception held by peer ci-7 for ([\d.]+) s \(1 step unresolved\)/);
+    expect(oneOff, late.stdout).not.toBeNull();
+    expect(Number(oneOff![1])).toBeGreaterThanOrEqual(5);
     writeFileSync(ws.gate, '');
     expect(await Promise.all([holder.exit(), early.exit(), late.exit()])).toEqual([0, 0, 0]);
   });

@@ -86,6 +86,10 @@ describe('report lines', () => {
   it('summarizes waits and completion', () => {
     expect(waitingLine({ type: 'wait', cohortId: 'c', running: [{ stepId: 'a', peerId: 'p2' }], unresolved: 1 })).toBe('waiting on step a held by peer p2 (1 step unresolved)');
     expect(waitingLine({ type: 'wait', cohortId: 'c', running: [], unresolved: 3 })).toBe('waiting: nothing assignable yet (3 steps unresolved)');
+    // With the lease's age from the authority (`heldMs`).
+    expect(waitingLine({ type: 'wait', cohortId: 'c', running: [{ stepId: 'a', peerId: 'p2', heldMs: 754_000 }, { stepId: 'b', peerId: 'p3', heldMs: 850 }], unresolved: 2 })).toBe(
+      'waiting on step a held by peer p2 for 12m 34s, step b held by peer p3 for 850 ms (2 steps unresolved)',
+    );
     const summary = { builtHere: ['a', 'b'], builtByOthers: [{ stepId: 'c', peerId: 'p2' }], fromMemo: ['d'], failed: [], savedSec: 90 };
     // An authority that does not report runner time: the line says so instead of calling build time "time saved".
     expect(summaryLine(summary, 'succeeded')).toBe(
