@@ -40,6 +40,8 @@ export interface RunCohort {
   readonly schemaId: string;
   readonly repo: string;
   readonly baseRef: string;
+  /** The key its peers named it by (`--cohort-key`); null when matched by source state. */
+  readonly cohortKey: string | null;
   readonly pipelineType: string;
   readonly patchsets: readonly string[];
   readonly status: string;
@@ -125,6 +127,7 @@ export function runOfDetail(detail: CohortDetailView): CohortRun {
       schemaId: c.schemaId,
       repo: c.repo,
       baseRef: c.baseRef,
+      cohortKey: c.cohortKey,
       pipelineType: c.pipelineType,
       patchsets: c.patchsets,
       status: c.status,

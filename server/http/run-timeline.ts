@@ -101,6 +101,8 @@ export interface RunTimeline {
   readonly schemaId: string;
   readonly repo: string;
   readonly baseRef: string;
+  /** `--cohort-key` of its peers; null when they were matched by source state. */
+  readonly cohortKey: string | null;
   readonly patchsets: readonly string[];
   readonly status: string;
   /** null while the cohort is open. */
@@ -294,6 +296,7 @@ export function runTimeline(run: CohortRun, nowMs: number): RunTimeline {
     schemaId: run.cohort.schemaId,
     repo: run.cohort.repo,
     baseRef: run.cohort.baseRef,
+    cohortKey: run.cohort.cohortKey,
     patchsets: run.cohort.patchsets,
     status: run.cohort.status,
     outcome,

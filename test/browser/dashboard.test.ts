@@ -76,7 +76,10 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     // its job page is linked on the Peers page and its lane.
     const jobUrl = 'https://gitlab.example.com/acme/mono/-/jobs/4242';
     const ciEnv = (name: string) => (name === 'ci-linux-1' ? { ...env, GITLAB_CI: 'true', CI_JOB_URL: jobUrl } : env);
-    const peers: Proc[] = ['ci-linux-1', 'ci-linux-2', 'ci-linux-3'].map((name, i) => startPeer({ name, server: auth.wsUrl, schema, script, env: ciEnv(name), ...(i === 0 ? { args: ['--label', 'gpu'] } : {}) }));
+    // They name their group explicitly (--cohort-key): the run page and the list show the key by the refs.
+    const cohortKey = 'webapp-nightly-2026-11-29';
+    const peerArgs = (i: number): string[] => ['--cohort-key', cohortKey, ...(i === 0 ? ['--label', 'gpu'] : [])];
+    const peers: Proc[] = ['ci-linux-1', 'ci-linux-2', 'ci-linux-3'].map((name, i) => startPeer({ name, server: auth.wsUrl, schema, script, env: ciEnv(name), args: peerArgs(i) }));
     const joinedLines = await Promise.all(peers.map((p) => p.line(/joined cohort (\S+) as peer/)));
     const cohortId = joinedLines[0]![1]!;
     expect(new Set(joinedLines.map((m) => m[1])).size).toBe(1);
@@ -99,6 +102,7 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     const link = page.locator(`#cohorts a[href="/cohorts/${cohortId}"]`);
     await link.waitFor();
     expect(await page.locator(`tr[data-cohort="${cohortId}"] [data-outcome]`).textContent()).toBe('running');
+    expect(await page.locator(`tr[data-cohort="${cohortId}"] [data-cohort-key]`).textContent()).toBe(`key ${cohortKey}`);
     await link.click();
     await page.waitForURL(`${auth.httpUrl}/cohorts/${cohortId}`);
     // Every peer printed this page's URL when it joined.
@@ -110,6 +114,8 @@ describe.skipIf(chromiumPath === null || playwright === null)('the dashboard in 
     const lanes = await page.$$eval('#gantt g.lane', (els) => els.map((e) => e.getAttribute('data-lane')));
     expect(lanes.sort()).toEqual(['ci-linux-1', 'ci-linux-2', 'ci-linux-3']);
     expect(await page.locator('h1 [data-outcome]').textContent()).toBe('running');
+    // By the repo and refs: the key the peers named their group with.
+    expect(await page.locator('.meta [data-cohort-key]').textContent()).toBe(`cohort key ${cohortKey}`);
     const e2eRunner = readStepLog(log).find((l) => l.event === 'start' && l.step === 'e2e')!.peer;
     expect(await barKinds(page, 'e2e')).toEqual([{ kind: 'running', peer: e2eRunner }]);
     expect(await page.locator('#gantt g.lane[data-lane="ci-linux-1"] a[data-ci-job]').getAttribute('data-ci-job')).toBe(jobUrl);

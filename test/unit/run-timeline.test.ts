@@ -36,7 +36,7 @@ function lease(stepId: string, peerId: string, start: number, end: number | null
 /** a, then b (needs a), and c: p1 builds a and b; p2 fails c, then its backup copy of b is aborted; p3 builds c on the retry. */
 function run(over: Partial<CohortRun['cohort']> = {}, extraEvents: CohortRun['events'] = []): CohortRun {
   return {
-    cohort: { cohortId: 'c_1', schemaId: 'demo', repo: 'r', baseRef: 'main', pipelineType: 'independent', patchsets: [], status: 'complete', createdAtMs: t0, resolvedAtMs: t0 + 900, secondsSaved: 1.2, universe: '//...', storedOutcome: { kind: 'succeeded' }, ...over },
+    cohort: { cohortId: 'c_1', schemaId: 'demo', repo: 'r', baseRef: 'main', cohortKey: null, pipelineType: 'independent', patchsets: [], status: 'complete', createdAtMs: t0, resolvedAtMs: t0 + 900, secondsSaved: 1.2, universe: '//...', storedOutcome: { kind: 'succeeded' }, ...over },
     steps: [step('a', { builtBy: 'p1' }), step('b', { needs: ['a'], builtBy: 'p1' }), step('c', { builtBy: 'p3', attempts: 2 })],
     leases: [
       lease('a', 'p1', 0, 300, 'succeeded'),

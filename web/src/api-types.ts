@@ -70,6 +70,8 @@ export interface RunTimeline {
   readonly schemaId: string;
   readonly repo: string;
   readonly baseRef: string;
+  /** `--cohort-key` of its peers; null when they were matched by source state. */
+  readonly cohortKey: string | null;
   readonly patchsets: readonly string[];
   readonly status: string;
   readonly outcome: CohortOutcome | null;
@@ -103,6 +105,8 @@ export interface CohortListEntry {
   readonly schemaId: string;
   readonly repo: string;
   readonly baseRef: string;
+  /** `--cohort-key` of its peers; null when they were matched by source state. */
+  readonly cohortKey: string | null;
   readonly pipelineType: string;
   readonly pipelineNames: readonly string[];
   readonly patchsets: readonly string[];

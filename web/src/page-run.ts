@@ -132,6 +132,8 @@ export function runPage(root: HTMLElement, cohortId: string): void {
         { class: 'meta' },
         h('span', {}, t.repo),
         h('span', { class: 'mono' }, t.baseRef + (t.patchsets.length ? ` + ${t.patchsets.join(', ')}` : '')),
+        // Peers named this group explicitly: they share by this key, whatever their refs.
+        t.cohortKey === null ? null : h('span', { 'data-cohort-key': t.cohortKey, title: 'its peers share by this --cohort-key, whatever their refs' }, 'cohort key ', h('span', { class: 'mono' }, t.cohortKey)),
         h('span', {}, `schema ${t.schemaId}`),
         h('span', {}, `started ${clock(t.startedAtMs)}`),
         h('a', { href: `/api/v1/cohorts/${encodeURIComponent(t.cohortId)}/trace`, download: `taskshard-${t.cohortId}.trace.json` }, 'trace (Perfetto)'),
