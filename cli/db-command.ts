@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { applyEnvOptions } from './env-options.js';
 import { exitInvalid } from './exit-codes.js';
+import { describeStoreError } from './native-module-hint.js';
 import { numberOption } from './option-parsers.js';
 
 /**
@@ -56,7 +57,7 @@ async function run(cmd: Command, action: (flags: DbFlags) => Promise<void>): Pro
     await action(flags);
   } catch (err) {
     const usage = err instanceof UsageError || (err as { code?: string }).code === 'WRITER_LOCKED';
-    process.stderr.write(`taskshard db ${cmd.name()}: ${(err as Error).message}\n`);
+    process.stderr.write(`taskshard db ${cmd.name()}: ${describeStoreError(err)}\n`);
     process.exitCode = usage ? exitInvalid : 1;
   }
 }

@@ -7,6 +7,7 @@ import type { PostgresStore } from '../server/store/postgres/postgres-store.js';
 import { ConfigError, isLoopback, parseServerConfig, type ServerConfigInput } from '../server/config.js';
 import { applyEnvOptions, showEnvInHelp } from './env-options.js';
 import { exitInvalid } from './exit-codes.js';
+import { describeStoreError } from './native-module-hint.js';
 import { packageInfo } from './package-info.js';
 import { collect, intOption, numberOption } from './option-parsers.js';
 
@@ -235,7 +236,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
       built = await start(store);
     }
   } catch (err) {
-    process.stderr.write(`taskshard server: cannot start: ${(err as Error).message}\n`);
+    process.stderr.write(`taskshard server: cannot start: ${describeStoreError(err)}\n`);
     // Another authority holds the SQLite file: a usage error (exit 2), not a crash.
     process.exitCode = (err as { code?: string }).code === 'WRITER_LOCKED' ? exitInvalid : 1;
     await (election !== null ? election.stop() : built?.close())?.catch(() => undefined);

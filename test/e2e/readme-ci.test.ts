@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/cli.js';
 import { countBy, endPeerWorkspace, newPeerWorkspace, readStepLog, startAuthority, writeStepScript, type PeerWorkspace } from '../helpers/peer-e2e.js';
+import { blockLanguages, ciJob, ciShellBlocks, codeBlocks, readmeSection, shellCommands } from '../helpers/readme-blocks.js';
 import { requireTool } from '../helpers/tools.js';
 
 /**
@@ -11,46 +11,14 @@ import { requireTool } from '../helpers/tools.js';
  * shell blocks and every `run:`/`script:` line of its GitHub Actions and GitLab
  * CI examples runs here through /bin/sh, with the variables those examples set
  * (the server pointing at a real authority on loopback), in a fresh "user
- * repository" per job. Only ci/build.sh is ours (it logs instead of calling Bazel).
+ * repository" per job. Only ci/build.sh is ours here (it logs instead of calling Bazel);
+ * the README's own ci/build.sh and `.bazelrc` lines run with real Bazel in
+ * real-readme-build-script.test.ts, and the `npm pack` install in npm-pack-install.test.ts.
  * Also: the `$schema` example of "Schema files" works from a user's repository.
  */
 
-const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
 const curl = requireTool('curl');
 const token = 'readme-token-0123456789';
-
-function section(title: string): string {
-  const start = readme.indexOf(`## ${title}\n`);
-  const end = readme.indexOf('\n## ', start + 4);
-  if (start < 0) throw new Error(`README has no section "${title}"`);
-  return readme.slice(start, end < 0 ? undefined : end);
-}
-
-function blocks(text: string, lang: string): string[] {
-  return [...text.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
-}
-
-/** Shell commands of the section's ```sh blocks (a block starting with #! is a script, not commands). */
-function shellCommands(text: string): string[] {
-  return blocks(text, 'sh')
-    .filter((b) => !b.startsWith('#!'))
-    .flatMap((b) => b.replace(/\\\n\s*/g, '').split('\n'))
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-interface CiJob {
-  readonly env: Record<string, string>;
-  readonly commands: string[];
-}
-
-/** A YAML example's TASKSHARD_ variables and its `- run:` / `script:` commands. */
-function ciJob(yaml: string): CiJob {
-  const env: Record<string, string> = {};
-  for (const m of yaml.matchAll(/^\s+(TASKSHARD_[A-Z_]+): (.+)$/gm)) env[m[1]!] = m[2]!.trim();
-  const commands = [...yaml.matchAll(/^\s*- (?:run: )?((?:curl|node) .+)$/gm)].map((m) => m[1]!.trim());
-  return { env, commands };
-}
 
 let ws: PeerWorkspace;
 beforeEach(() => {
@@ -89,9 +57,24 @@ async function runJob(name: string, commands: string[], env: Record<string, stri
   return log;
 }
 
+describe("README: every block of 'Running peers in CI' is run by a test", () => {
+  it('shell commands (here), ci/build.sh and .bazelrc (real Bazel), the npm pack install, two CI files (here): nothing else', () => {
+    const ci = readmeSection('Running peers in CI');
+    const languages = blockLanguages(ci);
+    // A new kind of block needs a test that runs it before it can appear here.
+    expect([...new Set(languages)].sort()).toEqual(['bazelrc', 'sh', 'yaml']);
+    expect(languages.filter((l) => l === 'yaml')).toHaveLength(2);
+    expect(codeBlocks(ci, 'bazelrc')).toHaveLength(1);
+    const shell = ciShellBlocks(ci);
+    expect(Object.keys(shell.scripts)).toEqual(['ci/build.sh']);
+    expect(shell.packageInstall[0]).toMatch(/^npm pack --ignore-scripts\b/);
+    expect(shell.peerCommands.length).toBeGreaterThan(0);
+  });
+});
+
 describe.skipIf(curl === null)("README: every command of 'Running peers in CI' works", () => {
-  const ci = section('Running peers in CI');
-  const [githubYaml, gitlabYaml] = blocks(ci, 'yaml');
+  const ci = readmeSection('Running peers in CI');
+  const [githubYaml, gitlabYaml] = codeBlocks(ci, 'yaml');
 
   it('the GitHub Actions matrix: three jobs share the steps, each built once', async () => {
     const auth = await startAuthority({ db: ws.dir.file('gh.db'), env: { TASKSHARD_TOKEN: token } });
@@ -143,7 +126,7 @@ describe.skipIf(curl === null)("README: every command of 'Running peers in CI' w
 
   it('the shell commands (fetch, --check, run, gate queue) with the variables of the examples', async () => {
     const auth = await startAuthority({ db: ws.dir.file('sh.db'), env: { TASKSHARD_TOKEN: token } });
-    const commands = shellCommands(ci);
+    const commands = ciShellBlocks(ci).peerCommands;
     expect(commands).toEqual([
       'curl -fsSL "$TASKSHARD_SERVER/peer.mjs" -o peer.mjs',
       'node peer.mjs peer --check -- ci/build.sh {step} {target}',
@@ -161,10 +144,10 @@ describe("README: the $schema example works from a user's repository", () => {
   it('json-schema > FILE writes the editor schema where $schema points; the example validates', async () => {
     const auth = await startAuthority({ db: ws.dir.file('s.db') });
     const dir = userRepo('user');
-    const schemaSection = section('Schema files');
-    const [writeCommand] = shellCommands(schemaSection);
+    const schemaSection = readmeSection('Schema files');
+    const [writeCommand] = shellCommands(codeBlocks(schemaSection, 'sh'));
     expect(writeCommand).toMatch(/^node peer\.mjs schema json-schema > ci\/taskshard\.schema\.json/);
-    const example = blocks(schemaSection, 'json').find((b) => b.includes('"$schema"'))!;
+    const example = codeBlocks(schemaSection, 'json').find((b) => b.includes('"$schema"'))!;
     writeFileSync(join(dir, 'ci', 'taskshard.json'), example);
     const env = { PATH: `${process.env.PATH}` };
     expect((await sh(`curl -fsSL ${auth.httpUrl}/peer.mjs -o peer.mjs`, dir, env)).code).toBe(0);
