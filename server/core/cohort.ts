@@ -1,121 +1,206 @@
-import type { Journal } from './journal.js';
-import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './records.js';
-import { matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
-import { isResolved } from './step-status.js';
+import { limits } from '../../shared/limits.js';
+import { describeCancel, type CancelledBy, type CohortOutcome } from './causes.js';
+import { CohortReports } from './cohort-reports.js';
+import { transitionCohort } from './cohort-status.js';
+import type { CoreTx } from './core-tx.js';
+import type { AdminResult } from './core-types.js';
+import { canRunSomeUnresolved, describeRelease, labelsOf, resolveUnshared } from './peer-labels.js';
+import type { PeerState } from './peer-table.js';
+import { doneWork, waitingWork } from './peer-work.js';
+import type { StepRecord } from './records.js';
+import { trackOpen } from './source-quota.js';
+import { DispatchPlan } from './step-picker.js';
+import { isResolved, transitionStep } from './step-status.js';
+import { cohortSecondsSaved, peerSummary } from './summary.js';
 
 /**
- * A cohort's in-memory working set: its record, its steps in schema order,
- * the reverse `needs` edges, priorities, and its live leases. Every change
- * goes through a {@link Journal} (the collections are typed read-only).
+ * A cohort, and what it does as a whole, top to bottom: settling after every
+ * input that touched it (`settle`: complete, abandon, or give idle members
+ * work or a `wait`), admin cancel and retry. It owns its steps and leases
+ * (cohort-data.ts), their transitions (cohort-leases.ts) and what a report of
+ * one of its leases does (cohort-reports.ts): one class, split by role into
+ * layers (data <- leases <- reports <- cohort). The machines:
+ * cohort-status.ts, step-status.ts, lease-state.ts.
  */
-export class Cohort {
-  readonly steps = new Map<string, StepRecord>();
-  /** Steps in schema order. */
-  readonly ordered: StepRecord[] = [];
-  readonly schemaIndex = new Map<string, number>();
-  readonly dependents = new Map<string, string[]>();
-  /** Live leases per step (at most two: the original and a backup); each list is replaced, never mutated. */
-  readonly liveLeases: ReadonlyMap<string, readonly LeaseRecord[]> = new Map();
-  /** Every peer that ever joined, in join order. */
-  readonly members: ReadonlySet<string> = new Set();
-  readonly patchsets: ReadonlySet<string>;
-  /** Repo -> base ref of every member's source state (one entry unless members are multi-repo). */
-  readonly repos: ReadonlyMap<string, string> = new Map();
-  readonly matchKey: string;
-  readonly sourceKey: string;
-  /** Leases per step that were ended for their age (`--max-lease-age`); each makes the next lease's limit 4 × longer. */
-  readonly leaseTimeouts: ReadonlyMap<string, number> = new Map();
-  /** Critical-path priority per step, in ms. */
-  readonly priorityMs: ReadonlyMap<string, number> = new Map();
-  /** Steps not yet succeeded or failed (a derived counter; invariants.ts recounts it). */
-  readonly unresolved: number = 0;
-  /** Failed steps (derived, recounted likewise). */
-  readonly failedCount: number = 0;
-  /** Some step `requires` labels: only then do labels change who gets what (label-free cohorts skip every label check). */
-  readonly hasRequirements: boolean;
-
-  constructor(readonly record: CohortRecord, steps: readonly StepRecord[]) {
-    let unresolved = 0;
-    let failedCount = 0;
-    const byId = new Map(steps.map((s) => [s.stepId, s]));
-    record.schema.steps.forEach((def, i) => {
-      const step = byId.get(def.id);
-      if (!step) throw new Error(`cohort ${record.cohortId} has no row for step ${def.id}`);
-      this.steps.set(def.id, step);
-      this.ordered.push(step);
-      this.schemaIndex.set(def.id, i);
-      this.dependents.set(def.id, []);
-      if (!isResolved(step.status)) unresolved++;
-      if (step.status === 'failed') failedCount++;
-    });
-    this.unresolved = unresolved;
-    this.failedCount = failedCount;
-    this.hasRequirements = record.schema.steps.some((def) => def.requires !== undefined && def.requires.length > 0);
-    for (const def of record.schema.steps) for (const need of def.needs) this.dependents.get(need)!.push(def.id);
-    this.patchsets = new Set(record.patchsets);
-    (this.repos as Map<string, string>).set(record.repo, record.baseRef);
-    this.matchKey = matchKey(record, record.digest);
-    this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets), record.cohortKey);
+export class Cohort extends CohortReports {
+  /** A dependent-pipeline joiner's patchsets join the cohort's set (and the matcher's index of it). */
+  addPatchsets(tx: CoreTx, patchsets: readonly string[]): void {
+    const before = this.patchsets.size;
+    for (const p of patchsets) tx.journal.setAdd(this.patchsets, p);
+    if (this.patchsets.size === before) return;
+    this.host.matcher.addPatchsets(tx.journal, this);
+    tx.journal.set(this.record, { patchsets: [...this.patchsets].sort() });
+    tx.cohort(this.record);
   }
 
-  /** Records the repos of a member's source state (the creator's first). */
-  addRepos(journal: Journal, reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): void {
-    if (reg.repos && reg.repos.length > 0) journal.mapDelete(this.repos, this.record.repo);
-    for (const { repo, baseRef } of reposOf(reg)) if (!this.repos.has(repo)) journal.mapSet(this.repos, repo, baseRef);
+  /**
+   * After every input that touched the cohort: it completes when every step
+   * is resolved; it ends as abandoned when every member has left on purpose
+   * (bye, or closed after it was done: nobody will finish it; a member whose
+   * grace ran out may come back, as a CI retry does, and keeps it open);
+   * otherwise idle members get work or a `wait`.
+   */
+  settle(tx: CoreTx): void {
+    if (this.record.lastActivityMs !== tx.now) {
+      tx.journal.set(this.record, { lastActivityMs: tx.now });
+      tx.cohort(this.record);
+    }
+    if (this.record.status !== 'open') return;
+    if (this.unresolved === 0) this.complete(tx);
+    else if (this.host.peers.everyMemberLeft(this)) this.cancel(tx, 'abandoned');
+    else this.dispatch(tx);
   }
 
-  /** Each of the joiner's repos is in this cohort with the same base ref (any base ref, in a cohort named by a cohort key). */
-  reposCover(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): boolean {
-    const keyed = this.record.cohortKey !== null;
-    return reposOf(reg).every(({ repo, baseRef }) => (keyed ? this.repos.has(repo) : this.repos.get(repo) === baseRef));
+  /**
+   * Gives idle members work or a `wait`. Where steps require labels (peer-labels.ts),
+   * a peer that can run none of the unresolved steps is released (`complete` now)
+   * instead of waiting, and once nothing runs, labelled steps no connected member
+   * can run are resolved `unshared` (then the cohort completes, or peers are told anew).
+   */
+  private dispatch(tx: CoreTx): void {
+    const host = this.host;
+    if (host.draining) return;
+    const idle: PeerState[] = [];
+    for (const peer of host.peers.members(this)) {
+      if (peer.record.status !== 'connected' || (peer.work.kind !== 'idle' && peer.work.kind !== 'waiting')) continue;
+      idle.push(peer);
+    }
+    const unassigned: PeerState[] = [];
+    if (idle.length > 0) {
+      const plan = new DispatchPlan(host.pickContext(tx.now), this);
+      for (const peer of idle) {
+        const choice = plan.take(peer.peerId, labelsOf(peer));
+        if (choice) this.grant(tx, choice.step, peer, choice.backup);
+        else unassigned.push(peer);
+      }
+    }
+    // Before anyone is released, so every peer still here hears which steps nobody could build.
+    if (resolveUnshared(host, tx, this) && this.unresolved === 0) {
+      this.complete(tx);
+      return;
+    }
+    for (const peer of unassigned) {
+      if (this.hasRequirements && !canRunSomeUnresolved(this, labelsOf(peer))) {
+        tx.event(this.id, 'peer.released', { peerId: peer.peerId, detail: describeRelease(this, labelsOf(peer)) });
+        this.sendComplete(tx, peer);
+      } else if (peer.work.kind !== 'waiting') {
+        host.peers.setWork(tx.journal, peer, waitingWork);
+        if (peer.connId !== null) tx.emit({ kind: 'wait', connId: peer.connId, ...this.waitFor(tx.now) });
+      }
+    }
   }
 
-  get id(): string {
-    return this.record.cohortId;
+  /** What a waiting peer is told: each live lease with its holder and its age at `nowMs`. */
+  private waitFor(nowMs: number): { cohortId: string; running: { stepId: string; peerId: string; heldMs: number }[]; unresolved: number } {
+    const running: { stepId: string; peerId: string; heldMs: number }[] = [];
+    for (const [stepId, live] of this.liveLeases) {
+      for (const lease of live) if (running.length < limits.maxWaitEntries) running.push({ stepId, peerId: lease.peerId, heldMs: Math.max(0, nowMs - lease.startedAtMs) });
+    }
+    return { cohortId: this.id, running, unresolved: this.unresolved };
   }
 
-  needsOf(stepId: string): readonly string[] {
-    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.needs;
+  private complete(tx: CoreTx): void {
+    const outcome: CohortOutcome = this.failedCount > 0 ? { kind: 'failed', failedSteps: this.failedCount } : { kind: 'succeeded' };
+    const saved = cohortSecondsSaved(this, (c, s) => this.host.estimateMs(c, s));
+    transitionCohort(tx.journal, this.record, 'complete');
+    tx.journal.set(this.record, { resolvedAtMs: tx.now, outcome, secondsSaved: saved });
+    this.host.refile(tx.journal, this);
+    tx.cohort(this.record);
+    tx.event(this.id, 'cohort.complete', { detail: `${outcome.kind}, ${saved} s saved` });
+    tx.stat('seconds.saved', saved);
+    this.completeConnectedPeers(tx);
   }
 
-  /** The labels a peer needs to build the step; undefined: any peer. */
-  requiresOf(stepId: string): readonly string[] | undefined {
-    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.requires;
+  /** `complete` to every connected member not told yet (the others get it when they resume or join). */
+  private completeConnectedPeers(tx: CoreTx): void {
+    for (const peer of this.host.peers.members(this)) if (peer.record.status === 'connected' && peer.work.kind !== 'done') this.sendComplete(tx, peer);
   }
 
-  targetOf(stepId: string): string {
-    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.target;
+  /**
+   * Tells a peer `complete` with its summary. In an open cohort (a peer released because it can run
+   * none of the unresolved steps) the outcome is what it is so far: failed if a step failed, else succeeded.
+   */
+  sendComplete(tx: CoreTx, peer: PeerState): void {
+    const open = this.record.status === 'open';
+    const outcome: CohortOutcome | null = open ? (this.failedCount > 0 ? { kind: 'failed', failedSteps: this.failedCount } : { kind: 'succeeded' }) : this.record.outcome;
+    if (outcome === null) throw new Error(`cohort ${this.id} is ${this.record.status} without an outcome`);
+    this.host.peers.setWork(tx.journal, peer, doneWork);
+    const summary = peerSummary(this, peer.peerId, (c, s) => this.host.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer));
+    if (peer.connId !== null) tx.emit({ kind: 'complete', connId: peer.connId, cohortId: this.id, outcome, summary });
+    if (outcome.kind !== 'cancelled') {
+      tx.stat('runner.spent', summary.spentSec ?? 0);
+      tx.stat('runner.alone', summary.aloneSec ?? 0);
+    }
   }
 
-  /** All of the step's needs have succeeded. */
-  needsMet(stepId: string): boolean {
-    for (const need of this.needsOf(stepId)) if (this.steps.get(need)!.status !== 'succeeded') return false;
-    return true;
+  /** Ends the open cohort early (an admin, or abandoned): unresolved steps fail, connected members are told `complete`. */
+  cancel(tx: CoreTx, by: CancelledBy): void {
+    const outcome: CohortOutcome = { kind: 'cancelled', by };
+    transitionCohort(tx.journal, this.record, 'cancelled');
+    tx.journal.set(this.record, { resolvedAtMs: tx.now, outcome });
+    for (const step of this.ordered) if (!isResolved(step.status)) this.markFailed(tx, step, { kind: 'cohort-cancelled', by });
+    this.host.refile(tx.journal, this);
+    tx.cohort(this.record);
+    tx.event(this.id, 'cohort.cancelled', { detail: describeCancel(by) });
+    this.completeConnectedPeers(tx);
   }
 
-  live(stepId: string): readonly LeaseRecord[] {
-    return this.liveLeases.get(stepId) ?? [];
+  /** An admin cancels the cohort: only an open one. */
+  adminCancel(tx: CoreTx): AdminResult {
+    if (this.record.status !== 'open') return { ok: false, status: 409, code: 'NOT_OPEN', message: `cohort ${this.id} is already ${this.record.status}` };
+    this.cancel(tx, 'admin');
+    return { ok: true };
   }
 
-  addLive(journal: Journal, lease: LeaseRecord): void {
-    journal.mapSet(this.liveLeases, lease.stepId, [...this.live(lease.stepId), lease]);
+  /** An admin retries a failed step (not one that needs a failed step); a complete cohort opens again. */
+  adminRetry(tx: CoreTx, stepId: string): AdminResult {
+    const step = this.steps.get(stepId);
+    if (!step) return { ok: false, status: 404, code: 'NOT_FOUND', message: `cohort ${this.id} has no step "${stepId}"` };
+    if (this.record.status === 'cancelled' || step.status !== 'failed') {
+      const why = this.record.status === 'cancelled' ? `cohort ${this.id} is cancelled` : `step "${stepId}" is ${step.status}; only a failed step can be retried`;
+      return { ok: false, status: 409, code: 'NOT_FAILED', message: why };
+    }
+    const failedNeed = this.firstFailedNeed(stepId);
+    if (failedNeed !== null) return { ok: false, status: 409, code: 'NEEDS_FAILED', message: `step "${stepId}" needs "${failedNeed}", which failed; retry "${failedNeed}" instead` };
+    if (this.record.status === 'complete') {
+      transitionCohort(tx.journal, this.record, 'open');
+      tx.journal.set(this.record, { resolvedAtMs: null, outcome: null, secondsSaved: null });
+      tx.cohort(this.record);
+    }
+    this.reopen(tx, step);
+    trackOpen(this.host, tx.journal, this);
+    this.host.refile(tx.journal, this);
+    tx.event(this.id, 'step.admin-retry', { stepId });
+    this.broadcast(tx, { cohortId: this.id, stepId, state: 'pending', peerId: null, fromMemo: false, cause: { kind: 'admin-retry' } });
+    tx.dirty.add(this);
+    return { ok: true };
   }
 
-  removeLive(journal: Journal, lease: LeaseRecord): void {
-    const list = this.liveLeases.get(lease.stepId);
-    if (!list) return;
-    const rest = list.filter((l) => l.leaseId !== lease.leaseId);
-    if (rest.length === 0) journal.mapDelete(this.liveLeases, lease.stepId);
-    else journal.mapSet(this.liveLeases, lease.stepId, rest);
+  private firstFailedNeed(stepId: string): string | null {
+    return this.needsOf(stepId).find((need) => this.steps.get(need)!.status === 'failed') ?? null;
   }
 
-  /** Adjusts the derived counters when a step changes between unresolved, succeeded and failed. */
-  count(journal: Journal, unresolvedDelta: number, failedDelta: number): void {
-    journal.set(this as Cohort, { unresolved: this.unresolved + unresolvedDelta, failedCount: this.failedCount + failedDelta });
-  }
-
-  /** Joinable by new peers: not isolated, not cancelled, no failed step. */
-  get joinable(): boolean {
-    return !this.record.isolated && this.record.status !== 'cancelled' && this.failedCount === 0;
+  /**
+   * A failed step goes back to pending with a clean failure history, and so do
+   * the steps that failed only because they need it, once none of their needs
+   * is failed. A dependent that still needs another failed step stays failed,
+   * its cause naming that step (issue 10, defect 1).
+   */
+  private reopen(tx: CoreTx, step: StepRecord): void {
+    transitionStep(tx.journal, step, 'pending');
+    tx.journal.set(step, { failures: 0, lostLeases: 0, failedOn: [], failCause: null, failPeerId: null, failExitCode: null, failLogTail: null, resolvedAtMs: null });
+    this.count(tx.journal, +1, -1);
+    tx.step(step);
+    for (const dependentId of this.dependents.get(step.stepId)!) {
+      const dependent = this.steps.get(dependentId)!;
+      if (dependent.status !== 'failed' || dependent.failCause?.kind !== 'need-failed') continue;
+      const stillFailed = this.firstFailedNeed(dependentId);
+      if (stillFailed === null) {
+        this.reopen(tx, dependent);
+      } else if (dependent.failCause.need !== stillFailed) {
+        tx.journal.set(dependent, { failCause: { kind: 'need-failed', need: stillFailed } });
+        tx.step(dependent);
+      }
+    }
   }
 }

@@ -2,7 +2,8 @@ import { canRun } from '../../shared/labels.js';
 import type { Cohort } from './cohort.js';
 import { canRunSomeUnresolved, labelsOf } from './peer-labels.js';
 import type { CoreTx } from './core-tx.js';
-import type { PeerState, SchedulerState } from './scheduler-state.js';
+import type { PeerState } from './peer-table.js';
+import type { SchedulerState } from './scheduler-state.js';
 import { quotaKey } from './source-quota.js';
 import { isResolved } from './step-status.js';
 
@@ -54,7 +55,7 @@ export function checkTouched(state: SchedulerState, tx: CoreTx): void {
     const cohort = state.cohorts.get(id);
     if (!cohort) continue; // evicted by this input
     checkCohort(state, cohort);
-    for (const p of state.currentMembers(cohort)) peers.add(p);
+    for (const p of state.peers.members(cohort)) peers.add(p);
   }
   for (const id of tx.touchedPeers) {
     const p = state.peers.get(id);
@@ -80,14 +81,15 @@ export function checkRising(state: SchedulerState, tx: CoreTx): void {
 /** Every cohort and peer, and the indexes over them. */
 export function checkAll(state: SchedulerState): void {
   for (const cohort of state.cohorts.values()) checkCohort(state, cohort);
-  for (const peer of state.peers.values()) checkPeer(state, peer);
-  for (const peer of state.inGrace) if (state.peers.get(peer.peerId) !== peer) fail(`peer ${peer.peerId} is in the grace index but not current`);
-  for (const [connId, peer] of state.connections) if (peer.connId !== connId || state.peers.get(peer.peerId) !== peer) fail(`connection ${connId} is indexed to peer ${peer.peerId}, which is not on it`);
-  for (const lease of state.leases.values()) {
-    if (lease.end !== null) continue;
-    const cohort = state.cohorts.get(lease.cohortId);
-    if (!cohort?.live(lease.stepId).includes(lease)) fail(`live lease ${lease.leaseId} is not in its cohort's live list`);
+  for (const peer of state.peers.byId.values()) checkPeer(state, peer);
+  for (const peer of state.peers.inGrace) if (state.peers.get(peer.peerId) !== peer) fail(`peer ${peer.peerId} is in the grace index but not current`);
+  for (const [connId, peer] of state.peers.connections) if (peer.connId !== connId || state.peers.get(peer.peerId) !== peer) fail(`connection ${connId} is indexed to peer ${peer.peerId}, which is not on it`);
+  for (const [leaseId, owner] of state.leaseOwners) {
+    const lease = owner.leases.get(leaseId);
+    if (state.cohorts.get(owner.id) !== owner || lease?.cohortId !== owner.id) fail(`lease ${leaseId} is routed to cohort ${owner.id}, which does not hold it`);
+    if (lease.end === null && !owner.live(lease.stepId).includes(lease)) fail(`live lease ${leaseId} is not in its cohort's live list`);
   }
+  for (const cohort of state.cohorts.values()) for (const leaseId of cohort.leases.keys()) if (state.leaseOwners.get(leaseId) !== cohort) fail(`cohort ${cohort.id} holds lease ${leaseId}, which is not routed to it`);
 }
 
 export function checkCohort(state: SchedulerState, cohort: Cohort): void {
@@ -106,7 +108,7 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
     if (live.length === 2 && !live[1]!.backup) fail(`${at} has a second live lease not marked backup`);
     for (const lease of live) {
       if (lease.end !== null) fail(`${at} lists ended lease ${lease.leaseId} as live`);
-      if (state.leases.get(lease.leaseId) !== lease) fail(`${at} live lease ${lease.leaseId} is not indexed`);
+      if (cohort.leases.get(lease.leaseId) !== lease || state.leaseOwners.get(lease.leaseId) !== cohort) fail(`${at} live lease ${lease.leaseId} is not indexed`);
       const holder = state.peers.get(lease.peerId);
       if (holder?.work.kind !== 'running' || holder.work.leaseId !== lease.leaseId) fail(`${at} live lease ${lease.leaseId}: its holder ${lease.peerId} is not running it`);
     }
@@ -133,7 +135,7 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   if (unresolved === 0) fail(`${where} is open with every step resolved`);
   if (state.draining) return;
   if (cohort.hasRequirements) {
-    for (const peer of state.currentMembers(cohort)) {
+    for (const peer of state.peers.members(cohort)) {
       if (peer.record.status === 'connected' && peer.work.kind === 'waiting' && !canRunSomeUnresolved(cohort, labelsOf(peer))) {
         fail(`${where} keeps peer ${peer.peerId} waiting although it can run none of the unresolved steps`);
       }
@@ -141,7 +143,7 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   }
   if (cohort.liveLeases.size > 0) return;
   if (ready.length > 0 && (!cohort.hasRequirements || ready.some((stepId) => someWorkerCanRun(state, cohort, stepId)))) return;
-  for (const peer of state.currentMembers(cohort)) {
+  for (const peer of state.peers.members(cohort)) {
     if (peer.record.status === 'connected' && (peer.work.kind === 'idle' || peer.work.kind === 'waiting')) {
       fail(`${where} is open with nothing running and nothing assignable while peer ${peer.peerId} is ${peer.work.kind}`);
     }
@@ -151,7 +153,7 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
 /** A connected member still taking work (not told `complete`) has the labels the step requires. */
 function someWorkerCanRun(state: SchedulerState, cohort: Cohort, stepId: string): boolean {
   const requires = cohort.requiresOf(stepId);
-  for (const peer of state.currentMembers(cohort)) {
+  for (const peer of state.peers.members(cohort)) {
     if (peer.record.status === 'connected' && peer.work.kind !== 'done' && canRun(requires, labelsOf(peer))) return true;
   }
   return false;
@@ -161,14 +163,15 @@ export function checkPeer(state: SchedulerState, peer: PeerState): void {
   const where = `peer ${peer.peerId}`;
   const { status, graceEndsAtMs } = peer.record;
   if ((status === 'connected') !== (peer.connId !== null)) fail(`${where} is ${status} with connection ${peer.connId}`);
-  if (peer.connId !== null && state.connections.get(peer.connId) !== peer) fail(`${where} is on connection ${peer.connId}, which the connection index does not give to it`);
-  const inGrace = state.inGrace.has(peer);
+  if (peer.connId !== null && state.peers.connections.get(peer.connId) !== peer) fail(`${where} is on connection ${peer.connId}, which the connection index does not give to it`);
+  const inGrace = state.peers.inGrace.has(peer);
   if ((status === 'disconnected') !== (graceEndsAtMs !== null) || inGrace !== (status === 'disconnected')) {
     fail(`${where} is ${status} with grace deadline ${graceEndsAtMs} and ${inGrace ? '' : 'not '}in the grace index`);
   }
-  if ((peer.work.kind === 'waiting') !== state.waiting.has(peer)) fail(`${where} is ${peer.work.kind} but ${state.waiting.has(peer) ? '' : 'not '}in the waiting index`);
+  const waiting = state.peers.waiting.has(peer);
+  if ((peer.work.kind === 'waiting') !== waiting) fail(`${where} is ${peer.work.kind} but ${waiting ? '' : 'not '}in the waiting index`);
   if (peer.work.kind === 'running') {
-    const lease = state.leases.get(peer.work.leaseId);
+    const lease = state.leaseOwners.get(peer.work.leaseId)?.leases.get(peer.work.leaseId);
     if (!lease || lease.end !== null || lease.peerId !== peer.peerId) fail(`${where} runs lease ${peer.work.leaseId}, which is not a live lease of it`);
     if (status === 'gone' || status === 'left') fail(`${where} is ${status} but runs lease ${peer.work.leaseId}`);
   }

@@ -3,7 +3,8 @@ import { describeUnshared, type UnsharedCause } from './causes.js';
 import type { Cohort } from './cohort.js';
 import type { CoreTx } from './core-tx.js';
 import type { Registration, StepRecord } from './records.js';
-import type { PeerState, SchedulerState } from './scheduler-state.js';
+import type { PeerState } from './peer-table.js';
+import type { SchedulerState } from './scheduler-state.js';
 import { isResolved, transitionStep } from './step-status.js';
 
 /**
@@ -58,7 +59,7 @@ export function stepsNotRunnable(cohort: Cohort, labels: ReadonlySet<string>): {
 function memberLabels(state: SchedulerState, cohort: Cohort): { connected: ReadonlySet<string>[]; working: ReadonlySet<string>[] } {
   const connected: ReadonlySet<string>[] = [];
   const working: ReadonlySet<string>[] = [];
-  for (const peer of state.currentMembers(cohort)) {
+  for (const peer of state.peers.members(cohort)) {
     if (peer.record.status !== 'connected') continue;
     connected.push(labelsOf(peer));
     if (peer.work.kind !== 'done') working.push(labelsOf(peer));

@@ -1,5 +1,4 @@
 import type { Cohort } from './cohort.js';
-import { cancelCohort } from './cohort-lifecycle.js';
 import type { CoreTx } from './core-tx.js';
 import type { MemoRecord } from './records.js';
 import type { SchedulerState } from './scheduler-state.js';
@@ -71,14 +70,14 @@ function sweepCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
     state.armSweep(tx.journal, cohort, due);
     return;
   }
-  if (state.activeMembers(cohort) > 0) {
+  if (state.peers.activeMembers(cohort) > 0) {
     // Members are active. An open cohort's last member leaving is activity, which pushes its idle
     // deadline past now + TTL; a resolved one is looked at again after a sweep interval.
     const later = cohort.record.status === 'open' ? idleTtlMs(state) : state.config.sweepIntervalMs;
     state.armSweep(tx.journal, cohort, tx.now + Math.max(1, later));
     return;
   }
-  if (cohort.record.status === 'open') cancelCohort(state, tx, cohort, 'abandoned');
+  if (cohort.record.status === 'open') cohort.cancel(tx, 'abandoned');
   else evict(state, tx, cohort);
 }
 
@@ -90,7 +89,6 @@ function evict(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
   j.setDelete(state.openCohorts, cohort);
   state.matcher.remove(j, cohort);
   untrack(state, j, cohort);
-  for (const leaseId of state.leaseIdsByCohort.get(cohort.id) ?? []) j.mapDelete(state.leases, leaseId);
-  j.mapDelete(state.leaseIdsByCohort, cohort.id);
-  for (const peer of [...state.currentMembers(cohort)]) j.mapDelete(state.peers, peer.peerId);
+  for (const leaseId of cohort.leases.keys()) j.mapDelete(state.leaseOwners, leaseId);
+  for (const peer of [...state.peers.members(cohort)]) state.peers.remove(j, peer);
 }

@@ -1,26 +1,29 @@
 import { Cohort } from './cohort.js';
-import { onCancel, onRetry, settle } from './cohort-lifecycle.js';
 import { sweep, sweepBacklog } from './retention-sweep.js';
 import { armStragglers, fireStragglers, nextStragglerAtMs } from './straggler-deadlines.js';
 import { CoreTx } from './core-tx.js';
-import type { ConnId, CoreConfig, CoreInput, CoreOutput, Effect, IdSource } from './core-types.js';
+import type { AdminResult, ConnId, CoreConfig, CoreInput, CoreOutput, Effect, IdSource } from './core-types.js';
 import { checkAll, checkTouched } from './invariants.js';
-import { expireGrace, onBye, onDisconnected, onHello } from './peer-sessions.js';
 import { transitionPeer } from './peer-status.js';
+import type { PeerState } from './peer-table.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { Snapshot, StepRecord } from './records.js';
-import { SchedulerState, type PeerState } from './scheduler-state.js';
-import { onFinished } from './step-finish.js';
-import { endLease, expireLeaseAge, returnToPending } from './step-lifecycle.js';
+import { SchedulerState } from './scheduler-state.js';
 
 /**
  * The scheduler: a deterministic state machine, `handle(input, now) -> { writes, effects }`.
- * Its parts, one per kind of input, each read top to bottom: peer-sessions.ts
- * (hello, resume, drops, grace), step-finish.ts (a step.finished: fencing,
- * success, failure), cohort-lifecycle.ts (after every input: dispatch and
- * completion; admin; retention); the step and lease transitions they share
- * are step-lifecycle.ts; all over one {@link SchedulerState}. Imports point
- * one way: peer-sessions -> cohort-lifecycle -> step-lifecycle <- step-finish.
+ * It routes each input to its owner, whose handler reads top to bottom:
+ * - the peer sessions (peer-sessions.ts, over peer-table.ts) own a peer's
+ *   connection, grace and work state: hello (join or resume), the connection
+ *   side of a `step.finished`, drops, bye, the end of grace;
+ * - a cohort (cohort.ts, over cohort-leases.ts and cohort-data.ts) owns its
+ *   steps and leases and their transitions: a report of one of its leases
+ *   (`finish`), a lease past its max age, settling after every input
+ *   (complete, abandon, or give idle members work or a `wait`), admin cancel
+ *   and retry;
+ * - time (`tick`) goes to each deadline's owner, from min-heaps.
+ * What they share (the cohorts by id, the lease routing index, memos,
+ * durations, the deadline heaps) is {@link SchedulerState}.
  *
  * An input is applied whole or not at all: every change goes through the
  * input's journal; if anything throws (an illegal transition, a broken
@@ -52,26 +55,25 @@ export class Scheduler {
       if (list) list.push({ ...s });
       else stepsByCohort.set(s.cohortId, [{ ...s }]);
     }
-    for (const record of snapshot.cohorts) state.indexCohort(tx, new Cohort({ ...record }, stepsByCohort.get(record.cohortId) ?? []));
+    for (const record of snapshot.cohorts) state.indexCohort(tx, new Cohort(state, { ...record }, stepsByCohort.get(record.cohortId) ?? []));
     for (const row of snapshot.leases) {
       const cohort = state.cohorts.get(row.cohortId);
       if (!cohort) continue;
-      state.addLease(j, cohort, { ...row });
+      cohort.addLease(j, { ...row });
       if (row.end?.kind === 'aborted' && row.end.why === 'max-age') j.mapSet(cohort.leaseTimeouts, row.stepId, (cohort.leaseTimeouts.get(row.stepId) ?? 0) + 1);
     }
     for (const row of snapshot.peers) {
       const cohort = state.cohorts.get(row.cohortId);
       if (!cohort) continue;
       const record = { ...row };
-      j.setAdd(cohort.members, record.peerId);
-      cohort.addRepos(j, record.registration);
+      cohort.addMember(j, record.peerId, record.registration);
       const peer: PeerState = { peerId: record.peerId, record, connId: null, work: idleWork };
-      j.mapSet(state.peers, record.peerId, peer);
+      state.peers.add(j, peer);
       if (record.status === 'connected' || record.status === 'disconnected') {
         if (record.status === 'connected') transitionPeer(j, record, 'disconnected');
         const graceEndsAtMs = now + (record.resumable ? state.config.leaseGraceMs : 0);
         j.set(record, { graceEndsAtMs });
-        state.enterGrace(j, peer, graceEndsAtMs);
+        state.peers.enterGrace(j, peer, graceEndsAtMs);
         tx.peer(record);
       }
     }
@@ -79,24 +81,24 @@ export class Scheduler {
       for (const live of [...cohort.liveLeases.values()]) {
         for (const lease of live) {
           const holder = state.peers.get(lease.peerId);
-          if (holder && holder.record.cohortId === cohort.id && state.inGrace.has(holder) && heldLeaseId(holder.work) === null) {
-            j.setState(holder, 'work', { kind: 'running', leaseId: lease.leaseId });
+          if (holder && holder.record.cohortId === cohort.id && state.peers.inGrace.has(holder) && heldLeaseId(holder.work) === null) {
+            state.peers.setWork(j, holder, { kind: 'running', leaseId: lease.leaseId });
             // Re-based: a lease stored on an axis ahead of this process's (the wall clock went back) starts now at the latest.
             state.leaseAgeDeadlines.push(Math.min(lease.startedAtMs, now) + state.maxLeaseAgeMs(cohort, lease.stepId), lease);
           } else {
-            endLease(state, tx, cohort, lease, { kind: 'lost', why: 'restart' });
+            cohort.endLease(tx, lease, { kind: 'lost', why: 'restart' });
           }
         }
       }
       for (const step of cohort.ordered) {
         // A lease whose holder is not coming back, or a leased step without a live lease row.
-        if (step.status === 'leased' && cohort.live(step.stepId).length === 0) returnToPending(state, tx, cohort, step, 'restart');
+        if (step.status === 'leased' && cohort.live(step.stepId).length === 0) cohort.returnToPending(tx, step, 'restart');
       }
       // Restoring resolved its last step (one that lost its peer once too often): it completes now.
       if (cohort.record.status === 'open' && cohort.unresolved === 0) tx.dirty.add(cohort);
       armStragglers(state, cohort);
     }
-    settle(state, tx);
+    for (const cohort of tx.dirty) cohort.settle(tx);
     j.set(state, { nextSweepAtMs: now });
     checkAll(state);
     j.commit();
@@ -109,7 +111,8 @@ export class Scheduler {
     try {
       tx.journal.set(state, { lastNow: now, ...(state.nextSweepAtMs === 0 ? { nextSweepAtMs: now + state.config.sweepIntervalMs } : {}) });
       this.apply(tx, input);
-      settle(state, tx);
+      // After every input: each cohort it touched completes, is abandoned, or gives idle members work.
+      for (const cohort of tx.dirty) cohort.settle(tx);
       checkTouched(state, tx);
       tx.journal.commit();
       return tx.output();
@@ -123,22 +126,31 @@ export class Scheduler {
     const state = this.state;
     switch (input.kind) {
       case 'hello':
-        return onHello(state, tx, input);
+        return state.peers.hello(tx, input);
       case 'finished':
-        return onFinished(state, tx, input);
+        return state.peers.finished(tx, input);
       case 'disconnected':
-        return onDisconnected(state, tx, input.connId);
+        return state.peers.disconnected(tx, input.connId);
       case 'bye':
-        return onBye(state, tx, input.connId);
+        return state.peers.bye(tx, input.connId);
       case 'tick':
         return this.onTick(tx);
       case 'drain':
         return tx.journal.set(state, { draining: true });
       case 'cancel':
-        return onCancel(state, tx, input.cohortId);
+        tx.admin = this.adminCohort(input.cohortId, (cohort) => cohort.adminCancel(tx));
+        return;
       case 'retry':
-        return onRetry(state, tx, input.cohortId, input.stepId);
+        tx.admin = this.adminCohort(input.cohortId, (cohort) => cohort.adminRetry(tx, input.stepId));
+        return;
     }
+  }
+
+  /** An admin input for a cohort in memory (open or recently resolved), or 404. */
+  private adminCohort(cohortId: string, act: (cohort: Cohort) => AdminResult): AdminResult {
+    const cohort = this.state.cohorts.get(cohortId);
+    if (!cohort) return { ok: false, status: 404, code: 'NOT_FOUND', message: `no open or recent cohort ${cohortId}` };
+    return act(cohort);
   }
 
   /**
@@ -149,13 +161,11 @@ export class Scheduler {
    */
   private onTick(tx: CoreTx): void {
     const state = this.state;
-    for (let top = state.graceDeadlines.peek(); top !== null && top.atMs <= tx.now; top = state.graceDeadlines.peek()) {
-      state.graceDeadlines.pop(tx.journal);
-      if (state.graceEntryValid(top.value, top.atMs)) expireGrace(state, tx, top.value);
-    }
+    state.peers.expireDue(tx);
     for (let top = state.leaseAgeDeadlines.peek(); top !== null && top.atMs <= tx.now; top = state.leaseAgeDeadlines.peek()) {
       state.leaseAgeDeadlines.pop(tx.journal);
-      if (top.value.end === null) expireLeaseAge(state, tx, top.value, top.atMs - top.value.startedAtMs);
+      const lease = top.value;
+      if (lease.end === null) state.leaseOwners.get(lease.leaseId)!.expireLeaseAge(tx, lease, top.atMs - lease.startedAtMs);
     }
     fireStragglers(state, tx);
     if (tx.now >= state.nextSweepAtMs) {
@@ -176,13 +186,8 @@ export class Scheduler {
     const consider = (at: number): void => {
       if (next === null || at < next) next = at;
     };
-    for (let top = state.graceDeadlines.peek(); top !== null; top = state.graceDeadlines.peek()) {
-      if (state.graceEntryValid(top.value, top.atMs)) {
-        consider(top.atMs);
-        break;
-      }
-      state.graceDeadlines.pop(null); // stale: the peer resumed, left or was replaced
-    }
+    const grace = state.peers.nextGraceAtMs();
+    if (grace !== null) consider(grace);
     for (let top = state.leaseAgeDeadlines.peek(); top !== null; top = state.leaseAgeDeadlines.peek()) {
       if (top.value.end === null) {
         consider(top.atMs);
@@ -210,7 +215,7 @@ export class Scheduler {
   counts(): { peersConnected: number; cohortsOpen: number; leasesLive: number } {
     let leasesLive = 0;
     for (const c of this.state.openCohorts) for (const live of c.liveLeases.values()) leasesLive += live.length;
-    return { peersConnected: this.state.connections.size, cohortsOpen: this.state.openCohorts.size, leasesLive };
+    return { peersConnected: this.state.peers.connections.size, cohortsOpen: this.state.openCohorts.size, leasesLive };
   }
 
   /** Work counters for tests that check a cost does not grow with history (cohorts a lookup examined). */
@@ -240,8 +245,8 @@ export class Scheduler {
     return {
       cohorts: cohorts.map((c) => ({ ...c.record })),
       steps: cohorts.flatMap((c) => c.ordered.map((step) => ({ ...step }))),
-      leases: [...s.leases.values()].map((l) => ({ ...l })),
-      peers: [...s.peers.values()].map((p) => ({ ...p.record })),
+      leases: cohorts.flatMap((c) => [...c.leases.values()].map((l) => ({ ...l }))),
+      peers: [...s.peers.byId.values()].map((p) => ({ ...p.record })),
       memos: [...s.memos.values()].map((m) => ({ ...m })),
       durations: [...s.durations.values()].map((d) => ({ ...d })),
     };

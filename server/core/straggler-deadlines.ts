@@ -44,7 +44,7 @@ export function armStraggler(state: SchedulerState, cohort: Cohort, leaseId: str
  * default guess, when to look again (`guessed`); null when it can never get one.
  */
 function backupCheck(state: SchedulerState, cohort: Cohort, leaseId: string, now: number): { atMs: number; guessed: boolean } | null {
-  const lease = state.leases.get(leaseId);
+  const lease = cohort.leases.get(leaseId);
   if (!lease || lease.end !== null) return null;
   const step = cohort.steps.get(lease.stepId);
   const live = cohort.live(lease.stepId);
@@ -62,7 +62,7 @@ type Verdict = { readonly kind: 'drop' } | { readonly kind: 'due' } | { readonly
 
 function judge(state: SchedulerState, entry: StragglerEntry, now: number): Verdict {
   const { cohort } = entry;
-  if (state.cohorts.get(cohort.id) !== cohort || cohort.record.status !== 'open' || !state.hasWaitingPeer(cohort)) return { kind: 'drop' };
+  if (state.cohorts.get(cohort.id) !== cohort || cohort.record.status !== 'open' || !state.peers.hasWaitingMember(cohort)) return { kind: 'drop' };
   const check = backupCheck(state, cohort, entry.leaseId, now);
   if (check === null) return { kind: 'drop' };
   return !check.guessed && check.atMs <= now ? { kind: 'due' } : { kind: 'later', atMs: check.atMs };

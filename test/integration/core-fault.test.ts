@@ -111,7 +111,7 @@ describe('an exception inside the core', () => {
     expect(built.authority.dump().steps.find((s) => s.stepId === first.stepId)).toMatchObject({ status: 'leased' });
     expect(a.received.slice(before).map((m) => m.type)).toEqual(['error']); // no step.update, no assign: nothing happened
     expect(logLines).toContainEqual(
-      expect.objectContaining({ level: 50, msg: 'core input failed; it was rolled back and changed nothing', input: { kind: 'finished', connId: expect.any(Number) }, err: expect.objectContaining({ message: 'lease id source exploded', stack: expect.stringContaining('at grant') }) }),
+      expect.objectContaining({ level: 50, msg: 'core input failed; it was rolled back and changed nothing', input: { kind: 'finished', connId: expect.any(Number) }, err: expect.objectContaining({ message: 'lease id source exploded', stack: expect.stringContaining('Cohort.grant') }) }),
     );
 
     // A new peer's hello fails the same way: it is not half-registered (its next hello is not DUPLICATE_PEER).

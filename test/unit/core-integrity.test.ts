@@ -34,7 +34,7 @@ describe('invariant: attempts only rise (checked after every input, in productio
 
   it('throws when a lease is written with an attempt number its step never reached', () => {
     const { h, state } = leasedOnce();
-    const lease = state.leases.get('l1')!;
+    const lease = state.cohorts.get('c1')!.leases.get('l1')!;
     const tx = new CoreTx(h.clock.now());
     tx.journal.set(lease, { attempt: 2 });
     tx.lease(lease);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Effect } from '../../server/core/effects.js';
 import type { LeaseRecord, StepRecord } from '../../server/core/records.js';
-import { recordedDurationMs } from '../../server/core/step-finish.js';
+import { recordedDurationMs } from '../../server/core/cohort-reports.js';
 import { CoreHarness, messagesIn } from '../helpers/core-harness.js';
 import { dagSchema, flatSchema } from '../helpers/schemas.js';
 

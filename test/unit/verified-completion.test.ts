@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CoreOutput } from '../../server/core/core-types.js';
-import { maxUnpublishedAttempts } from '../../server/core/step-lifecycle.js';
+import { maxUnpublishedAttempts } from '../../server/core/cohort-leases.js';
 import { CoreHarness, messagesIn } from '../helpers/core-harness.js';
 import { dagSchema } from '../helpers/schemas.js';
 

@@ -1,0 +1,134 @@
+import type { Cohort } from './cohort.js';
+import type { Journal } from './journal.js';
+import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './records.js';
+import type { SchedulerState } from './scheduler-state.js';
+import { matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
+import { isResolved } from './step-status.js';
+
+/**
+ * A cohort's in-memory working set: its record, its steps in schema order,
+ * the reverse `needs` edges, priorities, its leases (live and ended) and its
+ * members. Every change goes through a {@link Journal} (the collections are
+ * typed read-only). The transitions of its steps and leases are in
+ * cohort-leases.ts, what it does per input in cohort.ts (both extend this).
+ */
+export class CohortData {
+  readonly steps = new Map<string, StepRecord>();
+  /** Steps in schema order. */
+  readonly ordered: StepRecord[] = [];
+  readonly schemaIndex = new Map<string, number>();
+  readonly dependents = new Map<string, string[]>();
+  /** Every lease of the cohort, live or ended (ended ones fence late completions); the scheduler routes a lease id here (`leaseOwners`). */
+  readonly leases: ReadonlyMap<string, LeaseRecord> = new Map();
+  /** Live leases per step (at most two: the original and a backup); each list is replaced, never mutated. */
+  readonly liveLeases: ReadonlyMap<string, readonly LeaseRecord[]> = new Map();
+  /** Every peer that ever joined, in join order. */
+  readonly members: ReadonlySet<string> = new Set();
+  readonly patchsets: ReadonlySet<string>;
+  /** Repo -> base ref of every member's source state (one entry unless members are multi-repo). */
+  readonly repos: ReadonlyMap<string, string> = new Map();
+  readonly matchKey: string;
+  readonly sourceKey: string;
+  /** Leases per step that were ended for their age (`--max-lease-age`); each makes the next lease's limit 4 × longer. */
+  readonly leaseTimeouts: ReadonlyMap<string, number> = new Map();
+  /** Critical-path priority per step, in ms. */
+  readonly priorityMs: ReadonlyMap<string, number> = new Map();
+  /** Steps not yet succeeded or failed (a derived counter; invariants.ts recounts it). */
+  readonly unresolved: number = 0;
+  /** Failed steps (derived, recounted likewise). */
+  readonly failedCount: number = 0;
+  /** Some step `requires` labels: only then do labels change who gets what (label-free cohorts skip every label check). */
+  readonly hasRequirements: boolean;
+
+  /**
+   * @param host the scheduler's shared state: the peers, the lease routing index, deadlines, memos
+   * and durations (a cohort reaches its members through it).
+   */
+  constructor(
+    protected readonly host: SchedulerState,
+    readonly record: CohortRecord,
+    steps: readonly StepRecord[],
+  ) {
+    let unresolved = 0;
+    let failedCount = 0;
+    const byId = new Map(steps.map((s) => [s.stepId, s]));
+    record.schema.steps.forEach((def, i) => {
+      const step = byId.get(def.id);
+      if (!step) throw new Error(`cohort ${record.cohortId} has no row for step ${def.id}`);
+      this.steps.set(def.id, step);
+      this.ordered.push(step);
+      this.schemaIndex.set(def.id, i);
+      this.dependents.set(def.id, []);
+      if (!isResolved(step.status)) unresolved++;
+      if (step.status === 'failed') failedCount++;
+    });
+    this.unresolved = unresolved;
+    this.failedCount = failedCount;
+    this.hasRequirements = record.schema.steps.some((def) => def.requires !== undefined && def.requires.length > 0);
+    for (const def of record.schema.steps) for (const need of def.needs) this.dependents.get(need)!.push(def.id);
+    this.patchsets = new Set(record.patchsets);
+    (this.repos as Map<string, string>).set(record.repo, record.baseRef);
+    this.matchKey = matchKey(record, record.digest);
+    this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets), record.cohortKey);
+  }
+
+  /** A peer joins (or is restored into) the cohort. */
+  addMember(journal: Journal, peerId: string, reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): void {
+    journal.setAdd(this.members, peerId);
+    this.addRepos(journal, reg);
+  }
+
+  /** Records the repos of a member's source state (the creator's first). */
+  private addRepos(journal: Journal, reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): void {
+    if (reg.repos && reg.repos.length > 0) journal.mapDelete(this.repos, this.record.repo);
+    for (const { repo, baseRef } of reposOf(reg)) if (!this.repos.has(repo)) journal.mapSet(this.repos, repo, baseRef);
+  }
+
+  /** Each of the joiner's repos is in this cohort with the same base ref (any base ref, in a cohort named by a cohort key). */
+  reposCover(reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): boolean {
+    const keyed = this.record.cohortKey !== null;
+    return reposOf(reg).every(({ repo, baseRef }) => (keyed ? this.repos.has(repo) : this.repos.get(repo) === baseRef));
+  }
+
+  /** This cohort as the whole class: every instance is a `Cohort` (cohort.ts); the layers only split its code by role. */
+  protected get self(): Cohort {
+    return this as unknown as Cohort;
+  }
+
+  get id(): string {
+    return this.record.cohortId;
+  }
+
+  needsOf(stepId: string): readonly string[] {
+    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.needs;
+  }
+
+  /** The labels a peer needs to build the step; undefined: any peer. */
+  requiresOf(stepId: string): readonly string[] | undefined {
+    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.requires;
+  }
+
+  targetOf(stepId: string): string {
+    return this.record.schema.steps[this.schemaIndex.get(stepId)!]!.target;
+  }
+
+  /** All of the step's needs have succeeded. */
+  needsMet(stepId: string): boolean {
+    for (const need of this.needsOf(stepId)) if (this.steps.get(need)!.status !== 'succeeded') return false;
+    return true;
+  }
+
+  live(stepId: string): readonly LeaseRecord[] {
+    return this.liveLeases.get(stepId) ?? [];
+  }
+
+  /** Adjusts the derived counters when a step changes between unresolved, succeeded and failed. */
+  count(journal: Journal, unresolvedDelta: number, failedDelta: number): void {
+    journal.set(this as CohortData, { unresolved: this.unresolved + unresolvedDelta, failedCount: this.failedCount + failedDelta });
+  }
+
+  /** Joinable by new peers: not isolated, not cancelled, no failed step. */
+  get joinable(): boolean {
+    return !this.record.isolated && this.record.status !== 'cancelled' && this.failedCount === 0;
+  }
+}

@@ -1,0 +1,148 @@
+import type { CohortData } from './cohort-data.js';
+import type { ConnId } from './effects.js';
+import { DeadlineHeap } from './deadline-heap.js';
+import type { Journal } from './journal.js';
+import { transitionWork, type PeerWork } from './peer-work.js';
+import type { PeerRecord } from './records.js';
+import type { SchedulerState } from './scheduler-state.js';
+import { armStragglers } from './straggler-deadlines.js';
+
+/**
+ * The peers the scheduler tracks and what it knows of each: its persisted
+ * record (peer-status.ts), the connection it is on, and what it is doing
+ * (peer-work.ts), with the indexes over them (connection -> peer, the grace
+ * period, the waiting peers). Every change to a peer's connection, grace or
+ * work state goes through a method here, so the indexes stay in step with the
+ * peers; the inputs that drive them are in peer-sessions.ts.
+ */
+
+/** A peer as the scheduler tracks it: its persisted record, its connection and what it is doing. */
+export interface PeerState {
+  readonly peerId: string;
+  readonly record: PeerRecord;
+  readonly connId: ConnId | null;
+  readonly work: PeerWork;
+}
+
+export class PeerTable {
+  /** The current registration of each peer id (a peer id that joins again replaces its entry). */
+  readonly byId: ReadonlyMap<string, PeerState> = new Map();
+  /** Which peer joined on each open connection: the one place "joined" is known (adapters keep none). */
+  readonly connections: ReadonlyMap<ConnId, PeerState> = new Map();
+  /** Connections replaced by a resumed one: their last frames are ignored until they close. */
+  readonly superseded: ReadonlySet<ConnId> = new Set();
+  /** Peers in their grace period. */
+  readonly inGrace: ReadonlySet<PeerState> = new Set();
+  /** When grace periods end, earliest first (entries whose peer moved on are dropped when they come up). */
+  readonly graceDeadlines = new DeadlineHeap<PeerState>();
+  /** Peers told `wait` (their cohorts are the only ones a straggler backup can matter to). */
+  readonly waiting: ReadonlySet<PeerState> = new Set();
+
+  constructor(protected readonly host: SchedulerState) {}
+
+  get(peerId: string): PeerState | undefined {
+    return this.byId.get(peerId);
+  }
+
+  /** The peer that joined on this connection, if any. */
+  onConnection(connId: ConnId): PeerState | undefined {
+    return this.connections.get(connId);
+  }
+
+  /** Adds a peer (a new registration, or one restored) in its current state. */
+  add(journal: Journal, peer: PeerState): void {
+    journal.mapSet(this.byId, peer.peerId, peer);
+  }
+
+  /** Removes a peer whose cohort left memory. */
+  remove(journal: Journal, peer: PeerState): void {
+    if (this.byId.get(peer.peerId) === peer) journal.mapDelete(this.byId, peer.peerId);
+  }
+
+  /** Binds (or with null unbinds) a peer's connection, keeping the connection index. */
+  setConnection(journal: Journal, peer: PeerState, connId: ConnId | null): void {
+    if (peer.connId !== null && this.connections.get(peer.connId) === peer) journal.mapDelete(this.connections, peer.connId);
+    journal.set(peer, { connId });
+    if (connId !== null) journal.mapSet(this.connections, connId, peer);
+  }
+
+  /** Marks a connection as replaced by a resumed one (its late frames are ignored). */
+  supersede(journal: Journal, connId: ConnId): void {
+    journal.setAdd(this.superseded, connId);
+  }
+
+  /** Changes a peer's work state (peer-work.ts) and keeps the index of waiting peers. */
+  setWork(journal: Journal, peer: PeerState, to: PeerWork): void {
+    transitionWork(journal, peer, to);
+    if (to.kind === 'waiting') {
+      journal.setAdd(this.waiting, peer);
+      // A backup copy only matters to a waiting peer: arm its cohort's straggler deadlines.
+      const cohort = this.host.cohorts.get(peer.record.cohortId);
+      if (cohort) armStragglers(this.host, cohort);
+    } else {
+      journal.setDelete(this.waiting, peer);
+    }
+  }
+
+  /** Starts a peer's grace period index entry (the record already holds `graceEndsAtMs`). */
+  enterGrace(journal: Journal, peer: PeerState, graceEndsAtMs: number): void {
+    journal.setAdd(this.inGrace, peer);
+    this.graceDeadlines.push(graceEndsAtMs, peer);
+  }
+
+  /** Ends a peer's grace period index entry (it resumed, left, or joined anew). */
+  leaveGrace(journal: Journal, peer: PeerState): void {
+    journal.setDelete(this.inGrace, peer);
+  }
+
+  /** The current grace deadline entry is this one (not one the peer has since left or replaced). */
+  graceEntryValid(peer: PeerState, atMs: number): boolean {
+    return this.inGrace.has(peer) && this.byId.get(peer.peerId) === peer && peer.record.graceEndsAtMs === atMs;
+  }
+
+  /** The earliest grace deadline still in force, or null (stale entries are dropped on the way). */
+  nextGraceAtMs(): number | null {
+    for (let top = this.graceDeadlines.peek(); top !== null; top = this.graceDeadlines.peek()) {
+      if (this.graceEntryValid(top.value, top.atMs)) return top.atMs;
+      this.graceDeadlines.pop(null); // stale: the peer resumed, left or was replaced
+    }
+    return null;
+  }
+
+  /** Members whose current registration is in this cohort (a peer id may have moved on since). */
+  *members(cohort: CohortData): Iterable<PeerState> {
+    for (const peerId of cohort.members) {
+      const peer = this.byId.get(peerId);
+      if (peer && peer.record.cohortId === cohort.id) yield peer;
+    }
+  }
+
+  hasWaitingMember(cohort: CohortData): boolean {
+    for (const peer of this.members(cohort)) if (peer.work.kind === 'waiting') return true;
+    return false;
+  }
+
+  /** Members that are connected or in their grace period. */
+  activeMembers(cohort: CohortData): number {
+    let n = 0;
+    for (const p of this.members(cohort)) if (p.record.status === 'connected' || p.record.status === 'disconnected') n++;
+    return n;
+  }
+
+  /** Every member has left on purpose (bye, or closed after it was done); false for a cohort nobody joined. */
+  everyMemberLeft(cohort: CohortData): boolean {
+    let members = 0;
+    for (const peer of this.members(cohort)) {
+      if (peer.record.status !== 'left') return false;
+      members++;
+    }
+    return members > 0;
+  }
+
+  /** The connections of members that still take part (connected and not told `complete`). */
+  workingConnections(cohort: CohortData): ConnId[] {
+    const connIds: ConnId[] = [];
+    for (const peer of this.members(cohort)) if (peer.connId !== null && peer.work.kind !== 'done') connIds.push(peer.connId);
+    return connIds;
+  }
+}
