@@ -182,10 +182,9 @@ async function runServer(flags: ServerFlags): Promise<void> {
     throw err;
   }
 
-  // Loaded here, not at the top: `taskshard peer` never loads fastify, better-sqlite3 or pg.
+  // Loaded here, not at the top: only `taskshard server` loads fastify and better-sqlite3; the PostgreSQL driver and leader election only with a postgres:// --db.
   const { buildApp } = await import('../server/app.js');
   const { isPostgresUrl, openStore } = await import('../server/store/open-store.js');
-  const { LeaderElection } = await import('../server/ha/leader-election.js');
   const { prettyStream } = await import('../server/http/log-format.js');
   const onFatal = (): void => {
     process.exitCode = 1;
@@ -226,6 +225,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   try {
     const store = await openStore(config);
     if (isPostgresUrl(config.dbPath)) {
+      const { LeaderElection } = await import('../server/ha/leader-election.js');
       election = new LeaderElection({ config, store: store as PostgresStore, logger: { level: config.logLevel, ...(config.logFormat === 'pretty' ? { stream: prettyStream(process.stdout) } : {}) }, startActive: () => start(store), onFatal });
       built = await election.run();
       if (built === null) {

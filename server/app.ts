@@ -14,6 +14,7 @@ import { registerApiRoutes } from './http/api-routes.js';
 import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
+import { lazySchemaCompilers } from './http/fastify-compilers.js';
 import { LiveHub, liveBatchOf, observeCommits, registerEventStream } from './http/event-stream.js';
 import { LifecycleLog } from './http/lifecycle-log.js';
 import { prettyStream } from './http/log-format.js';
@@ -132,6 +133,8 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
     connectionTimeout: config.requestTimeoutMs,
     // Per-request lines would drown the log at CI scale; routes log what matters.
     logController: new LogController({ disableRequestLogging: true }),
+    // Routes validate with zod; fastify's ajv and fast-json-stringify load only if a route declares a schema.
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   });
   registerRouteAccess(app, config);
   const metrics = new Metrics(() => scheduler.counts(), deps.version ?? '0.0.0');

@@ -1,5 +1,4 @@
 import type { Store } from '../core/store-port.js';
-import { openPostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite-store.js';
 
 /** Where and how to open the store: a `postgres://` (or `postgresql://`) URL, else a SQLite file path. */
@@ -13,8 +12,12 @@ export function isPostgresUrl(dbPath: string): boolean {
   return /^postgres(ql)?:\/\//i.test(dbPath);
 }
 
-/** Opens the store the configuration names; the caller (or `buildApp`, once given it) closes it. */
+/**
+ * Opens the store the configuration names; the caller (or `buildApp`, once
+ * given it) closes it. The PostgreSQL driver is loaded only for a
+ * `postgres://` URL: an authority on SQLite never loads it.
+ */
 export async function openStore(location: StoreLocation): Promise<Store> {
-  if (isPostgresUrl(location.dbPath)) return openPostgresStore(location.dbPath);
+  if (isPostgresUrl(location.dbPath)) return (await import('./postgres/postgres-store.js')).openPostgresStore(location.dbPath);
   return new SqliteStore(location.dbPath, { synchronous: location.synchronous });
 }
