@@ -26,11 +26,12 @@ import { routeAccess } from './route-access.js';
  * curl) is not checked: it never becomes a connection, and the route answers
  * it with 426 and a sentence whatever its token, which reveals nothing.
  *
- * Every refusal (these, and any other 4xx/5xx on an upgrade request, counted as
- * `bad-request`) is logged as `upgrade refused` with its `reason` and counted
- * in `taskshard_upgrades_refused_total{reason}`.
+ * Every refusal (these, an upgrade to a path with no route, counted as
+ * `not-found`: a peer configured with a wrong path, and any other 4xx/5xx on
+ * an upgrade request, counted as `bad-request`) is logged as `upgrade refused`
+ * with its `reason` and counted in `taskshard_upgrades_refused_total{reason}`.
  */
-export type UpgradeRefusalReason = 'origin' | 'host' | 'unauthorized' | 'connections' | 'address-connections' | 'bad-request';
+export type UpgradeRefusalReason = 'origin' | 'host' | 'unauthorized' | 'connections' | 'address-connections' | 'not-found' | 'bad-request';
 
 export interface UpgradeRefusal {
   readonly reason: UpgradeRefusalReason;
@@ -120,7 +121,7 @@ export function registerUpgradeGuard(app: FastifyInstance, deps: UpgradeGuardDep
   const { config, metrics } = deps;
   const refused = new Counter({
     name: 'taskshard_upgrades_refused_total',
-    help: 'WebSocket upgrades refused before a connection existed, by reason: origin, host, unauthorized, connections, address-connections, bad-request.',
+    help: 'WebSocket upgrades refused before a connection existed, by reason: origin, host, unauthorized, connections, address-connections, not-found, bad-request.',
     labelNames: ['reason'],
     registers: [metrics.registry],
   });
@@ -174,11 +175,13 @@ export function registerUpgradeGuard(app: FastifyInstance, deps: UpgradeGuardDep
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    if (reply.statusCode < 400 || routeAccess(req) !== 'peer' || !asksForUpgrade(req)) return;
+    // A peer route's refusals, and an upgrade to a path with no route (a peer configured with a wrong path).
+    const access = routeAccess(req);
+    if (reply.statusCode < 400 || (access !== 'peer' && access !== null) || !asksForUpgrade(req)) return;
     // A refused upgrade holds no slot and no socket.
     release(req.raw.socket);
     req.raw.socket.destroy();
-    const reason = reasons.get(req) ?? 'bad-request';
+    const reason = reasons.get(req) ?? (access === null ? 'not-found' : 'bad-request');
     refused.inc({ reason });
     deps.log.warn(
       { reason, status: reply.statusCode, remoteAddress: req.socket.remoteAddress, origin: shownHeader(req.headers.origin), host: shownHeader(req.headers.host), url: shownHeader(req.url) },

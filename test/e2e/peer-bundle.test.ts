@@ -100,6 +100,22 @@ describe('GET /peer.mjs', () => {
   });
 });
 
+/** The authority's `upgrade refused` log lines (JSON, one per line on its stdout). */
+function refusedLogLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l['msg'] === 'upgrade refused');
+}
+
+/** `taskshard_upgrades_refused_total{reason}` from GET /metrics. */
+async function refusedCount(httpUrl: string, reason: string): Promise<number> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const match = new RegExp(`^taskshard_upgrades_refused_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : 0;
+}
+
 describe('the authority says where to go', () => {
   it('a plain GET of /v1/peer is 426 with a sentence; a 404 names the right paths; a peer at a wrong path fails open and its last line says so', async () => {
     const auth = await startAuthority({ db: ws.dir.file('b.db') });
@@ -115,6 +131,11 @@ describe('the authority says where to go', () => {
     expect(await peer.exit()).toBe(0);
     expect(peer.stdout).toMatch(/WARNING: FAILING OPEN: the authority refused this peer \(HTTP 404: no route for GET \/v2\/peer\. Peers connect with a WebSocket to \/v1\/peer/);
     expect(peer.stdout.trim().split('\n').pop()).toMatch(/^taskshard: exit 0: every step resolved and the universe built \(FAILED OPEN, nothing shared: the authority refused this peer \(HTTP 404/);
+    // The authority logged the refused upgrade and counted it by reason.
+    expect(refusedLogLines(auth.proc.stdout)).toContainEqual(expect.objectContaining({ reason: 'not-found', status: 404, url: '/v2/peer' }));
+    expect(await refusedCount(auth.httpUrl, 'not-found')).toBeGreaterThanOrEqual(1);
+    // A plain GET of a missing page is no refused upgrade.
+    expect(refusedLogLines(auth.proc.stdout).filter((l) => l['url'] !== '/v2/peer')).toEqual([]);
   });
 
   it('--strict on a refused token exits 2 with a GitHub annotation, or a GitLab error line', async () => {
@@ -132,6 +153,9 @@ describe('the authority says where to go', () => {
     expect(await gitlab.exit()).toBe(2);
     expect(gitlab.stdout).toContain("\x1b[31;1mERROR: taskshard: the authority REFUSED this peer (--strict): the authority refused this peer's token (HTTP 401");
     expect(readStepLog(ws.log)).toEqual([]);
+    // Both refusals are in the authority's log and its metric, with the reason.
+    expect(refusedLogLines(auth.proc.stdout).filter((l) => l['reason'] === 'unauthorized' && l['status'] === 401)).toHaveLength(2);
+    expect(await refusedCount(auth.httpUrl, 'unauthorized')).toBe(2);
   });
 
   it('a peer warns when the authority runs another version', async () => {

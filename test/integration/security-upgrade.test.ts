@@ -155,11 +155,16 @@ describe('refused upgrades are logged and counted', () => {
     expect((await upgrade(url)).status).toBe(401);
     expect((await upgrade(url, { ...auth, origin: 'https://evil.example' })).status).toBe(403);
     expect((await upgrade(tdUrl(s.httpUrl, 'bad-id!'), auth)).status).toBe(400);
+    // A peer configured with a wrong path: no route there.
+    expect((await upgrade(`ws://127.0.0.1:${s.port}/v2/peer`, auth)).status).toBe(404);
     expect((await upgrade(url, auth)).status).toBe(101);
     expect((await upgrade(url, auth)).status).toBe(503);
+    // A plain GET of a missing page is not an upgrade: not counted.
+    expect((await fetch(`${s.httpUrl}/no-such-page`)).status).toBe(404);
     const refusals = s.logs.filter((l) => l.msg === 'upgrade refused');
-    expect(refusals.map((l) => l.reason)).toEqual(['unauthorized', 'origin', 'bad-request', 'address-connections']);
-    for (const reason of ['unauthorized', 'origin', 'address-connections', 'bad-request']) expect(await refusedCount(s, reason), reason).toBe(1);
+    expect(refusals.map((l) => l.reason)).toEqual(['unauthorized', 'origin', 'bad-request', 'not-found', 'address-connections']);
+    expect(refusals[3]).toMatchObject({ status: 404, url: '/v2/peer' });
+    for (const reason of ['unauthorized', 'origin', 'address-connections', 'bad-request', 'not-found']) expect(await refusedCount(s, reason), reason).toBe(1);
     expect(JSON.stringify(refusals)).not.toContain(peerToken);
   });
 });
