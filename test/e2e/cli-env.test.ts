@@ -21,6 +21,15 @@ async function eventually(what: string, check: () => Promise<boolean>, timeoutMs
   }
 }
 
+/** The option entries of a --help text, each joined onto one line (`--port <port> port to listen on ... (default: 8080, env: TASKSHARD_PORT)`). */
+function helpOptions(help: string): string[] {
+  const options = help.slice(help.indexOf('\nOptions:\n') + '\nOptions:\n'.length);
+  return options
+    .split(/\n(?= {2}-)/)
+    .map((e) => e.replace(/\s+/g, ' ').trim())
+    .filter((e) => e.startsWith('-'));
+}
+
 const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ ...withoutCiEnv(process.env), TASKSHARD_TOKEN: '', ...extra });
 
 describe('configuration from the environment', () => {
@@ -78,5 +87,33 @@ describe('configuration from the environment', () => {
       expect(serverHelp, flag).toContain(`env: TASKSHARD_${flag.toUpperCase().replace(/-/g, '_')})`);
     }
     expect(serverHelp).toContain('(default: 8080, env: TASKSHARD_PORT)');
+    // Every option of both commands, not only those listed above, names its variable.
+    for (const command of ['peer', 'server']) {
+      const entries = helpOptions(runCli([command, '--help']).stdout).filter((e) => !e.startsWith('-h, --help'));
+      expect(entries.length, command).toBeGreaterThan(20);
+      for (const entry of entries) {
+        const flag = entry.match(/^--(?:no-)?([a-z-]+)/)![1]!;
+        const negated = entry.startsWith('--no-') ? 'NO_' : '';
+        expect(entry, `${command} ${flag}`).toContain(`env: TASKSHARD_${negated}${flag.toUpperCase().replace(/-/g, '_')})`);
+      }
+    }
+  });
+
+  it('a flag wins over its variable for the server too', async () => {
+    const port = await freePort();
+    const fromFlag = ws.dir.file('from-flag.db');
+    const fromEnv = ws.dir.file('from-env.db');
+    const child = spawn(process.execPath, [cliPath, 'server', '--db', fromFlag, '--port', String(port)], {
+      cwd: repoRoot,
+      env: cleanEnv({ TASKSHARD_PORT: '1', TASKSHARD_DB: fromEnv, TASKSHARD_HOST: '127.0.0.1', TASKSHARD_LOG_LEVEL: 'warn' }),
+    });
+    try {
+      await eventually('the server answers on the port from --port', async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok === true);
+      expect(existsSync(fromFlag)).toBe(true);
+      expect(existsSync(fromEnv)).toBe(false);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
   });
 });

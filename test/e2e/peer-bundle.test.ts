@@ -127,8 +127,13 @@ describe('the authority says where to go', () => {
     expect(lost.status).toBe(404);
     expect(((await lost.json()) as { error: { message: string } }).error.message).toMatch(/no route for GET \/v2\/peer\. Peers connect with a WebSocket to \/v1\/peer/);
 
-    const peer = startPeer({ name: 'p404', server: `${auth.wsUrl}/v2/peer`, schema: ws.schema, script: ws.script });
+    const report = ws.dir.file('p404.json');
+    const peer = startPeer({ name: 'p404', server: `${auth.wsUrl}/v2/peer`, schema: ws.schema, script: ws.script, args: ['--report', report] });
     expect(await peer.exit()).toBe(0);
+    // --report says it failed open on a refusal, and why.
+    const r = JSON.parse(readFileSync(report, 'utf8')) as { mode: string; failOpen: { cause: string; reason: string } };
+    expect(r).toMatchObject({ mode: 'local', failOpen: { cause: 'refused' } });
+    expect(r.failOpen.reason).toMatch(/HTTP 404: no route for GET \/v2\/peer\. Peers connect with a WebSocket to \/v1\/peer/);
     expect(peer.stdout).toMatch(/WARNING: FAILING OPEN: the authority refused this peer \(HTTP 404: no route for GET \/v2\/peer\. Peers connect with a WebSocket to \/v1\/peer/);
     expect(peer.stdout.trim().split('\n').pop()).toMatch(/^taskshard: exit 0: every step resolved and the universe built \(FAILED OPEN, nothing shared: the authority refused this peer \(HTTP 404/);
     // The authority logged the refused upgrade and counted it by reason.

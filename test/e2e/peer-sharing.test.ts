@@ -130,9 +130,16 @@ describe('taskshard peer with a real authority', () => {
     expect(await strict.exit()).toBe(2);
     expect(strict.stdout).toMatch(/exit 2 \(--strict\): the authority refused this peer's token \(HTTP 401: missing or wrong peer token/);
 
-    const open = startPeer({ name: 't3', server: auth.wsUrl, schema, script, args: ['--token', 'wrong-token-0123456789'] });
+    const report = dir.file('refused.json');
+    const open = startPeer({ name: 't3', server: auth.wsUrl, schema, script, args: ['--token', 'wrong-token-0123456789', '--report', report] });
     expect(await open.exit()).toBe(0);
     expect(open.stdout).toMatch(/WARNING: FAILING OPEN: the authority refused this peer's token \(HTTP 401: missing or wrong peer token/);
+    // Failing open on a refusal is never silent: the final line and --report say so, and why.
+    expect(open.stdout.trim().split('\n').pop()).toMatch(/^taskshard: exit 0: every step resolved and the universe built \(FAILED OPEN, nothing shared: the authority refused this peer's token \(HTTP 401/);
+    const r = JSON.parse(readFileSync(report, 'utf8')) as { mode: string; exitCode: number; failOpen: { cause: string; reason: string }; finalLine: string };
+    expect(r).toMatchObject({ mode: 'local', exitCode: 0, failOpen: { cause: 'unauthorized' } });
+    expect(r.failOpen.reason).toMatch(/the authority refused this peer's token \(HTTP 401/);
+    expect(r.finalLine).toMatch(/FAILED OPEN, nothing shared: the authority refused this peer's token/);
     const lines = readStepLog(log);
     expect(lines.filter((l) => l.event === 'done' && l.phase === 'step' && l.peer === 't3').length).toBe(6);
     expect(lines.some((l) => l.peer === 't2')).toBe(false);
