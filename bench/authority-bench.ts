@@ -203,10 +203,17 @@ async function main(): Promise<number> {
     log,
   };
   const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loopbackOnly: true };
+  /** Issue #17's memory target: RSS per idle connected peer, KiB (reported, as the load targets are). */
+  const idleTargetKb = 10;
   const ratio = (a: number, b: number): number => (b === 0 ? 0 : Math.round((a / b) * 1000) / 1000);
 
   if (flags.idle !== null) {
     const idle = await idlePhase(options);
+    // A peer refused or closed is not an idle peer: the figure would be per connection attempted, not per peer held.
+    const problems = [
+      ...Object.entries(idle.errors).map(([code, n]) => `${n} idle peers got an error frame ${code}`),
+      ...(idle.unexpectedCloses > 0 ? [`${idle.unexpectedCloses} idle peers were closed by the authority`] : []),
+    ];
     const result = {
       bench: 'authority',
       mode: 'idle',
@@ -223,10 +230,12 @@ async function main(): Promise<number> {
         peersHoldingAStep: idle.authorityAssigned,
       },
       ratio: { rssPerConnectionAuthorityOverWs: ratio(idle.authority.perConnectionKb, idle.echo.perConnectionKb) },
+      target: { rssPerPeerKbAtMost: idleTargetKb, met: idle.authority.perConnectionKb <= idleTargetKb },
+      problems,
       wallSec: Math.round((performance.now() - started) / 100) / 10,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    return 0;
+    return problems.length === 0 ? 0 : 1;
   }
 
   if (flags.abuse !== null) {

@@ -177,6 +177,8 @@ async function startAuthority(o: PhaseOptions, deadline: number, helloTimeoutSec
   const caps = [
     '--max-connections', String(Math.max(10_000, o.peers + 2_000)),
     '--max-connections-per-address', String(Math.max(1_000, Math.ceil(o.peers / o.generators))),
+    // Every cohort is one change of the same repo and cache: --idle 10000 opens 1,000 of them, more than the default 256.
+    '--max-cohorts-per-source', String(Math.max(256, Math.ceil(o.peers / o.cohortSize))),
     // Clients connect first and say hello at `go`: on a loaded machine that can take longer than the default 10 s.
     ...(helloTimeoutSec !== null ? ['--hello-timeout', String(helloTimeoutSec)] : o.peers > 2_000 ? ['--hello-timeout', '600'] : []),
   ];
@@ -341,6 +343,9 @@ export interface IdleResult {
   readonly echo: MemoryFigures;
   readonly authority: MemoryFigures;
   readonly authorityAssigned: number;
+  /** Error frames by code and connections the authority closed: each one is a peer not measured idle. */
+  readonly errors: Readonly<Record<string, number>>;
+  readonly unexpectedCloses: number;
 }
 
 /** `--idle M`: M silent connections to each server; the authority's peers said hello and hold a step or wait. */
@@ -369,7 +374,15 @@ export async function idlePhase(o: PhaseOptions): Promise<IdleResult> {
     const authorityMemory = memoryFigures(base, loaded, o.peers);
     o.log(`idle authority: ${o.peers} peers joined, ${authorityMemory.perConnectionKb} KB each`);
     await closeGenerators(gens, deadline);
-    return { echo: echoMemory, authority: authorityMemory, authorityAssigned: done.reduce((s, d) => s + d.result.rounds, 0) };
+    const errors: Record<string, number> = {};
+    for (const d of done) for (const [code, n] of Object.entries(d.result.errors)) errors[code] = (errors[code] ?? 0) + n;
+    return {
+      echo: echoMemory,
+      authority: authorityMemory,
+      authorityAssigned: done.reduce((s, d) => s + d.result.rounds, 0),
+      errors,
+      unexpectedCloses: done.reduce((s, d) => s + d.result.unexpectedCloses, 0),
+    };
   } finally {
     await stopAuthority(authority);
   }

@@ -27,6 +27,7 @@ import { answerPlainGetOfPeerPath, registerPeerBundleRoute } from './http/peer-b
 import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
 import { registerTaskDirectorRoute } from './http/task-director-socket.js';
 import { registerUpgradeGuard } from './http/upgrade-guard.js';
+import { releaseUpgradeRequest } from './http/ws-upgrade-release.js';
 
 /** What `buildApp` wires together; tests reach in for the parts they drive. */
 export interface AuthorityApp {
@@ -201,7 +202,8 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
       config: { access: 'peer' },
       // A plain GET (a browser, curl) gets 426 and a sentence saying what to do instead.
       handler: answerPlainGetOfPeerPath,
-      wsHandler: (socket) => {
+      wsHandler: (socket, request) => {
+        releaseUpgradeRequest(socket, request);
         handlePeerSocket(socket, { authority, metrics, config, clock, log: app.log, liveness, version: deps.version ?? '0.0.0' });
       },
     });

@@ -19,6 +19,7 @@ import { freshToken } from './hello-input.js';
 import { tdConnectionMachine, type TdConnectionState } from './connection-state.js';
 import { SocketSession, type SocketDeps } from './socket-session.js';
 import { taskDirectorJoin } from './task-director-registration.js';
+import { releaseUpgradeRequest } from './ws-upgrade-release.js';
 
 /**
  * The original Task Director client's protocol on `GET /ws/api/:apiVersion/:clientId/`,
@@ -59,6 +60,7 @@ export function registerTaskDirectorRoute(scope: FastifyInstance, deps: SocketDe
       },
     },
     (socket, req) => {
+      releaseUpgradeRequest(socket, req);
       const { clientId } = taskDirectorRouteParamsSchema.parse(req.params);
       // Task Director clients have a peer-id namespace of their own (a v1 peer cannot take their ids).
       handleTaskDirectorSocket(socket, taskDirectorPeerId(clientId), deps);

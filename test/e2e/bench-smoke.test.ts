@@ -79,6 +79,8 @@ describe('npm run bench (tiny)', () => {
     const r = oneJsonLine(result.stdout);
     expect(r).toMatchObject({ bench: 'authority', mode: 'idle', peers: 20 });
     expect(r.authority.peersHoldingAStep).toBe(20);
+    expect(r.problems).toEqual([]);
+    expect(r.target.rssPerPeerKbAtMost).toBe(10);
     expect(typeof r.authority.rssPerPeerKb).toBe('number');
     expect(typeof r.baseline.rssPerConnectionKb).toBe('number');
   });
