@@ -43,6 +43,56 @@ describe('taskshard schema validate', () => {
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('schema files as people write them: JSONC has the digest of the same JSON; YAML gets a hint; every graph problem next to shape errors', () => {
+    const plain = file('plain.json', JSON.stringify({ id: 'mono', universe: '//u/...', steps: [{ id: 'common', target: '//c/...', estimateSec: 600 }, { id: 'planning', target: '//p/...', needs: ['common'] }] }));
+    const jsonc = file(
+      'commented.json',
+      [
+        '// the shared steps of our monorepo',
+        '{',
+        '  "id": "mono", /* the cohort id */',
+        '  "universe": "//u/...",',
+        '  "steps": [',
+        '    { "id": "common", "target": "//c/...", "estimateSec": 600, },',
+        '    { "id": "planning", "target": "//p/...", "needs": ["common",], }, // last',
+        '  ],',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const ok = runCli(['schema', 'validate', plain, jsonc]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const digests = [...ok.stdout.matchAll(/^ok .*: schema "mono", 2 steps, (sha256:[0-9a-f]+)/gm)].map((m) => m[1]);
+    expect(digests).toHaveLength(2);
+    expect(digests[0]).toBe(digests[1]);
+
+    const yaml = file('taskshard.yaml', 'universe: //u/...\nsteps:\n  - id: a\n    target: //a/...\n');
+    const hinted = runCli(['schema', 'validate', yaml]);
+    expect(hinted.code).toBe(2);
+    expect(hinted.stderr).toMatch(/schema files are JSON \(comments and trailing commas are allowed\), and this looks like YAML: convert it to JSON \[json-syntax\]\n/);
+
+    const many = file(
+      'many.json',
+      JSON.stringify({
+        id: 'many',
+        universe: '//u',
+        steps: [
+          { id: 'a', target: '//a', needs: ['b'] },
+          { id: 'b', target: '//b', needs: ['a'] },
+          { id: 'c', target: '//c', needs: ['d'] },
+          { id: 'd', target: '//d', needs: ['e', 'zzz'] },
+          { id: 'e', target: 5, needs: ['c'] },
+        ],
+      }),
+    );
+    const problems = runCli(['schema', 'validate', many]);
+    expect(problems.code).toBe(2);
+    const rules = problems.stderr.trim().split('\n').slice(0, -1).map((l) => l.match(/\[([a-z-]+)\]$/)?.[1]);
+    expect(rules.sort()).toEqual(['cycle', 'cycle', 'type', 'unknown-need']);
+    expect(problems.stderr).toMatch(/cycle: a -> b -> a \[cycle\]/);
+    expect(problems.stderr).toMatch(/cycle: c -> d -> e -> c \[cycle\]/);
+  });
+
   it('exits 2 on usage errors', () => {
     expect(runCli(['schema', 'validate']).code).toBe(2);
     expect(runCli(['no-such-command']).code).toBe(2);

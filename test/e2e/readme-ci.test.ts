@@ -137,6 +137,16 @@ describe.skipIf(curl === null)("README: every command of 'Running peers in CI' w
     const log = await runJob('sh', commands, env);
     expect(log).toMatch(/taskshard: check passed: exit 0/);
     expect(log.match(/taskshard: exit 0: every step resolved and the universe built/g)).toHaveLength(2);
+    // "All flags, their variables and defaults: `node peer.mjs peer --help`", in the same job directory.
+    expect(readmeSection('Running peers in CI')).toContain('`node peer.mjs peer --help`');
+    const help = await sh('node peer.mjs peer --help', ws.dir.file('sh'), env);
+    expect(help.code, help.out).toBe(0);
+    // Every variable of the README's table, with its flag, is the help's.
+    const table = [...readmeSection('Running peers in CI').matchAll(/^\| `(TASKSHARD_[A-Z_]+)` \(`(--[a-z-]+)`\) \|/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(table.length).toBeGreaterThanOrEqual(8);
+    const helpText = help.out.replace(/\s+/g, ' ');
+    for (const [variable, flag] of table) expect(helpText, variable).toMatch(new RegExp(`${flag} [^]*?env: ${variable}\\)`));
+    expect(help.out.replace(/\s+/g, ' ')).toContain('(default: 60, env: TASKSHARD_PROGRESS_INTERVAL)');
   });
 });
 
