@@ -69,10 +69,18 @@ export function systemClock(): Clock {
   return new AnchoredClock({ wallMs: () => Date.now(), monotonicMs: () => performance.now() });
 }
 
-/** Random, URL-safe ids; the prefix says what they are. */
+/**
+ * URL-safe ids; the prefix says what they are. Cohort ids are random. Lease ids
+ * are cheap (issue 17): a random prefix drawn once per process, then a counter,
+ * so they stay unique across restarts and across authorities sharing a
+ * database without a `randomBytes` call per grant (fencing never relies on a
+ * lease id being secret: a report counts only from the peer that holds it).
+ */
+const leaseIdPrefix = `l_${randomBytes(9).toString('base64url')}_`;
+let leasesNamed = 0;
 export const randomIds: IdSource = {
   cohortId: () => `c_${randomBytes(9).toString('base64url')}`,
-  leaseId: () => `l_${randomBytes(9).toString('base64url')}`,
+  leaseId: () => `${leaseIdPrefix}${(++leasesNamed).toString(36)}`,
 };
 
 export function coreConfigFrom(config: ServerConfig): CoreConfig {

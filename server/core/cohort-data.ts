@@ -1,8 +1,9 @@
 import type { Cohort } from './cohort.js';
 import type { Journal } from './journal.js';
 import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './records.js';
+import { ReadyQueue } from './ready-queue.js';
 import type { SchedulerState } from './scheduler-state.js';
-import { matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
+import { durationKey, matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
 import { isResolved } from './step-status.js';
 
 /**
@@ -31,12 +32,19 @@ export class CohortData {
   readonly sourceKey: string;
   /** Leases per step that were ended for their age (`--max-lease-age`); each makes the next lease's limit 4 × longer. */
   readonly leaseTimeouts: ReadonlyMap<string, number> = new Map();
-  /** Critical-path priority per step, in ms. */
+  /** Critical-path priority per step, in ms (set once, when the cohort is indexed). */
   readonly priorityMs: ReadonlyMap<string, number> = new Map();
+  /** Steps ready to lease, best first (ready-queue.ts); filled when the cohort is indexed, then kept as steps change. */
+  readonly ready = new ReadyQueue(
+    (step) => step.status === 'pending' && this.needsMet(step.stepId),
+    (step) => ({ priorityMs: this.priorityMs.get(step.stepId) ?? 0, index: this.schemaIndex.get(step.stepId)! }),
+  );
   /** Steps not yet succeeded or failed (a derived counter; invariants.ts recounts it). */
   readonly unresolved: number = 0;
   /** Failed steps (derived, recounted likewise). */
   readonly failedCount: number = 0;
+  /** Each step's key into the recorded durations, made on first use (it depends only on the record). */
+  private readonly durationKeys = new Map<string, string>();
   /** Some step `requires` labels: only then do labels change who gets what (label-free cohorts skip every label check). */
   readonly hasRequirements: boolean;
 
@@ -97,6 +105,13 @@ export class CohortData {
 
   get id(): string {
     return this.record.cohortId;
+  }
+
+  /** The step's key into the recorded durations (repo, schema id, step id), cached. */
+  durationKeyOf(stepId: string): string {
+    let key = this.durationKeys.get(stepId);
+    if (key === undefined) this.durationKeys.set(stepId, (key = durationKey(this.record.repo, this.record.schema.id, stepId)));
+    return key;
   }
 
   needsOf(stepId: string): readonly string[] {

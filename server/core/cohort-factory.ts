@@ -51,6 +51,7 @@ export function createCohort(host: SchedulerState, tx: CoreTx, input: HelloInput
     resolvedAtMs: null,
   }));
   tx.cohort(record);
+  tx.createdCohorts.add(record.cohortId);
   tx.event(record.cohortId, 'cohort.created', { detail: `${input.schema.id} ${input.digest}` });
   const siblings = host.matcher.digestSiblings(reg, input.schema.id, input.digest);
   if (siblings.length > 0) {

@@ -60,7 +60,7 @@ export class CohortLeases extends CohortData {
     };
     if (step.status === 'pending') transitionStep(tx.journal, step, 'leased');
     this.addLease(tx.journal, lease);
-    host.peers.setWork(tx.journal, peer, { kind: 'running', leaseId: lease.leaseId });
+    host.peers.setWork(tx, peer, { kind: 'running', leaseId: lease.leaseId });
     tx.step(step);
     tx.lease(lease);
     host.leaseAgeDeadlines.push(lease.startedAtMs + host.maxLeaseAgeMs(this, step.stepId), lease);
@@ -75,7 +75,7 @@ export class CohortLeases extends CohortData {
     this.removeLive(tx.journal, lease);
     tx.lease(lease);
     const holder = this.host.peers.get(lease.peerId);
-    if (holder && heldLeaseId(holder.work) === lease.leaseId) this.host.peers.setWork(tx.journal, holder, idleWork);
+    if (holder && heldLeaseId(holder.work) === lease.leaseId) this.host.peers.setWork(tx, holder, idleWork);
   }
 
   /** Ends a live copy that is no longer wanted and tells its holder to stop. */
@@ -92,7 +92,7 @@ export class CohortLeases extends CohortData {
     for (const peer of this.host.peers.members(this)) {
       if (peer.work.kind !== 'orphaned' || peer.work.stepId !== stepId) continue;
       if (peer.connId !== null) tx.emit({ kind: 'abort', connId: peer.connId, stepId, leaseId: peer.work.leaseId, why: 'superseded' });
-      this.host.peers.setWork(tx.journal, peer, idleWork);
+      this.host.peers.setWork(tx, peer, idleWork);
     }
   }
 
@@ -112,11 +112,17 @@ export class CohortLeases extends CohortData {
 
   /** A leased step with no live copy left goes back to pending; a death counts toward `maxLostLeases`. */
   returnToPending(tx: CoreTx, step: StepRecord, why: LeaseLossWhy): void {
+    const death = isDeath(why);
+    if (death) tx.journal.set(step, { lostLeases: step.lostLeases + 1 });
+    this.toPending(tx, step);
+    if (death && step.lostLeases >= this.host.config.maxLostLeases) this.failStep(tx, step, { kind: 'lost-too-often', lostLeases: step.lostLeases, last: why });
+  }
+
+  /** The step is pending again (its rank's fields already set): it joins the ready queue if its needs are met. */
+  protected toPending(tx: CoreTx, step: StepRecord): void {
     transitionStep(tx.journal, step, 'pending');
     tx.step(step);
-    if (!isDeath(why)) return;
-    tx.journal.set(step, { lostLeases: step.lostLeases + 1 });
-    if (step.lostLeases >= this.host.config.maxLostLeases) this.failStep(tx, step, { kind: 'lost-too-often', lostLeases: step.lostLeases, last: why });
+    this.ready.offer(step);
   }
 
   /**
@@ -135,7 +141,7 @@ export class CohortLeases extends CohortData {
     tx.journal.mapSet(this.leaseTimeouts, step.stepId, (this.leaseTimeouts.get(step.stepId) ?? 0) + 1);
     tx.journal.set(step, { failedOn: step.failedOn.includes(lease.peerId) ? step.failedOn : [...step.failedOn, lease.peerId] });
     tx.step(step);
-    if (step.status === 'leased' && this.live(step.stepId).length === 0) transitionStep(tx.journal, step, 'pending');
+    if (step.status === 'leased' && this.live(step.stepId).length === 0) this.toPending(tx, step);
   }
 
   /** Resolves a step as failed: live copies are aborted; the caller says who is told. */

@@ -6,7 +6,7 @@ import type { Refusal } from './effects.js';
 import type { FinishedInput } from './peer-sessions.js';
 import type { PeerState } from './peer-table.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, StepRecord } from './records.js';
-import { durationKey, memoKey } from './source-state.js';
+import { memoKey } from './source-state.js';
 import { isResolved, transitionStep } from './step-status.js';
 
 /**
@@ -64,6 +64,7 @@ export class CohortReports extends CohortLeases {
     tx.stat('step.succeeded');
     for (const other of [...this.live(step.stepId)]) this.abortLease(tx, other, 'superseded');
     this.abortOrphans(tx, step.stepId);
+    for (const dependentId of this.dependents.get(step.stepId)!) this.ready.offer(this.steps.get(dependentId)!);
     this.recordDuration(tx, step.stepId, durationMs);
     const builder = this.host.peers.get(lease.peerId);
     const key = builder ? memoKey(builder.record.registration, this.targetOf(step.stepId)) : null;
@@ -94,7 +95,7 @@ export class CohortReports extends CohortLeases {
     const cause = { kind: 'unpublished', peerId: lease.peerId, exitCode } as const;
     tx.event(this.id, 'step.unpublished', { stepId: step.stepId, peerId: lease.peerId, detail: describeStepChangeCause(cause) });
     if (this.live(step.stepId).length > 0) return; // another copy is still running
-    transitionStep(tx.journal, step, 'pending');
+    this.toPending(tx, step);
     this.broadcast(tx, {
       cohortId: this.id,
       stepId: step.stepId,
@@ -122,7 +123,7 @@ export class CohortReports extends CohortLeases {
       this.failStep(tx, step, { kind: 'attempts-exhausted', failures: step.failures, peerId: lease.peerId, exitCode });
       return;
     }
-    transitionStep(tx.journal, step, 'pending');
+    this.toPending(tx, step);
     const cause = { kind: 'retrying', attempt: lease.attempt, peerId: lease.peerId, exitCode } as const;
     tx.event(this.id, 'step.retry', { stepId: step.stepId, detail: describeStepChangeCause(cause) });
     this.broadcast(tx, {
@@ -138,7 +139,7 @@ export class CohortReports extends CohortLeases {
   }
 
   private recordDuration(tx: CoreTx, stepId: string, durationMs: number): void {
-    const key = durationKey(this.record.repo, this.record.schema.id, stepId);
+    const key = this.durationKeyOf(stepId);
     const known = this.host.durations.get(key);
     const alpha = this.host.config.durationAlpha;
     const row: DurationRecord = Object.freeze({

@@ -10,7 +10,7 @@ import { doneWork, waitingWork } from './peer-work.js';
 import type { StepRecord } from './records.js';
 import { trackOpen } from './source-quota.js';
 import { DispatchPlan } from './step-picker.js';
-import { isResolved, transitionStep } from './step-status.js';
+import { isResolved } from './step-status.js';
 import { cohortSecondsSaved, peerSummary } from './summary.js';
 
 /**
@@ -67,7 +67,7 @@ export class Cohort extends CohortReports {
     }
     const unassigned: PeerState[] = [];
     if (idle.length > 0) {
-      const plan = new DispatchPlan(host.pickContext(tx.now), this);
+      const plan = new DispatchPlan(host.pickContext(tx.now), this, tx.journal);
       for (const peer of idle) {
         const choice = plan.take(peer.peerId, labelsOf(peer));
         if (choice) this.grant(tx, choice.step, peer, choice.backup);
@@ -84,7 +84,7 @@ export class Cohort extends CohortReports {
         tx.event(this.id, 'peer.released', { peerId: peer.peerId, detail: describeRelease(this, labelsOf(peer)) });
         this.sendComplete(tx, peer);
       } else if (peer.work.kind !== 'waiting') {
-        host.peers.setWork(tx.journal, peer, waitingWork);
+        host.peers.setWork(tx, peer, waitingWork);
         if (peer.connId !== null) tx.emit({ kind: 'wait', connId: peer.connId, ...this.waitFor(tx.now) });
       }
     }
@@ -124,7 +124,7 @@ export class Cohort extends CohortReports {
     const open = this.record.status === 'open';
     const outcome: CohortOutcome | null = open ? (this.failedCount > 0 ? { kind: 'failed', failedSteps: this.failedCount } : { kind: 'succeeded' }) : this.record.outcome;
     if (outcome === null) throw new Error(`cohort ${this.id} is ${this.record.status} without an outcome`);
-    this.host.peers.setWork(tx.journal, peer, doneWork);
+    this.host.peers.setWork(tx, peer, doneWork);
     const summary = peerSummary(this, peer.peerId, (c, s) => this.host.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer));
     if (peer.connId !== null) tx.emit({ kind: 'complete', connId: peer.connId, cohortId: this.id, outcome, summary });
     if (outcome.kind !== 'cancelled') {
@@ -187,10 +187,9 @@ export class Cohort extends CohortReports {
    * its cause naming that step (issue 10, defect 1).
    */
   private reopen(tx: CoreTx, step: StepRecord): void {
-    transitionStep(tx.journal, step, 'pending');
     tx.journal.set(step, { failures: 0, lostLeases: 0, failedOn: [], failCause: null, failPeerId: null, failExitCode: null, failLogTail: null, resolvedAtMs: null });
     this.count(tx.journal, +1, -1);
-    tx.step(step);
+    this.toPending(tx, step);
     for (const dependentId of this.dependents.get(step.stepId)!) {
       const dependent = this.steps.get(dependentId)!;
       if (dependent.status !== 'failed' || dependent.failCause?.kind !== 'need-failed') continue;

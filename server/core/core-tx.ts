@@ -25,6 +25,8 @@ export class CoreTx {
   readonly touchedCohorts = new Set<string>();
   /** Peers whose registration or work state changed. */
   readonly touchedPeers = new Set<string>();
+  /** Cohorts this input created (the invariant check looks at all of a new cohort). */
+  readonly createdCohorts = new Set<string>();
   admin: AdminResult | null = null;
 
   constructor(readonly now: number) {}

@@ -3,6 +3,9 @@ import type { Cohort } from './cohort.js';
 import { canRunSomeUnresolved, labelsOf } from './peer-labels.js';
 import type { CoreTx } from './core-tx.js';
 import type { PeerState } from './peer-table.js';
+import { heldLeaseId } from './peer-work.js';
+import { retryOf } from './ready-queue.js';
+import type { StepRecord } from './records.js';
 import type { SchedulerState } from './scheduler-state.js';
 import { quotaKey } from './source-quota.js';
 import { isResolved } from './step-status.js';
@@ -11,9 +14,14 @@ import { isResolved } from './step-status.js';
  * The scheduler's invariants, asserted after every input over what it
  * touched (production), or over all state (tests: `Scheduler.checkInvariants`).
  * A violation is a bug: it throws, and `Scheduler.handle` undoes the input.
+ * After an input the check costs what the input changed, not the cohort's
+ * size: the steps it wrote, the counters by the differences it made, the
+ * peers it touched (`checkTouched`); the full check recounts everything.
  *
  * Per cohort:
- *  - `unresolved` and `failedCount` equal a recount of its steps;
+ *  - `unresolved` and `failedCount` equal a recount of its steps (after an input: their values
+ *    before it plus the status changes it made);
+ *  - every ready step (pending, needs met) is in the ready queue under its current rank;
  *  - a step is `leased` iff it has a live lease; at most two live leases, the second a backup;
  *    each live lease is unended, indexed, and its holder's work state is running it;
  *  - `failCause` is set iff the step is failed; a pending step has no failed need;
@@ -46,23 +54,66 @@ function fail(message: string): never {
   throw new InvariantViolation(message);
 }
 
-/** What one input touched: its dirty and written cohorts, and their members and written peers. */
+/**
+ * What one input touched, at a cost that does not grow with the cohort
+ * (issue 17): in each cohort it touched, the steps it wrote (and the steps of
+ * the leases it wrote, and the dependents of steps it failed or left
+ * unshared), the derived counters against the status changes it made (the
+ * journal keeps each status before the input), the cohort's own record and
+ * indexes, and the peers whose record or work state changed. A cohort the
+ * input created is checked whole.
+ */
 export function checkTouched(state: SchedulerState, tx: CoreTx): void {
-  const peers = new Set<PeerState>();
-  const cohortIds = new Set(tx.touchedCohorts);
-  for (const c of tx.dirty) cohortIds.add(c.id);
-  for (const id of cohortIds) {
+  const stepsByCohort = new Map<Cohort, Set<StepRecord>>();
+  const note = (cohortId: string, stepId: string): void => {
+    const cohort = state.cohorts.get(cohortId);
+    const step = cohort?.steps.get(stepId);
+    if (!cohort || !step) return; // evicted by this input
+    let set = stepsByCohort.get(cohort);
+    if (!set) stepsByCohort.set(cohort, (set = new Set()));
+    set.add(step);
+  };
+  for (const step of tx.writtenSteps) note(step.cohortId, step.stepId);
+  for (const lease of tx.writtenLeases) note(lease.cohortId, lease.stepId);
+  const cohorts = new Set<Cohort>(tx.dirty);
+  for (const id of tx.touchedCohorts) {
     const cohort = state.cohorts.get(id);
-    if (!cohort) continue; // evicted by this input
-    checkCohort(state, cohort);
-    for (const p of state.peers.members(cohort)) peers.add(p);
+    if (cohort) cohorts.add(cohort);
+  }
+  for (const cohort of cohorts) {
+    if (state.cohorts.get(cohort.id) !== cohort) continue; // evicted by this input
+    if (tx.createdCohorts.has(cohort.id)) checkCohort(state, cohort);
+    else checkCohortChanges(state, tx, cohort, stepsByCohort.get(cohort) ?? new Set());
   }
   for (const id of tx.touchedPeers) {
-    const p = state.peers.get(id);
-    if (p) peers.add(p);
+    const peer = state.peers.get(id);
+    if (!peer) continue;
+    checkPeer(state, peer);
+    const was = tx.journal.valueBefore(peer, 'work');
+    if (was?.kind === 'running' && heldLeaseId(peer.work) !== was.leaseId) {
+      const lease = state.leaseOwners.get(was.leaseId)?.leases.get(was.leaseId);
+      if (lease && lease.end === null) fail(`peer ${peer.peerId} stopped running lease ${was.leaseId}, which is still live`);
+    }
   }
-  for (const p of peers) checkPeer(state, p);
   checkRising(state, tx);
+}
+
+/** The steps an input changed in a cohort it did not create, its counters by difference, and the cohort as a whole. */
+function checkCohortChanges(state: SchedulerState, tx: CoreTx, cohort: Cohort, written: ReadonlySet<StepRecord>): void {
+  let unresolved = tx.journal.valueBefore(cohort, 'unresolved') ?? cohort.unresolved;
+  let failed = tx.journal.valueBefore(cohort, 'failedCount') ?? cohort.failedCount;
+  const steps = new Set(written);
+  for (const step of written) {
+    const was = tx.journal.valueBefore(step, 'status') ?? step.status;
+    unresolved += (isResolved(step.status) ? 0 : 1) - (isResolved(was) ? 0 : 1);
+    failed += (step.status === 'failed' ? 1 : 0) - (was === 'failed' ? 1 : 0);
+    // A step failed or left unshared: what needs it may not stay pending.
+    if (step.status === 'failed' || step.status === 'unshared') for (const dependentId of cohort.dependents.get(step.stepId)!) steps.add(cohort.steps.get(dependentId)!);
+  }
+  if (unresolved !== cohort.unresolved) fail(`cohort ${cohort.id} counts ${cohort.unresolved} unresolved steps; its changes make ${unresolved}`);
+  if (failed !== cohort.failedCount) fail(`cohort ${cohort.id} counts ${cohort.failedCount} failed steps; its changes make ${failed}`);
+  for (const step of steps) checkStep(state, cohort, step);
+  checkCohortWhole(state, cohort, tx);
 }
 
 /** Attempts only rise: against the values before the input (the journal keeps them), cheap per written row. */
@@ -92,47 +143,71 @@ export function checkAll(state: SchedulerState): void {
   for (const cohort of state.cohorts.values()) for (const leaseId of cohort.leases.keys()) if (state.leaseOwners.get(leaseId) !== cohort) fail(`cohort ${cohort.id} holds lease ${leaseId}, which is not routed to it`);
 }
 
+/** Every step of the cohort, a recount of its counters, and the cohort as a whole (tests, restore, a new cohort). */
 export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   const where = `cohort ${cohort.id}`;
-  if (cohort.record.status === 'open' && state.openBySource.get(quotaKey(cohort.record))?.has(cohort) !== true) fail(`${where} is open but not in its source's quota index`);
   let unresolved = 0;
   let failed = 0;
-  const ready: string[] = [];
   for (const step of cohort.ordered) {
-    const at = `${where} step ${step.stepId}`;
     if (!isResolved(step.status)) unresolved++;
     if (step.status === 'failed') failed++;
-    const live = cohort.live(step.stepId);
-    if ((step.status === 'leased') !== live.length > 0) fail(`${at} is ${step.status} with ${live.length} live leases`);
-    if (live.length > 2) fail(`${at} has ${live.length} live leases`);
-    if (live.length === 2 && !live[1]!.backup) fail(`${at} has a second live lease not marked backup`);
-    for (const lease of live) {
-      if (lease.end !== null) fail(`${at} lists ended lease ${lease.leaseId} as live`);
-      if (cohort.leases.get(lease.leaseId) !== lease || state.leaseOwners.get(lease.leaseId) !== cohort) fail(`${at} live lease ${lease.leaseId} is not indexed`);
-      const holder = state.peers.get(lease.peerId);
-      if (holder?.work.kind !== 'running' || holder.work.leaseId !== lease.leaseId) fail(`${at} live lease ${lease.leaseId}: its holder ${lease.peerId} is not running it`);
-    }
-    if ((step.status === 'failed') !== (step.failCause !== null)) fail(`${at} is ${step.status} with fail cause ${JSON.stringify(step.failCause)}`);
-    if ((step.status === 'unshared') !== ((step.unsharedCause ?? null) !== null)) fail(`${at} is ${step.status} with unshared cause ${JSON.stringify(step.unsharedCause)}`);
-    if (step.status === 'pending') {
-      let needsMet = true;
-      for (const need of cohort.needsOf(step.stepId)) {
-        const status = cohort.steps.get(need)!.status;
-        if (status === 'failed' || status === 'unshared') fail(`${at} is pending but its need ${need} is ${status}`);
-        if (status !== 'succeeded') needsMet = false;
-      }
-      if (needsMet) ready.push(step.stepId);
-    }
+    checkStep(state, cohort, step);
   }
   if (unresolved !== cohort.unresolved) fail(`${where} counts ${cohort.unresolved} unresolved steps; a recount finds ${unresolved}`);
   if (failed !== cohort.failedCount) fail(`${where} counts ${cohort.failedCount} failed steps; a recount finds ${failed}`);
+  checkReadyQueue(cohort);
+  checkCohortWhole(state, cohort, null);
+}
+
+function checkStep(state: SchedulerState, cohort: Cohort, step: StepRecord): void {
+  const at = `cohort ${cohort.id} step ${step.stepId}`;
+  const live = cohort.live(step.stepId);
+  if ((step.status === 'leased') !== live.length > 0) fail(`${at} is ${step.status} with ${live.length} live leases`);
+  if (live.length > 2) fail(`${at} has ${live.length} live leases`);
+  if (live.length === 2 && !live[1]!.backup) fail(`${at} has a second live lease not marked backup`);
+  for (const lease of live) {
+    if (lease.end !== null) fail(`${at} lists ended lease ${lease.leaseId} as live`);
+    if (cohort.leases.get(lease.leaseId) !== lease || state.leaseOwners.get(lease.leaseId) !== cohort) fail(`${at} live lease ${lease.leaseId} is not indexed`);
+    const holder = state.peers.get(lease.peerId);
+    if (holder?.work.kind !== 'running' || holder.work.leaseId !== lease.leaseId) fail(`${at} live lease ${lease.leaseId}: its holder ${lease.peerId} is not running it`);
+  }
+  if ((step.status === 'failed') !== (step.failCause !== null)) fail(`${at} is ${step.status} with fail cause ${JSON.stringify(step.failCause)}`);
+  if ((step.status === 'unshared') !== ((step.unsharedCause ?? null) !== null)) fail(`${at} is ${step.status} with unshared cause ${JSON.stringify(step.unsharedCause)}`);
+  if (step.status === 'pending') {
+    for (const need of cohort.needsOf(step.stepId)) {
+      const status = cohort.steps.get(need)!.status;
+      if (status === 'failed' || status === 'unshared') fail(`${at} is pending but its need ${need} is ${status}`);
+    }
+  }
+}
+
+/** Ready steps (pending, needs met) in schema order: O(steps), for the full check. */
+function readySteps(cohort: Cohort): StepRecord[] {
+  return cohort.ordered.filter((step) => step.status === 'pending' && cohort.needsMet(step.stepId));
+}
+
+/** Every ready step has an entry in the ready queue under its current retry rank (ready-queue.ts). */
+function checkReadyQueue(cohort: Cohort): void {
+  const queued = new Set<StepRecord>();
+  for (const entry of cohort.ready.entries()) if (entry.retry === retryOf(entry.step)) queued.add(entry.step);
+  for (const step of readySteps(cohort)) if (!queued.has(step)) fail(`cohort ${cohort.id} step ${step.stepId} is ready but not in the ready queue`);
+}
+
+/**
+ * The cohort's record and indexes, and what it owes its members. With `tx`
+ * (after an input) the assignable-step check asks the ready queue (a look
+ * at its top, journaled); without (the full check) it recounts.
+ */
+function checkCohortWhole(state: SchedulerState, cohort: Cohort, tx: CoreTx | null): void {
+  const where = `cohort ${cohort.id}`;
   const r = cohort.record;
   const open = r.status === 'open';
+  if (open && state.openBySource.get(quotaKey(r))?.has(cohort) !== true) fail(`${where} is open but not in its source's quota index`);
   if (open !== state.openCohorts.has(cohort)) fail(`${where} is ${r.status} but ${open ? 'not ' : ''}in the open-cohort index`);
   if (!r.isolated && r.status !== 'cancelled' && !state.matcher.has(cohort)) fail(`${where} is ${r.status} but not in the matcher's index`);
   if (open !== (r.outcome === null) || open !== (r.resolvedAtMs === null)) fail(`${where} is ${r.status} with outcome ${JSON.stringify(r.outcome)} and resolvedAtMs ${r.resolvedAtMs}`);
   if (!open) return;
-  if (unresolved === 0) fail(`${where} is open with every step resolved`);
+  if (cohort.unresolved === 0) fail(`${where} is open with every step resolved`);
   if (state.draining) return;
   if (cohort.hasRequirements) {
     for (const peer of state.peers.members(cohort)) {
@@ -142,7 +217,13 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
     }
   }
   if (cohort.liveLeases.size > 0) return;
-  if (ready.length > 0 && (!cohort.hasRequirements || ready.some((stepId) => someWorkerCanRun(state, cohort, stepId)))) return;
+  // Nothing runs: something must be assignable to an idle member, or no member may be idle.
+  if (cohort.hasRequirements || tx === null) {
+    const ready = readySteps(cohort);
+    if (ready.length > 0 && (!cohort.hasRequirements || ready.some((step) => someWorkerCanRun(state, cohort, step.stepId)))) return;
+  } else if (cohort.ready.hasReady(tx.journal)) {
+    return;
+  }
   for (const peer of state.peers.members(cohort)) {
     if (peer.record.status === 'connected' && (peer.work.kind === 'idle' || peer.work.kind === 'waiting')) {
       fail(`${where} is open with nothing running and nothing assignable while peer ${peer.peerId} is ${peer.work.kind}`);

@@ -18,12 +18,17 @@ export type MachineField = 'status' | 'work';
 /** Fields a journal may set directly: everything but a machine's state. */
 export type Patch<T> = Partial<Omit<T, MachineField>>;
 
-/** Fields whose value before the input the invariant check compares with (they may only rise). */
-const risingFields: ReadonlySet<PropertyKey> = new Set(['attempts']);
+/**
+ * Fields whose value before the input the invariant check compares with: `attempts` may only
+ * rise; a step's `status`, a cohort's derived counters and a peer's `work` let the check look
+ * only at what the input changed (invariants.ts).
+ */
+export type TrackedField = 'attempts' | 'status' | 'work' | 'unresolved' | 'failedCount';
+const trackedFields: ReadonlySet<PropertyKey> = new Set<TrackedField>(['attempts', 'status', 'work', 'unresolved', 'failedCount']);
 
 export class Journal {
   private undo: (() => void)[] = [];
-  /** The value each rising field had before this input, per object (first write wins). */
+  /** The value each tracked field had before this input, per object (first write wins). */
   private before = new Map<object, Map<PropertyKey, unknown>>();
 
   /** Sets fields of a state object. */
@@ -40,7 +45,7 @@ export class Journal {
     const obj = target as Writable<T>;
     for (const key of Object.keys(patch) as (keyof T)[]) {
       const old = obj[key];
-      if (risingFields.has(key)) this.noteBefore(obj, key, old);
+      if (trackedFields.has(key)) this.noteBefore(obj, key, old);
       this.undo.push(() => {
         obj[key] = old;
       });
@@ -54,8 +59,8 @@ export class Journal {
     if (!fields.has(key)) fields.set(key, old);
   }
 
-  /** What a rising field (`attempts`) of `target` was before this input; undefined if the input did not set it. */
-  valueBefore<T extends object, K extends keyof T & 'attempts'>(target: T, key: K): T[K] | undefined {
+  /** What a tracked field of `target` was before this input; undefined if the input did not set it. */
+  valueBefore<T extends object, K extends keyof T & TrackedField>(target: T, key: K): T[K] | undefined {
     return this.before.get(target)?.get(key) as T[K] | undefined;
   }
 

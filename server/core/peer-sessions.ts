@@ -64,7 +64,7 @@ export class PeerSessions extends PeerTable {
     this.setConnection(tx.journal, peer, input.connId);
     if (peer.record.status !== 'connected') transitionPeer(tx.journal, peer.record, 'connected');
     tx.journal.set(peer.record, { graceEndsAtMs: null });
-    if (peer.work.kind === 'waiting') this.setWork(tx.journal, peer, idleWork);
+    if (peer.work.kind === 'waiting') this.setWork(tx, peer, idleWork);
     this.leaveGrace(tx.journal, peer);
     tx.peer(peer.record);
     tx.event(cohort.id, 'peer.resumed', { peerId: peer.peerId });
@@ -128,7 +128,7 @@ export class PeerSessions extends PeerTable {
       if (peer.connId !== null) tx.emit({ kind: 'abort', connId: peer.connId, stepId: current.stepId, leaseId: current.leaseId, why: 'lease-lost' });
       return;
     }
-    this.setWork(tx.journal, peer, { kind: 'orphaned', stepId: current.stepId, leaseId: current.leaseId });
+    this.setWork(tx, peer, { kind: 'orphaned', stepId: current.stepId, leaseId: current.leaseId });
   }
 
   /**
@@ -192,7 +192,7 @@ export class PeerSessions extends PeerTable {
       return;
     }
     const leaseId = input.leaseId ?? heldId!;
-    if (peer.work.kind === 'orphaned' && peer.work.leaseId === leaseId) this.setWork(tx.journal, peer, idleWork);
+    if (peer.work.kind === 'orphaned' && peer.work.leaseId === leaseId) this.setWork(tx, peer, idleWork);
     const owner = this.host.leaseOwners.get(leaseId);
     if (!owner) {
       refuse({ kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'unknown', ok: input.ok });
@@ -209,7 +209,7 @@ export class PeerSessions extends PeerTable {
     const peer = this.connections.get(connId);
     if (!peer) return; // no hello was accepted on it, or its peer already left (bye)
     this.setConnection(tx.journal, peer, null);
-    if (peer.work.kind === 'waiting') this.setWork(tx.journal, peer, idleWork);
+    if (peer.work.kind === 'waiting') this.setWork(tx, peer, idleWork);
     const cohort = this.host.cohorts.get(peer.record.cohortId)!;
     tx.dirty.add(cohort);
     if (peer.work.kind === 'done') {
@@ -261,7 +261,7 @@ export class PeerSessions extends PeerTable {
 
   private leave(tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
     this.setConnection(tx.journal, peer, null);
-    if (peer.work.kind === 'orphaned' || peer.work.kind === 'waiting') this.setWork(tx.journal, peer, idleWork);
+    if (peer.work.kind === 'orphaned' || peer.work.kind === 'waiting') this.setWork(tx, peer, idleWork);
     transitionPeer(tx.journal, peer.record, status);
     tx.journal.set(peer.record, { graceEndsAtMs: null });
     this.leaveGrace(tx.journal, peer);

@@ -1,4 +1,5 @@
 import type { CohortData } from './cohort-data.js';
+import type { CoreTx } from './core-tx.js';
 import type { ConnId } from './effects.js';
 import { DeadlineHeap } from './deadline-heap.js';
 import type { Journal } from './journal.js';
@@ -71,9 +72,11 @@ export class PeerTable {
     journal.setAdd(this.superseded, connId);
   }
 
-  /** Changes a peer's work state (peer-work.ts) and keeps the index of waiting peers. */
-  setWork(journal: Journal, peer: PeerState, to: PeerWork): void {
+  /** Changes a peer's work state (peer-work.ts) and keeps the index of waiting peers; the peer counts as touched (invariants.ts). */
+  setWork(tx: CoreTx, peer: PeerState, to: PeerWork): void {
+    const journal = tx.journal;
     transitionWork(journal, peer, to);
+    tx.touchedPeers.add(peer.peerId);
     if (to.kind === 'waiting') {
       journal.setAdd(this.waiting, peer);
       // A backup copy only matters to a waiting peer: arm its cohort's straggler deadlines.

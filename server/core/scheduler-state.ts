@@ -10,7 +10,6 @@ import { criticalPathMs } from './priority.js';
 import type { DurationRecord, LeaseRecord, MemoRecord } from './records.js';
 import type { StragglerEntry } from './straggler-deadlines.js';
 import { trackOpen } from './source-quota.js';
-import { durationKey } from './source-state.js';
 import type { PickContext } from './step-picker.js';
 import { cohortSweepAtMs, type SweepEntry } from './retention-sweep.js';
 import { canRun } from '../../shared/labels.js';
@@ -57,7 +56,7 @@ export class SchedulerState {
 
   /** Recorded average, else `estimateSec`, else the configured default. */
   estimateMs(cohort: CohortData, stepId: string): number {
-    const recorded = this.durations.get(durationKey(cohort.record.repo, cohort.record.schema.id, stepId));
+    const recorded = this.durations.get(cohort.durationKeyOf(stepId));
     if (recorded) return recorded.avgMs;
     const estimateSec = cohort.record.schema.steps[cohort.schemaIndex.get(stepId)!]!.estimateSec;
     return estimateSec === undefined ? this.config.defaultEstimateMs : estimateSec * 1000;
@@ -66,7 +65,7 @@ export class SchedulerState {
   /** Whether the estimate is real (recorded or `estimateSec`) rather than the default guess. */
   estimateKnown(cohort: CohortData, stepId: string): boolean {
     return (
-      this.durations.has(durationKey(cohort.record.repo, cohort.record.schema.id, stepId)) ||
+      this.durations.has(cohort.durationKeyOf(stepId)) ||
       cohort.record.schema.steps[cohort.schemaIndex.get(stepId)!]!.estimateSec !== undefined
     );
   }
@@ -132,6 +131,7 @@ export class SchedulerState {
   /** A cohort created or restored: its priorities, its id, and the matcher, open, sweep and quota indexes. */
   indexCohort(tx: CoreTx, cohort: Cohort): void {
     tx.journal.set(cohort, { priorityMs: criticalPathMs(cohort.record.schema, (stepId) => this.estimateMs(cohort, stepId)) });
+    for (const step of cohort.ordered) cohort.ready.offer(step);
     tx.journal.mapSet(this.cohorts, cohort.id, cohort);
     this.refile(tx.journal, cohort);
     trackOpen(this, tx.journal, cohort);

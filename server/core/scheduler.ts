@@ -82,7 +82,7 @@ export class Scheduler {
         for (const lease of live) {
           const holder = state.peers.get(lease.peerId);
           if (holder && holder.record.cohortId === cohort.id && state.peers.inGrace.has(holder) && heldLeaseId(holder.work) === null) {
-            state.peers.setWork(j, holder, { kind: 'running', leaseId: lease.leaseId });
+            state.peers.setWork(tx, holder, { kind: 'running', leaseId: lease.leaseId });
             // Re-based: a lease stored on an axis ahead of this process's (the wall clock went back) starts now at the latest.
             state.leaseAgeDeadlines.push(Math.min(lease.startedAtMs, now) + state.maxLeaseAgeMs(cohort, lease.stepId), lease);
           } else {

@@ -1,6 +1,8 @@
 import { canRun } from '../../shared/labels.js';
 import type { Cohort } from './cohort.js';
 import type { CoreConfig } from './core-types.js';
+import type { Journal } from './journal.js';
+import type { ReadyEntry } from './ready-queue.js';
 import type { StepRecord } from './records.js';
 
 /**
@@ -17,7 +19,10 @@ import type { StepRecord } from './records.js';
  *    the peer holds or failed, at most one backup per step. Peers that cannot
  *    resume (Task Director clients) neither take backups nor get backed up:
  *    their protocol has no notion of a second copy.
- * One plan serves every idle peer of a dispatch: O(steps log steps + peers).
+ * The ready steps come from the cohort's ready queue (ready-queue.ts): taking
+ * one costs O(log steps), plus one pop and push back per step skipped for this
+ * peer (labels, a step it failed). Backup candidates are looked for only
+ * when a backup-capable peer found nothing ready, among the live leases.
  */
 export interface PickContext {
   readonly config: CoreConfig;
@@ -37,44 +42,63 @@ export interface StepChoice {
 }
 
 export class DispatchPlan {
-  private readonly ready: StepRecord[];
-  private readonly stragglers: StepRecord[];
+  /** Backup candidates, best first; found when a peer first needs one (null: not yet looked for). */
+  private stragglers: StepRecord[] | null = null;
+  /** Steps this plan handed out: leased just now, so never backup candidates in the same dispatch. */
+  private readonly taken = new Set<StepRecord>();
 
   constructor(
     private readonly ctx: PickContext,
     private readonly cohort: Cohort,
-  ) {
-    const retry = (s: StepRecord): number => (s.failures > 0 || s.lostLeases > 0 ? 1 : 0);
-    const priority = (s: StepRecord): number => cohort.priorityMs.get(s.stepId) ?? 0;
-    const index = (s: StepRecord): number => cohort.schemaIndex.get(s.stepId)!;
-    this.ready = cohort.ordered.filter((s) => s.status === 'pending' && cohort.needsMet(s.stepId));
-    this.ready.sort((a, b) => retry(b) - retry(a) || priority(b) - priority(a) || index(a) - index(b));
-    this.stragglers = cohort.ordered.filter((s) => {
-      const at = stragglerAtMs(ctx, cohort, s);
-      return at !== null && ctx.now >= at;
-    });
-    this.stragglers.sort((a, b) => priority(b) - priority(a) || index(a) - index(b));
-  }
+    private readonly journal: Journal,
+  ) {}
 
-  /** The best step this peer (with `labels`) can run, removed from the plan; null when there is nothing for it. */
+  /** The best step this peer (with `labels`) can run, taken from the cohort's ready queue; null when there is nothing for it. */
   take(peerId: string, labels: ReadonlySet<string>): StepChoice | null {
-    const labelled = this.cohort.hasRequirements;
-    for (let i = 0; i < this.ready.length; i++) {
-      const step = this.ready[i]!;
-      if (labelled && !canRun(this.cohort.requiresOf(step.stepId), labels)) continue;
-      if (step.failedOn.includes(peerId) && this.ctx.anotherPeerCouldTake(this.cohort, step, peerId)) continue;
-      this.ready.splice(i, 1);
-      return { step, backup: false };
+    const { cohort, ctx } = this;
+    const labelled = cohort.hasRequirements;
+    const skipped: ReadyEntry[] = [];
+    let chosen: StepRecord | null = null;
+    for (let entry = cohort.ready.take(this.journal); entry !== null; entry = cohort.ready.take(this.journal)) {
+      const step = entry.step;
+      if ((labelled && !canRun(cohort.requiresOf(step.stepId), labels)) || (step.failedOn.includes(peerId) && ctx.anotherPeerCouldTake(cohort, step, peerId))) {
+        skipped.push(entry); // for the next peer
+        continue;
+      }
+      chosen = step;
+      break;
     }
-    if (!this.ctx.backupCapable(peerId)) return null;
+    for (const entry of skipped) cohort.ready.putBack(entry);
+    if (chosen !== null) {
+      this.taken.add(chosen);
+      return { step: chosen, backup: false };
+    }
+    if (!ctx.backupCapable(peerId)) return null;
+    this.stragglers ??= this.findStragglers();
     for (let i = 0; i < this.stragglers.length; i++) {
       const step = this.stragglers[i]!;
-      if (this.cohort.live(step.stepId)[0]?.peerId === peerId || step.failedOn.includes(peerId)) continue;
-      if (labelled && !canRun(this.cohort.requiresOf(step.stepId), labels)) continue;
+      if (cohort.live(step.stepId)[0]?.peerId === peerId || step.failedOn.includes(peerId)) continue;
+      if (labelled && !canRun(cohort.requiresOf(step.stepId), labels)) continue;
       this.stragglers.splice(i, 1);
       return { step, backup: true };
     }
     return null;
+  }
+
+  /** Running steps past their backup time, best first: looked for only among live leases, and only once a backup is possible. */
+  private findStragglers(): StepRecord[] {
+    const { cohort, ctx } = this;
+    const found: StepRecord[] = [];
+    if (ctx.config.stragglerFactor <= 0) return found;
+    for (const [stepId, live] of cohort.liveLeases) {
+      const step = cohort.steps.get(stepId)!;
+      if (live.length !== 1 || this.taken.has(step)) continue;
+      const at = stragglerAtMs(ctx, cohort, step);
+      if (at !== null && ctx.now >= at) found.push(step);
+    }
+    const priority = (s: StepRecord): number => cohort.priorityMs.get(s.stepId) ?? 0;
+    const index = (s: StepRecord): number => cohort.schemaIndex.get(s.stepId)!;
+    return found.sort((a, b) => priority(b) - priority(a) || index(a) - index(b));
   }
 }
 
