@@ -3,7 +3,8 @@ import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync } 
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/cli.js';
-import { countBy, endPeerWorkspace, newPeerWorkspace, readStepLog, startAuthority, writeStepScript, type PeerWorkspace } from '../helpers/peer-e2e.js';
+import { countBy, endPeerWorkspace, newPeerWorkspace, Proc, readStepLog, startAuthority, writeStepScript, type PeerWorkspace } from '../helpers/peer-e2e.js';
+import { postgresBinDir, startPostgresCluster } from '../helpers/postgres-cluster.js';
 import { ciShellBlocks } from '../helpers/readme-blocks.js';
 import { toolsRequired } from '../helpers/tools.js';
 
@@ -14,12 +15,14 @@ import { toolsRequired } from '../helpers/tools.js';
  * the only change) with only Node.js's own directory and the system's on PATH, `taskshard
  * --version`, `peer --check` and a real peer run against a real authority on 127.0.0.1. The install
  * skipped install scripts: better-sqlite3 was not compiled, the peer did not need it, and
- * `taskshard server` on that install says what is missing and how to build it.
+ * `taskshard server` on that install says what is missing and how to build it, and runs on
+ * PostgreSQL (a real cluster), which needs no native module.
  *
  * The install needs the npm registry (the server's JavaScript dependencies). Without one it skips
  * with the reason locally; in CI (TASKSHARD_REQUIRE_TOOLS=1) it fails instead.
  */
 
+const pgBin = postgresBinDir();
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const token = 'pack-token-0123456789';
 
@@ -137,5 +140,22 @@ describe("README: installing the package from 'npm pack' (peer only, no native b
         `To run the authority from it, build the module: cd ${packageDir} && npm rebuild better-sqlite3 (needs python3, make and g++; about two minutes), ` +
         'or install without --ignore-scripts, or use --db postgres://... (no native module)\n',
     );
+    // ... and on PostgreSQL the same install runs the authority.
+    if (pgBin === null) return;
+    const cluster = await startPostgresCluster(pgBin);
+    try {
+      const url = cluster.createDatabase('packed');
+      const child = spawn(join(prefix, 'bin', 'taskshard'), ['server', '--port', '0', '--db', url, '--log-level', 'info'], { cwd: repo, env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const pgServer = new Proc('packed server on PostgreSQL', child);
+      try {
+        await pgServer.until('the authority on PostgreSQL to listen', () => /"msg":"taskshard authority listening"/.test(pgServer.stdout), 20_000);
+      } finally {
+        pgServer.kill('SIGTERM');
+        expect(await pgServer.exit(15_000), pgServer.stdout + pgServer.stderr).toBe(0);
+      }
+      expect(pgServer.stderr).toBe('');
+    } finally {
+      cluster.stop();
+    }
   }, 120_000);
 });
