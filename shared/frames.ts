@@ -1,8 +1,8 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { frameShapeProblem, v1FrameShape, type FrameShapeCaps } from './frame-shape.js';
 import { formatJsonPath, type JsonPath } from './json-text.js';
 import { limits } from './limits.js';
-import { peerMessageSchema, serverMessageSchema, type PeerMessage, type ServerMessage } from './protocol.js';
+import { helloSchema, peerMessageSchema, serverMessageSchema, type Hello, type PeerMessage, type ServerMessage, type WireSchema } from './protocol.js';
 import { capText, maxShownKeyChars } from './text-caps.js';
 import { problemsFromZod, type LocatedProblem } from './zod-issues.js';
 
@@ -80,7 +80,79 @@ function decodeWith<T>(schema: z.ZodType<T>, text: string, options: DecodeOption
 }
 
 export function decodePeerMessage(text: string): Decoded<PeerMessage> {
-  return decodeWith(peerMessageSchema, text, peerOptions);
+  const parsed = parseFrameObject(text, peerOptions);
+  if (!parsed.ok) return parsed;
+  const value = parsed.value;
+  if (value.type === 'hello') return decodeHello(value);
+  return decodeParsed(peerMessageSchema, value);
+}
+
+function decodeParsed<T>(schema: z.ZodType<T>, value: Record<string, unknown>): Decoded<T> {
+  const result = schema.safeParse(value, { reportInput: true });
+  if (result.success) return { ok: true, message: result.data };
+  const type = typeof value.type === 'string' ? capText(value.type, 40) : null;
+  return { ok: false, problem: describeProblems(problemsFromZod(result.error), type) };
+}
+
+/** The hello's own fields, its schema left to {@link wireSchemas}; as strict as `helloSchema` everywhere else. */
+const helloFieldsSchema = helloSchema.extend({ schema: z.unknown() });
+
+/**
+ * Wire schemas that passed `wireSchemaSchema`, by their exact content (the JSON of the
+ * parsed value, never the digest the peer claims). Every peer of a fleet sends the same
+ * few schemas, and checking one of 1,000 steps with zod took 4× its `JSON.parse`: the
+ * schema of a hello whose schema was seen before is compared by content instead. Only
+ * valid schemas are kept (a bad one costs its sender the full check each time); least
+ * recently used first out, within 64 schemas and 8 M characters. Entries are frozen:
+ * every hello with that schema gets the same object.
+ */
+class WireSchemaCache {
+  private readonly entries = new Map<string, WireSchema>();
+  private totalChars = 0;
+  private static readonly maxEntries = 64;
+  private static readonly maxTotalChars = 8 * 1024 * 1024;
+
+  get(key: string): WireSchema | undefined {
+    const hit = this.entries.get(key);
+    if (hit !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+    }
+    return hit;
+  }
+
+  set(key: string, schema: WireSchema): void {
+    if (key.length > WireSchemaCache.maxTotalChars || this.entries.has(key)) return;
+    this.entries.set(key, deepFreeze(schema));
+    this.totalChars += key.length;
+    for (const [oldest] of this.entries) {
+      if (this.entries.size <= WireSchemaCache.maxEntries && this.totalChars <= WireSchemaCache.maxTotalChars) break;
+      this.entries.delete(oldest);
+      this.totalChars -= oldest.length;
+    }
+  }
+}
+const wireSchemas = new WireSchemaCache();
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** A hello: its schema checked by zod once per distinct content, every other field every time. */
+function decodeHello(value: Record<string, unknown>): Decoded<Hello> {
+  const key = typeof value.schema === 'object' && value.schema !== null ? JSON.stringify(value.schema) : null;
+  const known = key === null ? undefined : wireSchemas.get(key);
+  if (known === undefined) {
+    const decoded = decodeParsed(helloSchema, value);
+    if (decoded.ok && key !== null) wireSchemas.set(key, decoded.message.schema);
+    return decoded;
+  }
+  const decoded = decodeParsed(helloFieldsSchema, value);
+  return decoded.ok ? { ok: true, message: { ...decoded.message, schema: known } } : decoded;
 }
 
 export function decodeServerMessage(text: string): Decoded<ServerMessage> {

@@ -44,7 +44,7 @@ export function taskDirectorJoin(init: TdInit): TaskDirectorJoin {
     patchsets.push(`${name}:${entry.patchset}`);
     for (const extra of entry.additional_patchsets ?? []) patchsets.push(`${name}:${extra}`);
   });
-  const schema = taskDirectorSchema(init.schema_id, init.total_tasks);
+  const { schema, digest } = digestedSchema(init.schema_id, init.total_tasks);
   return {
     registration: {
       repo: repos.length === 1 ? repos[0]! : JSON.stringify(repos),
@@ -59,8 +59,36 @@ export function taskDirectorJoin(init: TdInit): TaskDirectorJoin {
       repos: repos.map((repo, i) => ({ repo, baseRef: entries[i]!.base_ref })),
     },
     schema,
-    digest: schemaDigest(schema),
+    digest,
   };
+}
+
+/**
+ * The schema and digest of (`schema_id`, `total_tasks`), built once: every client of a
+ * group sends the same two, and building and digesting 1,000 steps took longer than
+ * the rest of an INIT. The least recently used of at most 64 go first; callers share
+ * the objects and never change them (frozen).
+ */
+const digested = new Map<string, { readonly schema: SchemaDef; readonly digest: string }>();
+const maxDigested = 64;
+
+function digestedSchema(schemaId: string, totalTasks: number): { readonly schema: SchemaDef; readonly digest: string } {
+  const key = `${totalTasks}:${schemaId}`;
+  let entry = digested.get(key);
+  if (entry !== undefined) {
+    digested.delete(key);
+  } else {
+    const schema = taskDirectorSchema(schemaId, totalTasks);
+    for (const step of schema.steps) {
+      Object.freeze(step.needs);
+      Object.freeze(step);
+    }
+    Object.freeze(schema.steps);
+    entry = Object.freeze({ schema: Object.freeze(schema), digest: schemaDigest(schema) });
+    if (digested.size >= maxDigested) digested.delete(digested.keys().next().value!);
+  }
+  digested.set(key, entry);
+  return entry;
 }
 
 /** The schema of `totalTasks` independent steps "0".."N-1". */
