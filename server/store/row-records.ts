@@ -8,6 +8,7 @@ import {
   parseJsonColumn,
   parseRow,
   peerRowSchema,
+  repeatedJsonColumn,
   stepRowSchema,
   storedCohortOutcome,
   storedLeaseEnd,
@@ -45,6 +46,12 @@ export function stepCauseColumns(r: StepRecord): { causeJson: string | null; rea
  * hand-edited database fails at load naming table, key and column.
  */
 
+const schemaOfColumn = repeatedJsonColumn(storedSchemaDef);
+const registrationOfColumn = repeatedJsonColumn(storedRegistration);
+const stringListOfColumn = repeatedJsonColumn(storedStringList);
+const cohortOutcomeOfColumn = repeatedJsonColumn(storedCohortOutcome);
+const leaseEndOfColumn = repeatedJsonColumn(storedLeaseEnd);
+
 export function cohortFromRow(raw: unknown): CohortRecord {
   const r = parseRow(cohortRowSchema, raw, `cohorts[${keyOf(raw, 'cohort_id')}]`);
   const where = `cohorts[${r.cohort_id}]`;
@@ -55,17 +62,17 @@ export function cohortFromRow(raw: unknown): CohortRecord {
     cacheId: r.cache_id,
     pipelineType: r.pipeline_type,
     isolated: r.isolated,
-    schema: parseJsonColumn(storedSchemaDef, r.schema_json, `${where}.schema_json`),
+    schema: schemaOfColumn(r.schema_json, `${where}.schema_json`),
     digest: r.digest,
     baseSha: r.base_sha,
     cohortKey: r.cohort_key,
-    patchsets: parseJsonColumn(storedStringList, r.patchsets_json, `${where}.patchsets_json`),
+    patchsets: stringListOfColumn(r.patchsets_json, `${where}.patchsets_json`),
     status: r.status,
     createdAtMs: r.created_at_ms,
     resolvedAtMs: r.resolved_at_ms,
     lastActivityMs: r.last_activity_ms,
     secondsSaved: r.seconds_saved,
-    outcome: r.outcome_json === null ? null : parseJsonColumn(storedCohortOutcome, r.outcome_json, `${where}.outcome_json`),
+    outcome: r.outcome_json === null ? null : cohortOutcomeOfColumn(r.outcome_json, `${where}.outcome_json`),
   };
 }
 
@@ -79,7 +86,7 @@ export function stepFromRow(raw: unknown): StepRecord {
     attempts: r.attempts,
     failures: r.failures,
     lostLeases: r.lost_leases,
-    failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${r.cohort_id}/${r.step_id}].failed_on_json`),
+    failedOn: stringListOfColumn(r.failed_on_json, `steps[${r.cohort_id}/${r.step_id}].failed_on_json`),
     builtBy: r.built_by,
     fromMemo: r.from_memo,
     durationMs: r.duration_ms,
@@ -104,7 +111,7 @@ export function leaseFromRow(raw: unknown): LeaseRecord {
     backup: r.backup,
     startedAtMs: r.started_at_ms,
     endedAtMs: r.ended_at_ms,
-    end: r.end_json === null ? null : parseJsonColumn(storedLeaseEnd, r.end_json, `leases[${r.lease_id}].end_json`),
+    end: r.end_json === null ? null : leaseEndOfColumn(r.end_json, `leases[${r.lease_id}].end_json`),
   };
 }
 
@@ -114,7 +121,7 @@ export function peerFromRow(raw: unknown): PeerRecord {
     peerId: r.peer_id,
     cohortId: r.cohort_id,
     tokenHash: r.token_hash,
-    registration: parseJsonColumn(storedRegistration, r.registration_json, `peers[${r.cohort_id}/${r.peer_id}].registration_json`),
+    registration: registrationOfColumn(r.registration_json, `peers[${r.cohort_id}/${r.peer_id}].registration_json`),
     resumable: r.resumable,
     status: r.status,
     joinedAtMs: r.joined_at_ms,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { limits } from '../../shared/limits.js';
+import { rowChecker, type ColumnSpec, type RowChecker } from './row-columns.js';
 
 /**
  * JSON read back from SQLite is validated like any other input: a corrupted
@@ -65,107 +66,129 @@ export function parseJsonColumn<T>(schema: z.ZodType<T>, text: string, where: st
   return parsed.data;
 }
 
-/** Validates one row read back, throwing an error that names table, key and column. */
-export function parseRow<T>(schema: z.ZodType<T>, row: unknown, where: string): T {
+/**
+ * A JSON column whose values repeat from row to row (every cohort of a
+ * monorepo stores the same schema; the peers of a cohort, the same
+ * registration): each distinct text is parsed and validated once and the
+ * result shared, read-only, by every row that holds it. Remembers up to
+ * `maxEntries` texts (then starts over), so memory stays bounded.
+ */
+export function repeatedJsonColumn<T>(schema: z.ZodType<T>, maxEntries = 1024): (text: string, where: string) => T {
+  const seen = new Map<string, T>();
+  return (text, where) => {
+    const known = seen.get(text);
+    if (known !== undefined) return known;
+    const parsed = parseJsonColumn(schema, text, where);
+    if (seen.size >= maxEntries) seen.clear();
+    seen.set(text, parsed);
+    return parsed;
+  };
+}
+
+/**
+ * Validates one row read back, throwing an error that names table, key and
+ * column: with a column check (row-columns.ts: the tables the scheduler
+ * loads at start) or a zod schema (one-off rows such as the stats).
+ */
+export function parseRow<T>(schema: z.ZodType<T> | RowChecker<T>, row: unknown, where: string): T {
+  if (!(schema instanceof z.ZodType)) return schema.check(row, where);
   const parsed = schema.safeParse(row);
   if (parsed.success) return parsed.data;
   const first = parsed.error.issues[0];
   throw new Error(`corrupt database: ${where}${first && first.path.length > 0 ? `.${first.path.join('.')}` : ''}: ${first ? first.message : 'invalid row'}`);
 }
 
-const int = z.number().int();
-const flag = z.union([z.literal(0), z.literal(1)]).transform((v) => v === 1);
-const text = z.string();
+/** Columns of the `cohorts` table as the database returns them. */
+export const cohortColumns = {
+  cohort_id: 'text',
+  repo: 'text',
+  base_ref: 'text',
+  cache_id: 'text',
+  pipeline_type: { oneOf: ['independent', 'dependent'] },
+  isolated: 'flag',
+  schema_id: 'text',
+  schema_json: 'text',
+  digest: 'text',
+  base_sha: 'text?',
+  cohort_key: 'text?',
+  patchsets_json: 'text',
+  status: { oneOf: ['open', 'complete', 'cancelled'] },
+  created_at_ms: 'int',
+  resolved_at_ms: 'int?',
+  last_activity_ms: 'int',
+  seconds_saved: 'number?',
+  outcome_json: 'text?',
+} as const satisfies ColumnSpec;
+export const cohortRowSchema = rowChecker(cohortColumns);
 
-/** Columns of the `cohorts` table as SQLite returns them. */
-export const cohortRowSchema = z.object({
-  cohort_id: text,
-  repo: text,
-  base_ref: text,
-  cache_id: text,
-  pipeline_type: z.enum(['independent', 'dependent']),
-  isolated: flag,
-  schema_id: text,
-  schema_json: text,
-  digest: text,
-  base_sha: text.nullable(),
-  cohort_key: text.nullable(),
-  patchsets_json: text,
-  status: z.enum(['open', 'complete', 'cancelled']),
-  created_at_ms: int,
-  resolved_at_ms: int.nullable(),
-  last_activity_ms: int,
-  seconds_saved: z.number().nullable(),
-  outcome_json: text.nullable(),
-});
+export const stepRowSchema = rowChecker({
+  cohort_id: 'text',
+  step_id: 'text',
+  status: { oneOf: ['pending', 'leased', 'succeeded', 'failed', 'unshared'] },
+  attempts: 'count',
+  failures: 'count',
+  lost_leases: 'count',
+  failed_on_json: 'text',
+  built_by: 'text?',
+  from_memo: 'flag',
+  duration_ms: 'int?',
+  fail_reason: 'text?',
+  fail_cause_json: 'text?',
+  fail_peer_id: 'text?',
+  fail_exit_code: 'int?',
+  fail_log_tail: 'text?',
+  resolved_at_ms: 'int?',
+} as const);
 
-export const stepRowSchema = z.object({
-  cohort_id: text,
-  step_id: text,
-  status: z.enum(['pending', 'leased', 'succeeded', 'failed', 'unshared']),
-  attempts: int.min(0),
-  failures: int.min(0),
-  lost_leases: int.min(0),
-  failed_on_json: text,
-  built_by: text.nullable(),
-  from_memo: flag,
-  duration_ms: int.nullable(),
-  fail_reason: text.nullable(),
-  fail_cause_json: text.nullable(),
-  fail_peer_id: text.nullable(),
-  fail_exit_code: int.nullable(),
-  fail_log_tail: text.nullable(),
-  resolved_at_ms: int.nullable(),
-});
+export const leaseRowSchema = rowChecker({
+  lease_id: 'text',
+  cohort_id: 'text',
+  step_id: 'text',
+  peer_id: 'text',
+  attempt: 'positive',
+  backup: 'flag',
+  started_at_ms: 'int',
+  ended_at_ms: 'int?',
+  outcome: { oneOf: ['succeeded', 'failed', 'lost', 'aborted'], nullable: true },
+  end_json: 'text?',
+} as const);
 
-export const leaseRowSchema = z.object({
-  lease_id: text,
-  cohort_id: text,
-  step_id: text,
-  peer_id: text,
-  attempt: int.min(1),
-  backup: flag,
-  started_at_ms: int,
-  ended_at_ms: int.nullable(),
-  outcome: z.enum(['succeeded', 'failed', 'lost', 'aborted']).nullable(),
-  end_json: text.nullable(),
-});
+export const peerRowSchema = rowChecker({
+  cohort_id: 'text',
+  peer_id: 'text',
+  token_hash: 'text',
+  registration_json: 'text',
+  resumable: 'flag',
+  status: { oneOf: ['connected', 'disconnected', 'gone', 'left'] },
+  joined_at_ms: 'int',
+  grace_ends_at_ms: 'int?',
+} as const);
 
-export const peerRowSchema = z.object({
-  cohort_id: text,
-  peer_id: text,
-  token_hash: text,
-  registration_json: text,
-  resumable: flag,
-  status: z.enum(['connected', 'disconnected', 'gone', 'left']),
-  joined_at_ms: int,
-  grace_ends_at_ms: int.nullable(),
-});
+export const memoRowSchema = rowChecker({
+  memo_key: 'text',
+  step_id: 'text',
+  cohort_id: 'text',
+  peer_id: 'text?',
+  duration_ms: 'int?',
+  created_at_ms: 'int',
+  expires_at_ms: 'int',
+} as const);
 
-export const memoRowSchema = z.object({
-  memo_key: text,
-  step_id: text,
-  cohort_id: text,
-  peer_id: text.nullable(),
-  duration_ms: int.nullable(),
-  created_at_ms: int,
-  expires_at_ms: int,
-});
+export const durationRowSchema = rowChecker({ duration_key: 'text', avg_ms: 'number', samples: 'count' } as const);
 
-export const durationRowSchema = z.object({ duration_key: text, avg_ms: z.number(), samples: int.min(0) });
+export const eventRowSchema = rowChecker({
+  id: 'positive',
+  cohort_id: 'text',
+  at_ms: 'int',
+  kind: 'text',
+  step_id: 'text?',
+  peer_id: 'text?',
+  detail: 'text?',
+} as const);
 
-export const eventRowSchema = z.object({
-  id: int.min(1),
-  cohort_id: text,
-  at_ms: int,
-  kind: text,
-  step_id: text.nullable(),
-  peer_id: text.nullable(),
-  detail: text.nullable(),
-});
-
-export type CohortRow = z.infer<typeof cohortRowSchema>;
-export type StepRow = z.infer<typeof stepRowSchema>;
-export type LeaseRow = z.infer<typeof leaseRowSchema>;
-export type PeerRow = z.infer<typeof peerRowSchema>;
-export type EventRow = z.infer<typeof eventRowSchema>;
+type Checked<C> = C extends RowChecker<infer T> ? T : never;
+export type CohortRow = Checked<typeof cohortRowSchema>;
+export type StepRow = Checked<typeof stepRowSchema>;
+export type LeaseRow = Checked<typeof leaseRowSchema>;
+export type PeerRow = Checked<typeof peerRowSchema>;
+export type EventRow = Checked<typeof eventRowSchema>;

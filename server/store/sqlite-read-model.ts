@@ -2,9 +2,10 @@ import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, EventView, LeaseView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../core/read-model.js';
 import { cacheEvidenceFromRow, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
+import { rowChecker } from './row-columns.js';
 import { keyOf, stepCausesFromColumn } from './row-records.js';
 import {
-  cohortRowSchema,
+  cohortColumns,
   eventRowSchema,
   leaseRowSchema,
   parseJsonColumn,
@@ -25,16 +26,17 @@ import {
 const n = z.number().int().min(0);
 
 /** A cohort row with its step and peer counts and its peers' pipeline names. */
-export const cohortListRow = cohortRowSchema.extend({
-  n_total: n,
-  n_pending: n,
-  n_leased: n,
-  n_succeeded: n,
-  n_failed: n,
-  n_memo: n,
-  n_peers: n,
-  pipeline_names_json: z.string(),
-});
+export const cohortListRow = rowChecker({
+  ...cohortColumns,
+  n_total: 'count',
+  n_pending: 'count',
+  n_leased: 'count',
+  n_succeeded: 'count',
+  n_failed: 'count',
+  n_memo: 'count',
+  n_peers: 'count',
+  pipeline_names_json: 'text',
+} as const);
 
 const cohortSelect = `
   SELECT c.*,
