@@ -19,5 +19,6 @@ export function isPostgresUrl(dbPath: string): boolean {
  */
 export async function openStore(location: StoreLocation): Promise<Store> {
   if (isPostgresUrl(location.dbPath)) return (await import('./postgres/postgres-store.js')).openPostgresStore(location.dbPath);
-  return new SqliteStore(location.dbPath, { synchronous: location.synchronous });
+  // The authority's store: WAL checkpoints in a worker thread, never inside a commit on the event loop.
+  return new SqliteStore(location.dbPath, { synchronous: location.synchronous, checkpointInBackground: true });
 }

@@ -63,6 +63,19 @@ const sql = {
   currentEpoch: 'SELECT epoch FROM store_writer WHERE id = 1',
 } as const;
 
+/**
+ * Lets a background checkpoint finish without a commit landing in its middle
+ * (sqlite-checkpointer.ts), so the WAL can be rewound. Never a lock the event
+ * loop waits on: while a checkpoint holds it, a batch is committed later.
+ */
+export interface CommitGate {
+  /** Takes the gate for one commit; false while a checkpoint holds it. */
+  enter(): boolean;
+  leave(): void;
+  /** Resolves once the checkpoint holding the gate has let go. */
+  free(): Promise<void>;
+}
+
 export class SqliteSchedulerStore implements SchedulerStore {
   private readonly stmt: { [K in keyof typeof sql]: Database.Statement };
   private readonly applyBatch: (writes: readonly Write[]) => void;
@@ -70,10 +83,15 @@ export class SqliteSchedulerStore implements SchedulerStore {
   private epoch: number | null = null;
   private readonly recordEvidence: Database.Statement;
 
-  /** `beforeCommit` runs before every batch and throws to refuse it (the file guard). */
+  /**
+   * `beforeCommit` runs before every batch and throws to refuse it (the file
+   * guard); with a `gate`, a batch that finds a checkpoint finishing commits
+   * when it is done (`apply` then returns a promise).
+   */
   constructor(
     private readonly db: Database.Database,
     private readonly beforeCommit: () => void = () => undefined,
+    private readonly gate: CommitGate | null = null,
   ) {
     this.recordEvidence = db.prepare(sqliteText(cacheEvidenceSql.upsert));
     this.stmt = Object.fromEntries(Object.entries(sql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sql]: Database.Statement };
@@ -89,11 +107,16 @@ export class SqliteSchedulerStore implements SchedulerStore {
     return this.epoch;
   }
 
-  apply(writes: readonly Write[]): void {
+  apply(writes: readonly Write[]): void | Promise<void> {
     this.claim();
     if (writes.length === 0) return;
-    this.beforeCommit();
-    this.applyBatch(writes);
+    if (this.gate !== null && !this.gate.enter()) return this.gate.free().then(() => this.apply(writes));
+    try {
+      this.beforeCommit();
+      this.applyBatch(writes);
+    } finally {
+      this.gate?.leave();
+    }
   }
 
   recordCacheEvidence(cohortId: string, evidence: CacheEvidenceView): void {

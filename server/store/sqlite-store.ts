@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Store, StoreHealth } from '../core/store-port.js';
 import { openSqliteDatabase, type SqliteOptions } from './sqlite-database.js';
+import { WalCheckpointer, type CheckpointReport } from './sqlite-checkpointer.js';
 import { SqliteFileGuard } from './sqlite-file-guard.js';
 import { SqliteReadModel } from './sqlite-read-model.js';
 import { SqliteRetention } from './sqlite-retention.js';
@@ -22,6 +23,16 @@ import { WriterLock } from './sqlite-writer-lock.js';
 export interface SqliteStoreOptions extends SqliteOptions {
   /** Who takes the writer lock, shown to a second writer that is refused. Default `authority`. */
   readonly role?: string;
+  /**
+   * Run WAL checkpoints in a worker thread instead of inside commits
+   * (sqlite-checkpointer.ts); the authority does, so no commit on its event
+   * loop copies and fsyncs the WAL. Default false (tools and tests).
+   */
+  readonly checkpointInBackground?: boolean;
+  /** Called after each background checkpoint that found frames. */
+  readonly onCheckpoint?: (report: CheckpointReport) => void;
+  /** WAL frames after which a background checkpoint finishes under the commit gate. Default 1,000. */
+  readonly checkpointFinishFrames?: number;
 }
 
 export class SqliteStore implements Store {
@@ -31,6 +42,7 @@ export class SqliteStore implements Store {
   readonly retention: SqliteRetention;
   private readonly lock: WriterLock | null;
   private readonly guard: SqliteFileGuard | null;
+  private readonly checkpointer: WalCheckpointer | null = null;
 
   constructor(readonly location: string, options: SqliteStoreOptions = {}) {
     const onDisk = location !== ':memory:' && !location.startsWith('file:');
@@ -42,7 +54,21 @@ export class SqliteStore implements Store {
       throw err;
     }
     this.guard = onDisk ? new SqliteFileGuard(location) : null;
-    this.scheduler = new SqliteSchedulerStore(this.db, () => this.guard?.check());
+    if (onDisk && options.checkpointInBackground === true) {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new WalCheckpointer({
+        path: location,
+        synchronous: options.synchronous ?? 'normal',
+        ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
+        ...(options.checkpointFinishFrames === undefined ? {} : { finishFrames: options.checkpointFinishFrames }),
+        onError: (err) => {
+          // Commits checkpoint again (slower, never unsafe); said on stderr, not hidden.
+          if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+          process.emitWarning(`${err.message}; checkpoints run inside commits again`, { code: 'TASKSHARD_CHECKPOINT' });
+        },
+      });
+    }
+    this.scheduler = new SqliteSchedulerStore(this.db, () => this.guard?.check(), this.checkpointer);
     this.readModel = new SqliteReadModel(this.db);
     this.retention = new SqliteRetention(this.db, () => this.guard?.check());
     try {
@@ -91,6 +117,8 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    // The checkpointer's connection first: the last connection to close checkpoints the rest and removes the WAL.
+    this.checkpointer?.stop();
     if (this.db.open) this.db.close();
     this.lock?.release();
   }

@@ -1,0 +1,133 @@
+import { closeSync, copyFileSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WalCheckpointer, type CheckpointReport } from '../../server/store/sqlite-checkpointer.js';
+import { SqliteStore } from '../../server/store/sqlite-store.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { eventWrite, seedCohortWrites } from './contract/fixtures.js';
+
+/**
+ * WAL checkpoints in a worker thread (issue 11: no commit on the event loop
+ * copies and fsyncs the WAL). A real file; the worker's reports are events
+ * the test waits on, never a sleep.
+ */
+let dir: ReturnType<typeof tempDir>;
+const stores: SqliteStore[] = [];
+beforeEach(() => {
+  dir = tempDir('taskshard-checkpoint-');
+});
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close();
+  dir.remove();
+});
+
+/** Resolves with the first report `accept` takes. */
+function reports(): { on: (r: CheckpointReport) => void; next: (accept: (r: CheckpointReport) => boolean) => Promise<CheckpointReport> } {
+  const waiting: { accept: (r: CheckpointReport) => boolean; resolve: (r: CheckpointReport) => void }[] = [];
+  return {
+    on: (r) => {
+      for (const w of [...waiting]) {
+        if (w.accept(r)) {
+          waiting.splice(waiting.indexOf(w), 1);
+          w.resolve(r);
+        }
+      }
+    },
+    next: (accept) => new Promise((resolve) => waiting.push({ accept, resolve })),
+  };
+}
+
+describe('background WAL checkpoints', () => {
+  it('the authority connection never checkpoints; the worker copies the whole WAL, and closing leaves no WAL behind', async () => {
+    const seen = reports();
+    const path = dir.file('a.db');
+    const store = new SqliteStore(path, { checkpointInBackground: true, onCheckpoint: seen.on });
+    stores.push(store);
+    expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    // About 2,000 pages of writes: SQLite's own default would have checkpointed inside a commit twice.
+    for (let i = 0; i < 40; i++) {
+      const writes = seedCohortWrites({ id: `c${i}`, createdAtMs: 1000, resolvedAtMs: 2000 });
+      for (let e = 0; e < 50; e++) writes.push(eventWrite(`c${i}`, 1500, 'step.log', { detail: 'x'.repeat(2000) }));
+      store.scheduler.apply(writes);
+    }
+    // The second report after the writes is from a checkpoint that started after them.
+    await seen.next(() => true);
+    const done = await seen.next(() => true);
+    expect(done.checkpointedFrames).toBe(done.walFrames);
+    // Everything is in the database file itself: a copy of it alone, without the WAL, holds every row.
+    const copy = dir.file('copy.db');
+    copyFileSync(path, copy);
+    const alone = new Database(copy, { readonly: true });
+    try {
+      expect(alone.prepare("SELECT count(*) AS n FROM events WHERE kind = 'step.log'").get()).toEqual({ n: 40 * 50 });
+    } finally {
+      alone.close();
+    }
+    store.close();
+    stores.splice(stores.indexOf(store), 1);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.prepare("SELECT count(*) AS n FROM events WHERE kind = 'step.log'").get()).toEqual({ n: 40 * 50 });
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('under steady commits the WAL is rewound, so it stays bounded: a checkpoint finishes under the commit gate, a batch that meets it commits after', async () => {
+    const seen = reports();
+    const path = dir.file('steady.db');
+    const store = new SqliteStore(path, { checkpointInBackground: true, checkpointFinishFrames: 100, onCheckpoint: seen.on });
+    stores.push(store);
+    // The WAL header's checkpoint sequence number goes up each time the WAL is rewound.
+    const rewinds = (): number => {
+      const header = Buffer.alloc(16);
+      const fd = openSync(`${path}-wal`, 'r');
+      try {
+        readSync(fd, header, 0, 16, 0);
+      } finally {
+        closeSync(fd);
+      }
+      return header.readUInt32BE(12);
+    };
+    store.scheduler.apply(seedCohortWrites({ id: 'c0', createdAtMs: 1000 }));
+    await seen.next(() => true); // the worker is up
+    let largestWalBytes = 0;
+    let deferred = 0;
+    // About 8,000 pages in 800 batches, about one a millisecond, each on its own turn of the event loop (as the authority commits).
+    for (let i = 0; i < 800; i++) {
+      const writes = Array.from({ length: 10 }, () => eventWrite('c0', 1500, 'step.log', { detail: `${i}`.padEnd(3000, 'x') }));
+      const commit = store.scheduler.apply(writes);
+      if (commit instanceof Promise) {
+        deferred++;
+        await commit;
+      }
+      largestWalBytes = Math.max(largestWalBytes, statSync(`${path}-wal`).size);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(rewinds()).toBeGreaterThanOrEqual(2);
+    // Without the rewinds the WAL would hold every frame written: more than 8,000 pages (32 MB).
+    expect(largestWalBytes).toBeLessThan(4000 * 4096);
+    expect(store.db.prepare("SELECT count(*) AS n FROM events WHERE kind = 'step.log'").get()).toEqual({ n: 8000 });
+    // Batches that met a finishing checkpoint were committed after it (all 8,000 rows above are there).
+    expect(deferred).toBeLessThan(800);
+  });
+
+  it('is off unless asked for: a store for tools checkpoints in its commits as SQLite does by default', () => {
+    const store = new SqliteStore(dir.file('b.db'));
+    stores.push(store);
+    expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+  });
+
+  it('a worker that cannot open the file reports it, naming the file', async () => {
+    const missing = dir.file('missing.db');
+    let checkpointer: WalCheckpointer | null = null;
+    const failed = await new Promise<Error>((resolve) => {
+      checkpointer = new WalCheckpointer({ path: missing, synchronous: 'normal', onError: resolve });
+    });
+    expect(failed.message).toContain(`background WAL checkpoint of ${missing} failed`);
+    expect(checkpointer!.stop()).toBe(true);
+    expect(existsSync(missing)).toBe(false);
+  });
+});
