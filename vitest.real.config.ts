@@ -2,9 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The real-build e2e tests (examples/bazel with Bazel 4.2 and nginx, examples/turborepo with turbo
- * and its cache server): three build jobs each, real CPU work. They run after the rest of the suite
- * (`npm test` runs both) and one file at a time, so each stays within its 3-minute budget on a
- * 2-core machine and the other tests' timing is not starved by three Bazel servers.
+ * and its cache server): three build jobs each, real CPU work, so one file at a time, each within
+ * its 3-minute budget on a 2-core machine. `npm test` (scripts/run-tests.ts) runs them beside the
+ * rest of the suite (vitest.config.ts), whose files mostly wait on processes and sockets;
+ * `npm run test:real` runs them alone.
  */
 export default defineConfig({
   test: {

@@ -23,8 +23,8 @@ import { validateSchemaText } from '../shared/schema-validate.js';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(repoRoot, 'dist/cli/main.js');
 const schemaFile = join(repoRoot, 'schemas/example.json');
-/** 1 estimated second of the example schema sleeps this long here. */
-const msPerEstimateSec = 5;
+/** 1 estimated second of the example schema sleeps this long here (`--ms-per-estimate-sec N`, default 5; the smoke test uses 1). */
+const msPerEstimateSec = msPerEstimateSecFlag(process.argv);
 const universeMs = 300;
 const peerIds = ['demo-a', 'demo-b', 'demo-c'];
 const deadlineMs = 55_000;
@@ -41,6 +41,17 @@ function freePort(): Promise<number> {
       server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
     });
   });
+}
+
+function msPerEstimateSecFlag(argv: readonly string[]): number {
+  const at = argv.indexOf('--ms-per-estimate-sec');
+  if (at === -1) return 5;
+  const value = argv[at + 1];
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) {
+    process.stderr.write(`demo: --ms-per-estimate-sec: expected an integer from 1 to 1000, got ${value === undefined ? 'nothing' : `"${value}"`}\n`);
+    process.exit(2);
+  }
+  return Number(value);
 }
 
 function seconds(ms: number): string {

@@ -79,6 +79,11 @@ function killJob(peer: Proc, name: string): void {
   }
 }
 
+/** Each peer's exit and the end of its output, for a failure message. */
+function whatEachDid(peers: readonly Proc[]): string {
+  return peers.map((p) => `--- ${p.name}: code ${p.code} signal ${p.signal}\n${p.stdout.slice(-1500)}${p.stderr.slice(-1000)}`).join('\n');
+}
+
 describe('faults with real processes', () => {
   it(`random kill -9 of peers: ${soak ? '20 peers, 200 steps, 100 kills' : '6 peers, 30 steps, 10 kills'} → nothing lost, nothing twice, survivors exit 0`, async () => {
     const [peerCount, stepCount, kills] = soak ? [20, 200, 100] : [6, 30, 10];
@@ -135,7 +140,7 @@ describe('faults with real processes', () => {
     expect(await Promise.all(peers.map((p) => p.exit(soak ? 180_000 : 60_000)))).toEqual([0, 0, 0, 0]);
     const done = countBy(readStepLog(log), 'done');
     expect(Object.keys(done).length).toBe(stepCount);
-    expect(Object.entries(done).filter(([, n]) => n !== 1), `steps built more than once (seed ${seed})`).toEqual([]);
+    expect(Object.entries(done).filter(([, n]) => n !== 1), `steps built more than once (seed ${seed})\n${whatEachDid(peers)}`).toEqual([]);
     expect(queryDb(db, 'SELECT count(*) AS n FROM step_successes')).toEqual([{ n: stepCount }]);
     expect(queryDb(db, 'PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
   }, soak ? 600_000 : 120_000);
@@ -188,9 +193,10 @@ describe('faults with real processes', () => {
     const auth = await startAuthority({ db, leaseGraceSec: 0.2 });
     const peers = ['v1', 'v2', 'v3', 'v4'].map((name) => startPeer({ name, server: auth.wsUrl, schema, script, env: { POISON: 'poison' } }));
     const codes = await Promise.all(peers.map((p) => p.exit(30_000)));
+    const explain = `exit codes ${codes}\n${whatEachDid(peers)}\nsteps:\n${JSON.stringify(queryDb(db, 'SELECT step_id, status, lost_leases, fail_reason FROM steps'))}\nleases:\n${JSON.stringify(queryDb(db, 'SELECT step_id, peer_id, attempt, outcome, end_json FROM leases ORDER BY started_at_ms'))}`;
     // Three peers died running it; the fourth is told it failed and exits 1 naming it.
-    expect(codes.filter((c) => c === null)).toHaveLength(3);
-    expect(codes.filter((c) => c === 1)).toHaveLength(1);
+    expect(codes.filter((c) => c === null), explain).toHaveLength(3);
+    expect(codes.filter((c) => c === 1), explain).toHaveLength(1);
     const survivor = peers[codes.indexOf(1)]!;
     expect(survivor.stdout + survivor.stderr).toMatch(/poison/);
     expect(queryDb(db, "SELECT status, lost_leases, fail_reason FROM steps WHERE step_id = 'poison'")).toEqual([
