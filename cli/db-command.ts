@@ -43,6 +43,21 @@ export function registerDbCommands(program: Command): void {
 
 class UsageError extends Error {}
 
+/**
+ * The db commands read and write a SQLite file. On PostgreSQL the database's
+ * own tools do each job better (and online); this says which, per command,
+ * with the URL's credentials masked.
+ */
+function postgresInstead(command: string, url: string): string {
+  const shown = url.replace(/\/\/[^@/]*@/, '//***@');
+  const instead: Record<string, string> = {
+    stats: `psql "${shown}" -c '\\dt+' lists every table with its size, and SELECT pg_size_pretty(pg_database_size(current_database())) gives the whole database's`,
+    backup: `pg_dump --format=custom --file=FILE "${shown}" makes an online copy (restore it with pg_restore)`,
+    prune: 'the active authority prunes history by itself (--history-days), in bounded batches',
+  };
+  return `--db ${shown}: taskshard db ${command} works on a SQLite file; with PostgreSQL, ${instead[command] ?? 'use psql and pg_dump'}`;
+}
+
 async function run(cmd: Command, action: (flags: DbFlags) => Promise<void>): Promise<void> {
   const problems = applyEnvOptions(cmd, process.env);
   if (problems.length > 0) {
@@ -52,7 +67,7 @@ async function run(cmd: Command, action: (flags: DbFlags) => Promise<void>): Pro
   }
   const flags = cmd.opts<DbFlags>();
   try {
-    if (/^postgres(ql)?:\/\//i.test(flags.db)) throw new UsageError(`--db ${flags.db.replace(/\/\/[^@/]*@/, '//***@')}: the db commands work on a SQLite file; for PostgreSQL use pg_dump and psql (the active authority prunes by itself)`);
+    if (/^postgres(ql)?:\/\//i.test(flags.db)) throw new UsageError(postgresInstead(cmd.name(), flags.db));
     if (!existsSync(flags.db)) throw new UsageError(`--db ${flags.db}: no such database file`);
     await action(flags);
   } catch (err) {
