@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
  * `npm run test:real` runs them alone.
  */
 export default defineConfig({
+  // Its own results cache: the two runs of `npm test` end at different times, and each rewrites its cache file at the end.
+  cacheDir: 'node_modules/.vite-real',
   test: {
     include: ['test/e2e/real-*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
