@@ -46,15 +46,16 @@ let schema: string;
 
 beforeEach(() => {
   ({ dir, log, script, schema } = newPeerWorkspace('taskshard-faults-'));
-  // Each step sleeps a little (so kills land mid-step), logs start and done; POISON names a step that kills its peer.
+  // Each step sleeps a little (so kills land mid-step), logs start and done; GATE (a file) holds steps until it exists;
+  // POISON names a step that kills its peer.
   writeFileSync(
     script,
     [
       '#!/bin/sh',
       `log='${log}'`,
       'echo "start $TASKSHARD_PHASE $TASKSHARD_STEP $PEER_NAME $$" >> "$log"',
-      'if [ "$1" = "$POISON" ]; then kill -9 $PPID; sleep 5; fi',
       'if [ -n "$GATE" ] && [ "$TASKSHARD_PHASE" = step ]; then while [ ! -e "$GATE" ]; do sleep 0.02; done; fi',
+      'if [ "$1" = "$POISON" ]; then kill -9 $PPID; sleep 5; fi',
       'sleep "${STEP_SLEEP:-0}"',
       'echo "done $TASKSHARD_PHASE $TASKSHARD_STEP $PEER_NAME $$" >> "$log"',
       '',
@@ -191,7 +192,13 @@ describe('faults with real processes', () => {
     writeFileSync(schema, JSON.stringify({ id: 'poisoned', universe: '//...', steps: [{ id: 'poison', target: '//poison/...', estimateSec: 100 }, { id: 'ok', target: '//ok/...' }] }));
     const db = dir.file('poison.db');
     const auth = await startAuthority({ db, leaseGraceSec: 0.2 });
-    const peers = ['v1', 'v2', 'v3', 'v4'].map((name) => startPeer({ name, server: auth.wsUrl, schema, script, env: { POISON: 'poison' } }));
+    const gate = dir.file('gate');
+    const peers = ['v1', 'v2', 'v3', 'v4'].map((name) => startPeer({ name, server: auth.wsUrl, schema, script, env: { POISON: 'poison', GATE: gate } }));
+    // Steps start once all four have joined: a peer that joins after the step failed finds the cohort closed to it
+    // (a failed step) and starts a new one, where the poison kills it too (seen on a loaded machine).
+    const joined = await Promise.all(peers.map((p) => p.line(/joined cohort (\S+)/, 30_000)));
+    expect(new Set(joined.map((m) => m[1])).size).toBe(1);
+    writeFileSync(gate, '');
     const codes = await Promise.all(peers.map((p) => p.exit(30_000)));
     const explain = `exit codes ${codes}\n${whatEachDid(peers)}\nsteps:\n${JSON.stringify(queryDb(db, 'SELECT step_id, status, lost_leases, fail_reason FROM steps'))}\nleases:\n${JSON.stringify(queryDb(db, 'SELECT step_id, peer_id, attempt, outcome, end_json FROM leases ORDER BY started_at_ms'))}`;
     // Three peers died running it; the fourth is told it failed and exits 1 naming it.
