@@ -59,7 +59,6 @@ const sql = {
     ON CONFLICT (duration_key) DO UPDATE SET avg_ms = excluded.avg_ms, samples = excluded.samples`,
   event: 'INSERT INTO events (cohort_id, at_ms, kind, step_id, peer_id, detail) VALUES (@cohortId, @atMs, @kind, @stepId, @peerId, @detail)',
   claim: 'INSERT INTO store_writer (id, epoch) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1 RETURNING epoch',
-  fence: 'UPDATE store_writer SET epoch = epoch WHERE id = 1 AND epoch = ?',
   currentEpoch: 'SELECT epoch FROM store_writer WHERE id = 1',
 } as const;
 
@@ -95,10 +94,13 @@ export class SqliteSchedulerStore implements SchedulerStore {
   ) {
     this.recordEvidence = db.prepare(sqliteText(cacheEvidenceSql.upsert));
     this.stmt = Object.fromEntries(Object.entries(sql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sql]: Database.Statement };
+    // BEGIN IMMEDIATE: the batch holds the write lock from its first statement, so reading the
+    // epoch is enough to fence it (no other writer can claim one until it commits); an UPDATE
+    // here rewrote the store_writer page, one more WAL page in every commit.
     this.applyBatch = db.transaction((writes: readonly Write[]) => {
       this.fence();
       for (const w of writes) this.applyOne(w);
-    });
+    }).immediate;
   }
 
   /** The writer epoch this instance holds (claiming one if it has none yet). */
@@ -144,8 +146,8 @@ export class SqliteSchedulerStore implements SchedulerStore {
   }
 
   private fence(): void {
-    if (this.stmt.fence.run(this.epoch).changes === 1) return;
     const current = this.stmt.currentEpoch.get() as { epoch: number } | undefined;
+    if (current?.epoch === this.epoch) return;
     throw new StoreConflictError('writer-deposed', 'store_writer', `this store writes as epoch ${this.epoch}, but another writer claimed epoch ${current?.epoch ?? '?'} since`);
   }
 
