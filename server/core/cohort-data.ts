@@ -25,6 +25,8 @@ export class CohortData {
   readonly liveLeases: ReadonlyMap<string, readonly LeaseRecord[]> = new Map();
   /** Every peer that ever joined, in join order. */
   readonly members: ReadonlySet<string> = new Set();
+  /** Each member's place in `members` (join order decides who a dispatch serves first). */
+  readonly memberOrder: ReadonlyMap<string, number> = new Map();
   readonly patchsets: ReadonlySet<string>;
   /** Repo -> base ref of every member's source state (one entry unless members are multi-repo). */
   readonly repos: ReadonlyMap<string, string> = new Map();
@@ -82,6 +84,7 @@ export class CohortData {
 
   /** A peer joins (or is restored into) the cohort. */
   addMember(journal: Journal, peerId: string, reg: Pick<Registration, 'repo' | 'baseRef' | 'repos'>): void {
+    if (!this.members.has(peerId)) journal.mapSet(this.memberOrder, peerId, this.members.size);
     journal.setAdd(this.members, peerId);
     this.addRepos(journal, reg);
   }

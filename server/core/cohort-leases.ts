@@ -89,8 +89,8 @@ export class CohortLeases extends CohortData {
 
   /** Members still running the step under a lease the authority no longer counts (orphaned) are told to stop. */
   abortOrphans(tx: CoreTx, stepId: string): void {
-    for (const peer of this.host.peers.members(this)) {
-      if (peer.work.kind !== 'orphaned' || peer.work.stepId !== stepId) continue;
+    for (const peer of [...this.host.peers.orphaned]) {
+      if (peer.work.kind !== 'orphaned' || peer.work.stepId !== stepId || peer.record.cohortId !== this.id || this.host.peers.get(peer.peerId) !== peer) continue;
       if (peer.connId !== null) tx.emit({ kind: 'abort', connId: peer.connId, stepId, leaseId: peer.work.leaseId, why: 'superseded' });
       this.host.peers.setWork(tx, peer, idleWork);
     }

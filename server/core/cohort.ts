@@ -60,11 +60,7 @@ export class Cohort extends CohortReports {
   private dispatch(tx: CoreTx): void {
     const host = this.host;
     if (host.draining) return;
-    const idle: PeerState[] = [];
-    for (const peer of host.peers.members(this)) {
-      if (peer.record.status !== 'connected' || (peer.work.kind !== 'idle' && peer.work.kind !== 'waiting')) continue;
-      idle.push(peer);
-    }
+    const idle = host.peers.availableIn(this);
     const unassigned: PeerState[] = [];
     if (idle.length > 0) {
       const plan = new DispatchPlan(host.pickContext(tx.now), this, tx.journal);

@@ -133,6 +133,8 @@ export function checkRising(state: SchedulerState, tx: CoreTx): void {
 export function checkAll(state: SchedulerState): void {
   for (const cohort of state.cohorts.values()) checkCohort(state, cohort);
   for (const peer of state.peers.byId.values()) checkPeer(state, peer);
+  for (const [cohortId, set] of state.peers.available) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isAvailable(peer)) fail(`peer ${peer.peerId} is in the available index of cohort ${cohortId} but not available there`);
+  for (const peer of state.peers.orphaned) if (state.peers.get(peer.peerId) !== peer || peer.work.kind !== 'orphaned') fail(`peer ${peer.peerId} is in the orphaned index but not current and orphaned`);
   for (const peer of state.peers.inGrace) if (state.peers.get(peer.peerId) !== peer) fail(`peer ${peer.peerId} is in the grace index but not current`);
   for (const [connId, peer] of state.peers.connections) if (peer.connId !== connId || state.peers.get(peer.peerId) !== peer) fail(`connection ${connId} is indexed to peer ${peer.peerId}, which is not on it`);
   for (const [leaseId, owner] of state.leaseOwners) {
@@ -249,6 +251,9 @@ export function checkPeer(state: SchedulerState, peer: PeerState): void {
   if ((status === 'disconnected') !== (graceEndsAtMs !== null) || inGrace !== (status === 'disconnected')) {
     fail(`${where} is ${status} with grace deadline ${graceEndsAtMs} and ${inGrace ? '' : 'not '}in the grace index`);
   }
+  const available = state.peers.available.get(peer.record.cohortId)?.has(peer) === true;
+  if (available !== state.peers.isAvailable(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} but ${available ? '' : 'not '}in its cohort's available index`);
+  if ((peer.work.kind === 'orphaned') !== state.peers.orphaned.has(peer)) fail(`${where} is ${peer.work.kind} but ${state.peers.orphaned.has(peer) ? '' : 'not '}in the orphaned index`);
   const waiting = state.peers.waiting.has(peer);
   if ((peer.work.kind === 'waiting') !== waiting) fail(`${where} is ${peer.work.kind} but ${waiting ? '' : 'not '}in the waiting index`);
   if (peer.work.kind === 'running') {

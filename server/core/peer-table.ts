@@ -38,6 +38,10 @@ export class PeerTable {
   readonly graceDeadlines = new DeadlineHeap<PeerState>();
   /** Peers told `wait` (their cohorts are the only ones a straggler backup can matter to). */
   readonly waiting: ReadonlySet<PeerState> = new Set();
+  /** Peers running a step under a lease the authority no longer counts (few): told to stop when the step succeeds. */
+  readonly orphaned: ReadonlySet<PeerState> = new Set();
+  /** Per cohort id, its current members that are connected and idle or waiting: who a dispatch may give work (no scan of every member). */
+  readonly available: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
 
   constructor(protected readonly host: SchedulerState) {}
 
@@ -53,11 +57,13 @@ export class PeerTable {
   /** Adds a peer (a new registration, or one restored) in its current state. */
   add(journal: Journal, peer: PeerState): void {
     journal.mapSet(this.byId, peer.peerId, peer);
+    this.reindex(journal, peer);
   }
 
   /** Removes a peer whose cohort left memory. */
   remove(journal: Journal, peer: PeerState): void {
     if (this.byId.get(peer.peerId) === peer) journal.mapDelete(this.byId, peer.peerId);
+    this.reindex(journal, peer);
   }
 
   /** Binds (or with null unbinds) a peer's connection, keeping the connection index. */
@@ -65,6 +71,7 @@ export class PeerTable {
     if (peer.connId !== null && this.connections.get(peer.connId) === peer) journal.mapDelete(this.connections, peer.connId);
     journal.set(peer, { connId });
     if (connId !== null) journal.mapSet(this.connections, connId, peer);
+    this.reindex(journal, peer);
   }
 
   /** Marks a connection as replaced by a resumed one (its late frames are ignored). */
@@ -85,6 +92,33 @@ export class PeerTable {
     } else {
       journal.setDelete(this.waiting, peer);
     }
+    if (to.kind === 'orphaned') journal.setAdd(this.orphaned, peer);
+    else journal.setDelete(this.orphaned, peer);
+    this.reindex(journal, peer);
+  }
+
+  /** Whether the peer belongs in its cohort's `available` index: current, connected, idle or waiting. */
+  isAvailable(peer: PeerState): boolean {
+    return this.byId.get(peer.peerId) === peer && peer.connId !== null && (peer.work.kind === 'idle' || peer.work.kind === 'waiting');
+  }
+
+  private reindex(journal: Journal, peer: PeerState): void {
+    const cohortId = peer.record.cohortId;
+    let set = this.available.get(cohortId);
+    if (this.isAvailable(peer)) {
+      if (!set) journal.mapSet(this.available, cohortId, (set = new Set()));
+      journal.setAdd(set, peer);
+    } else if (set?.has(peer)) {
+      journal.setDelete(set, peer);
+      if (set.size === 0) journal.mapDelete(this.available, cohortId);
+    }
+  }
+
+  /** The cohort's connected idle or waiting members, in join order. O(k log k) for k of them. */
+  availableIn(cohort: CohortData): PeerState[] {
+    const set = this.available.get(cohort.id);
+    if (!set) return [];
+    return [...set].sort((a, b) => cohort.memberOrder.get(a.peerId)! - cohort.memberOrder.get(b.peerId)!);
   }
 
   /** Starts a peer's grace period index entry (the record already holds `graceEndsAtMs`). */
