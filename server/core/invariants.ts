@@ -135,6 +135,10 @@ export function checkAll(state: SchedulerState): void {
   for (const peer of state.peers.byId.values()) checkPeer(state, peer);
   for (const [cohortId, set] of state.peers.available) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isAvailable(peer)) fail(`peer ${peer.peerId} is in the available index of cohort ${cohortId} but not available there`);
   for (const peer of state.peers.orphaned) if (state.peers.get(peer.peerId) !== peer || peer.work.kind !== 'orphaned') fail(`peer ${peer.peerId} is in the orphaned index but not current and orphaned`);
+  const waitingIn = new Map<string, number>();
+  for (const peer of state.peers.waiting) waitingIn.set(peer.record.cohortId, (waitingIn.get(peer.record.cohortId) ?? 0) + 1);
+  for (const [cohortId, n] of state.peers.waitingIn) if (waitingIn.get(cohortId) !== n) fail(`cohort ${cohortId} counts ${n} waiting peers; a recount finds ${waitingIn.get(cohortId) ?? 0}`);
+  if (waitingIn.size !== state.peers.waitingIn.size) fail(`the waiting count covers ${state.peers.waitingIn.size} cohorts; a recount finds ${waitingIn.size}`);
   for (const peer of state.peers.inGrace) if (state.peers.get(peer.peerId) !== peer) fail(`peer ${peer.peerId} is in the grace index but not current`);
   for (const [connId, peer] of state.peers.connections) if (peer.connId !== connId || state.peers.get(peer.peerId) !== peer) fail(`connection ${connId} is indexed to peer ${peer.peerId}, which is not on it`);
   for (const [leaseId, owner] of state.leaseOwners) {

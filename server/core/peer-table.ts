@@ -38,6 +38,8 @@ export class PeerTable {
   readonly graceDeadlines = new DeadlineHeap<PeerState>();
   /** Peers told `wait` (their cohorts are the only ones a straggler backup can matter to). */
   readonly waiting: ReadonlySet<PeerState> = new Set();
+  /** How many peers wait in each cohort (by id): the waiting index counted per cohort. */
+  readonly waitingIn: ReadonlyMap<string, number> = new Map();
   /** Peers running a step under a lease the authority no longer counts (few): told to stop when the step succeeds. */
   readonly orphaned: ReadonlySet<PeerState> = new Set();
   /** Per cohort id, its current members that are connected and idle or waiting: who a dispatch may give work (no scan of every member). */
@@ -84,13 +86,19 @@ export class PeerTable {
     const journal = tx.journal;
     transitionWork(journal, peer, to);
     tx.touchedPeers.add(peer.peerId);
-    if (to.kind === 'waiting') {
+    const cohortId = peer.record.cohortId;
+    const waitingHere = this.waitingIn.get(cohortId) ?? 0;
+    if (to.kind === 'waiting' && !this.waiting.has(peer)) {
       journal.setAdd(this.waiting, peer);
-      // A backup copy only matters to a waiting peer: arm its cohort's straggler deadlines.
-      const cohort = this.host.cohorts.get(peer.record.cohortId);
-      if (cohort) armStragglers(this.host, cohort);
-    } else {
+      journal.mapSet(this.waitingIn, cohortId, waitingHere + 1);
+      // A backup copy only matters to a waiting peer: the cohort's first one arms its straggler
+      // deadlines (while anyone waits, every live lease that may get a backup has an entry).
+      const cohort = this.host.cohorts.get(cohortId);
+      if (cohort && waitingHere === 0) armStragglers(this.host, cohort);
+    } else if (to.kind !== 'waiting' && this.waiting.has(peer)) {
       journal.setDelete(this.waiting, peer);
+      if (waitingHere > 1) journal.mapSet(this.waitingIn, cohortId, waitingHere - 1);
+      else journal.mapDelete(this.waitingIn, cohortId);
     }
     if (to.kind === 'orphaned') journal.setAdd(this.orphaned, peer);
     else journal.setDelete(this.orphaned, peer);
@@ -155,8 +163,7 @@ export class PeerTable {
   }
 
   hasWaitingMember(cohort: CohortData): boolean {
-    for (const peer of this.members(cohort)) if (peer.work.kind === 'waiting') return true;
-    return false;
+    return this.waitingIn.has(cohort.id);
   }
 
   /** Members that are connected or in their grace period. */
