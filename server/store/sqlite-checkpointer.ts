@@ -36,6 +36,8 @@ export interface CheckpointReport {
   readonly ms: number;
   /** How long this checkpoint held the commit gate (0: it did not take it). */
   readonly gateMs: number;
+  /** When it started, wall clock ms (`Date.now()`; tests wait for one that started after their writes). */
+  readonly startedAtMs: number;
 }
 
 export interface CheckpointerOptions {
@@ -76,6 +78,7 @@ try {
   db = new Database(path, { fileMustExist: true });
   db.pragma('synchronous = ' + synchronous);
   while (Atomics.load(state, ${command}) === 0) {
+    const startedAtMs = Date.now();
     const t0 = performance.now();
     let [r] = db.pragma('wal_checkpoint(PASSIVE)');
     let gateMs = 0;
@@ -89,7 +92,7 @@ try {
         parentPort.postMessage({ released: true });
       }
     }
-    if (r.log > 0) parentPort.postMessage({ walFrames: r.log, checkpointedFrames: r.checkpointed, ms: performance.now() - t0, gateMs });
+    if (r.log > 0) parentPort.postMessage({ walFrames: r.log, checkpointedFrames: r.checkpointed, ms: performance.now() - t0, gateMs, startedAtMs });
     Atomics.wait(state, ${command}, 0, intervalMs);
   }
 } catch (err) {

@@ -50,9 +50,9 @@ describe('background WAL checkpoints', () => {
       for (let e = 0; e < 50; e++) writes.push(eventWrite(`c${i}`, 1500, 'step.log', { detail: 'x'.repeat(2000) }));
       store.scheduler.apply(writes);
     }
-    // The second report after the writes is from a checkpoint that started after them.
-    await seen.next(() => true);
-    const done = await seen.next(() => true);
+    // A checkpoint that started after the last write copied everything.
+    const wroteAtMs = Date.now();
+    const done = await seen.next((r) => r.startedAtMs > wroteAtMs);
     expect(done.checkpointedFrames).toBe(done.walFrames);
     // Everything is in the database file itself: a copy of it alone, without the WAL, holds every row.
     const copy = dir.file('copy.db');
