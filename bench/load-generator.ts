@@ -163,6 +163,8 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
           return;
         case 'error':
           errors[m.code ?? 'unknown'] = (errors[m.code ?? 'unknown'] ?? 0) + 1;
+          // The closed loop has nothing left to send (a refused step.finished is not retried): the run reports it, not waits for it.
+          finishOne(conn);
           return;
         default:
           return;
@@ -218,6 +220,9 @@ function runTaskDirector(cfg: GeneratorConfig): void {
       } else if (m.message_type === 5 && m.error) {
         const code = m.error.code ?? 'unknown';
         errors[code] = (errors[code] ?? 0) + 1;
+        // As the original client, it sends nothing more after a refusal (e.g. RATE_LIMITED: above 50 frames/s
+        // past the burst of 200, one client alone): the run ends and reports it instead of waiting for --max-sec.
+        finishOne();
       }
     });
     conn.pendingSinceMs = now();
