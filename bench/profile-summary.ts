@@ -1,12 +1,16 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * `npx tsx bench/profile-summary.ts FILE.cpuprofile [--top N]`: where the
+ * `npx tsx bench/profile-summary.ts FILE.cpuprofile [--top N] [--timeline] [--from-sec A] [--to-sec B]`: where the
  * authority's busy time went in a V8 CPU profile (`npm run bench -- --profile
  * DIR` writes one per authority run). Each sample is charged to the nearest
  * frame, leaf first, that has a source URL (a native call such as a socket
  * write or a SQLite step is charged to the JS that made it), then grouped by
  * what that file is. Idle time is left out of the percentages.
+ *
+ * The profile covers the whole process, start-up included. `--timeline` prints the
+ * busy share per 250 ms from the profile's start; `--from-sec` and `--to-sec` count
+ * only the samples in that window (the run itself, where the timeline is busy).
  */
 
 interface ProfileNode {
@@ -43,11 +47,18 @@ function groupOf(url: string): string {
 
 function main(): number {
   const args = process.argv.slice(2);
-  const file = args.find((a) => !a.startsWith('--'));
   const topIndex = args.indexOf('--top');
   const top = topIndex >= 0 ? Number(args[topIndex + 1]) : 15;
-  if (!file || !Number.isInteger(top) || top < 0) {
-    process.stderr.write('usage: npx tsx bench/profile-summary.ts FILE.cpuprofile [--top N]\n');
+  const secFlag = (name: string, fallback: number): number => {
+    const at = args.indexOf(name);
+    return at >= 0 ? Number(args[at + 1]) : fallback;
+  };
+  const fromUs = secFlag('--from-sec', 0) * 1e6;
+  const toUs = secFlag('--to-sec', Infinity) * 1e6;
+  const valueOf = new Set(['--top', '--from-sec', '--to-sec'].map((f) => args.indexOf(f) + 1).filter((i) => i > 0));
+  const file = args.find((a, i) => !a.startsWith('--') && !valueOf.has(i));
+  if (!file || !Number.isInteger(top) || top < 0 || !(fromUs >= 0) || !(toUs > fromUs)) {
+    process.stderr.write('usage: npx tsx bench/profile-summary.ts FILE.cpuprofile [--top N] [--timeline] [--from-sec A] [--to-sec B]\n');
     return 2;
   }
   let profile: CpuProfile;
@@ -89,15 +100,30 @@ function main(): number {
   const perGroupUs = new Map<string, number>();
   const selfUs = new Map<number, number>();
   let busyUs = 0;
+  let atUs = 0;
+  const timeline = new Map<number, { busy: number; all: number }>();
   profile.samples.forEach((id, i) => {
     const dt = profile.timeDeltas[i] ?? 0;
+    atUs += dt;
     const group = chargeOf(id);
+    const bucket = Math.floor(atUs / 250_000);
+    const slot = timeline.get(bucket) ?? { busy: 0, all: 0 };
+    slot.all += dt;
+    if (group !== 'idle') slot.busy += dt;
+    timeline.set(bucket, slot);
+    if (atUs < fromUs || atUs > toUs) return;
     perGroupUs.set(group, (perGroupUs.get(group) ?? 0) + dt);
     if (group !== 'idle') {
       busyUs += dt;
       selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
     }
   });
+  if (args.includes('--timeline')) {
+    for (const [bucket, slot] of [...timeline].sort((a, b) => a[0] - b[0])) {
+      process.stdout.write(`${(bucket / 4).toFixed(2).padStart(7)} s  busy ${Math.round((100 * slot.busy) / Math.max(1, slot.all))}%\n`);
+    }
+    process.stdout.write('\n');
+  }
   const pct = (us: number): string => `${((100 * us) / Math.max(1, busyUs)).toFixed(1)}%`.padStart(6);
   process.stdout.write(`busy ${(busyUs / 1e6).toFixed(2)} s, idle ${((perGroupUs.get('idle') ?? 0) / 1e6).toFixed(2)} s\n`);
   for (const [group, us] of [...perGroupUs].filter(([g]) => g !== 'idle').sort((a, b) => b[1] - a[1])) process.stdout.write(`${pct(us)}  ${group}\n`);

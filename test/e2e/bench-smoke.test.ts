@@ -193,3 +193,28 @@ describe('npm run bench:sched', () => {
     expect(durationProblem.stderr).toContain(`${bad}:15:5: durationsSec.c: schema "bad" has no step "c" (did you mean "a"?) [unknown-step]`);
   });
 });
+
+describe('bench/profile-summary.ts', () => {
+  it('charges samples by file and counts only the --from-sec/--to-sec window', async () => {
+    // A synthetic V8 profile: 1 s in SQLite, then 1 s idle, then 1 s in the core (1 ms samples).
+    const nodes = [
+      { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 }, children: [2, 3, 4] },
+      { id: 2, callFrame: { functionName: 'apply', url: 'file:///x/dist/server/store/sqlite-scheduler-store.js', lineNumber: 9 } },
+      { id: 3, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } },
+      { id: 4, callFrame: { functionName: 'handle', url: 'file:///x/dist/server/core/scheduler.js', lineNumber: 4 } },
+    ];
+    const samples = [...Array(1000).fill(2), ...Array(1000).fill(3), ...Array(1000).fill(4)];
+    const file = join(dir, 'synthetic.cpuprofile');
+    writeFileSync(file, JSON.stringify({ nodes, samples, timeDeltas: samples.map(() => 1000), startTime: 0, endTime: 3e6 }));
+    const all = await runScript('bench/profile-summary.ts', [file]);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain('busy 2.00 s, idle 1.00 s');
+    expect(all.stdout).toMatch(/50\.0%\s+SQLite store/);
+    const late = await runScript('bench/profile-summary.ts', [file, '--from-sec', '1.5', '--timeline']);
+    expect(late.code).toBe(0);
+    expect(late.stdout).toContain('busy 1.00 s, idle 0.50 s');
+    expect(late.stdout).toMatch(/100\.0%\s+scheduler core/);
+    expect(late.stdout).toMatch(/1\.25 s\s+busy 0%/);
+    expect((await runScript('bench/profile-summary.ts', [file, '--from-sec', '2', '--to-sec', '1'])).code).toBe(2);
+  });
+});
