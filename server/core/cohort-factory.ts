@@ -1,7 +1,7 @@
 import { Cohort } from './cohort.js';
 import type { CoreTx } from './core-tx.js';
 import type { HelloInput } from './peer-sessions.js';
-import type { CohortRecord, StepRecord } from './records.js';
+import { pendingStepRecord, type CohortRecord, type StepRecord } from './records.js';
 import type { SchedulerState } from './scheduler-state.js';
 import { memoKey, patchsetSet } from './source-state.js';
 import { transitionStep } from './step-status.js';
@@ -33,23 +33,7 @@ export function createCohort(host: SchedulerState, tx: CoreTx, input: HelloInput
     secondsSaved: null,
     outcome: null,
   };
-  const steps: StepRecord[] = input.schema.steps.map((def) => ({
-    cohortId: record.cohortId,
-    stepId: def.id,
-    status: 'pending',
-    attempts: 0,
-    failures: 0,
-    lostLeases: 0,
-    failedOn: [],
-    builtBy: null,
-    fromMemo: false,
-    durationMs: null,
-    failCause: null,
-    failPeerId: null,
-    failExitCode: null,
-    failLogTail: null,
-    resolvedAtMs: null,
-  }));
+  const steps: StepRecord[] = input.schema.steps.map((def) => pendingStepRecord(record.cohortId, def.id));
   tx.cohort(record);
   tx.createdCohorts.add(record.cohortId);
   tx.event(record.cohortId, 'cohort.created', { detail: `${input.schema.id} ${input.digest}` });

@@ -1,3 +1,4 @@
+import { BinaryHeap } from './binary-heap.js';
 import type { Journal } from './journal.js';
 import type { StepRecord } from './records.js';
 
@@ -8,9 +9,9 @@ import type { StepRecord } from './records.js';
  * kept as steps change, so taking the best step costs O(log n), not a
  * rebuild and sort of every step per dispatch (issue 17, item 2).
  *
- * Entries are checked when they come up (lazy validation, as in
- * deadline-heap.ts): a step that is no longer ready is dropped; one whose
- * retry flag changed since it was queued is queued again under its new rank.
+ * Entries are checked when they come up (lazy validation, binary-heap.ts,
+ * as in deadline-heap.ts): a step that is no longer ready is dropped; one
+ * whose retry flag changed since it was queued is queued again under its new rank.
  * The cohort queues a step whenever it may have become ready (it went back to
  * pending, or a need of it succeeded), after the fields of its rank are set.
  * A queued step's rank can only fall (an admin retry clears its failures; its
@@ -44,7 +45,7 @@ function before(a: ReadyEntry, b: ReadyEntry): boolean {
 }
 
 export class ReadyQueue {
-  private readonly items: ReadyEntry[] = [];
+  private readonly heap = new BinaryHeap<ReadyEntry>(before);
 
   /**
    * @param isReady whether a step is ready now (pending, needs met)
@@ -57,17 +58,17 @@ export class ReadyQueue {
 
   /** Queues a step that may have become ready (a no-op when it is not). */
   offer(step: StepRecord): void {
-    if (this.isReady(step)) this.pushEntry({ step, retry: retryOf(step), ...this.rankOf(step) });
+    if (this.isReady(step)) this.heap.push({ step, retry: retryOf(step), ...this.rankOf(step) });
   }
 
   /** Entries held, stale ones included (for tests). */
   get size(): number {
-    return this.items.length;
+    return this.heap.size;
   }
 
   /** Every entry, in no order (the invariant check looks for each ready step). */
   entries(): readonly ReadyEntry[] {
-    return this.items;
+    return this.heap.entries();
   }
 
   /**
@@ -75,60 +76,25 @@ export class ReadyQueue {
    * puts it back), dropping stale entries on the way; null when no step is ready.
    */
   take(journal: Journal): ReadyEntry | null {
-    for (let top = this.popRaw(journal); top !== null; top = this.popRaw(journal)) {
+    for (let top = this.heap.pop(journal); top !== null; top = this.heap.pop(journal)) {
       if (!this.isReady(top.step)) continue;
       const retry = retryOf(top.step);
       if (retry === top.retry) return top;
-      this.pushEntry({ ...top, retry });
+      this.heap.push({ ...top, retry });
     }
     return null;
   }
 
   /** Puts back an entry taken but not used (the peer could not run the step). */
   putBack(entry: ReadyEntry): void {
-    this.pushEntry(entry);
+    this.heap.push(entry);
   }
 
   /** Whether some step is ready (valid entries stay; stale ones on top are dropped, journaled). */
   hasReady(journal: Journal): boolean {
     const top = this.take(journal);
     if (top === null) return false;
-    this.pushEntry(top);
+    this.heap.push(top);
     return true;
-  }
-
-  private pushEntry(entry: ReadyEntry): void {
-    const items = this.items;
-    items.push(entry);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
-      i = parent;
-    }
-  }
-
-  private popRaw(journal: Journal): ReadyEntry | null {
-    const items = this.items;
-    if (items.length === 0) return null;
-    const top = items[0]!;
-    const last = items.pop()!;
-    if (items.length > 0) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let best = i;
-        if (l < items.length && before(items[l]!, items[best]!)) best = l;
-        if (r < items.length && before(items[r]!, items[best]!)) best = r;
-        if (best === i) break;
-        [items[i], items[best]] = [items[best]!, items[i]!];
-        i = best;
-      }
-    }
-    journal.onUndo(() => this.pushEntry(top));
-    return top;
   }
 }

@@ -103,6 +103,27 @@ export interface StepRecord {
   readonly resolvedAtMs: number | null;
 }
 
+/** A step row as a new cohort starts it: pending, never leased. */
+export function pendingStepRecord(cohortId: string, stepId: string): StepRecord {
+  return {
+    cohortId,
+    stepId,
+    status: 'pending',
+    attempts: 0,
+    failures: 0,
+    lostLeases: 0,
+    failedOn: [],
+    builtBy: null,
+    fromMemo: false,
+    durationMs: null,
+    failCause: null,
+    failPeerId: null,
+    failExitCode: null,
+    failLogTail: null,
+    resolvedAtMs: null,
+  };
+}
+
 export interface LeaseRecord {
   readonly leaseId: string;
   readonly cohortId: string;

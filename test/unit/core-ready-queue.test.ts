@@ -3,30 +3,13 @@ import { CoreTx } from '../../server/core/core-tx.js';
 import { checkTouched, InvariantViolation } from '../../server/core/invariants.js';
 import { Journal } from '../../server/core/journal.js';
 import { ReadyQueue } from '../../server/core/ready-queue.js';
-import type { StepRecord } from '../../server/core/records.js';
+import { pendingStepRecord, type StepRecord } from '../../server/core/records.js';
 import type { SchedulerState } from '../../server/core/scheduler-state.js';
 import { CoreHarness } from '../helpers/core-harness.js';
 import { flatSchema } from '../helpers/schemas.js';
 
 function step(stepId: string, over: Partial<StepRecord> = {}): StepRecord {
-  return {
-    cohortId: 'c',
-    stepId,
-    status: 'pending',
-    attempts: 0,
-    failures: 0,
-    lostLeases: 0,
-    failedOn: [],
-    builtBy: null,
-    fromMemo: false,
-    durationMs: null,
-    failCause: null,
-    failPeerId: null,
-    failExitCode: null,
-    failLogTail: null,
-    resolvedAtMs: null,
-    ...over,
-  };
+  return { ...pendingStepRecord('c', stepId), ...over };
 }
 
 function queueOf(rank: Record<string, { priorityMs: number; index: number }>): ReadyQueue {

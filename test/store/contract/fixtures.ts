@@ -1,4 +1,4 @@
-import type { CohortRecord, CohortStatus, LeaseRecord, PeerRecord, PipelineType, StepRecord, Write } from '../../../server/core/records.js';
+import { pendingStepRecord, type CohortRecord, type CohortStatus, type LeaseRecord, type PeerRecord, type PipelineType, type StepRecord, type Write } from '../../../server/core/records.js';
 import type { SchemaDef } from '../../../shared/schema-file.js';
 import { schemaDigest } from '../../../shared/schema-digest.js';
 
@@ -56,24 +56,7 @@ export function cohortRecord(seed: SeedCohort): CohortRecord {
 }
 
 export function stepRecord(cohortId: string, stepId: string, over: Partial<StepRecord> = {}): StepRecord {
-  return {
-    cohortId,
-    stepId,
-    status: 'pending',
-    attempts: 0,
-    failures: 0,
-    lostLeases: 0,
-    failedOn: [],
-    builtBy: null,
-    fromMemo: false,
-    durationMs: null,
-    failCause: null,
-    failPeerId: null,
-    failExitCode: null,
-    failLogTail: null,
-    resolvedAtMs: null,
-    ...over,
-  };
+  return { ...pendingStepRecord(cohortId, stepId), ...over };
 }
 
 export function peerRecord(cohortId: string, peerId: string, joinedAtMs: number, over: Partial<PeerRecord> = {}, pipeline: { name?: string; type?: PipelineType; repo?: string } = {}): PeerRecord {
