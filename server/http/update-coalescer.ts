@@ -5,6 +5,22 @@ import type { ServerMessage, SucceededStep } from '../../shared/protocol.js';
 export const coalesceWindowMs = 1_000;
 
 /**
+ * The entry a success adds to each member's held list, made once per rendered frame: a
+ * success in a cohort of 200 reaches 200 connections (frames are rendered once per
+ * effect, v1-frames.ts), and one object each was most of this file's cost. Shared
+ * entries are never changed (frozen).
+ */
+const succeededSteps = new WeakMap<ServerMessage, SucceededStep>();
+function succeededStepOf(message: Extract<ServerMessage, { type: 'step.update' }>): SucceededStep {
+  let step = succeededSteps.get(message);
+  if (step === undefined) {
+    step = Object.freeze({ stepId: message.stepId, peerId: message.peerId, fromMemo: message.fromMemo, ...(message.durationMs === undefined ? {} : { durationMs: message.durationMs }) });
+    succeededSteps.set(message, step);
+  }
+  return step;
+}
+
+/**
  * Per v1 connection whose hello said `coalescedUpdates`: which frames go out
  * now and which successes wait. A peer busy building does not need to hear of
  * each step another member finished; it needs them before its next decision.
@@ -45,7 +61,7 @@ export class UpdateCoalescer {
         if (message.state === 'succeeded') {
           if ((this.heldCohortId !== null && this.heldCohortId !== message.cohortId) || this.held.length >= limits.maxSteps) this.flush();
           this.heldCohortId = message.cohortId;
-          this.held.push({ stepId: message.stepId, peerId: message.peerId, fromMemo: message.fromMemo, ...(message.durationMs === undefined ? {} : { durationMs: message.durationMs }) });
+          this.held.push(succeededStepOf(message));
           this.timer ??= setTimeout(() => this.flush(), this.windowMs).unref();
           return;
         }
