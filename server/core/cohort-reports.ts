@@ -2,7 +2,7 @@ import { limits } from '../../shared/limits.js';
 import { describeStepChangeCause } from './causes.js';
 import { CohortLeases, maxUnpublishedAttempts } from './cohort-leases.js';
 import type { CoreTx } from './core-tx.js';
-import type { Refusal } from './effects.js';
+import type { Refusal, StepChangeCause } from './effects.js';
 import type { FinishedInput } from './peer-sessions.js';
 import type { PeerState } from './peer-table.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, StepRecord } from './records.js';
@@ -95,17 +95,7 @@ export class CohortReports extends CohortLeases {
     const cause = { kind: 'unpublished', peerId: lease.peerId, exitCode } as const;
     tx.event(this.id, 'step.unpublished', { stepId: step.stepId, peerId: lease.peerId, detail: describeStepChangeCause(cause) });
     if (this.live(step.stepId).length > 0) return; // another copy is still running
-    this.toPending(tx, step);
-    this.broadcast(tx, {
-      cohortId: this.id,
-      stepId: step.stepId,
-      state: 'pending',
-      peerId: lease.peerId,
-      fromMemo: false,
-      exitCode,
-      ...(logTail === null ? {} : { logTail: logTail.slice(-limits.maxLogTailChars) }),
-      cause,
-    });
+    this.reopenAndTell(tx, step, lease.peerId, exitCode, logTail === null ? null : logTail.slice(-limits.maxLogTailChars), cause);
   }
 
   private recordFailure(tx: CoreTx, step: StepRecord, lease: LeaseRecord, exitCode: number | null, logTail: string | null): void {
@@ -123,17 +113,22 @@ export class CohortReports extends CohortLeases {
       this.failStep(tx, step, { kind: 'attempts-exhausted', failures: step.failures, peerId: lease.peerId, exitCode });
       return;
     }
-    this.toPending(tx, step);
     const cause = { kind: 'retrying', attempt: lease.attempt, peerId: lease.peerId, exitCode } as const;
     tx.event(this.id, 'step.retry', { stepId: step.stepId, detail: describeStepChangeCause(cause) });
+    this.reopenAndTell(tx, step, lease.peerId, exitCode, step.failLogTail || null, cause);
+  }
+
+  /** The step goes back to pending (it is leased again) and every member hears why. */
+  private reopenAndTell(tx: CoreTx, step: StepRecord, peerId: string, exitCode: number | null, logTail: string | null, cause: StepChangeCause): void {
+    this.toPending(tx, step);
     this.broadcast(tx, {
       cohortId: this.id,
       stepId: step.stepId,
       state: 'pending',
-      peerId: lease.peerId,
+      peerId,
       fromMemo: false,
       exitCode,
-      ...(step.failLogTail ? { logTail: step.failLogTail } : {}),
+      ...(logTail === null ? {} : { logTail }),
       cause,
     });
   }
