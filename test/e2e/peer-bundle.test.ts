@@ -136,7 +136,8 @@ describe('the authority says where to go', () => {
     expect(r.failOpen.reason).toMatch(/HTTP 404: no route for GET \/v2\/peer\. Peers connect with a WebSocket to \/v1\/peer/);
     expect(peer.stdout).toMatch(/WARNING: FAILING OPEN: the authority refused this peer \(HTTP 404: no route for GET \/v2\/peer\. Peers connect with a WebSocket to \/v1\/peer/);
     expect(peer.stdout.trim().split('\n').pop()).toMatch(/^taskshard: exit 0: every step resolved and the universe built \(FAILED OPEN, nothing shared: the authority refused this peer \(HTTP 404/);
-    // The authority logged the refused upgrade and counted it by reason.
+    // The authority logged the refused upgrade and counted it by reason (its log line may reach us after the peer's exit).
+    await auth.proc.until('the refused upgrade in the log', () => refusedLogLines(auth.proc.stdout).some((l) => l['url'] === '/v2/peer'));
     expect(refusedLogLines(auth.proc.stdout)).toContainEqual(expect.objectContaining({ reason: 'not-found', status: 404, url: '/v2/peer' }));
     expect(await refusedCount(auth.httpUrl, 'not-found')).toBeGreaterThanOrEqual(1);
     // A plain GET of a missing page is no refused upgrade.
@@ -158,7 +159,9 @@ describe('the authority says where to go', () => {
     expect(await gitlab.exit()).toBe(2);
     expect(gitlab.stdout).toContain("\x1b[31;1mERROR: taskshard: the authority REFUSED this peer (--strict): the authority refused this peer's token (HTTP 401");
     expect(readStepLog(ws.log)).toEqual([]);
-    // Both refusals are in the authority's log and its metric, with the reason.
+    // Both refusals are in the authority's log and its metric, with the reason (the log lines may reach us after the peers' exits).
+    const unauthorized = (): Record<string, unknown>[] => refusedLogLines(auth.proc.stdout).filter((l) => l['reason'] === 'unauthorized' && l['status'] === 401);
+    await auth.proc.until('both refused upgrades in the log', () => unauthorized().length >= 2);
     expect(refusedLogLines(auth.proc.stdout).filter((l) => l['reason'] === 'unauthorized' && l['status'] === 401)).toHaveLength(2);
     expect(await refusedCount(auth.httpUrl, 'unauthorized')).toBe(2);
   });
