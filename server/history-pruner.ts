@@ -23,7 +23,7 @@ export interface PruneLog {
 export interface HistoryPrunerOptions {
   readonly retention: Retention;
   /** Frees up to `maxPages` unused pages; returns how many it freed (0: nothing left). */
-  readonly reclaim?: (maxPages: number) => number;
+  readonly reclaim?: (maxPages: number) => number | Promise<number>;
   readonly clock: Clock;
   readonly log: PruneLog;
   readonly historyMs: number;
@@ -46,7 +46,7 @@ export interface PrunePass {
   readonly pagesFreed: number;
   /** The longest single batch, in ms of wall time. */
   readonly longestBatchMs: number;
-  /** The longest single step of handing free pages back (`reclaim`), ms of wall time. */
+  /** The longest single step of handing free pages back (`reclaim`), ms of wall time (a wait for a finishing checkpoint included). */
   readonly longestReclaimMs: number;
 }
 
@@ -87,7 +87,9 @@ export class HistoryPruner {
     let longestReclaimMs = 0;
     while (o.reclaim && !this.stopped) {
       const t0 = performance.now();
-      const freed = o.reclaim(reclaimPages);
+      const pending = o.reclaim(reclaimPages);
+      // Wall time; a wait for a finishing background checkpoint (the event loop free meanwhile) is included.
+      const freed = typeof pending === 'number' ? pending : await pending;
       longestReclaimMs = Math.max(longestReclaimMs, performance.now() - t0);
       pagesFreed += freed;
       if (freed < reclaimPages) break;

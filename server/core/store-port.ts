@@ -85,7 +85,7 @@ export interface Store {
   /** Closes the database; idempotent. A networked store resolves once its connections are gone. */
   close(): void | Promise<void>;
   /** Returns up to `maxPages` free pages to the file system; how many it returned (optional: SQLite). */
-  reclaim?(maxPages: number): number;
+  reclaim?(maxPages: number): number | Promise<number>;
   /** The store's state for `/healthz` (cheap: no query). */
   health(): StoreHealth;
   /**

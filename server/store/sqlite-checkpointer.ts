@@ -16,7 +16,7 @@ import type { CommitGate } from './sqlite-scheduler-store.js';
  * The WAL is rewound (written again from its start) only by a commit that
  * begins when everything in it has been copied. Under steady traffic a commit
  * always lands while a checkpoint runs, and the WAL grew without bound (636 MB
- * after 3,000 cohorts). So once the WAL holds `finishFrames`, the worker takes
+ * after 3,000 cohorts). So once the WAL holds `finishFrames` (4,000), the worker takes
  * the commit gate (a word of shared memory; `CommitGate`), copies the few
  * frames written since its last pass, and lets go: a batch that finds the gate
  * taken is committed when it is free, asynchronously — the authority's event
@@ -45,7 +45,11 @@ export interface CheckpointerOptions {
   readonly synchronous: 'normal' | 'full';
   /** Pause between checkpoints. Default 100 ms. */
   readonly intervalMs?: number;
-  /** WAL frames (pages) after which a checkpoint finishes under the commit gate, so the WAL is rewound. Default 1,000 (SQLite's own threshold). */
+  /**
+   * WAL frames (pages) after which a checkpoint finishes under the commit gate, so the WAL is
+   * rewound. Default 4,000 (16 MB): the gate is held for the last frames' copy and two fsyncs,
+   * so the rarer, the less commits wait; SQLite's own threshold is 1,000.
+   */
   readonly finishFrames?: number;
   /** Called after each checkpoint that found frames (on the event loop; tests and metrics). */
   readonly onCheckpoint?: (report: CheckpointReport) => void;
@@ -123,7 +127,7 @@ export class WalCheckpointer implements CommitGate {
         path: options.path,
         synchronous: options.synchronous.toUpperCase(),
         intervalMs: options.intervalMs ?? 100,
-        finishFrames: options.finishFrames ?? 1000,
+        finishFrames: options.finishFrames ?? 4000,
         shared,
       },
     });

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { PruneResult, Retention } from '../core/store-port.js';
+import type { CommitGate } from './sqlite-scheduler-store.js';
 
 /**
  * History pruning on SQLite: one bounded transaction per call. Children go
@@ -24,7 +25,12 @@ const due = `FROM cohorts WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < 
 export class SqliteRetention implements Retention {
   private readonly prune: (before: number, maxCohorts: number) => PruneResult;
 
-  constructor(db: Database.Database, private readonly beforeCommit: () => void = () => undefined) {
+  /** With a `gate`, a batch waits (asynchronously) for a finishing background checkpoint, as commits do. */
+  constructor(
+    db: Database.Database,
+    private readonly beforeCommit: () => void = () => undefined,
+    private readonly gate: CommitGate | null = null,
+  ) {
     const pick = db.prepare(`SELECT cohort_id ${due} ORDER BY resolved_at_ms, cohort_id LIMIT @limit`).pluck();
     const more = db.prepare(`SELECT EXISTS (SELECT 1 ${due}) AS more`).pluck();
     const deletes = children.map(([key, table]) => [key, db.prepare(`DELETE FROM ${table} WHERE cohort_id IN (SELECT value FROM json_each(?))`)] as const);
@@ -44,7 +50,12 @@ export class SqliteRetention implements Retention {
     if (!Number.isInteger(maxCohorts) || maxCohorts < 1 || maxCohorts > 10_000) {
       throw new RangeError(`pruneHistory: maxCohorts must be an integer from 1 to 10000, got ${maxCohorts}`);
     }
-    this.beforeCommit();
-    return this.prune(resolvedBeforeMs, maxCohorts);
+    while (this.gate !== null && !this.gate.enter()) await this.gate.free();
+    try {
+      this.beforeCommit();
+      return this.prune(resolvedBeforeMs, maxCohorts);
+    } finally {
+      this.gate?.leave();
+    }
   }
 }

@@ -31,7 +31,7 @@ export interface SqliteStoreOptions extends SqliteOptions {
   readonly checkpointInBackground?: boolean;
   /** Called after each background checkpoint that found frames. */
   readonly onCheckpoint?: (report: CheckpointReport) => void;
-  /** WAL frames after which a background checkpoint finishes under the commit gate. Default 1,000. */
+  /** WAL frames after which a background checkpoint finishes under the commit gate. Default 4,000. */
   readonly checkpointFinishFrames?: number;
 }
 
@@ -56,6 +56,8 @@ export class SqliteStore implements Store {
     this.guard = onDisk ? new SqliteFileGuard(location) : null;
     if (onDisk && options.checkpointInBackground === true) {
       this.db.pragma('wal_autocheckpoint = 0');
+      // The first commit after the WAL is rewound truncates it to this: the file on disk shows the WAL in use, not its largest ever.
+      this.db.pragma(`journal_size_limit = ${32 * 1024 * 1024}`);
       this.checkpointer = new WalCheckpointer({
         path: location,
         synchronous: options.synchronous ?? 'normal',
@@ -70,7 +72,7 @@ export class SqliteStore implements Store {
     }
     this.scheduler = new SqliteSchedulerStore(this.db, () => this.guard?.check(), this.checkpointer);
     this.readModel = new SqliteReadModel(this.db);
-    this.retention = new SqliteRetention(this.db, () => this.guard?.check());
+    this.retention = new SqliteRetention(this.db, () => this.guard?.check(), this.checkpointer);
     try {
       // The write proof: claiming the writer epoch is a write in a transaction.
       this.scheduler.claim();
@@ -85,14 +87,24 @@ export class SqliteStore implements Store {
     return (this.db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check).join('; ');
   }
 
-  /** Hands up to `maxPages` free pages back to the file system (files created with incremental auto-vacuum); returns how many. */
-  reclaim(maxPages: number): number {
+  /**
+   * Hands up to `maxPages` free pages back to the file system (files created
+   * with incremental auto-vacuum); returns how many. With background
+   * checkpoints it waits (asynchronously) for a finishing one, as commits do.
+   */
+  reclaim(maxPages: number): number | Promise<number> {
     if ((this.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) return 0;
-    const before = this.db.pragma('freelist_count', { simple: true }) as number;
-    if (before === 0) return 0;
-    this.guard?.check();
-    this.db.pragma(`incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
-    return before - (this.db.pragma('freelist_count', { simple: true }) as number);
+    const checkpointer = this.checkpointer;
+    if (checkpointer !== null && !checkpointer.enter()) return checkpointer.free().then(() => this.reclaim(maxPages));
+    try {
+      const before = this.db.pragma('freelist_count', { simple: true }) as number;
+      if (before === 0) return 0;
+      this.guard?.check();
+      this.db.pragma(`incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`);
+      return before - (this.db.pragma('freelist_count', { simple: true }) as number);
+    } finally {
+      checkpointer?.leave();
+    }
   }
 
   health(): StoreHealth {

@@ -1,6 +1,7 @@
 import { closeSync, copyFileSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HistoryPruner } from '../../server/history-pruner.js';
 import { WalCheckpointer, type CheckpointReport } from '../../server/store/sqlite-checkpointer.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -112,6 +113,29 @@ describe('background WAL checkpoints', () => {
     expect(store.db.prepare("SELECT count(*) AS n FROM events WHERE kind = 'step.log'").get()).toEqual({ n: 8000 });
     // Batches that met a finishing checkpoint were committed after it (all 8,000 rows above are there).
     expect(deferred).toBeLessThan(800);
+  });
+
+  it('history pruning and page reclaiming take the commit gate too, and finish', async () => {
+    const path = dir.file('prune.db');
+    const store = new SqliteStore(path, { checkpointInBackground: true, checkpointFinishFrames: 50 });
+    stores.push(store);
+    for (let i = 0; i < 60; i++) {
+      const writes = seedCohortWrites({ id: `old${i}`, createdAtMs: 1000, resolvedAtMs: 2000 });
+      for (let e = 0; e < 10; e++) writes.push(eventWrite(`old${i}`, 1500, 'step.log', { detail: 'x'.repeat(2000) }));
+      await store.scheduler.apply(writes);
+    }
+    const pass = await new HistoryPruner({
+      retention: store.retention,
+      reclaim: (n) => store.reclaim(n),
+      clock: { now: () => 10_000 },
+      log: { info: () => undefined, error: () => undefined },
+      historyMs: 1000,
+      retentionMs: 1000,
+      gapMs: 1,
+    }).runPass();
+    expect(pass.removed.cohorts).toBe(60);
+    expect(pass.pagesFreed).toBeGreaterThan(0);
+    expect(store.db.prepare('SELECT count(*) AS n FROM cohorts').get()).toEqual({ n: 0 });
   });
 
   it('is off unless asked for: a store for tools checkpoints in its commits as SQLite does by default', () => {
