@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ContentLru } from './content-lru.js';
 import { frameShapeProblem, v1FrameShape, type FrameShapeCaps } from './frame-shape.js';
 import { formatJsonPath, type JsonPath } from './json-text.js';
 import { limits } from './limits.js';
@@ -103,36 +104,10 @@ const helloFieldsSchema = helloSchema.extend({ schema: z.unknown() });
  * few schemas, and checking one of 1,000 steps with zod took 4× its `JSON.parse`: the
  * schema of a hello whose schema was seen before is compared by content instead. Only
  * valid schemas are kept (a bad one costs its sender the full check each time); least
- * recently used first out, within 64 schemas and 8 M characters. Entries are frozen:
- * every hello with that schema gets the same object.
+ * recently used first out, within 64 schemas and 8 M characters (content-lru.ts).
+ * Entries are frozen: every hello with that schema gets the same object.
  */
-class WireSchemaCache {
-  private readonly entries = new Map<string, WireSchema>();
-  private totalChars = 0;
-  private static readonly maxEntries = 64;
-  private static readonly maxTotalChars = 8 * 1024 * 1024;
-
-  get(key: string): WireSchema | undefined {
-    const hit = this.entries.get(key);
-    if (hit !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, hit);
-    }
-    return hit;
-  }
-
-  set(key: string, schema: WireSchema): void {
-    if (key.length > WireSchemaCache.maxTotalChars || this.entries.has(key)) return;
-    this.entries.set(key, deepFreeze(schema));
-    this.totalChars += key.length;
-    for (const [oldest] of this.entries) {
-      if (this.entries.size <= WireSchemaCache.maxEntries && this.totalChars <= WireSchemaCache.maxTotalChars) break;
-      this.entries.delete(oldest);
-      this.totalChars -= oldest.length;
-    }
-  }
-}
-const wireSchemas = new WireSchemaCache();
+const wireSchemas = new ContentLru<WireSchema>(64, 8 * 1024 * 1024);
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -148,7 +123,7 @@ function decodeHello(value: Record<string, unknown>): Decoded<Hello> {
   const known = key === null ? undefined : wireSchemas.get(key);
   if (known === undefined) {
     const decoded = decodeParsed(helloSchema, value);
-    if (decoded.ok && key !== null) wireSchemas.set(key, decoded.message.schema);
+    if (decoded.ok && key !== null) wireSchemas.set(key, deepFreeze(decoded.message.schema));
     return decoded;
   }
   const decoded = decodeParsed(helloFieldsSchema, value);

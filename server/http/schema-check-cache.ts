@@ -1,4 +1,7 @@
+import { ContentLru } from '../../shared/content-lru.js';
 import { validateSchemaValue, type SchemaValidation } from '../../shared/schema-validate.js';
+
+type ValidSchema = Extract<SchemaValidation, { ok: true }>;
 
 /**
  * Schema checks of `hello` by the exact schema a peer sent (its JSON text), so
@@ -7,35 +10,29 @@ import { validateSchemaValue, type SchemaValidation } from '../../shared/schema-
  * claims: the authority still only trusts a digest it computed. Only valid
  * schemas are kept (a bad one costs its sender the full check each time);
  * least recently used entries go first, within `maxEntries` and `maxTotalChars`.
+ * A frozen schema object (the frame decoder hands every hello with known
+ * content the same frozen object, shared/frames.ts) is found by identity,
+ * without turning it into text again.
  */
 export class SchemaCheckCache {
-  private readonly entries = new Map<string, Extract<SchemaValidation, { ok: true }>>();
-  private totalChars = 0;
+  private readonly entries: ContentLru<ValidSchema>;
+  private readonly byObject = new WeakMap<object, ValidSchema>();
 
-  constructor(
-    private readonly maxEntries = 256,
-    private readonly maxTotalChars = 8 * 1024 * 1024,
-  ) {}
+  constructor(maxEntries = 256, maxTotalChars = 8 * 1024 * 1024) {
+    this.entries = new ContentLru(maxEntries, maxTotalChars);
+  }
 
   check(value: unknown): SchemaValidation {
+    const frozen = typeof value === 'object' && value !== null && Object.isFrozen(value) ? value : null;
+    const known = frozen === null ? undefined : this.byObject.get(frozen);
+    if (known !== undefined) return known;
     const key = JSON.stringify(value);
-    const hit = this.entries.get(key);
-    if (hit !== undefined) {
-      this.entries.delete(key);
+    const hit = this.entries.get(key) ?? validateSchemaValue(value);
+    if (hit.ok) {
       this.entries.set(key, hit);
-      return hit;
+      if (frozen !== null) this.byObject.set(frozen, hit);
     }
-    const result = validateSchemaValue(value);
-    if (result.ok && key.length <= this.maxTotalChars) {
-      this.entries.set(key, result);
-      this.totalChars += key.length;
-      for (const [oldest] of this.entries) {
-        if (this.entries.size <= this.maxEntries && this.totalChars <= this.maxTotalChars) break;
-        this.entries.delete(oldest);
-        this.totalChars -= oldest.length;
-      }
-    }
-    return result;
+    return hit;
   }
 
   get size(): number {

@@ -50,4 +50,18 @@ describe('SchemaCheckCache', () => {
     small.check(sent(1, 'b'));
     expect(small.size).toBe(1);
   });
+
+  it('finds a frozen schema (the decoder hands out one frozen object per known content) by the object itself', () => {
+    // A budget smaller than the schema's text: nothing is kept by content, so only the object can be found.
+    const cache = new SchemaCheckCache(100, 10);
+    const frozen = Object.freeze(sent(3) as object);
+    const first = cache.check(frozen);
+    expect(first.ok).toBe(true);
+    expect(cache.size).toBe(0);
+    expect(cache.check(frozen)).toBe(first);
+    // The same content as a fresh, unfrozen object is checked anew (content is never trusted by identity alone).
+    const plain = cache.check(sent(3));
+    expect(plain).not.toBe(first);
+    expect(plain).toEqual(first);
+  });
 });
