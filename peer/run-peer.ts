@@ -224,7 +224,7 @@ async function drive(
     return { exitCode, peerId: source.peerId, problems: [], ...tally, finalLine: full };
   };
 
-  const hello: Omit<Hello, 'resumeToken' | 'currentStep'> = {
+  const hello: Omit<Hello, 'resumeToken' | 'currentStep' | 'registrationToken'> = {
     type: 'hello',
     protocol: protocolVersion,
     peerId: source.peerId,

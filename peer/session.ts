@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { closeCodes } from '../shared/close-codes.js';
 import { cohortPageUrl } from '../shared/dashboard-url.js';
 import { decodeServerMessage } from '../shared/frames.js';
@@ -24,7 +25,9 @@ import { SessionStateCell } from './session-state.js';
  *   answers 503 and is skipped; see server-list.ts); the deadline covers them all.
  * - joined: runs at most one assigned step at a time. A running step keeps running
  *   while the link is down; reconnecting resumes with the resume token and the
- *   step (running, or finished but not yet acknowledged) as `currentStep`.
+ *   step (running, or finished but not yet acknowledged) as `currentStep`. Before the
+ *   first welcome every hello carries the same registration token instead, so a join
+ *   the authority committed without its welcome reaching us is resumed, not refused.
  * - ended: once, with an outcome; the link is closed (with `bye` when it was open).
  * Invariants:
  * - a step id the local schema lacks is never run: any frame naming one ends the
@@ -59,7 +62,12 @@ export interface SessionConfig {
   readonly servers: readonly string[];
   readonly token: string | null;
   /** The hello without resume fields. */
-  readonly hello: Omit<Hello, 'resumeToken' | 'currentStep'>;
+  readonly hello: Omit<Hello, 'resumeToken' | 'currentStep' | 'registrationToken'>;
+  /**
+   * This process's registration token (hello `registrationToken`), sent until the first welcome; default:
+   * 32 random bytes, base64url. Lets a hello whose welcome was lost resume the registration it made.
+   */
+  readonly registrationToken?: string;
   readonly schema: SchemaDef;
   readonly onSharedFailure: 'fail' | 'continue';
   readonly connectTimeoutMs: number;
@@ -109,6 +117,7 @@ export class PeerSession {
   /** Connection lifecycle: see session-state.ts. */
   private readonly lifecycle = new SessionStateCell();
   private resumeToken: string | null = null;
+  private readonly registrationToken: string;
   private running: Running | null = null;
   private queuedAssign: Assign | null = null;
   /** A run that settled after the session ended (its result was not sent). */
@@ -126,6 +135,7 @@ export class PeerSession {
   constructor(private readonly config: SessionConfig) {
     this.steps = new Map(config.schema.steps.map((s) => [s.id, s]));
     this.servers = new ServerList(config.servers, config.backoff, config.random);
+    this.registrationToken = config.registrationToken ?? randomBytes(32).toString('base64url');
   }
 
   /** The authority that welcomed this peer last (the active one), or null before the first welcome. */
@@ -181,7 +191,9 @@ export class PeerSession {
   }
 
   private helloFrame(): Hello {
-    if (this.resumeToken === null) return { ...this.config.hello };
+    // Until a welcome names its resume token, every hello carries the same registration token: if the
+    // authority committed the join but died before the welcome reached us, the repeat resumes it.
+    if (this.resumeToken === null) return { ...this.config.hello, registrationToken: this.registrationToken };
     const current = this.running ?? this.unreported.latest();
     return {
       ...this.config.hello,

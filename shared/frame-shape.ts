@@ -26,12 +26,14 @@ const escaped = (chars: number): number => chars * 6 + 2;
 
 /**
  * Caps for protocol-v1 frames, from the protocol's own limits: the hello is
- * the largest (15 fields; a schema of `maxSteps` steps of 4 fields and up to
- * `maxNeedsPerStep` needs each), the log tail the longest string.
+ * the largest (20 fields defined, most optional, and more are added over time:
+ * the cap leaves room, and a test keeps it above every message's field count;
+ * a schema of `maxSteps` steps of 4 fields and up to `maxNeedsPerStep` needs
+ * each), the log tail the longest string.
  */
 export const v1FrameShape: FrameShapeCaps = Object.freeze({
   maxDepth: 6,
-  maxKeysPerObject: 16,
+  maxKeysPerObject: 32,
   maxItemsPerArray: limits.maxSteps,
   maxValues: limits.maxSteps * (4 + limits.maxNeedsPerStep) + limits.maxPatchsets + 64,
   maxStringChars: escaped(Math.max(limits.maxLogTailChars, limits.maxMessageLength, limits.maxRepoLength, limits.maxTargetLength)),

@@ -14,6 +14,10 @@ import { estimateSecSchema, targetSchema } from './schema-file.js';
 export const protocolVersion = 1 as const;
 
 const token = z.string().min(1).max(limits.maxTokenLength).regex(/^[A-Za-z0-9_.:-]+$/, 'must be a token (letters, digits, _ . : -)');
+/** What a peer-chosen registration token must look like: 43 to 128 base64url characters (32 random bytes or more). */
+export const registrationTokenSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{43,128}$/, 'must be 43 to 128 base64url characters (A-Z a-z 0-9 _ -): at least 32 random bytes');
 const ref = boundedText(limits.maxRefLength, 'a ref');
 const name = boundedText(limits.maxNameLength, 'a name');
 const sha = z.string().regex(/^[0-9a-f]{7,64}$/, 'must be a hex commit sha (7 to 64 lowercase hex digits)');
@@ -57,6 +61,13 @@ export const helloSchema = z.strictObject({
   peerId: v1PeerIdSchema,
   /** Present when reconnecting: the token from the earlier `welcome`. */
   resumeToken: token.optional(),
+  /**
+   * Additive: a random token this peer process picked once (at least 256 bits), sent on every hello until
+   * its first `welcome`. The authority makes it the registration's resume token, so a hello whose join was
+   * committed but whose welcome never arrived (the authority died in between) resumes that registration
+   * instead of being refused as a duplicate peer. Not a resume token: it does not change cohort matching.
+   */
+  registrationToken: registrationTokenSchema.optional(),
   client: z.strictObject({ name, version: name }).optional(),
   repo: boundedText(limits.maxRepoLength, 'a repo'),
   baseRef: ref,

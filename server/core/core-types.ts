@@ -105,8 +105,14 @@ export type CoreInput =
       readonly digest: string;
       /** The token the peer presented to resume, if any. */
       readonly presentedToken: TokenPair | null;
-      /** A fresh token, used when this hello starts a new registration. */
+      /** A fresh token, used when this hello starts a new registration (the peer's registration token when it sent one). */
       readonly freshToken: TokenPair;
+      /**
+       * The peer's own registration token (hello `registrationToken`), when it sent one: a hello presenting
+       * the token of an active registration resumes it (its join was committed, its welcome never arrived).
+       * Absent for clients that cannot send one (Task Director, the simulator).
+       */
+      readonly registrationToken?: TokenPair | null;
       readonly currentStep: { readonly stepId: string; readonly leaseId: string } | null;
       /** Task Director clients cannot resume: no grace period for them. */
       readonly resumable: boolean;

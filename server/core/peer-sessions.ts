@@ -15,7 +15,8 @@ import { isResolved } from './step-status.js';
 /**
  * Peer sessions: the inputs a peer's connection drives, each read top to
  * bottom here: hello (join a matching cohort or create one, or resume a
- * registration with its token; duplicate peer ids), the connection side of a
+ * registration with its resume token or the registration token the peer chose
+ * for it; duplicate peer ids), the connection side of a
  * `step.finished` (which peer and which lease; the cohort owns the rest),
  * drops with a grace period, bye, and the end of grace. A peer's connection,
  * grace and work state change only through {@link PeerTable}; what happens to
@@ -41,8 +42,10 @@ export class PeerSessions extends PeerTable {
     const existing = this.byId.get(input.peerId);
     const active = existing && (existing.record.status === 'connected' || existing.record.status === 'disconnected');
     if (existing && active) {
-      if (input.presentedToken && input.presentedToken.hash === existing.record.tokenHash) {
-        this.resume(tx, existing, input);
+      // Its resume token, or the registration token it chose (its join committed, its welcome lost).
+      const matched = [input.presentedToken, input.registrationToken ?? null].find((t) => t !== null && t.hash === existing.record.tokenHash);
+      if (matched) {
+        this.resume(tx, existing, input, matched.token, matched === input.presentedToken ? 'resume-token' : 'registration-token');
         return;
       }
       tx.refuse(input.connId, { kind: 'duplicate-peer', peerId: input.peerId, heldBy: existing.record.status === 'connected' ? 'connection' : 'grace' });
@@ -51,7 +54,12 @@ export class PeerSessions extends PeerTable {
     this.join(tx, input);
   }
 
-  private resume(tx: CoreTx, peer: PeerState, input: HelloInput): void {
+  /**
+   * Resumes a registration. By its registration token, the peer never had a welcome, so never an
+   * `assign` either (both ride the same connection, welcome first): a lease it holds is sent again,
+   * not lost. By its resume token, a held lease it does not name as its current step is released.
+   */
+  private resume(tx: CoreTx, peer: PeerState, input: HelloInput, token: string, by: 'resume-token' | 'registration-token'): void {
     const cohort = this.host.cohorts.get(peer.record.cohortId)!;
     if (cohort.record.digest !== input.digest) {
       tx.refuse(input.connId, { kind: 'schema-mismatch', cohortId: cohort.id, schemaId: cohort.record.schema.id, digest: cohort.record.digest, presented: input.digest });
@@ -71,12 +79,17 @@ export class PeerSessions extends PeerTable {
 
     const current = input.currentStep;
     const held = heldLeaseId(peer.work);
+    const resend = held !== null && current?.leaseId !== held && by === 'registration-token' ? cohort.leases.get(held)! : null;
     if (held !== null) {
-      if (current?.leaseId !== held) cohort.loseLease(tx, cohort.leases.get(held)!, 'not-resumed');
+      if (current?.leaseId !== held && resend === null) cohort.loseLease(tx, cohort.leases.get(held)!, 'not-resumed');
     } else if (current && !(peer.work.kind === 'orphaned' && peer.work.leaseId === current.leaseId)) {
       this.adoptOrphan(tx, cohort, peer, current);
     }
-    tx.emit(this.joined(cohort, peer, input.connId, input.presentedToken!.token, true));
+    tx.emit(this.joined(cohort, peer, input.connId, token, true));
+    if (resend !== null) {
+      const { stepId, leaseId, attempt, backup } = resend;
+      tx.emit({ kind: 'granted', connId: input.connId, cohortId: cohort.id, stepId, leaseId, attempt, backup });
+    }
     if (cohort.record.status !== 'open') cohort.sendComplete(tx, peer);
     tx.dirty.add(cohort);
   }

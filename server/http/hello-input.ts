@@ -4,7 +4,7 @@ import { formatJsonPath } from '../../shared/json-text.js';
 import { normalizeRepo } from '../../shared/repo-url.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import type { Registration } from '../core/records.js';
-import type { TokenPair } from '../core/core-types.js';
+import type { CoreInput, TokenPair } from '../core/core-types.js';
 import { hashToken } from './auth.js';
 import { SchemaCheckCache } from './schema-check-cache.js';
 
@@ -61,3 +61,20 @@ export function freshToken(): TokenPair {
   const token = `rt_${randomBytes(24).toString('base64url')}`;
   return { token, hash: hashToken(token) };
 }
+
+/**
+ * The tokens of a hello, for the core: the resume token it presented, and the token a new registration
+ * gets. A peer that sent a `registrationToken` (validated by the hello schema: 43 to 128 base64url
+ * characters) gets that one as its resume token, so repeating the hello after a lost welcome resumes the
+ * registration it made; older peers get a fresh random one.
+ */
+export function helloTokens(hello: Hello): Pick<HelloTokens, 'presentedToken' | 'freshToken' | 'registrationToken'> {
+  const registrationToken = hello.registrationToken === undefined ? null : { token: hello.registrationToken, hash: hashToken(hello.registrationToken) };
+  return {
+    presentedToken: hello.resumeToken === undefined ? null : { token: hello.resumeToken, hash: hashToken(hello.resumeToken) },
+    freshToken: registrationToken ?? freshToken(),
+    registrationToken,
+  };
+}
+
+type HelloTokens = Extract<CoreInput, { kind: 'hello' }>;

@@ -3,8 +3,7 @@ import { closeCodes } from '../../shared/close-codes.js';
 import { decodePeerMessage } from '../../shared/frames.js';
 import { protocolVersion, type Hello, type ServerMessage } from '../../shared/protocol.js';
 import type { Effect } from '../core/effects.js';
-import { hashToken } from './auth.js';
-import { checkHello, freshToken } from './hello-input.js';
+import { checkHello, helloTokens } from './hello-input.js';
 import { v1ConnectionMachine, type V1ConnectionState } from './connection-state.js';
 import { v1Delivery } from './v1-frames.js';
 import { SocketSession, type SocketDeps } from './socket-session.js';
@@ -79,8 +78,7 @@ export function handlePeerSocket(socket: WebSocket, deps: PeerSocketDeps): void 
       registration: checked.registration,
       schema: checked.schema,
       digest: checked.digest,
-      presentedToken: hello.resumeToken ? { token: hello.resumeToken, hash: hashToken(hello.resumeToken) } : null,
-      freshToken: freshToken(),
+      ...helloTokens(hello),
       currentStep: hello.currentStep ?? null,
       resumable: true,
     });

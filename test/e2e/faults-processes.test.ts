@@ -1,6 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { queryDb } from '../helpers/db-dump.js';
+import { helloFor, RawPeer } from '../helpers/raw-peer.js';
+import { flatSchema } from '../helpers/schemas.js';
 import {
   countBy,
   freePort,
@@ -145,6 +148,49 @@ describe('faults with real processes', () => {
     expect(queryDb(db, 'SELECT count(*) AS n FROM step_successes')).toEqual([{ n: stepCount }]);
     expect(queryDb(db, 'PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
   }, soak ? 600_000 : 120_000);
+
+  it('a join committed whose welcome is lost (connection dropped, then the authority killed with SIGKILL): the same registration token resumes it and keeps its lease; another token is DUPLICATE_PEER', async () => {
+    const db = dir.file('lost-welcome.db');
+    const port = await freePort();
+    let auth: Authority = await startAuthority({ db, port });
+    const steps = flatSchema(2, 'lost-welcome');
+    const token = randomBytes(32).toString('base64url');
+    const hello = (registrationToken: string) => helloFor('p1', steps, { registrationToken });
+    const url = () => `${auth.wsUrl}/v1/peer`;
+    const leaseRows = () => queryDb(db, 'SELECT lease_id, step_id, outcome FROM leases') as { lease_id: string; step_id: string; outcome: string | null }[];
+
+    // The join and its lease commit; the peer's connection drops (the frames it was sent count as never read).
+    const first = await RawPeer.connect(url());
+    first.send(hello(token));
+    const committed = await waitUntil('the join and its lease to commit', () => {
+      const rows = leaseRows();
+      return rows.length === 1 && queryDb(db, "SELECT status FROM peers WHERE peer_id = 'p1'").length === 1 ? rows[0]! : null;
+    });
+    await first.kill();
+    const again = await RawPeer.connect(url());
+    again.send(hello(token));
+    expect(await again.waitType('welcome')).toMatchObject({ resumed: true, resumeToken: token });
+    expect(await again.waitType('assign')).toMatchObject({ stepId: committed.step_id, leaseId: committed.lease_id, attempt: 1 });
+    await again.kill();
+
+    // The authority dies with the registration committed; after the restart it sits in grace.
+    auth.proc.kill('SIGKILL');
+    await auth.proc.exit();
+    auth = await startAuthority({ db, port });
+    const other = await RawPeer.connect(url());
+    other.send(hello(randomBytes(32).toString('base64url')));
+    expect(await other.waitType('error')).toMatchObject({ code: 'DUPLICATE_PEER' });
+    expect(await other.closed()).toBe(4409);
+    const resumed = await RawPeer.connect(url());
+    resumed.send(hello(token));
+    expect(await resumed.waitType('welcome')).toMatchObject({ resumed: true, resumeToken: token, cohort: { peers: 1 } });
+    expect(await resumed.waitType('assign')).toMatchObject({ stepId: committed.step_id, leaseId: committed.lease_id, attempt: 1 });
+    resumed.send({ type: 'step.finished', leaseId: committed.lease_id, stepId: committed.step_id, ok: true, exitCode: 0, durationMs: 5 });
+    expect(await resumed.waitFor((m) => m.type === 'step.update' && m.stepId === committed.step_id)).toMatchObject({ state: 'succeeded', peerId: 'p1' });
+    await resumed.close();
+    // One lease for the step, never lost.
+    expect(leaseRows().filter((r) => r.step_id === committed.step_id)).toEqual([{ lease_id: committed.lease_id, step_id: committed.step_id, outcome: 'succeeded' }]);
+  }, 60_000);
 
   it('a peer stopped (SIGSTOP) beyond its grace: the step is re-leased; after SIGCONT its completion is fenced', async () => {
     writeFlatSchema(schema, 2, 'stopped');

@@ -36,6 +36,8 @@ export interface HelloOptions {
   currentStep?: { stepId: string; leaseId: string } | null;
   resumable?: boolean;
   connId?: number;
+  /** The peer's own registration token (hello `registrationToken`): also the token a new registration gets. */
+  registrationToken?: string;
 }
 
 /**
@@ -81,7 +83,7 @@ export class CoreHarness {
     const connId = options.connId ?? this.nextConn++;
     this.conns.set(peerId, connId);
     const presented = options.token === undefined ? null : options.token;
-    const fresh = `tok-${peerId}-${connId}`;
+    const fresh = options.registrationToken ?? `tok-${peerId}-${connId}`;
     const out = this.handle({
       kind: 'hello',
       connId,
@@ -91,6 +93,7 @@ export class CoreHarness {
       digest: schemaDigest(schema),
       presentedToken: presented === null ? null : { token: presented, hash: `h(${presented})` },
       freshToken: { token: fresh, hash: `h(${fresh})` },
+      ...(options.registrationToken === undefined ? {} : { registrationToken: { token: fresh, hash: `h(${fresh})` } }),
       currentStep: options.currentStep ?? null,
       resumable: options.resumable ?? true,
     });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodePeerMessage, decodeServerMessage } from '../../shared/frames.js';
+import { v1FrameShape } from '../../shared/frame-shape.js';
 import { limits } from '../../shared/limits.js';
 import { peerMessageSchema, serverMessageSchema, type PeerMessage, type ServerMessage } from '../../shared/protocol.js';
 import { dagSchema, wireSchema } from '../helpers/schemas.js';
@@ -25,6 +26,8 @@ const hello: PeerMessage = {
 
 const peerMessages: PeerMessage[] = [
   hello,
+  // A first hello: no resume token yet, the registration token this peer process picked (32 bytes, base64url).
+  { ...hello, resumeToken: undefined, currentStep: undefined, registrationToken: 'Q2hvb3NlbiBieSB0aGUgcGVlciwgMzIgYnl0ZXMgISE_-w' },
   { type: 'step.finished', leaseId: 'l_1', stepId: 'a', ok: false, exitCode: 3, durationMs: 1200, logTail: 'error: boom' },
   { type: 'step.finished', leaseId: 'l_2', stepId: 'b', ok: true, exitCode: null, durationMs: 0 },
   { type: 'bye', reason: 'done' },
@@ -63,6 +66,14 @@ describe('protocol v1 round-trips', () => {
       expect(decoded).toEqual({ ok: true, message });
     });
   }
+  it('the frame shape scan lets through a message with every field its schema defines', () => {
+    // A hello with every optional field set (a resuming peer with labels, a cohort key, a CI link) once passed the cap of 16.
+    const widest = Math.max(...[...peerMessageSchema.options, ...serverMessageSchema.options].map((o) => Object.keys(o.shape).length));
+    expect(widest).toBeLessThanOrEqual(v1FrameShape.maxKeysPerObject);
+    const full = { ...hello, cohortKey: 'k', labels: ['os:linux'], ciJobUrl: 'https://ci.example.com/job/1', registrationToken: 'a'.repeat(43) };
+    expect(Object.keys(full).length).toBeGreaterThan(16);
+    expect(decodePeerMessage(JSON.stringify(full))).toEqual({ ok: true, message: full });
+  });
   it('each direction covers every message type of DESIGN §8', () => {
     expect(new Set(peerMessages.map((m) => m.type))).toEqual(new Set(peerMessageSchema.options.map((o) => o.shape.type.value)));
     expect(new Set(serverMessages.map((m) => m.type))).toEqual(new Set(serverMessageSchema.options.map((o) => o.shape.type.value)));
@@ -85,6 +96,8 @@ describe('bad frames are rejected with a message naming the field', () => {
     { name: 'over-long peer id', frame: JSON.stringify({ ...hello, peerId: 'p'.repeat(limits.maxPeerIdLength + 1) }), expected: /^hello: peerId: must be at most 128 characters$/ },
     { name: 'too many patchsets', frame: JSON.stringify({ ...hello, patchsets: Array.from({ length: limits.maxPatchsets + 1 }, (_, i) => `r${i}`) }), expected: /^hello: patchsets: / },
     { name: 'bad pipeline type', frame: JSON.stringify({ ...hello, pipeline: { name: 'gate', type: 'stacked' } }), expected: /^hello: pipeline\.type: must be one of "independent", "dependent", got string "stacked"$/ },
+    { name: 'short registration token', frame: JSON.stringify({ ...hello, registrationToken: 'abc' }), expected: /^hello: registrationToken: must be 43 to 128 base64url characters/ },
+    { name: 'registration token with other characters', frame: JSON.stringify({ ...hello, registrationToken: `${'a'.repeat(43)}=` }), expected: /^hello: registrationToken: must be 43 to 128 base64url characters/ },
     { name: 'bad sha', frame: JSON.stringify({ ...hello, baseSha: 'not-a-sha' }), expected: /^hello: baseSha: must be a hex commit sha/ },
     { name: 'negative duration', frame: JSON.stringify({ ...finished, durationMs: -1 }), expected: /durationMs: / },
     { name: 'fractional exit code', frame: JSON.stringify({ ...finished, exitCode: 1.5 }), expected: /exitCode: / },
