@@ -61,10 +61,10 @@ export class CohortLeases extends CohortData {
     if (step.status === 'pending') transitionStep(tx.journal, step, 'leased');
     this.addLease(tx.journal, lease);
     host.peers.setWork(tx, peer, { kind: 'running', leaseId: lease.leaseId });
-    tx.step(step);
+    // No step row: the lease row says the step is leased and its attempts (the store derives both, lease-events.ts).
     tx.lease(lease);
     host.leaseAgeDeadlines.push(lease.startedAtMs + host.maxLeaseAgeMs(this, step.stepId), lease);
-    tx.event(this.id, 'step.leased', { stepId: step.stepId, peerId: lease.peerId, detail: `attempt ${lease.attempt}${backup ? ', backup copy' : ''}` });
+    tx.event(this.id, 'step.leased', { stepId: step.stepId, peerId: lease.peerId, detail: `attempt ${lease.attempt}${backup ? ', backup copy' : ''}`, leaseId: lease.leaseId });
     tx.stat('step.assigned');
     if (peer.connId !== null) tx.emit({ kind: 'granted', connId: peer.connId, cohortId: this.id, stepId: step.stepId, leaseId: lease.leaseId, attempt: lease.attempt, backup });
   }
@@ -81,7 +81,7 @@ export class CohortLeases extends CohortData {
   /** Ends a live copy that is no longer wanted and tells its holder to stop. */
   abortLease(tx: CoreTx, lease: LeaseRecord, why: AbortWhy): void {
     this.endLease(tx, lease, { kind: 'aborted', why });
-    tx.event(this.id, 'lease.aborted', { stepId: lease.stepId, peerId: lease.peerId, detail: why });
+    tx.event(this.id, 'lease.aborted', { stepId: lease.stepId, peerId: lease.peerId, detail: why, leaseId: lease.leaseId });
     const connId = this.host.peers.get(lease.peerId)?.connId ?? null;
     if (connId !== null) tx.emit({ kind: 'abort', connId, stepId: lease.stepId, leaseId: lease.leaseId, why });
     tx.dirty.add(this.self);
@@ -103,7 +103,7 @@ export class CohortLeases extends CohortData {
    */
   loseLease(tx: CoreTx, lease: LeaseRecord, why: LeaseLossWhy): void {
     this.endLease(tx, lease, { kind: 'lost', why });
-    tx.event(this.id, 'lease.lost', { stepId: lease.stepId, peerId: lease.peerId, detail: describeLoss(why) });
+    tx.event(this.id, 'lease.lost', { stepId: lease.stepId, peerId: lease.peerId, detail: describeLoss(why), leaseId: lease.leaseId });
     tx.stat(isDeath(why) ? 'lease.expired' : 'lease.released');
     const step = this.steps.get(lease.stepId)!;
     if (step.status === 'leased' && this.live(step.stepId).length === 0) this.returnToPending(tx, step, why);

@@ -60,7 +60,9 @@ export class CohortReports extends CohortLeases {
     this.count(tx.journal, -1, 0);
     tx.step(step);
     tx.append({ table: 'success', cohortId: this.id, stepId: step.stepId, leaseId: lease.leaseId, peerId: lease.peerId, atMs: tx.now });
-    tx.event(this.id, 'step.succeeded', { stepId: step.stepId, peerId: lease.peerId, detail: `${durationMs} ms, attempt ${lease.attempt}` });
+    // A late completion's lease ended earlier (lost or aborted): its event is a row of its own.
+    const endedNow = lease.end?.kind === 'succeeded' && lease.endedAtMs === tx.now;
+    tx.event(this.id, 'step.succeeded', { stepId: step.stepId, peerId: lease.peerId, detail: `${durationMs} ms, attempt ${lease.attempt}`, ...(endedNow ? { leaseId: lease.leaseId } : {}) });
     tx.stat('step.succeeded');
     for (const other of [...this.live(step.stepId)]) this.abortLease(tx, other, 'superseded');
     this.abortOrphans(tx, step.stepId);
@@ -107,7 +109,7 @@ export class CohortReports extends CohortLeases {
       failLogTail: logTail === null ? null : logTail.slice(-limits.maxLogTailChars),
     });
     tx.step(step);
-    tx.event(this.id, 'step.attempt-failed', { stepId: step.stepId, peerId: lease.peerId, detail: `exit ${exitCode ?? 'none'}, attempt ${lease.attempt}` });
+    tx.event(this.id, 'step.attempt-failed', { stepId: step.stepId, peerId: lease.peerId, detail: `exit ${exitCode ?? 'none'}, attempt ${lease.attempt}`, leaseId: lease.leaseId });
     if (this.live(step.stepId).length > 0) return; // another copy is still running
     if (step.failures >= this.host.config.maxFailures) {
       this.failStep(tx, step, { kind: 'attempts-exhausted', failures: step.failures, peerId: lease.peerId, exitCode });

@@ -51,7 +51,7 @@ export class CoreTx {
   append(write: Write): void {
     this.appended.push(write);
   }
-  event(cohortId: string, kind: string, fields: { stepId?: string | null; peerId?: string | null; detail?: string | null } = {}): void {
+  event(cohortId: string, kind: string, fields: { stepId?: string | null; peerId?: string | null; detail?: string | null; leaseId?: string } = {}): void {
     const row: EventRecord = {
       cohortId,
       atMs: this.now,
@@ -59,6 +59,7 @@ export class CoreTx {
       stepId: fields.stepId ?? null,
       peerId: fields.peerId ?? null,
       detail: fields.detail ?? null,
+      ...(fields.leaseId === undefined ? {} : { leaseId: fields.leaseId }),
     };
     this.appended.push({ table: 'event', row });
   }

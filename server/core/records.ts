@@ -182,6 +182,13 @@ export interface EventRecord {
   readonly stepId: string | null;
   readonly peerId: string | null;
   readonly detail: string | null;
+  /**
+   * Set when the event only restates a change of this lease written by the same input (its grant:
+   * `step.leased`; its end: `step.succeeded`, `step.attempt-failed`, `lease.lost`, `lease.aborted`).
+   * The store then writes no event row: it records the event's place in the timeline on the lease
+   * row and the read model derives the event from it (server/store/lease-events.ts).
+   */
+  readonly leaseId?: string;
 }
 
 /** One row-level change for the store; a batch of them commits in one transaction. */
@@ -195,6 +202,11 @@ export type Write =
   | { readonly table: 'memo.delete'; readonly memoKey: string }
   | { readonly table: 'duration'; readonly row: DurationRecord }
   | { readonly table: 'event'; readonly row: EventRecord };
+
+/** Whether the store keeps a write as a row of its own (an event with a `leaseId` goes on its lease's row). */
+export function isRowWrite(w: Write): boolean {
+  return w.table !== 'event' || w.row.leaseId === undefined;
+}
 
 /** What the store hands back on start: everything the core needs to continue. */
 export interface Snapshot {

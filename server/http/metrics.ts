@@ -1,6 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CoreStat } from '../core/core-types.js';
-import type { Write } from '../core/records.js';
+import { isRowWrite, type Write } from '../core/records.js';
 import { WriteMetrics } from './write-metrics.js';
 
 /** Prometheus metrics of one authority, on a registry of its own (several apps can live in one process). */
@@ -96,7 +96,7 @@ export class Metrics {
   /** A batch the authority committed, at `nowMs`. */
   observeWrites(writes: readonly Write[], nowMs: number): void {
     const byTable = new Map<string, number>();
-    for (const w of writes) byTable.set(w.table, (byTable.get(w.table) ?? 0) + 1);
+    for (const w of writes) if (isRowWrite(w)) byTable.set(w.table, (byTable.get(w.table) ?? 0) + 1);
     for (const [table, n] of byTable) this.rowsWritten.inc({ table }, n);
     this.fromWrites.observe(writes, nowMs);
   }

@@ -221,4 +221,16 @@ export const migrations: readonly Migration[] = [
       UPDATE cohorts SET cohort_key = substr(base_ref, 12) WHERE base_ref LIKE 'cohort-key:%';
     `,
   },
+  {
+    version: 7,
+    name: 'lease event seqs',
+    // Issue 17, fewer rows: an event that only restates a lease's grant or end gets no event row;
+    // its place in the timeline (a number from the events' id sequence) goes on the lease row and
+    // the read model derives the event (server/store/lease-events.ts). Older leases keep null here
+    // and their event rows.
+    sql: `
+      ALTER TABLE leases ADD COLUMN granted_seq INTEGER;
+      ALTER TABLE leases ADD COLUMN ended_seq INTEGER;
+    `,
+  },
 ];

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, EventView, LeaseView, PeerFilter, PeerView, ReadModel, StatsView, StepView } from '../core/read-model.js';
 import { cacheEvidenceFromRow, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
+import { leaseEventsOf, mergeTimeline } from './lease-events.js';
 import { rowChecker } from './row-columns.js';
 import { keyOf, stepCausesFromColumn } from './row-records.js';
 import {
@@ -25,6 +26,13 @@ import {
  */
 const n = z.number().int().min(0);
 
+/**
+ * Steps of cohort `c` whose row says pending while a lease of them is live: leased (a grant writes
+ * no step row, lease-events.ts). Both stores use this text.
+ */
+export const pendingLeasedSql = `(SELECT count(DISTINCT l.step_id) FROM leases l JOIN steps s ON s.cohort_id = l.cohort_id AND s.step_id = l.step_id
+       WHERE l.cohort_id = c.cohort_id AND l.ended_at_ms IS NULL AND s.status = 'pending')`;
+
 /** A cohort row with its step and peer counts and its peers' pipeline names. */
 export const cohortListRow = rowChecker({
   ...cohortColumns,
@@ -41,8 +49,8 @@ export const cohortListRow = rowChecker({
 const cohortSelect = `
   SELECT c.*,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id) AS n_total,
-    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') AS n_pending,
-    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') AS n_leased,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') - ${pendingLeasedSql} AS n_pending,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') + ${pendingLeasedSql} AS n_leased,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'succeeded') AS n_succeeded,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'failed') AS n_failed,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.from_memo = 1) AS n_memo,
@@ -111,11 +119,12 @@ export class SqliteReadModel implements ReadModel {
       if (row === undefined) return null;
       const cohort = cohortViewFrom(row);
       const schema = parseJsonColumn(storedSchemaDef, (row as { schema_json: string }).schema_json, `cohorts[${cohortId}].schema_json`);
-      const steps = stepViewsFrom(cohortId, schema, this.db.prepare('SELECT * FROM steps WHERE cohort_id = ?').all(cohortId));
-      const leases = this.db.prepare('SELECT * FROM leases WHERE cohort_id = ? ORDER BY started_at_ms, attempt, lease_id').all(cohortId).map(leaseViewFrom);
+      const leaseRows = this.db.prepare('SELECT * FROM leases WHERE cohort_id = ? ORDER BY started_at_ms, attempt, lease_id').all(cohortId);
+      const leases = leaseRows.map(leaseViewFrom);
+      const steps = stepViewsFrom(cohortId, schema, this.db.prepare('SELECT * FROM steps WHERE cohort_id = ?').all(cohortId), leases);
       const peers = this.db.prepare('SELECT * FROM peers WHERE cohort_id = ? ORDER BY joined_at_ms, peer_id').all(cohortId).map(peerViewFrom);
-      const timeline = this.db.prepare('SELECT * FROM events WHERE cohort_id = ? ORDER BY id').all(cohortId).map(eventViewFrom);
-      return { cohort, universe: schema.universe, steps, leases, peers, timeline };
+      const stored = this.db.prepare('SELECT * FROM events WHERE cohort_id = ? ORDER BY id').all(cohortId).map(eventViewFrom);
+      return { cohort, universe: schema.universe, steps, leases, peers, timeline: timelineOf(cohortId, stored, leaseRows, leases, steps) };
     });
     return read();
   }
@@ -245,6 +254,30 @@ export function stepCauseViews(
   return { failReason: unshared ? null : r.fail_reason, failCause, unsharedCause: unsharedView, unsharedReason: unshared ? r.fail_reason : null };
 }
 
+/** A cohort's timeline: its event rows and the events its lease rows stand for, in order. */
+export function timelineOf(cohortId: string, stored: readonly EventView[], leaseRows: readonly unknown[], leases: readonly LeaseView[], steps: readonly StepView[]): EventView[] {
+  const derived: EventView[] = [];
+  leaseRows.forEach((raw, i) => {
+    const r = raw as Record<string, unknown>;
+    const granted = seqColumn(r, 'granted_seq');
+    const ended = seqColumn(r, 'ended_seq');
+    if (granted === null && ended === null) return;
+    const l = leases[i]!;
+    const durationMs = steps.find((s) => s.stepId === l.stepId)?.durationMs ?? null;
+    const row = { lease_id: l.leaseId, step_id: l.stepId, peer_id: l.peerId, attempt: l.attempt, backup: l.backup, started_at_ms: l.startedAtMs, ended_at_ms: l.endedAtMs, granted_seq: granted, ended_seq: ended };
+    derived.push(...leaseEventsOf(row, l.end, durationMs, cohortId));
+  });
+  return mergeTimeline(stored, derived);
+}
+
+function seqColumn(r: Record<string, unknown>, column: string): number | null {
+  const v = r[column];
+  if (v === null || v === undefined) return null;
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new Error(`corrupt database: leases[${String(r['lease_id'])}].${column}: expected an integer ≥ 1 or null, got ${String(v)}`);
+  return n;
+}
+
 export function eventViewFrom(raw: unknown): EventView {
   const r = parseRow(eventRowSchema, raw, `events[${String((raw as { id?: unknown }).id ?? '?')}]`);
   return { seq: r.id, atMs: r.at_ms, kind: r.kind, stepId: r.step_id, peerId: r.peer_id, detail: r.detail };
@@ -269,19 +302,30 @@ export function outcomeMatch(outcome: CohortFilter['outcome']): { outcomeKind: s
  * stores read them the same way). A step the schema lists without a row is a
  * corrupt database, named.
  */
-export function stepViewsFrom(cohortId: string, schema: z.infer<typeof storedSchemaDef>, rawRows: readonly unknown[]): StepView[] {
+export function stepViewsFrom(cohortId: string, schema: z.infer<typeof storedSchemaDef>, rawRows: readonly unknown[], leases: readonly LeaseView[]): StepView[] {
   const byStep = new Map(rawRows.map((raw) => parseRow(stepRowSchema, raw, `steps[${cohortId}/${keyOf(raw, 'step_id')}]`)).map((r) => [r.step_id, r]));
+  const fromLeases = new Map<string, { attempt: number; live: boolean }>();
+  for (const l of leases) {
+    const s = fromLeases.get(l.stepId);
+    if (!s) fromLeases.set(l.stepId, { attempt: l.attempt, live: l.endedAtMs === null });
+    else {
+      s.attempt = Math.max(s.attempt, l.attempt);
+      s.live ||= l.endedAtMs === null;
+    }
+  }
   return schema.steps.map((def): StepView => {
     const r = byStep.get(def.id);
     if (!r) throw new Error(`corrupt database: cohorts[${cohortId}].schema_json lists step "${def.id}", which has no row in steps`);
+    // A grant writes no step row: a live lease makes a pending row leased, and attempts count every lease (lease-events.ts).
+    const l = fromLeases.get(def.id);
     return {
       stepId: def.id,
       target: def.target,
       needs: def.needs,
       estimateSec: def.estimateSec ?? null,
       requires: def.requires ? [...def.requires] : [],
-      status: r.status,
-      attempts: r.attempts,
+      status: r.status === 'pending' && l?.live === true ? 'leased' : r.status,
+      attempts: Math.max(r.attempts, l?.attempt ?? 0),
       failures: r.failures,
       lostLeases: r.lost_leases,
       failedOn: parseJsonColumn(storedStringList, r.failed_on_json, `steps[${cohortId}/${def.id}].failed_on_json`),

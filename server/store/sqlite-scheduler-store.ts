@@ -4,6 +4,7 @@ import type { CacheEvidenceView } from '../core/read-model.js';
 import type { Snapshot, Write } from '../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../core/store-port.js';
 import { cacheEvidenceParams, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
+import { foldLeasesIntoSteps, leaseSeqs, planEvents, type EventPlan } from './lease-events.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from './row-records.js';
 
 /**
@@ -38,9 +39,10 @@ const sql = {
        OR (excluded.status = 'succeeded' AND excluded.built_by IS steps.built_by AND excluded.from_memo = steps.from_memo)`,
   success: 'INSERT INTO step_successes (cohort_id, step_id, lease_id, peer_id, at_ms) VALUES (@cohortId, @stepId, @leaseId, @peerId, @atMs)',
   lease: `
-    INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json)
-    VALUES (@leaseId, @cohortId, @stepId, @peerId, @attempt, @backup, @startedAtMs, @endedAtMs, @outcome, @endJson)
-    ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json
+    INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)
+    VALUES (@leaseId, @cohortId, @stepId, @peerId, @attempt, @backup, @startedAtMs, @endedAtMs, @outcome, @endJson, @grantedSeq, @endedSeq)
+    ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json,
+      granted_seq = coalesce(leases.granted_seq, excluded.granted_seq), ended_seq = coalesce(excluded.ended_seq, leases.ended_seq)
     WHERE leases.outcome IS NULL
        OR (excluded.outcome IS leases.outcome AND excluded.end_json IS leases.end_json AND excluded.ended_at_ms IS leases.ended_at_ms)`,
   peer: `
@@ -57,7 +59,11 @@ const sql = {
   duration: `
     INSERT INTO durations (duration_key, avg_ms, samples) VALUES (@durationKey, @avgMs, @samples)
     ON CONFLICT (duration_key) DO UPDATE SET avg_ms = excluded.avg_ms, samples = excluded.samples`,
-  event: 'INSERT INTO events (cohort_id, at_ms, kind, step_id, peer_id, detail) VALUES (@cohortId, @atMs, @kind, @stepId, @peerId, @detail)',
+  event: 'INSERT INTO events (id, cohort_id, at_ms, kind, step_id, peer_id, detail) VALUES (@id, @cohortId, @atMs, @kind, @stepId, @peerId, @detail)',
+  // Event ids and the lease rows' event seqs share one sequence (lease-events.ts): a batch takes its numbers up front.
+  lastEventId: "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+  setLastEventId: "UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'",
+  addLastEventId: "INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)",
   claim: 'INSERT INTO store_writer (id, epoch) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET epoch = epoch + 1 RETURNING epoch',
   currentEpoch: 'SELECT epoch FROM store_writer WHERE id = 1',
 } as const;
@@ -99,7 +105,14 @@ export class SqliteSchedulerStore implements SchedulerStore {
     // here rewrote the store_writer page, one more WAL page in every commit.
     this.applyBatch = db.transaction((writes: readonly Write[]) => {
       this.fence();
-      for (const w of writes) this.applyOne(w);
+      const plan = planEvents(writes);
+      const base = plan.slots === 0 ? 0 : ((this.stmt.lastEventId.get() as { seq: number } | undefined)?.seq ?? 0);
+      for (const w of writes) this.applyOne(w, plan, base);
+      // The batch ended with folded events: their numbers are taken too, so later ids stay above them.
+      if (plan.slots > 0 && plan.lastRowSlot < plan.slots - 1) {
+        const last = base + plan.slots;
+        if (this.stmt.setLastEventId.run(last).changes === 0) this.stmt.addLastEventId.run(last);
+      }
     }).immediate;
   }
 
@@ -131,7 +144,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
     const keep = `SELECT cohort_id FROM cohorts WHERE status = 'open' OR resolved_at_ms >= @since`;
     const since = { since: nowMs - retentionMs };
     const all = (text: string, params: unknown): unknown[] => this.db.prepare(text).all(params);
-    return this.db.transaction(() => ({
+    return this.db.transaction(() => foldLeasesIntoSteps({
       cohorts: all(`SELECT * FROM cohorts WHERE cohort_id IN (${keep}) ORDER BY created_at_ms, cohort_id`, since).map(cohortFromRow),
       steps: all(`SELECT * FROM steps WHERE cohort_id IN (${keep})`, since).map(stepFromRow),
       leases: all(`SELECT * FROM leases WHERE cohort_id IN (${keep}) ORDER BY started_at_ms, lease_id`, since).map(leaseFromRow),
@@ -156,7 +169,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
     if (stmt.run(params).changes === 0) throw new StoreConflictError(kind, row, detail);
   }
 
-  private applyOne(w: Write): void {
+  private applyOne(w: Write, plan: EventPlan, base: number): void {
     switch (w.table) {
       case 'cohort': {
         const r = w.row;
@@ -224,6 +237,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
           endedAtMs: r.endedAtMs,
           outcome,
           endJson: r.end === null ? null : JSON.stringify(r.end),
+          ...leaseSeqs(plan, base, r.leaseId),
         };
         const detail = `the lease already ended; refusing to ${outcome === null ? 'make it live again' : `end it again as ${outcome}`}`;
         this.guarded(this.stmt.lease, params, 'lease-ended', `leases[${r.leaseId}]`, detail);
@@ -252,9 +266,13 @@ export class SqliteSchedulerStore implements SchedulerStore {
       case 'duration':
         this.stmt.duration.run({ ...w.row });
         return;
-      case 'event':
-        this.stmt.event.run({ ...w.row });
+      case 'event': {
+        const slot = plan.rowSlots.get(w);
+        if (slot === undefined) return; // folded into its lease's row
+        const r = w.row;
+        this.stmt.event.run({ id: base + slot + 1, cohortId: r.cohortId, atMs: r.atMs, kind: r.kind, stepId: r.stepId, peerId: r.peerId, detail: r.detail });
         return;
+      }
     }
   }
 }

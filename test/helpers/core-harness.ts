@@ -1,6 +1,7 @@
 import { defaultCoreConfig, type CoreConfig, type CoreInput, type CoreOutput, type Effect } from '../../server/core/core-types.js';
 import type { LeaseRecord, Registration, Snapshot, Write } from '../../server/core/records.js';
 import { Scheduler } from '../../server/core/scheduler.js';
+import { foldLeasesIntoSteps } from '../../server/store/lease-events.js';
 import { v1Delivery, v1MessagesFor } from '../../server/http/v1-frames.js';
 import { schemaDigest } from '../../shared/schema-digest.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
@@ -217,12 +218,13 @@ export function snapshotFromWrites(writes: readonly Write[]): Snapshot {
         break;
     }
   }
-  return {
+  // As every store loads them: a grant writes no step row (server/store/lease-events.ts).
+  return foldLeasesIntoSteps({
     cohorts: [...cohorts.values()],
     steps: [...steps.values()],
     leases: [...leases.values()],
     peers: [...peers.values()],
     memos: [...memos.values()],
     durations: [...durations.values()],
-  };
+  });
 }

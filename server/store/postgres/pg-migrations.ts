@@ -293,7 +293,54 @@ export const pgMigrations: readonly PgMigration[] = [
       ${applyFunctionWithCohortKey(pgMigrations[2]!.sql)}`;
     },
   },
+  {
+    version: 7,
+    name: 'lease event seqs',
+    // As SQLite's migration 7: an event that only restates a lease's grant or end gets no row; its
+    // number from the events' id sequence goes on the lease row (server/store/lease-events.ts).
+    // taskshard_apply takes the batch's count of event numbers (p_slots), takes them from the
+    // sequence in one step, and writes event ids and lease seqs from them (version 6's function
+    // with these edits, built from its text so the two cannot drift).
+    get sql(): string {
+      return `
+      ALTER TABLE leases ADD COLUMN granted_seq BIGINT;
+      ALTER TABLE leases ADD COLUMN ended_seq BIGINT;
+      DROP FUNCTION taskshard_apply(boolean, bigint, bigint, text, jsonb);
+      ${applyFunctionWithEventSlots(applyFunctionWithCohortKey(pgMigrations[2]!.sql))}`;
+    },
+  },
 ];
+
+/** Version 6's `taskshard_apply` with `p_slots`: event ids and lease event seqs from one sequence. */
+function applyFunctionWithEventSlots(v6: string): string {
+  return edited(v6, 7, [
+    ['CREATE OR REPLACE FUNCTION taskshard_apply(p_claim boolean, p_epoch bigint, p_term bigint, p_holder text, p_writes jsonb)',
+      'CREATE FUNCTION taskshard_apply(p_claim boolean, p_epoch bigint, p_term bigint, p_holder text, p_writes jsonb, p_slots integer)'],
+    ['        v_epoch bigint;\n', '        v_epoch bigint;\n        v_base bigint := 0;\n'],
+    ['        FOR w IN SELECT value FROM jsonb_array_elements(p_writes) LOOP',
+      `        IF p_slots > 0 THEN
+          v_base := nextval(pg_get_serial_sequence('events', 'id'));
+          PERFORM setval(pg_get_serial_sequence('events', 'id'), v_base + p_slots - 1);
+        END IF;
+        FOR w IN SELECT value FROM jsonb_array_elements(p_writes) LOOP`],
+    ['started_at_ms, ended_at_ms, outcome, end_json)\n', 'started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)\n'],
+    ["(r->>'started_at_ms')::bigint, (r->>'ended_at_ms')::bigint, r->>'outcome', r->>'end_json')",
+      "(r->>'started_at_ms')::bigint, (r->>'ended_at_ms')::bigint, r->>'outcome', r->>'end_json',\n                    v_base + (r->>'granted_slot')::bigint, v_base + (r->>'ended_slot')::bigint)"],
+    ['ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json\n',
+      'ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json,\n              granted_seq = coalesce(leases.granted_seq, excluded.granted_seq), ended_seq = coalesce(excluded.ended_seq, leases.ended_seq)\n'],
+    ['INSERT INTO events (cohort_id, at_ms, kind, step_id, peer_id, detail)\n            VALUES (',
+      "INSERT INTO events (id, cohort_id, at_ms, kind, step_id, peer_id, detail) OVERRIDING SYSTEM VALUE\n            VALUES (v_base + (r->>'slot')::bigint, "],
+  ]);
+}
+
+function edited(sql: string, version: number, edits: readonly (readonly [string, string])[]): string {
+  let out = sql;
+  for (const [from, to] of edits) {
+    if (out.split(from).length !== 2) throw new Error(`pg migration ${version}: expected exactly one "${from}" in the function it edits`);
+    out = out.replace(from, to);
+  }
+  return out;
+}
 
 /** Version 3's `taskshard_apply` as `CREATE OR REPLACE`, with `cohort_key` written by the cohort insert. */
 function applyFunctionWithCohortKey(v3: string): string {

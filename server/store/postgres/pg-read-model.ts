@@ -1,7 +1,7 @@
 import type { CacheEvidenceView, CohortDetailView, CohortFilter, CohortView, PeerFilter, PeerView, ReadModel, StatsView } from '../../core/read-model.js';
 import { cacheEvidenceFromRow, cacheEvidenceSql } from '../cache-evidence-rows.js';
 import { parseJsonColumn, parseRow, storedSchemaDef } from '../row-schemas.js';
-import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, statsRow, stepViewsFrom } from '../sqlite-read-model.js';
+import { checkedLimit, cohortViewFrom, outcomeMatch, eventViewFrom, leaseViewFrom, peerViewFrom, pendingLeasedSql, statsRow, stepViewsFrom, timelineOf } from '../sqlite-read-model.js';
 import type { Sql } from './pg-connection.js';
 
 /**
@@ -12,8 +12,8 @@ import type { Sql } from './pg-connection.js';
 const cohortSelect = `
   SELECT c.*,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id) AS n_total,
-    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') AS n_pending,
-    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') AS n_leased,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') - ${pendingLeasedSql} AS n_pending,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') + ${pendingLeasedSql} AS n_leased,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'succeeded') AS n_succeeded,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'failed') AS n_failed,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.from_memo = 1) AS n_memo,
@@ -74,14 +74,15 @@ export class PgReadModel implements ReadModel {
       if (row === undefined) return null;
       const cohort = cohortViewFrom(row);
       const schema = parseJsonColumn(storedSchemaDef, String((row as Record<string, unknown>)["schema_json"]), `cohorts[${cohortId}].schema_json`);
-      const steps = stepViewsFrom(cohortId, schema, stepRows);
+      const leases = leaseRows.map(leaseViewFrom);
+      const steps = stepViewsFrom(cohortId, schema, stepRows, leases);
       return {
         cohort,
         universe: schema.universe,
         steps,
-        leases: leaseRows.map(leaseViewFrom),
+        leases,
         peers: peerRows.map(peerViewFrom),
-        timeline: eventRows.map(eventViewFrom),
+        timeline: timelineOf(cohortId, eventRows.map(eventViewFrom), leaseRows, leases, steps),
       };
     }) as Promise<CohortDetailView | null>;
   }

@@ -4,6 +4,7 @@ import type { CacheEvidenceView } from '../../core/read-model.js';
 import type { Snapshot, Write } from '../../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../../core/store-port.js';
 import { cacheEvidenceParams, cacheEvidenceSql } from '../cache-evidence-rows.js';
+import { foldLeasesIntoSteps, planEvents, type EventPlan } from '../lease-events.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from '../row-records.js';
 import type { Sql } from './pg-connection.js';
 
@@ -20,7 +21,7 @@ import type { Sql } from './pg-connection.js';
 const bool = (v: boolean): number => (v ? 1 : 0);
 
 const text = {
-  apply: 'SELECT taskshard_apply($1::boolean, $2::bigint, $3::bigint, $4::text, $5::jsonb) AS epoch',
+  apply: 'SELECT taskshard_apply($1::boolean, $2::bigint, $3::bigint, $4::text, $5::jsonb, $6::integer) AS epoch',
   claim: 'INSERT INTO store_writer (id, epoch) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET epoch = store_writer.epoch + 1 RETURNING epoch',
   fence: 'UPDATE store_writer SET epoch = epoch WHERE id = 1 AND epoch = $1',
   fenceWithTerm: `UPDATE store_writer SET epoch = epoch WHERE id = 1 AND epoch = $1
@@ -63,11 +64,13 @@ export class PgSchedulerStore implements SchedulerStore {
 
   async apply(writes: readonly Write[]): Promise<void> {
     if (writes.length === 0 && this.epoch !== null) return;
-    const planned = writes.map(plan);
+    const events = planEvents(writes);
+    const planned: Planned[] = [];
+    for (const w of writes) if (w.table !== 'event' || events.rowSlots.has(w)) planned.push(plan(w, events));
     const batch = planned.map((p) => ({ t: p.t, r: p.r }));
     const claim = this.epoch === null;
     try {
-      const rows = await this.sql.unsafe(text.apply, [claim, this.epoch, this.leader?.term ?? null, this.leader?.holder ?? null, batch as never]);
+      const rows = await this.sql.unsafe(text.apply, [claim, this.epoch, this.leader?.term ?? null, this.leader?.holder ?? null, batch as never, events.slots]);
       if (claim) this.epoch = Number(rows[0]!['epoch']);
     } catch (err) {
       const pg = pgError(err);
@@ -98,14 +101,14 @@ export class PgSchedulerStore implements SchedulerStore {
         tx.unsafe('SELECT * FROM memos WHERE expires_at_ms > $1::bigint ORDER BY memo_key', [nowMs]),
         tx.unsafe('SELECT * FROM durations ORDER BY duration_key'),
       ]);
-      return {
+      return foldLeasesIntoSteps({
         cohorts: cohorts.map(cohortFromRow),
         steps: steps.map(stepFromRow),
         leases: leases.map(leaseFromRow),
         peers: peers.map(peerFromRow),
         memos: memos.map(memoFromRow),
         durations: durations.map(durationFromRow),
-      };
+      });
     }) as Promise<Snapshot>;
   }
 
@@ -131,7 +134,7 @@ export class PgSchedulerStore implements SchedulerStore {
 
 const json = (v: unknown): string | null => (v === null ? null : JSON.stringify(v));
 
-function plan(w: Write): Planned {
+function plan(w: Write, events: EventPlan): Planned {
   switch (w.table) {
     case 'cohort': {
       const r = w.row;
@@ -170,6 +173,7 @@ function plan(w: Write): Planned {
         r: {
           lease_id: r.leaseId, cohort_id: r.cohortId, step_id: r.stepId, peer_id: r.peerId, attempt: r.attempt, backup: bool(r.backup),
           started_at_ms: r.startedAtMs, ended_at_ms: r.endedAtMs, outcome, end_json: json(r.end),
+          granted_slot: events.leaseSlots.get(r.leaseId)?.granted ?? null, ended_slot: events.leaseSlots.get(r.leaseId)?.ended ?? null,
         },
         guard: { kind: 'lease-ended', row: `leases[${r.leaseId}]`, detail: `the lease already ended; refusing to ${outcome === null ? 'make it live again' : `end it again as ${outcome}`}` },
       };
@@ -197,7 +201,7 @@ function plan(w: Write): Planned {
       return { t: w.table, r: { duration_key: w.row.durationKey, avg_ms: w.row.avgMs, samples: w.row.samples } };
     case 'event': {
       const r = w.row;
-      return { t: w.table, r: { cohort_id: r.cohortId, at_ms: r.atMs, kind: r.kind, step_id: r.stepId, peer_id: r.peerId, detail: r.detail } };
+      return { t: w.table, r: { slot: events.rowSlots.get(w)!, cohort_id: r.cohortId, at_ms: r.atMs, kind: r.kind, step_id: r.stepId, peer_id: r.peerId, detail: r.detail } };
     }
   }
 }

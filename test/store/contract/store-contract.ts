@@ -4,6 +4,7 @@ import { cacheEvidenceContract } from './cache-evidence-contract.js';
 import { labelsContract } from './labels-contract.js';
 import { readModelContract } from './read-model-contract.js';
 import { retentionContract } from './retention-contract.js';
+import { rowsContract } from './rows-contract.js';
 import { schedulerStoreContract } from './scheduler-store-contract.js';
 
 /**
@@ -44,5 +45,6 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
     retentionContract(factory);
     labelsContract(factory);
     cacheEvidenceContract(factory);
+    rowsContract(factory);
   });
 }
