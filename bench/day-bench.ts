@@ -120,6 +120,14 @@ async function scrape(port: number): Promise<{ lagMaxMs: number; heapUsedMb: num
   }
 }
 
+/** From the authority's /metrics: store rows written so far, by table (`taskshard_store_rows_written_total`). */
+async function rowsByTable(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const rows: Record<string, number> = {};
+  for (const m of text.matchAll(/^taskshard_store_rows_written_total\{table="([^"]+)"\} (\S+)$/gm)) rows[m[1]!] = Number(m[2]);
+  return rows;
+}
+
 /**
  * The baseline for the event-loop block, in the same run: an idle Node process
  * measuring its own event-loop delay the same way (10 ms resolution). What it
@@ -223,6 +231,10 @@ export async function runDayBench(argv: string[]): Promise<number> {
     clearInterval(scraper);
     const idleProcessBlockMs = await probe.stop();
     blockMs = Math.max(blockMs, (await scrape(auth.port))?.lagMaxMs ?? 0);
+    // Rows per assignment over the whole run (joins, cohorts and memos included), by table.
+    const rows = await rowsByTable(auth.port);
+    const perAssign = (v: number): number => Math.round((v / Math.max(1, result.assigns)) * 100) / 100;
+    const rowsPerAssign = { total: perAssign(Object.values(rows).reduce((a, b) => a + b, 0)), ...Object.fromEntries(Object.entries(rows).map(([t, v]) => [t, perAssign(v)])) };
     const rate = (from: number, to: number): number => {
       const start = from === 0 ? t0 : doneAt[from - 1]!;
       return Math.round(((to - from) / ((doneAt[to - 1]! - start) / 1000)) * 10) / 10;
@@ -271,6 +283,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
       cliStartMs,
       history,
       assigns: result.assigns,
+      rowsPerAssign,
       errors: result.errors,
       totalSec: Math.round((doneAt[n - 1]! - t0) / 100) / 10,
       machine: { cpus: cpus().length, loadavg1mBefore: Math.round(loadBefore * 10) / 10, loadavg1mAfter: Math.round(loadavg()[0]! * 10) / 10 },
