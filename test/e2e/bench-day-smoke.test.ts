@@ -37,6 +37,10 @@ describe('npm run bench -- --day', () => {
     expect(r).toMatchObject({ bench: 'day', cohorts: 40, peersPerCohort: 3, stepsPerCohort: 4, assigns: 160, errors: {}, history: { cohorts: 50 } });
     expect(r.deciles).toHaveLength(10);
     expect(r.deciles.map((d: { cohorts: number }) => d.cohorts)).toEqual([4, 8, 12, 16, 20, 24, 28, 32, 36, 40]);
+    // Rows per assignment from the real authority's store (issue 17): no event row restates a lease row
+    // (left: a cohort's created/complete and its 3 peers joining and leaving, 8 per 4 assignments).
+    expect(r.rowsPerAssign).toMatchObject({ event: 2, lease: 2 });
+    expect(r.rowsPerAssign.step).toBeLessThanOrEqual(2);
     for (const key of ['cohortsPerSecFirst10', 'cohortsPerSecLast10', 'ratio', 'longestBlockMs', 'idleProcessBlockMs', 'restartMs', 'cliStartMs']) expect(typeof r[key]).toBe('number');
   }, 180_000);
 
