@@ -60,7 +60,7 @@ describe('cheap rejection before JSON.parse and zod', () => {
     expect(frame.length).toBeGreaterThan(3 * 1024 * 1024);
     p.sendRaw(frame);
     const error = await errorOf(p);
-    expect(error).toMatchObject({ code: 'BAD_MESSAGE', message: '(root): more than 16 fields' });
+    expect(error).toMatchObject({ code: 'BAD_MESSAGE', message: '(root): more than 32 fields' });
     // An oversized first frame that is not a valid hello gets no second try.
     expect(await p.closed()).toBe(1008);
   });
