@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import websocket from '@fastify/websocket';
+import type { WebsocketPluginOptions } from '@fastify/websocket';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { closeCodes } from '../shared/close-codes.js';
 import { Authority } from './authority.js';
@@ -24,7 +25,7 @@ import { TrendCache } from './http/trend-cache.js';
 import { registerUniverseRoute } from './http/universe-route.js';
 import { registerRouteAccess } from './http/route-access.js';
 import { answerPlainGetOfPeerPath, registerPeerBundleRoute } from './http/peer-bundle-route.js';
-import { handlePeerSocket, LivenessMonitor } from './http/peer-socket.js';
+import { handlePeerSocket, LivenessMonitor, ServerSocket } from './http/peer-socket.js';
 import { registerTaskDirectorRoute } from './http/task-director-socket.js';
 import { registerUpgradeGuard } from './http/upgrade-guard.js';
 import { releaseUpgradeRequest } from './http/ws-upgrade-release.js';
@@ -183,7 +184,9 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   }
 
   await app.register(websocket, {
-    options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: false },
+    // ServerSocket: a WebSocket with a field for its connection, so socket listeners are shared functions (socket-session.ts).
+    // ws's types want the module's WebSocket with its static members; ws itself only constructs the class.
+    options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: false, WebSocket: ServerSocket as unknown as NonNullable<NonNullable<WebsocketPluginOptions['options']>['WebSocket']> },
     // Sockets are closed by close() below with a reason; the plugin need not do it.
     preClose: (done) => done(),
   });
@@ -202,6 +205,8 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   pruner.start();
 
   registerUpgradeGuard(app, { config, metrics, log: app.log });
+  // One deps object for every connection (each connection keeps a reference to it).
+  const socketDeps = { authority, metrics, config, clock, log: app.log, liveness, version: deps.version ?? '0.0.0' };
   app.register(async (scope) => {
     // Token, Origin, Host and connection caps are checked by the upgrade guard before the upgrade: no WebSocket ever exists for a refused one.
     scope.route({
@@ -212,11 +217,11 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
       handler: answerPlainGetOfPeerPath,
       wsHandler: (socket, request) => {
         releaseUpgradeRequest(socket, request);
-        handlePeerSocket(socket, { authority, metrics, config, clock, log: app.log, liveness, version: deps.version ?? '0.0.0' });
+        handlePeerSocket(socket, socketDeps);
       },
     });
     // The original Task Director client's protocol; same guard (the old client sends no token: see docs/migrating-from-task-director.md).
-    registerTaskDirectorRoute(scope, { authority, metrics, config, clock, log: app.log, liveness });
+    registerTaskDirectorRoute(scope, socketDeps);
   });
 
   registerPeerBundleRoute(app);

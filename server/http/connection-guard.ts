@@ -3,7 +3,7 @@ import { closeCodes } from '../../shared/close-codes.js';
 import type { ErrorCode } from '../../shared/error-codes.js';
 import { limits } from '../../shared/limits.js';
 import type { ServerConfig } from '../config.js';
-import { TokenBucket } from './rate-limiter.js';
+import { refilledTokens } from './rate-limiter.js';
 
 /**
  * Per-connection limits applied before a frame is even decoded:
@@ -20,6 +20,11 @@ import { TokenBucket } from './rate-limiter.js';
  *
  * Connection states: waiting-for-hello -> joined -> closed (or
  * waiting-for-hello -> closed); the deadline runs only while waiting.
+ *
+ * Every peer connection is one object: the adapters' connection classes
+ * extend SocketSession (socket-session.ts), which extends this class, so the
+ * buckets are fields here rather than objects of their own (issue #17: memory
+ * per idle peer). A guard made on its own (tests) ignores the deadline.
  */
 export interface FrameRefusal {
   /** The `taskshard_frames_received_total` result label. */
@@ -31,26 +36,31 @@ export interface FrameRefusal {
 }
 
 export class ConnectionGuard {
-  private readonly frameBucket: TokenBucket;
-  private readonly byteBucket: TokenBucket;
+  /** The two token buckets (frames, bytes), refilled together on each frame. */
+  private frameTokens: number;
+  private byteTokens: number;
+  private tokensAtMs: number;
   private frames = 0;
   /** Whether the frame last admitted was larger than `limits.maxFrameBytes` (only a first frame can be). */
   lastFrameWasBulky = false;
   private helloTimer: NodeJS.Timeout | null;
 
   constructor(
-    private readonly config: ServerConfig,
+    protected readonly config: ServerConfig,
     nowMs: number,
-    onHelloTimeout: () => void,
   ) {
-    this.frameBucket = new TokenBucket(config.rateLimitPerSec, config.rateLimitBurst, nowMs);
-    this.byteBucket = new TokenBucket(config.rateLimitBytesPerSec, Math.max(config.maxPayloadBytes, config.rateLimitBytesPerSec), nowMs);
+    this.frameTokens = config.rateLimitBurst;
+    this.byteTokens = byteBurst(config);
+    this.tokensAtMs = nowMs;
     this.helloTimer = setTimeout(() => {
       this.helloTimer = null;
-      onHelloTimeout();
+      this.helloTimedOut();
     }, config.helloTimeoutMs);
     this.helloTimer.unref();
   }
+
+  /** No hello within `helloTimeoutMs`: the connection class answers `HELLO_TIMEOUT`. */
+  protected helloTimedOut(): void {}
 
   /** Null when the frame may be decoded; otherwise why not. */
   admit(data: RawData, nowMs: number): FrameRefusal | null {
@@ -66,26 +76,30 @@ export class ConnectionGuard {
       };
     }
     // Both buckets are charged (a refused frame still cost its bytes to receive).
-    const frameOk = this.frameBucket.take(nowMs);
-    const bytesOk = this.byteBucket.take(nowMs, bytes);
+    const config = this.config;
+    const elapsedMs = nowMs - this.tokensAtMs;
+    this.tokensAtMs = nowMs;
+    this.frameTokens = refilledTokens(this.frameTokens, elapsedMs, config.rateLimitPerSec, config.rateLimitBurst);
+    this.byteTokens = refilledTokens(this.byteTokens, elapsedMs, config.rateLimitBytesPerSec, byteBurst(config));
+    const frameOk = this.frameTokens >= 1;
+    if (frameOk) this.frameTokens -= 1;
+    const bytesOk = this.byteTokens >= bytes;
+    if (bytesOk) this.byteTokens -= bytes;
     if (!frameOk) return { result: 'rate_limited', code: 'RATE_LIMITED', message: `more than ${this.config.rateLimitPerSec} frames per second; slow down`, closeCode: null };
     if (!bytesOk) return { result: 'rate_limited', code: 'RATE_LIMITED', message: `more than ${this.config.rateLimitBytesPerSec} bytes per second; slow down`, closeCode: null };
     return null;
   }
 
-  /** The connection joined (the core welcomed it): the hello deadline no longer applies. */
-  joined(): void {
-    this.stopDeadline();
-  }
-
-  closed(): void {
-    this.stopDeadline();
-  }
-
-  private stopDeadline(): void {
+  /** The connection joined (the core welcomed it) or closed: the hello deadline no longer applies. */
+  stopHelloDeadline(): void {
     if (this.helloTimer !== null) clearTimeout(this.helloTimer);
     this.helloTimer = null;
   }
+}
+
+/** The byte bucket's burst is the largest frame, so a hello of `--max-payload-bytes` passes once. */
+function byteBurst(config: ServerConfig): number {
+  return Math.max(config.maxPayloadBytes, config.rateLimitBytesPerSec);
 }
 
 function byteLength(data: RawData): number {

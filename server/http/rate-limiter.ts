@@ -1,8 +1,18 @@
 /**
- * A token bucket per connection: `ratePerSec` sustained, `burst` at once
- * (frames, or bytes).
+ * Token buckets: `ratePerSec` sustained, `burst` at once (frames, or bytes).
  * Time is passed in, so the limiter is tested without sleeping.
+ *
+ * A connection keeps its two buckets as plain fields (connection-guard.ts,
+ * one object per connection: issue #17's memory per idle peer) and refills
+ * them with {@link refilledTokens}; {@link TokenBucket} is the same rule as
+ * an object of its own.
  */
+
+/** The tokens a bucket holds after `elapsedMs` (never negative time, never above `burst`). */
+export function refilledTokens(tokens: number, elapsedMs: number, ratePerSec: number, burst: number): number {
+  return Math.min(burst, tokens + (Math.max(0, elapsedMs) * ratePerSec) / 1000);
+}
+
 export class TokenBucket {
   private tokens: number;
   private lastMs: number;
@@ -21,9 +31,8 @@ export class TokenBucket {
    * when fewer are left.
    */
   take(nowMs: number, cost = 1): boolean {
-    const elapsed = Math.max(0, nowMs - this.lastMs);
+    this.tokens = refilledTokens(this.tokens, nowMs - this.lastMs, this.ratePerSec, this.burst);
     this.lastMs = nowMs;
-    this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.ratePerSec) / 1000);
     if (this.tokens < cost) return false;
     this.tokens -= cost;
     return true;

@@ -1,11 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { RawData, WebSocket } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import { closeCodes } from '../../shared/close-codes.js';
 import type { ErrorCode } from '../../shared/error-codes.js';
-import type { Authority } from '../authority.js';
+import type { Authority, ConnectionSink } from '../authority.js';
 import type { ServerConfig } from '../config.js';
 import type { Clock } from '../core/clock.js';
-import type { ConnId } from '../core/effects.js';
+import type { ConnId, Effect } from '../core/effects.js';
 import type { Metrics } from './metrics.js';
 import { capText } from '../../shared/text-caps.js';
 import { ConnectionGuard } from './connection-guard.js';
@@ -18,14 +18,17 @@ import { ConnectionGuard } from './connection-guard.js';
  * cannot change state), the slow-reader cutoff, liveness, and turning a bug
  * into `INTERNAL` for this connection only.
  *
- * The adapter (peer-socket.ts, task-director-socket.ts) owns the socket's
- * events and the connection's sink at the authority, and calls in here; this
- * file never calls back into an adapter. Each adapter reads top to bottom:
+ * A connection is one object: the adapter's class (peer-socket.ts,
+ * task-director-socket.ts) extends this one, is the connection's sink at the
+ * authority, and gets the socket's events through listeners shared by every
+ * socket (they find the connection on the socket, {@link ServerSocket}). No
+ * closure, timer, logger or map entry is made per connection while it idles:
+ * an idle peer's memory is issue #17's item 6. Each adapter reads top to bottom:
  *
- *   frame  -> session.admit (limits; null: refused here) -> decode -> authority.submit
- *             -> session.decoded (metrics, the oversized-first-frame rule)
- *   effect -> the adapter's sink renders its frames -> session.write
- *   close  -> session.closed() -> authority.submit({ kind: 'disconnected' })
+ *   frame  -> onText(text) after the limits here (null: refused here) -> decode -> authority.submit
+ *             -> the metrics and the oversized-first-frame rule
+ *   effect -> deliver(effect) renders its frames -> write
+ *   close  -> onClosed() -> authority.submit({ kind: 'disconnected' })
  */
 export interface SocketDeps {
   readonly authority: Authority;
@@ -36,49 +39,122 @@ export interface SocketDeps {
   readonly liveness: LivenessMonitor;
 }
 
-export class SocketSession {
-  log: FastifyBaseLogger;
-  private readonly guard: ConnectionGuard;
+/**
+ * The WebSocket class the server's `ws` makes for each upgrade
+ * (`@fastify/websocket`'s `options.WebSocket`): a field for the connection it
+ * serves, so the socket's listeners are functions shared by every socket.
+ */
+export class ServerSocket extends WebSocket {
+  session: SocketSession | null = null;
+}
+
+/** The frame counters by result, made once (prom-client hashes a label object on every `inc`). */
+interface FrameCounters {
+  readonly ok: { inc(): void };
+  readonly bad: { inc(): void };
+  readonly ignored: { inc(): void };
+  readonly rate_limited: { inc(): void };
+  readonly too_big: { inc(): void };
+}
+const frameCounters = new WeakMap<Metrics, FrameCounters>();
+function countersOf(metrics: Metrics): FrameCounters {
+  let counters = frameCounters.get(metrics);
+  if (counters === undefined) {
+    const f = metrics.frames;
+    counters = { ok: f.labels('ok'), bad: f.labels('bad'), ignored: f.labels('ignored'), rate_limited: f.labels('rate_limited'), too_big: f.labels('too_big') };
+    frameCounters.set(metrics, counters);
+  }
+  return counters;
+}
+
+export abstract class SocketSession extends ConnectionGuard implements ConnectionSink {
+  /** The connection's id at the authority (this object is its sink there). */
+  readonly connId: ConnId;
   private strikes = 0;
   private closing = false;
-  /** The TCP socket under the WebSocket, corked while one turn of the event loop writes. */
-  private readonly tcp: { cork(): void; uncork(): void } | undefined;
   private corked = false;
+  /** Liveness: whether the peer answered the last ping or sent anything since (see {@link LivenessMonitor}). */
+  alive = true;
+  /** The monitor's list of connections (intrusive: no map entry per connection). */
+  liveNext: SocketSession | null = null;
+  livePrev: SocketSession | null = null;
+  /** Made when the connection first logs; dropped when its bindings change. */
+  private logger: FastifyBaseLogger | null = null;
 
-  /** `connId` is the connection's id at the authority (the adapter opened it with its own sink). */
   constructor(
-    private readonly socket: WebSocket,
-    private readonly deps: SocketDeps,
-    readonly connId: ConnId,
-    log: FastifyBaseLogger,
+    protected readonly socket: ServerSocket,
+    protected readonly deps: SocketDeps,
   ) {
-    this.log = log;
-    this.tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    const { config } = deps;
-    this.guard = new ConnectionGuard(config, deps.clock.now(), () => this.sendError('HELLO_TIMEOUT', `no hello within ${config.helloTimeoutMs} ms`));
-    deps.liveness.add(socket);
-    socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
+    super(deps.config, deps.clock.now());
+    this.connId = deps.authority.openConnection(this);
+    socket.session = this;
+    deps.liveness.add(this);
+    socket.on('message', onSocketMessage);
+    socket.on('close', onSocketClose);
+    socket.on('pong', onSocketPong);
+    socket.on('error', onSocketError);
+  }
+
+  /** Renders one of the core's effects for this connection (the authority calls it after the commit). */
+  abstract deliver(effect: Effect): void;
+
+  /** One admitted text frame; whether it was a valid frame of the protocol. */
+  protected abstract onText(text: string): boolean;
+
+  /** The fields of this connection's log lines (connId, and what the peer said it is). */
+  protected abstract logBindings(): Record<string, unknown>;
+
+  /** The socket closed; the adapter tells the core. */
+  protected abstract onClosed(): void;
+
+  /** The connection's child logger, made on first use (most connections never log). */
+  get log(): FastifyBaseLogger {
+    return (this.logger ??= this.deps.log.child(this.logBindings()));
+  }
+
+  /** The log bindings changed (the peer said who it is): the next line gets the new ones. */
+  protected rebindLog(): void {
+    this.logger = null;
+  }
+
+  /** The authority closes the connection (its sink's `close`). */
+  close(code: number, reason: string): void {
+    this.closeNow(code, reason);
+  }
+
+  protected override helloTimedOut(): void {
+    this.sendError('HELLO_TIMEOUT', `no hello within ${this.config.helloTimeoutMs} ms`);
   }
 
   /** The core accepted a hello on this connection: the hello deadline stops. */
   joined(): void {
-    this.guard.joined();
+    this.stopHelloDeadline();
+  }
+
+  /** A frame from the socket: the limits, then the adapter's decoding; a bug is `INTERNAL` for this connection only. */
+  frame(data: RawData, isBinary: boolean): void {
+    try {
+      const text = this.admitFrame(data, isBinary);
+      if (text !== null) this.decoded(this.onText(text));
+    } catch (err) {
+      this.failed(err);
+    }
   }
 
   /**
    * A frame arrived: its text to decode, or null when it was dealt with here
    * (the connection is closing, a rate or size limit, a binary frame).
    */
-  admit(data: RawData, isBinary: boolean): string | null {
-    const { metrics, clock } = this.deps;
-    this.deps.liveness.sawTraffic(this.socket);
+  private admitFrame(data: RawData, isBinary: boolean): string | null {
+    const counters = countersOf(this.deps.metrics);
+    this.alive = true;
     if (this.closing) {
-      metrics.frames.inc({ result: 'ignored' });
+      counters.ignored.inc();
       return null;
     }
-    const refusal = this.guard.admit(data, clock.now());
+    const refusal = this.admit(data, this.deps.clock.now());
     if (refusal !== null) {
-      metrics.frames.inc({ result: refusal.result });
+      counters[refusal.result].inc();
       if (refusal.closeCode === null) {
         this.strike(refusal.code, refusal.message);
       } else {
@@ -88,7 +164,7 @@ export class SocketSession {
       return null;
     }
     if (isBinary) {
-      metrics.frames.inc({ result: 'bad' });
+      counters.bad.inc();
       this.strike('BAD_MESSAGE', 'binary frames are not accepted; send JSON text frames');
       return null;
     }
@@ -96,32 +172,34 @@ export class SocketSession {
   }
 
   /** The admitted frame was (`ok`) or was not a valid frame of the protocol. */
-  decoded(ok: boolean): void {
-    this.deps.metrics.frames.inc({ result: ok ? 'ok' : 'bad' });
+  private decoded(ok: boolean): void {
+    const counters = countersOf(this.deps.metrics);
+    (ok ? counters.ok : counters.bad).inc();
     // A bad frame larger than any but a hello may be gets no second try: the connection ends (connection-guard.ts).
-    if (!ok && this.guard.lastFrameWasBulky && !this.closing) this.closeAfter(closeCodes.policyViolation, 'invalid oversized first frame');
+    if (!ok && this.lastFrameWasBulky && !this.closing) this.closeAfter(closeCodes.policyViolation, 'invalid oversized first frame');
   }
 
   /** A bug while handling a frame: logged whole, `INTERNAL` for this connection only. */
-  failed(err: unknown): void {
+  private failed(err: unknown): void {
     this.log.error({ err }, 'unexpected error handling a frame');
     this.sendError('INTERNAL', 'internal error; see the authority log');
   }
 
-  /** The socket closed: liveness, the hello deadline and the authority's sink let go of it. */
+  /** The socket closed: liveness, the hello deadline and the authority's sink let go of it; then the adapter. */
   closed(): void {
-    this.deps.liveness.remove(this.socket);
-    this.guard.closed();
+    this.deps.liveness.remove(this);
+    this.stopHelloDeadline();
     this.deps.authority.closeConnection(this.connId);
+    this.onClosed();
   }
 
-  /** Sends text now (the adapter's sink renders effects with it), cutting the peer off if it stopped reading. */
+  /** Sends text now (the adapter renders effects with it), cutting the peer off if it stopped reading. */
   write(text: string): void {
     const socket = this.socket;
-    if (socket.readyState !== socket.OPEN) return;
+    if (socket.readyState !== WebSocket.OPEN) return;
     this.cork();
     socket.send(text);
-    if (socket.bufferedAmount > this.deps.config.maxBufferedBytes) {
+    if (socket.bufferedAmount > this.config.maxBufferedBytes) {
       this.log.warn({ bufferedBytes: socket.bufferedAmount }, 'peer stopped reading; cutting it off');
       socket.terminate();
     }
@@ -132,17 +210,21 @@ export class SocketSession {
    * the TCP socket is corked at the first write and uncorked once the turn's writes are done.
    */
   private cork(): void {
-    const tcp = this.tcp;
-    if (this.corked || tcp === undefined) return;
+    if (this.corked) return;
+    const tcp = (this.socket as unknown as { _socket?: CorkableSocket })._socket;
+    if (tcp === undefined) return;
     this.corked = true;
     tcp.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      tcp.uncork();
-    });
+    process.nextTick(uncork, this, tcp);
   }
 
-  /** An error frame (and its registry close code) behind everything already queued; the adapter's sink renders it. */
+  /** The turn's writes are done (process.nextTick after the first write): they leave together. */
+  uncorked(tcp: CorkableSocket): void {
+    this.corked = false;
+    tcp.uncork();
+  }
+
+  /** An error frame (and its registry close code) behind everything already queued; the adapter renders it. */
   sendError(code: ErrorCode, message: string): void {
     this.deps.authority.enqueue({ kind: 'refuse', connId: this.connId, refusal: { kind: 'frame', code, message: capText(message) } });
   }
@@ -150,7 +232,7 @@ export class SocketSession {
   /** A bad frame or a flood: an error frame, or after `maxStrikes` a close with 1008. */
   strike(code: ErrorCode, message: string): void {
     this.strikes++;
-    if (this.strikes <= this.deps.config.maxStrikes) return this.sendError(code, message);
+    if (this.strikes <= this.config.maxStrikes) return this.sendError(code, message);
     if (!this.closing) {
       this.log.warn({ strikes: this.strikes, code }, 'closing abusive connection');
       this.closeAfter(closeCodes.policyViolation, `too many bad frames (${code})`);
@@ -167,8 +249,57 @@ export class SocketSession {
   closeNow(code: number, reason: string): void {
     this.closing = true;
     const socket = this.socket;
-    if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, reason);
+    if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) socket.close(code, reason);
   }
+
+  /** Liveness found the peer silent for two ping intervals. */
+  terminate(): void {
+    this.socket.terminate();
+  }
+
+  /** Liveness asks the peer to answer. */
+  ping(): void {
+    try {
+      this.socket.ping();
+    } catch {
+      // the socket is closing; its close event cleans up
+    }
+  }
+
+  /** `ws` reported a protocol violation by the peer: logged, and the socket ends (as `@fastify/websocket` did). */
+  socketError(err: Error): void {
+    this.log.debug({ err }, 'socket error');
+    this.socket.terminate();
+  }
+}
+
+interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+}
+
+function uncork(session: SocketSession, tcp: CorkableSocket): void {
+  session.uncorked(tcp);
+}
+
+// The socket's listeners: one function each for every socket (`this` is the socket, a ServerSocket).
+function sessionOf(socket: WebSocket): SocketSession | null {
+  return (socket as ServerSocket).session;
+}
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  sessionOf(this)?.frame(data, isBinary);
+}
+function onSocketClose(this: WebSocket): void {
+  sessionOf(this)?.closed();
+}
+function onSocketPong(this: WebSocket): void {
+  const session = sessionOf(this);
+  if (session) session.alive = true;
+}
+function onSocketError(this: WebSocket, err: Error): void {
+  const session = sessionOf(this);
+  if (session) session.socketError(err);
+  else this.terminate();
 }
 
 function rawToString(data: RawData): string {
@@ -180,10 +311,11 @@ function rawToString(data: RawData): string {
 /**
  * Ping/pong liveness for every connection on one timer: a connection that
  * neither answered the last ping nor sent anything since is terminated, so a
- * half-open peer is found within two ping intervals.
+ * half-open peer is found within two ping intervals. The connections form a
+ * list through their own fields (no map entry per connection).
  */
 export class LivenessMonitor {
-  private readonly alive = new Map<WebSocket, boolean>();
+  private head: SocketSession | null = null;
   private readonly timer: NodeJS.Timeout;
 
   constructor(intervalMs: number) {
@@ -191,32 +323,35 @@ export class LivenessMonitor {
     this.timer.unref();
   }
 
-  add(socket: WebSocket): void {
-    this.alive.set(socket, true);
-    socket.on('pong', () => this.sawTraffic(socket));
+  add(session: SocketSession): void {
+    session.alive = true;
+    session.livePrev = null;
+    session.liveNext = this.head;
+    if (this.head !== null) this.head.livePrev = session;
+    this.head = session;
   }
 
-  sawTraffic(socket: WebSocket): void {
-    if (this.alive.has(socket)) this.alive.set(socket, true);
-  }
-
-  remove(socket: WebSocket): void {
-    this.alive.delete(socket);
+  remove(session: SocketSession): void {
+    if (session.livePrev === null && this.head !== session) return; // not listed (already removed)
+    if (session.livePrev !== null) session.livePrev.liveNext = session.liveNext;
+    else this.head = session.liveNext;
+    if (session.liveNext !== null) session.liveNext.livePrev = session.livePrev;
+    session.liveNext = null;
+    session.livePrev = null;
   }
 
   private sweep(): void {
-    for (const [socket, alive] of this.alive) {
-      if (!alive) {
-        this.alive.delete(socket);
-        socket.terminate();
-        continue;
+    let session = this.head;
+    while (session !== null) {
+      const next = session.liveNext;
+      if (!session.alive) {
+        this.remove(session);
+        session.terminate();
+      } else {
+        session.alive = false;
+        session.ping();
       }
-      this.alive.set(socket, false);
-      try {
-        socket.ping();
-      } catch {
-        // the socket is closing; its close event cleans up
-      }
+      session = next;
     }
   }
 

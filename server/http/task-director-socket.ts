@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { RawData, WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { closeCodes } from '../../shared/close-codes.js';
 import { taskDirectorPeerId } from '../../shared/ids.js';
 import { errorCodes } from '../../shared/error-codes.js';
@@ -17,7 +17,7 @@ import {
 } from '../../shared/task-director-protocol.js';
 import { freshToken } from './hello-input.js';
 import { tdConnectionMachine, type TdConnectionState } from './connection-state.js';
-import { SocketSession, type SocketDeps } from './socket-session.js';
+import { ServerSocket, SocketSession, type SocketDeps } from './socket-session.js';
 import { taskDirectorJoin } from './task-director-registration.js';
 import { releaseUpgradeRequest } from './ws-upgrade-release.js';
 
@@ -69,29 +69,49 @@ export function registerTaskDirectorRoute(scope: FastifyInstance, deps: SocketDe
 }
 
 export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, deps: SocketDeps): void {
-  const { authority } = deps;
-  /** See connection-state.ts. */
-  let state: TdConnectionState = 'awaiting-init';
-  const to = (next: TdConnectionState): void => {
-    tdConnectionMachine.check(`Task Director connection ${clientId}`, state, next);
-    state = next;
-  };
-  /** The schema id as the client sent it, echoed in every frame. */
-  let wireSchemaId: string | null = null;
+  if (!(socket instanceof ServerSocket)) throw new Error('handleTaskDirectorSocket: the WebSocket server must make ServerSocket sockets (options.WebSocket)');
+  new TaskDirectorConnection(socket, clientId, deps);
+}
 
-  const write = (frame: TdServerFrame): void => session.write(JSON.stringify(frame));
+class TaskDirectorConnection extends SocketSession {
+  /** See connection-state.ts. */
+  private state: TdConnectionState = 'awaiting-init';
+  /** The schema id as the client sent it, echoed in every frame. */
+  private wireSchemaId: string | null = null;
+
+  constructor(
+    socket: ServerSocket,
+    private readonly clientId: string,
+    deps: SocketDeps,
+  ) {
+    super(socket, deps);
+  }
+
+  private to(next: TdConnectionState): void {
+    tdConnectionMachine.check(`Task Director connection ${this.clientId}`, this.state, next);
+    this.state = next;
+  }
+
+  protected logBindings(): Record<string, unknown> {
+    return { clientId: this.clientId, connId: this.connId, protocol: 'task-director', ...(this.wireSchemaId === null ? {} : { schemaId: this.wireSchemaId }) };
+  }
+
+  private send(frame: TdServerFrame): void {
+    this.write(JSON.stringify(frame));
+  }
 
   /** One core effect, in the old wire format (or nothing). The core fences leases: it aborts only a task this client runs. */
-  const render = (effect: Effect): void => {
+  deliver(effect: Effect): void {
+    const wireSchemaId = this.wireSchemaId;
     switch (effect.kind) {
       case 'granted':
-        write({ message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: wireSchemaId!, task_id: effect.stepId });
+        this.send({ message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: wireSchemaId!, task_id: effect.stepId });
         return;
       case 'abort':
-        write({ message_type: taskDirectorMessageType.abortTask, schema_id: wireSchemaId!, task_id: effect.stepId });
+        this.send({ message_type: taskDirectorMessageType.abortTask, schema_id: wireSchemaId!, task_id: effect.stepId });
         return;
       case 'complete':
-        write({ message_type: taskDirectorMessageType.schemaComplete, schema_id: wireSchemaId! });
+        this.send({ message_type: taskDirectorMessageType.schemaComplete, schema_id: wireSchemaId! });
         return;
       case 'refuse': {
         const code = refusalCode(effect.refusal);
@@ -106,23 +126,23 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
                 : r.kind === 'shutting-down'
                   ? 'the authority is shutting down; build everything yourself or reconnect later'
                   : describeRefusal(r);
-        write({
+        this.send({
           message_type: taskDirectorMessageType.abortTask,
           ...(wireSchemaId === null ? {} : { schema_id: wireSchemaId }),
           error: { code, message, retryable: errorCodes[code].retryable },
         });
         const closeCode = errorCodes[code].closeCode;
-        if (closeCode !== null) session.closeNow(closeCode, code);
+        if (closeCode !== null) this.closeNow(closeCode, code);
         return;
       }
       case 'superseded':
-        session.closeNow(closeCodes.superseded, 'replaced by a resumed connection');
+        this.closeNow(closeCodes.superseded, 'replaced by a resumed connection');
         return;
       case 'close':
-        session.closeNow(effect.code, effect.reason);
+        this.closeNow(effect.code, effect.reason);
         return;
       case 'joined':
-        session.joined();
+        this.joined();
         return; // no equivalent in the old protocol
       case 'wait':
       case 'step-changed':
@@ -130,23 +150,20 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
       case 'notice':
         return; // no equivalent in the old protocol
     }
-  };
+  }
 
-  const connId = authority.openConnection({ deliver: render, close: (code, reason) => session.closeNow(code, reason) });
-  const session = new SocketSession(socket, deps, connId, deps.log.child({ clientId, connId, protocol: 'task-director' }));
-
-  const onInit = (init: TdInit): void => {
+  private onInit(init: TdInit): void {
     const join = taskDirectorJoin(init);
-    if (state === 'awaiting-init') {
+    if (this.state === 'awaiting-init') {
       // The first INIT names the schema echoed in every frame; a second one is refused by the core (ALREADY_JOINED).
-      to('init-sent');
-      wireSchemaId = init.schema_id;
-      session.log = session.log.child({ schemaId: init.schema_id });
+      this.to('init-sent');
+      this.wireSchemaId = init.schema_id;
+      this.rebindLog();
     }
-    authority.submit({
+    this.deps.authority.submit({
       kind: 'hello',
-      connId,
-      peerId: clientId,
+      connId: this.connId,
+      peerId: this.clientId,
       registration: join.registration,
       schema: join.schema,
       digest: join.digest,
@@ -155,18 +172,19 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
       currentStep: null,
       resumable: false,
     });
-  };
+  }
 
-  const onTaskComplete = (done: TdTaskComplete): void => {
+  private onTaskComplete(done: TdTaskComplete): void {
+    const wireSchemaId = this.wireSchemaId;
     // Before INIT the core refuses it (NOT_JOINED): it knows which client joined on this connection.
     if (wireSchemaId !== null && done.schema_id !== wireSchemaId) {
-      return session.sendError('UNKNOWN_STEP', `this connection runs schema ${wireSchemaId}, not ${done.schema_id}; nothing changed`);
+      return this.sendError('UNKNOWN_STEP', `this connection runs schema ${wireSchemaId}, not ${done.schema_id}; nothing changed`);
     }
     // The frame names no lease: the core finishes the one this client holds, if it is for this task,
     // and measures the duration from the lease's start.
-    authority.submit({
+    this.deps.authority.submit({
       kind: 'finished',
-      connId,
+      connId: this.connId,
       leaseId: null,
       stepId: done.task_id,
       ok: done.task_success,
@@ -175,40 +193,30 @@ export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, de
       durationMs: null,
       logTail: null,
     });
-  };
+  }
 
   /** One text frame; whether it was a valid frame of the old protocol. */
-  const onText = (text: string): boolean => {
+  protected onText(text: string): boolean {
     const decoded = decodeTaskDirectorFrame(text);
     if (decoded.ok) {
       const frame: TdClientFrame = decoded.frame;
-      if (frame.message_type === taskDirectorMessageType.init) onInit(frame);
-      else onTaskComplete(frame);
+      if (frame.message_type === taskDirectorMessageType.init) this.onInit(frame);
+      else this.onTaskComplete(frame);
       return true;
     }
-    if (decoded.claimedType === taskDirectorMessageType.init && state === 'awaiting-init') {
+    if (decoded.claimedType === taskDirectorMessageType.init && this.state === 'awaiting-init') {
       // An INIT we cannot accept: without the close the original client would wait for a task forever.
-      to('closing');
-      session.sendError('BAD_MESSAGE', decoded.problem);
-      session.closeAfter(closeCodes.policyViolation, 'invalid INIT');
+      this.to('closing');
+      this.sendError('BAD_MESSAGE', decoded.problem);
+      this.closeAfter(closeCodes.policyViolation, 'invalid INIT');
       return false;
     }
-    session.strike('BAD_MESSAGE', decoded.problem);
+    this.strike('BAD_MESSAGE', decoded.problem);
     return false;
-  };
+  }
 
-  socket.on('message', (data: RawData, isBinary: boolean) => {
-    try {
-      const text = session.admit(data, isBinary);
-      if (text !== null) session.decoded(onText(text));
-    } catch (err) {
-      session.failed(err);
-    }
-  });
-
-  socket.on('close', () => {
-    session.closed();
-    to('closed');
-    authority.submit({ kind: 'disconnected', connId });
-  });
+  protected onClosed(): void {
+    this.to('closed');
+    this.deps.authority.submit({ kind: 'disconnected', connId: this.connId });
+  }
 }

@@ -41,9 +41,9 @@ export class UpdateCoalescer {
   private timer: NodeJS.Timeout | null = null;
   private enabled = false;
 
-  /** `send` writes one JSON text frame; `encode` is the shared (cached) encoding of a rendered frame. */
+  /** `out` writes one JSON text frame (the connection itself: no closure per connection); `encode` is the shared (cached) encoding of a rendered frame. */
   constructor(
-    private readonly send: (text: string) => void,
+    private readonly out: { write(text: string): void },
     private readonly encode: (message: ServerMessage) => string,
     private readonly windowMs = coalesceWindowMs,
   ) {}
@@ -55,7 +55,7 @@ export class UpdateCoalescer {
 
   /** One rendered frame for this connection. */
   deliver(message: ServerMessage): void {
-    if (!this.enabled) return this.send(this.encode(message));
+    if (!this.enabled) return this.out.write(this.encode(message));
     switch (message.type) {
       case 'step.update':
         if (message.state === 'succeeded') {
@@ -66,20 +66,20 @@ export class UpdateCoalescer {
           return;
         }
         this.flush();
-        return this.send(this.encode(message));
+        return this.out.write(this.encode(message));
       case 'assign':
       case 'wait':
       case 'complete': {
         if (this.held.length === 0 || this.heldCohortId !== message.cohortId) {
           this.flush();
-          return this.send(this.encode(message));
+          return this.out.write(this.encode(message));
         }
         const succeeded = this.take();
-        return this.send(JSON.stringify({ ...message, succeeded }));
+        return this.out.write(JSON.stringify({ ...message, succeeded }));
       }
       default:
         this.flush();
-        return this.send(this.encode(message));
+        return this.out.write(this.encode(message));
     }
   }
 
@@ -92,7 +92,7 @@ export class UpdateCoalescer {
   private flush(): void {
     if (this.held.length === 0) return;
     const cohortId = this.heldCohortId!;
-    this.send(JSON.stringify({ type: 'step.updates', cohortId, succeeded: this.take() }));
+    this.out.write(JSON.stringify({ type: 'step.updates', cohortId, succeeded: this.take() }));
   }
 
   private take(): SucceededStep[] {

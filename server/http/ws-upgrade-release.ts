@@ -13,15 +13,15 @@ import type { WebSocket } from 'ws';
  * raw headers), a response, fastify's request and reply and a child logger:
  * about 3 KB of heap per connection (issue #17, `npm run bench -- --idle`).
  *
- * Here the response is detached from the socket and that listener is
- * replaced by one doing what the plugin's default error handler did:
- * terminate the socket (`ws` emits `error` only for a protocol violation by
- * the peer; the adapter's own listener logs it).
+ * Here the response is detached from the socket and that listener removed.
+ * The caller adds its own `error` listener in the same turn: the connection
+ * (socket-session.ts) logs the error and terminates the socket, as the
+ * plugin's default handler did (`ws` emits `error` only for a protocol
+ * violation by the peer).
  */
 export function releaseUpgradeRequest(socket: WebSocket, request: FastifyRequest): void {
   const tcp = request.raw.socket as (typeof request.raw.socket & { _httpMessage?: ServerResponse | null }) | null;
   const response = tcp?._httpMessage;
   if (tcp && response) response.detachSocket(tcp);
   socket.removeAllListeners('error');
-  socket.on('error', () => socket.terminate());
 }

@@ -37,7 +37,7 @@ describe('the authority clock', () => {
     const time = new FakeTime();
     const clock = new AnchoredClock(time);
     const config = parseServerConfig({ rateLimitPerSec: 10, rateLimitBurst: 5 });
-    const guard = new ConnectionGuard(config, clock.now(), () => undefined);
+    const guard = new ConnectionGuard(config, clock.now());
     try {
       const frame = Buffer.from('{}');
       for (let i = 0; i < 5; i++) expect(guard.admit(frame, clock.now())).toBeNull();
@@ -49,7 +49,7 @@ describe('the authority clock', () => {
       expect(guard.admit(frame, clock.now())).toBeNull();
       expect(guard.admit(frame, clock.now())).toMatchObject({ result: 'rate_limited' });
     } finally {
-      guard.closed();
+      guard.stopHelloDeadline();
     }
   });
 });

@@ -11,11 +11,14 @@ const wait: ServerMessage = { type: 'wait', cohortId, running: [{ stepId: 's9', 
 
 function harness(enabled: boolean) {
   const sent: ServerMessage[] = [];
-  const c = new UpdateCoalescer((text) => {
-    const decoded = decodeServerMessage(text);
-    if (!decoded.ok) throw new Error(`the coalescer sent an invalid frame: ${decoded.problem}`);
-    sent.push(decoded.message);
-  }, (m) => JSON.stringify(m));
+  const out = {
+    write(text: string): void {
+      const decoded = decodeServerMessage(text);
+      if (!decoded.ok) throw new Error(`the coalescer sent an invalid frame: ${decoded.problem}`);
+      sent.push(decoded.message);
+    },
+  };
+  const c = new UpdateCoalescer(out, (m) => JSON.stringify(m));
   c.enable(enabled);
   return { c, sent };
 }
