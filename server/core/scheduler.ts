@@ -47,8 +47,8 @@ export class Scheduler {
     const tx = new CoreTx(now);
     const j = tx.journal;
     j.set(state, { lastNow: now });
-    for (const d of snapshot.durations) j.mapSet(state.durations, d.durationKey, Object.freeze({ ...d }));
-    for (const m of snapshot.memos) if (now < m.expiresAtMs) state.putMemo(j, Object.freeze({ ...m }));
+    for (const d of snapshot.durations) j.mapSet(state.durations, d.durationKey, Object.freeze(Object.assign({}, d)));
+    for (const m of snapshot.memos) if (now < m.expiresAtMs) state.putMemo(j, Object.freeze(Object.assign({}, m)));
     const stepsByCohort = new Map<string, StepRecord[]>();
     for (const s of snapshot.steps) {
       const list = stepsByCohort.get(s.cohortId);
