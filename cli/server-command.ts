@@ -10,6 +10,7 @@ import { exitInvalid } from './exit-codes.js';
 import { describeStoreError } from './native-module-hint.js';
 import { packageInfo } from './package-info.js';
 import { collect, intOption, numberOption } from './option-parsers.js';
+import { applyHeapSizing, defaultHeapGrowthPercent, heapSizingFields, nodeHeapFlags, planHeapSizing, type HeapSizing } from './heap-sizing.js';
 
 /** Config keys as the user knows them, for error messages. */
 const flagOf: Record<string, string> = {
@@ -72,6 +73,7 @@ interface ServerFlags {
   leaderRenew: number;
   leaderTtl: number;
   authorityId?: string;
+  heapGrowthPercent: number;
 }
 
 export function registerServerCommand(program: Command): void {
@@ -106,6 +108,7 @@ export function registerServerCommand(program: Command): void {
     .option('--leader-renew <sec>', 'with PostgreSQL: renew the leader lease this often', numberOption(0.1, 600), 2)
     .option('--leader-ttl <sec>', 'with PostgreSQL: a leader lease not renewed for this long lets a standby take over', numberOption(0.5, 3600), 10)
     .option('--authority-id <id>', 'with PostgreSQL: this authority\'s name, shown by standbys (default host-pid)')
+    .option('--heap-growth-percent <n>', 'after a full GC, let the V8 heap grow by this percent of what survived before the next one (0: V8\'s own heuristic, up to 4x); see the README, operations', intOption(0, 1000), defaultHeapGrowthPercent)
     .addHelpText(
       'after',
       [
@@ -124,7 +127,19 @@ export function registerServerCommand(program: Command): void {
         process.exitCode = exitInvalid;
         return;
       }
-      await runServer(cmd.opts<ServerFlags>());
+      const flags = cmd.opts<ServerFlags>();
+      const source = cmd.getOptionValueSource('heapGrowthPercent');
+      let heap: HeapSizing;
+      try {
+        heap = planHeapSizing({ value: flags.heapGrowthPercent, source: source === 'cli' ? 'cli' : source === 'env' ? 'env' : 'default' }, nodeHeapFlags(process.execArgv, process.env.NODE_OPTIONS));
+      } catch (err) {
+        process.stderr.write(`taskshard server: invalid configuration\n  ${(err as Error).message}\n`);
+        process.exitCode = exitInvalid;
+        return;
+      }
+      // Before the server's modules load: V8 sizes the heap after each GC from then on.
+      applyHeapSizing(heap);
+      await runServer(flags, heap);
     });
   showEnvInHelp(command);
 }
@@ -137,7 +152,7 @@ function readTokenFile(file: string): string {
   }
 }
 
-async function runServer(flags: ServerFlags): Promise<void> {
+async function runServer(flags: ServerFlags, heap: HeapSizing): Promise<void> {
   let config;
   try {
     const input: ServerConfigInput = {
@@ -245,6 +260,7 @@ async function runServer(flags: ServerFlags): Promise<void> {
   const { app } = built;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  app.log.info(heapSizingFields(heap), 'V8 heap sizing');
   app.log.info({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, db: built.store.location }, 'taskshard authority listening');
   if (config.peerToken === null) {
     app.log.warn({ host: config.host }, isLoopback(config.host) ? 'no peer token: accepting peers without auth on loopback only' : 'no peer token and --insecure-bind: anyone who can reach this port can join');

@@ -94,8 +94,9 @@ export class Proc {
 const started: Proc[] = [];
 const stepGroups = new Set<number>();
 
-export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv, cwd: string = repoRoot): Proc {
-  const child = spawn(process.execPath, [cliPath, ...args], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+/** Runs `node [nodeArgs] dist/cli/main.js args...`. */
+export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv, cwd: string = repoRoot, nodeArgs: readonly string[] = []): Proc {
+  const child = spawn(process.execPath, [...nodeArgs, cliPath, ...args], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.end();
   const proc = new Proc(name, child);
   started.push(proc);
@@ -126,12 +127,12 @@ export interface Authority {
 }
 
 /** Starts `taskshard server` on loopback and waits for its "listening" line. */
-export async function startAuthority(options: { db: string; port?: number; leaseGraceSec?: number; env?: NodeJS.ProcessEnv; args?: readonly string[] }): Promise<Authority> {
+export async function startAuthority(options: { db: string; port?: number; leaseGraceSec?: number; env?: NodeJS.ProcessEnv; args?: readonly string[]; nodeArgs?: readonly string[] }): Promise<Authority> {
   const args = ['server', '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--db', options.db, '--log-level', 'info'];
   if (options.leaseGraceSec !== undefined) args.push('--lease-grace', String(options.leaseGraceSec));
   args.push(...(options.args ?? []));
   const env = { ...process.env, TASKSHARD_TOKEN: '', TASKSHARD_ADMIN_TOKEN: '', ...options.env };
-  const proc = spawnCli('server', args, env);
+  const proc = spawnCli('server', args, env, repoRoot, options.nodeArgs);
   const match = await proc.until('"taskshard authority listening"', () => /"url":"http:\/\/127\.0\.0\.1:(\d+)"[^\n]*"msg":"taskshard authority listening"/.exec(proc.stdout));
   const port = Number(match[1]);
   return { proc, port, wsUrl: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}` };
