@@ -183,6 +183,8 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
       schema,
       // As the taskshard peer does: other steps' successes batched on its next assign/wait/complete.
       coalescedUpdates: true,
+      // And only the successes it needs (while it waits, and its own), as the taskshard peer does.
+      targetedUpdates: true,
     };
     conn.pendingSinceMs = now();
     conn.socket.send(JSON.stringify(hello));

@@ -12,7 +12,7 @@ import { buildLocally } from './local-fallback.js';
 import { nameOption, parsePeerOptions, type OptionNaming, type ParsedPeerOptions, type PeerOptions } from './options.js';
 import { ProgressTicker } from './progress-ticker.js';
 import { resolvePeerLabels, stepsBeyondLabels } from './labels.js';
-import { failedStepLine, formatDuration, formatExit, PeerReport, summaryLine, type CiStyle } from './report.js';
+import { builtElsewhereLine, failedStepLine, formatDuration, formatExit, PeerReport, summaryLine, type CiStyle } from './report.js';
 import { writeRunOutputs } from './run-outputs.js';
 import { RunRecord } from './run-record.js';
 import { loadPeerSchema } from './schema-source.js';
@@ -240,6 +240,8 @@ async function drive(
     ...(o.cohortKey === undefined ? {} : { cohortKey: o.cohortKey }),
     // Other steps' successes batched on the next assign/wait/complete (fewer frames; the session expands them).
     coalescedUpdates: true,
+    // And only those it needs: while it waits, and its own. What others built while it was busy comes in `complete`.
+    targetedUpdates: true,
     ...(labels.length === 0 ? {} : { labels: [...labels] }),
     ...(source.ci?.jobUrl ? { ciJobUrl: source.ci.jobUrl } : {}),
     schema: {
@@ -292,6 +294,10 @@ async function drive(
   if (outcome.kind === 'complete' && outcome.complete.outcome !== 'cancelled') {
     const { summary, outcome: cohortOutcome } = outcome.complete;
     Object.assign(tally, { builtHere: [...summary.builtHere], builtByOthers: [...summary.builtByOthers], fromMemo: [...summary.fromMemo], failed: [...summary.failed], savedSec: summary.savedSec, runner: runnerTimeOf(summary) });
+    // Steps others built while this peer was busy (targeted updates): named here, as they were not as they happened.
+    for (const b of summary.builtByOthers) {
+      if (!session.updates.has(b.stepId)) report.event(builtElsewhereLine({ type: 'step.update', cohortId: outcome.complete.cohortId, stepId: b.stepId, state: 'succeeded', peerId: b.peerId, fromMemo: false }));
+    }
     report.event(summaryLine(summary, cohortOutcome));
     tally.unshared = [...(summary.unshared ?? [])];
     tally.notRunnable = [...(summary.notRunnable ?? [])];

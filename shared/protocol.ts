@@ -98,6 +98,12 @@ export const helloSchema = z.strictObject({
    */
   coalescedUpdates: z.literal(true).optional(),
   /**
+   * Additive: the peer needs another step's success only while it waits (told `wait`, not assigned since)
+   * and for the step it built; the authority sends it no other success (failures and steps reopened
+   * still reach every member). Sent by the taskshard peer; without it every member hears every success.
+   */
+  targetedUpdates: z.literal(true).optional(),
+  /**
    * The CI job's page (additive), detected from the CI environment: an http(s) URL without
    * credentials, at most `limits.maxUrlLength` characters. The dashboard links it.
    */

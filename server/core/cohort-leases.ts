@@ -175,11 +175,13 @@ export class CohortLeases extends CohortData {
   }
 
   /**
-   * A step change, told to every connected member of the cohort that still needs it: not to one told
+   * A step change, told to the connected members of the cohort that still need it: never to one told
    * `complete` already (a peer released because it can run none of what is left never hears of it).
+   * A failure or a reopened step reaches every such member; a success reaches the members that hear
+   * every success (no `targetedUpdates`, or waiting) and its builder (peer-table.ts `successConnections`).
    */
   broadcast(tx: CoreTx, change: StepChange): void {
-    const connIds = this.host.peers.workingConnections(this);
+    const connIds = change.state === 'succeeded' ? this.host.peers.successConnections(this, change.peerId) : this.host.peers.workingConnections(this);
     if (connIds.length > 0) tx.emit({ kind: 'step-changed', connIds, change });
   }
 }

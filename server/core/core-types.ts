@@ -116,6 +116,11 @@ export type CoreInput =
       readonly currentStep: { readonly stepId: string; readonly leaseId: string } | null;
       /** Task Director clients cannot resume: no grace period for them. */
       readonly resumable: boolean;
+      /**
+       * The hello's `targetedUpdates`: this connection hears another step's success only while it
+       * waits (and of the step it built); failures and reopened steps as before. Absent: every success.
+       */
+      readonly targetedUpdates?: boolean;
     }
   | {
       readonly kind: 'finished';

@@ -134,6 +134,7 @@ export function checkAll(state: SchedulerState): void {
   for (const cohort of state.cohorts.values()) checkCohort(state, cohort);
   for (const peer of state.peers.byId.values()) checkPeer(state, peer);
   for (const [cohortId, set] of state.peers.available) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isAvailable(peer)) fail(`peer ${peer.peerId} is in the available index of cohort ${cohortId} but not available there`);
+  for (const [cohortId, set] of state.peers.successListeners) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.hearsEverySuccess(peer)) fail(`peer ${peer.peerId} is in the success listeners of cohort ${cohortId} but should not hear every success there`);
   for (const peer of state.peers.orphaned) if (state.peers.get(peer.peerId) !== peer || peer.work.kind !== 'orphaned') fail(`peer ${peer.peerId} is in the orphaned index but not current and orphaned`);
   const waitingIn = new Map<string, number>();
   for (const peer of state.peers.waiting) waitingIn.set(peer.record.cohortId, (waitingIn.get(peer.record.cohortId) ?? 0) + 1);
@@ -257,6 +258,8 @@ export function checkPeer(state: SchedulerState, peer: PeerState): void {
   }
   const available = state.peers.available.get(peer.record.cohortId)?.has(peer) === true;
   if (available !== state.peers.isAvailable(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} but ${available ? '' : 'not '}in its cohort's available index`);
+  const listening = state.peers.successListeners.get(peer.record.cohortId)?.has(peer) === true;
+  if (listening !== state.peers.hearsEverySuccess(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} (targeted updates: ${peer.targetedUpdates === true}) but ${listening ? '' : 'not '}in its cohort's success listeners`);
   if ((peer.work.kind === 'orphaned') !== state.peers.orphaned.has(peer)) fail(`${where} is ${peer.work.kind} but ${state.peers.orphaned.has(peer) ? '' : 'not '}in the orphaned index`);
   const waiting = state.peers.waiting.has(peer);
   if ((peer.work.kind === 'waiting') !== waiting) fail(`${where} is ${peer.work.kind} but ${waiting ? '' : 'not '}in the waiting index`);

@@ -69,6 +69,7 @@ export class PeerSessions extends PeerTable {
       tx.emit({ kind: 'superseded', connId: peer.connId });
       this.supersede(tx.journal, peer.connId);
     }
+    if ((peer.targetedUpdates === true) !== (input.targetedUpdates === true)) tx.journal.set(peer, { targetedUpdates: input.targetedUpdates === true });
     this.setConnection(tx.journal, peer, input.connId);
     if (peer.record.status !== 'connected') transitionPeer(tx.journal, peer.record, 'connected');
     tx.journal.set(peer.record, { graceEndsAtMs: null });
@@ -118,7 +119,7 @@ export class PeerSessions extends PeerTable {
       joinedAtMs: tx.now,
       graceEndsAtMs: null,
     };
-    const peer: PeerState = { peerId: input.peerId, record, connId: null, work: idleWork };
+    const peer: PeerState = { peerId: input.peerId, record, connId: null, work: idleWork, ...(input.targetedUpdates === true ? { targetedUpdates: true } : {}) };
     this.add(tx.journal, peer);
     this.setConnection(tx.journal, peer, input.connId);
     cohort.addMember(tx.journal, input.peerId, reg);

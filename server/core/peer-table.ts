@@ -23,6 +23,8 @@ export interface PeerState {
   readonly record: PeerRecord;
   readonly connId: ConnId | null;
   readonly work: PeerWork;
+  /** Its connection's hello said `targetedUpdates`: it hears other steps' successes only while waiting. */
+  readonly targetedUpdates?: boolean;
 }
 
 export class PeerTable {
@@ -44,6 +46,11 @@ export class PeerTable {
   readonly orphaned: ReadonlySet<PeerState> = new Set();
   /** Per cohort id, its current members that are connected and idle or waiting: who a dispatch may give work (no scan of every member). */
   readonly available: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
+  /**
+   * Per cohort id, its current connected members not told `complete` that hear every success: those
+   * without `targetedUpdates`, and targeted ones while they wait (no scan of every member per success).
+   */
+  readonly successListeners: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
 
   constructor(protected readonly host: SchedulerState) {}
 
@@ -110,16 +117,15 @@ export class PeerTable {
     return this.byId.get(peer.peerId) === peer && peer.connId !== null && (peer.work.kind === 'idle' || peer.work.kind === 'waiting');
   }
 
+  /** Whether the peer belongs in its cohort's `successListeners` index. */
+  hearsEverySuccess(peer: PeerState): boolean {
+    return this.byId.get(peer.peerId) === peer && peer.connId !== null && peer.work.kind !== 'done' && (peer.targetedUpdates !== true || peer.work.kind === 'waiting');
+  }
+
   private reindex(journal: Journal, peer: PeerState): void {
     const cohortId = peer.record.cohortId;
-    let set = this.available.get(cohortId);
-    if (this.isAvailable(peer)) {
-      if (!set) journal.mapSet(this.available, cohortId, (set = new Set()));
-      journal.setAdd(set, peer);
-    } else if (set?.has(peer)) {
-      journal.setDelete(set, peer);
-      if (set.size === 0) journal.mapDelete(this.available, cohortId);
-    }
+    indexIf(journal, this.available, cohortId, peer, this.isAvailable(peer));
+    indexIf(journal, this.successListeners, cohortId, peer, this.hearsEverySuccess(peer));
   }
 
   /** The cohort's connected idle or waiting members, in join order. O(k log k) for k of them. */
@@ -183,10 +189,35 @@ export class PeerTable {
     return members > 0;
   }
 
+  /**
+   * The connections a success of a step built by `builderId` goes to, in join order: the cohort's
+   * success listeners, and the builder (its report's acknowledgement). O(k log k) for k of them.
+   */
+  successConnections(cohort: CohortData, builderId: string | null): ConnId[] {
+    const listeners = this.successListeners.get(cohort.id);
+    const peers = listeners ? [...listeners] : [];
+    const builder = builderId === null ? undefined : this.byId.get(builderId);
+    if (builder && builder.record.cohortId === cohort.id && builder.connId !== null && builder.work.kind !== 'done' && !listeners?.has(builder)) peers.push(builder);
+    if (peers.length > 1) peers.sort((a, b) => cohort.memberOrder.get(a.peerId)! - cohort.memberOrder.get(b.peerId)!);
+    return peers.map((p) => p.connId!);
+  }
+
   /** The connections of members that still take part (connected and not told `complete`). */
   workingConnections(cohort: CohortData): ConnId[] {
     const connIds: ConnId[] = [];
     for (const peer of this.members(cohort)) if (peer.connId !== null && peer.work.kind !== 'done') connIds.push(peer.connId);
     return connIds;
+  }
+}
+
+/** Keeps `peer` in (or out of) the set of `cohortId` in a per-cohort index; an emptied set is dropped. */
+function indexIf(journal: Journal, index: ReadonlyMap<string, ReadonlySet<PeerState>>, cohortId: string, peer: PeerState, member: boolean): void {
+  let set = index.get(cohortId);
+  if (member) {
+    if (!set) journal.mapSet(index, cohortId, (set = new Set()));
+    journal.setAdd(set, peer);
+  } else if (set?.has(peer)) {
+    journal.setDelete(set, peer);
+    if (set.size === 0) journal.mapDelete(index, cohortId);
   }
 }

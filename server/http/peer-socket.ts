@@ -97,6 +97,7 @@ class PeerConnection extends SocketSession {
       schema: checked.schema,
       digest: checked.digest,
       ...helloTokens(hello),
+      targetedUpdates: hello.targetedUpdates === true,
       currentStep: hello.currentStep ?? null,
       resumable: true,
     });

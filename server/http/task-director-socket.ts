@@ -171,6 +171,8 @@ class TaskDirectorConnection extends SocketSession {
       freshToken: freshToken(),
       currentStep: null,
       resumable: false,
+      // The old protocol has no step.update: no success needs to be addressed to this connection.
+      targetedUpdates: true,
     });
   }
 

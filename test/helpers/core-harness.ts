@@ -39,6 +39,8 @@ export interface HelloOptions {
   connId?: number;
   /** The peer's own registration token (hello `registrationToken`): also the token a new registration gets. */
   registrationToken?: string;
+  /** The hello's `targetedUpdates`. */
+  targetedUpdates?: boolean;
 }
 
 /**
@@ -97,6 +99,7 @@ export class CoreHarness {
       ...(options.registrationToken === undefined ? {} : { registrationToken: { token: fresh, hash: `h(${fresh})` } }),
       currentStep: options.currentStep ?? null,
       resumable: options.resumable ?? true,
+      ...(options.targetedUpdates === undefined ? {} : { targetedUpdates: options.targetedUpdates }),
     });
     const welcome = messagesIn(out, connId).find((m) => m.type === 'welcome');
     if (welcome?.type === 'welcome') this.tokens.set(peerId, welcome.resumeToken);

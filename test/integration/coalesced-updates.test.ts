@@ -63,3 +63,42 @@ describe('coalescedUpdates: successes batched for peers that ask, unchanged for 
     }
   });
 });
+
+describe('targetedUpdates: a busy peer hears failures at once and no one else\'s successes', () => {
+  it('a busy targeted peer gets the reopened and failed step at once, never another peer\'s success; complete names who built what', async () => {
+    server = await startServer({ dbPath: dir.file('t.db') });
+    const schema = flatSchema(3);
+    const connect = async (): Promise<RawPeer> => {
+      const p = await RawPeer.connect(server!.wsUrl);
+      peers.push(p);
+      return p;
+    };
+    const busy = await connect();
+    busy.send(helloFor('busy', schema, { coalescedUpdates: true, targetedUpdates: true }));
+    const held = await busy.waitType('assign');
+    const old = await connect();
+    old.send(helloFor('old', schema));
+    const failing = await old.waitType('assign');
+    const waiter = await connect();
+    waiter.send(helloFor('waiter', schema, { coalescedUpdates: true, targetedUpdates: true }));
+    const built = await waiter.waitType('assign');
+    const finish = (p: RawPeer, a: Assign, ok: boolean): void =>
+      p.send({ type: 'step.finished', leaseId: a.leaseId, stepId: a.stepId, ok, exitCode: ok ? 0 : 3, durationMs: 10, ...(ok ? {} : { logTail: 'boom' }) });
+    // The waiter builds its step and has nothing left: it waits. The old peer hears that success; the busy one does not.
+    finish(waiter, built, true);
+    await waiter.waitType('wait');
+    await old.waitFor((m) => m.type === 'step.update' && m.stepId === built.stepId);
+    // The old peer's step fails: reopened (every member hears it), leased to the waiter, fails again: failed for the cohort.
+    finish(old, failing, false);
+    expect(await busy.waitFor((m) => m.type === 'step.update' && m.stepId === failing.stepId)).toMatchObject({ state: 'pending' });
+    const retry = await waiter.waitFor((m): m is Assign => m.type === 'assign' && m.stepId === failing.stepId);
+    finish(waiter, retry, false);
+    expect(await busy.waitFor((m) => m.type === 'step.update' && m.stepId === failing.stepId && m.state === 'failed')).toMatchObject({ peerId: 'waiter', exitCode: 3 });
+    // Still holding its step, the busy peer never heard of the waiter's success.
+    expect(learnedSuccesses(busy.received)).toEqual([]);
+    finish(busy, held, true);
+    const complete = await busy.waitType('complete');
+    expect(complete.summary.builtByOthers).toEqual([{ stepId: built.stepId, peerId: 'waiter' }]);
+    expect(learnedSuccesses(busy.received)).toEqual([held.stepId]);
+  });
+});

@@ -189,6 +189,8 @@ class World {
         freshToken: { token: fresh, hash: `h${fresh}` },
         currentStep: running,
         resumable: true,
+        // Half the connections take targeted updates (the success-listener index is checked after every input).
+        targetedUpdates: connId % 2 === 0,
       },
       this.now,
     );
