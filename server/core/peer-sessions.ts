@@ -176,7 +176,7 @@ export class PeerSessions extends PeerTable {
         peers: this.activeMembers(cohort),
         steps: cohort.ordered.length,
         resolved: cohort.ordered.length - cohort.unresolved,
-        succeeded: cohort.ordered.flatMap((s) => (s.status === 'succeeded' ? [{ stepId: s.stepId, peerId: s.builtBy, fromMemo: s.fromMemo }] : [])),
+        succeeded: succeededSteps(cohort),
       },
       pingIntervalMs: this.host.config.pingIntervalMs,
       ...(alone.length > 0 ? { alone: [...alone] } : {}),
@@ -282,4 +282,12 @@ export class PeerSessions extends PeerTable {
     tx.peer(peer.record);
     tx.event(cohort.id, `peer.${status}`, { peerId: peer.peerId });
   }
+}
+
+/** The cohort's succeeded steps, in schema order, for a welcome (none while nothing is resolved: no walk over its steps). */
+function succeededSteps(cohort: Cohort): { stepId: string; peerId: string | null; fromMemo: boolean }[] {
+  const out: { stepId: string; peerId: string | null; fromMemo: boolean }[] = [];
+  if (cohort.unresolved === cohort.ordered.length) return out;
+  for (const s of cohort.ordered) if (s.status === 'succeeded') out.push({ stepId: s.stepId, peerId: s.builtBy, fromMemo: s.fromMemo });
+  return out;
 }
