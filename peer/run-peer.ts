@@ -296,7 +296,7 @@ async function drive(
     Object.assign(tally, { builtHere: [...summary.builtHere], builtByOthers: [...summary.builtByOthers], fromMemo: [...summary.fromMemo], failed: [...summary.failed], savedSec: summary.savedSec, runner: runnerTimeOf(summary) });
     // Steps others built while this peer was busy (targeted updates): named here, as they were not as they happened.
     for (const b of summary.builtByOthers) {
-      if (!session.updates.has(b.stepId)) report.event(builtElsewhereLine({ type: 'step.update', cohortId: outcome.complete.cohortId, stepId: b.stepId, state: 'succeeded', peerId: b.peerId, fromMemo: false }));
+      if (!session.updates.has(b.stepId)) report.event(builtElsewhereLine({ type: 'step.update', cohortId: outcome.complete.cohortId, stepId: b.stepId, state: 'succeeded', peerId: b.peerId, fromMemo: false, ...(b.durationMs === undefined ? {} : { durationMs: b.durationMs }) }));
     }
     report.event(summaryLine(summary, cohortOutcome));
     tally.unshared = [...(summary.unshared ?? [])];

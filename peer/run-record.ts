@@ -124,7 +124,9 @@ export class RunRecord implements SessionObserver {
       case 'complete':
         this.summary = message.summary;
         // With targeted updates a busy peer is not told of others' successes as they happen: the summary names them.
-        for (const b of message.summary.builtByOthers) if (this.steps.get(b.stepId)?.outcome === 'not-run') this.resolve(b.stepId, { outcome: 'succeeded', builtBy: b.peerId, builtHere: false, fromMemo: false });
+        for (const b of message.summary.builtByOthers) {
+          if (this.steps.get(b.stepId)?.outcome === 'not-run') this.resolve(b.stepId, { outcome: 'succeeded', builtBy: b.peerId, builtHere: false, fromMemo: false, ...(b.durationMs === undefined ? {} : { durationMs: b.durationMs }) });
+        }
         for (const id of message.summary.fromMemo) if (this.steps.get(id)?.outcome === 'not-run') this.resolve(id, { outcome: 'succeeded', builtBy: null, builtHere: false, fromMemo: true });
         for (const u of message.summary.unshared ?? []) this.resolve(u.stepId, { outcome: 'unshared', reason: u.reason });
         for (const n of message.summary.notRunnable ?? []) this.resolve(n.stepId, { outcome: 'needs-labels', reason: `requires ${n.requires.join(', ')}` });

@@ -294,7 +294,11 @@ export const completeSchema = z.strictObject({
   outcome: z.enum(['succeeded', 'failed', 'cancelled']),
   summary: z.strictObject({
     builtHere: z.array(safeIdSchema).max(limits.maxSteps),
-    builtByOthers: z.array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema })).max(limits.maxSteps),
+    /**
+     * `durationMs` (additive): the build's duration as the authority measured it, sent only to peers whose
+     * hello said `targetedUpdates` (they were not told of these steps as they finished).
+     */
+    builtByOthers: z.array(z.strictObject({ stepId: safeIdSchema, peerId: peerIdSchema, durationMs: durationMs.optional() })).max(limits.maxSteps),
     fromMemo: z.array(safeIdSchema).max(limits.maxSteps),
     failed: z.array(failedStepSchema).max(limits.maxSteps),
     /** Build time saved: seconds this peer did not spend building steps others built or the memo had. */

@@ -121,7 +121,7 @@ export class Cohort extends CohortReports {
     const outcome: CohortOutcome | null = open ? (this.failedCount > 0 ? { kind: 'failed', failedSteps: this.failedCount } : { kind: 'succeeded' }) : this.record.outcome;
     if (outcome === null) throw new Error(`cohort ${this.id} is ${this.record.status} without an outcome`);
     this.host.peers.setWork(tx, peer, doneWork);
-    const summary = peerSummary(this, peer.peerId, (c, s) => this.host.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer));
+    const summary = peerSummary(this, peer.peerId, (c, s) => this.host.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer), peer.targetedUpdates === true);
     if (peer.connId !== null) tx.emit({ kind: 'complete', connId: peer.connId, cohortId: this.id, outcome, summary });
     if (outcome.kind !== 'cancelled') {
       tx.stat('runner.spent', summary.spentSec ?? 0);

@@ -23,9 +23,10 @@ export interface PeerSpan {
  * labels: `unshared` lists the steps no connected peer could build, and
  * `notRunnable` the unresolved steps this peer (with `labels`) cannot run,
  * when it is released before the cohort completes; each only when non-empty,
- * so peers that know nothing of labels never see them.
+ * so peers that know nothing of labels never see them. `withDurations` (peers with targeted updates):
+ * each step built by others carries its measured duration.
  */
-export function peerSummary(cohort: Cohort, peerId: string, estimateMs: EstimateFn, span: PeerSpan, labels: ReadonlySet<string> = new Set()): CompleteSummary {
+export function peerSummary(cohort: Cohort, peerId: string, estimateMs: EstimateFn, span: PeerSpan, labels: ReadonlySet<string> = new Set(), withDurations = false): CompleteSummary {
   const summary: CompleteSummary = { builtHere: [], builtByOthers: [], fromMemo: [], failed: [], savedSec: 0 };
   const unshared: { stepId: string; reason: string }[] = [];
   let savedMs = 0;
@@ -43,7 +44,8 @@ export function peerSummary(cohort: Cohort, peerId: string, estimateMs: Estimate
         summary.builtHere.push(step.stepId);
         builtMs += ms;
       } else if (step.builtBy !== null) {
-        summary.builtByOthers.push({ stepId: step.stepId, peerId: step.builtBy });
+        // A peer with targeted updates was not told of this step as it finished: the duration comes here.
+        summary.builtByOthers.push(withDurations && step.durationMs !== null ? { stepId: step.stepId, peerId: step.builtBy, durationMs: step.durationMs } : { stepId: step.stepId, peerId: step.builtBy });
         savedMs += ms;
       }
     } else if (step.status === 'failed') {

@@ -98,7 +98,11 @@ describe('targetedUpdates: a busy peer hears failures at once and no one else\'s
     expect(learnedSuccesses(busy.received)).toEqual([]);
     finish(busy, held, true);
     const complete = await busy.waitType('complete');
-    expect(complete.summary.builtByOthers).toEqual([{ stepId: built.stepId, peerId: 'waiter' }]);
+    // With the build's duration, which it was not told as the step finished.
+    expect(complete.summary.builtByOthers).toEqual([{ stepId: built.stepId, peerId: 'waiter', durationMs: expect.any(Number) }]);
+    // An old peer's summary has no durations (its strict decoder would refuse the field).
+    const oldComplete = await old.waitType('complete');
+    expect(oldComplete.summary.builtByOthers.every((b) => !('durationMs' in b))).toBe(true);
     expect(learnedSuccesses(busy.received)).toEqual([held.stepId]);
   });
 });

@@ -23,12 +23,12 @@ describe('RunRecord', () => {
       type: 'complete',
       cohortId: 'c1',
       outcome: 'succeeded',
-      summary: { builtHere: ['a'], builtByOthers: [{ stepId: 'b', peerId: 'p2' }, { stepId: 'd', peerId: 'p3' }], fromMemo: ['c'], failed: [], savedSec: 3 },
+      summary: { builtHere: ['a'], builtByOthers: [{ stepId: 'b', peerId: 'p2', durationMs: 400 }, { stepId: 'd', peerId: 'p3', durationMs: 700 }], fromMemo: ['c'], failed: [], savedSec: 3 },
     });
     const json = record.toJson({ version: '0', peerId: 'p1', labels: [], schema: { id: 's', digest: 'sha256:x' }, source: null, mode: 'shared', exitCode: 0, finalLine: '', failOpen: null, universe: null, savedSec: 3 });
     expect(json.steps.map((s) => [s.stepId, s.outcome, s.builtBy, s.builtHere, s.fromMemo, s.durationMs])).toEqual([
       ['a', 'succeeded', 'p1', true, false, 1_000],
-      ['b', 'succeeded', 'p2', false, false, null],
+      ['b', 'succeeded', 'p2', false, false, 400],
       ['c', 'succeeded', null, false, true, null],
       ['d', 'succeeded', 'p3', false, false, 700],
     ]);
