@@ -3,7 +3,8 @@ import { ContentLru } from './content-lru.js';
 import { frameShapeProblem, v1FrameShape, type FrameShapeCaps } from './frame-shape.js';
 import { formatJsonPath, type JsonPath } from './json-text.js';
 import { limits } from './limits.js';
-import { helloSchema, peerMessageSchema, serverMessageSchema, type Hello, type PeerMessage, type ServerMessage, type WireSchema } from './protocol.js';
+import { safeIdPattern } from './ids.js';
+import { helloSchema, peerMessageSchema, serverMessageSchema, type Hello, type PeerMessage, type ServerMessage, type StepFinished, type WireSchema } from './protocol.js';
 import { capText, maxShownKeyChars } from './text-caps.js';
 import { problemsFromZod, type LocatedProblem } from './zod-issues.js';
 
@@ -85,7 +86,47 @@ export function decodePeerMessage(text: string): Decoded<PeerMessage> {
   if (!parsed.ok) return parsed;
   const value = parsed.value;
   if (value.type === 'hello') return decodeHello(value);
+  if (value.type === 'step.finished' && isPlainStepFinished(value)) return { ok: true, message: value };
   return decodeParsed(peerMessageSchema, value);
+}
+
+const tokenPattern = /^[A-Za-z0-9_.:-]+$/;
+const maxDurationMs = limits.maxEstimateSec * 1000 * 4;
+
+/**
+ * The hot frame's fast path: a `step.finished` without a log tail (every success) is
+ * checked field by field against the same rules as `stepFinishedSchema` (a strict
+ * object: a token lease id, a safe step id, a boolean, an integer exit code in
+ * -1024..1024 or null, an integer duration in 0..4 × the longest estimate, `unpublished`
+ * only as true). It only ever accepts: anything it does not accept (a log tail, whose
+ * text zod makes well-formed, an unknown key, a bad value) goes to zod, which
+ * accepts it or names the field and the rule. test/unit/frames-fast-path.test.ts holds
+ * the two to the same verdict.
+ */
+function isPlainStepFinished(v: Record<string, unknown>): v is StepFinished {
+  let keys = 0;
+  for (const key in v) {
+    keys++;
+    if (key !== 'type' && key !== 'leaseId' && key !== 'stepId' && key !== 'ok' && key !== 'exitCode' && key !== 'durationMs' && key !== 'unpublished') return false;
+  }
+  const { leaseId, stepId, exitCode, durationMs } = v;
+  return (
+    keys >= 6 &&
+    typeof leaseId === 'string' &&
+    leaseId.length >= 1 &&
+    leaseId.length <= limits.maxTokenLength &&
+    tokenPattern.test(leaseId) &&
+    typeof stepId === 'string' &&
+    stepId.length >= 1 &&
+    stepId.length <= limits.maxIdLength &&
+    safeIdPattern.test(stepId) &&
+    typeof v.ok === 'boolean' &&
+    (exitCode === null || (Number.isInteger(exitCode) && (exitCode as number) >= -1024 && (exitCode as number) <= 1024)) &&
+    Number.isInteger(durationMs) &&
+    (durationMs as number) >= 0 &&
+    (durationMs as number) <= maxDurationMs &&
+    (v.unpublished === undefined ? keys === 6 : v.unpublished === true && keys === 7)
+  );
 }
 
 function decodeParsed<T>(schema: z.ZodType<T>, value: Record<string, unknown>): Decoded<T> {

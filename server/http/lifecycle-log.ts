@@ -117,6 +117,27 @@ function batchRows(writes: readonly Write[]): BatchRows {
   return { cohorts, steps, liveLeases, endedLeases };
 }
 
+const levelRanks: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+
+/** Whether the logger writes lines of `level` (pino's numbering; a level it does not know counts as enabled). */
+function levelEnabled(log: FastifyBaseLogger, level: 'info' | 'warn'): boolean {
+  const current = levelRanks[log.level];
+  return current === undefined || current <= levelRanks[level]!;
+}
+
+/** The event kinds that may be logged as warnings (lifecycleLine); every other kind is always an info line. */
+const warningKinds: ReadonlySet<string> = new Set([
+  'cohort.complete',
+  'cohort.cancelled',
+  'peer.gone',
+  'step.attempt-failed',
+  'step.failed',
+  'lease.lost',
+  'lease.timed-out',
+  'schema.digest-differs',
+  'step.unpublished',
+]);
+
 /** Remembered repos, so lines of cohorts whose row is not in the batch still name theirs. */
 const maxRemembered = 10_000;
 
@@ -130,9 +151,13 @@ export class LifecycleLog {
   ) {}
 
   observe(writes: readonly Write[]): void {
+    // Lines the logger would drop are not made (the benchmark runs at --log-level warn; every event is an info or a warning).
+    const info = levelEnabled(this.log, 'info');
+    if (!info && !levelEnabled(this.log, 'warn')) return;
     let rows: BatchRows | null = null;
     for (const w of writes) {
       if (w.table !== 'event') continue;
+      if (!info && !warningKinds.has(w.row.kind)) continue;
       rows ??= batchRows(writes);
       for (const c of rows.cohorts.values()) this.remember(c.cohortId, c.repo);
       const line = lifecycleLine(w.row, rows, this.repo(w.row.cohortId));

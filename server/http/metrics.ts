@@ -3,17 +3,53 @@ import type { CoreStat } from '../core/core-types.js';
 import { isRowWrite, type Write } from '../core/records.js';
 import { WriteMetrics } from './write-metrics.js';
 
+/** A counter's child for one label value. */
+type Child = { inc(value?: number): void };
+
+/**
+ * A counter with one label whose increments are plain additions to a number,
+ * handed to prom-client when the registry is read (its `collect` hook, on
+ * every scrape and every `get()`). prom-client hashes the label object on
+ * every `inc`, children from `labels()` included, and frames are counted on
+ * every frame received.
+ */
+function talliedCounter<V extends string>(registry: Registry, name: string, help: string, label: string, values: readonly V[]): { counter: Counter; children: Record<V, Child> } {
+  const pending = Object.fromEntries(values.map((v) => [v, 0])) as Record<V, number>;
+  const counter = new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      for (const value of values) {
+        const n = pending[value];
+        if (n === 0) continue;
+        pending[value] = 0;
+        this.inc({ [label]: value }, n);
+      }
+    },
+  });
+  const children = {} as Record<V, Child>;
+  // One closure per label value, made once.
+  for (const value of values) children[value] = { inc: (by = 1) => void (pending[value] += by) };
+  return { counter, children };
+}
+
 /** Prometheus metrics of one authority, on a registry of its own (several apps can live in one process). */
 export class Metrics {
   readonly registry = new Registry();
   readonly errors: Counter<'code'>;
   /** Frames received on peer sockets, by what became of them. */
   readonly frames: Counter<'result'>;
+  /** {@link frames}' children by result, made once: counted on every frame without hashing labels. */
+  readonly framesByResult: Readonly<Record<'ok' | 'bad' | 'ignored' | 'rate_limited' | 'too_big', Child>>;
   /** Histograms derived from committed writes. */
   readonly fromWrites: WriteMetrics;
   private readonly counters: Record<Exclude<CoreStat, 'seconds.saved'>, Counter>;
-  private readonly stepsByOutcome: Counter<'outcome'>;
-  private readonly savedSeconds: Counter<'unit'>;
+  /** `taskshard_steps_total` by outcome, label children made once (prom-client hashes a label object on every `inc`). */
+  private readonly stepsByOutcome: { readonly built: Child; readonly reused: Child; readonly failed: Child };
+  /** `taskshard_saved_seconds_total{unit="build"}`. */
+  private readonly savedBuildSeconds: Child;
   /** Row-level store writes committed, by table (the benchmark divides it by assignments). */
   private readonly rowsWritten: Counter<'table'>;
 
@@ -28,13 +64,14 @@ export class Metrics {
       labelNames: ['version', 'node_version'],
       registers: [this.registry],
     }).set({ version, node_version: process.version }, 1);
-    this.stepsByOutcome = new Counter({
+    const stepsByOutcome = new Counter({
       name: 'taskshard_steps_total',
       help: 'Steps resolved, by outcome: built (succeeded), reused (from a memo), failed.',
       labelNames: ['outcome'],
       registers: [this.registry],
     });
-    this.savedSeconds = new Counter({
+    this.stepsByOutcome = { built: stepsByOutcome.labels('built'), reused: stepsByOutcome.labels('reused'), failed: stepsByOutcome.labels('failed') };
+    const savedSeconds = new Counter({
       name: 'taskshard_saved_seconds_total',
       // One series per unit that can only grow. Runner time saved can be negative, so it is the difference of two counters instead.
       help: 'Build seconds saved (unit="build"): every member of a completed cohort building every succeeded step, minus building each once. Runner time saved: taskshard_runner_seconds_alone_total - taskshard_runner_seconds_total.',
@@ -42,7 +79,8 @@ export class Metrics {
       registers: [this.registry],
     });
     // The series exists from the start (0), so a dashboard's increase() has a baseline.
-    this.savedSeconds.inc({ unit: 'build' }, 0);
+    this.savedBuildSeconds = savedSeconds.labels('build');
+    this.savedBuildSeconds.inc(0);
     this.rowsWritten = new Counter({
       name: 'taskshard_store_rows_written_total',
       help: 'Row-level writes the authority committed to its store (inserts, updates, deletes), by table.',
@@ -61,12 +99,15 @@ export class Metrics {
       'runner.spent': counter('taskshard_runner_seconds_total', 'Runner time (s) of peers told complete: join to complete, building and waiting.'),
       'runner.alone': counter('taskshard_runner_seconds_alone_total', 'What those peers would have spent building every step alone (s); minus taskshard_runner_seconds_total is the runner time saved, which can be negative.'),
     };
-    this.frames = new Counter({
-      name: 'taskshard_frames_received_total',
-      help: 'Frames received from peers: ok, bad (error frame), rate_limited, or ignored (connection closing).',
-      labelNames: ['result'],
-      registers: [this.registry],
-    });
+    const frames = talliedCounter(
+      this.registry,
+      'taskshard_frames_received_total',
+      'Frames received from peers: ok, bad (error frame), rate_limited, too_big, or ignored (connection closing).',
+      'result',
+      ['ok', 'bad', 'ignored', 'rate_limited', 'too_big'],
+    );
+    this.frames = frames.counter;
+    this.framesByResult = frames.children;
     this.errors = new Counter({ name: 'taskshard_errors_total', help: 'Error frames sent, by code.', labelNames: ['code'], registers: [this.registry] });
     const gauge = (name: string, help: string, pick: (g: ReturnType<typeof gauges>) => number) =>
       new Gauge({
@@ -84,13 +125,13 @@ export class Metrics {
 
   recordStat(stat: CoreStat, value: number): void {
     if (stat === 'seconds.saved') {
-      this.savedSeconds.inc({ unit: 'build' }, value);
+      this.savedBuildSeconds.inc(value);
       return;
     }
     this.counters[stat].inc(value);
-    if (stat === 'step.succeeded') this.stepsByOutcome.inc({ outcome: 'built' }, value);
-    else if (stat === 'step.reused') this.stepsByOutcome.inc({ outcome: 'reused' }, value);
-    else if (stat === 'step.failed') this.stepsByOutcome.inc({ outcome: 'failed' }, value);
+    if (stat === 'step.succeeded') this.stepsByOutcome.built.inc(value);
+    else if (stat === 'step.reused') this.stepsByOutcome.reused.inc(value);
+    else if (stat === 'step.failed') this.stepsByOutcome.failed.inc(value);
   }
 
   /** A batch the authority committed, at `nowMs`. */

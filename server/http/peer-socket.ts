@@ -11,9 +11,14 @@ import { UpdateCoalescer } from './update-coalescer.js';
 
 export { LivenessMonitor, ServerSocket } from './socket-session.js';
 
-/** JSON of each rendered frame, computed once however many connections a broadcast reaches. */
+/**
+ * JSON of a rendered frame. A broadcast (`step.update`: one message object for every
+ * member, v1-frames.ts) is encoded once however many connections it reaches; any other
+ * frame is one connection's own, and remembering it would cost more than it saves.
+ */
 const encoded = new WeakMap<ServerMessage, string>();
 function encode(message: ServerMessage): string {
+  if (message.type !== 'step.update') return JSON.stringify(message);
   let json = encoded.get(message);
   if (json === undefined) {
     json = JSON.stringify(message);

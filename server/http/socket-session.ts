@@ -48,25 +48,6 @@ export class ServerSocket extends WebSocket {
   session: SocketSession | null = null;
 }
 
-/** The frame counters by result, made once (prom-client hashes a label object on every `inc`). */
-interface FrameCounters {
-  readonly ok: { inc(): void };
-  readonly bad: { inc(): void };
-  readonly ignored: { inc(): void };
-  readonly rate_limited: { inc(): void };
-  readonly too_big: { inc(): void };
-}
-const frameCounters = new WeakMap<Metrics, FrameCounters>();
-function countersOf(metrics: Metrics): FrameCounters {
-  let counters = frameCounters.get(metrics);
-  if (counters === undefined) {
-    const f = metrics.frames;
-    counters = { ok: f.labels('ok'), bad: f.labels('bad'), ignored: f.labels('ignored'), rate_limited: f.labels('rate_limited'), too_big: f.labels('too_big') };
-    frameCounters.set(metrics, counters);
-  }
-  return counters;
-}
-
 export abstract class SocketSession extends ConnectionGuard implements ConnectionSink {
   /** The connection's id at the authority (this object is its sink there). */
   readonly connId: ConnId;
@@ -146,7 +127,7 @@ export abstract class SocketSession extends ConnectionGuard implements Connectio
    * (the connection is closing, a rate or size limit, a binary frame).
    */
   private admitFrame(data: RawData, isBinary: boolean): string | null {
-    const counters = countersOf(this.deps.metrics);
+    const counters = this.deps.metrics.framesByResult;
     this.alive = true;
     if (this.closing) {
       counters.ignored.inc();
@@ -173,7 +154,7 @@ export abstract class SocketSession extends ConnectionGuard implements Connectio
 
   /** The admitted frame was (`ok`) or was not a valid frame of the protocol. */
   private decoded(ok: boolean): void {
-    const counters = countersOf(this.deps.metrics);
+    const counters = this.deps.metrics.framesByResult;
     (ok ? counters.ok : counters.bad).inc();
     // A bad frame larger than any but a hello may be gets no second try: the connection ends (connection-guard.ts).
     if (!ok && this.lastFrameWasBulky && !this.closing) this.closeAfter(closeCodes.policyViolation, 'invalid oversized first frame');

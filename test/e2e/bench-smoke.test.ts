@@ -74,7 +74,7 @@ describe('npm run bench (tiny)', () => {
   });
 
   it('--idle: idle connections to both servers, RSS per connection', async () => {
-    const result = await runScript('bench/authority-bench.ts', ['--idle', '20', '--generators', '2', '--no-build', '--max-sec', '80']);
+    const result = await runScript('bench/authority-bench.ts', ['--idle', '20', '--idle-hold-sec', '1', '--generators', '2', '--no-build', '--max-sec', '80']);
     expect(result.code).toBe(0);
     const r = oneJsonLine(result.stdout);
     expect(r).toMatchObject({ bench: 'authority', mode: 'idle', peers: 20 });
@@ -83,6 +83,10 @@ describe('npm run bench (tiny)', () => {
     expect(r.target.rssPerPeerKbAtMost).toBe(10);
     expect(typeof r.authority.rssPerPeerKb).toBe('number');
     expect(typeof r.baseline.rssPerConnectionKb).toBe('number');
+    // Read twice: right after the joins and after the hold (the target is judged on the latter).
+    expect(r.holdSec).toBe(1);
+    expect(typeof r.authority.rssPerPeerRightAfterJoinKb).toBe('number');
+    expect(r.authority.heapMb.held.total).toBeGreaterThan(0);
   });
 
   it('--abuse: the authority clean and under each attack (bad frames, expensive frames, idle flood); well-behaved peers all complete', async () => {
