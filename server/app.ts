@@ -3,7 +3,7 @@ import websocket from '@fastify/websocket';
 import type { WebsocketPluginOptions } from '@fastify/websocket';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { closeCodes } from '../shared/close-codes.js';
-import { Authority } from './authority.js';
+import { Authority, groupCommitMaxPeers } from './authority.js';
 import { HistoryPruner } from './history-pruner.js';
 import type { ServerConfig } from './config.js';
 import { AnchoredClock, type Clock } from './core/clock.js';
@@ -177,9 +177,18 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
     },
     (err) => app.log.error({ err }, 'commit listener failed'),
   );
-  const authority = new Authority(scheduler, observed, clock, app.log, metrics, coreConfig.cohortRetentionMs, (err) => {
-    deps.onFatal?.(err);
-  });
+  const authority = new Authority(
+    scheduler,
+    observed,
+    clock,
+    app.log,
+    metrics,
+    coreConfig.cohortRetentionMs,
+    (err) => {
+      deps.onFatal?.(err);
+    },
+    { windowMs: config.groupCommitMs, maxPeers: groupCommitMaxPeers },
+  );
   const liveness = new LivenessMonitor(config.pingIntervalMs);
 
   // A SQLite file deleted or replaced under us: fatal at once, not only at the next commit (which refuses too).

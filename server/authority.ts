@@ -15,14 +15,30 @@ export interface ConnectionSink {
 }
 
 /**
+ * Group commit while few peers are connected: the inputs of this many ms share one transaction
+ * (issue 17). With many peers, the inputs of one event-loop turn already do.
+ */
+export interface GroupCommit {
+  /** How long the first input of a batch waits for others before the commit; 0: commit every turn. */
+  readonly windowMs: number;
+  /** Only while at most this many connections are open. */
+  readonly maxPeers: number;
+}
+
+/** Group commit (`--group-commit MS`, default 2) applies while at most this many peers are connected. */
+export const groupCommitMaxPeers = 32;
+
+/**
  * Runs the pure scheduler against the real world: feeds it inputs with the
  * clock's time, commits its writes in batches (one transaction per event-loop
- * turn), and only then delivers its effects. Keeps one timer for the core's
- * next deadline.
+ * turn, or per {@link GroupCommit} window while few peers are connected), and
+ * only then delivers its effects. Keeps one timer for the core's next deadline.
  *
  * Invariant: no frame about a transition leaves before that transition is
  * committed. If a commit fails, nothing of the batch is sent and the authority
  * stops (state in memory would no longer match the database): `onFatal` runs.
+ * An input is all or nothing in the core (its journal rolls a faulted input
+ * back alone, before anything is queued), so a batch holds only whole inputs.
  */
 export class Authority {
   private readonly sinks = new Map<ConnId, ConnectionSink>();
@@ -43,6 +59,7 @@ export class Authority {
     private readonly metrics: Metrics,
     private readonly retentionMs: number,
     private readonly onFatal: (err: Error) => void,
+    private readonly groupCommit: GroupCommit = { windowMs: 0, maxPeers: 0 },
   ) {}
 
   /** Loads persisted state into the scheduler and arms the deadline timer. */
@@ -149,7 +166,9 @@ export class Authority {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    // Nothing is acknowledged meanwhile: effects wait for the commit either way.
+    if (this.groupCommit.windowMs > 0 && this.sinks.size <= this.groupCommit.maxPeers) setTimeout(() => this.flush(), this.groupCommit.windowMs);
+    else setImmediate(() => this.flush());
   }
 
   /**
