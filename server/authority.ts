@@ -142,6 +142,8 @@ export class Authority {
 
   /** Resolves once every write queued so far is committed (or the authority stopped). */
   async settled(): Promise<void> {
+    // Writes waiting for a group-commit window commit now.
+    if (this.flushScheduled && this.committing === null) this.flush();
     while (this.committing !== null) await this.committing;
   }
 

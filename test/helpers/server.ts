@@ -27,7 +27,13 @@ export async function startServer(overrides: ServerConfigInput & { dbPath: strin
   const built = await buildApp(config, { store: await openStore(config), clock, ...(options.ids ? { ids: options.ids } : {}), logger: false });
   await built.app.listen({ host: config.host, port: 0 });
   const { port } = built.app.server.address() as AddressInfo;
-  const settle = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+  const turns = () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+  // Inputs in flight arrive, what waits for a group-commit window commits now, and its frames go out.
+  const settle = async (): Promise<void> => {
+    await turns();
+    await built.authority.settled();
+    await turns();
+  };
   return {
     built,
     clock,

@@ -86,6 +86,7 @@ describe('an exception inside the core', () => {
     };
     const memoryEqualsDatabase = async () => {
       await settle();
+      await built!.authority.settled(); // what waits for a group-commit window commits now
       expect(sorted(built!.authority.dump())).toEqual(sorted(await built!.store.scheduler.load(clock.now(), Number.MAX_SAFE_INTEGER)));
     };
 
