@@ -93,7 +93,7 @@ export function registerServerCommand(program: Command): void {
     .option('--insecure-bind', 'allow a non-loopback --host without a peer token')
     .option('--max-payload-bytes <n>', 'largest frame accepted (bigger closes with 1009)', intOption(1024, 64 * 1024 * 1024))
     .addOption(new Option('--sync <mode>', 'SQLite durability: normal survives a process crash, full also power loss').choices(['normal', 'full']).default('normal'))
-    .option('--group-commit <ms>', 'while at most 32 peers are connected, commit the inputs of this many ms in one transaction (nothing is acknowledged before its commit); 0 commits every event-loop turn', numberOption(0, 100), 2)
+    .option('--group-commit <ms>', 'while at most 32 peers are connected, commit the inputs of this many ms in one transaction (nothing is acknowledged before its commit); 0 commits every event-loop turn', numberOption(0, 1000), 0)
     .option('--straggler-factor <x>', 'start a backup copy after x times the estimate (0 disables)', numberOption(0, 100), 2)
     .option('--retention <hours>', 'how long finished cohorts stay joinable and in memory', numberOption(0, 8760), 24)
     .option('--history-days <days>', 'delete finished cohorts (steps, leases, peers, events, log tails) from the database this long after they finished; durations and live memos stay', numberOption(0, 3650), 14)

@@ -25,7 +25,7 @@ export interface GroupCommit {
   readonly maxPeers: number;
 }
 
-/** Group commit (`--group-commit MS`, default 2) applies while at most this many peers are connected. */
+/** Group commit (`--group-commit MS`, off by default) applies while at most this many peers are connected. */
 export const groupCommitMaxPeers = 32;
 
 /**

@@ -47,8 +47,8 @@ export const serverConfigSchema = z
     /** Bad frames (or rate-limit violations) tolerated before closing with 1008. */
     maxStrikes: z.number().int().min(1).max(1000).default(10),
     synchronous: z.enum(['normal', 'full']).default('normal'),
-    /** Group commit (server/authority.ts): while at most 32 peers are connected, inputs this many ms apart share a commit; 0 disables. */
-    groupCommitMs: z.number().min(0).max(100).default(2),
+    /** Group commit (server/authority.ts): while at most 32 peers are connected, inputs this many ms apart share a commit; 0 (default) disables. */
+    groupCommitMs: z.number().min(0).max(1000).default(0),
     /** Backup copies start after max(stragglerFactor × estimate, stragglerMinSec); 0 disables. */
     stragglerFactor: z.number().min(0).max(100).default(2),
     stragglerMinSec: z.number().min(0).max(24 * 3600).default(30),
