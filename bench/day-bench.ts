@@ -19,7 +19,8 @@ import { freePort, killAllChildren, readMemory, spawnNode, stopChild } from './b
  * over the first and the last 10 %, their ratio, the longest event-loop block
  * (max of the authority's own event-loop delay, read from /metrics every
  * second; as its baseline, the same measure in an idle Node process in the
- * same run), RSS, heap and database size at each 10 %, the restart time on the
+ * same run), the longest history-pruning batch and reclaim step the authority
+ * logged (`pruner`), RSS, heap and database size at each 10 %, the restart time on the
  * day's file, and the start time on a file holding `--history-fill` cohorts
  * of history (default 100,000); as their baseline, the same CLI starting and
  * exiting (`--version`) in the same run.
@@ -73,6 +74,8 @@ interface Authority {
   readonly port: number;
   /** Spawn to the "listening" line, ms. */
   readonly startMs: number;
+  /** The longest single history-pruning batch and reclaim step the authority has logged so far, ms. */
+  readonly pruner: { longestBatchMs: number; longestReclaimMs: number };
 }
 
 async function startAuthority(repoRoot: string, db: string, args: readonly string[]): Promise<Authority> {
@@ -84,9 +87,15 @@ async function startAuthority(repoRoot: string, db: string, args: readonly strin
     stdoutTo: 'parent',
   });
   let out = '';
+  const pruner = { longestBatchMs: 0, longestReclaimMs: 0 };
   await new Promise<void>((resolve, reject) => {
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => {
+      // Each 'history pruned' line says what that pass cost the event loop at most (chunks end at a line here: pino writes whole lines).
+      for (const m of d.matchAll(/"longestBatchMs":([\d.]+),"longestReclaimMs":([\d.]+)/g)) {
+        pruner.longestBatchMs = Math.max(pruner.longestBatchMs, Number(m[1]));
+        pruner.longestReclaimMs = Math.max(pruner.longestReclaimMs, Number(m[2]));
+      }
       out += d;
       if (out.includes('"taskshard authority listening"')) resolve();
       // Keep only the tail: the authority logs a line per lifecycle event.
@@ -96,7 +105,7 @@ async function startAuthority(repoRoot: string, db: string, args: readonly strin
   });
   const startMs = performance.now() - t0;
   child.stdout!.resume();
-  return { child, port, startMs };
+  return { child, port, startMs, pruner };
 }
 
 function fileMb(path: string): number {
@@ -247,6 +256,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
     execFileSync(process.execPath, [join(repoRoot, 'dist/cli/main.js'), '--version'], { stdio: 'ignore' });
     const cliStartMs = Math.round(performance.now() - b0);
 
+    const prunerDuringRun = { ...auth.pruner };
     // Restart on the day's file: SIGTERM, then a new process on the same file, spawn to listening.
     await stopChild(auth.child);
     auth = await startAuthority(repoRoot, db, windows);
@@ -277,6 +287,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
       ratio: Math.round((last / first) * 1000) / 1000,
       longestBlockMs: blockMs,
       idleProcessBlockMs,
+      pruner: prunerDuringRun,
       deciles,
       restartMs,
       restartDbMb,
