@@ -64,4 +64,15 @@ describe('SchemaCheckCache', () => {
     expect(plain).not.toBe(first);
     expect(plain).toEqual(first);
   });
+
+  it('takes the schema as a hello carries it: the claimed digest is left out, and the frozen wire object is found by identity', () => {
+    const cache = new SchemaCheckCache(100, 10);
+    const wire = Object.freeze(wireSchema(flatSchema(3)));
+    const first = cache.check(wire);
+    expect(first).toEqual(validateSchemaValue(sent(3)));
+    expect(cache.check(wire)).toBe(first);
+    // A wrong claim changes nothing in the check: the digest is the authority's own.
+    const lying = cache.check({ ...wireSchema(flatSchema(3)), digest: 'sha256:0' });
+    expect(lying).toEqual(first);
+  });
 });
