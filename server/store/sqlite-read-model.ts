@@ -257,13 +257,14 @@ export function stepCauseViews(
 /** A cohort's timeline: its event rows and the events its lease rows stand for, in order. */
 export function timelineOf(cohortId: string, stored: readonly EventView[], leaseRows: readonly unknown[], leases: readonly LeaseView[], steps: readonly StepView[]): EventView[] {
   const derived: EventView[] = [];
+  const durations = new Map(steps.map((s) => [s.stepId, s.durationMs]));
   leaseRows.forEach((raw, i) => {
     const r = raw as Record<string, unknown>;
     const granted = seqColumn(r, 'granted_seq');
     const ended = seqColumn(r, 'ended_seq');
     if (granted === null && ended === null) return;
     const l = leases[i]!;
-    const durationMs = steps.find((s) => s.stepId === l.stepId)?.durationMs ?? null;
+    const durationMs = durations.get(l.stepId) ?? null;
     const row = { lease_id: l.leaseId, step_id: l.stepId, peer_id: l.peerId, attempt: l.attempt, backup: l.backup, started_at_ms: l.startedAtMs, ended_at_ms: l.endedAtMs, granted_seq: granted, ended_seq: ended };
     derived.push(...leaseEventsOf(row, l.end, durationMs, cohortId));
   });
