@@ -29,6 +29,25 @@ export interface GroupCommit {
 export const groupCommitMaxPeers = 32;
 
 /**
+ * How much input one event-loop turn takes (issue 11: no block over 50 ms). Frames that arrive
+ * in one poll phase are handled as they come until the turn has spent `budgetMs` on them; the
+ * rest wait, in arrival order, and are handled in later turns of at most `budgetMs` each, each
+ * committed and delivered before the next starts, so timers, pings and `/healthz` run between.
+ */
+export interface TurnBudget {
+  /** Time the inputs of one turn may take before later ones wait for the next turn, ms. */
+  readonly budgetMs: number;
+  /** A monotonic clock for the budget, ms (`performance.now`; tests pass a fake). */
+  readonly elapsedMs: () => number;
+}
+
+/** The inputs of one turn take at most this long (then a commit and delivery of what they did). */
+export const defaultTurnBudget: TurnBudget = Object.freeze({ budgetMs: 10, elapsedMs: () => performance.now() });
+
+/** An input or a transport effect waiting for a later turn; both keep their order. */
+type Deferred = { readonly input: CoreInput } | { readonly effect: Effect };
+
+/**
  * Runs the pure scheduler against the real world: feeds it inputs with the
  * clock's time, commits its writes in batches (one transaction per event-loop
  * turn, or per {@link GroupCommit} window while few peers are connected), and
@@ -45,6 +64,13 @@ export class Authority {
   private pendingWrites: Write[] = [];
   private pendingEffects: Effect[] = [];
   private flushScheduled = false;
+  /** The batch being gathered commits at the end of this turn (not after a group-commit window), so the turn budget applies. */
+  private turnBudgeted = false;
+  /** When the batch being gathered took its first input (the turn budget's clock). */
+  private batchStartedMs = 0;
+  /** Inputs (and transport effects behind them) that arrived after the turn's budget was spent. */
+  private deferred: Deferred[] = [];
+  private deferredScheduled = false;
   /** The batch being committed by an asynchronous store; later inputs queue behind it. */
   private committing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -60,6 +86,7 @@ export class Authority {
     private readonly retentionMs: number,
     private readonly onFatal: (err: Error) => void,
     private readonly groupCommit: GroupCommit = { windowMs: 0, maxPeers: 0 },
+    private readonly turn: TurnBudget = defaultTurnBudget,
   ) {}
 
   /** Loads persisted state into the scheduler and arms the deadline timer. */
@@ -98,11 +125,64 @@ export class Authority {
     this.sinks.delete(connId);
   }
 
-  /** Feeds one input; its writes commit and its frames go out on the next flush (same event-loop turn). */
+  /**
+   * Feeds one input; its writes commit and its frames go out on the next flush (same event-loop
+   * turn). Once the turn has spent its budget, the input waits for a later turn instead, behind
+   * any already waiting ({@link TurnBudget}).
+   */
   submit(input: CoreInput): void {
     if (this.stopped) return;
+    if (this.deferred.length > 0 || (this.turnBudgeted && this.turn.elapsedMs() - this.batchStartedMs >= this.turn.budgetMs)) {
+      this.defer({ input });
+      return;
+    }
+    this.handle(input);
+  }
+
+  /** Inputs (and transport effects queued behind them) waiting for a later turn: the budget of the turn they arrived in was spent. */
+  get deferredCount(): number {
+    return this.deferred.length;
+  }
+
+  private handle(input: CoreInput): void {
+    if (!this.flushScheduled) this.batchStartedMs = this.turn.elapsedMs();
     this.take(input, this.scheduler.handle(input, this.clock.now()));
     this.scheduleFlush();
+  }
+
+  private defer(item: Deferred): void {
+    this.deferred.push(item);
+    if ('input' in item) this.metrics.inputsDeferred.inc();
+    this.scheduleDeferred();
+  }
+
+  private scheduleDeferred(): void {
+    if (this.deferredScheduled || this.flushScheduled || this.committing !== null) return;
+    this.deferredScheduled = true;
+    setImmediate(() => {
+      this.deferredScheduled = false;
+      this.takeDeferred(this.turn.budgetMs);
+    });
+  }
+
+  /**
+   * Handles waiting inputs, in order, for up to `budgetMs` (all of them with Infinity), then
+   * commits and delivers them; what is left waits for the next turn.
+   */
+  private takeDeferred(budgetMs: number): void {
+    if (this.stopped) return;
+    const startedMs = this.turn.elapsedMs();
+    const queue = this.deferred;
+    let taken = 0;
+    while (taken < queue.length && (taken === 0 || this.turn.elapsedMs() - startedMs < budgetMs)) {
+      const item = queue[taken++]!;
+      if ('input' in item) this.take(item.input, this.scheduler.handle(item.input, this.clock.now()));
+      else this.pendingEffects.push(item.effect);
+    }
+    // Shifting item by item would be quadratic in a long queue; one splice per turn is not.
+    if (taken === queue.length) this.deferred = [];
+    else queue.splice(0, taken);
+    this.flush();
   }
 
   /**
@@ -125,6 +205,10 @@ export class Authority {
    */
   enqueue(effect: Effect): void {
     if (this.stopped) return;
+    if (this.deferred.length > 0) {
+      this.defer({ effect });
+      return;
+    }
     this.pendingEffects.push(effect);
     this.scheduleFlush();
   }
@@ -132,6 +216,8 @@ export class Authority {
   /** Feeds an admin input and commits at once, so the HTTP reply reflects committed state. */
   async submitNow(input: CoreInput): Promise<AdminResult> {
     if (this.stopped) return { ok: false, status: 409, code: 'STOPPED', message: 'the authority is stopping' };
+    // Inputs that arrived before this one are handled first, whatever the turn's budget.
+    if (this.deferred.length > 0) this.takeDeferred(Infinity);
     const out = this.scheduler.handle(input, this.clock.now());
     this.take(input, out);
     this.flush();
@@ -140,11 +226,18 @@ export class Authority {
     return out.admin ?? { ok: true };
   }
 
-  /** Resolves once every write queued so far is committed (or the authority stopped). */
+  /** Resolves once every input taken so far is handled and its writes committed (or the authority stopped). */
   async settled(): Promise<void> {
-    // Writes waiting for a group-commit window commit now.
-    if (this.flushScheduled && this.committing === null) this.flush();
-    while (this.committing !== null) await this.committing;
+    // Inputs waiting for a later turn are handled now, and writes waiting for a group-commit window commit now.
+    for (;;) {
+      if (this.deferred.length > 0 && this.committing === null) this.takeDeferred(Infinity);
+      if (this.flushScheduled && this.committing === null) this.flush();
+      if (this.committing === null) {
+        if (this.deferred.length === 0 || this.stopped) return;
+        continue;
+      }
+      await this.committing;
+    }
   }
 
   /** Stops granting leases; completions still commit. */
@@ -169,7 +262,8 @@ export class Authority {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // Nothing is acknowledged meanwhile: effects wait for the commit either way.
-    if (this.groupCommit.windowMs > 0 && this.sinks.size <= this.groupCommit.maxPeers) setTimeout(() => this.flush(), this.groupCommit.windowMs);
+    this.turnBudgeted = !(this.groupCommit.windowMs > 0 && this.sinks.size <= this.groupCommit.maxPeers);
+    if (!this.turnBudgeted) setTimeout(() => this.flush(), this.groupCommit.windowMs);
     else setImmediate(() => this.flush());
   }
 
@@ -180,6 +274,7 @@ export class Authority {
    */
   flush(): void {
     this.flushScheduled = false;
+    this.turnBudgeted = false;
     if (this.stopped || this.committing !== null) return;
     const writes = this.pendingWrites;
     const effects = this.pendingEffects;
@@ -194,6 +289,7 @@ export class Authority {
     }
     if (commit === undefined) {
       this.delivered(effects);
+      if (this.deferred.length > 0) this.scheduleDeferred();
       return;
     }
     this.committing = commit.then(
@@ -202,6 +298,7 @@ export class Authority {
         if (this.stopped) return;
         this.delivered(effects);
         if (this.pendingWrites.length > 0 || this.pendingEffects.length > 0) this.flush();
+        else if (this.deferred.length > 0) this.scheduleDeferred();
       },
       (err: unknown) => {
         this.committing = null;

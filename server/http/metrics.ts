@@ -39,6 +39,8 @@ function talliedCounter<V extends string>(registry: Registry, name: string, help
 export class Metrics {
   readonly registry = new Registry();
   readonly errors: Counter<'code'>;
+  /** Inputs held for a later event-loop turn because their turn had spent its budget (server/authority.ts). */
+  readonly inputsDeferred: Counter;
   /** Frames received on peer sockets, by what became of them. */
   readonly frames: Counter<'result'>;
   /** {@link frames}' children by result, made once: counted on every frame without hashing labels. */
@@ -108,6 +110,10 @@ export class Metrics {
     );
     this.frames = frames.counter;
     this.framesByResult = frames.children;
+    this.inputsDeferred = counter(
+      'taskshard_inputs_deferred_total',
+      'Inputs (frames, ticks) handled in a later event-loop turn because their turn had spent its budget (10 ms of inputs), so no turn blocks the authority long.',
+    );
     this.errors = new Counter({ name: 'taskshard_errors_total', help: 'Error frames sent, by code.', labelNames: ['code'], registers: [this.registry] });
     const gauge = (name: string, help: string, pick: (g: ReturnType<typeof gauges>) => number) =>
       new Gauge({
