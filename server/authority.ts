@@ -39,10 +39,16 @@ export interface TurnBudget {
   readonly budgetMs: number;
   /** A monotonic clock for the budget, ms (`performance.now`; tests pass a fake). */
   readonly elapsedMs: () => number;
+  /**
+   * At most this many inputs wait; beyond it the oldest is handled at once, over the budget.
+   * An authority that cannot keep up then reads its sockets more slowly (as without the budget:
+   * TCP holds the rest back) instead of holding an ever longer queue of decoded frames in memory.
+   */
+  readonly maxWaiting: number;
 }
 
 /** The inputs of one turn take at most this long (then a commit and delivery of what they did). */
-export const defaultTurnBudget: TurnBudget = Object.freeze({ budgetMs: 10, elapsedMs: () => performance.now() });
+export const defaultTurnBudget: TurnBudget = Object.freeze({ budgetMs: 10, elapsedMs: () => performance.now(), maxWaiting: 5_000 });
 
 /** An input or a transport effect waiting for a later turn; both keep their order. */
 type Deferred = { readonly input: CoreInput } | { readonly effect: Effect };
@@ -153,6 +159,16 @@ export class Authority {
   private defer(item: Deferred): void {
     this.deferred.push(item);
     if ('input' in item) this.metrics.inputsDeferred.inc();
+    // Over the cap the oldest waiting item goes first, now: the queue keeps its order and its bound.
+    while (this.deferred.length > this.turn.maxWaiting) {
+      const oldest = this.deferred.shift()!;
+      this.metrics.inputsOverBudget.inc();
+      if ('input' in oldest) this.handle(oldest.input);
+      else {
+        this.pendingEffects.push(oldest.effect);
+        this.scheduleFlush();
+      }
+    }
     this.scheduleDeferred();
   }
 

@@ -41,6 +41,8 @@ export class Metrics {
   readonly errors: Counter<'code'>;
   /** Inputs held for a later event-loop turn because their turn had spent its budget (server/authority.ts). */
   readonly inputsDeferred: Counter;
+  /** Waiting inputs handled at once, over the turn budget, because the queue of waiting inputs was full. */
+  readonly inputsOverBudget: Counter;
   /** Frames received on peer sockets, by what became of them. */
   readonly frames: Counter<'result'>;
   /** {@link frames}' children by result, made once: counted on every frame without hashing labels. */
@@ -113,6 +115,10 @@ export class Metrics {
     this.inputsDeferred = counter(
       'taskshard_inputs_deferred_total',
       'Inputs (frames, ticks) handled in a later event-loop turn because their turn had spent its budget (10 ms of inputs), so no turn blocks the authority long.',
+    );
+    this.inputsOverBudget = counter(
+      'taskshard_inputs_over_budget_total',
+      'Waiting inputs handled at once, over the turn budget, because 5,000 were already waiting: the authority is not keeping up with its peers.',
     );
     this.errors = new Counter({ name: 'taskshard_errors_total', help: 'Error frames sent, by code.', labelNames: ['code'], registers: [this.registry] });
     const gauge = (name: string, help: string, pick: (g: ReturnType<typeof gauges>) => number) =>

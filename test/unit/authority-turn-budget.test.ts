@@ -30,7 +30,7 @@ let delivered: Array<{ connId: number; effect: Effect }>;
 let built: Authority[];
 
 /** Each input the core handles costs `costMs` on the budget's clock. */
-function build(costMs: number, budgetMs = 10, groupCommit = { windowMs: 0, maxPeers: 0 }): Authority {
+function build(costMs: number, budgetMs = 10, groupCommit = { windowMs: 0, maxPeers: 0 }, maxWaiting = 5_000): Authority {
   const scheduler = new Scheduler(defaultCoreConfig, counterIds());
   const handle = scheduler.handle.bind(scheduler);
   scheduler.handle = (input, nowMs) => {
@@ -47,7 +47,7 @@ function build(costMs: number, budgetMs = 10, groupCommit = { windowMs: 0, maxPe
     recordCacheEvidence: (cohortId, evidence) => own.recordCacheEvidence(cohortId, evidence),
     close: () => undefined,
   };
-  const turn: TurnBudget = { budgetMs, elapsedMs: () => elapsed };
+  const turn: TurnBudget = { budgetMs, elapsedMs: () => elapsed, maxWaiting };
   const metrics = new Metrics(() => ({ peersConnected: 0, cohortsOpen: 0, leasesLive: 0 }));
   const authority = new Authority(scheduler, counted, new FakeClock(), pino({ level: 'silent' }), metrics, 60_000, (err) => {
     throw err;
@@ -139,7 +139,7 @@ describe('the turn budget', () => {
     };
     const authority = new Authority(scheduler, store.scheduler, new FakeClock(), pino({ level: 'silent' }), metrics, 60_000, (err) => {
       throw err;
-    }, { windowMs: 0, maxPeers: 0 }, { budgetMs: 10, elapsedMs: () => elapsed });
+    }, { windowMs: 0, maxPeers: 0 }, { budgetMs: 10, elapsedMs: () => elapsed, maxWaiting: 5_000 });
     built.push(authority);
     await authority.start();
     await turns(2);
@@ -196,6 +196,23 @@ describe('the turn budget', () => {
     await authority.settled();
     expect(welcomed()).toEqual(conns);
     await authority.stop();
+  });
+
+  it('handles the oldest waiting input at once when maxWaiting are already waiting (bounded memory, order kept)', async () => {
+    const authority = build(20, 10, { windowMs: 0, maxPeers: 0 }, 2);
+    await authority.start();
+    await turns(2);
+    const conns = Array.from({ length: 6 }, () => sink(authority));
+    conns.forEach((c, i) => {
+      authority.submit(hello(c, `p${i}`));
+      expect(authority.deferredCount).toBeLessThanOrEqual(2);
+    });
+    // p0 handled in its turn, p1..p3 pushed out of the full queue in order, p4 and p5 wait.
+    expect(authority.deferredCount).toBe(2);
+    await turns(1);
+    expect(welcomed()).toEqual(conns.slice(0, 4));
+    await authority.settled();
+    expect(welcomed()).toEqual(conns);
   });
 
   it('stop() handles and commits what waits before it stops', async () => {
