@@ -86,6 +86,17 @@ async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
+/** A started authority whose three hellos cost 20 ms each: the first is handled in its turn, two wait. */
+async function threeHellosOverBudget(): Promise<{ authority: Authority; conns: number[] }> {
+  const authority = build(20);
+  await authority.start();
+  await turns(2);
+  const conns = Array.from({ length: 3 }, () => sink(authority));
+  conns.forEach((c, i) => authority.submit(hello(c, `p${i}`)));
+  expect(authority.deferredCount).toBe(2);
+  return { authority, conns };
+}
+
 const welcomed = (): number[] => delivered.filter((d) => d.effect.kind === 'joined').map((d) => d.connId);
 
 beforeEach(() => {
@@ -170,12 +181,7 @@ describe('the turn budget', () => {
   });
 
   it('settled() and an admin input handle waiting inputs first, whatever the budget', async () => {
-    const authority = build(20);
-    await authority.start();
-    await turns(2);
-    const conns = Array.from({ length: 3 }, () => sink(authority));
-    conns.forEach((c, i) => authority.submit(hello(c, `p${i}`)));
-    expect(authority.deferredCount).toBe(2);
+    const { authority, conns } = await threeHellosOverBudget();
     const cohortId = authority.dump().cohorts[0]!.cohortId;
     const result = await authority.submitNow({ kind: 'cancel', cohortId });
     expect(result).toEqual({ ok: true });
@@ -216,12 +222,7 @@ describe('the turn budget', () => {
   });
 
   it('stop() handles and commits what waits before it stops', async () => {
-    const authority = build(20);
-    await authority.start();
-    await turns(2);
-    const conns = Array.from({ length: 3 }, () => sink(authority));
-    conns.forEach((c, i) => authority.submit(hello(c, `p${i}`)));
-    expect(authority.deferredCount).toBe(2);
+    const { authority } = await threeHellosOverBudget();
     await authority.stop();
     expect(authority.deferredCount).toBe(0);
     expect(store.scheduler.load(0, 60_000).peers).toHaveLength(3);
