@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import type { Hello, WireSchema } from '../shared/protocol.js';
-import { schemaDigest } from '../shared/schema-digest.js';
+import { helloSchemaDigest, schemaDigest } from '../shared/schema-digest.js';
 import type { SchemaDef } from '../shared/schema-file.js';
 import { generatorModes, type ChildMessage, type GeneratorConfig, type GeneratorResult, type ParentMessage } from './bench-ipc.js';
 
@@ -10,7 +10,11 @@ import { generatorModes, type ChildMessage, type GeneratorConfig, type Generator
  * server's process): opens its share of the connections, waits for `go`, runs
  * its closed loop and reports counts and latency samples. Frames from the
  * server are JSON-parsed only (the server's validation is what is measured,
- * not the generator's).
+ * not the generator's). v1 peers say hello as the taskshard peer does:
+ * digest-first, the full hello when the authority answers `UNKNOWN_SCHEMA`;
+ * before `go`, one warm-up peer has the authority check the schema (see
+ * {@link warmUp}), so the run measures the hellos of a fleet whose schema the
+ * authority knows.
  */
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -26,6 +30,63 @@ export function benchSchema(steps: number): SchemaDef {
 
 function wire(schema: SchemaDef): WireSchema {
   return { id: schema.id, digest: schemaDigest(schema), universe: schema.universe, steps: schema.steps.map((s) => ({ id: s.id, target: s.target, needs: [] })) };
+}
+
+/** The fields of a benchmark peer's hello but the schema. */
+function helloFields(peerId: string, patchset: string, isolated: boolean): Omit<Hello, 'schema' | 'schemaDigest'> {
+  return {
+    type: 'hello',
+    protocol: 1,
+    peerId,
+    repo: 'https://example.com/bench/mono.git',
+    baseRef: 'main',
+    patchsets: [patchset],
+    pipeline: { name: 'check', type: 'independent' },
+    isolated,
+    cacheId: 'bench-cache',
+    // As the taskshard peer does: other steps' successes batched on its next assign/wait/complete.
+    coalescedUpdates: true,
+    // And only the successes it needs (while it waits, and its own), as the taskshard peer does.
+    targetedUpdates: true,
+  };
+}
+
+/**
+ * A peer's two hellos, as the taskshard peer sends them (peer/session-frames.ts): digest-first (the
+ * schema named by `schemaDigest`), and the full one in answer to `UNKNOWN_SCHEMA`.
+ */
+interface HelloTexts {
+  readonly digest: string;
+  readonly full: string;
+}
+
+function helloTexts(fields: Omit<Hello, 'schema' | 'schemaDigest'>, schema: SchemaDef, wireSchema: WireSchema): HelloTexts {
+  return { digest: JSON.stringify({ ...fields, schemaDigest: helloSchemaDigest(schema) }), full: JSON.stringify({ ...fields, schema: wireSchema }) };
+}
+
+/**
+ * Before `go`, one peer of an earlier run: an isolated peer on a patchset of its own says hello
+ * (digest-first, then the full hello the fresh authority asks for), is welcomed, and leaves. The
+ * authority has then checked the bench schema, as a long-running authority has checked the schema of
+ * the pipeline's earlier runs: the run measures hellos the authority knows (digest-first, no schema),
+ * not the first peer after a schema change. It leaves one isolated cohort behind, never touched again.
+ */
+function warmUp(cfg: GeneratorConfig): Promise<void> {
+  const schema = benchSchema(cfg.stepsPerCohort);
+  const texts = helloTexts(helloFields('bench-warmup', 'refs/changes/warmup/1', true), schema, wire(schema));
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(cfg.url, { localAddress: cfg.localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
+    socket.once('error', reject);
+    socket.once('open', () => socket.send(texts.digest));
+    socket.once('close', () => resolve());
+    socket.on('message', (data) => {
+      const m = JSON.parse(data.toString()) as { type: string; code?: string; message?: string };
+      if (m.type === 'error' && m.code === 'UNKNOWN_SCHEMA') return socket.send(texts.full);
+      if (m.type === 'error') return reject(new Error(`warm-up hello refused: ${m.code}: ${m.message}`));
+      if (m.type !== 'welcome') return;
+      socket.send(JSON.stringify({ type: 'bye', reason: 'warm-up done' }));
+    });
+  });
 }
 
 /** A frame the size of a `step.finished`, for the echo baseline. */
@@ -95,6 +156,14 @@ async function connectAll(cfg: GeneratorConfig): Promise<void> {
   };
   await Promise.all(Array.from({ length: Math.min(cfg.connectConcurrency, cfg.count) }, worker));
   conns.sort((a, b) => a.index - b.index);
+  if (cfg.mode === generatorModes.protocol && cfg.firstPeer === 0) {
+    try {
+      await warmUp(cfg);
+    } catch (err) {
+      failed++;
+      firstError ??= `warm-up: ${(err as Error).message}`;
+    }
+  }
   send({ kind: 'connected', count: conns.length, failed, firstError });
 }
 
@@ -124,7 +193,8 @@ function runEcho(cfg: GeneratorConfig): void {
 }
 
 function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
-  const schema = wire(benchSchema(cfg.stepsPerCohort));
+  const schema = benchSchema(cfg.stepsPerCohort);
+  const wireSchema = wire(schema);
   startedAtMs = now();
   let remaining = conns.length;
   const finishOne = (conn: Conn): void => {
@@ -134,6 +204,7 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
   };
   for (const conn of conns) {
     const cohort = Math.floor(conn.index / cfg.cohortSize);
+    const hello = helloTexts(helloFields(`bench-${conn.index}`, `refs/changes/${cohort}/1`, false), schema, wireSchema);
     // A connection the server closed before complete is done (counted in unexpectedCloses), not awaited forever.
     conn.socket.on('close', () => finishOne(conn));
     conn.socket.on('message', (data) => {
@@ -162,6 +233,8 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
           finishOne(conn);
           return;
         case 'error':
+          // The authority does not hold the schema (idle runs have no warm-up): the full hello, as the peer does.
+          if (m.code === 'UNKNOWN_SCHEMA') return conn.socket.send(hello.full);
           errors[m.code ?? 'unknown'] = (errors[m.code ?? 'unknown'] ?? 0) + 1;
           // The closed loop has nothing left to send (a refused step.finished is not retried): the run reports it, not waits for it.
           finishOne(conn);
@@ -170,24 +243,8 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
           return;
       }
     });
-    const hello: Hello = {
-      type: 'hello',
-      protocol: 1,
-      peerId: `bench-${conn.index}`,
-      repo: 'https://example.com/bench/mono.git',
-      baseRef: 'main',
-      patchsets: [`refs/changes/${cohort}/1`],
-      pipeline: { name: 'check', type: 'independent' },
-      isolated: false,
-      cacheId: 'bench-cache',
-      schema,
-      // As the taskshard peer does: other steps' successes batched on its next assign/wait/complete.
-      coalescedUpdates: true,
-      // And only the successes it needs (while it waits, and its own), as the taskshard peer does.
-      targetedUpdates: true,
-    };
     conn.pendingSinceMs = now();
-    conn.socket.send(JSON.stringify(hello));
+    conn.socket.send(hello.digest);
   }
   if (conns.length === 0) report();
 }

@@ -2,7 +2,7 @@ import { withCacheEvidence, type CacheEvidence } from './cache-evidence.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
-import { protocolVersion, type CompleteSummary, type Hello } from '../shared/protocol.js';
+import { protocolVersion, type CompleteSummary } from '../shared/protocol.js';
 import type { SchemaDef } from '../shared/schema-file.js';
 import { defaultBackoff } from './backoff.js';
 import { detectCiEnvironment, type Env } from './ci-environment.js';
@@ -17,6 +17,7 @@ import { writeRunOutputs } from './run-outputs.js';
 import { RunRecord } from './run-record.js';
 import { loadPeerSchema } from './schema-source.js';
 import { PeerSession, type SessionObserver, type SessionOutcome } from './session.js';
+import type { BaseHello } from './session-frames.js';
 import { resolveSource, type ResolvedSource } from './source-resolver.js';
 import { localBuildOrder } from './step-order.js';
 import { runTimed, type StepRunner } from './step-runner.js';
@@ -224,7 +225,7 @@ async function drive(
     return { exitCode, peerId: source.peerId, problems: [], ...tally, finalLine: full };
   };
 
-  const hello: Omit<Hello, 'resumeToken' | 'currentStep' | 'registrationToken'> = {
+  const hello: BaseHello = {
     type: 'hello',
     protocol: protocolVersion,
     peerId: source.peerId,

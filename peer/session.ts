@@ -3,10 +3,12 @@ import { closeCodes } from '../shared/close-codes.js';
 import { cohortPageUrl } from '../shared/dashboard-url.js';
 import { decodeServerMessage } from '../shared/frames.js';
 import type { Abort, Assign, Complete, ErrorMessage, Hello, ServerMessage, StepFinished, StepUpdate, Wait, Welcome } from '../shared/protocol.js';
+import { helloSchemaDigest } from '../shared/schema-digest.js';
 import type { SchemaDef, StepDef } from '../shared/schema-file.js';
 import { AuthorityLink, type LinkEnd } from './authority-link.js';
 import { expandCoalesced } from './coalesced-updates.js';
 import { FinishedQueue } from './finished-queue.js';
+import { byeReason, helloFrame, type BaseHello, type HelloForm, type HelloIdentity } from './session-frames.js';
 import { classifyLinkEnd, describeLinkEnd, stepIdsIn } from './frame-checks.js';
 import type { BackoffPolicy } from './backoff.js';
 import { builtElsewhereLine, failedStepLine, formatDuration, formatExit, waitingLine, type PeerReport } from './report.js';
@@ -61,8 +63,8 @@ export interface SessionConfig {
   /** The authorities, in order of preference (the active one and its standbys). */
   readonly servers: readonly string[];
   readonly token: string | null;
-  /** The hello without resume fields. */
-  readonly hello: Omit<Hello, 'resumeToken' | 'currentStep' | 'registrationToken'>;
+  /** The hello without resume fields, with the schema (sent when the authority asks for it: session-frames.ts). */
+  readonly hello: BaseHello;
   /**
    * This process's registration token (hello `registrationToken`), sent until the first welcome; default:
    * 32 random bytes, base64url. Lets a hello whose welcome was lost resume the registration it made.
@@ -128,6 +130,10 @@ export class PeerSession {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private lastEnd: string | null = null;
   private lastError: ErrorMessage | null = null;
+  /** The form of the hello sent on the current link (session-frames.ts). */
+  private helloForm: HelloForm = 'digest';
+  /** What a digest-first hello names the schema by. */
+  private readonly schemaDigest: string;
   private announcedRetry = false;
   private resolveOutcome!: (outcome: SessionOutcome) => void;
   private readonly outcome = new Promise<SessionOutcome>((resolve) => (this.resolveOutcome = resolve));
@@ -136,6 +142,7 @@ export class PeerSession {
     this.steps = new Map(config.schema.steps.map((s) => [s.id, s]));
     this.servers = new ServerList(config.servers, config.backoff, config.random);
     this.registrationToken = config.registrationToken ?? randomBytes(32).toString('base64url');
+    this.schemaDigest = helloSchemaDigest(config.schema);
   }
 
   /** The authority that welcomed this peer last (the active one), or null before the first welcome. */
@@ -175,7 +182,7 @@ export class PeerSession {
     const link: AuthorityLink = new AuthorityLink(this.servers.current, this.config.token, Math.min(Math.max(remainingMs, 500), 10_000), {
       opened: () => {
         if (link !== this.link) return;
-        link.send(this.helloFrame());
+        link.send(this.helloFrame('digest'));
       },
       frame: (text) => {
         if (link === this.link) this.onFrame(text);
@@ -190,16 +197,15 @@ export class PeerSession {
     this.link = link;
   }
 
-  private helloFrame(): Hello {
-    // Until a welcome names its resume token, every hello carries the same registration token: if the
-    // authority committed the join but died before the welcome reached us, the repeat resumes it.
-    if (this.resumeToken === null) return { ...this.config.hello, registrationToken: this.registrationToken };
+  /** This connection's hello: digest-first, the full one when the authority asks for it (session-frames.ts). */
+  private helloFrame(form: HelloForm): Hello {
+    this.helloForm = form;
     const current = this.running ?? this.unreported.latest();
-    return {
-      ...this.config.hello,
-      resumeToken: this.resumeToken,
-      currentStep: current === null ? null : { stepId: current.stepId, leaseId: current.leaseId },
-    };
+    const identity: HelloIdentity =
+      this.resumeToken === null
+        ? { kind: 'registration', registrationToken: this.registrationToken }
+        : { kind: 'resume', resumeToken: this.resumeToken, currentStep: current === null ? null : { stepId: current.stepId, leaseId: current.leaseId } };
+    return helloFrame(this.config.hello, identity, form, this.schemaDigest);
   }
 
   private onLinkEnded(end: LinkEnd): void {
@@ -451,6 +457,13 @@ export class PeerSession {
   }
 
   private onError(error: ErrorMessage): void {
+    if (error.code === 'UNKNOWN_SCHEMA') {
+      // The authority does not hold our schema: the same hello again, with it, on this connection.
+      if (this.helloForm !== 'digest' || this.lifecycle.joined) return this.untrusted(`it asked for the schema (${error.code}) after ${this.helloForm === 'full' ? 'it was sent' : 'the welcome'}`);
+      this.config.report.diagnostic(`the authority does not hold schema ${this.config.schema.id} (${this.schemaDigest}); sending it`);
+      this.link?.send(this.helloFrame('full'));
+      return;
+    }
     this.lastError = error;
     const about = error.stepId ? ` (step ${error.stepId}${error.leaseId ? `, lease ${error.leaseId}` : ''})` : '';
     this.config.report.diagnostic(`authority error ${error.code}${about}: ${error.message}`);
@@ -481,20 +494,5 @@ export class PeerSession {
     }
     if (link.isOpen) link.send({ type: 'bye', reason: byeReason(outcome) });
     void link.close(closeCodes.normal, 'bye').then(() => this.resolveOutcome(outcome));
-  }
-}
-
-function byeReason(outcome: SessionOutcome): string {
-  switch (outcome.kind) {
-    case 'complete':
-      return 'cohort complete';
-    case 'shared-failure':
-      return `step ${outcome.failure.stepId} failed`;
-    case 'fail-open':
-      return `failing open: ${outcome.detail}`.slice(0, 2000);
-    case 'cannot-start':
-      return `COMMAND could not start (${outcome.startError}) for step ${outcome.stepId}`;
-    case 'interrupted':
-      return 'interrupted';
   }
 }

@@ -1,12 +1,14 @@
 /**
  * Values kept by the exact text of what they were computed from, least
- * recently used first out, within a count and a total of key characters.
+ * recently used first out, within a count and a total of characters.
  * The authority's per-content caches of hello schemas (shared/frames.ts,
  * server/http/schema-check-cache.ts) use it, so a fleet's few schemas are
- * checked once. A key longer than the whole budget is never kept.
+ * checked once, and so does its index of checked schemas by digest
+ * (schema-check-cache.ts), which counts the size of the schema a digest stands
+ * for instead of the key's. An entry larger than the whole budget is never kept.
  */
 export class ContentLru<V> {
-  private readonly entries = new Map<string, V>();
+  private readonly entries = new Map<string, { readonly value: V; readonly chars: number }>();
   private totalChars = 0;
 
   constructor(
@@ -16,22 +18,30 @@ export class ContentLru<V> {
 
   get(key: string): V | undefined {
     const hit = this.entries.get(key);
-    if (hit !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, hit);
-    }
-    return hit;
+    if (hit === undefined) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, hit);
+    return hit.value;
   }
 
-  /** Keeps `value` under `key` (a key already held keeps its first value). */
-  set(key: string, value: V): void {
-    if (key.length > this.maxTotalChars || this.entries.has(key)) return;
-    this.entries.set(key, value);
-    this.totalChars += key.length;
-    for (const [oldest] of this.entries) {
+  /**
+   * Keeps `value` under `key`, counting `chars` against the budget (default: the key's length).
+   * A key already held keeps its first value and becomes the most recently used.
+   */
+  set(key: string, value: V, chars = key.length): void {
+    if (chars > this.maxTotalChars) return;
+    const held = this.entries.get(key);
+    if (held !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, held);
+      return;
+    }
+    this.entries.set(key, { value, chars });
+    this.totalChars += chars;
+    for (const [oldest, entry] of this.entries) {
       if (this.entries.size <= this.maxEntries && this.totalChars <= this.maxTotalChars) break;
       this.entries.delete(oldest);
-      this.totalChars -= oldest.length;
+      this.totalChars -= entry.chars;
     }
   }
 

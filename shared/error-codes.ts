@@ -90,6 +90,11 @@ export const errorCodes = Object.freeze({
     closeCode: closeCodes.policyViolation,
     meaning: 'The hello would create a cohort past its source\'s quota (open cohorts, or steps in them, per repo and cache id); the peer builds alone. Joining an existing cohort is never refused.',
   },
+  UNKNOWN_SCHEMA: {
+    retryable: true,
+    closeCode: null,
+    meaning: 'The hello named its schema by `schemaDigest` alone and this authority does not hold that schema (it has not checked it recently); send the hello again, with `schema`, on the same connection.',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>);
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -158,13 +158,21 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** A hello: its schema checked by zod once per distinct content, every other field every time. */
+/**
+ * A hello: its schema checked by zod once per distinct content, every other field every time. A
+ * digest-first hello (`schemaDigest`, no `schema`) has no schema to check here: the authority looks
+ * the digest up (server/http/hello-input.ts). A hello with neither is refused, naming `schema`.
+ */
 function decodeHello(value: Record<string, unknown>): Decoded<Hello> {
+  if (value.schema === undefined) {
+    if (value.schemaDigest === undefined) return { ok: false, problem: 'hello: schema: required (or schemaDigest, naming a schema the authority holds)' };
+    return decodeParsed(helloSchema, value);
+  }
   const key = typeof value.schema === 'object' && value.schema !== null ? JSON.stringify(value.schema) : null;
   const known = key === null ? undefined : wireSchemas.get(key);
   if (known === undefined) {
     const decoded = decodeParsed(helloSchema, value);
-    if (decoded.ok && key !== null) wireSchemas.set(key, deepFreeze(decoded.message.schema));
+    if (decoded.ok && key !== null && decoded.message.schema !== undefined) wireSchemas.set(key, deepFreeze(decoded.message.schema));
     return decoded;
   }
   const decoded = decodeParsed(helloFieldsSchema, value);

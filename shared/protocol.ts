@@ -32,10 +32,12 @@ export type PipelineType = z.infer<typeof pipelineTypeSchema>;
 
 export const stepStateSchema = z.enum(['pending', 'leased', 'succeeded', 'failed']);
 
+const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>');
+
 /** A schema as sent in `hello`: normalized list form plus the digest the peer computed. */
 export const wireSchemaSchema = z.strictObject({
   id: safeIdSchema,
-  digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>'),
+  digest: digestSchema,
   universe: targetSchema,
   steps: z
     .array(
@@ -78,7 +80,19 @@ export const helloSchema = z.strictObject({
   pipeline: z.strictObject({ name, type: pipelineTypeSchema }),
   isolated: z.boolean(),
   cacheId: name,
-  schema: wireSchemaSchema,
+  /**
+   * The schema, with its digest. Required unless `schemaDigest` is sent (a hello needs one of the two;
+   * shared/frames.ts refuses a hello with neither, naming `schema`).
+   */
+  schema: wireSchemaSchema.optional(),
+  /**
+   * Additive (digest-first hello): the schema named by `helloSchemaDigest` (shared/schema-digest.ts: the
+   * cohort digest's canonical form plus each step's `estimateSec`), so the hello can leave `schema` out.
+   * An authority that holds that schema (it checked it recently) proceeds as if the schema had been sent;
+   * one that does not answers `UNKNOWN_SCHEMA` and the peer sends the hello again with `schema` on the
+   * same connection. Sent with `schema` too, it must match it (`SCHEMA_MISMATCH` otherwise).
+   */
+  schemaDigest: digestSchema.optional(),
   /**
    * What kind of machine this peer is (`--label`, plus `os:`, `arch:` and `ci:` detected): it gets only
    * steps whose `requires` these include. Additive; absent means no labels.

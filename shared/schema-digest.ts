@@ -27,3 +27,26 @@ export function canonicalSchemaJson(schema: SchemaDef): string {
 export function schemaDigest(schema: SchemaDef): string {
   return `sha256:${createHash('sha256').update(canonicalSchemaJson(schema)).digest('hex')}`;
 }
+
+/**
+ * The digest a digest-first `hello` names its schema by (`schemaDigest`): the canonical form with each
+ * step's `estimateSec` where it has one, so it tells apart two schemas that the cohort digest
+ * ({@link schemaDigest}) treats as one but that a new cohort would schedule differently. For a schema
+ * without estimates it equals {@link schemaDigest}. Peer and authority compute it from the normalized
+ * schema (the peer from its file, the authority from the schema a full hello carried).
+ */
+export function helloSchemaDigest(schema: SchemaDef): string {
+  if (!schema.steps.some((s) => s.estimateSec !== undefined)) return schemaDigest(schema);
+  const text = JSON.stringify({
+    id: schema.id,
+    universe: schema.universe,
+    steps: schema.steps.map((s) => ({
+      id: s.id,
+      target: s.target,
+      needs: [...s.needs].sort(),
+      ...(s.estimateSec !== undefined ? { estimateSec: s.estimateSec } : {}),
+      ...(s.requires !== undefined && s.requires.length > 0 ? { requires: [...s.requires].sort() } : {}),
+    })),
+  });
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+}

@@ -11,10 +11,11 @@ import { refilledTokens } from './rate-limiter.js';
  * - a frame rate and a byte rate (token buckets; the byte burst is the largest
  *   frame, so a hello of `--max-payload-bytes` passes once);
  * - only a connection's first frame (its hello or INIT) may be larger than
- *   `limits.maxFrameBytes`; a later one closes the connection with 1009
- *   unread, as `ws` does for frames over the payload limit, and a large first
- *   frame that is not a valid hello closes it too (1008), so a connection
- *   costs at most one large frame;
+ *   `limits.maxFrameBytes`, or the hello that answers `UNKNOWN_SCHEMA` (once:
+ *   a digest-first hello is small, and the full one follows it); a later one
+ *   closes the connection with 1009 unread, as `ws` does for frames over the
+ *   payload limit, and a large frame that is not a valid hello closes it too
+ *   (1008), so a connection costs at most one large frame;
  * - a hello deadline: a connection that has not joined within
  *   `helloTimeoutMs` gets `HELLO_TIMEOUT` and is closed (1008).
  *
@@ -40,7 +41,12 @@ export class ConnectionGuard {
   private frameTokens: number;
   private byteTokens: number;
   private tokensAtMs: number;
-  private frames = 0;
+  /** Whether the next frame may be larger than `limits.maxFrameBytes` (the first, or a hello asked for again). */
+  private bulkyAllowed = true;
+  /** Whether a frame larger than `limits.maxFrameBytes` was admitted on this connection (at most one is). */
+  private bulkyAdmitted = false;
+  /** Whether {@link allowBulkyFrame} was used (once per connection). */
+  private bulkyOffered = false;
   /** Whether the frame last admitted was larger than `limits.maxFrameBytes` (only a first frame can be). */
   lastFrameWasBulky = false;
   private helloTimer: NodeJS.Timeout | null;
@@ -65,15 +71,19 @@ export class ConnectionGuard {
   /** Null when the frame may be decoded; otherwise why not. */
   admit(data: RawData, nowMs: number): FrameRefusal | null {
     const bytes = byteLength(data);
-    this.frames++;
+    const bulkyAllowed = this.bulkyAllowed;
+    this.bulkyAllowed = false;
     this.lastFrameWasBulky = bytes > limits.maxFrameBytes;
-    if (this.frames > 1 && bytes > limits.maxFrameBytes) {
-      return {
-        result: 'too_big',
-        code: 'BAD_MESSAGE',
-        message: `a frame of ${bytes} bytes; only a connection's first frame (its hello) may be larger than ${limits.maxFrameBytes} bytes`,
-        closeCode: closeCodes.messageTooBig,
-      };
+    if (this.lastFrameWasBulky) {
+      if (!bulkyAllowed) {
+        return {
+          result: 'too_big',
+          code: 'BAD_MESSAGE',
+          message: `a frame of ${bytes} bytes; only a connection's first frame (its hello) may be larger than ${limits.maxFrameBytes} bytes`,
+          closeCode: closeCodes.messageTooBig,
+        };
+      }
+      this.bulkyAdmitted = true;
     }
     // Both buckets are charged (a refused frame still cost its bytes to receive).
     const config = this.config;
@@ -88,6 +98,18 @@ export class ConnectionGuard {
     if (!frameOk) return { result: 'rate_limited', code: 'RATE_LIMITED', message: `more than ${this.config.rateLimitPerSec} frames per second; slow down`, closeCode: null };
     if (!bytesOk) return { result: 'rate_limited', code: 'RATE_LIMITED', message: `more than ${this.config.rateLimitBytesPerSec} bytes per second; slow down`, closeCode: null };
     return null;
+  }
+
+  /**
+   * The authority asked for the hello again with its schema (`UNKNOWN_SCHEMA`): the next frame may be
+   * as large as a first frame, and the byte bucket is full again for it, once per connection and only
+   * if no large frame came before (a connection still costs at most one).
+   */
+  protected allowBulkyFrame(): void {
+    if (this.bulkyAdmitted || this.bulkyOffered) return;
+    this.bulkyOffered = true;
+    this.bulkyAllowed = true;
+    this.byteTokens = byteBurst(this.config);
   }
 
   /** The connection joined (the core welcomed it) or closed: the hello deadline no longer applies. */

@@ -86,7 +86,14 @@ class PeerConnection extends SocketSession {
       return this.sendError('UNSUPPORTED_PROTOCOL', `this authority speaks protocol ${protocolVersion}; the peer asked for ${hello.protocol}`);
     }
     const checked = checkHello(hello);
-    if (!checked.ok) return this.sendError('SCHEMA_MISMATCH', checked.message);
+    if (!checked.ok) {
+      if (checked.refusal === 'schema-mismatch') return this.sendError('SCHEMA_MISMATCH', checked.message);
+      // A digest-first hello naming a schema this authority does not hold: the peer sends the hello
+      // again with its schema, on this connection (cheaper than a new one; the hello deadline runs on),
+      // and that hello may be as large as a first frame.
+      this.allowBulkyFrame();
+      return this.sendError('UNKNOWN_SCHEMA', checked.message);
+    }
     // Only a peer that asked for batched successes needs the coalescer; a later hello may still ask.
     if (this.updates !== null) this.updates.enable(hello.coalescedUpdates === true);
     else if (hello.coalescedUpdates === true) (this.updates = new UpdateCoalescer(this, encode)).enable(true);

@@ -1,7 +1,17 @@
 import { ContentLru } from '../../shared/content-lru.js';
+import { helloSchemaDigest } from '../../shared/schema-digest.js';
 import { validateSchemaValue, type SchemaValidation } from '../../shared/schema-validate.js';
 
-type ValidSchema = Extract<SchemaValidation, { ok: true }>;
+export type ValidSchema = Extract<SchemaValidation, { ok: true }>;
+
+/** A schema that passed the check, with what the digest-first index needs. */
+interface Known {
+  readonly result: ValidSchema;
+  /** `helloSchemaDigest` of the checked schema: what a digest-first hello names it by. */
+  readonly helloDigest: string;
+  /** Characters of its JSON text (its weight in the digest index). */
+  readonly chars: number;
+}
 
 /**
  * Schema checks of `hello` by the exact schema a peer sent (its JSON text), so
@@ -16,31 +26,60 @@ type ValidSchema = Extract<SchemaValidation, { ok: true }>;
  * frozen object, shared/frames.ts) is found by identity, without copying it
  * without its digest or turning it into text again (about 0.9 ms per hello of
  * 1,000 steps).
+ *
+ * Every schema that passes a check also goes into an index by its hello digest
+ * (`helloSchemaDigest`, computed here from the checked schema), for digest-first
+ * hellos: {@link known} finds a schema this authority checked recently, within the
+ * same bounds (entries, and characters of the schemas' text); a schema used again
+ * becomes the most recent. The index holds only schemas the authority checked
+ * itself, so a digest-first hello gets exactly what its full hello would have.
  */
 export class SchemaCheckCache {
-  private readonly entries: ContentLru<ValidSchema>;
-  private readonly byObject = new WeakMap<object, ValidSchema>();
+  private readonly entries: ContentLru<Known>;
+  private readonly byObject = new WeakMap<object, Known>();
+  private readonly byHelloDigest: ContentLru<Known>;
 
   constructor(maxEntries = 256, maxTotalChars = 8 * 1024 * 1024) {
     this.entries = new ContentLru(maxEntries, maxTotalChars);
+    this.byHelloDigest = new ContentLru(maxEntries, maxTotalChars);
   }
 
   check(sent: unknown): SchemaValidation {
+    return this.checkSent(sent).result;
+  }
+
+  /** {@link check}, with the hello digest of a valid schema (null when it is invalid). */
+  checkSent(sent: unknown): { readonly result: SchemaValidation; readonly helloDigest: string | null } {
     const frozen = typeof sent === 'object' && sent !== null && Object.isFrozen(sent) ? sent : null;
-    const known = frozen === null ? undefined : this.byObject.get(frozen);
-    if (known !== undefined) return known;
-    const value = withoutDigest(sent);
-    const key = JSON.stringify(value);
-    const hit = this.entries.get(key) ?? validateSchemaValue(value);
-    if (hit.ok) {
-      this.entries.set(key, hit);
-      if (frozen !== null) this.byObject.set(frozen, hit);
+    let known = frozen === null ? undefined : this.byObject.get(frozen);
+    if (known === undefined) {
+      const value = withoutDigest(sent);
+      const key = JSON.stringify(value);
+      known = this.entries.get(key);
+      if (known === undefined) {
+        const result = validateSchemaValue(value);
+        if (!result.ok) return { result, helloDigest: null };
+        known = { result, helloDigest: helloSchemaDigest(result.schema), chars: key.length };
+      }
+      this.entries.set(key, known);
+      if (frozen !== null) this.byObject.set(frozen, known);
     }
-    return hit;
+    this.byHelloDigest.set(known.helloDigest, known, known.chars);
+    return known;
+  }
+
+  /** The schema a digest-first hello names, if this authority checked it recently; it becomes the most recent. */
+  known(helloDigest: string): ValidSchema | undefined {
+    return this.byHelloDigest.get(helloDigest)?.result;
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Schemas a digest-first hello can name. */
+  get knownSize(): number {
+    return this.byHelloDigest.size;
   }
 }
 

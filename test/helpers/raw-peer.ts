@@ -1,14 +1,16 @@
 import WebSocket from 'ws';
 import { decodeServerMessage } from '../../shared/frames.js';
-import type { PeerMessage, ServerMessage } from '../../shared/protocol.js';
-import { schemaDigest } from '../../shared/schema-digest.js';
+import type { PeerMessage, ServerMessage, WireSchema } from '../../shared/protocol.js';
+import { helloSchemaDigest, schemaDigest } from '../../shared/schema-digest.js';
 import type { SchemaDef } from '../../shared/schema-file.js';
 import { wireSchema } from './schemas.js';
 
 type Hello = Extract<PeerMessage, { type: 'hello' }>;
+/** A hello that carries its schema. */
+type FullHello = Hello & { schema: WireSchema };
 
 /** A hello for `schema` with sensible defaults. */
-export function helloFor(peerId: string, schema: SchemaDef, over: Partial<Hello> = {}): Hello {
+export function helloFor(peerId: string, schema: SchemaDef, over: Partial<Hello> = {}): FullHello {
   return {
     type: 'hello',
     protocol: 1,
@@ -22,6 +24,12 @@ export function helloFor(peerId: string, schema: SchemaDef, over: Partial<Hello>
     schema: wireSchema(schema),
     ...over,
   };
+}
+
+/** A digest-first hello for `schema`: `schemaDigest` (shared/schema-digest.ts `helloSchemaDigest`) instead of the schema. */
+export function digestHelloFor(peerId: string, schema: SchemaDef, over: Partial<Hello> = {}): Hello {
+  const { schema: _schema, ...rest } = helloFor(peerId, schema);
+  return { ...rest, schemaDigest: helloSchemaDigest(schema), ...over };
 }
 
 export { schemaDigest };
