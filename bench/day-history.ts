@@ -39,7 +39,7 @@ export async function fillHistory(path: string, cohorts: number): Promise<number
         cohortId: id, repo: 'https://example.com/bench/monorepo.git', baseRef: 'main', cacheId: 'bench-cache', pipelineType: 'independent', isolated: false,
         schema, digest, baseSha: sha, patchsets: [], cohortKey: null, status: 'complete', createdAtMs: at - 5000, resolvedAtMs: at, lastActivityMs: at, secondsSaved: 15, outcome: { kind: 'succeeded' },
       };
-      batch.push({ table: 'cohort', row: cohort });
+      batch.push({ table: 'cohort', row: cohort, created: true });
       const event = (atMs: number, kind: string, stepId: string | null, peerId: string | null): Write => ({ table: 'event', row: { cohortId: id, atMs, kind, stepId, peerId, detail: null } });
       batch.push(event(at - 5000, 'cohort.created', null, null));
       for (let p = 0; p < 3; p++) {

@@ -25,7 +25,7 @@ export class CoreTx {
   readonly touchedCohorts = new Set<string>();
   /** Peers whose registration or work state changed. */
   readonly touchedPeers = new Set<string>();
-  /** Cohorts this input created (the invariant check looks at all of a new cohort). */
+  /** Cohorts this input created (the invariant check looks at all of a new cohort; the store inserts its row whole). */
   readonly createdCohorts = new Set<string>();
   admin: AdminResult | null = null;
 
@@ -97,7 +97,10 @@ export class CoreTx {
    */
   output(): CoreOutput {
     const writes: Write[] = [];
-    for (const row of this.cohortRows) writes.push(Object.freeze({ table: 'cohort' as const, row: snapshotOf(row) }));
+    for (const row of this.cohortRows) {
+      const write = this.createdCohorts.has(row.cohortId) ? { table: 'cohort' as const, row: snapshotOf(row), created: true as const } : { table: 'cohort' as const, row: snapshotOf(row) };
+      writes.push(Object.freeze(write));
+    }
     for (const row of this.stepRows) writes.push(Object.freeze({ table: 'step' as const, row: snapshotOf(row) }));
     for (const row of this.peerRows) writes.push(Object.freeze({ table: 'peer' as const, row: snapshotOf(row) }));
     for (const row of this.leaseRows) writes.push(Object.freeze({ table: 'lease' as const, row: snapshotOf(row) }));

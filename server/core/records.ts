@@ -193,7 +193,13 @@ export interface EventRecord {
 
 /** One row-level change for the store; a batch of them commits in one transaction. */
 export type Write =
-  | { readonly table: 'cohort'; readonly row: CohortRecord }
+  /**
+   * `created`: this input created the cohort, so the store inserts the whole row. Absent: an earlier
+   * write created it, and only what changes after creation (status, patchsets, times, outcome) is
+   * written; the schema and the other columns set at creation are not sent again (the schema of a
+   * 1,000-step cohort is 53 KB of JSON, and the row is written after most inputs).
+   */
+  | { readonly table: 'cohort'; readonly row: CohortRecord; readonly created?: true }
   | { readonly table: 'step'; readonly row: StepRecord }
   | { readonly table: 'success'; readonly cohortId: string; readonly stepId: string; readonly leaseId: string | null; readonly peerId: string | null; readonly atMs: number }
   | { readonly table: 'lease'; readonly row: LeaseRecord }

@@ -1,4 +1,5 @@
 import { describeStepFailure, describeUnshared, type StepFailCause, type UnsharedCause } from '../core/causes.js';
+import type { SchemaDef } from '../../shared/schema-file.js';
 import type { CohortRecord, DurationRecord, LeaseRecord, MemoRecord, PeerRecord, StepRecord } from '../core/records.js';
 import {
   cohortRowSchema,
@@ -38,6 +39,20 @@ export function stepCauseColumns(r: StepRecord): { causeJson: string | null; rea
   if (r.failCause !== null) return { causeJson: JSON.stringify(r.failCause), reason: describeStepFailure(r.failCause) };
   if (r.unsharedCause) return { causeJson: JSON.stringify(r.unsharedCause), reason: describeUnshared(r.unsharedCause) };
   return { causeJson: null, reason: null };
+}
+
+const schemaJson = new WeakMap<SchemaDef, string>();
+
+/**
+ * A schema's `schema_json` column, turned into text once per schema object: the cohorts of one
+ * schema content share the object the hello's schema check made (server/http/schema-check-cache.ts),
+ * and records never change their values in place (server/core/records.ts), so the text stays
+ * true (53 KB for 1,000 steps).
+ */
+export function schemaJsonOf(schema: SchemaDef): string {
+  let text = schemaJson.get(schema);
+  if (text === undefined) schemaJson.set(schema, (text = JSON.stringify(schema)));
+  return text;
 }
 
 /**

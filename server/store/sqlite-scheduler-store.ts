@@ -5,7 +5,7 @@ import type { Snapshot, Write } from '../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../core/store-port.js';
 import { cacheEvidenceParams, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
 import { foldLeasesIntoSteps, leaseSeqs, planEvents, type EventPlan } from './lease-events.js';
-import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from './row-records.js';
+import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, schemaJsonOf, stepCauseColumns, stepFromRow } from './row-records.js';
 
 /**
  * The scheduler's side of the SQLite store. Every batch is one transaction,
@@ -16,15 +16,20 @@ import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow,
 const bool = (v: boolean): number => (v ? 1 : 0);
 
 const sql = {
-  cohort: `
+  // A new cohort's whole row (as an upsert with the cancelled guard, as on PostgreSQL).
+  cohortInsert: `
     INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest,
                          base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json, cohort_key)
-    VALUES (@cohortId, @repo, @baseRef, @cacheId, @pipelineType, @isolated, @schemaId, @schemaJson, @digest,
-            @baseSha, @patchsetsJson, @status, @createdAtMs, @resolvedAtMs, @lastActivityMs, @secondsSaved, @outcomeJson, @cohortKey)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
       resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
       outcome_json = excluded.outcome_json
     WHERE cohorts.status <> 'cancelled' OR excluded.status = 'cancelled'`,
+  // An existing cohort: only what changes after creation. A cancelled cohort stays cancelled.
+  cohortUpdate: `
+    UPDATE cohorts SET patchsets_json = ?, status = ?, resolved_at_ms = ?, last_activity_ms = ?, seconds_saved = ?, outcome_json = ?
+    WHERE cohort_id = ? AND (status <> 'cancelled' OR ? = 'cancelled')`,
+  cohortExists: 'SELECT 1 FROM cohorts WHERE cohort_id = ?',
   step: `
     INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
                        duration_ms, fail_reason, fail_cause_json, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
@@ -173,28 +178,19 @@ export class SqliteSchedulerStore implements SchedulerStore {
     switch (w.table) {
       case 'cohort': {
         const r = w.row;
-        const params = {
-          cohortId: r.cohortId,
-          repo: r.repo,
-          baseRef: r.baseRef,
-          cacheId: r.cacheId,
-          pipelineType: r.pipelineType,
-          isolated: bool(r.isolated),
-          schemaId: r.schema.id,
-          schemaJson: JSON.stringify(r.schema),
-          digest: r.digest,
-          baseSha: r.baseSha,
-          cohortKey: r.cohortKey,
-          patchsetsJson: JSON.stringify(r.patchsets),
-          status: r.status,
-          createdAtMs: r.createdAtMs,
-          resolvedAtMs: r.resolvedAtMs,
-          lastActivityMs: r.lastActivityMs,
-          secondsSaved: r.secondsSaved,
-          outcomeJson: r.outcome === null ? null : JSON.stringify(r.outcome),
-        };
-        this.guarded(this.stmt.cohort, params, 'cohort-cancelled', `cohorts[${r.cohortId}]`, `the cohort is cancelled; refusing to make it ${r.status}`);
-        return;
+        const patchsetsJson = JSON.stringify(r.patchsets);
+        const outcomeJson = r.outcome === null ? null : JSON.stringify(r.outcome);
+        const changed = w.created === true
+          ? this.stmt.cohortInsert.run(
+              r.cohortId, r.repo, r.baseRef, r.cacheId, r.pipelineType, bool(r.isolated), r.schema.id, schemaJsonOf(r.schema), r.digest,
+              r.baseSha, patchsetsJson, r.status, r.createdAtMs, r.resolvedAtMs, r.lastActivityMs, r.secondsSaved, outcomeJson, r.cohortKey,
+            ).changes
+          : this.stmt.cohortUpdate.run(patchsetsJson, r.status, r.resolvedAtMs, r.lastActivityMs, r.secondsSaved, outcomeJson, r.cohortId, r.status).changes;
+        if (changed === 1) return;
+        if (w.created !== true && this.stmt.cohortExists.get(r.cohortId) === undefined) {
+          throw new Error(`cohorts[${r.cohortId}]: written as an existing cohort, but the store has no such row; the whole batch was rolled back`);
+        }
+        throw new StoreConflictError('cohort-cancelled', `cohorts[${r.cohortId}]`, `the cohort is cancelled; refusing to make it ${r.status}`);
       }
       case 'step': {
         const r = w.row;

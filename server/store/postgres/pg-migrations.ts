@@ -309,7 +309,36 @@ export const pgMigrations: readonly PgMigration[] = [
       ${applyFunctionWithEventSlots(applyFunctionWithCohortKey(pgMigrations[2]!.sql))}`;
     },
   },
+  {
+    version: 8,
+    name: 'cohort updates',
+    // A cohort write after the one that created it sends only what changes (status, patchsets, times,
+    // outcome): the 'cohort.update' writes of taskshard_apply. The schema JSON and the other columns set
+    // at creation are no longer sent and parsed with every input that touches a cohort. A row that is
+    // missing raises TSMIS. Version 7's function with this branch added (built from its text).
+    get sql(): string {
+      return applyFunctionWithCohortUpdates(applyFunctionWithEventSlots(applyFunctionWithCohortKey(pgMigrations[2]!.sql)));
+    },
+  },
 ];
+
+/** Version 7's `taskshard_apply` with 'cohort.update' writes (the changing columns of an existing cohort). */
+function applyFunctionWithCohortUpdates(v7: string): string {
+  return edited(v7, 8, [
+    ['CREATE FUNCTION taskshard_apply(p_claim boolean, p_epoch bigint, p_term bigint, p_holder text, p_writes jsonb, p_slots integer)',
+      'CREATE OR REPLACE FUNCTION taskshard_apply(p_claim boolean, p_epoch bigint, p_term bigint, p_holder text, p_writes jsonb, p_slots integer)'],
+    ["          WHEN 'step' THEN\n",
+      `          WHEN 'cohort.update' THEN
+            UPDATE cohorts SET patchsets_json = r->>'patchsets_json', status = r->>'status', resolved_at_ms = (r->>'resolved_at_ms')::bigint,
+              last_activity_ms = (r->>'last_activity_ms')::bigint, seconds_saved = (r->>'seconds_saved')::double precision, outcome_json = r->>'outcome_json'
+            WHERE cohort_id = r->>'cohort_id' AND (status <> 'cancelled' OR r->>'status' = 'cancelled');
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n = 0 AND NOT EXISTS (SELECT 1 FROM cohorts WHERE cohort_id = r->>'cohort_id') THEN
+              RAISE EXCEPTION '%', i USING ERRCODE = 'TSMIS';
+            END IF;
+          WHEN 'step' THEN\n`],
+  ]);
+}
 
 /** Version 6's `taskshard_apply` with `p_slots`: event ids and lease event seqs from one sequence. */
 function applyFunctionWithEventSlots(v6: string): string {

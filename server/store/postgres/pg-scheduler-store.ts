@@ -5,7 +5,7 @@ import type { Snapshot, Write } from '../../core/records.js';
 import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../../core/store-port.js';
 import { cacheEvidenceParams, cacheEvidenceSql } from '../cache-evidence-rows.js';
 import { foldLeasesIntoSteps, planEvents, type EventPlan } from '../lease-events.js';
-import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, stepCauseColumns, stepFromRow } from '../row-records.js';
+import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, schemaJsonOf, stepCauseColumns, stepFromRow } from '../row-records.js';
 import type { Sql } from './pg-connection.js';
 
 /**
@@ -33,7 +33,7 @@ type Param = string | number | null;
 
 /** One write of a batch as taskshard_apply reads it (table, columns) and, for a guarded row, what a refusal means. */
 interface Planned {
-  readonly t: Write['table'];
+  readonly t: Write['table'] | 'cohort.update';
   readonly r: Record<string, Param>;
   readonly guard?: { readonly kind: StoreConflictKind; readonly row: string; readonly detail: string };
 }
@@ -75,6 +75,10 @@ export class PgSchedulerStore implements SchedulerStore {
     } catch (err) {
       const pg = pgError(err);
       if (pg?.code === 'TSDEP') return this.deposed();
+      if (pg?.code === 'TSMIS') {
+        const missing = planned[Number(pg.message)];
+        throw new Error(`cohorts[${missing?.r['cohort_id'] ?? '?'}]: written as an existing cohort, but the store has no such row; the whole batch was rolled back`);
+      }
       const guard = pg?.code === 'TSGRD' ? planned[Number(pg.message)]?.guard : undefined;
       if (guard) throw new StoreConflictError(guard.kind, guard.row, guard.detail);
       throw err;
@@ -138,15 +142,27 @@ function plan(w: Write, events: EventPlan): Planned {
   switch (w.table) {
     case 'cohort': {
       const r = w.row;
+      const guard = { kind: 'cohort-cancelled', row: `cohorts[${r.cohortId}]`, detail: `the cohort is cancelled; refusing to make it ${r.status}` } as const;
+      if (w.created !== true) {
+        // An existing cohort: only what changes after creation (migration 8).
+        return {
+          t: 'cohort.update',
+          r: {
+            cohort_id: r.cohortId, patchsets_json: JSON.stringify(r.patchsets), status: r.status, resolved_at_ms: r.resolvedAtMs,
+            last_activity_ms: r.lastActivityMs, seconds_saved: r.secondsSaved, outcome_json: json(r.outcome),
+          },
+          guard,
+        };
+      }
       return {
         t: w.table,
         r: {
           cohort_id: r.cohortId, repo: r.repo, base_ref: r.baseRef, cache_id: r.cacheId, pipeline_type: r.pipelineType, isolated: bool(r.isolated),
-          schema_id: r.schema.id, schema_json: JSON.stringify(r.schema), digest: r.digest, base_sha: r.baseSha, patchsets_json: JSON.stringify(r.patchsets),
+          schema_id: r.schema.id, schema_json: schemaJsonOf(r.schema), digest: r.digest, base_sha: r.baseSha, patchsets_json: JSON.stringify(r.patchsets),
           status: r.status, created_at_ms: r.createdAtMs, resolved_at_ms: r.resolvedAtMs, last_activity_ms: r.lastActivityMs, seconds_saved: r.secondsSaved,
           outcome_json: json(r.outcome), cohort_key: r.cohortKey,
         },
-        guard: { kind: 'cohort-cancelled', row: `cohorts[${r.cohortId}]`, detail: `the cohort is cancelled; refusing to make it ${r.status}` },
+        guard,
       };
     }
     case 'step': {

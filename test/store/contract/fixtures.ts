@@ -104,7 +104,7 @@ export function seedCohortWrites(seed: SeedCohort): Write[] {
   const open = cohort.status === 'open';
   const peers = seed.peers ?? ['p1'];
   const builder = peers[0]!;
-  const writes: Write[] = [{ table: 'cohort', row: cohort }, eventWrite(id, t0, 'cohort.created')];
+  const writes: Write[] = [{ table: 'cohort', row: cohort, created: true }, eventWrite(id, t0, 'cohort.created')];
   peers.forEach((p, i) => {
     writes.push({ table: 'peer', row: peerRecord(id, p, t0 + i, { status: open ? 'connected' : 'left' }, { name: seed.pipelineName, type: seed.pipelineType, repo: seed.repo }) });
     writes.push(eventWrite(id, t0 + i, 'peer.joined', { peerId: p }));

@@ -22,7 +22,7 @@ export function labelsContract(factory: StoreFactory): void {
     };
     const cohort: CohortRecord = { ...cohortRecord({ id: 'c1', createdAtMs: 1000 }), schema, digest: schemaDigest(schema) };
     const writes: Write[] = [
-      { table: 'cohort', row: cohort },
+      { table: 'cohort', row: cohort, created: true },
       { table: 'step', row: stepRecord('c1', 'lint', { status: 'succeeded', attempts: 1, builtBy: 'cpu1', durationMs: 500, resolvedAtMs: 1500 }) },
       { table: 'step', row: stepRecord('c1', 'train', { status: 'unshared', unsharedCause: { kind: 'no-capable-member', requires: ['arch:x64', 'gpu'], missing: ['gpu'] }, resolvedAtMs: 1600 }) },
       { table: 'step', row: stepRecord('c1', 'eval', { status: 'unshared', unsharedCause: { kind: 'need-unshared', need: 'train' }, resolvedAtMs: 1600 }) },

@@ -138,6 +138,28 @@ export function schedulerStoreContract(factory: StoreFactory): void {
       expect((await store.readModel.cohortDetail('c1'))!.cohort).toMatchObject({ status: 'cancelled', lastActivityMs: 9000 });
     });
 
+    it('writes an existing cohort without what was set at creation: the schema and source stay the created row\'s', async () => {
+      const { store } = current();
+      await store.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
+      const created = cohortRecord({ id: 'c1', status: 'open', createdAtMs: 1000 });
+      const other = cohortRecord({ id: 'c1', status: 'open', createdAtMs: 5, repo: 'elsewhere', steps: ['x'] });
+      // Only status, patchsets, times, seconds saved and the outcome are written for an existing cohort.
+      const later = { ...other, patchsets: ['refs/changes/1', 'refs/changes/2'], status: 'complete' as const, resolvedAtMs: 8000, lastActivityMs: 8000, secondsSaved: 3, outcome: { kind: 'succeeded' as const } };
+      await store.scheduler.apply([{ table: 'cohort', row: later }]);
+      const [loaded] = (await store.scheduler.load(8000, hour)).cohorts;
+      expect(loaded).toEqual({ ...created, patchsets: later.patchsets, status: 'complete', resolvedAtMs: 8000, lastActivityMs: 8000, secondsSaved: 3, outcome: { kind: 'succeeded' } });
+    });
+
+    it('refuses a write of an existing cohort that has no row, rolling back the whole batch', async () => {
+      const { store } = current();
+      await store.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
+      const events = await timelineLength(store, 'c1');
+      const batch: Write[] = [eventWrite('c1', 5000, 'x'), { table: 'cohort', row: cohortRecord({ id: 'c2', status: 'open', createdAtMs: 5000 }) }];
+      await expect(settled(() => store.scheduler.apply(batch))).rejects.toThrow(/cohorts\[c2\]: written as an existing cohort, but the store has no such row/);
+      expect(await timelineLength(store, 'c1')).toBe(events);
+      expect((await store.scheduler.load(5000, hour)).cohorts.map((c) => c.cohortId)).toEqual(['c1']);
+    });
+
     it('refuses a second writer while the first is open (exclusive), or fences the first once the second claims (fenced)', async () => {
       const sut = current();
       if (sut.writers === 'exclusive') {
