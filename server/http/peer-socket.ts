@@ -3,6 +3,7 @@ import { closeCodes } from '../../shared/close-codes.js';
 import { decodePeerMessage } from '../../shared/frames.js';
 import { protocolVersion, type Hello, type ServerMessage } from '../../shared/protocol.js';
 import type { Effect } from '../core/effects.js';
+import { encodeComplete } from './complete-encoder.js';
 import { checkHello, helloTokens } from './hello-input.js';
 import { v1ConnectionMachine, type V1ConnectionState } from './connection-state.js';
 import { v1Delivery } from './v1-frames.js';
@@ -13,11 +14,13 @@ export { LivenessMonitor, ServerSocket } from './socket-session.js';
 
 /**
  * JSON of a rendered frame. A broadcast (`step.update`: one message object for every
- * member, v1-frames.ts) is encoded once however many connections it reaches; any other
- * frame is one connection's own, and remembering it would cost more than it saves.
+ * member, v1-frames.ts) is encoded once however many connections it reaches; a `complete`
+ * has its members' shared part encoded once (complete-encoder.ts); any other frame is one
+ * connection's own, and remembering it would cost more than it saves.
  */
 const encoded = new WeakMap<ServerMessage, string>();
 function encode(message: ServerMessage): string {
+  if (message.type === 'complete') return encodeComplete(message);
   if (message.type !== 'step.update') return JSON.stringify(message);
   let json = encoded.get(message);
   if (json === undefined) {

@@ -41,7 +41,7 @@ export class UpdateCoalescer {
   private timer: NodeJS.Timeout | null = null;
   private enabled = false;
 
-  /** `out` writes one JSON text frame (the connection itself: no closure per connection); `encode` is the shared (cached) encoding of a rendered frame. */
+  /** `out` writes one JSON text frame (the connection itself: no closure per connection); `encode` is the shared (cached) encoding of a frame. */
   constructor(
     private readonly out: { write(text: string): void },
     private readonly encode: (message: ServerMessage) => string,
@@ -75,7 +75,7 @@ export class UpdateCoalescer {
           return this.out.write(this.encode(message));
         }
         const succeeded = this.take();
-        return this.out.write(JSON.stringify({ ...message, succeeded }));
+        return this.out.write(this.encode({ ...message, succeeded }));
       }
       default:
         this.flush();
