@@ -156,12 +156,21 @@ export type TdDecoded =
 
 const tdClientOptions: DecodeOptions = { shape: taskDirectorFrameShape(taskDirectorLimits.maxRepos), typeField: 'message_type', bulkyType: taskDirectorMessageType.init };
 
-export function decodeTaskDirectorFrame(text: string): TdDecoded {
+/**
+ * `checkedSchemaId`: the schema id of this connection's INIT, which zod already checked (null before
+ * INIT). A TASK_COMPLETE naming exactly that id, with a task id of 1 to 16 characters, a boolean
+ * `task_success` and no other key, is accepted without zod (it is every client's hot frame): those
+ * are `tdTaskCompleteSchema`'s rules, and the schema id passed them when the INIT did. Anything
+ * else goes to zod, which accepts it or names the field (test/unit/td-fast-path.test.ts holds the
+ * two to the same verdict).
+ */
+export function decodeTaskDirectorFrame(text: string, checkedSchemaId: string | null = null): TdDecoded {
   const parsed = parseFrameObject(text, tdClientOptions);
   if (!parsed.ok) {
     return { ok: false, problem: parsed.problem.replace('"message_type"', 'numeric "message_type"'), claimedType: claimedTypeOf(text) };
   }
   const value = parsed.value;
+  if (checkedSchemaId !== null && isPlainTaskComplete(value, checkedSchemaId)) return { ok: true, frame: value };
   const type = value.message_type;
   if (type === undefined) return { ok: false, problem: 'message_type: is required', claimedType: null };
   if (typeof type !== 'number') return { ok: false, problem: `message_type: expected a number, got ${capText(JSON.stringify(type), 40)}`, claimedType: null };
@@ -173,6 +182,24 @@ export function decodeTaskDirectorFrame(text: string): TdDecoded {
   if (result.success) return { ok: true, frame: result.data };
   const name = type === taskDirectorMessageType.init ? 'INIT' : 'TASK_COMPLETE';
   return { ok: false, problem: describeProblems(problemsFromZod(result.error), name), claimedType: type };
+}
+
+function isPlainTaskComplete(v: Record<string, unknown>, checkedSchemaId: string): v is TdTaskComplete {
+  let keys = 0;
+  for (const key in v) {
+    keys++;
+    if (key !== 'message_type' && key !== 'schema_id' && key !== 'task_id' && key !== 'task_success') return false;
+  }
+  const taskId = v.task_id;
+  return (
+    keys === 4 &&
+    v.message_type === taskDirectorMessageType.taskComplete &&
+    v.schema_id === checkedSchemaId &&
+    typeof taskId === 'string' &&
+    taskId.length >= 1 &&
+    taskId.length <= taskDirectorLimits.maxTaskIdLength &&
+    typeof v.task_success === 'boolean'
+  );
 }
 
 /**

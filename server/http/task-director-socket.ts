@@ -199,7 +199,8 @@ class TaskDirectorConnection extends SocketSession {
 
   /** One text frame; whether it was a valid frame of the old protocol. */
   protected onText(text: string): boolean {
-    const decoded = decodeTaskDirectorFrame(text);
+    // After INIT, the schema id it named (checked then) lets the hot TASK_COMPLETE skip zod.
+    const decoded = decodeTaskDirectorFrame(text, this.wireSchemaId);
     if (decoded.ok) {
       const frame: TdClientFrame = decoded.frame;
       if (frame.message_type === taskDirectorMessageType.init) this.onInit(frame);
