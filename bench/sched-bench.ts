@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { unitLegend } from '../server/sim/sim-format.js';
 import { simulate } from '../server/sim/simulate.js';
 import type { SimReport } from '../server/sim/sim-types.js';
+import { coreCostShapes, measureCoreCost } from './sched-core-cost.js';
 import { reportJson, reportTable } from './sched-report.js';
 import { loadWorkloadFile } from './workload-file.js';
 
@@ -13,13 +14,37 @@ import { loadWorkloadFile } from './workload-file.js';
  * (the real core on a virtual clock, plus the four baselines) over every
  * workload in bench/workloads/ (or the files given), prints a table, then one
  * JSON line with every figure. Exit 2 on a bad workload file.
+ *
+ * `npm run bench:sched -- --core-cost [--repeat N]`: instead, the core's own cost per assignment
+ * (no sockets, no store) in the two v1 shapes of `npm run bench` (sched-core-cost.ts), and the
+ * one-cohort figure over the cohorts-of-10 one.
  */
-const usage = 'usage: npm run bench:sched [-- --workload FILE ...]';
+const usage = 'usage: npm run bench:sched [-- --workload FILE ...] | [-- --core-cost [--repeat N]]';
+
+function coreCost(repeatText: string | undefined): number {
+  const repeat = repeatText === undefined ? 3 : Number(repeatText);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 50) {
+    process.stderr.write(`bench:sched: --repeat must be an integer from 1 to 50, got "${repeatText}"\n${usage}\n`);
+    return 2;
+  }
+  process.stdout.write('The core per assignment, no sockets or store (CPU time of handle + nextDeadlineMs, GC included), median of each shape\n');
+  const results = measureCoreCost(coreCostShapes, repeat, (line) => process.stdout.write(`${line}\n`));
+  const [small, big] = results;
+  const ratio = Math.round((big!.medianUsPerAssignment / small!.medianUsPerAssignment) * 100) / 100;
+  for (const r of results) process.stdout.write(`${r.shape.name}: ${r.medianUsPerAssignment} µs per assignment\n`);
+  process.stdout.write(`one cohort of 200 x 1000 over cohorts of 10 x 100: ${ratio}x the core's work per assignment\n`);
+  const json = { bench: 'sched-core-cost', repeat, shapes: results.map((r) => ({ ...r.shape, usPerAssignment: r.medianUsPerAssignment, runs: r.runs })), oneCohortOverCohortsOf10: ratio };
+  process.stdout.write(`${JSON.stringify(json)}\n`);
+  return 0;
+}
 
 function main(): number {
   let args;
   try {
-    args = parseArgs({ options: { workload: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false });
+    args = parseArgs({
+      options: { workload: { type: 'string', multiple: true }, 'core-cost': { type: 'boolean' }, repeat: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: false,
+    });
   } catch (err) {
     process.stderr.write(`bench:sched: ${(err as Error).message}\n${usage}\n`);
     return 2;
@@ -27,6 +52,11 @@ function main(): number {
   if (args.values.help) {
     process.stdout.write(`${usage}\n`);
     return 0;
+  }
+  if (args.values['core-cost']) return coreCost(args.values.repeat);
+  if (args.values.repeat !== undefined) {
+    process.stderr.write(`bench:sched: --repeat goes with --core-cost\n${usage}\n`);
+    return 2;
   }
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = join(here, 'workloads');

@@ -1,3 +1,4 @@
+import { BinaryHeap } from './binary-heap.js';
 import type { Cohort } from './cohort.js';
 import type { Journal } from './journal.js';
 import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './records.js';
@@ -41,6 +42,12 @@ export class CohortData {
     (step) => step.status === 'pending' && this.needsMet(step.stepId),
     (step) => ({ priorityMs: this.priorityMs.get(step.stepId) ?? 0, index: this.schemaIndex.get(step.stepId)! }),
   );
+  /**
+   * Live leases by start, oldest first: pushed when a lease becomes live, dropped when they come up
+   * ended (or never committed: an input rolled back). Tells a dispatch whether any lease is old
+   * enough for a backup copy without looking at every live lease (`oldestLiveStartMs`).
+   */
+  readonly liveStarts = new BinaryHeap<LeaseRecord>((a, b) => a.startedAtMs < b.startedAtMs);
   /** Steps not yet succeeded or failed (a derived counter; invariants.ts recounts it). */
   readonly unresolved: number = 0;
   /** Failed steps (derived, recounted likewise). */
@@ -134,6 +141,15 @@ export class CohortData {
   needsMet(stepId: string): boolean {
     for (const need of this.needsOf(stepId)) if (this.steps.get(need)!.status !== 'succeeded') return false;
     return true;
+  }
+
+  /** When the oldest live lease started, or null when none is live (ended entries on top are dropped, journaled). */
+  oldestLiveStartMs(journal: Journal): number | null {
+    for (let top = this.liveStarts.peek(); top !== null; top = this.liveStarts.peek()) {
+      if (top.end === null && this.leases.get(top.leaseId) === top) return top.startedAtMs;
+      this.liveStarts.pop(journal);
+    }
+    return null;
   }
 
   live(stepId: string): readonly LeaseRecord[] {

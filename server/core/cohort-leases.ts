@@ -32,6 +32,7 @@ export class CohortLeases extends CohortData {
     journal.mapSet(this.host.leaseOwners, lease.leaseId, this.self);
     if (lease.end !== null) return;
     journal.mapSet(this.liveLeases, lease.stepId, [...this.live(lease.stepId), lease]);
+    this.liveStarts.push(lease);
     armStraggler(this.host, this.self, lease.leaseId);
   }
 

@@ -11,7 +11,7 @@ import type { StepRecord } from './records.js';
 import { trackOpen } from './source-quota.js';
 import { DispatchPlan } from './step-picker.js';
 import { isResolved } from './step-status.js';
-import { cohortSecondsSaved, peerSummary } from './summary.js';
+import { cohortSecondsSaved, peerSummary, summaryBase, type SummaryBase } from './summary.js';
 
 /**
  * A cohort, and what it does as a whole, top to bottom: settling after every
@@ -60,14 +60,20 @@ export class Cohort extends CohortReports {
   private dispatch(tx: CoreTx): void {
     const host = this.host;
     if (host.draining) return;
-    const idle = host.peers.availableIn(this);
-    const unassigned: PeerState[] = [];
-    if (idle.length > 0) {
-      const plan = new DispatchPlan(host.pickContext(tx.now), this, tx.journal);
-      for (const peer of idle) {
-        const choice = plan.take(peer.peerId, labelsOf(peer));
-        if (choice) this.grant(tx, choice.step, peer, choice.backup);
-        else unassigned.push(peer);
+    let unassigned: PeerState[] = [];
+    if (host.peers.available.has(this.id)) {
+      if (!this.hasRequirements && !this.mayAssign(tx)) {
+        // The picker would find nothing for anyone: members told `wait` stay as they are (not tried
+        // again, issue 17), idle ones are told to wait, as the loop below would have done.
+        unassigned = host.peers.idleIn(this);
+      } else {
+        const plan = new DispatchPlan(host.pickContext(tx.now), this, tx.journal);
+        for (const peer of host.peers.availableIn(this)) {
+          host.pickerTries++;
+          const choice = plan.take(peer.peerId, labelsOf(peer));
+          if (choice) this.grant(tx, choice.step, peer, choice.backup);
+          else unassigned.push(peer);
+        }
       }
     }
     // Before anyone is released, so every peer still here hears which steps nobody could build.
@@ -75,15 +81,29 @@ export class Cohort extends CohortReports {
       this.complete(tx);
       return;
     }
+    let base: SummaryBase | null = null;
     for (const peer of unassigned) {
       if (this.hasRequirements && !canRunSomeUnresolved(this, labelsOf(peer))) {
         tx.event(this.id, 'peer.released', { peerId: peer.peerId, detail: describeRelease(this, labelsOf(peer)) });
-        this.sendComplete(tx, peer);
+        this.sendComplete(tx, peer, (base ??= this.summaryBase()));
       } else if (peer.work.kind !== 'waiting') {
         host.peers.setWork(tx, peer, waitingWork);
         if (peer.connId !== null) tx.emit({ kind: 'wait', connId: peer.connId, ...this.waitFor(tx.now) });
       }
     }
+  }
+
+  /**
+   * Whether the picker (step-picker.ts) could give some member anything now: a step is ready, or a
+   * live lease may be past its backup time. A backup waits at least `stragglerMinMs` from its
+   * lease's start, so none can while the oldest live lease is younger than that. O(log n).
+   */
+  private mayAssign(tx: CoreTx): boolean {
+    if (this.ready.hasReady(tx.journal)) return true;
+    const config = this.host.config;
+    if (config.stragglerFactor <= 0) return false;
+    const oldestMs = this.oldestLiveStartMs(tx.journal);
+    return oldestMs !== null && oldestMs + config.stragglerMinMs <= tx.now;
   }
 
   /** What a waiting peer is told: each live lease with its holder and its age at `nowMs`. */
@@ -107,21 +127,32 @@ export class Cohort extends CohortReports {
     this.completeConnectedPeers(tx);
   }
 
-  /** `complete` to every connected member not told yet (the others get it when they resume or join). */
+  /**
+   * `complete` to every connected member not told yet (the others get it when they resume or join),
+   * their summaries made from one {@link SummaryBase}.
+   */
   private completeConnectedPeers(tx: CoreTx): void {
-    for (const peer of this.host.peers.members(this)) if (peer.record.status === 'connected' && peer.work.kind !== 'done') this.sendComplete(tx, peer);
+    let base: SummaryBase | null = null;
+    for (const peer of this.host.peers.members(this)) {
+      if (peer.record.status === 'connected' && peer.work.kind !== 'done') this.sendComplete(tx, peer, (base ??= this.summaryBase()));
+    }
+  }
+
+  private summaryBase(): SummaryBase {
+    return summaryBase(this.self, (c, s) => this.host.estimateMs(c, s));
   }
 
   /**
    * Tells a peer `complete` with its summary. In an open cohort (a peer released because it can run
    * none of the unresolved steps) the outcome is what it is so far: failed if a step failed, else succeeded.
+   * `base`: the cohort's summary base made in this input since its steps last changed (else made here).
    */
-  sendComplete(tx: CoreTx, peer: PeerState): void {
+  sendComplete(tx: CoreTx, peer: PeerState, base: SummaryBase = this.summaryBase()): void {
     const open = this.record.status === 'open';
     const outcome: CohortOutcome | null = open ? (this.failedCount > 0 ? { kind: 'failed', failedSteps: this.failedCount } : { kind: 'succeeded' }) : this.record.outcome;
     if (outcome === null) throw new Error(`cohort ${this.id} is ${this.record.status} without an outcome`);
     this.host.peers.setWork(tx, peer, doneWork);
-    const summary = peerSummary(this, peer.peerId, (c, s) => this.host.estimateMs(c, s), { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer), peer.targetedUpdates === true);
+    const summary = peerSummary(this.self, base, peer.peerId, { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer), peer.targetedUpdates === true);
     if (peer.connId !== null) tx.emit({ kind: 'complete', connId: peer.connId, cohortId: this.id, outcome, summary });
     if (outcome.kind !== 'cancelled') {
       tx.stat('runner.spent', summary.spentSec ?? 0);

@@ -23,7 +23,8 @@ import { isResolved } from './step-status.js';
  *    before it plus the status changes it made);
  *  - every ready step (pending, needs met) is in the ready queue under its current rank;
  *  - a step is `leased` iff it has a live lease; at most two live leases, the second a backup;
- *    each live lease is unended, indexed, and its holder's work state is running it;
+ *    each live lease is unended, indexed, and its holder's work state is running it; every live
+ *    lease is in the cohort's live-start heap (cohort-data.ts `liveStarts`);
  *  - `failCause` is set iff the step is failed; a pending step has no failed need;
  *  - `unsharedCause` is set iff the step is unshared; a pending step has no unshared need;
  *  - open iff it has no outcome and no `resolvedAtMs`, iff it is in the open-cohort index; an open
@@ -36,7 +37,8 @@ import { isResolved } from './step-status.js';
  *    (a peer never waits on steps it could never run: it is released instead).
  * Per peer:
  *  - connected iff it has a connection, and the connection index gives that connection to it; disconnected iff it has a grace deadline iff it is in
- *    the grace index; a running peer's lease is live and held by it; a gone or left peer runs nothing.
+ *    the grace index; a running peer's lease is live and held by it; a gone or left peer runs nothing;
+ *    it is in its cohort's available, idle, active and success-listener indexes iff it is (peer-table.ts).
  * Per input (over the steps and leases it wrote):
  *  - a step's `attempts` never falls; every lease written has 1 <= attempt <= its step's
  *    `attempts` (grant numbers each new lease `attempts + 1`, so lease attempts only rise).
@@ -134,6 +136,8 @@ export function checkAll(state: SchedulerState): void {
   for (const cohort of state.cohorts.values()) checkCohort(state, cohort);
   for (const peer of state.peers.byId.values()) checkPeer(state, peer);
   for (const [cohortId, set] of state.peers.available) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isAvailable(peer)) fail(`peer ${peer.peerId} is in the available index of cohort ${cohortId} but not available there`);
+  for (const [cohortId, set] of state.peers.idle) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isIdle(peer)) fail(`peer ${peer.peerId} is in the idle index of cohort ${cohortId} but not idle there`);
+  for (const [cohortId, set] of state.peers.active) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isActive(peer)) fail(`peer ${peer.peerId} is in the active index of cohort ${cohortId} but not active there`);
   for (const [cohortId, set] of state.peers.successListeners) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.hearsEverySuccess(peer)) fail(`peer ${peer.peerId} is in the success listeners of cohort ${cohortId} but should not hear every success there`);
   for (const peer of state.peers.orphaned) if (state.peers.get(peer.peerId) !== peer || peer.work.kind !== 'orphaned') fail(`peer ${peer.peerId} is in the orphaned index but not current and orphaned`);
   const waitingIn = new Map<string, number>();
@@ -163,6 +167,8 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
   if (unresolved !== cohort.unresolved) fail(`${where} counts ${cohort.unresolved} unresolved steps; a recount finds ${unresolved}`);
   if (failed !== cohort.failedCount) fail(`${where} counts ${cohort.failedCount} failed steps; a recount finds ${failed}`);
   checkReadyQueue(cohort);
+  const starts = new Set(cohort.liveStarts.entries());
+  for (const live of cohort.liveLeases.values()) for (const lease of live) if (!starts.has(lease)) fail(`${where} live lease ${lease.leaseId} is not in the live-start heap`);
   checkCohortWhole(state, cohort, null);
 }
 
@@ -258,6 +264,10 @@ export function checkPeer(state: SchedulerState, peer: PeerState): void {
   }
   const available = state.peers.available.get(peer.record.cohortId)?.has(peer) === true;
   if (available !== state.peers.isAvailable(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} but ${available ? '' : 'not '}in its cohort's available index`);
+  const idle = state.peers.idle.get(peer.record.cohortId)?.has(peer) === true;
+  if (idle !== state.peers.isIdle(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} but ${idle ? '' : 'not '}in its cohort's idle index`);
+  const active = state.peers.active.get(peer.record.cohortId)?.has(peer) === true;
+  if (active !== state.peers.isActive(peer)) fail(`${where} is ${status} but ${active ? '' : 'not '}in its cohort's active index`);
   const listening = state.peers.successListeners.get(peer.record.cohortId)?.has(peer) === true;
   if (listening !== state.peers.hearsEverySuccess(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} (targeted updates: ${peer.targetedUpdates === true}) but ${listening ? '' : 'not '}in its cohort's success listeners`);
   if ((peer.work.kind === 'orphaned') !== state.peers.orphaned.has(peer)) fail(`${where} is ${peer.work.kind} but ${state.peers.orphaned.has(peer) ? '' : 'not '}in the orphaned index`);

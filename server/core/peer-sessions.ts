@@ -5,7 +5,6 @@ import type { AloneReason } from './cohort-matcher.js';
 import type { CoreTx } from './core-tx.js';
 import type { CoreInput } from './core-types.js';
 import type { ConnId, Effect, Refusal } from './effects.js';
-import { transitionPeer } from './peer-status.js';
 import { PeerTable, type PeerState } from './peer-table.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { PeerRecord } from './records.js';
@@ -71,7 +70,7 @@ export class PeerSessions extends PeerTable {
     }
     if ((peer.targetedUpdates === true) !== (input.targetedUpdates === true)) tx.journal.set(peer, { targetedUpdates: input.targetedUpdates === true });
     this.setConnection(tx.journal, peer, input.connId);
-    if (peer.record.status !== 'connected') transitionPeer(tx.journal, peer.record, 'connected');
+    if (peer.record.status !== 'connected') this.setStatus(tx.journal, peer, 'connected');
     tx.journal.set(peer.record, { graceEndsAtMs: null });
     if (peer.work.kind === 'waiting') this.setWork(tx, peer, idleWork);
     this.leaveGrace(tx.journal, peer);
@@ -231,7 +230,7 @@ export class PeerSessions extends PeerTable {
       return;
     }
     const graceEndsAtMs = tx.now + (peer.record.resumable ? this.host.config.leaseGraceMs : 0);
-    transitionPeer(tx.journal, peer.record, 'disconnected');
+    this.setStatus(tx.journal, peer, 'disconnected');
     tx.journal.set(peer.record, { graceEndsAtMs });
     this.enterGrace(tx.journal, peer, graceEndsAtMs);
     tx.peer(peer.record);
@@ -276,7 +275,7 @@ export class PeerSessions extends PeerTable {
   private leave(tx: CoreTx, cohort: Cohort, peer: PeerState, status: 'gone' | 'left'): void {
     this.setConnection(tx.journal, peer, null);
     if (peer.work.kind === 'orphaned' || peer.work.kind === 'waiting') this.setWork(tx, peer, idleWork);
-    transitionPeer(tx.journal, peer.record, status);
+    this.setStatus(tx.journal, peer, status);
     tx.journal.set(peer.record, { graceEndsAtMs: null });
     this.leaveGrace(tx.journal, peer);
     tx.peer(peer.record);

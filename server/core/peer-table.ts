@@ -3,8 +3,9 @@ import type { CoreTx } from './core-tx.js';
 import type { ConnId } from './effects.js';
 import { DeadlineHeap } from './deadline-heap.js';
 import type { Journal } from './journal.js';
+import { transitionPeer } from './peer-status.js';
 import { transitionWork, type PeerWork } from './peer-work.js';
-import type { PeerRecord } from './records.js';
+import type { PeerRecord, PeerStatus } from './records.js';
 import type { SchedulerState } from './scheduler-state.js';
 import { armStragglers } from './straggler-deadlines.js';
 
@@ -12,7 +13,8 @@ import { armStragglers } from './straggler-deadlines.js';
  * The peers the scheduler tracks and what it knows of each: its persisted
  * record (peer-status.ts), the connection it is on, and what it is doing
  * (peer-work.ts), with the indexes over them (connection -> peer, the grace
- * period, the waiting peers). Every change to a peer's connection, grace or
+ * period, the waiting peers, per cohort the available, idle, active members
+ * and success listeners). Every change to a peer's status, connection, grace or
  * work state goes through a method here, so the indexes stay in step with the
  * peers; the inputs that drive them are in peer-sessions.ts.
  */
@@ -46,6 +48,10 @@ export class PeerTable {
   readonly orphaned: ReadonlySet<PeerState> = new Set();
   /** Per cohort id, its current members that are connected and idle or waiting: who a dispatch may give work (no scan of every member). */
   readonly available: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
+  /** Per cohort id, the part of `available` that is idle (not told `wait`): who a dispatch serves when nothing is assignable. */
+  readonly idle: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
+  /** Per cohort id, its current members that are connected or in grace (a hello counts them; no scan of every member). */
+  readonly active: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
   /**
    * Per cohort id, its current connected members not told `complete` that hear every success: those
    * without `targetedUpdates`, and targeted ones while they wait (no scan of every member per success).
@@ -83,6 +89,12 @@ export class PeerTable {
     this.reindex(journal, peer);
   }
 
+  /** Moves a peer's registration along an edge of peer-status.ts, keeping the per-cohort indexes. */
+  setStatus(journal: Journal, peer: PeerState, to: PeerStatus): void {
+    transitionPeer(journal, peer.record, to);
+    this.reindex(journal, peer);
+  }
+
   /** Marks a connection as replaced by a resumed one (its late frames are ignored). */
   supersede(journal: Journal, connId: ConnId): void {
     journal.setAdd(this.superseded, connId);
@@ -117,6 +129,16 @@ export class PeerTable {
     return this.byId.get(peer.peerId) === peer && peer.connId !== null && (peer.work.kind === 'idle' || peer.work.kind === 'waiting');
   }
 
+  /** Whether the peer belongs in its cohort's `idle` index: available and not told `wait`. */
+  isIdle(peer: PeerState): boolean {
+    return peer.work.kind === 'idle' && this.isAvailable(peer);
+  }
+
+  /** Whether the peer belongs in its cohort's `active` index: current, connected or in its grace period. */
+  isActive(peer: PeerState): boolean {
+    return this.byId.get(peer.peerId) === peer && (peer.record.status === 'connected' || peer.record.status === 'disconnected');
+  }
+
   /** Whether the peer belongs in its cohort's `successListeners` index. */
   hearsEverySuccess(peer: PeerState): boolean {
     return this.byId.get(peer.peerId) === peer && peer.connId !== null && peer.work.kind !== 'done' && (peer.targetedUpdates !== true || peer.work.kind === 'waiting');
@@ -125,14 +147,19 @@ export class PeerTable {
   private reindex(journal: Journal, peer: PeerState): void {
     const cohortId = peer.record.cohortId;
     indexIf(journal, this.available, cohortId, peer, this.isAvailable(peer));
+    indexIf(journal, this.idle, cohortId, peer, this.isIdle(peer));
+    indexIf(journal, this.active, cohortId, peer, this.isActive(peer));
     indexIf(journal, this.successListeners, cohortId, peer, this.hearsEverySuccess(peer));
   }
 
-  /** The cohort's connected idle or waiting members, in join order. O(k log k) for k of them. */
+  /** The cohort's connected idle or waiting members, in join order. */
   availableIn(cohort: CohortData): PeerState[] {
-    const set = this.available.get(cohort.id);
-    if (!set) return [];
-    return [...set].sort((a, b) => cohort.memberOrder.get(a.peerId)! - cohort.memberOrder.get(b.peerId)!);
+    return inJoinOrder(cohort, this.available.get(cohort.id));
+  }
+
+  /** The cohort's connected idle members (not told `wait`), in join order. */
+  idleIn(cohort: CohortData): PeerState[] {
+    return inJoinOrder(cohort, this.idle.get(cohort.id));
   }
 
   /** Starts a peer's grace period index entry (the record already holds `graceEndsAtMs`). */
@@ -172,11 +199,9 @@ export class PeerTable {
     return this.waitingIn.has(cohort.id);
   }
 
-  /** Members that are connected or in their grace period. */
+  /** Members that are connected or in their grace period. O(1): the `active` index. */
   activeMembers(cohort: CohortData): number {
-    let n = 0;
-    for (const p of this.members(cohort)) if (p.record.status === 'connected' || p.record.status === 'disconnected') n++;
-    return n;
+    return this.active.get(cohort.id)?.size ?? 0;
   }
 
   /** Every member has left on purpose (bye, or closed after it was done); false for a cohort nobody joined. */
@@ -195,10 +220,9 @@ export class PeerTable {
    */
   successConnections(cohort: CohortData, builderId: string | null): ConnId[] {
     const listeners = this.successListeners.get(cohort.id);
-    const peers = listeners ? [...listeners] : [];
     const builder = builderId === null ? undefined : this.byId.get(builderId);
-    if (builder && builder.record.cohortId === cohort.id && builder.connId !== null && builder.work.kind !== 'done' && !listeners?.has(builder)) peers.push(builder);
-    if (peers.length > 1) peers.sort((a, b) => cohort.memberOrder.get(a.peerId)! - cohort.memberOrder.get(b.peerId)!);
+    const withBuilder = builder !== undefined && builder.record.cohortId === cohort.id && builder.connId !== null && builder.work.kind !== 'done' && !listeners?.has(builder);
+    const peers = inJoinOrder(cohort, listeners, withBuilder ? builder : undefined);
     return peers.map((p) => p.connId!);
   }
 
@@ -208,6 +232,28 @@ export class PeerTable {
     for (const peer of this.members(cohort)) if (peer.connId !== null && peer.work.kind !== 'done') connIds.push(peer.connId);
     return connIds;
   }
+}
+
+/**
+ * A cohort's peers (and `extra`) in join order (`memberOrder`). A few are sorted; many (an eighth of
+ * the members or more) are placed by their join index into slots, then gathered: O(members), no comparisons.
+ */
+function inJoinOrder(cohort: CohortData, set: ReadonlySet<PeerState> | undefined, extra?: PeerState): PeerState[] {
+  const n = (set?.size ?? 0) + (extra ? 1 : 0);
+  if (n === 0) return [];
+  const order = cohort.memberOrder;
+  if (n * 8 < order.size || n < 4) {
+    const peers = set ? [...set] : [];
+    if (extra) peers.push(extra);
+    if (n > 1) peers.sort((a, b) => order.get(a.peerId)! - order.get(b.peerId)!);
+    return peers;
+  }
+  const slots: (PeerState | undefined)[] = new Array<PeerState | undefined>(order.size);
+  if (set) for (const peer of set) slots[order.get(peer.peerId)!] = peer;
+  if (extra) slots[order.get(extra.peerId)!] = extra;
+  const peers: PeerState[] = [];
+  for (const peer of slots) if (peer !== undefined) peers.push(peer);
+  return peers;
 }
 
 /** Keeps `peer` in (or out of) the set of `cohortId` in a per-cohort index; an emptied set is dropped. */

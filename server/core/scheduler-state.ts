@@ -46,6 +46,11 @@ export class SchedulerState {
   /** The current sweep deadline of each cohort in memory (older heap entries for it are stale). */
   readonly cohortSweepAtMs: ReadonlyMap<Cohort, number> = new Map();
   readonly draining: boolean = false;
+  /**
+   * Members a dispatch asked the picker about since construction (a diagnostic, never rolled back):
+   * tests assert that members told `wait` are not tried again while nothing is assignable.
+   */
+  pickerTries = 0;
   readonly nextSweepAtMs: number = 0;
   readonly lastNow: number = 0;
 

@@ -4,7 +4,6 @@ import { armStragglers, fireStragglers, nextStragglerAtMs } from './straggler-de
 import { CoreTx } from './core-tx.js';
 import type { AdminResult, ConnId, CoreConfig, CoreInput, CoreOutput, Effect, IdSource } from './core-types.js';
 import { checkAll, checkTouched } from './invariants.js';
-import { transitionPeer } from './peer-status.js';
 import type { PeerState } from './peer-table.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { Snapshot, StepRecord } from './records.js';
@@ -70,7 +69,7 @@ export class Scheduler {
       const peer: PeerState = { peerId: record.peerId, record, connId: null, work: idleWork };
       state.peers.add(j, peer);
       if (record.status === 'connected' || record.status === 'disconnected') {
-        if (record.status === 'connected') transitionPeer(j, record, 'disconnected');
+        if (record.status === 'connected') state.peers.setStatus(j, peer, 'disconnected');
         const graceEndsAtMs = now + (record.resumable ? state.config.leaseGraceMs : 0);
         j.set(record, { graceEndsAtMs });
         state.peers.enterGrace(j, peer, graceEndsAtMs);
@@ -221,6 +220,11 @@ export class Scheduler {
   /** Work counters for tests that check a cost does not grow with history (cohorts a lookup examined). */
   get matcherVisits(): number {
     return this.state.matcher.visited;
+  }
+
+  /** Members dispatches asked the picker about (for tests that check waiting members are not tried again for nothing). */
+  get pickerTries(): number {
+    return this.state.pickerTries;
   }
 
   /** Cohorts in memory, open and retained (for tests and the day benchmark). */

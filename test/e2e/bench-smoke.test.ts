@@ -181,6 +181,30 @@ describe('npm run bench:sched', () => {
     expect(result.stdout).toMatch(/^ {2}ci-day +vs \(b\) \S+ [\d.]+% \(\S+ [\d.]+%\); vs \(c\)/m);
   });
 
+  it('--core-cost: the core per assignment in the two v1 shapes, without sockets or a store, and their ratio', async () => {
+    const result = await runScript('bench/sched-bench.ts', ['--core-cost', '--repeat', '1']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    const json = JSON.parse(lines[lines.length - 1]!) as { bench: string; shapes: { peers: number; cohortSize: number; steps: number; usPerAssignment: number; runs: { assignments: number; completes: number }[] }[]; oneCohortOverCohortsOf10: number };
+    expect(json.bench).toBe('sched-core-cost');
+    expect(json.shapes.map((s) => [s.peers, s.cohortSize, s.steps])).toEqual([
+      [1000, 10, 100],
+      [200, 200, 1000],
+    ]);
+    // Each run covers 10,000 assignments: one loop of 100 cohorts x 100 steps, ten loops of one cohort of 1,000.
+    expect(json.shapes.map((s) => [s.runs[0]!.assignments, s.runs[0]!.completes])).toEqual([
+      [10_000, 1000],
+      [10_000, 2000],
+    ]);
+    for (const s of json.shapes) expect(s.usPerAssignment).toBeGreaterThan(0);
+    expect(json.oneCohortOverCohortsOf10).toBeGreaterThan(0);
+    expect(result.stdout).toMatch(/^one cohort of 200 x 1000 over cohorts of 10 x 100: [\d.]+x the core's work per assignment$/m);
+    const bad = await runScript('bench/sched-bench.ts', ['--core-cost', '--repeat', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--repeat must be an integer from 1 to 50, got "0"');
+  });
+
   it('exits 2 with located lines on a bad workload file', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ name: 'bad', description: 'x', schema: { universe: '//u', steps: [{ id: 'a', target: '//a', needs: ['b'] }] }, durationsSec: { a: 5, c: 1 }, groups: [{ name: 'g', peers: 0, atSec: 0 }] }, null, 2));

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import type { CoreOutput } from '../../server/core/core-types.js';
+import { CoreHarness, messagesIn } from '../helpers/core-harness.js';
+import { dagSchema, flatSchema } from '../helpers/schemas.js';
+
+/**
+ * A large cohort's work per input (issue 17): members told `wait` are tried again only when
+ * something may be assignable (a ready step, or a live lease old enough for a backup copy), idle
+ * members come from an index, active members are counted by an index, and a success reaches many
+ * listeners in join order without a sort. What peers are told is what they were told before.
+ */
+
+/** Runs the closed loop of the benchmark (each assignment finished at once) until every member is told `complete`. */
+function closedLoop(h: CoreHarness, peers: readonly string[]): number {
+  let assignments = 0;
+  const pending: { peerId: string; leaseId: string; stepId: string }[] = [];
+  const take = (out: CoreOutput): void => {
+    for (const e of out.effects) {
+      if (e.kind !== 'granted') continue;
+      assignments++;
+      const peerId = [...h.conns].find(([, c]) => c === e.connId)![0];
+      pending.push({ peerId, leaseId: e.leaseId, stepId: e.stepId });
+    }
+  };
+  for (const p of peers) take(h.hello(p, { targetedUpdates: true }));
+  while (pending.length > 0) {
+    const next = pending.shift()!;
+    take(h.finish(next.peerId, next.leaseId, next.stepId, true, { durationMs: 0, advance: false }));
+  }
+  return assignments;
+}
+
+describe('one large cohort', () => {
+  it('members told wait are not tried again while nothing is assignable; each is told wait once, then complete', () => {
+    const h = new CoreHarness(flatSchema(60));
+    const peers = Array.from({ length: 40 }, (_, i) => `p${i + 1}`);
+    expect(closedLoop(h, peers)).toBe(60);
+    // Tried: each hello's joiner and each finisher once (the last 40 finishes find nothing and wait).
+    // Trying every waiting member on every finish, as before, made 40 * 39 / 2 more.
+    expect(h.scheduler.pickerTries).toBeLessThanOrEqual(60 + 40);
+    // Told wait at most once each (all but the one whose finish completed the cohort), then complete.
+    const waits = peers.map((p) => h.sent(p).filter((m) => m.type === 'wait').length);
+    expect(waits.filter((n) => n === 1)).toHaveLength(39);
+    expect(waits.filter((n) => n === 0)).toHaveLength(1);
+    for (const p of peers) expect(h.sent(p).at(-1)?.type).toBe('complete');
+  });
+
+  it('a waiting member gets a backup copy on any input once the oldest lease is stragglerMinMs old, not a ms before', () => {
+    const h = new CoreHarness(dagSchema({ s1: [], s2: [] }, { s1: 1, s2: 1 }), { stragglerFactor: 1, stragglerMinMs: 10_000 });
+    h.hello('p1');
+    h.hello('p2');
+    const s1 = h.lastAssign('p1')!;
+    const s2 = h.lastAssign('p2')!;
+    const startedAtMs = h.clock.now();
+    h.finish('p2', s2.leaseId, s2.stepId, true, { durationMs: 500 });
+    expect(h.sent('p2').at(-1)).toMatchObject({ type: 'wait' });
+    // One ms before s1's lease is 10 s old (max(1 x 1 s estimate, 10 s)): p3 joins; nobody gets a backup.
+    h.clock.set(startedAtMs + 9_999);
+    const early = h.hello('p3');
+    expect(messagesIn(early, h.conns.get('p2')!)).toEqual([]);
+    expect(messagesIn(early, h.conns.get('p3')!).map((m) => m.type)).toEqual(['welcome', 'wait']);
+    const triesBefore = h.scheduler.pickerTries;
+    // At the edge, the next input touching the cohort (p4's hello, not a tick) backs s1 up: to p2, first in join order.
+    h.clock.set(startedAtMs + 10_000);
+    const due = h.hello('p4');
+    expect(messagesIn(due, h.conns.get('p2')!)).toEqual([expect.objectContaining({ type: 'assign', stepId: s1.stepId, backup: true })]);
+    expect(messagesIn(due, h.conns.get('p4')!).map((m) => m.type)).toEqual(['welcome', 'wait']);
+    expect(h.scheduler.pickerTries - triesBefore).toBe(3); // p2, p3 and p4 were tried
+  });
+
+  it('a success reaches many waiting members in join order, whatever order they started waiting in', () => {
+    const h = new CoreHarness(flatSchema(12));
+    const peers = Array.from({ length: 12 }, (_, i) => `p${i + 1}`);
+    for (const p of peers) h.hello(p, { targetedUpdates: true });
+    // p12 .. p2 finish in reverse join order and wait (every step is leased): they hear every success.
+    for (const p of peers.slice(1).reverse()) {
+      const a = h.lastAssign(p)!;
+      h.finish(p, a.leaseId, a.stepId);
+    }
+    const a1 = h.lastAssign('p1')!;
+    const last = h.finish('p1', a1.leaseId, a1.stepId);
+    const changed = last.effects.find((e) => e.kind === 'step-changed');
+    expect(changed?.kind === 'step-changed' ? changed.connIds : null).toEqual(peers.map((p) => h.conns.get(p)));
+  });
+
+  it('the welcome counts active members (connected or in grace) as they drop, come back, expire and leave', () => {
+    const h = new CoreHarness(flatSchema(50), { leaseGraceMs: 1_000 });
+    const peersIn = (out: CoreOutput, p: string): number | undefined => {
+      const welcome = messagesIn(out, h.conns.get(p)!).find((m) => m.type === 'welcome');
+      return welcome?.type === 'welcome' ? welcome.cohort.peers : undefined;
+    };
+    h.hello('p1');
+    h.hello('p2');
+    h.disconnect('p2'); // in grace: still active
+    expect(peersIn(h.hello('p3'), 'p3')).toBe(3);
+    h.resume('p2');
+    h.disconnect('p2');
+    h.advance(1_000); // grace over: gone
+    expect(peersIn(h.hello('p4'), 'p4')).toBe(3);
+    h.bye('p1');
+    expect(peersIn(h.hello('p5'), 'p5')).toBe(3);
+    // p2 comes back as a new registration: active again.
+    expect(peersIn(h.hello('p2'), 'p2')).toBe(4);
+  });
+});
