@@ -58,7 +58,6 @@ export async function fillHistory(path: string, cohorts: number): Promise<number
         };
         batch.push({ table: 'step', row: step });
         batch.push({ table: 'lease', row: { leaseId, cohortId: id, stepId: def.id, peerId, attempt: 1, backup: false, startedAtMs: at - 4000, endedAtMs: at - 1000 + s, end: { kind: 'succeeded' } } });
-        batch.push({ table: 'success', cohortId: id, stepId: def.id, leaseId, peerId, atMs: at - 1000 + s });
         batch.push(event(at - 4000, 'step.leased', def.id, peerId));
         batch.push(event(at - 1000 + s, 'step.succeeded', def.id, peerId));
       });

@@ -51,7 +51,6 @@ export function createCohort(host: SchedulerState, tx: CoreTx, input: HelloInput
       // A new row: nothing to undo if the input fails, but the edge is still checked.
       transitionStep(tx.journal, step, 'succeeded');
       tx.journal.set(step, { fromMemo: true, durationMs: memo.durationMs, resolvedAtMs: tx.now });
-      tx.append({ table: 'success', cohortId: record.cohortId, stepId: step.stepId, leaseId: null, peerId: null, atMs: tx.now });
       tx.event(record.cohortId, 'step.memo', { stepId: step.stepId, detail: `built in cohort ${memo.cohortId}` });
       tx.stat('step.reused');
     }

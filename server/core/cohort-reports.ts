@@ -59,7 +59,6 @@ export class CohortReports extends CohortLeases {
     tx.journal.set(step, { builtBy: lease.peerId, fromMemo: false, durationMs, resolvedAtMs: tx.now });
     this.count(tx.journal, -1, 0);
     tx.step(step);
-    tx.append({ table: 'success', cohortId: this.id, stepId: step.stepId, leaseId: lease.leaseId, peerId: lease.peerId, atMs: tx.now });
     // A late completion's lease ended earlier (lost or aborted): its event is a row of its own.
     const endedNow = lease.end?.kind === 'succeeded' && lease.endedAtMs === tx.now;
     tx.event(this.id, 'step.succeeded', { stepId: step.stepId, peerId: lease.peerId, detail: `${durationMs} ms, attempt ${lease.attempt}`, ...(endedNow ? { leaseId: lease.leaseId } : {}) });

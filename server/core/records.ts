@@ -201,7 +201,6 @@ export type Write =
    */
   | { readonly table: 'cohort'; readonly row: CohortRecord; readonly created?: true }
   | { readonly table: 'step'; readonly row: StepRecord }
-  | { readonly table: 'success'; readonly cohortId: string; readonly stepId: string; readonly leaseId: string | null; readonly peerId: string | null; readonly atMs: number }
   | { readonly table: 'lease'; readonly row: LeaseRecord }
   | { readonly table: 'peer'; readonly row: PeerRecord }
   | { readonly table: 'memo'; readonly row: MemoRecord }

@@ -48,9 +48,6 @@ export function liveBatchOf(writes: readonly Write[]): LiveBatch {
         touch(w.row.cohortId);
         peersChanged = true;
         break;
-      case 'success':
-        touch(w.cohortId);
-        break;
       case 'event':
         touch(w.row.cohortId).kinds.push(w.row.kind);
         break;

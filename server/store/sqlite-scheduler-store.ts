@@ -30,6 +30,9 @@ const sql = {
     UPDATE cohorts SET patchsets_json = ?, status = ?, resolved_at_ms = ?, last_activity_ms = ?, seconds_saved = ?, outcome_json = ?
     WHERE cohort_id = ? AND (status <> 'cancelled' OR ? = 'cancelled')`,
   cohortExists: 'SELECT 1 FROM cohorts WHERE cohort_id = ?',
+  // A succeeded step is final: its row may be written again (counters) only with the same success (builder,
+  // memo, time, duration), so a second success of a step is refused. (That was step_successes' UNIQUE
+  // constraint; the table, which nothing read, is no longer written: old rows stay until pruned.)
   step: `
     INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
                        duration_ms, fail_reason, fail_cause_json, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
@@ -41,8 +44,8 @@ const sql = {
       fail_reason = excluded.fail_reason, fail_cause_json = excluded.fail_cause_json, fail_peer_id = excluded.fail_peer_id, fail_exit_code = excluded.fail_exit_code,
       fail_log_tail = excluded.fail_log_tail, resolved_at_ms = excluded.resolved_at_ms
     WHERE steps.status <> 'succeeded'
-       OR (excluded.status = 'succeeded' AND excluded.built_by IS steps.built_by AND excluded.from_memo = steps.from_memo)`,
-  success: 'INSERT INTO step_successes (cohort_id, step_id, lease_id, peer_id, at_ms) VALUES (@cohortId, @stepId, @leaseId, @peerId, @atMs)',
+       OR (excluded.status = 'succeeded' AND excluded.built_by IS steps.built_by AND excluded.from_memo = steps.from_memo
+           AND excluded.resolved_at_ms IS steps.resolved_at_ms AND excluded.duration_ms IS steps.duration_ms)`,
   lease: `
     INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)
     VALUES (@leaseId, @cohortId, @stepId, @peerId, @attempt, @backup, @startedAtMs, @endedAtMs, @outcome, @endJson, @grantedSeq, @endedSeq)
@@ -216,9 +219,6 @@ export class SqliteSchedulerStore implements SchedulerStore {
         this.guarded(this.stmt.step, params, 'step-succeeded', `steps[${r.cohortId}/${r.stepId}]`, detail);
         return;
       }
-      case 'success':
-        this.stmt.success.run({ cohortId: w.cohortId, stepId: w.stepId, leaseId: w.leaseId, peerId: w.peerId, atMs: w.atMs });
-        return;
       case 'lease': {
         const r = w.row;
         const outcome = r.end === null ? null : leaseOutcomeOf(r.end);

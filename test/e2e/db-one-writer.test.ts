@@ -63,7 +63,7 @@ describe('one writer per SQLite file', () => {
     expect(backup.stderr).toBe('');
     expect(backup.code).toBe(0);
     expect(backup.stdout).toMatch(/^backed up .* to .*copy\.db: \d+ pages, \d+ bytes, integrity ok\n$/);
-    expect(queryDb(copy, 'SELECT step_id, peer_id FROM step_successes')).toEqual([{ step_id: assign.stepId, peer_id: 'p' }]);
+    expect(queryDb(copy, "SELECT step_id, built_by AS peer_id FROM steps WHERE status = 'succeeded'")).toEqual([{ step_id: assign.stepId, peer_id: 'p' }]);
     const refused = await runCliAsync(['db', 'backup', copy, '--db', db]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`${copy} exists`);

@@ -117,7 +117,7 @@ describe('faults with real processes', () => {
     expect(codes.every((c) => c === 0), `survivor exit codes ${codes} (seed ${seed})`).toBe(true);
     const steps = queryDb(db, "SELECT count(*) AS n FROM steps WHERE status = 'succeeded'") as { n: number }[];
     expect(steps[0]!.n).toBe(stepCount);
-    expect(queryDb(db, 'SELECT count(*) AS n, count(DISTINCT cohort_id || step_id) AS d FROM step_successes')).toEqual([{ n: stepCount, d: stepCount }]);
+    expect(queryDb(db, "SELECT count(*) AS n, count(DISTINCT cohort_id || step_id) AS d FROM steps WHERE status = 'succeeded'")).toEqual([{ n: stepCount, d: stepCount }]);
     expect(Object.keys(countBy(readStepLog(log), 'done')).length).toBe(stepCount);
     expect(killed.size).toBeGreaterThan(0);
   }, soak ? 600_000 : 120_000);
@@ -145,7 +145,7 @@ describe('faults with real processes', () => {
     const done = countBy(readStepLog(log), 'done');
     expect(Object.keys(done).length).toBe(stepCount);
     expect(Object.entries(done).filter(([, n]) => n !== 1), `steps built more than once (seed ${seed})\n${whatEachDid(peers)}`).toEqual([]);
-    expect(queryDb(db, 'SELECT count(*) AS n FROM step_successes')).toEqual([{ n: stepCount }]);
+    expect(queryDb(db, "SELECT count(*) AS n FROM steps WHERE status = 'succeeded'")).toEqual([{ n: stepCount }]);
     expect(queryDb(db, 'PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
   }, soak ? 600_000 : 120_000);
 
@@ -211,7 +211,7 @@ describe('faults with real processes', () => {
       }, 15_000);
       writeFileSync(gate, '');
       await waitUntil('the re-leased step to succeed on the awake peer', () => {
-        const rows = queryDb(db, 'SELECT peer_id FROM step_successes WHERE step_id = ?', aStep.step) as { peer_id: string }[];
+        const rows = queryDb(db, "SELECT built_by AS peer_id FROM steps WHERE status = 'succeeded' AND step_id = ?", aStep.step) as { peer_id: string }[];
         return rows[0]?.peer_id === 'awake';
       }, 15_000);
     } finally {
@@ -227,11 +227,11 @@ describe('faults with real processes', () => {
       { peer_id: 'sleeper', outcome: 'lost' },
       { peer_id: 'awake', outcome: 'succeeded' },
     ]);
-    expect(queryDb(db, 'SELECT step_id, peer_id FROM step_successes ORDER BY step_id')).toEqual([
+    expect(queryDb(db, "SELECT step_id, built_by AS peer_id FROM steps WHERE status = 'succeeded' ORDER BY step_id")).toEqual([
       { step_id: 's1', peer_id: expect.any(String) },
       { step_id: 's2', peer_id: expect.any(String) },
     ]);
-    expect(queryDb(db, 'SELECT peer_id FROM step_successes WHERE step_id = ?', aStep.step)).toEqual([{ peer_id: 'awake' }]);
+    expect(queryDb(db, "SELECT built_by AS peer_id FROM steps WHERE status = 'succeeded' AND step_id = ?", aStep.step)).toEqual([{ peer_id: 'awake' }]);
   }, 60_000);
 
   it('a poison step that kills its peer every time is failed after 3 lost leases, with the reason, not retried forever', async () => {

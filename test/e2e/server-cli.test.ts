@@ -40,7 +40,7 @@ describe('taskshard server', () => {
     expect(await peer.closed()).toBe(1001);
     expect(await proc.proc.exit()).toBe(0);
     expect(Date.now() - started).toBeLessThan(5_000);
-    expect(queryDb(db, 'SELECT step_id, peer_id FROM step_successes')).toEqual([{ step_id: assign.stepId, peer_id: 'p' }]);
+    expect(queryDb(db, "SELECT step_id, built_by AS peer_id FROM steps WHERE status = 'succeeded'")).toEqual([{ step_id: assign.stepId, peer_id: 'p' }]);
     expect(queryDb(db, 'PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
   });
 

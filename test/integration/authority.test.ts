@@ -50,7 +50,7 @@ describe('authority over real WebSockets and a real SQLite file', () => {
     expect(built.flat().sort()).toEqual(['s1', 's2', 's3', 's4', 's5', 's6']);
     await server.settle();
     expect(readDb(dir.file('a.db'), 'SELECT step_id, count(*) AS n FROM leases GROUP BY step_id HAVING n > 1')).toEqual([]);
-    expect(readDb(dir.file('a.db'), 'SELECT count(*) AS n FROM step_successes')).toEqual([{ n: 6 }]);
+    expect(readDb(dir.file('a.db'), "SELECT count(*) AS n FROM steps WHERE status = 'succeeded'")).toEqual([{ n: 6 }]);
     for (const p of ps) {
       const complete = await p.waitType('complete');
       expect(complete.outcome).toBe('succeeded');
@@ -112,7 +112,7 @@ describe('authority over real WebSockets and a real SQLite file', () => {
     const relet = await b.waitType('assign');
     b.send({ type: 'step.finished', leaseId: relet.leaseId, stepId: 's1', ok: true, exitCode: 0, durationMs: 5 });
     await b.waitType('complete');
-    const before = readDb(dir.file('d.db'), 'SELECT * FROM step_successes');
+    const before = readDb(dir.file('d.db'), 'SELECT * FROM steps ORDER BY step_id');
     const again = await connect(server);
     again.send(helloFor('a', schema, { resumeToken: welcome.resumeToken }));
     await again.waitType('complete');
@@ -120,7 +120,7 @@ describe('authority over real WebSockets and a real SQLite file', () => {
     const error = await again.waitType('error');
     expect(error).toMatchObject({ code: 'STALE_LEASE', retryable: false, leaseId: old.leaseId });
     await server.settle();
-    expect(readDb(dir.file('d.db'), 'SELECT * FROM step_successes')).toEqual(before);
+    expect(readDb(dir.file('d.db'), 'SELECT * FROM steps ORDER BY step_id')).toEqual(before);
   });
 
   it('restarting from the same database file keeps cohorts and leases; a peer resumes', async () => {
@@ -144,6 +144,6 @@ describe('authority over real WebSockets and a real SQLite file', () => {
     const third = await back.waitType('assign');
     back.send({ type: 'step.finished', leaseId: third.leaseId, stepId: third.stepId, ok: true, exitCode: 0, durationMs: 5 });
     await back.waitType('complete');
-    expect(readDb(dbPath, 'SELECT count(*) AS n FROM step_successes')).toEqual([{ n: 3 }]);
+    expect(readDb(dbPath, "SELECT count(*) AS n FROM steps WHERE status = 'succeeded'")).toEqual([{ n: 3 }]);
   });
 });

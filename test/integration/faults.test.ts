@@ -70,7 +70,9 @@ describe('faults at the authority', () => {
     back.send({ type: 'step.finished', leaseId: lease.leaseId, stepId: 's1', ok: true, exitCode: 0, durationMs: 9 });
     expect(await back.waitType('error')).toMatchObject({ code: 'STALE_LEASE' });
     await server.settle();
-    expect(queryDb(dir.file('late.db'), 'SELECT lease_id, peer_id FROM step_successes')).toEqual([{ lease_id: lease.leaseId, peer_id: 'a' }]);
+    expect(queryDb(dir.file('late.db'), 'SELECT step_id, status, built_by FROM steps')).toEqual([{ step_id: 's1', status: 'succeeded', built_by: 'a' }]);
+    expect(queryDb(dir.file('late.db'), "SELECT peer_id FROM events WHERE kind = 'step.late-completion'")).toEqual([{ peer_id: 'a' }]);
+    expect(queryDb(dir.file('late.db'), 'SELECT lease_id, outcome FROM leases')).toEqual([{ lease_id: lease.leaseId, outcome: 'lost' }]);
   });
 
   it('peer A cannot finish peer B\'s lease', async () => {
@@ -114,7 +116,7 @@ describe('faults at the authority', () => {
     const bRow = (d: Record<string, unknown[]>) => d.leases!.filter((l) => (l as { lease_id: string }).lease_id === bLease.leaseId);
     expect(bRow(after)).toEqual(bRow(before));
     expect(bRow(after)).toEqual([expect.objectContaining({ peer_id: 'b', outcome: null })]);
-    expect(after.step_successes).toEqual([]);
+    expect(after.steps!.filter((s) => (s as { status: string }).status === 'succeeded')).toEqual([]);
     expect(b.closeCode).toBeNull();
     b.send({ type: 'step.finished', leaseId: bLease.leaseId, stepId: bLease.stepId, ok: true, exitCode: 0, durationMs: 1 });
     await b.waitFor((m) => m.type === 'step.update' && m.stepId === bLease.stepId);

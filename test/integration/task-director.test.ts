@@ -57,12 +57,11 @@ function readDb(sql: string, dbName = 'td.db'): Record<string, unknown>[] {
   }
 }
 
-/** Everything the scheduler persists about steps, leases, successes and peers. */
+/** Everything the scheduler persists about steps (a success is its step row), leases and peers. */
 function stateRows(): unknown {
   return {
     steps: readDb('SELECT * FROM steps ORDER BY cohort_id, step_id'),
     leases: readDb('SELECT * FROM leases ORDER BY lease_id'),
-    successes: readDb('SELECT * FROM step_successes ORDER BY cohort_id, step_id'),
     peers: readDb('SELECT * FROM peers ORDER BY cohort_id, peer_id'),
   };
 }
@@ -101,7 +100,7 @@ describe('Task Director drop-in: basics', () => {
     expect(cohortOf('ci_job_a')).toBe(cohortOf('ci_job_b'));
     expect(readDb('SELECT count(*) AS n FROM cohorts')).toEqual([{ n: 1 }]);
     expect(readDb('SELECT step_id, count(*) AS n FROM leases GROUP BY step_id HAVING n > 1')).toEqual([]);
-    expect(readDb('SELECT count(*) AS n FROM step_successes')).toEqual([{ n: 4 }]);
+    expect(readDb("SELECT count(*) AS n FROM steps WHERE status = 'succeeded'")).toEqual([{ n: 4 }]);
     expect(readDb("SELECT DISTINCT resumable, json_extract(registration_json, '$.pipelineType') AS type FROM peers")).toEqual([{ resumable: 0, type: 'dependent' }]);
   });
 
@@ -168,7 +167,7 @@ describe('Task Director drop-in: basics', () => {
     const ran = await runLikeOriginal(again);
     expect([t0.task_id, ...ran].sort()).toEqual(['0', '1', '2']);
     expect(readDb('SELECT DISTINCT cohort_id FROM steps', 'restart.db')).toEqual([{ cohort_id: cohort }]);
-    expect(readDb('SELECT count(*) AS n FROM step_successes', 'restart.db')).toEqual([{ n: 3 }]);
+    expect(readDb("SELECT count(*) AS n FROM steps WHERE status = 'succeeded'", 'restart.db')).toEqual([{ n: 3 }]);
     expect(readDb(`SELECT attempt, outcome FROM leases WHERE step_id = '${t1.task_id}' ORDER BY attempt`, 'restart.db')).toEqual([
       { attempt: 1, outcome: 'lost' },
       { attempt: 2, outcome: 'succeeded' },
@@ -257,14 +256,14 @@ describe('Task Director drop-in: what the original got wrong, fixed here', () =>
     await a.waitFor(() => a.errors().length === 4);
     expect(a.errors()[3]!.error.code).toBe('STALE_LEASE');
     await server!.settle();
-    expect(readDb(`SELECT count(*) AS n FROM step_successes WHERE step_id = '${taskA.task_id}'`)).toEqual([{ n: 1 }]);
+    expect(readDb(`SELECT count(*) AS n FROM steps WHERE status = 'succeeded' AND step_id = '${taskA.task_id}'`)).toEqual([{ n: 1 }]);
     expect(readDb(`SELECT count(*) AS n FROM leases WHERE step_id = '${taskA.task_id}'`)).toEqual([{ n: 1 }]);
 
     b.complete(taskB.task_id);
     await Promise.all([a.waitFor(isSchemaComplete), b.waitFor(isSchemaComplete)]);
     expect(b.errors()).toEqual([]);
     expect(a.closeCode).toBeNull(); // errors never closed it
-    expect(readDb('SELECT count(*) AS n FROM step_successes')).toEqual([{ n: 2 }]);
+    expect(readDb("SELECT count(*) AS n FROM steps WHERE status = 'succeeded'")).toEqual([{ n: 2 }]);
   });
 
   it('3. a malformed frame, a missing field or an unknown message_type affects only that connection', async () => {
@@ -304,7 +303,7 @@ describe('Task Director drop-in: what the original got wrong, fixed here', () =>
     const [ranA, ranB, ranC] = await Promise.all([runLikeOriginal(a), runLikeOriginal(b), runLikeOriginal(c)]);
     expect([...ranA, ...ranB].sort()).toEqual(['0', '1', '2', '3']);
     expect(ranC.sort()).toEqual(['0', '1']);
-    expect(readDb('SELECT count(*) AS n FROM step_successes')).toEqual([{ n: 6 }]);
+    expect(readDb("SELECT count(*) AS n FROM steps WHERE status = 'succeeded'")).toEqual([{ n: 6 }]);
   });
 
   it('3b. repeated bad frames close that connection with 1008; its task goes to the waiting client, the rest carry on', async () => {
@@ -427,7 +426,7 @@ describe('Task Director drop-in: what the original got wrong, fixed here', () =>
     expect(new Set(tasks).size).toBe(totalTasks);
     for (const c of all) expect(c.received.filter(isSchemaComplete)).toEqual([{ message_type: 4, schema_id: 'build' }]);
     await server!.settle();
-    expect(readDb('SELECT count(*) AS n, count(DISTINCT step_id) AS steps FROM step_successes')).toEqual([{ n: totalTasks, steps: totalTasks }]);
+    expect(readDb("SELECT count(*) AS n, count(DISTINCT step_id) AS steps FROM steps WHERE status = 'succeeded'")).toEqual([{ n: totalTasks, steps: totalTasks }]);
     expect(readDb("SELECT count(*) AS n FROM leases WHERE outcome = 'succeeded'")).toEqual([{ n: totalTasks }]);
     expect(readDb('SELECT count(*) AS n FROM leases')).toEqual([{ n: totalTasks }]);
     expect(readDb("SELECT count(*) AS n FROM steps WHERE status != 'succeeded'")).toEqual([{ n: 0 }]);

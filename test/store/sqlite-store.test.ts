@@ -50,6 +50,16 @@ describe('SqliteStore', () => {
     expect(s.integrityCheck()).toBe('ok');
   });
 
+  it('prunes success rows written before they were dropped (step_successes) with their cohort', async () => {
+    const s = open();
+    s.scheduler.apply(seedCohortWrites({ id: 'c1', createdAtMs: 1000 }));
+    const db = new Database(dir.file('state.db'));
+    db.prepare('INSERT INTO step_successes (cohort_id, step_id, lease_id, peer_id, at_ms) VALUES (?, ?, ?, ?, ?)').run('c1', 'a', 'c1-l1', 'p1', 1015);
+    db.close();
+    const pruned = await s.retention.pruneHistory(3_600_000, 10);
+    expect(pruned.removed).toMatchObject({ cohorts: 1, successes: 1 });
+  });
+
   it('refuses a database written by a newer taskshard', () => {
     open().close();
     const db = new Database(dir.file('state.db'));

@@ -137,8 +137,8 @@ describe('--max-lease-age: a lease whose holder never finishes is ended and the 
     h.advance(minute);
     h.clock.advance(1000);
     const late = h.finish('p1', first.leaseId, 's1', true, { durationMs: minute });
-    expect(late.writes).toContainEqual(expect.objectContaining({ table: 'success', leaseId: first.leaseId }));
-    expect(lastRow(h, 'step', 's1')).toMatchObject({ status: 'succeeded', builtBy: 'p1' });
+    expect(late.writes).toContainEqual(expect.objectContaining({ table: 'step', row: expect.objectContaining({ stepId: 's1', status: 'succeeded', builtBy: 'p1' }) }));
+    expect(lastRow(h, 'step', 's1')).toMatchObject({ status: 'succeeded', builtBy: 'p1', durationMs: minute });
   });
 });
 
@@ -200,6 +200,7 @@ describe('--max-lease-age never stops a long step for ever', () => {
     expect(h.scheduler.nextDeadlineMs()).toBe(t0 + 10 * minute + 40 * minute);
     // The step really takes 25 minutes: it finishes on the second lease.
     const done = h.finish('p1', second.leaseId, 's1', true, { durationMs: 25 * minute });
-    expect(done.writes).toContainEqual(expect.objectContaining({ table: 'success', leaseId: second.leaseId }));
+    expect(done.writes).toContainEqual(expect.objectContaining({ table: 'lease', row: expect.objectContaining({ leaseId: second.leaseId, end: { kind: 'succeeded' } }) }));
+    expect(lastRow(h, 'step', 's1')).toMatchObject({ status: 'succeeded', builtBy: 'p1', durationMs: 25 * minute });
   });
 });

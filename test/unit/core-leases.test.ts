@@ -58,7 +58,7 @@ describe('leases and grace', () => {
     // The step is unresolved, so p1 keeps running it: no abort, no new assign.
     expect(messagesIn(out, h.conns.get('p1')!).map((m) => m.type)).toEqual(['welcome']);
     const done = h.finish('p1', lease.leaseId, 's1');
-    expect(done.writes.filter((w) => w.table === 'success')).toHaveLength(1);
+    expect(done.writes.filter((w) => w.table === 'step' && w.row.status === 'succeeded')).toHaveLength(1);
     expect(messagesIn(done, h.conns.get('p1')!).map((m) => m.type)).toEqual(['step.update', 'complete']);
     // Reported again: fenced, nothing written.
     const again = h.finish('p1', lease.leaseId, 's1');

@@ -28,9 +28,10 @@ describe('memo', () => {
       { type: 'welcome', protocol: 1, peerId: 'later', resumeToken: `tok-later-${conn}`, resumed: false, cohort: { id: 'c2', peers: 1, steps: 2, resolved: 2, succeeded: [{ stepId: 's1', peerId: null, fromMemo: true }, { stepId: 's2', peerId: null, fromMemo: true }] }, pingIntervalMs: 15_000 },
       { type: 'complete', cohortId: 'c2', outcome: 'succeeded', summary: { builtHere: [], builtByOthers: [], fromMemo: ['s1', 's2'], failed: [], savedSec: 2, builtSec: 0, aloneSec: 0, spentSec: 0 } },
     ]);
-    expect(out.writes.filter((w) => w.table === 'success')).toEqual([
-      { table: 'success', cohortId: 'c2', stepId: 's1', leaseId: null, peerId: null, atMs: h.clock.now() },
-      { table: 'success', cohortId: 'c2', stepId: 's2', leaseId: null, peerId: null, atMs: h.clock.now() },
+    const succeeded = out.writes.flatMap((w) => (w.table === 'step' ? [[w.row.cohortId, w.row.stepId, w.row.status, w.row.fromMemo, w.row.builtBy, w.row.resolvedAtMs]] : []));
+    expect(succeeded).toEqual([
+      ['c2', 's1', 'succeeded', true, null, h.clock.now()],
+      ['c2', 's2', 'succeeded', true, null, h.clock.now()],
     ]);
     expect(out.effects.filter((e) => e.kind === 'stat' && e.stat === 'step.reused')).toHaveLength(2);
   });
@@ -107,7 +108,7 @@ describe('draining', () => {
     const lease = h.lastAssign('p1')!;
     h.handle({ kind: 'drain' });
     const out = h.finish('p1', lease.leaseId, lease.stepId);
-    expect(out.writes.filter((w) => w.table === 'success')).toHaveLength(1);
+    expect(out.writes.filter((w) => w.table === 'step' && w.row.status === 'succeeded')).toHaveLength(1);
     expect(messagesIn(out, h.conns.get('p1')!).map((m) => m.type)).toEqual(['step.update']);
   });
 });

@@ -137,7 +137,7 @@ describe('straggler backup', () => {
     // The aborted original's late completion changes nothing.
     const late = h.finish('p1', slow.leaseId, 'slow');
     expect(messagesIn(late, h.conns.get('p1')!)[0]).toMatchObject({ type: 'error', code: 'STALE_LEASE' });
-    expect(late.writes.filter((w) => w.table === 'success')).toEqual([]);
+    expect(late.writes.filter((w) => w.table === 'step' && w.row.status === 'succeeded')).toEqual([]);
   });
 
   it('never calls a step a straggler while its estimate is only the default guess', () => {

@@ -320,7 +320,28 @@ export const pgMigrations: readonly PgMigration[] = [
       return applyFunctionWithCohortUpdates(applyFunctionWithEventSlots(applyFunctionWithCohortKey(pgMigrations[2]!.sql)));
     },
   },
+  {
+    version: 9,
+    name: 'success is final',
+    // As the SQLite store's step upsert: a succeeded step's row may be written again (its counters) only
+    // with the same success (builder, memo, time, duration), so a second success of a step is refused by the
+    // step row's guard. That was step_successes' UNIQUE constraint; the client no longer sends 'success'
+    // writes (nothing read the table; old rows stay until pruned). Version 8's function with the stricter
+    // guard (built from its text).
+    get sql(): string {
+      return applyFunctionWithFinalSuccess(pgMigrations[7]!.sql);
+    },
+  },
 ];
+
+/** Version 8's `taskshard_apply` with the step guard holding a success's time and duration too. */
+function applyFunctionWithFinalSuccess(v8: string): string {
+  return edited(v8, 9, [
+    ["OR (excluded.status = 'succeeded' AND excluded.built_by IS NOT DISTINCT FROM steps.built_by AND excluded.from_memo = steps.from_memo);",
+      `OR (excluded.status = 'succeeded' AND excluded.built_by IS NOT DISTINCT FROM steps.built_by AND excluded.from_memo = steps.from_memo
+                   AND excluded.resolved_at_ms IS NOT DISTINCT FROM steps.resolved_at_ms AND excluded.duration_ms IS NOT DISTINCT FROM steps.duration_ms);`],
+  ]);
+}
 
 /** Version 7's `taskshard_apply` with 'cohort.update' writes (the changing columns of an existing cohort). */
 function applyFunctionWithCohortUpdates(v7: string): string {

@@ -179,8 +179,6 @@ function plan(w: Write, events: EventPlan): Planned {
         guard: { kind: 'step-succeeded', row: `steps[${r.cohortId}/${r.stepId}]`, detail },
       };
     }
-    case 'success':
-      return { t: w.table, r: { cohort_id: w.cohortId, step_id: w.stepId, lease_id: w.leaseId, peer_id: w.peerId, at_ms: w.atMs } };
     case 'lease': {
       const r = w.row;
       const outcome = r.end === null ? null : leaseOutcomeOf(r.end);

@@ -93,7 +93,7 @@ export function eventWrite(cohortId: string, atMs: number, kind: string, fields:
 
 /**
  * Every row of one cohort: for a resolved cohort each step succeeded on the
- * first peer (one lease and one success row each) and peers left; for an open
+ * first peer (one lease each) and peers left; for an open
  * one the first step is leased and the rest pending. Events: created, joins,
  * and one per lease.
  */
@@ -116,7 +116,6 @@ export function seedCohortWrites(seed: SeedCohort): Write[] {
       const ended = at + 5;
       writes.push({ table: 'step', row: stepRecord(id, def.id, { status: 'succeeded', attempts: 1, builtBy: builder, durationMs: 5, resolvedAtMs: ended }) });
       writes.push({ table: 'lease', row: leaseRecord(id, def.id, leaseId, builder, at, { endedAtMs: ended, end: { kind: 'succeeded' } }) });
-      writes.push({ table: 'success', cohortId: id, stepId: def.id, leaseId, peerId: builder, atMs: ended });
       writes.push(eventWrite(id, at, 'step.succeeded', { stepId: def.id, peerId: builder }));
     } else if (i === 0) {
       writes.push({ table: 'step', row: stepRecord(id, def.id, { status: 'leased', attempts: 1 }) });

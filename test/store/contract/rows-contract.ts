@@ -11,7 +11,7 @@ const hour = 3600_000;
 /**
  * Issue 17, fewer rows: each assignment writes what recovery and the API need, once. A grant
  * writes its lease row and no step row; an event that restates a lease's grant or end gets no
- * event row (server/store/lease-events.ts). Rows are counted from the store itself (what pruning
+ * event row (server/store/lease-events.ts); a success writes its step row and no success row. Rows are counted from the store itself (what pruning
  * the cohort removes), and the timeline read back must still be exactly the core's events.
  */
 function threePeersFourSteps(): { h: CoreHarness; batches: Write[][] } {
@@ -65,7 +65,8 @@ export function rowsContract(factory: StoreFactory): void {
       expect(events.filter((e) => e.kind === 'step.leased' && e.leaseId !== undefined)).toHaveLength(assignments);
       h.clock.advance(hour);
       const pruned = await store.retention.pruneHistory(h.clock.now(), 10);
-      expect(pruned.removed).toEqual({ cohorts: 1, steps: 4, successes: 4, leases: 5, peers: 3, events: storedKinds.length });
+      // No success row: a step's success is its step row (step_successes is no longer written).
+      expect(pruned.removed).toEqual({ cohorts: 1, steps: 4, successes: 0, leases: 5, peers: 3, events: storedKinds.length });
       // No step row per grant: 4 written as the cohort is created (one already leased in that input),
       // 1 as the failed attempt sends b back to pending, 4 as the steps succeed; the 5 grants add none.
       expect(writes.filter((w) => w.table === 'step')).toHaveLength(9);
