@@ -16,7 +16,7 @@ import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
 import { lazySchemaCompilers } from './http/fastify-compilers.js';
-import { LiveHub, liveBatchOf, observeCommits, registerEventStream } from './http/event-stream.js';
+import { LiveHub, observeCommits, registerEventStream, touchedCohortIds } from './http/event-stream.js';
 import { LifecycleLog } from './http/lifecycle-log.js';
 import { prettyStream } from './http/log-format.js';
 import { ReadModelRunReader } from './http/run-reader.js';
@@ -173,7 +173,8 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
       lifecycle.observe(writes);
       metrics.observeWrites(writes, clock.now());
       live.publish(writes);
-      trends.invalidate(liveBatchOf(writes).cohorts.map((c) => c.cohortId));
+      // Without a browser on the event stream or trends ever asked for, a commit costs neither (no grouping of its writes).
+      if (!trends.holdsNothing) trends.invalidate(touchedCohortIds(writes));
     },
     (err) => app.log.error({ err }, 'commit listener failed'),
   );

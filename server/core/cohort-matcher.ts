@@ -55,7 +55,7 @@ export class CohortMatcher {
   private readonly byPatchset = new Map<string, Bucket>();
   /** Open cohorts by repo, schema id and exact source state, for `companyElsewhere`. */
   private readonly companyIndex = new Map<string, Set<Cohort>>();
-  /** Open independent cohorts by match key and repo, for the base-ref and base-sha reasons of `companyElsewhere`. */
+  /** Open independent cohorts by match key, repo and patchsets, for the base-ref and base-sha reasons of `companyElsewhere`. */
   private readonly baseIndex = new Map<string, Set<Cohort>>();
   /** Cohorts by cache id, schema id and repo, then digest, for `digestSiblings`. */
   private readonly digestIndex = new Map<string, Map<string, Set<Cohort>>>();
@@ -92,7 +92,7 @@ export class CohortMatcher {
       set.add(cohort);
       placement.company = key;
       if (r.pipelineType === 'independent') {
-        const bKey = baseKey(cohort.matchKey, r.repo);
+        const bKey = baseKey(cohort.matchKey, r.repo, JSON.stringify([...r.patchsets].sort()));
         let bases = this.baseIndex.get(bKey);
         if (!bases) this.baseIndex.set(bKey, (bases = new Set()));
         bases.add(cohort);
@@ -216,11 +216,12 @@ export class CohortMatcher {
     }
     // Everything else equal (repo, digest, cache, pipeline type, patchsets) but the base: another base ref, or another (or no) sha.
     if (reg.pipelineType === 'independent' && !isCohortKeyed(reg) && !(reg.repos && reg.repos.length > 0)) {
+      // Only cohorts with the joiner's patchsets are in this bucket (the key has them): no look at the others.
       const patchsets = JSON.stringify([...new Set(reg.patchsets)].sort());
-      for (const c of this.baseIndex.get(baseKey(matchKey(reg, digest), reg.repo)) ?? []) {
+      for (const c of this.baseIndex.get(baseKey(matchKey(reg, digest), reg.repo, patchsets)) ?? []) {
         this.visited++;
         const r = c.record;
-        if (r.status !== 'open' || !c.joinable || JSON.stringify([...r.patchsets].sort()) !== patchsets) continue;
+        if (r.status !== 'open' || !c.joinable) continue;
         if (r.baseRef !== reg.baseRef) found.push({ kind: 'other-base-ref', cohort: c, baseRef: r.baseRef, yours: reg.baseRef });
         else if (r.baseSha !== reg.baseSha) found.push({ kind: 'other-base-sha', cohort: c, baseSha: r.baseSha, yours: reg.baseSha });
       }
@@ -329,8 +330,9 @@ interface Placement {
   base: string | null;
 }
 
-function baseKey(matchKey: string, repo: string): string {
-  return JSON.stringify([matchKey, repo]);
+/** An open independent cohort's key for the base-ref and base-sha reasons: match key, repo and its patchsets (sorted, as JSON). */
+function baseKey(matchKey: string, repo: string, patchsetsJson: string): string {
+  return JSON.stringify([matchKey, repo, patchsetsJson]);
 }
 
 function sourceBucketKey(matchKey: string, sourceKey: string): string {

@@ -146,15 +146,18 @@ export class Cohort extends CohortReports {
    * Tells a peer `complete` with its summary. In an open cohort (a peer released because it can run
    * none of the unresolved steps) the outcome is what it is so far: failed if a step failed, else succeeded.
    * `base`: the cohort's summary base made in this input since its steps last changed (else made here).
+   * A peer told before (it resumed after its `complete`) is told again; its runner-time stats count once.
    */
   sendComplete(tx: CoreTx, peer: PeerState, base: SummaryBase = this.summaryBase()): void {
     const open = this.record.status === 'open';
     const outcome: CohortOutcome | null = open ? (this.failedCount > 0 ? { kind: 'failed', failedSteps: this.failedCount } : { kind: 'succeeded' }) : this.record.outcome;
     if (outcome === null) throw new Error(`cohort ${this.id} is ${this.record.status} without an outcome`);
-    this.host.peers.setWork(tx, peer, doneWork);
+    // Told before (it resumed on a new connection after its `complete`): told again, counted once.
+    const toldBefore = peer.work.kind === 'done';
+    if (!toldBefore) this.host.peers.setWork(tx, peer, doneWork);
     const summary = peerSummary(this.self, base, peer.peerId, { joinedAtMs: peer.record.joinedAtMs, nowMs: tx.now }, labelsOf(peer), peer.targetedUpdates === true);
     if (peer.connId !== null) tx.emit({ kind: 'complete', connId: peer.connId, cohortId: this.id, outcome, summary });
-    if (outcome.kind !== 'cancelled') {
+    if (!toldBefore && outcome.kind !== 'cancelled') {
       tx.stat('runner.spent', summary.spentSec ?? 0);
       tx.stat('runner.alone', summary.aloneSec ?? 0);
     }

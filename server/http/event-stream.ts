@@ -59,6 +59,34 @@ export function liveBatchOf(writes: readonly Write[]): LiveBatch {
 }
 
 /**
+ * The cohorts a committed batch touched, each once, in first-touch order: what a cache keyed by
+ * cohort must forget (trend-cache.ts). Cheaper than {@link liveBatchOf} (no event kinds, no
+ * statuses); callers that hold nothing to forget need not call it at all.
+ */
+export function touchedCohortIds(writes: readonly Write[]): Set<string> {
+  const ids = new Set<string>();
+  for (const w of writes) {
+    const id = cohortIdOf(w);
+    if (id !== null) ids.add(id);
+  }
+  return ids;
+}
+
+/** The cohort a write belongs to, or null (memos, durations and other rows of no cohort). */
+function cohortIdOf(w: Write): string | null {
+  switch (w.table) {
+    case 'cohort':
+    case 'step':
+    case 'lease':
+    case 'peer':
+    case 'event':
+      return w.row.cohortId;
+    default:
+      return null;
+  }
+}
+
+/**
  * Wraps the scheduler's store so `onCommit` sees every batch after it committed.
  * A listener that throws is reported to `onListenerError` and never turns a
  * good commit into a failed one.

@@ -44,6 +44,11 @@ export class TrendCache {
     private readonly dayTtlMs = 3_600_000,
   ) {}
 
+  /** Nothing is cached (no trends were asked for since start, or all was forgotten): a commit has nothing to invalidate. */
+  get holdsNothing(): boolean {
+    return this.settled.size === 0 && this.days.size === 0;
+  }
+
   /** A committed write touched these cohorts: forget what was cached for them. */
   invalidate(cohortIds: Iterable<string>): void {
     for (const id of cohortIds) {

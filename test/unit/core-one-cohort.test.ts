@@ -103,3 +103,39 @@ describe('one large cohort', () => {
     expect(peersIn(h.hello('p2'), 'p2')).toBe(4);
   });
 });
+
+describe('why a peer is alone, among many open cohorts', () => {
+  it('the base-ref and base-sha reasons look only at open cohorts with the joiner\'s patchsets', () => {
+    const visitsWith = (others: number): number => {
+      const h = new CoreHarness(flatSchema(3));
+      // Open cohorts of other changes (as 1,000 peers in cohorts of 10 make): none is company for the joiner.
+      for (let i = 0; i < others; i++) h.hello(`other-${i}`, { reg: { patchsets: [`refs/changes/${100 + i}/1`] } });
+      // One open cohort with the joiner's change on another base ref: the one reason there is.
+      h.hello('dev', { reg: { baseRef: 'dev', patchsets: ['refs/changes/7/1'] } });
+      const before = h.scheduler.matcherVisits;
+      h.hello('joiner', { reg: { patchsets: ['refs/changes/7/1'] } });
+      const welcome = h.sent('joiner').find((m) => m.type === 'welcome');
+      expect(welcome?.type === 'welcome' ? welcome.alone : null).toEqual(['1 peer on the same repo and schema are on base ref dev, yours is main']);
+      return h.scheduler.matcherVisits - before;
+    };
+    // The hello visits as many cohorts with 40 others open as with none (it visited each of them before).
+    expect(visitsWith(40)).toBe(visitsWith(0));
+  });
+});
+
+describe('a peer told complete that resumes on a new connection', () => {
+  it('is told complete again (no INTERNAL error, nothing rolled back), its runner time counted once', () => {
+    const h = new CoreHarness(flatSchema(1));
+    h.hello('p1');
+    const a = h.lastAssign('p1')!;
+    const first = h.finish('p1', a.leaseId, a.stepId);
+    expect(messagesIn(first, h.conns.get('p1')!).map((m) => m.type)).toEqual(['step.update', 'complete']);
+    const oldConn = h.conns.get('p1')!;
+    // Its socket is still open when it reconnects (it never saw the complete arrive, say) with its resume token.
+    const again = h.resume('p1');
+    expect(again.fault).toBeNull();
+    expect(again.effects.find((e) => e.kind === 'superseded')).toEqual({ kind: 'superseded', connId: oldConn });
+    expect(messagesIn(again, h.conns.get('p1')!).map((m) => m.type)).toEqual(['welcome', 'complete']);
+    expect(again.effects.filter((e) => e.kind === 'stat' && e.stat.startsWith('runner.'))).toEqual([]);
+  });
+});
