@@ -93,12 +93,6 @@ function momentOf(kind: string, atMs: number, rows: readonly LeaseRecord[]): key
   return rows.some((r) => r.end !== null && r.endedAtMs === atMs && endKinds[r.end.kind] === kind) ? 'ended' : null;
 }
 
-/** A lease write's `granted_seq` and `ended_seq`: the sequence numbers of its folded events (`base` + slot + 1), or null. */
-export function leaseSeqs(plan: EventPlan, base: number, leaseId: string): { grantedSeq: number | null; endedSeq: number | null } {
-  const s = plan.leaseSlots.get(leaseId);
-  return { grantedSeq: s === undefined || s.granted === null ? null : base + s.granted + 1, endedSeq: s === undefined || s.ended === null ? null : base + s.ended + 1 };
-}
-
 /** A lease row's columns that {@link leaseEventsOf} reads. */
 export interface LeaseEventRow {
   readonly lease_id: string;

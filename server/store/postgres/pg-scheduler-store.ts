@@ -2,10 +2,11 @@ import type postgres from 'postgres';
 import { leaseOutcomeOf } from '../../core/causes.js';
 import type { CacheEvidenceView } from '../../core/read-model.js';
 import type { Snapshot, Write } from '../../core/records.js';
-import { StoreConflictError, type SchedulerStore, type StoreConflictKind } from '../../core/store-port.js';
+import { StoreConflictError, type SchedulerStore } from '../../core/store-port.js';
 import { cacheEvidenceParams, cacheEvidenceSql } from '../cache-evidence-rows.js';
 import { foldLeasesIntoSteps, planEvents, type EventPlan } from '../lease-events.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, schemaJsonOf, stepCauseColumns, stepFromRow } from '../row-records.js';
+import { cohortConflict, leaseConflict, missingCohortError, stepConflict } from '../write-conflicts.js';
 import type { Sql } from './pg-connection.js';
 
 /**
@@ -31,11 +32,10 @@ const text = {
 
 type Param = string | number | null;
 
-/** One write of a batch as taskshard_apply reads it (table, columns) and, for a guarded row, what a refusal means. */
+/** One write of a batch as taskshard_apply reads it: table, columns. */
 interface Planned {
   readonly t: Write['table'] | 'cohort.update';
   readonly r: Record<string, Param>;
-  readonly guard?: { readonly kind: StoreConflictKind; readonly row: string; readonly detail: string };
 }
 
 /** A PostgreSQL error's SQLSTATE and message, when it is one. */
@@ -65,9 +65,14 @@ export class PgSchedulerStore implements SchedulerStore {
   async apply(writes: readonly Write[]): Promise<void> {
     if (writes.length === 0 && this.epoch !== null) return;
     const events = planEvents(writes);
-    const planned: Planned[] = [];
-    for (const w of writes) if (w.table !== 'event' || events.rowSlots.has(w)) planned.push(plan(w, events));
-    const batch = planned.map((p) => ({ t: p.t, r: p.r }));
+    // What is sent, and the write each entry came from (a refusal names its entry's index).
+    const batch: Planned[] = [];
+    const sent: Write[] = [];
+    for (const w of writes) {
+      if (w.table === 'event' && !events.rowSlots.has(w)) continue;
+      batch.push(plan(w, events));
+      sent.push(w);
+    }
     const claim = this.epoch === null;
     try {
       const rows = await this.sql.unsafe(text.apply, [claim, this.epoch, this.leader?.term ?? null, this.leader?.holder ?? null, batch as never, events.slots]);
@@ -76,11 +81,13 @@ export class PgSchedulerStore implements SchedulerStore {
       const pg = pgError(err);
       if (pg?.code === 'TSDEP') return this.deposed();
       if (pg?.code === 'TSMIS') {
-        const missing = planned[Number(pg.message)];
-        throw new Error(`cohorts[${missing?.r['cohort_id'] ?? '?'}]: written as an existing cohort, but the store has no such row; the whole batch was rolled back`);
+        const missing = sent[Number(pg.message)];
+        throw missingCohortError(missing?.table === 'cohort' ? missing.row.cohortId : '?');
       }
-      const guard = pg?.code === 'TSGRD' ? planned[Number(pg.message)]?.guard : undefined;
-      if (guard) throw new StoreConflictError(guard.kind, guard.row, guard.detail);
+      const refused = pg?.code === 'TSGRD' ? sent[Number(pg.message)] : undefined;
+      if (refused?.table === 'cohort') throw cohortConflict(refused.row);
+      if (refused?.table === 'step') throw stepConflict(refused.row);
+      if (refused?.table === 'lease') throw leaseConflict(refused.row);
       throw err;
     }
   }
@@ -142,7 +149,6 @@ function plan(w: Write, events: EventPlan): Planned {
   switch (w.table) {
     case 'cohort': {
       const r = w.row;
-      const guard = { kind: 'cohort-cancelled', row: `cohorts[${r.cohortId}]`, detail: `the cohort is cancelled; refusing to make it ${r.status}` } as const;
       if (w.created !== true) {
         // An existing cohort: only what changes after creation (migration 8).
         return {
@@ -151,7 +157,6 @@ function plan(w: Write, events: EventPlan): Planned {
             cohort_id: r.cohortId, patchsets_json: JSON.stringify(r.patchsets), status: r.status, resolved_at_ms: r.resolvedAtMs,
             last_activity_ms: r.lastActivityMs, seconds_saved: r.secondsSaved, outcome_json: json(r.outcome),
           },
-          guard,
         };
       }
       return {
@@ -162,34 +167,32 @@ function plan(w: Write, events: EventPlan): Planned {
           status: r.status, created_at_ms: r.createdAtMs, resolved_at_ms: r.resolvedAtMs, last_activity_ms: r.lastActivityMs, seconds_saved: r.secondsSaved,
           outcome_json: json(r.outcome), cohort_key: r.cohortKey,
         },
-        guard,
       };
     }
     case 'step': {
       const r = w.row;
-      const detail = `the step already succeeded; refusing to make it ${r.status}${r.status === 'succeeded' ? ` (built by ${r.builtBy ?? 'a memo'})` : ''}`;
+      const cause = stepCauseColumns(r);
       return {
         t: w.table,
         r: {
           cohort_id: r.cohortId, step_id: r.stepId, status: r.status, attempts: r.attempts, failures: r.failures, lost_leases: r.lostLeases,
           failed_on_json: JSON.stringify(r.failedOn), built_by: r.builtBy, from_memo: bool(r.fromMemo), duration_ms: r.durationMs,
-          fail_reason: stepCauseColumns(r).reason, fail_cause_json: stepCauseColumns(r).causeJson, fail_peer_id: r.failPeerId,
+          fail_reason: cause.reason, fail_cause_json: cause.causeJson, fail_peer_id: r.failPeerId,
           fail_exit_code: r.failExitCode, fail_log_tail: r.failLogTail, resolved_at_ms: r.resolvedAtMs,
         },
-        guard: { kind: 'step-succeeded', row: `steps[${r.cohortId}/${r.stepId}]`, detail },
       };
     }
     case 'lease': {
       const r = w.row;
       const outcome = r.end === null ? null : leaseOutcomeOf(r.end);
+      const slots = events.leaseSlots.get(r.leaseId);
       return {
         t: w.table,
         r: {
           lease_id: r.leaseId, cohort_id: r.cohortId, step_id: r.stepId, peer_id: r.peerId, attempt: r.attempt, backup: bool(r.backup),
           started_at_ms: r.startedAtMs, ended_at_ms: r.endedAtMs, outcome, end_json: json(r.end),
-          granted_slot: events.leaseSlots.get(r.leaseId)?.granted ?? null, ended_slot: events.leaseSlots.get(r.leaseId)?.ended ?? null,
+          granted_slot: slots?.granted ?? null, ended_slot: slots?.ended ?? null,
         },
-        guard: { kind: 'lease-ended', row: `leases[${r.leaseId}]`, detail: `the lease already ended; refusing to ${outcome === null ? 'make it live again' : `end it again as ${outcome}`}` },
       };
     }
     case 'peer': {

@@ -153,6 +153,21 @@ export function schedulerStoreContract(factory: StoreFactory): void {
       expect(loaded).toEqual({ ...created, patchsets: later.patchsets, status: 'complete', resolvedAtMs: 8000, lastActivityMs: 8000, secondsSaved: 3, outcome: { kind: 'succeeded' } });
     });
 
+    it('inserts a step or lease row that is not there yet, whichever batch created its cohort', async () => {
+      const { store } = current();
+      await store.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000, steps: ['a'] }));
+      // Rows the store has not seen, in a later batch than the cohort's: a step, and a lease granted and ended at once.
+      const late = stepRecord('c1', 'z', { status: 'succeeded', attempts: 1, builtBy: 'p1', durationMs: 3, resolvedAtMs: 2000 });
+      const lease = leaseRecord('c1', 'z', 'c1-lz', 'p1', 1990, { endedAtMs: 2000, end: { kind: 'succeeded' } });
+      await store.scheduler.apply([{ table: 'step', row: late }, { table: 'lease', row: lease }]);
+      const loaded = await store.scheduler.load(2000, hour);
+      expect(loaded.steps.find((s) => s.stepId === 'z')).toEqual(late);
+      expect(loaded.leases.find((l) => l.leaseId === 'c1-lz')).toEqual(lease);
+      // And once there, they are guarded as any other row.
+      await expectConflict(store, 'c1', [{ table: 'step', row: { ...late, builtBy: 'p2' } }], 'step-succeeded');
+      await expectConflict(store, 'c1', [{ table: 'lease', row: { ...lease, end: { kind: 'lost', why: 'bye' } } }], 'lease-ended');
+    });
+
     it('refuses a write of an existing cohort that has no row, rolling back the whole batch', async () => {
       const { store } = current();
       await store.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
