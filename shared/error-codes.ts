@@ -33,7 +33,7 @@ export const errorCodes = Object.freeze({
   SCHEMA_MISMATCH: {
     retryable: false,
     closeCode: closeCodes.policyViolation,
-    meaning: 'The schema sent in hello is invalid, its digest does not match its content, or a resume names a cohort with another schema.',
+    meaning: 'The schema sent in hello is invalid, its digest (or the hello\'s `schemaDigest`) does not match its content, or a resume names a cohort with another schema.',
   },
   UNKNOWN_STEP: {
     retryable: false,
