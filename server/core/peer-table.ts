@@ -72,13 +72,13 @@ export class PeerTable {
   /** Adds a peer (a new registration, or one restored) in its current state. */
   add(journal: Journal, peer: PeerState): void {
     journal.mapSet(this.byId, peer.peerId, peer);
-    this.reindex(journal, peer);
+    this.reindex(journal, peer, true);
   }
 
   /** Removes a peer whose cohort left memory. */
   remove(journal: Journal, peer: PeerState): void {
     if (this.byId.get(peer.peerId) === peer) journal.mapDelete(this.byId, peer.peerId);
-    this.reindex(journal, peer);
+    this.reindex(journal, peer, true);
   }
 
   /** Binds (or with null unbinds) a peer's connection, keeping the connection index. */
@@ -92,7 +92,7 @@ export class PeerTable {
   /** Moves a peer's registration along an edge of peer-status.ts, keeping the per-cohort indexes. */
   setStatus(journal: Journal, peer: PeerState, to: PeerStatus): void {
     transitionPeer(journal, peer.record, to);
-    this.reindex(journal, peer);
+    this.reindex(journal, peer, true);
   }
 
   /** Marks a connection as replaced by a resumed one (its late frames are ignored). */
@@ -144,12 +144,17 @@ export class PeerTable {
     return this.byId.get(peer.peerId) === peer && peer.connId !== null && peer.work.kind !== 'done' && (peer.targetedUpdates !== true || peer.work.kind === 'waiting');
   }
 
-  private reindex(journal: Journal, peer: PeerState): void {
+  /**
+   * Keeps the peer's entries in its cohort's indexes. `status`: its registration changed (added,
+   * removed, or moved along peer-status.ts), so the `active` index is looked at too (a change of
+   * connection or work never changes it).
+   */
+  private reindex(journal: Journal, peer: PeerState, status = false): void {
     const cohortId = peer.record.cohortId;
     indexIf(journal, this.available, cohortId, peer, this.isAvailable(peer));
     indexIf(journal, this.idle, cohortId, peer, this.isIdle(peer));
-    indexIf(journal, this.active, cohortId, peer, this.isActive(peer));
     indexIf(journal, this.successListeners, cohortId, peer, this.hearsEverySuccess(peer));
+    if (status) indexIf(journal, this.active, cohortId, peer, this.isActive(peer));
   }
 
   /** The cohort's connected idle or waiting members, in join order. */

@@ -90,11 +90,13 @@ export class ReadyQueue {
     this.heap.push(entry);
   }
 
-  /** Whether some step is ready (valid entries stay; stale ones on top are dropped, journaled). */
+  /** Whether some step is ready (valid entries stay; stale ones on top are dropped, journaled). O(1) when the top is valid. */
   hasReady(journal: Journal): boolean {
-    const top = this.take(journal);
-    if (top === null) return false;
-    this.heap.push(top);
+    const top = this.heap.peek();
+    if (top !== null && this.isReady(top.step) && retryOf(top.step) === top.retry) return true;
+    const taken = this.take(journal);
+    if (taken === null) return false;
+    this.heap.push(taken);
     return true;
   }
 }
