@@ -11,6 +11,11 @@ import type { SchemaDef } from './schema-file.js';
  * digest it had before labels existed.
  */
 export function canonicalSchemaJson(schema: SchemaDef): string {
+  return canonicalText(schema, false);
+}
+
+/** The canonical form's text, with each step's `estimateSec` (where it has one) when `withEstimates`. */
+function canonicalText(schema: SchemaDef, withEstimates: boolean): string {
   return JSON.stringify({
     id: schema.id,
     universe: schema.universe,
@@ -18,14 +23,17 @@ export function canonicalSchemaJson(schema: SchemaDef): string {
       id: s.id,
       target: s.target,
       needs: [...s.needs].sort(),
+      ...(withEstimates && s.estimateSec !== undefined ? { estimateSec: s.estimateSec } : {}),
       ...(s.requires !== undefined && s.requires.length > 0 ? { requires: [...s.requires].sort() } : {}),
     })),
   });
 }
 
+const sha256 = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+
 /** `sha256:<hex>` of the canonical form. */
 export function schemaDigest(schema: SchemaDef): string {
-  return `sha256:${createHash('sha256').update(canonicalSchemaJson(schema)).digest('hex')}`;
+  return sha256(canonicalText(schema, false));
 }
 
 /**
@@ -37,16 +45,5 @@ export function schemaDigest(schema: SchemaDef): string {
  */
 export function helloSchemaDigest(schema: SchemaDef): string {
   if (!schema.steps.some((s) => s.estimateSec !== undefined)) return schemaDigest(schema);
-  const text = JSON.stringify({
-    id: schema.id,
-    universe: schema.universe,
-    steps: schema.steps.map((s) => ({
-      id: s.id,
-      target: s.target,
-      needs: [...s.needs].sort(),
-      ...(s.estimateSec !== undefined ? { estimateSec: s.estimateSec } : {}),
-      ...(s.requires !== undefined && s.requires.length > 0 ? { requires: [...s.requires].sort() } : {}),
-    })),
-  });
-  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+  return sha256(canonicalText(schema, true));
 }
