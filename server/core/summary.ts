@@ -128,18 +128,15 @@ function entriesWithDurations(base: SummaryBase): readonly BuiltByOther[] {
 export function peerSummary(cohort: Cohort, base: SummaryBase, peerId: string, span: PeerSpan, labels: ReadonlySet<string> = new Set(), withDurations = false): CompleteSummary {
   const mine = base.byBuilder.get(peerId) ?? [];
   const all = withDurations ? entriesWithDurations(base) : base.entries;
-  let builtByOthers: BuiltByOther[];
-  if (mine.length === 0) {
-    builtByOthers = all.slice();
-  } else {
-    builtByOthers = [];
-    let from = 0;
-    for (const at of mine) {
-      for (let i = from; i < at; i++) builtByOthers.push(all[i]!);
-      from = at + 1;
-    }
-    for (let i = from; i < all.length; i++) builtByOthers.push(all[i]!);
+  // The shared entries around the member's own, as slices (copied natively, not entry by entry).
+  const runs: BuiltByOther[][] = [];
+  let from = 0;
+  for (const at of mine) {
+    if (at > from) runs.push(all.slice(from, at));
+    from = at + 1;
   }
+  const rest = all.slice(from);
+  const builtByOthers = runs.length === 0 ? rest : runs[0]!.concat(...runs.slice(1), rest);
   let builtMs = 0;
   for (const at of mine) builtMs += base.built[at]!.ms;
   const summary: CompleteSummary = { builtHere: mine.map((at) => base.built[at]!.stepId), builtByOthers, fromMemo: base.fromMemo.slice(), failed: base.failed.slice(), savedSec: 0 };
