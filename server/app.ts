@@ -14,6 +14,7 @@ import type { SchedulerStore, Store } from './core/store-port.js';
 import { registerApiRoutes } from './http/api-routes.js';
 import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
+import { rememberRestoredSchemas } from './http/hello-input.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
 import { lazySchemaCompilers } from './http/fastify-compilers.js';
 import { LiveHub, observeCommits, registerEventStream, touchedCohortIds } from './http/event-stream.js';
@@ -199,7 +200,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
       deps.onFatal?.(err);
     }) ?? (() => undefined);
   try {
-    await authority.start();
+    rememberRestoredSchemas((await authority.start()).cohorts);
   } catch (err) {
     unwatch();
     await store.close();

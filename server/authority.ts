@@ -95,8 +95,8 @@ export class Authority {
     private readonly turn: TurnBudget = defaultTurnBudget,
   ) {}
 
-  /** Loads persisted state into the scheduler and arms the deadline timer. */
-  async start(): Promise<void> {
+  /** Loads persisted state into the scheduler and arms the deadline timer; returns the snapshot it restored. */
+  async start(): Promise<Snapshot> {
     const now = this.clock.now();
     const snapshot = await this.store.load(now, this.retentionMs);
     const out = this.scheduler.restore(snapshot, now);
@@ -105,6 +105,7 @@ export class Authority {
     for (const effect of out.effects) this.deliver(effect);
     this.log.info({ cohorts: snapshot.cohorts.length, leases: snapshot.leases.filter((l) => l.end === null).length, memos: snapshot.memos.length }, 'state loaded');
     this.submit({ kind: 'tick' });
+    return snapshot;
   }
 
   /** The scheduler's persisted state as it is in memory (tests compare it with the database). */

@@ -23,6 +23,19 @@ export type HelloCheck =
   | { readonly ok: true; readonly schema: SchemaDef; readonly digest: string; readonly registration: Registration }
   | { readonly ok: false; readonly refusal: 'schema-mismatch' | 'unknown-schema'; readonly message: string };
 
+/**
+ * Lets digest-first hellos name the schemas of cohorts restored at start (each distinct schema
+ * object once): after a restart or a failover, a reconnecting fleet is not asked for them again.
+ */
+export function rememberRestoredSchemas(cohorts: Iterable<{ readonly schema: SchemaDef; readonly digest: string }>): void {
+  const seen = new Set<SchemaDef>();
+  for (const c of cohorts) {
+    if (seen.has(c.schema)) continue;
+    seen.add(c.schema);
+    schemaChecks.remember(c.schema, c.digest);
+  }
+}
+
 export function checkHello(hello: Hello): HelloCheck {
   const checked = checkedSchema(hello);
   if (!checked.ok) return checked;

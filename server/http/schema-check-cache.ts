@@ -1,5 +1,6 @@
 import { ContentLru } from '../../shared/content-lru.js';
 import { helloSchemaDigest } from '../../shared/schema-digest.js';
+import type { SchemaDef } from '../../shared/schema-file.js';
 import { validateSchemaValue, type SchemaValidation } from '../../shared/schema-validate.js';
 
 export type ValidSchema = Extract<SchemaValidation, { ok: true }>;
@@ -66,6 +67,18 @@ export class SchemaCheckCache {
     }
     this.byHelloDigest.set(known.helloDigest, known, known.chars);
     return known;
+  }
+
+  /**
+   * Puts a schema this authority already holds (a restored cohort's, checked when its first peer
+   * joined) into the digest-first index, so peers reconnecting after a restart or a failover name
+   * it by digest without being asked for it again. Not into the check cache: a full hello of it is
+   * still checked once.
+   */
+  remember(schema: SchemaDef, digest: string): void {
+    const helloDigest = helloSchemaDigest(schema);
+    const chars = JSON.stringify(schema).length;
+    this.byHelloDigest.set(helloDigest, { result: { ok: true, schema, digest }, helloDigest, chars }, chars);
   }
 
   /** The schema a digest-first hello names, if this authority checked it recently; it becomes the most recent. */
