@@ -17,7 +17,6 @@ import { cohortConflict, leaseConflict, missingCohortError, stepConflict } from 
  * changes no row throws {@link StoreConflictError}, rolling the batch back.
  */
 const bool = (v: boolean): number => (v ? 1 : 0);
-const sql = sqliteWriteSql;
 
 /**
  * Lets a background checkpoint finish without a commit landing in its middle
@@ -33,7 +32,7 @@ export interface CommitGate {
 }
 
 export class SqliteSchedulerStore implements SchedulerStore {
-  private readonly stmt: { [K in keyof typeof sql]: Database.Statement };
+  private readonly stmt: { [K in keyof typeof sqliteWriteSql]: Database.Statement };
   private readonly applyBatch: (writes: readonly Write[]) => void;
   /** The epoch this instance claimed on its first load or apply; null before. */
   private epoch: number | null = null;
@@ -50,7 +49,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
     private readonly gate: CommitGate | null = null,
   ) {
     this.recordEvidence = db.prepare(sqliteText(cacheEvidenceSql.upsert));
-    this.stmt = Object.fromEntries(Object.entries(sql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sql]: Database.Statement };
+    this.stmt = Object.fromEntries(Object.entries(sqliteWriteSql).map(([k, text]) => [k, db.prepare(text)])) as { [K in keyof typeof sqliteWriteSql]: Database.Statement };
     // BEGIN IMMEDIATE: the batch holds the write lock from its first statement, so reading the
     // epoch is enough to fence it (no other writer can claim one until it commits); an UPDATE
     // here rewrote the store_writer page, one more WAL page in every commit.
