@@ -19,7 +19,8 @@ import { freePort, killAllChildren, readMemory, spawnNode, stopChild } from './b
  * over the first and the last 10 %, their ratio, the longest event-loop block
  * (max of the authority's own event-loop delay, read from /metrics every
  * second; as its baseline, the same measure in an idle Node process in the
- * same run), the longest history-pruning batch and reclaim step the authority
+ * same run) and the longest stall split into the authority's main thread
+ * running and waiting for a CPU (server/loop-stalls.ts), the longest history-pruning batch and reclaim step the authority
  * logged (`pruner`), RSS, heap and database size at each 10 %, the restart time on the
  * day's file, and the start time on a file holding `--history-fill` cohorts
  * of history (default 100,000); as their baseline, the same CLI starting and
@@ -91,7 +92,7 @@ async function startAuthority(repoRoot: string, db: string, args: readonly strin
   await new Promise<void>((resolve, reject) => {
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => {
-      // Each 'history pruned' line says what that pass cost the event loop at most (chunks end at a line here: pino writes whole lines).
+      // Each 'history pruned' line says its longest batch and reclaim step, wall time on the worker thread (chunks end at a line here: pino writes whole lines).
       for (const m of d.matchAll(/"longestBatchMs":([\d.]+),"longestReclaimMs":([\d.]+)/g)) {
         pruner.longestBatchMs = Math.max(pruner.longestBatchMs, Number(m[1]));
         pruner.longestReclaimMs = Math.max(pruner.longestReclaimMs, Number(m[2]));
@@ -117,17 +118,41 @@ function fileMb(path: string): number {
  * From the authority's /metrics: its event-loop delay maximum since the last
  * scrape, ms (prom-client resets it on every scrape), and its V8 heap in use, MB.
  */
-async function scrape(port: number): Promise<{ lagMaxMs: number; heapUsedMb: number } | null> {
+async function scrape(port: number): Promise<{ lagMaxMs: number; heapUsedMb: number; stall: StallMs } | null> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const lag = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
     const heap = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
     if (!lag || !heap) return null;
-    return { lagMaxMs: Math.round(Number(lag[1]) * 1000 * 10) / 10, heapUsedMb: Math.round((Number(heap[1]) / 1024 / 1024) * 10) / 10 };
+    const part = (name: string): number | null => {
+      const m = new RegExp(`^taskshard_event_loop_longest_stall_seconds\\{part="${name}"\\} (\\S+)$`, 'm').exec(text);
+      return m ? ms(Number(m[1]) * 1000) : null;
+    };
+    return {
+      lagMaxMs: ms(Number(lag[1]) * 1000),
+      heapUsedMb: Math.round((Number(heap[1]) / 1024 / 1024) * 10) / 10,
+      stall: { ms: part('stall') ?? 0, runningMs: part('running'), waitingMs: part('waiting') },
+    };
   } catch {
     return null;
   }
 }
+
+const ms = (v: number): number => Math.round(v * 10) / 10;
+
+/**
+ * The authority's longest event-loop stall in a stretch (its own 10 ms timer's lateness,
+ * server/loop-stalls.ts), with its main thread's time on a CPU and waiting for a CPU over that
+ * timer period: which part of a long block was the authority's work, and which the machine's.
+ */
+interface StallMs {
+  readonly ms: number;
+  readonly runningMs: number | null;
+  readonly waitingMs: number | null;
+}
+
+const noStall: StallMs = { ms: 0, runningMs: null, waitingMs: null };
+const longer = (a: StallMs, b: StallMs): StallMs => (b.ms > a.ms ? b : a);
 
 /** From the authority's /metrics: store rows written so far, by table (`taskshard_store_rows_written_total`). */
 async function rowsByTable(port: number): Promise<Record<string, number>> {
@@ -168,6 +193,8 @@ interface Decile {
   /** V8 heap in use at the latest scrape (RSS also holds freed heap V8 has not returned). */
   readonly heapUsedMb: number;
   readonly longestBlockMs: number;
+  /** The longest stall in this tenth, split into the authority's running time and its wait for a CPU. */
+  readonly stall: StallMs;
 }
 
 export async function runDayBench(argv: string[]): Promise<number> {
@@ -202,6 +229,8 @@ export async function runDayBench(argv: string[]): Promise<number> {
     const deciles: Decile[] = [];
     let blockMs = 0;
     let decileBlockMs = 0;
+    let stall = noStall;
+    let decileStall = noStall;
     let heapUsedMb = 0;
     const probe = startIdleProbe();
     const t0 = performance.now();
@@ -210,6 +239,8 @@ export async function runDayBench(argv: string[]): Promise<number> {
         if (m === null) return;
         blockMs = Math.max(blockMs, m.lagMaxMs);
         decileBlockMs = Math.max(decileBlockMs, m.lagMaxMs);
+        stall = longer(stall, m.stall);
+        decileStall = longer(decileStall, m.stall);
         heapUsedMb = m.heapUsedMb;
       });
     }, 1000);
@@ -230,8 +261,10 @@ export async function runDayBench(argv: string[]): Promise<number> {
             dbMb: fileMb(db),
             heapUsedMb,
             longestBlockMs: decileBlockMs,
+            stall: decileStall,
           };
           decileBlockMs = 0;
+          decileStall = noStall;
           deciles.push(d);
           log(`day: ${JSON.stringify(d)}`);
         }
@@ -239,7 +272,9 @@ export async function runDayBench(argv: string[]): Promise<number> {
     });
     clearInterval(scraper);
     const idleProcessBlockMs = await probe.stop();
-    blockMs = Math.max(blockMs, (await scrape(auth.port))?.lagMaxMs ?? 0);
+    const final = await scrape(auth.port);
+    blockMs = Math.max(blockMs, final?.lagMaxMs ?? 0);
+    if (final !== null) stall = longer(stall, final.stall);
     // Rows per assignment over the whole run (joins, cohorts and memos included), by table.
     const rows = await rowsByTable(auth.port);
     const perAssign = (v: number): number => Math.round((v / Math.max(1, result.assigns)) * 100) / 100;
@@ -287,6 +322,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
       ratio: Math.round((last / first) * 1000) / 1000,
       longestBlockMs: blockMs,
       idleProcessBlockMs,
+      longestStall: stall,
       pruner: prunerDuringRun,
       deciles,
       restartMs,

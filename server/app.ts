@@ -14,6 +14,7 @@ import type { SchedulerStore, Store } from './core/store-port.js';
 import { registerApiRoutes } from './http/api-routes.js';
 import { registerCacheEvidenceRoutes } from './http/cache-evidence-route.js';
 import { Metrics } from './http/metrics.js';
+import { LoopStalls } from './loop-stalls.js';
 import { rememberRestoredSchemas } from './http/hello-input.js';
 import { registerDashboardRoutes } from './http/dashboard-routes.js';
 import { lazySchemaCompilers } from './http/fastify-compilers.js';
@@ -163,6 +164,10 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   });
   registerRouteAccess(app, config);
   const metrics = new Metrics(() => scheduler.counts(), deps.version ?? '0.0.0');
+  // The longest event-loop stall per scrape, split into the authority's own CPU time and the machine's.
+  const stalls = new LoopStalls();
+  stalls.register(metrics.registry);
+  stalls.start();
   const live = new LiveHub();
   const runs = new ReadModelRunReader(store.readModel);
   const trends = new TrendCache(runs);
@@ -279,6 +284,7 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   const close = (options: { readonly closeCode?: number; readonly reason?: string } = {}): Promise<void> => {
     closed ??= (async () => {
       unwatch();
+      stalls.stop();
       authority.drain();
       await pruner.stop();
       await authority.stop();

@@ -5,8 +5,11 @@ import type { PruneResult, Retention } from './core/store-port.js';
  * Deletes history older than `--history-days` from the database while the
  * authority runs (DESIGN §11), in bounded batches: one batch is one short
  * transaction; the batch size adapts so a batch takes about `targetBatchMs`
- * (never more cohorts than `maxBatch`), and batches are separated by a timer,
- * so the event loop is never blocked for long. After a pass it hands freed
+ * (never more cohorts than `maxBatch`), and batches are separated by a timer.
+ * On a SQLite file the authority's batches and reclaim steps run on the
+ * background checkpointer's thread (sqlite-checkpointer.ts), so the event loop
+ * only waits for them; elsewhere (PostgreSQL: on the server; `taskshard db
+ * prune`: on this thread) the bound keeps each one short. After a pass it hands freed
  * pages back to the file system (`reclaim`, SQLite's incremental vacuum) in
  * bounded steps too; in steady state the file stops growing.
  *
@@ -46,7 +49,7 @@ export interface PrunePass {
   readonly removed: PruneResult['removed'];
   readonly batches: number;
   readonly pagesFreed: number;
-  /** The longest single batch, in ms of wall time. */
+  /** The longest single batch, in ms of wall time (on the authority's SQLite file, the worker's time plus the wait for the gate). */
   readonly longestBatchMs: number;
   /** The longest single step of handing free pages back (`reclaim`), ms of wall time (a wait for a finishing checkpoint included). */
   readonly longestReclaimMs: number;
@@ -99,7 +102,7 @@ export class HistoryPruner {
       await this.pause(o.gapMs ?? 20);
     }
     const pass: PrunePass = { cutoffMs, removed, batches, pagesFreed, longestBatchMs: Math.round(longestBatchMs * 10) / 10, longestReclaimMs: Math.round(longestReclaimMs * 10) / 10 };
-    // The longest batch and reclaim step say what a pass cost the event loop at most (each runs on it, whole).
+    // The longest batch and reclaim step, wall time: what a pass held the commit gate (SQLite) at most.
     if (removed.cohorts > 0) {
       o.log.info({ ...removed, batches, pagesFreed, longestBatchMs: pass.longestBatchMs, longestReclaimMs: pass.longestReclaimMs, cutoff: new Date(cutoffMs).toISOString() }, 'history pruned');
     }

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { PruneResult, Retention } from '../core/store-port.js';
+import type { PruneSql, WalCheckpointer } from './sqlite-checkpointer.js';
 import type { CommitGate } from './sqlite-scheduler-store.js';
 
 /**
@@ -22,19 +23,31 @@ const children = [
 const due = `FROM cohorts WHERE resolved_at_ms IS NOT NULL AND resolved_at_ms < @before AND status <> 'open'
   AND NOT EXISTS (SELECT 1 FROM peers p WHERE p.cohort_id = cohorts.cohort_id AND p.status IN ('connected', 'disconnected'))`;
 
+/** The statements of one batch; the background worker (sqlite-checkpointer.ts) prepares the same on its connection. */
+export const pruneSql: PruneSql = {
+  pick: `SELECT cohort_id ${due} ORDER BY resolved_at_ms, cohort_id LIMIT @limit`,
+  more: `SELECT EXISTS (SELECT 1 ${due}) AS more`,
+  deletes: children.map(([key, table]) => [key, `DELETE FROM ${table} WHERE cohort_id IN (SELECT value FROM json_each(?))`] as const),
+  deleteCohorts: 'DELETE FROM cohorts WHERE cohort_id IN (SELECT value FROM json_each(?))',
+};
+
 export class SqliteRetention implements Retention {
   private readonly prune: (before: number, maxCohorts: number) => PruneResult;
 
-  /** With a `gate`, a batch waits (asynchronously) for a finishing background checkpoint, as commits do. */
+  /**
+   * With a `gate`, a batch waits (asynchronously) for a finishing background checkpoint, as commits
+   * do; with a running `worker` (the authority's), the batch runs there, off the event loop.
+   */
   constructor(
     db: Database.Database,
     private readonly beforeCommit: () => void = () => undefined,
     private readonly gate: CommitGate | null = null,
+    private readonly worker: WalCheckpointer | null = null,
   ) {
-    const pick = db.prepare(`SELECT cohort_id ${due} ORDER BY resolved_at_ms, cohort_id LIMIT @limit`).pluck();
-    const more = db.prepare(`SELECT EXISTS (SELECT 1 ${due}) AS more`).pluck();
-    const deletes = children.map(([key, table]) => [key, db.prepare(`DELETE FROM ${table} WHERE cohort_id IN (SELECT value FROM json_each(?))`)] as const);
-    const deleteCohorts = db.prepare('DELETE FROM cohorts WHERE cohort_id IN (SELECT value FROM json_each(?))');
+    const pick = db.prepare(pruneSql.pick).pluck();
+    const more = db.prepare(pruneSql.more).pluck();
+    const deletes = pruneSql.deletes.map(([key, text]) => [key as keyof PruneResult['removed'], db.prepare(text)] as const);
+    const deleteCohorts = db.prepare(pruneSql.deleteCohorts);
     this.prune = db.transaction((before: number, maxCohorts: number): PruneResult => {
       const ids = JSON.stringify(pick.all({ before, limit: maxCohorts }));
       const removed = { cohorts: 0, steps: 0, successes: 0, leases: 0, peers: 0, events: 0 };
@@ -49,6 +62,10 @@ export class SqliteRetention implements Retention {
     if (!Number.isSafeInteger(resolvedBeforeMs)) throw new RangeError(`pruneHistory: resolvedBeforeMs must be an integer time in ms, got ${resolvedBeforeMs}`);
     if (!Number.isInteger(maxCohorts) || maxCohorts < 1 || maxCohorts > 10_000) {
       throw new RangeError(`pruneHistory: maxCohorts must be an integer from 1 to 10000, got ${maxCohorts}`);
+    }
+    if (this.worker?.running === true) {
+      this.beforeCommit();
+      return this.worker.run({ kind: 'prune', before: resolvedBeforeMs, maxCohorts });
     }
     while (this.gate !== null && !this.gate.enter()) await this.gate.free();
     try {

@@ -4,7 +4,7 @@ import { openSqliteDatabase, type SqliteOptions } from './sqlite-database.js';
 import { WalCheckpointer, type CheckpointReport } from './sqlite-checkpointer.js';
 import { SqliteFileGuard } from './sqlite-file-guard.js';
 import { SqliteReadModel } from './sqlite-read-model.js';
-import { SqliteRetention } from './sqlite-retention.js';
+import { pruneSql, SqliteRetention } from './sqlite-retention.js';
 import { SqliteSchedulerStore } from './sqlite-scheduler-store.js';
 import { WriterLock } from './sqlite-writer-lock.js';
 
@@ -63,6 +63,7 @@ export class SqliteStore implements Store {
         synchronous: options.synchronous ?? 'normal',
         ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
         ...(options.checkpointFinishFrames === undefined ? {} : { finishFrames: options.checkpointFinishFrames }),
+        pruneSql,
         onError: (err) => {
           // Commits checkpoint again (slower, never unsafe); said on stderr, not hidden.
           if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
@@ -72,7 +73,7 @@ export class SqliteStore implements Store {
     }
     this.scheduler = new SqliteSchedulerStore(this.db, () => this.guard?.check(), this.checkpointer);
     this.readModel = new SqliteReadModel(this.db);
-    this.retention = new SqliteRetention(this.db, () => this.guard?.check(), this.checkpointer);
+    this.retention = new SqliteRetention(this.db, () => this.guard?.check(), this.checkpointer, this.checkpointer);
     try {
       // The write proof: claiming the writer epoch is a write in a transaction.
       this.scheduler.claim();
@@ -90,11 +91,17 @@ export class SqliteStore implements Store {
   /**
    * Hands up to `maxPages` free pages back to the file system (files created
    * with incremental auto-vacuum); returns how many. With background
-   * checkpoints it waits (asynchronously) for a finishing one, as commits do.
+   * checkpoints it runs on their worker's connection under the commit gate,
+   * off the event loop; without, on this connection.
    */
   reclaim(maxPages: number): number | Promise<number> {
-    if ((this.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) return 0;
     const checkpointer = this.checkpointer;
+    // The authority's: on the background worker's connection, off the event loop.
+    if (checkpointer?.running === true) {
+      this.guard?.check();
+      return checkpointer.run({ kind: 'reclaim', maxPages });
+    }
+    if ((this.db.pragma('auto_vacuum', { simple: true }) as number) !== 2) return 0;
     if (checkpointer !== null && !checkpointer.enter()) return checkpointer.free().then(() => this.reclaim(maxPages));
     try {
       const before = this.db.pragma('freelist_count', { simple: true }) as number;

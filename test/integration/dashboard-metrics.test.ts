@@ -66,6 +66,10 @@ describe('/metrics', () => {
     expect(text).toMatch(/^taskshard_build_info\{version="[^"]+",node_version="v\d+\.\d+\.\d+"\} 1$/m);
     expect(text).toMatch(/^process_cpu_user_seconds_total \S+$/m);
     expect(text).toMatch(/^nodejs_heap_size_used_bytes \S+$/m);
+    // The longest stall since the last scrape, split into the main thread's CPU time and its wait for a CPU (Linux).
+    for (const part of process.platform === 'linux' ? ['stall', 'running', 'waiting'] : ['stall']) {
+      expect(metric(text, `taskshard_event_loop_longest_stall_seconds{part="${part}"}`)).toBeGreaterThanOrEqual(0);
+    }
     expect(text).not.toContain('taskshard_process_');
     expect(server.built.metrics.fromWrites.trackedCohorts).toBe(0); // forgotten once resolved
   });

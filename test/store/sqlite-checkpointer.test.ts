@@ -138,6 +138,46 @@ describe('background WAL checkpoints', () => {
     expect(store.db.prepare('SELECT count(*) AS n FROM cohorts').get()).toEqual({ n: 0 });
   });
 
+  it("pruning batches and reclaim steps run on the worker's connection, off the event loop, and wait for a commit holding the gate", async () => {
+    const path = dir.file('offload.db');
+    const store = new SqliteStore(path, { checkpointInBackground: true });
+    stores.push(store);
+    for (let i = 0; i < 20; i++) {
+      const writes = seedCohortWrites({ id: `old${i}`, createdAtMs: 1000, resolvedAtMs: 2000 });
+      for (let e = 0; e < 10; e++) writes.push(eventWrite(`old${i}`, 1500, 'step.log', { detail: 'x'.repeat(2000) }));
+      await store.scheduler.apply(writes);
+    }
+    // Rows this connection changed: a delete made here would count.
+    const changedHere = (): number => store.db.prepare('SELECT total_changes() AS n').pluck().get() as number;
+    const before = changedHere();
+    const events = (store.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+    // A commit holds the gate: the batch is handed over at once and waits, on the worker, for it.
+    const gate = (store as unknown as { checkpointer: WalCheckpointer }).checkpointer;
+    expect(gate.enter()).toBe(true);
+    let done = false;
+    const batch = store.retention.pruneHistory(5000, 20).then((r) => {
+      done = true;
+      return r;
+    });
+    // Turns of the event loop go by meanwhile; the batch does not get past the gate.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(done).toBe(false);
+    expect(store.db.prepare('SELECT count(*) AS n FROM cohorts').get()).toEqual({ n: 20 });
+    gate.leave();
+    const result = await batch;
+    expect(result.removed.cohorts).toBe(20);
+    expect(result.removed.events).toBe(events);
+    expect(store.db.prepare('SELECT count(*) AS n FROM cohorts').get()).toEqual({ n: 0 });
+    expect(changedHere()).toBe(before);
+    const freeBefore = store.db.pragma('freelist_count', { simple: true }) as number;
+    expect(freeBefore).toBeGreaterThan(0);
+    const step = store.reclaim(8);
+    expect(step).toBeInstanceOf(Promise);
+    expect(await step).toBe(8);
+    expect(store.db.pragma('freelist_count', { simple: true })).toBe(freeBefore - 8);
+    expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+
   it('is off unless asked for: a store for tools checkpoints in its commits as SQLite does by default', () => {
     const store = new SqliteStore(dir.file('b.db'));
     stores.push(store);
@@ -151,6 +191,7 @@ describe('background WAL checkpoints', () => {
       checkpointer = new WalCheckpointer({ path: missing, synchronous: 'normal', onError: resolve });
     });
     expect(failed.message).toContain(`background WAL checkpoint of ${missing} failed`);
+    await expect(checkpointer!.run({ kind: 'reclaim', maxPages: 1 })).rejects.toThrow(`reclaim on ${missing}: the maintenance worker has stopped`);
     expect(checkpointer!.stop()).toBe(true);
     expect(existsSync(missing)).toBe(false);
   });
