@@ -105,8 +105,9 @@ const close = () => {
   parentPort.postMessage({ released: true });
 };
 const fail = (err) => {
-  parentPort.postMessage({ error: err && err.message ? err.message : String(err) });
+  // Closed first, so whoever hears of the failure finds the worker stopped.
   close();
+  parentPort.postMessage({ error: err && err.message ? err.message : String(err) });
 };
 const checkpoint = () => {
   timer = null;
