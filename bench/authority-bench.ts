@@ -5,7 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { abuseAttacks, authorityLoadPhase, idlePhase, type AbuseAttack, type BenchProtocol, type PhaseOptions } from './bench-phases.js';
+import { idlePhase } from './bench-idle.js';
+import { abuseAttacks, authorityLoadPhase, type AbuseAttack, type BenchProtocol, type PhaseOptions } from './bench-phases.js';
 import { ephemeralPorts, fdLimits, killAllChildren } from './bench-processes.js';
 import { failoverPhase, scratchDatabase } from './failover-phase.js';
 import { loadTargets, runShape, standardShapes, type LoadShape } from './load-shapes.js';
@@ -18,14 +19,23 @@ import { loadTargets, runShape, standardShapes, type LoadShape } from './load-sh
  * Default: the three shapes of bench/load-shapes.ts, each `--repeat` times (3):
  * a bare `ws` echo server with N closed-loop clients (the same-run baseline),
  * then the real authority (dist/cli/main.js, SQLite file in a temp dir) with N
- * peers in cohorts finishing zero-duration steps; CPU, frames, rows and
- * latency per assignment, as ratios to the echo, median over the runs.
+ * peers in cohorts finishing zero-duration steps, again and again against the
+ * same process with new peers and cohorts: a cold pass (the fresh process, V8
+ * compiling and optimising as it goes), unmeasured warm-up passes until
+ * `--warm-up-assignments` (10,000) were served, and a warm pass (what a
+ * long-running authority spends; `--cold-only` skips all but the cold pass);
+ * CPU, frames, rows and latency per assignment of the cold and warm passes, as
+ * ratios to the echo, median over the runs.
  * Any of --peers, --cohort-size, --steps, --protocol: that one shape instead.
  * `--idle M`: M idle connections to each, server RSS per connection right after they are up and
  * after `--idle-hold-sec S` (default 150) of idling, when V8 has collected the join burst's garbage.
  * Load generators are separate processes; see bench/load-generator.ts.
  */
-const usage = `usage: npm run bench -- [--repeat R] [--peers N] [--cohort-size C] [--steps S] [--protocol v1|task-director] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
+const usage = `usage: npm run bench -- [--repeat R] [--peers N] [--cohort-size C] [--steps S] [--protocol v1|task-director] [--warm-up-assignments A | --cold-only] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
+         (per run: the echo, then one authority process serving the shape again and again, new peers and
+          cohorts each time: the cold pass on the fresh process (measured), unmeasured warm-up passes until
+          A assignments (default 10000) were served, then the warm pass (measured); targets judged warm;
+          --cold-only: the cold pass alone)
        npm run bench -- --idle M [--idle-hold-sec S] [--generators G] [--max-sec T] [--no-build]
        npm run bench -- --abuse K [--attack bad-frames|expensive|idle|all] [--peers N] ...
          (the authority clean, then once per attack with K attacking connections; default: all three)
@@ -44,6 +54,8 @@ interface Flags {
   /** The shapes of a load run: the standard three, or the one the shape flags describe. */
   shapes: readonly LoadShape[];
   repeat: number;
+  /** Assignments an authority process serves before its warm pass (the cold pass included); null: `--cold-only`, no warm pass. */
+  warmUpAssignments: number | null;
   cohortSize: number;
   steps: number;
   generators: number;
@@ -72,6 +84,11 @@ function attackFlag(value: string | undefined): readonly AbuseAttack[] {
   return [value as AbuseAttack];
 }
 
+function warmUpFlag(coldOnly: boolean, value: string | undefined): number | null {
+  if (coldOnly && value !== undefined) throw new UsageError('--cold-only and --warm-up-assignments: choose one (--cold-only measures no warm pass)');
+  return coldOnly ? null : intFlag(value, 'warm-up-assignments', 1, 1_000_000, 10_000);
+}
+
 function parseFlags(argv: string[]): Flags {
   const { values } = parseArgs({
     args: argv,
@@ -90,6 +107,8 @@ function parseFlags(argv: string[]): Flags {
       sync: { type: 'string' },
       'max-sec': { type: 'string' },
       'no-build': { type: 'boolean' },
+      'cold-only': { type: 'boolean' },
+      'warm-up-assignments': { type: 'string' },
       profile: { type: 'string' },
       store: { type: 'string' },
       kills: { type: 'string' },
@@ -118,6 +137,7 @@ function parseFlags(argv: string[]): Flags {
   return {
     shapes,
     repeat: intFlag(values.repeat, 'repeat', 1, 9, 3),
+    warmUpAssignments: warmUpFlag(values['cold-only'] === true, values['warm-up-assignments']),
     peers: idle === null && values.abuse === undefined && store === null ? Math.max(...shapes.map((x) => x.peers)) : peers,
     idle,
     idleHoldSec: intFlag(values['idle-hold-sec'], 'idle-hold-sec', 0, 1800, 150),
@@ -318,7 +338,7 @@ async function main(): Promise<number> {
 
   const loadBefore = loadavg();
   const shapes = [];
-  for (const shape of flags.shapes) shapes.push(await runShape(options, shape, flags.repeat));
+  for (const shape of flags.shapes) shapes.push(await runShape(options, shape, flags.repeat, flags.warmUpAssignments));
   const problems = shapes.flatMap((s) => s.problems.map((p) => `${s.shape}: ${p}`));
   const result = {
     bench: 'authority',
@@ -329,7 +349,11 @@ async function main(): Promise<number> {
     generators: options.generators,
     sync: flags.sync,
     baseline: 'bare ws echo server (bench/echo-server.ts), same number of clients, closed loop (send a step.finished-sized frame, await the echo, repeat), measured just before each authority run',
-    authority: 'taskshard authority (dist, SQLite WAL file in a temp dir), zero-duration steps finished at once; CPU = user + system time of the server process (all threads, /proc/<pid>/stat) from the first hello to the last complete',
+    authority: 'taskshard authority (dist, SQLite WAL file in a temp dir), zero-duration steps finished at once; CPU = user + system time of the server process (all threads, /proc/<pid>/stat) from the first hello to the last complete of a pass',
+    passes:
+      flags.warmUpAssignments === null
+        ? 'cold only: one pass per authority process, on the fresh process (V8 compiling and optimising as it goes)'
+        : `cold and warm: each authority process serves the shape again and again, with new peer ids and patchsets each time (new cohorts; nothing matched, resumed or reused from an earlier pass); cold = the first pass on the fresh process; warm = the pass after at least ${flags.warmUpAssignments} assignments (the cold pass and unmeasured warm-up passes), as a long-running authority serves it; targets are judged on warm`,
     shapes,
     targets: loadTargets(shapes),
     problems,

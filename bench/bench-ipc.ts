@@ -37,6 +37,12 @@ export interface GeneratorConfig {
   readonly windowMs: number;
   /** Connections opened at once while connecting. */
   readonly connectConcurrency: number;
+  /**
+   * Which pass against the same server process this is (0 = the first, on a fresh process). Every
+   * pass has its own peer ids and patchsets (`bench<pass>-<index>`, `refs/changes/<cohort>/<pass + 1>`),
+   * so a later pass forms new cohorts and nothing of an earlier pass is matched, resumed or reused.
+   */
+  readonly pass: number;
 }
 
 export type ParentMessage = GeneratorConfig | { readonly kind: 'go' } | { readonly kind: 'close' };

@@ -65,7 +65,7 @@ export interface MemoryFigures {
   readonly perConnectionKb: number;
 }
 
-const remaining = (deadline: number): number => Math.max(1, deadline - performance.now());
+export const remaining = (deadline: number): number => Math.max(1, deadline - performance.now());
 const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
 
 function merge(results: readonly GeneratorResult[], serverCpuSec: number): LoadFigures {
@@ -92,7 +92,7 @@ function merge(results: readonly GeneratorResult[], serverCpuSec: number): LoadF
   };
 }
 
-function memoryFigures(base: MemoryKb, loaded: MemoryKb, connections: number): MemoryFigures {
+export function memoryFigures(base: MemoryKb, loaded: MemoryKb, connections: number): MemoryFigures {
   return {
     baseRssMb: mb(base.rssKb),
     loadedRssMb: mb(loaded.rssKb),
@@ -102,7 +102,7 @@ function memoryFigures(base: MemoryKb, loaded: MemoryKb, connections: number): M
 }
 
 /** Forks the generators, splits the peers between them, and waits until all are connected. */
-async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, url: string, deadline: number): Promise<GeneratorHandle[]> {
+export async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, url: string, deadline: number, pass = 0): Promise<GeneratorHandle[]> {
   const gens: GeneratorHandle[] = [];
   const per = Math.ceil(o.peers / o.generators);
   for (let i = 0; i < o.generators; i++) {
@@ -122,6 +122,7 @@ async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, url: stri
       stepsPerCohort: o.stepsPerCohort,
       windowMs: o.windowMs,
       connectConcurrency: 128,
+      pass,
     });
     gens.push(gen);
   }
@@ -131,12 +132,12 @@ async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, url: stri
   return gens;
 }
 
-async function closeGenerators(gens: readonly GeneratorHandle[], deadline: number): Promise<void> {
+export async function closeGenerators(gens: readonly GeneratorHandle[], deadline: number): Promise<void> {
   for (const g of gens) g.send({ kind: 'close' });
   await within(Promise.all(gens.map((g) => g.next('closed'))), remaining(deadline), 'load generators to close their connections');
 }
 
-async function startEchoServer(o: PhaseOptions, deadline: number): Promise<{ child: ChildProcess; url: string }> {
+export async function startEchoServer(o: PhaseOptions, deadline: number): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const child = spawnNode([join(o.repoRoot, 'dist/bench/echo-server.js'), String(port)], { nofile: o.serverNofile, cwd: o.repoRoot, stdoutTo: 'parent' });
   await within(
@@ -150,8 +151,11 @@ async function startEchoServer(o: PhaseOptions, deadline: number): Promise<{ chi
   return { child, url: `ws://127.0.0.1:${port}/` };
 }
 
-interface AuthorityProcess {
+/** An authority process the benchmark started; its passes are run by {@link authorityPass}. */
+export interface AuthorityProcess {
   readonly child: ChildProcess;
+  /** performance.now() just before the spawn: pass windows are reported as seconds after it (a `--cpu-prof` profile starts about then). */
+  readonly spawnedAtMs: number;
   /** The v1 peer endpoint. */
   readonly url: string;
   /** ws:// origin (Task Director clients add their path). */
@@ -160,17 +164,25 @@ interface AuthorityProcess {
   readonly dir: string;
 }
 
-/** Row-level store writes the authority has committed so far (`taskshard_store_rows_written_total`, every table). */
-async function rowsWritten(a: AuthorityProcess): Promise<number> {
+/** What the authority has counted so far (its /metrics): row-level store writes (every table) and steps resolved by outcome. */
+interface AuthorityCounts {
+  readonly rows: number;
+  readonly built: number;
+  readonly reused: number;
+}
+
+async function countsOf(a: AuthorityProcess): Promise<AuthorityCounts> {
   const res = await fetch(`${a.httpUrl}/metrics`);
   if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+  const text = await res.text();
   let rows = 0;
-  for (const m of (await res.text()).matchAll(/^taskshard_store_rows_written_total\{[^}]*\} (\d+(?:\.\d+)?)$/gm)) rows += Number(m[1]);
-  return rows;
+  for (const m of text.matchAll(/^taskshard_store_rows_written_total\{[^}]*\} (\d+(?:\.\d+)?)$/gm)) rows += Number(m[1]);
+  const steps = (outcome: string): number => Number(new RegExp(`^taskshard_steps_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { rows, built: steps('built'), reused: steps('reused') };
 }
 
 /** The real authority, from dist/, on a real SQLite file in a fresh temporary directory. */
-async function startAuthority(o: PhaseOptions, deadline: number, helloTimeoutSec: number | null = null): Promise<AuthorityProcess> {
+export async function startAuthority(o: PhaseOptions, deadline: number, helloTimeoutSec: number | null = null): Promise<AuthorityProcess> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'taskshard-bench-'));
   const profile = o.profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', o.profileDir];
@@ -184,6 +196,7 @@ async function startAuthority(o: PhaseOptions, deadline: number, helloTimeoutSec
     // Clients connect first and say hello at `go`: on a loaded machine that can take longer than the default 10 s.
     ...(helloTimeoutSec !== null ? ['--hello-timeout', String(helloTimeoutSec)] : o.peers > 2_000 ? ['--hello-timeout', '600'] : []),
   ];
+  const spawnedAtMs = performance.now();
   const child = spawnNode([...profile, join(o.repoRoot, 'dist/cli/main.js'), 'server', '--port', String(port), '--db', o.db ?? join(dir, 'bench.db'), '--log-level', 'warn', '--sync', o.sync, ...caps], {
     nofile: o.serverNofile,
     cwd: o.repoRoot,
@@ -203,15 +216,15 @@ async function startAuthority(o: PhaseOptions, deadline: number, helloTimeoutSec
     }
   };
   await within(healthy(), remaining(deadline), 'the authority to answer /healthz');
-  return { child, url: `ws://127.0.0.1:${port}/v1/peer`, origin: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}`, dir };
+  return { child, spawnedAtMs, url: `ws://127.0.0.1:${port}/v1/peer`, origin: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}`, dir };
 }
 
-async function stopAuthority(a: AuthorityProcess): Promise<void> {
+export async function stopAuthority(a: AuthorityProcess): Promise<void> {
   await stopChild(a.child);
   rmSync(a.dir, { recursive: true, force: true });
 }
 
-async function settle(pid: number): Promise<MemoryKb> {
+export async function settle(pid: number): Promise<MemoryKb> {
   // A few samples a moment apart; the last one after the server's event loop has drained.
   let m = readMemory(pid);
   for (let i = 0; i < 3; i++) {
@@ -246,15 +259,39 @@ export async function echoLoadPhase(o: PhaseOptions): Promise<EchoLoadResult> {
   }
 }
 
-export interface AuthorityLoadResult {
+/** One pass of the load against an authority process: from its first hello to its last complete. */
+export interface PassResult {
   readonly load: LoadFigures;
-  /** Connected, before hello. */
-  readonly connectedMemory: MemoryFigures;
-  /** After the run, every peer still connected, every cohort in memory. */
-  readonly afterRunMemory: MemoryFigures;
-  readonly cohorts: number;
   /** Row-level store writes committed from `go` to the last `done`. */
   readonly rowsWritten: number;
+  /**
+   * Steps the authority counted as built and as reused from a memo in the pass (`taskshard_steps_total`):
+   * every step of a pass is built by one of its peers, none reused, or the pass did less work than the
+   * cold one (the shape's checks report it).
+   */
+  readonly stepsBuilt: number;
+  readonly stepsReused: number;
+  /** Seconds after the authority's spawn at `go` and at the last `done` (`bench/profile-summary.ts --from-sec --to-sec`). */
+  readonly windowSec: { readonly from: number; readonly to: number };
+}
+
+export interface AuthorityLoadResult {
+  /** The first pass (on the fresh process): the same as `passes[0]`. */
+  readonly load: LoadFigures;
+  readonly rowsWritten: number;
+  /**
+   * Every pass in order, each against the same process with its own peers and cohorts: [cold] or
+   * [cold, warm-up..., warm]. A later pass runs the same shape after the earlier ones, as a long-running
+   * authority sees it: V8 has compiled and optimised the paths, the caches of schemas are filled, nothing
+   * of an earlier pass is matched or reused (new peer ids, new patchsets, so new cohorts; no base sha, so
+   * no memo; {@link PassResult.stepsBuilt} says so).
+   */
+  readonly passes: readonly PassResult[];
+  /** Connected, before hello. */
+  readonly connectedMemory: MemoryFigures;
+  /** After the first pass, every peer still connected, every cohort in memory. */
+  readonly afterRunMemory: MemoryFigures;
+  readonly cohorts: number;
 }
 
 /** The attacks of bench/abuse-generator.ts. */
@@ -272,12 +309,44 @@ export interface AbuseFigures {
   readonly closeCodes: Readonly<Record<string, number>>;
 }
 
+const sinceSpawnSec = (a: AuthorityProcess): number => Math.round((performance.now() - a.spawnedAtMs) / 100) / 10;
+
+/** `go` to every generator, then their `done`: CPU of the authority and its rows written in between. */
+async function measurePass(o: PhaseOptions, a: AuthorityProcess, gens: readonly GeneratorHandle[]): Promise<PassResult> {
+  const before = await countsOf(a);
+  const from = sinceSpawnSec(a);
+  const cpu = cpuMeter([a.child.pid!]);
+  for (const g of gens) g.send({ kind: 'go' });
+  const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(o.deadlineMs), 'every peer to get complete');
+  const cpuSec = cpu.stop();
+  const to = sinceSpawnSec(a);
+  const after = await countsOf(a);
+  return { load: merge(done.map((d) => d.result), cpuSec), rowsWritten: after.rows - before.rows, stepsBuilt: after.built - before.built, stepsReused: after.reused - before.reused, windowSec: { from, to } };
+}
+
+const modeOf = (o: PhaseOptions): GeneratorMode => (o.protocol === 'task-director' ? generatorModes.taskDirector : generatorModes.protocol);
+const targetOf = (o: PhaseOptions, a: AuthorityProcess): string => (o.protocol === 'task-director' ? a.origin : a.url);
+
+/**
+ * One pass of the shape against an authority that is already running (bench/original/ keeps one
+ * per client count): connect `pass`'s clients, let the connection burst settle, run, close them.
+ */
+export async function authorityPass(o: PhaseOptions, a: AuthorityProcess, pass: number): Promise<PassResult> {
+  const gens = await connectGenerators(o, modeOf(o), targetOf(o, a), o.deadlineMs, pass);
+  await settle(a.child.pid!);
+  const result = await measurePass(o, a, gens);
+  await closeGenerators(gens, o.deadlineMs);
+  return result;
+}
+
 /**
  * The authority through the full protocol: N peers in cohorts finishing
  * zero-duration steps; with `abuse` > 0, that many extra connections flood it
- * with bad frames (a separate process) for the whole run.
+ * with bad frames (a separate process) for the whole run. `passes` > 1 runs the
+ * shape again against the same process, each time with new peers (the warm-up
+ * and warm passes, see {@link AuthorityLoadResult.passes}).
  */
-export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: AbuseAttack = 'bad-frames'): Promise<AuthorityLoadResult & { abuse: AbuseFigures | null }> {
+export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: AbuseAttack = 'bad-frames', passes = 1): Promise<AuthorityLoadResult & { abuse: AbuseFigures | null }> {
   const deadline = o.deadlineMs;
   // Abuse runs keep the default hello deadline: the idle attack is measured against it.
   const authority = await startAuthority(o, deadline, abuse > 0 ? null : 600);
@@ -286,7 +355,7 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: Abu
     const pid = authority.child.pid!;
     const base = await settle(pid);
     const taskDirector = o.protocol === 'task-director';
-    const gens = await connectGenerators(o, taskDirector ? generatorModes.taskDirector : generatorModes.protocol, taskDirector ? authority.origin : authority.url, deadline);
+    const gens = await connectGenerators(o, modeOf(o), targetOf(o, authority), deadline);
     const connected = await settle(pid);
     const cohorts = Math.ceil(o.peers / o.cohortSize);
     if (abuse > 0) {
@@ -302,20 +371,25 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: Abu
       );
       o.log(`authority: ${abuse} abusive connections (${attack})`);
     }
-    o.log(`authority: ${o.peers} ${taskDirector ? 'Task Director clients' : 'peers'} connected; ${cohorts} cohorts x ${o.stepsPerCohort} zero-duration steps`);
-    const rowsBefore = await rowsWritten(authority);
-    const cpu = cpuMeter([pid]);
-    for (const g of gens) g.send({ kind: 'go' });
-    const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every peer to get complete');
-    const cpuSec = cpu.stop();
-    const rows = (await rowsWritten(authority)) - rowsBefore;
+    o.log(`authority: ${o.peers} ${taskDirector ? 'Task Director clients' : 'peers'} connected; ${cohorts} cohorts x ${o.stepsPerCohort} zero-duration steps${passes > 1 ? ' (cold pass)' : ''}`);
+    const cold = await measurePass(o, authority, gens);
     const abuseFigures = abuser ? await stopAbuser(abuser, abuse, attack) : null;
     abuser = null;
     const after = await settle(pid);
     await closeGenerators(gens, deadline);
+    const results = [cold];
+    for (let pass = 1; pass < passes; pass++) {
+      o.log(`authority: pass ${pass + 1} of ${passes} (${pass === passes - 1 ? 'warm' : 'warm-up'}), the same shape against the same process, new peers and cohorts`);
+      results.push(await authorityPass(o, authority, pass));
+    }
+    if (passes > 1) {
+      const cpuUs = (r: PassResult): number => Math.round((r.load.serverCpuSec * 1e6) / Math.max(1, r.load.rounds));
+      o.log(`authority: passes at ${results.map((r) => `${r.windowSec.from}-${r.windowSec.to} s`).join(', ')} after the spawn; ${results.map(cpuUs).join(', ')} µs CPU per assignment`);
+    }
     return {
-      load: merge(done.map((d) => d.result), cpuSec),
-      rowsWritten: rows,
+      load: cold.load,
+      rowsWritten: cold.rowsWritten,
+      passes: results,
       connectedMemory: memoryFigures(base, connected, o.peers),
       afterRunMemory: memoryFigures(base, after, o.peers),
       cohorts,
@@ -341,113 +415,16 @@ async function stopAbuser(child: ChildProcess, connections: number, attack: Abus
   return { attack, connections, framesSent: line.sent ?? 0, connectionsOpened: line.opened ?? 0, refused: line.refused ?? {}, closeCodes: line.closeCodes ?? {} };
 }
 
-export interface IdleResult {
-  /** Right after every connection is up (and, for the authority, every peer welcomed). */
-  readonly echo: MemoryFigures;
-  readonly authority: MemoryFigures;
-  /** The same connections after `idleHoldMs` more of idling: what an idle peer costs once the join burst's garbage is collected. */
-  readonly echoHeld: MemoryFigures;
-  readonly authorityHeld: MemoryFigures;
-  /** The authority's V8 heap (its own /metrics), MB: after the joins and after the hold. */
-  readonly authorityHeapMb: { readonly base: HeapMb; readonly joined: HeapMb; readonly held: HeapMb };
-  readonly holdSec: number;
-  readonly authorityAssigned: number;
-  /** Error frames by code and connections the authority closed: each one is a peer not measured idle. */
-  readonly errors: Readonly<Record<string, number>>;
-  readonly unexpectedCloses: number;
-}
-
-export interface HeapMb {
-  readonly used: number;
-  readonly total: number;
-}
-
-/** The authority's V8 heap in use and reserved, from the process metrics it exports. */
-async function heapOf(a: AuthorityProcess): Promise<HeapMb> {
-  const res = await fetch(`${a.httpUrl}/metrics`);
-  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
-  const text = await res.text();
-  const pick = (name: string): number => {
-    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-    if (!m) throw new Error(`no ${name} in the authority's /metrics`);
-    return Math.round(Number(m[1]) / 104857.6) / 10;
-  };
-  return { used: pick('nodejs_heap_size_used_bytes'), total: pick('nodejs_heap_size_total_bytes') };
-}
-
-/** Holds the connections for `ms`, then reads memory again (the generators' connections stay silent). */
-async function hold(pid: number, ms: number): Promise<MemoryKb> {
-  await new Promise((r) => setTimeout(r, ms));
-  return settle(pid);
-}
-
-/**
- * `--idle M`: M silent connections to each server; the authority's peers said hello and hold a step or wait.
- * Memory is read right after the connections are up and again after a hold: V8 keeps the garbage of the
- * join burst (10,000 hellos at once) until its memory reducer runs a compacting collection on an idle
- * process, typically within one to two minutes, so the figure after the hold is the cost of an idle peer
- * and the one before it the cost right after a join burst. Both servers are held the same time.
- */
-export async function idlePhase(o: PhaseOptions): Promise<IdleResult> {
-  const deadline = o.deadlineMs;
-  const holdMs = o.idleHoldMs ?? 0;
-  const echo = await startEchoServer(o, deadline);
-  let echoMemory: MemoryFigures;
-  let echoHeld: MemoryFigures;
-  try {
-    const pid = echo.child.pid!;
-    const base = await settle(pid);
-    const gens = await connectGenerators(o, generatorModes.idleEcho, echo.url, deadline);
-    const loaded = await settle(pid);
-    echoMemory = memoryFigures(base, loaded, o.peers);
-    o.log(`idle echo baseline: ${o.peers} connections, ${echoMemory.perConnectionKb} KB each; holding ${holdMs / 1000} s`);
-    echoHeld = memoryFigures(base, await hold(pid, holdMs), o.peers);
-    o.log(`idle echo baseline after the hold: ${echoHeld.perConnectionKb} KB each`);
-    await closeGenerators(gens, deadline);
-  } finally {
-    await stopChild(echo.child);
-  }
-  const authority = await startAuthority(o, deadline);
-  try {
-    const pid = authority.child.pid!;
-    const base = await settle(pid);
-    const baseHeap = await heapOf(authority);
-    const gens = await connectGenerators(o, generatorModes.idleProtocol, authority.url, deadline);
-    for (const g of gens) g.send({ kind: 'go' });
-    const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every idle peer to be welcomed');
-    const loaded = await settle(pid);
-    const joinedHeap = await heapOf(authority);
-    const authorityMemory = memoryFigures(base, loaded, o.peers);
-    o.log(`idle authority: ${o.peers} peers joined, ${authorityMemory.perConnectionKb} KB each (heap ${joinedHeap.used} of ${joinedHeap.total} MB); holding ${holdMs / 1000} s`);
-    const authorityHeld = memoryFigures(base, await hold(pid, holdMs), o.peers);
-    const heldHeap = await heapOf(authority);
-    o.log(`idle authority after the hold: ${authorityHeld.perConnectionKb} KB each (heap ${heldHeap.used} of ${heldHeap.total} MB)`);
-    await closeGenerators(gens, deadline);
-    const errors: Record<string, number> = {};
-    for (const d of done) for (const [code, n] of Object.entries(d.result.errors)) errors[code] = (errors[code] ?? 0) + n;
-    return {
-      echo: echoMemory,
-      authority: authorityMemory,
-      echoHeld,
-      authorityHeld,
-      authorityHeapMb: { base: baseHeap, joined: joinedHeap, held: heldHeap },
-      holdSec: holdMs / 1000,
-      authorityAssigned: done.reduce((s, d) => s + d.result.rounds, 0),
-      errors,
-      unexpectedCloses: done.reduce((s, d) => s + d.result.unexpectedCloses, 0),
-    };
-  } finally {
-    await stopAuthority(authority);
-  }
-}
-
 /**
  * Any server already running (bench/original/ starts the original Python one): Task Director
  * clients in a closed loop against `origin`, CPU summed over `pids` (every process serving).
+ * `pass` names the clients and patchsets as {@link authorityPass} does.
  */
-export async function externalTaskDirectorPhase(o: PhaseOptions, origin: string, pids: readonly number[]): Promise<LoadFigures> {
+export async function externalTaskDirectorPhase(o: PhaseOptions, origin: string, pids: readonly number[], pass = 0): Promise<LoadFigures> {
   const deadline = o.deadlineMs;
-  const gens = await connectGenerators(o, generatorModes.taskDirector, origin, deadline);
+  const gens = await connectGenerators(o, generatorModes.taskDirector, origin, deadline, pass);
+  // As authorityPass does: the connection burst settles before `go`.
+  await new Promise((r) => setTimeout(r, 900));
   const cpu = cpuMeter(pids);
   for (const g of gens) g.send({ kind: 'go' });
   const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every client to get SCHEMA_COMPLETE');

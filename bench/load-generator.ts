@@ -122,12 +122,18 @@ function report(): void {
   send({ kind: 'done', result: result() });
 }
 
-/** The client id of a Task Director client (the original allows letters, digits and `_`). */
-const tdClientId = (index: number): string => `bench_${index}`;
+/** The client id of a Task Director client (the original allows letters, digits and `_`); see {@link GeneratorConfig.pass}. */
+const tdClientId = (pass: number, index: number): string => `bench${pass}_${index}`;
+
+/** A v1 peer's id; see {@link GeneratorConfig.pass}. */
+const peerIdOf = (pass: number, index: number): string => `bench${pass}-${index}`;
+
+/** The one change of a cohort in a pass: a cohort of an earlier pass on the same server is never joined again. */
+const patchsetOf = (pass: number, cohort: number): string => `refs/changes/${cohort}/${pass + 1}`;
 
 function open(cfg: GeneratorConfig, index: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const url = cfg.mode === generatorModes.taskDirector ? `${cfg.url.replace(/\/$/, '')}/ws/api/1/${tdClientId(index)}/` : cfg.url;
+    const url = cfg.mode === generatorModes.taskDirector ? `${cfg.url.replace(/\/$/, '')}/ws/api/1/${tdClientId(cfg.pass, index)}/` : cfg.url;
     const socket = new WebSocket(url, { localAddress: cfg.localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
     const conn: Conn = { socket, index, pendingSinceMs: null, done: false };
     socket.once('open', () => resolve(conn));
@@ -156,7 +162,8 @@ async function connectAll(cfg: GeneratorConfig): Promise<void> {
   };
   await Promise.all(Array.from({ length: Math.min(cfg.connectConcurrency, cfg.count) }, worker));
   conns.sort((a, b) => a.index - b.index);
-  if (cfg.mode === generatorModes.protocol && cfg.firstPeer === 0) {
+  // Once per server process: a later pass finds the schema checked already, as the first did.
+  if (cfg.mode === generatorModes.protocol && cfg.firstPeer === 0 && cfg.pass === 0) {
     try {
       await warmUp(cfg);
     } catch (err) {
@@ -204,7 +211,7 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
   };
   for (const conn of conns) {
     const cohort = Math.floor(conn.index / cfg.cohortSize);
-    const hello = helloTexts(helloFields(`bench-${conn.index}`, `refs/changes/${cohort}/1`, false), schema, wireSchema);
+    const hello = helloTexts(helloFields(peerIdOf(cfg.pass, conn.index), patchsetOf(cfg.pass, cohort), false), schema, wireSchema);
     // A connection the server closed before complete is done (counted in unexpectedCloses), not awaited forever.
     conn.socket.on('close', () => finishOne(conn));
     conn.socket.on('message', (data) => {
@@ -288,7 +295,7 @@ function runTaskDirector(cfg: GeneratorConfig): void {
     conn.socket.send(
       JSON.stringify({
         message_type: 1,
-        repo_state: { bench_mono: { base_ref: 'main', patchset: `refs/changes/${cohort}/1` } },
+        repo_state: { bench_mono: { base_ref: 'main', patchset: patchsetOf(cfg.pass, cohort) } },
         complex_patchset: false,
         cache_id: 'bench_cache',
         schema_id: schemaId,

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { authorityLoadPhase, externalTaskDirectorPhase, type LoadFigures, type PhaseOptions } from '../bench-phases.js';
+import { authorityPass, externalTaskDirectorPhase, startAuthority, stopAuthority, type LoadFigures, type PhaseOptions } from '../bench-phases.js';
 import { fdLimits, killAllChildren } from '../bench-processes.js';
 import { missingForOriginal, startOriginal } from './original-servers.js';
 
@@ -15,12 +15,22 @@ import { missingForOriginal, startOriginal } from './original-servers.js';
  * load client (bench/load-generator.ts in task-director mode: INIT, then
  * TASK_COMPLETE for every BUILD_INSTRUCTION until SCHEMA_COMPLETE), runs
  * alternating taskshard, original, taskshard, original, ... per client count.
+ * Both are long-lived servers: per client count, one taskshard authority and
+ * one set of the original's processes (daphne, worker, redis) serve every
+ * round, after warm-up rounds against each until each served `--warm-up-tasks`
+ * (10,000; reported as `warmUp`, the first of them as the cold figures, none in
+ * the medians): taskshard's V8 has compiled and optimised its paths, Python has
+ * imported and run its code. Each round has its own client ids and patchsets,
+ * so no round joins an earlier one's group.
  * Prints a table and, last, one JSON line. Without the checkout or the
  * packages it says what is missing and exits 0.
  */
-const usage = `usage: npm run bench:original -- --original DIR [--peers 10,50] [--tasks N] [--rounds R] [--python PATH] [--redis-server PATH] [--max-sec T] [--no-build]
+const usage = `usage: npm run bench:original -- --original DIR [--peers 10,50] [--tasks N] [--rounds R] [--warm-up-tasks W] [--python PATH] [--redis-server PATH] [--max-sec T] [--no-build]
   DIR is a checkout of https://github.com/alexander-scott/task-sharding; needs Debian's
-  python3-django python3-django-channels python3-channels-redis python3-daphne redis-server`;
+  python3-django python3-django-channels python3-channels-redis python3-daphne redis-server.
+  Per client count: one taskshard authority and one original (daphne + worker + redis), both
+  long-lived, serve warm-up rounds (alternating, new clients each round) until each served W
+  tasks (default 10000; the first is reported as cold), then R measured rounds, alternating.`;
 
 class UsageError extends Error {}
 
@@ -29,6 +39,8 @@ interface Flags {
   readonly peers: readonly number[];
   readonly tasks: number;
   readonly rounds: number;
+  /** Tasks each implementation serves in warm-up rounds before the measured rounds. */
+  readonly warmUpTasks: number;
   readonly python: string;
   readonly redisServer: string;
   readonly maxSec: number;
@@ -48,6 +60,7 @@ function parseFlags(argv: string[]): Flags {
       peers: { type: 'string' },
       tasks: { type: 'string' },
       rounds: { type: 'string' },
+      'warm-up-tasks': { type: 'string' },
       python: { type: 'string' },
       'redis-server': { type: 'string' },
       'max-sec': { type: 'string' },
@@ -62,6 +75,7 @@ function parseFlags(argv: string[]): Flags {
     peers: (values.peers ?? '10,50').split(',').map((p) => intValue(p.trim(), 'peers', 1, 1000)),
     tasks: values.tasks === undefined ? 1000 : intValue(values.tasks, 'tasks', 1, 5000),
     rounds: values.rounds === undefined ? 3 : intValue(values.rounds, 'rounds', 1, 9),
+    warmUpTasks: values['warm-up-tasks'] === undefined ? 10_000 : intValue(values['warm-up-tasks'], 'warm-up-tasks', 1, 1_000_000),
     python: values.python ?? '/usr/bin/python3',
     redisServer: values['redis-server'] ?? 'redis-server',
     maxSec: values['max-sec'] === undefined ? 1800 : intValue(values['max-sec'], 'max-sec', 10, 7200),
@@ -117,6 +131,7 @@ async function main(): Promise<number> {
   const nofile = Math.min(limits.hard, Math.max(limits.soft, Math.max(...flags.peers) + 256));
   const loadBefore = loadavg()[0]!;
   const rows = [];
+  const allProblems: string[] = [];
   for (const peers of flags.peers) {
     const options: PhaseOptions = {
       repoRoot,
@@ -133,29 +148,58 @@ async function main(): Promise<number> {
       profileDir: null,
       log,
     };
+    const problems: string[] = [];
+    const checked = (load: LoadFigures, what: string): Side => {
+      if (load.rounds !== flags.tasks) problems.push(`${peers} clients, ${what}: expected ${flags.tasks} tasks, counted ${load.rounds}`);
+      if (load.completes !== peers) problems.push(`${peers} clients, ${what}: expected ${peers} SCHEMA_COMPLETE, counted ${load.completes}`);
+      if (Object.keys(load.errors).length > 0) problems.push(`${peers} clients, ${what}: error frames ${JSON.stringify(load.errors)}`);
+      return side(load);
+    };
+    // Both long-lived for every round of this client count, as each is deployed.
+    const authority = await startAuthority(options, options.deadlineMs, 600);
+    let servers;
+    try {
+      servers = await startOriginal(flags.original!, flags.python, flags.redisServer);
+    } catch (err) {
+      await stopAuthority(authority);
+      throw err;
+    }
     const taskshard: Side[] = [];
     const original: Side[] = [];
-    for (let round_ = 1; round_ <= flags.rounds; round_++) {
-      const t = side((await authorityLoadPhase(options)).load);
-      log(`${peers} clients, round ${round_}: taskshard ${t.assignmentsPerSec} tasks/s, ${t.cpuUsPerAssignment} µs CPU per task`);
-      taskshard.push(t);
-      const servers = await startOriginal(flags.original!, flags.python, flags.redisServer);
-      let o: Side;
-      try {
-        o = side(await externalTaskDirectorPhase(options, servers.origin, servers.pids));
-      } finally {
-        await servers.stop();
+    const warmUp: { taskshard: Side[]; original: Side[] } = { taskshard: [], original: [] };
+    const warmUpRounds = Math.ceil(flags.warmUpTasks / flags.tasks);
+    try {
+      // Rounds 0 .. warmUpRounds - 1 (passes of their own): measured, reported, kept out of the medians.
+      for (let w = 0; w < warmUpRounds; w++) {
+        const wt = checked((await authorityPass(options, authority, w)).load, `taskshard warm-up round ${w + 1}`);
+        const wo = checked(await externalTaskDirectorPhase(options, servers.origin, servers.pids, w), `original warm-up round ${w + 1}`);
+        log(`${peers} clients, warm-up round ${w + 1}/${warmUpRounds}: taskshard ${wt.assignmentsPerSec} tasks/s, ${wt.cpuUsPerAssignment} µs CPU per task; original ${wo.assignmentsPerSec} tasks/s, ${wo.cpuUsPerAssignment} µs (daphne + worker + redis)`);
+        warmUp.taskshard.push(wt);
+        warmUp.original.push(wo);
       }
-      log(`${peers} clients, round ${round_}: original ${o.assignmentsPerSec} tasks/s, ${o.cpuUsPerAssignment} µs CPU per task (daphne + worker + redis)`);
-      original.push(o);
+      for (let round_ = 1; round_ <= flags.rounds; round_++) {
+        const pass = warmUpRounds + round_ - 1;
+        const t = checked((await authorityPass(options, authority, pass)).load, `taskshard round ${round_}`);
+        log(`${peers} clients, round ${round_}: taskshard ${t.assignmentsPerSec} tasks/s, ${t.cpuUsPerAssignment} µs CPU per task`);
+        taskshard.push(t);
+        const o = checked(await externalTaskDirectorPhase(options, servers.origin, servers.pids, pass), `original round ${round_}`);
+        log(`${peers} clients, round ${round_}: original ${o.assignmentsPerSec} tasks/s, ${o.cpuUsPerAssignment} µs CPU per task (daphne + worker + redis)`);
+        original.push(o);
+      }
+    } finally {
+      await servers.stop();
+      await stopAuthority(authority);
     }
-    const ratios = taskshard.map((t, i) => ({
-      throughput: round(t.assignmentsPerSec / Math.max(1, original[i]!.assignmentsPerSec), 2),
-      cpuPerAssignment: round(original[i]!.cpuUsPerAssignment / Math.max(0.1, t.cpuUsPerAssignment), 2),
-    }));
+    const ratioOf = (t: Side, o: Side) => ({
+      throughput: round(t.assignmentsPerSec / Math.max(1, o.assignmentsPerSec), 2),
+      cpuPerAssignment: round(o.cpuUsPerAssignment / Math.max(0.1, t.cpuUsPerAssignment), 2),
+    });
+    const ratios = taskshard.map((t, i) => ratioOf(t, original[i]!));
+    allProblems.push(...problems);
     rows.push({
       peers,
       tasks: flags.tasks,
+      warmUp: { rounds: warmUpRounds, tasks: warmUpRounds * flags.tasks, ...warmUp, coldRatios: ratioOf(warmUp.taskshard[0]!, warmUp.original[0]!) },
       taskshard,
       original,
       median: {
@@ -170,15 +214,29 @@ async function main(): Promise<number> {
     });
   }
   const date = new Date().toISOString().slice(0, 10);
-  process.stdout.write(`taskshard (Task Director path) vs the original (daphne + Channels worker + redis), ${flags.tasks} tasks, same load client, ${flags.rounds} alternating rounds, median; ${date}, ${cpus().length} CPUs, load ${loadBefore.toFixed(2)}\n\n`);
-  process.stdout.write('| clients | taskshard tasks/s | original tasks/s | taskshard ÷ original | taskshard CPU µs/task | original CPU µs/task | original ÷ taskshard CPU |\n|---:|---:|---:|---:|---:|---:|---:|\n');
+  process.stdout.write(
+    `taskshard (Task Director path) vs the original (daphne + Channels worker + redis), ${flags.tasks} tasks, same load client, long-lived servers: warm-up rounds until each served ${flags.warmUpTasks} tasks, then ${flags.rounds} alternating rounds, median; ${date}, ${cpus().length} CPUs, load ${loadBefore.toFixed(2)}\n\n`,
+  );
+  process.stdout.write('| clients | taskshard tasks/s | original tasks/s | taskshard ÷ original | taskshard CPU µs/task | original CPU µs/task | original ÷ taskshard CPU | cold (first warm-up round): rate ratio, CPU ratio |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n');
   for (const r of rows) {
     const m = r.median;
-    process.stdout.write(`| ${r.peers} | ${m.taskshardAssignmentsPerSec} | ${m.originalAssignmentsPerSec} | **${m.throughputTaskshardOverOriginal}×** | ${m.taskshardCpuUsPerAssignment} | ${m.originalCpuUsPerAssignment} | **${m.cpuPerAssignmentOriginalOverTaskshard}×** |\n`);
+    const w = r.warmUp.coldRatios;
+    process.stdout.write(`| ${r.peers} | ${m.taskshardAssignmentsPerSec} | ${m.originalAssignmentsPerSec} | **${m.throughputTaskshardOverOriginal}×** | ${m.taskshardCpuUsPerAssignment} | ${m.originalCpuUsPerAssignment} | **${m.cpuPerAssignmentOriginalOverTaskshard}×** | ${w.throughput}×, ${w.cpuPerAssignment}× |\n`);
   }
-  const result = { bench: 'original', date, node: process.version, cpus: cpus().length, loadAverage1m: { before: round(loadBefore, 2), after: round(loadavg()[0]!, 2) }, rounds: flags.rounds, rows, wallSec: round((performance.now() - started) / 1000, 1) };
+  const result = {
+    bench: 'original',
+    date,
+    node: process.version,
+    cpus: cpus().length,
+    loadAverage1m: { before: round(loadBefore, 2), after: round(loadavg()[0]!, 2) },
+    method: `per client count: one taskshard authority and one original (daphne + worker + redis), both long-lived; warm-up rounds alternating until each served ${flags.warmUpTasks} tasks (warmUp: measured, the first is the cold figure, none in the medians), then the measured rounds alternating taskshard, original; each round its own client ids and patchsets`,
+    rounds: flags.rounds,
+    rows,
+    problems: allProblems,
+    wallSec: round((performance.now() - started) / 1000, 1),
+  };
   process.stdout.write(`\n${JSON.stringify(result)}\n`);
-  return 0;
+  return allProblems.length > 0 ? 1 : 0;
 }
 
 main().then(

@@ -44,33 +44,46 @@ function oneJsonLine(stdout: string): Record<string, any> {
 }
 
 describe('npm run bench (tiny)', () => {
-  it('load: echo baseline and the authority from dist, one JSON line with every figure per run and the medians', async () => {
+  it('load: echo baseline, then one authority from dist serving a cold and a warm pass; one JSON line with every figure per pass and run and the medians', async () => {
     const result = await runScript('bench/authority-bench.ts', ['--peers', '20', '--cohort-size', '5', '--steps', '10', '--window-sec', '1', '--generators', '2', '--repeat', '1', '--no-build', '--max-sec', '80']);
     expect(result.stderr).not.toMatch(/bench: (timed out|.*failed)/);
     expect(result.code).toBe(0);
     const r = oneJsonLine(result.stdout);
     expect(r).toMatchObject({ bench: 'authority', mode: 'load', repeat: 1, problems: [] });
+    expect(r.passes).toMatch(/^cold and warm: /);
     expect(r.shapes).toHaveLength(1);
     const shape = r.shapes[0];
-    expect(shape).toMatchObject({ protocol: 'v1', peers: 20, cohortSize: 5, cohorts: 4, stepsPerCohort: 10, assignmentsPerRun: 40, problems: [] });
+    expect(shape).toMatchObject({ protocol: 'v1', peers: 20, cohortSize: 5, cohorts: 4, stepsPerCohort: 10, assignmentsPerRun: 40, passesPerRun: 2, problems: [] });
     expect(shape.runs).toHaveLength(1);
-    const figures = ['echoMessagesPerSec', 'echoCpuUsPerMessage', 'echoLatencyP99Ms', 'assignmentsPerSec', 'cpuUsPerAssignment', 'framesPerAssignment', 'rowsPerAssignment', 'latencyP99Ms', 'throughputOverEcho', 'cpuPerAssignmentOverEchoCpuPerMessage', 'latencyP99OverEcho'];
-    for (const key of figures) expect(typeof shape.median[key], key).toBe('number');
-    // Every assignment writes at least its lease and step rows; every assignment frame is a frame.
-    expect(shape.median.rowsPerAssignment).toBeGreaterThan(1);
-    expect(shape.median.framesPerAssignment).toBeGreaterThanOrEqual(1);
+    for (const key of ['echoMessagesPerSec', 'echoCpuUsPerMessage', 'echoLatencyP99Ms', 'rssPerConnectedPeerKb']) expect(typeof shape.median[key], key).toBe('number');
+    const figures = ['assignmentsPerSec', 'cpuUsPerAssignment', 'framesPerAssignment', 'rowsPerAssignment', 'latencyP99Ms', 'throughputOverEcho', 'cpuPerAssignmentOverEchoCpuPerMessage', 'latencyP99OverEcho'];
+    for (const pass of ['cold', 'warm']) {
+      for (const key of figures) expect(typeof shape.median[pass][key], `${pass}.${key}`).toBe('number');
+      // Every assignment writes at least its lease and step rows; every assignment frame is a frame.
+      expect(shape.median[pass].rowsPerAssignment).toBeGreaterThan(1);
+      expect(shape.median[pass].framesPerAssignment).toBeGreaterThanOrEqual(1);
+      expect(shape.median[pass].cpuUsPerAssignment).toBeGreaterThan(0);
+    }
+    // The warm pass does the cold pass's work again (its own cohorts: the same frames per assignment).
+    expect(shape.median.warm.framesPerAssignment).toBe(shape.median.cold.framesPerAssignment);
+    for (const key of ['cpuUsPerAssignment', 'assignmentsPerSec', 'latencyP99Ms']) expect(typeof shape.median.warmOverCold[key], key).toBe('number');
     expect(shape.median.echoCpuUsPerMessage).toBeGreaterThan(0);
-    expect(shape.median.cpuUsPerAssignment).toBeGreaterThan(0);
+    expect(r.targets['20x5x10.cpu']).toMatchObject({ judgedOn: 'warm' });
     expect(typeof r.targets['20x5x10.cpu'].met).toBe('boolean');
+    expect(typeof r.targets['20x5x10.cpu'].cold).toBe('number');
     expect(typeof r.loadAverage1m.before).toBe('number');
   });
 
-  it('load --protocol task-director: the same client in the original wire format, every task assigned once', async () => {
-    const result = await runScript('bench/authority-bench.ts', ['--protocol', 'task-director', '--peers', '10', '--cohort-size', '10', '--steps', '30', '--window-sec', '1', '--generators', '1', '--repeat', '1', '--no-build', '--max-sec', '80']);
+  it('load --protocol task-director --cold-only: the same client in the original wire format, every task assigned once, one pass', async () => {
+    const result = await runScript('bench/authority-bench.ts', ['--protocol', 'task-director', '--cold-only', '--peers', '10', '--cohort-size', '10', '--steps', '30', '--window-sec', '1', '--generators', '1', '--repeat', '1', '--no-build', '--max-sec', '80']);
     expect(result.code).toBe(0);
-    const shape = oneJsonLine(result.stdout).shapes[0];
-    expect(shape).toMatchObject({ protocol: 'task-director', peers: 10, cohorts: 1, assignmentsPerRun: 30, problems: [] });
-    expect(shape.median.rowsPerAssignment).toBeGreaterThan(1);
+    const r = oneJsonLine(result.stdout);
+    expect(r.passes).toMatch(/^cold only: /);
+    const shape = r.shapes[0];
+    expect(shape).toMatchObject({ protocol: 'task-director', peers: 10, cohorts: 1, assignmentsPerRun: 30, passesPerRun: 1, problems: [] });
+    expect(shape.median.cold.rowsPerAssignment).toBeGreaterThan(1);
+    expect(shape.median.warm).toBeNull();
+    expect(shape.median.warmOverCold).toBeNull();
   });
 
   it('--idle: idle connections to both servers, RSS per connection', async () => {
@@ -112,6 +125,7 @@ describe('npm run bench (tiny)', () => {
     const result = await runScript('bench/authority-bench.ts', ['--peers', 'many']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--peers: expected an integer');
+    expect(result.stderr).toContain('[--cold-only]');
     expect(result.stdout).toBe('');
   });
 
