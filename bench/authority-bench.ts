@@ -34,7 +34,7 @@ import { loadTargets, runShape, standardShapes, type LoadShape } from './load-sh
 const usage = `usage: npm run bench -- [--repeat R] [--peers N] [--cohort-size C] [--steps S] [--protocol v1|task-director] [--warm-up-assignments A | --cold-only] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
          (per run: the echo, then one authority process serving the shape again and again, new peers and
           cohorts each time: the cold pass on the fresh process (measured), unmeasured warm-up passes until
-          A assignments (default 10000) were served, then the warm pass (measured); targets judged warm;
+          A assignments (default 10000) were served or 20 passes ran, then the warm pass (measured); targets judged warm;
           --cold-only: the cold pass alone)
        npm run bench -- --idle M [--idle-hold-sec S] [--generators G] [--max-sec T] [--no-build]
        npm run bench -- --abuse K [--attack bad-frames|expensive|idle|all] [--peers N] ...
@@ -353,7 +353,7 @@ async function main(): Promise<number> {
     passes:
       flags.warmUpAssignments === null
         ? 'cold only: one pass per authority process, on the fresh process (V8 compiling and optimising as it goes)'
-        : `cold and warm: each authority process serves the shape again and again, with new peer ids and patchsets each time (new cohorts; nothing matched, resumed or reused from an earlier pass); cold = the first pass on the fresh process; warm = the pass after at least ${flags.warmUpAssignments} assignments (the cold pass and unmeasured warm-up passes), as a long-running authority serves it; targets are judged on warm`,
+        : `cold and warm: each authority process serves the shape again and again, with new peer ids and patchsets each time (new cohorts; nothing matched, resumed or reused from an earlier pass); cold = the first pass on the fresh process; warm = the pass after at least ${flags.warmUpAssignments} assignments or 20 passes (the cold pass and unmeasured warm-up passes), as a long-running authority serves it; targets are judged on warm`,
     shapes,
     targets: loadTargets(shapes),
     problems,

@@ -69,7 +69,7 @@ export interface ShapeResult {
   /**
    * Passes per authority process: the cold pass, the unmeasured warm-up passes, the warm pass (1 with
    * --cold-only). The warm pass comes after at least `--warm-up-assignments` assignments (default
-   * 10,000: one cold pass of cohorts of 10 x 100, ten of a 1,000-step shape).
+   * 10,000: one cold pass of cohorts of 10 x 100, ten of a 1,000-step shape), or after 20 passes.
    */
   readonly passesPerRun: number;
   /** Assignments the process served before the warm pass (the cold pass included). */
@@ -79,6 +79,9 @@ export interface ShapeResult {
   readonly median: RunFigures;
   readonly problems: readonly string[];
 }
+
+/** The most passes an authority process serves before its warm pass (the cold one included). */
+export const maxPassesBeforeWarm = 20;
 
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 const ratio = (a: number, b: number): number => (b === 0 ? 0 : round(a / b, 3));
@@ -134,14 +137,16 @@ const passLine = (name: string, p: PassFigures, echoCpuUs: number): string =>
 /**
  * Runs one shape `repeat` times; problems name what went wrong (missing assignments, error frames).
  * `warmUpAssignments` null: one pass per authority process (--cold-only); else the cold pass, as many
- * more unmeasured passes as make at least that many assignments, then the warm pass.
+ * more unmeasured passes as make at least that many assignments (at most {@link maxPassesBeforeWarm}
+ * passes in all), then the warm pass.
  */
 export async function runShape(base: PhaseOptions, shape: LoadShape, repeat: number, warmUpAssignments: number | null = 10_000): Promise<ShapeResult> {
   const o: PhaseOptions = { ...base, peers: shape.peers, generators: Math.min(base.generators, shape.peers), cohortSize: shape.cohortSize, stepsPerCohort: shape.steps, protocol: shape.protocol };
   const cohorts = Math.ceil(shape.peers / shape.cohortSize);
   const expected = cohorts * shape.steps;
   const warm = warmUpAssignments !== null;
-  const passes = warm ? Math.max(1, Math.ceil(warmUpAssignments / expected)) + 1 : 1;
+  // A small shape would need hundreds of passes (each connects and closes every peer): at most maxPassesBeforeWarm.
+  const passes = warm ? Math.min(maxPassesBeforeWarm, Math.max(1, Math.ceil(warmUpAssignments / expected))) + 1 : 1;
   const runs: RunFigures[] = [];
   const problems: string[] = [];
   for (let i = 1; i <= repeat; i++) {

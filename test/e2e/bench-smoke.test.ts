@@ -45,7 +45,8 @@ function oneJsonLine(stdout: string): Record<string, any> {
 
 describe('npm run bench (tiny)', () => {
   it('load: echo baseline, then one authority from dist serving a cold and a warm pass; one JSON line with every figure per pass and run and the medians', async () => {
-    const result = await runScript('bench/authority-bench.ts', ['--peers', '20', '--cohort-size', '5', '--steps', '10', '--window-sec', '1', '--generators', '2', '--repeat', '1', '--no-build', '--max-sec', '80']);
+    // 40 assignments per pass: the warm pass right after the cold one (the default waits for 10,000, or 20 passes).
+    const result = await runScript('bench/authority-bench.ts', ['--peers', '20', '--cohort-size', '5', '--steps', '10', '--warm-up-assignments', '40', '--window-sec', '1', '--generators', '2', '--repeat', '1', '--no-build', '--max-sec', '80']);
     expect(result.stderr).not.toMatch(/bench: (timed out|.*failed)/);
     expect(result.code).toBe(0);
     const r = oneJsonLine(result.stdout);
@@ -53,7 +54,7 @@ describe('npm run bench (tiny)', () => {
     expect(r.passes).toMatch(/^cold and warm: /);
     expect(r.shapes).toHaveLength(1);
     const shape = r.shapes[0];
-    expect(shape).toMatchObject({ protocol: 'v1', peers: 20, cohortSize: 5, cohorts: 4, stepsPerCohort: 10, assignmentsPerRun: 40, passesPerRun: 2, problems: [] });
+    expect(shape).toMatchObject({ protocol: 'v1', peers: 20, cohortSize: 5, cohorts: 4, stepsPerCohort: 10, assignmentsPerRun: 40, passesPerRun: 2, warmUpAssignments: 40, problems: [] });
     expect(shape.runs).toHaveLength(1);
     for (const key of ['echoMessagesPerSec', 'echoCpuUsPerMessage', 'echoLatencyP99Ms', 'rssPerConnectedPeerKb']) expect(typeof shape.median[key], key).toBe('number');
     const figures = ['assignmentsPerSec', 'cpuUsPerAssignment', 'framesPerAssignment', 'rowsPerAssignment', 'latencyP99Ms', 'throughputOverEcho', 'cpuPerAssignmentOverEchoCpuPerMessage', 'latencyP99OverEcho'];
@@ -125,7 +126,7 @@ describe('npm run bench (tiny)', () => {
     const result = await runScript('bench/authority-bench.ts', ['--peers', 'many']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--peers: expected an integer');
-    expect(result.stderr).toContain('[--cold-only]');
+    expect(result.stderr).toContain('[--warm-up-assignments A | --cold-only]');
     expect(result.stdout).toBe('');
   });
 
