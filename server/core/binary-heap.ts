@@ -29,12 +29,15 @@ export class BinaryHeap<T> {
     const items = this.items;
     items.push(entry);
     let i = items.length - 1;
+    // Sift up: parents that come after the entry move down, then the entry goes into the hole.
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.before(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      const up = items[parent]!;
+      if (!this.before(entry, up)) break;
+      items[i] = up;
       i = parent;
     }
+    items[i] = entry;
   }
 
   /** Removes the first entry; the journal puts it back if the input is rolled back. */
@@ -43,21 +46,23 @@ export class BinaryHeap<T> {
     if (items.length === 0) return null;
     const top = items[0]!;
     const last = items.pop()!;
-    if (items.length > 0) {
-      items[0] = last;
+    const n = items.length;
+    if (n > 0) {
+      // Sift down: the last entry goes into the hole at the top once no child comes before it.
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= n) break;
         const r = l + 1;
-        let best = i;
-        if (l < items.length && this.before(items[l]!, items[best]!)) best = l;
-        if (r < items.length && this.before(items[r]!, items[best]!)) best = r;
-        if (best === i) break;
-        [items[i], items[best]] = [items[best]!, items[i]!];
-        i = best;
+        const child = r < n && this.before(items[r]!, items[l]!) ? r : l;
+        const c = items[child]!;
+        if (!this.before(c, last)) break;
+        items[i] = c;
+        i = child;
       }
+      items[i] = last;
     }
-    journal?.onUndo(() => this.push(top));
+    journal?.popped(this, top);
     return top;
   }
 }

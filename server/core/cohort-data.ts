@@ -5,6 +5,7 @@ import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './reco
 import { ReadyQueue } from './ready-queue.js';
 import type { SchedulerState } from './scheduler-state.js';
 import { durationKey, matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
+import { quotaKey } from './source-quota.js';
 import { isResolved } from './step-status.js';
 
 /**
@@ -33,6 +34,8 @@ export class CohortData {
   readonly repos: ReadonlyMap<string, string> = new Map();
   readonly matchKey: string;
   readonly sourceKey: string;
+  /** Its quota source (source-quota.ts `quotaKey`: repo + cache id, both fixed at creation), made once. */
+  readonly quotaKey: string;
   /** Leases per step that were ended for their age (`--max-lease-age`); each makes the next lease's limit 4 × longer. */
   readonly leaseTimeouts: ReadonlyMap<string, number> = new Map();
   /** Critical-path priority per step, in ms (set once, when the cohort is indexed). */
@@ -87,6 +90,7 @@ export class CohortData {
     (this.repos as Map<string, string>).set(record.repo, record.baseRef);
     this.matchKey = matchKey(record, record.digest);
     this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets), record.cohortKey);
+    this.quotaKey = quotaKey(record);
   }
 
   /** A peer joins (or is restored into) the cohort. */

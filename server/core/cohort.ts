@@ -61,7 +61,7 @@ export class Cohort extends CohortReports {
     const host = this.host;
     if (host.draining) return;
     let unassigned: PeerState[] = [];
-    if (host.peers.available.has(this.id)) {
+    if (host.peers.hasAvailable(this)) {
       if (!this.hasRequirements && !this.mayAssign(tx)) {
         // The picker would find nothing for anyone: members told `wait` stay as they are (not tried
         // again, issue 17), idle ones are told to wait, as the loop below would have done.

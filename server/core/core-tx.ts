@@ -1,7 +1,9 @@
 import type { Cohort } from './cohort.js';
 import type { AdminResult, CoreOutput } from './core-types.js';
 import type { ConnId, CoreStat, Effect, Refusal } from './effects.js';
+import { InputSet, type ReadonlyInputSet } from './input-set.js';
 import { Journal } from './journal.js';
+import { cohortSnapshot, leaseSnapshot, peerSnapshot, stepSnapshot } from './row-snapshots.js';
 import type { CohortRecord, EventRecord, LeaseRecord, PeerRecord, StepRecord, Write } from './records.js';
 
 /**
@@ -10,26 +12,53 @@ import type { CohortRecord, EventRecord, LeaseRecord, PeerRecord, StepRecord, Wr
  * twice in one call is written once, in its final state) and handed out as
  * frozen copies in dependency order; effects keep their order. The cohorts
  * and peers an input touched are what the invariant check looks at.
+ *
+ * The scheduler keeps one and `begin`s it for each input (issue 17): its sets
+ * and the journal's log are emptied and reused, not made anew per input.
  */
 export class CoreTx {
   readonly journal = new Journal();
-  private readonly cohortRows = new Set<CohortRecord>();
-  private readonly stepRows = new Set<StepRecord>();
-  private readonly peerRows = new Set<PeerRecord>();
-  private readonly leaseRows = new Set<LeaseRecord>();
-  private readonly appended: Write[] = [];
-  private readonly effects: Effect[] = [];
+  private readonly cohortRows = new InputSet<CohortRecord>();
+  private readonly stepRows = new InputSet<StepRecord>();
+  private readonly peerRows = new InputSet<PeerRecord>();
+  private readonly leaseRows = new InputSet<LeaseRecord>();
+  private appended: Write[] = [];
+  private effects: Effect[] = [];
   /** Cohorts whose dispatch and completion must be re-evaluated before the call ends. */
-  readonly dirty = new Set<Cohort>();
+  readonly dirty = new InputSet<Cohort>();
   /** Cohorts whose rows (cohort, steps, leases) changed. */
-  readonly touchedCohorts = new Set<string>();
+  readonly touchedCohorts = new InputSet<string>();
   /** Peers whose registration or work state changed. */
-  readonly touchedPeers = new Set<string>();
+  readonly touchedPeers = new InputSet<string>();
   /** Cohorts this input created (the invariant check looks at all of a new cohort; the store inserts its row whole). */
-  readonly createdCohorts = new Set<string>();
+  readonly createdCohorts = new InputSet<string>();
   admin: AdminResult | null = null;
+  private nowMs: number;
 
-  constructor(readonly now: number) {}
+  constructor(now: number) {
+    this.nowMs = now;
+  }
+
+  /** The input's time. */
+  get now(): number {
+    return this.nowMs;
+  }
+
+  /** Starts the next input at `now`: everything the last one collected is emptied (its output was handed out whole). */
+  begin(now: number): void {
+    this.nowMs = now;
+    this.cohortRows.clear();
+    this.stepRows.clear();
+    this.peerRows.clear();
+    this.leaseRows.clear();
+    this.dirty.clear();
+    this.touchedCohorts.clear();
+    this.touchedPeers.clear();
+    this.createdCohorts.clear();
+    if (this.appended.length > 0) this.appended = [];
+    if (this.effects.length > 0) this.effects = [];
+    this.admin = null;
+  }
 
   cohort(row: CohortRecord): void {
     this.cohortRows.add(row);
@@ -52,15 +81,14 @@ export class CoreTx {
     this.appended.push(write);
   }
   event(cohortId: string, kind: string, fields: { stepId?: string | null; peerId?: string | null; detail?: string | null; leaseId?: string } = {}): void {
-    const row: EventRecord = {
-      cohortId,
-      atMs: this.now,
-      kind,
-      stepId: fields.stepId ?? null,
-      peerId: fields.peerId ?? null,
-      detail: fields.detail ?? null,
-      ...(fields.leaseId === undefined ? {} : { leaseId: fields.leaseId }),
-    };
+    const stepId = fields.stepId ?? null;
+    const peerId = fields.peerId ?? null;
+    const detail = fields.detail ?? null;
+    // Two literals rather than a spread of an optional part: one allocation, a fixed shape each.
+    const row: EventRecord =
+      fields.leaseId === undefined
+        ? { cohortId, atMs: this.nowMs, kind, stepId, peerId, detail }
+        : { cohortId, atMs: this.nowMs, kind, stepId, peerId, detail, leaseId: fields.leaseId };
     this.appended.push({ table: 'event', row });
   }
 
@@ -80,36 +108,37 @@ export class CoreTx {
   }
 
   /** The step rows this input wrote (the invariant check compares their rising fields with before). */
-  get writtenSteps(): ReadonlySet<StepRecord> {
+  get writtenSteps(): ReadonlyInputSet<StepRecord> {
     return this.stepRows;
   }
   /** The lease rows this input wrote. */
-  get writtenLeases(): ReadonlySet<LeaseRecord> {
+  get writtenLeases(): ReadonlyInputSet<LeaseRecord> {
     return this.leaseRows;
   }
 
   /**
    * The input's result: frozen snapshots of the changed rows (never the live objects), then its
-   * effects. Copies are made with `Object.assign({}, row)`, not `{ ...row }`: on Node 20 (V8 11.3)
-   * freezing a spread clone makes V8 move it to the old generation, so every write of every input
-   * was garbage that only a major GC could free (bench/day-bench.ts; docs/performance.md,
-   * "A day in service"). Appended writes are built for this input alone, so they are frozen in place.
+   * effects. Copies are object literals naming every field (row-snapshots.ts), not `{ ...row }`:
+   * on Node 20 (V8 11.3) freezing a spread clone makes V8 move it to the old generation, so every
+   * write of every input was garbage that only a major GC could free (bench/day-bench.ts;
+   * docs/performance.md, "A day in service"). Appended writes are built for this input alone, so
+   * they are frozen in place.
    */
   output(): CoreOutput {
     const writes: Write[] = [];
-    for (const row of this.cohortRows) {
-      const write = this.createdCohorts.has(row.cohortId) ? { table: 'cohort' as const, row: snapshotOf(row), created: true as const } : { table: 'cohort' as const, row: snapshotOf(row) };
+    const cohorts = this.cohortRows;
+    for (let i = 0; i < cohorts.size; i++) {
+      const row = cohorts.at(i);
+      const write = this.createdCohorts.has(row.cohortId) ? { table: 'cohort' as const, row: cohortSnapshot(row), created: true as const } : { table: 'cohort' as const, row: cohortSnapshot(row) };
       writes.push(Object.freeze(write));
     }
-    for (const row of this.stepRows) writes.push(Object.freeze({ table: 'step' as const, row: snapshotOf(row) }));
-    for (const row of this.peerRows) writes.push(Object.freeze({ table: 'peer' as const, row: snapshotOf(row) }));
-    for (const row of this.leaseRows) writes.push(Object.freeze({ table: 'lease' as const, row: snapshotOf(row) }));
+    for (let i = 0; i < this.stepRows.size; i++) writes.push(Object.freeze({ table: 'step' as const, row: stepSnapshot(this.stepRows.at(i)) }));
+    for (let i = 0; i < this.peerRows.size; i++) writes.push(Object.freeze({ table: 'peer' as const, row: peerSnapshot(this.peerRows.at(i)) }));
+    for (let i = 0; i < this.leaseRows.size; i++) writes.push(Object.freeze({ table: 'lease' as const, row: leaseSnapshot(this.leaseRows.at(i)) }));
     for (const w of this.appended) writes.push(Object.freeze(w));
-    return { writes, effects: this.effects, admin: this.admin, fault: null };
+    return { writes, effects: this.effects.length > 0 ? this.effects : noEffects, admin: this.admin, fault: null };
   }
 }
 
-/** A frozen shallow copy of a live record (records change by replacing fields, so this is a snapshot). */
-function snapshotOf<T extends object>(row: T): Readonly<T> {
-  return Object.freeze(Object.assign({}, row));
-}
+const noEffects: readonly Effect[] = Object.freeze([]);
+

@@ -7,7 +7,6 @@ import { heldLeaseId } from './peer-work.js';
 import { retryOf } from './ready-queue.js';
 import type { StepRecord } from './records.js';
 import type { SchedulerState } from './scheduler-state.js';
-import { quotaKey } from './source-quota.js';
 import { isResolved } from './step-status.js';
 
 /**
@@ -66,29 +65,14 @@ function fail(message: string): never {
  * input created is checked whole.
  */
 export function checkTouched(state: SchedulerState, tx: CoreTx): void {
-  const stepsByCohort = new Map<Cohort, Set<StepRecord>>();
-  const note = (cohortId: string, stepId: string): void => {
-    const cohort = state.cohorts.get(cohortId);
-    const step = cohort?.steps.get(stepId);
-    if (!cohort || !step) return; // evicted by this input
-    let set = stepsByCohort.get(cohort);
-    if (!set) stepsByCohort.set(cohort, (set = new Set()));
-    set.add(step);
-  };
-  for (const step of tx.writtenSteps) note(step.cohortId, step.stepId);
-  for (const lease of tx.writtenLeases) note(lease.cohortId, lease.stepId);
-  const cohorts = new Set<Cohort>(tx.dirty);
-  for (const id of tx.touchedCohorts) {
-    const cohort = state.cohorts.get(id);
-    if (cohort) cohorts.add(cohort);
+  // The cohorts it touched: dirty ones, then those whose rows it wrote (each once; no set made for them).
+  for (let i = 0; i < tx.dirty.size; i++) checkTouchedCohort(state, tx, tx.dirty.at(i));
+  for (let i = 0; i < tx.touchedCohorts.size; i++) {
+    const cohort = state.cohorts.get(tx.touchedCohorts.at(i));
+    if (cohort && !tx.dirty.has(cohort)) checkTouchedCohort(state, tx, cohort);
   }
-  for (const cohort of cohorts) {
-    if (state.cohorts.get(cohort.id) !== cohort) continue; // evicted by this input
-    if (tx.createdCohorts.has(cohort.id)) checkCohort(state, cohort);
-    else checkCohortChanges(state, tx, cohort, stepsByCohort.get(cohort) ?? new Set());
-  }
-  for (const id of tx.touchedPeers) {
-    const peer = state.peers.get(id);
+  for (let i = 0; i < tx.touchedPeers.size; i++) {
+    const peer = state.peers.get(tx.touchedPeers.at(i));
     if (!peer) continue;
     checkPeer(state, peer);
     const was = tx.journal.valueBefore(peer, 'work');
@@ -100,31 +84,56 @@ export function checkTouched(state: SchedulerState, tx: CoreTx): void {
   checkRising(state, tx);
 }
 
-/** The steps an input changed in a cohort it did not create, its counters by difference, and the cohort as a whole. */
-function checkCohortChanges(state: SchedulerState, tx: CoreTx, cohort: Cohort, written: ReadonlySet<StepRecord>): void {
+function checkTouchedCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
+  if (state.cohorts.get(cohort.id) !== cohort) return; // evicted by this input
+  if (tx.createdCohorts.has(cohort.id)) checkCohort(state, cohort);
+  else checkCohortChanges(state, tx, cohort);
+}
+
+/**
+ * The steps an input changed in a cohort it did not create (the steps it wrote, the steps of the
+ * leases it wrote, each once), its counters by difference, and the cohort as a whole.
+ */
+function checkCohortChanges(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
+  const written = new Set<StepRecord>();
+  const steps = tx.writtenSteps;
+  for (let i = 0; i < steps.size; i++) if (steps.at(i).cohortId === cohort.id) addStep(written, cohort, steps.at(i).stepId);
+  const leases = tx.writtenLeases;
+  for (let i = 0; i < leases.size; i++) if (leases.at(i).cohortId === cohort.id) addStep(written, cohort, leases.at(i).stepId);
   let unresolved = tx.journal.valueBefore(cohort, 'unresolved') ?? cohort.unresolved;
   let failed = tx.journal.valueBefore(cohort, 'failedCount') ?? cohort.failedCount;
-  const steps = new Set(written);
+  let dependents: Set<StepRecord> | null = null;
   for (const step of written) {
     const was = tx.journal.valueBefore(step, 'status') ?? step.status;
     unresolved += (isResolved(step.status) ? 0 : 1) - (isResolved(was) ? 0 : 1);
     failed += (step.status === 'failed' ? 1 : 0) - (was === 'failed' ? 1 : 0);
     // A step failed or left unshared: what needs it may not stay pending.
-    if (step.status === 'failed' || step.status === 'unshared') for (const dependentId of cohort.dependents.get(step.stepId)!) steps.add(cohort.steps.get(dependentId)!);
+    if (step.status === 'failed' || step.status === 'unshared') {
+      for (const dependentId of cohort.dependents.get(step.stepId)!) (dependents ??= new Set()).add(cohort.steps.get(dependentId)!);
+    }
   }
   if (unresolved !== cohort.unresolved) fail(`cohort ${cohort.id} counts ${cohort.unresolved} unresolved steps; its changes make ${unresolved}`);
   if (failed !== cohort.failedCount) fail(`cohort ${cohort.id} counts ${cohort.failedCount} failed steps; its changes make ${failed}`);
-  for (const step of steps) checkStep(state, cohort, step);
+  for (const step of written) checkStep(state, cohort, step);
+  if (dependents !== null) for (const step of dependents) if (!written.has(step)) checkStep(state, cohort, step);
   checkCohortWhole(state, cohort, tx);
+}
+
+/** Adds the cohort's step by id (its current record) to `steps`. */
+function addStep(steps: Set<StepRecord>, cohort: Cohort, stepId: string): void {
+  const step = cohort.steps.get(stepId);
+  if (step) steps.add(step);
 }
 
 /** Attempts only rise: against the values before the input (the journal keeps them), cheap per written row. */
 export function checkRising(state: SchedulerState, tx: CoreTx): void {
-  for (const step of tx.writtenSteps) {
+  for (let i = 0; i < tx.writtenSteps.size; i++) {
+    const step = tx.writtenSteps.at(i);
     const before = tx.journal.valueBefore(step, 'attempts');
     if (before !== undefined && step.attempts < before) fail(`cohort ${step.cohortId} step ${step.stepId}: attempts fell from ${before} to ${step.attempts}`);
   }
-  for (const lease of tx.writtenLeases) {
+  for (let i = 0; i < tx.writtenLeases.size; i++) {
+    const lease = tx.writtenLeases.at(i);
     const step = state.cohorts.get(lease.cohortId)?.steps.get(lease.stepId);
     if (!step) continue; // its cohort was evicted by this input
     if (lease.attempt < 1 || lease.attempt > step.attempts) fail(`lease ${lease.leaseId} has attempt ${lease.attempt}; its step ${lease.stepId} counts ${step.attempts}`);
@@ -139,6 +148,12 @@ export function checkAll(state: SchedulerState): void {
   for (const [cohortId, set] of state.peers.idle) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isIdle(peer)) fail(`peer ${peer.peerId} is in the idle index of cohort ${cohortId} but not idle there`);
   for (const [cohortId, set] of state.peers.active) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.isActive(peer)) fail(`peer ${peer.peerId} is in the active index of cohort ${cohortId} but not active there`);
   for (const [cohortId, set] of state.peers.successListeners) for (const peer of set) if (peer.record.cohortId !== cohortId || !state.peers.hearsEverySuccess(peer)) fail(`peer ${peer.peerId} is in the success listeners of cohort ${cohortId} but should not hear every success there`);
+  for (const index of [state.peers.available, state.peers.idle, state.peers.active, state.peers.successListeners]) {
+    for (const [cohortId, set] of index) {
+      if (!state.cohorts.has(cohortId)) fail(`a per-cohort peer index keeps a set for cohort ${cohortId}, which is not in memory`);
+      if (set.size === 0 && state.cohorts.get(cohortId)!.record.status !== 'open') fail(`a per-cohort peer index keeps an empty set for cohort ${cohortId}, which is not open`);
+    }
+  }
   for (const peer of state.peers.orphaned) if (state.peers.get(peer.peerId) !== peer || peer.work.kind !== 'orphaned') fail(`peer ${peer.peerId} is in the orphaned index but not current and orphaned`);
   const waitingIn = new Map<string, number>();
   for (const peer of state.peers.waiting) waitingIn.set(peer.record.cohortId, (waitingIn.get(peer.record.cohortId) ?? 0) + 1);
@@ -173,23 +188,22 @@ export function checkCohort(state: SchedulerState, cohort: Cohort): void {
 }
 
 function checkStep(state: SchedulerState, cohort: Cohort, step: StepRecord): void {
-  const at = `cohort ${cohort.id} step ${step.stepId}`;
   const live = cohort.live(step.stepId);
-  if ((step.status === 'leased') !== live.length > 0) fail(`${at} is ${step.status} with ${live.length} live leases`);
-  if (live.length > 2) fail(`${at} has ${live.length} live leases`);
-  if (live.length === 2 && !live[1]!.backup) fail(`${at} has a second live lease not marked backup`);
+  if ((step.status === 'leased') !== live.length > 0) fail(`cohort ${cohort.id} step ${step.stepId} is ${step.status} with ${live.length} live leases`);
+  if (live.length > 2) fail(`cohort ${cohort.id} step ${step.stepId} has ${live.length} live leases`);
+  if (live.length === 2 && !live[1]!.backup) fail(`cohort ${cohort.id} step ${step.stepId} has a second live lease not marked backup`);
   for (const lease of live) {
-    if (lease.end !== null) fail(`${at} lists ended lease ${lease.leaseId} as live`);
-    if (cohort.leases.get(lease.leaseId) !== lease || state.leaseOwners.get(lease.leaseId) !== cohort) fail(`${at} live lease ${lease.leaseId} is not indexed`);
+    if (lease.end !== null) fail(`cohort ${cohort.id} step ${step.stepId} lists ended lease ${lease.leaseId} as live`);
+    if (cohort.leases.get(lease.leaseId) !== lease || state.leaseOwners.get(lease.leaseId) !== cohort) fail(`cohort ${cohort.id} step ${step.stepId} live lease ${lease.leaseId} is not indexed`);
     const holder = state.peers.get(lease.peerId);
-    if (holder?.work.kind !== 'running' || holder.work.leaseId !== lease.leaseId) fail(`${at} live lease ${lease.leaseId}: its holder ${lease.peerId} is not running it`);
+    if (holder?.work.kind !== 'running' || holder.work.leaseId !== lease.leaseId) fail(`cohort ${cohort.id} step ${step.stepId} live lease ${lease.leaseId}: its holder ${lease.peerId} is not running it`);
   }
-  if ((step.status === 'failed') !== (step.failCause !== null)) fail(`${at} is ${step.status} with fail cause ${JSON.stringify(step.failCause)}`);
-  if ((step.status === 'unshared') !== ((step.unsharedCause ?? null) !== null)) fail(`${at} is ${step.status} with unshared cause ${JSON.stringify(step.unsharedCause)}`);
+  if ((step.status === 'failed') !== (step.failCause !== null)) fail(`cohort ${cohort.id} step ${step.stepId} is ${step.status} with fail cause ${JSON.stringify(step.failCause)}`);
+  if ((step.status === 'unshared') !== ((step.unsharedCause ?? null) !== null)) fail(`cohort ${cohort.id} step ${step.stepId} is ${step.status} with unshared cause ${JSON.stringify(step.unsharedCause)}`);
   if (step.status === 'pending') {
     for (const need of cohort.needsOf(step.stepId)) {
       const status = cohort.steps.get(need)!.status;
-      if (status === 'failed' || status === 'unshared') fail(`${at} is pending but its need ${need} is ${status}`);
+      if (status === 'failed' || status === 'unshared') fail(`cohort ${cohort.id} step ${step.stepId} is pending but its need ${need} is ${status}`);
     }
   }
 }
@@ -212,20 +226,19 @@ function checkReadyQueue(cohort: Cohort): void {
  * at its top, journaled); without (the full check) it recounts.
  */
 function checkCohortWhole(state: SchedulerState, cohort: Cohort, tx: CoreTx | null): void {
-  const where = `cohort ${cohort.id}`;
   const r = cohort.record;
   const open = r.status === 'open';
-  if (open && state.openBySource.get(quotaKey(r))?.has(cohort) !== true) fail(`${where} is open but not in its source's quota index`);
-  if (open !== state.openCohorts.has(cohort)) fail(`${where} is ${r.status} but ${open ? 'not ' : ''}in the open-cohort index`);
-  if (!r.isolated && r.status !== 'cancelled' && !state.matcher.has(cohort)) fail(`${where} is ${r.status} but not in the matcher's index`);
-  if (open !== (r.outcome === null) || open !== (r.resolvedAtMs === null)) fail(`${where} is ${r.status} with outcome ${JSON.stringify(r.outcome)} and resolvedAtMs ${r.resolvedAtMs}`);
+  if (open && state.openBySource.get(cohort.quotaKey)?.has(cohort) !== true) fail(`cohort ${cohort.id} is open but not in its source's quota index`);
+  if (open !== state.openCohorts.has(cohort)) fail(`cohort ${cohort.id} is ${r.status} but ${open ? 'not ' : ''}in the open-cohort index`);
+  if (!r.isolated && r.status !== 'cancelled' && !state.matcher.has(cohort)) fail(`cohort ${cohort.id} is ${r.status} but not in the matcher's index`);
+  if (open !== (r.outcome === null) || open !== (r.resolvedAtMs === null)) fail(`cohort ${cohort.id} is ${r.status} with outcome ${JSON.stringify(r.outcome)} and resolvedAtMs ${r.resolvedAtMs}`);
   if (!open) return;
-  if (cohort.unresolved === 0) fail(`${where} is open with every step resolved`);
+  if (cohort.unresolved === 0) fail(`cohort ${cohort.id} is open with every step resolved`);
   if (state.draining) return;
   if (cohort.hasRequirements) {
     for (const peer of state.peers.members(cohort)) {
       if (peer.record.status === 'connected' && peer.work.kind === 'waiting' && !canRunSomeUnresolved(cohort, labelsOf(peer))) {
-        fail(`${where} keeps peer ${peer.peerId} waiting although it can run none of the unresolved steps`);
+        fail(`cohort ${cohort.id} keeps peer ${peer.peerId} waiting although it can run none of the unresolved steps`);
       }
     }
   }
@@ -239,7 +252,7 @@ function checkCohortWhole(state: SchedulerState, cohort: Cohort, tx: CoreTx | nu
   }
   for (const peer of state.peers.members(cohort)) {
     if (peer.record.status === 'connected' && (peer.work.kind === 'idle' || peer.work.kind === 'waiting')) {
-      fail(`${where} is open with nothing running and nothing assignable while peer ${peer.peerId} is ${peer.work.kind}`);
+      fail(`cohort ${cohort.id} is open with nothing running and nothing assignable while peer ${peer.peerId} is ${peer.work.kind}`);
     }
   }
 }
@@ -254,28 +267,27 @@ function someWorkerCanRun(state: SchedulerState, cohort: Cohort, stepId: string)
 }
 
 export function checkPeer(state: SchedulerState, peer: PeerState): void {
-  const where = `peer ${peer.peerId}`;
   const { status, graceEndsAtMs } = peer.record;
-  if ((status === 'connected') !== (peer.connId !== null)) fail(`${where} is ${status} with connection ${peer.connId}`);
-  if (peer.connId !== null && state.peers.connections.get(peer.connId) !== peer) fail(`${where} is on connection ${peer.connId}, which the connection index does not give to it`);
+  if ((status === 'connected') !== (peer.connId !== null)) fail(`peer ${peer.peerId} is ${status} with connection ${peer.connId}`);
+  if (peer.connId !== null && state.peers.connections.get(peer.connId) !== peer) fail(`peer ${peer.peerId} is on connection ${peer.connId}, which the connection index does not give to it`);
   const inGrace = state.peers.inGrace.has(peer);
   if ((status === 'disconnected') !== (graceEndsAtMs !== null) || inGrace !== (status === 'disconnected')) {
-    fail(`${where} is ${status} with grace deadline ${graceEndsAtMs} and ${inGrace ? '' : 'not '}in the grace index`);
+    fail(`peer ${peer.peerId} is ${status} with grace deadline ${graceEndsAtMs} and ${inGrace ? '' : 'not '}in the grace index`);
   }
   const available = state.peers.available.get(peer.record.cohortId)?.has(peer) === true;
-  if (available !== state.peers.isAvailable(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} but ${available ? '' : 'not '}in its cohort's available index`);
+  if (available !== state.peers.isAvailable(peer)) fail(`peer ${peer.peerId} is ${peer.work.kind} on connection ${peer.connId} but ${available ? '' : 'not '}in its cohort's available index`);
   const idle = state.peers.idle.get(peer.record.cohortId)?.has(peer) === true;
-  if (idle !== state.peers.isIdle(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} but ${idle ? '' : 'not '}in its cohort's idle index`);
+  if (idle !== state.peers.isIdle(peer)) fail(`peer ${peer.peerId} is ${peer.work.kind} on connection ${peer.connId} but ${idle ? '' : 'not '}in its cohort's idle index`);
   const active = state.peers.active.get(peer.record.cohortId)?.has(peer) === true;
-  if (active !== state.peers.isActive(peer)) fail(`${where} is ${status} but ${active ? '' : 'not '}in its cohort's active index`);
+  if (active !== state.peers.isActive(peer)) fail(`peer ${peer.peerId} is ${status} but ${active ? '' : 'not '}in its cohort's active index`);
   const listening = state.peers.successListeners.get(peer.record.cohortId)?.has(peer) === true;
-  if (listening !== state.peers.hearsEverySuccess(peer)) fail(`${where} is ${peer.work.kind} on connection ${peer.connId} (targeted updates: ${peer.targetedUpdates === true}) but ${listening ? '' : 'not '}in its cohort's success listeners`);
-  if ((peer.work.kind === 'orphaned') !== state.peers.orphaned.has(peer)) fail(`${where} is ${peer.work.kind} but ${state.peers.orphaned.has(peer) ? '' : 'not '}in the orphaned index`);
+  if (listening !== state.peers.hearsEverySuccess(peer)) fail(`peer ${peer.peerId} is ${peer.work.kind} on connection ${peer.connId} (targeted updates: ${peer.targetedUpdates === true}) but ${listening ? '' : 'not '}in its cohort's success listeners`);
+  if ((peer.work.kind === 'orphaned') !== state.peers.orphaned.has(peer)) fail(`peer ${peer.peerId} is ${peer.work.kind} but ${state.peers.orphaned.has(peer) ? '' : 'not '}in the orphaned index`);
   const waiting = state.peers.waiting.has(peer);
-  if ((peer.work.kind === 'waiting') !== waiting) fail(`${where} is ${peer.work.kind} but ${waiting ? '' : 'not '}in the waiting index`);
+  if ((peer.work.kind === 'waiting') !== waiting) fail(`peer ${peer.peerId} is ${peer.work.kind} but ${waiting ? '' : 'not '}in the waiting index`);
   if (peer.work.kind === 'running') {
     const lease = state.leaseOwners.get(peer.work.leaseId)?.leases.get(peer.work.leaseId);
-    if (!lease || lease.end !== null || lease.peerId !== peer.peerId) fail(`${where} runs lease ${peer.work.leaseId}, which is not a live lease of it`);
-    if (status === 'gone' || status === 'left') fail(`${where} is ${status} but runs lease ${peer.work.leaseId}`);
+    if (!lease || lease.end !== null || lease.peerId !== peer.peerId) fail(`peer ${peer.peerId} runs lease ${peer.work.leaseId}, which is not a live lease of it`);
+    if (status === 'gone' || status === 'left') fail(`peer ${peer.peerId} is ${status} but runs lease ${peer.work.leaseId}`);
   }
 }

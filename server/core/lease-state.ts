@@ -39,6 +39,9 @@ export function leaseStateOf(lease: Pick<LeaseRecord, 'end'>): LeaseState {
 
 /** Ends a live lease (journaled), or throws `IllegalTransitionError` when it already ended. */
 export function transitionLease(journal: Journal, lease: LeaseRecord, end: LeaseEnd, nowMs: number): void {
-  leaseMachine.check(`lease ${lease.leaseId}`, leaseStateOf(lease), leaseOutcomeOf(end));
-  journal.set(lease, { end, endedAtMs: nowMs });
+  const from = leaseStateOf(lease);
+  const to = leaseOutcomeOf(end);
+  if (!leaseMachine.can(from, to)) leaseMachine.check(`lease ${lease.leaseId}`, from, to);
+  journal.field(lease, 'end', end);
+  journal.field(lease, 'endedAtMs', nowMs);
 }

@@ -46,7 +46,10 @@ export class PeerTable {
   readonly waitingIn: ReadonlyMap<string, number> = new Map();
   /** Peers running a step under a lease the authority no longer counts (few): told to stop when the step succeeds. */
   readonly orphaned: ReadonlySet<PeerState> = new Set();
-  /** Per cohort id, its current members that are connected and idle or waiting: who a dispatch may give work (no scan of every member). */
+  /**
+   * Per cohort id, its current members that are connected and idle or waiting: who a dispatch may give work (no scan of every member).
+   * In this index and the three below, a cohort's set may be empty (it stays until the cohort leaves memory).
+   */
   readonly available: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
   /** Per cohort id, the part of `available` that is idle (not told `wait`): who a dispatch serves when nothing is assignable. */
   readonly idle: ReadonlyMap<string, ReadonlySet<PeerState>> = new Map();
@@ -79,6 +82,19 @@ export class PeerTable {
   remove(journal: Journal, peer: PeerState): void {
     if (this.byId.get(peer.peerId) === peer) journal.mapDelete(this.byId, peer.peerId);
     this.reindex(journal, peer, true);
+  }
+
+  /** The cohort is no longer open: its empty per-cohort index sets go (an open cohort keeps them, see `indexIf`). */
+  dropEmptySets(journal: Journal, cohortId: string): void {
+    dropEmpty(journal, this.available, cohortId);
+    dropEmpty(journal, this.idle, cohortId);
+    dropEmpty(journal, this.successListeners, cohortId);
+    dropEmpty(journal, this.active, cohortId);
+  }
+
+  /** Whether the cohort has a connected idle or waiting member. O(1). */
+  hasAvailable(cohort: CohortData): boolean {
+    return (this.available.get(cohort.id)?.size ?? 0) > 0;
   }
 
   /** Binds (or with null unbinds) a peer's connection, keeping the connection index. */
@@ -151,10 +167,11 @@ export class PeerTable {
    */
   private reindex(journal: Journal, peer: PeerState, status = false): void {
     const cohortId = peer.record.cohortId;
-    indexIf(journal, this.available, cohortId, peer, this.isAvailable(peer));
-    indexIf(journal, this.idle, cohortId, peer, this.isIdle(peer));
-    indexIf(journal, this.successListeners, cohortId, peer, this.hearsEverySuccess(peer));
-    if (status) indexIf(journal, this.active, cohortId, peer, this.isActive(peer));
+    const keepEmpty = this.host.cohorts.get(cohortId)?.record.status === 'open';
+    indexIf(journal, this.available, cohortId, peer, this.isAvailable(peer), keepEmpty);
+    indexIf(journal, this.idle, cohortId, peer, this.isIdle(peer), keepEmpty);
+    indexIf(journal, this.successListeners, cohortId, peer, this.hearsEverySuccess(peer), keepEmpty);
+    if (status) indexIf(journal, this.active, cohortId, peer, this.isActive(peer), keepEmpty);
   }
 
   /** The cohort's connected idle or waiting members, in join order. */
@@ -211,6 +228,8 @@ export class PeerTable {
 
   /** Every member has left on purpose (bye, or closed after it was done); false for a cohort nobody joined. */
   everyMemberLeft(cohort: CohortData): boolean {
+    // A member connected or in grace has not left: O(1) while anyone is active (no walk over the members per input).
+    if (this.activeMembers(cohort) > 0) return false;
     let members = 0;
     for (const peer of this.members(cohort)) {
       if (peer.record.status !== 'left') return false;
@@ -261,14 +280,24 @@ function inJoinOrder(cohort: CohortData, set: ReadonlySet<PeerState> | undefined
   return peers;
 }
 
-/** Keeps `peer` in (or out of) the set of `cohortId` in a per-cohort index; an emptied set is dropped. */
-function indexIf(journal: Journal, index: ReadonlyMap<string, ReadonlySet<PeerState>>, cohortId: string, peer: PeerState, member: boolean): void {
-  let set = index.get(cohortId);
+/**
+ * Keeps `peer` in (or out of) the set of `cohortId` in a per-cohort index. While the cohort is open
+ * an emptied set stays (a member going idle and busy again on every assignment would otherwise make
+ * a new set each time, issue 17); otherwise it is dropped, and a cohort that stops being open drops
+ * its empty sets then (`PeerTable.dropEmptySets`), so no set outlives its cohort.
+ */
+function indexIf(journal: Journal, index: ReadonlyMap<string, ReadonlySet<PeerState>>, cohortId: string, peer: PeerState, member: boolean, keepEmpty: boolean): void {
+  const set = index.get(cohortId);
   if (member) {
-    if (!set) journal.mapSet(index, cohortId, (set = new Set()));
-    journal.setAdd(set, peer);
-  } else if (set?.has(peer)) {
+    if (set === undefined) journal.mapSet(index, cohortId, new Set([peer]));
+    else journal.setAdd(set, peer);
+  } else if (set !== undefined && set.has(peer)) {
     journal.setDelete(set, peer);
-    if (set.size === 0) journal.mapDelete(index, cohortId);
+    if (set.size === 0 && !keepEmpty) journal.mapDelete(index, cohortId);
   }
+}
+
+/** Drops the cohort's set from a per-cohort index when it is empty. */
+function dropEmpty(journal: Journal, index: ReadonlyMap<string, ReadonlySet<PeerState>>, cohortId: string): void {
+  if (index.get(cohortId)?.size === 0) journal.mapDelete(index, cohortId);
 }

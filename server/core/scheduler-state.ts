@@ -2,7 +2,7 @@ import type { Cohort } from './cohort.js';
 import type { CohortData } from './cohort-data.js';
 import { CohortMatcher } from './cohort-matcher.js';
 import type { CoreTx } from './core-tx.js';
-import type { CoreConfig, IdSource } from './core-types.js';
+import { defaultCoreConfig, type CoreConfig, type IdSource } from './core-types.js';
 import { DeadlineHeap } from './deadline-heap.js';
 import type { Journal } from './journal.js';
 import { PeerSessions } from './peer-sessions.js';
@@ -14,6 +14,9 @@ import type { PickContext } from './step-picker.js';
 import { cohortSweepAtMs, type SweepEntry } from './retention-sweep.js';
 import { canRun } from '../../shared/labels.js';
 import { labelsOf } from './peer-labels.js';
+
+/** A placeholder until the constructor sets the picker's config (field initializers run before it). */
+const defaultPickConfig = defaultCoreConfig;
 
 /**
  * What the scheduler's owners share: the cohorts by id and the peer sessions
@@ -57,7 +60,9 @@ export class SchedulerState {
   constructor(
     readonly config: CoreConfig,
     readonly ids: IdSource,
-  ) {}
+  ) {
+    this.pick.config = config;
+  }
 
   /** Recorded average, else `estimateSec`, else the configured default. */
   estimateMs(cohort: CohortData, stepId: string): number {
@@ -88,24 +93,33 @@ export class SchedulerState {
     return base * 4 ** Math.min(cohort.leaseTimeouts.get(stepId) ?? 0, 8);
   }
 
+  /**
+   * The picker's view at `now`. One object, made once and given the time on each call (issue 17:
+   * not five closures per dispatch and per armed straggler); every call within an input passes
+   * the input's time, and nothing keeps it across inputs.
+   */
   pickContext(now: number): PickContext {
-    return {
-      config: this.config,
-      now,
-      estimateMs: (cohort, stepId) => this.estimateMs(cohort, stepId),
-      backupCapable: (peerId) => this.peers.get(peerId)?.record.resumable ?? false,
-      estimateKnown: (cohort, stepId) => this.estimateKnown(cohort, stepId),
-      anotherPeerCouldTake: (cohort, step, peerId) => {
-        const requires = cohort.requiresOf(step.stepId);
-        for (const other of this.peers.members(cohort)) {
-          if (other.peerId === peerId || step.failedOn.includes(other.peerId)) continue;
-          if (requires !== undefined && !canRun(requires, labelsOf(other))) continue;
-          if (other.record.status === 'connected' && other.work.kind !== 'done') return true;
-        }
-        return false;
-      },
-    };
+    const ctx = this.pick;
+    ctx.now = now;
+    return ctx;
   }
+
+  private readonly pick: { -readonly [K in keyof PickContext]: PickContext[K] } = {
+    config: defaultPickConfig,
+    now: 0,
+    estimateMs: (cohort, stepId) => this.estimateMs(cohort, stepId),
+    backupCapable: (peerId) => this.peers.get(peerId)?.record.resumable ?? false,
+    estimateKnown: (cohort, stepId) => this.estimateKnown(cohort, stepId),
+    anotherPeerCouldTake: (cohort, step, peerId) => {
+      const requires = cohort.requiresOf(step.stepId);
+      for (const other of this.peers.members(cohort)) {
+        if (other.peerId === peerId || step.failedOn.includes(other.peerId)) continue;
+        if (requires !== undefined && !canRun(requires, labelsOf(other))) continue;
+        if (other.record.status === 'connected' && other.work.kind !== 'done') return true;
+      }
+      return false;
+    },
+  };
 
   /** A new or replaced memo, with its expiry in the sweep. */
   putMemo(journal: Journal, memo: MemoRecord): void {
@@ -121,8 +135,12 @@ export class SchedulerState {
   refile(journal: Journal, cohort: Cohort): void {
     if (cohort.record.status === 'cancelled') this.matcher.remove(journal, cohort);
     else this.matcher.add(journal, cohort);
-    if (cohort.record.status === 'open') journal.setAdd(this.openCohorts, cohort);
-    else journal.setDelete(this.openCohorts, cohort);
+    if (cohort.record.status === 'open') {
+      journal.setAdd(this.openCohorts, cohort);
+    } else {
+      journal.setDelete(this.openCohorts, cohort);
+      this.peers.dropEmptySets(journal, cohort.id);
+    }
     this.armSweep(journal, cohort, cohortSweepAtMs(this, cohort));
   }
 

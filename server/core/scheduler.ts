@@ -35,6 +35,8 @@ import { SchedulerState } from './scheduler-state.js';
  */
 export class Scheduler {
   private readonly state: SchedulerState;
+  /** The transaction every `handle` runs in, begun anew per input (its sets and journal log are reused). */
+  private readonly tx = new CoreTx(0);
 
   constructor(config: CoreConfig, ids: IdSource) {
     this.state = new SchedulerState(config, ids);
@@ -97,7 +99,7 @@ export class Scheduler {
       if (cohort.record.status === 'open' && cohort.unresolved === 0) tx.dirty.add(cohort);
       armStragglers(state, cohort);
     }
-    for (const cohort of tx.dirty) cohort.settle(tx);
+    for (let i = 0; i < tx.dirty.size; i++) tx.dirty.at(i).settle(tx);
     j.set(state, { nextSweepAtMs: now });
     checkAll(state);
     j.commit();
@@ -106,12 +108,15 @@ export class Scheduler {
 
   handle(input: CoreInput, now: number): CoreOutput {
     const state = this.state;
-    const tx = new CoreTx(now);
+    const tx = this.tx;
+    tx.begin(now);
     try {
-      tx.journal.set(state, { lastNow: now, ...(state.nextSweepAtMs === 0 ? { nextSweepAtMs: now + state.config.sweepIntervalMs } : {}) });
+      tx.journal.field(state, 'lastNow', now);
+      if (state.nextSweepAtMs === 0) tx.journal.field(state, 'nextSweepAtMs', now + state.config.sweepIntervalMs);
       this.apply(tx, input);
       // After every input: each cohort it touched completes, is abandoned, or gives idle members work.
-      for (const cohort of tx.dirty) cohort.settle(tx);
+      // Settling may dirty another cohort; the loop reaches it too.
+      for (let i = 0; i < tx.dirty.size; i++) tx.dirty.at(i).settle(tx);
       checkTouched(state, tx);
       tx.journal.commit();
       return tx.output();

@@ -26,7 +26,7 @@ export function quotaKey(reg: Pick<Registration, 'repo' | 'cacheId'>): string {
 /** Adds an open cohort to its source's index (a no-op when it is there or not open). */
 export function trackOpen(state: SchedulerState, j: Journal, cohort: Cohort): void {
   if (cohort.record.status !== 'open') return;
-  const key = quotaKey(cohort.record);
+  const key = cohort.quotaKey;
   let set = state.openBySource.get(key);
   if (set === undefined) {
     set = new Set<Cohort>();
@@ -37,7 +37,7 @@ export function trackOpen(state: SchedulerState, j: Journal, cohort: Cohort): vo
 
 /** Removes a cohort from its source's index (it is evicted). */
 export function untrack(state: SchedulerState, j: Journal, cohort: Cohort): void {
-  const key = quotaKey(cohort.record);
+  const key = cohort.quotaKey;
   const set = state.openBySource.get(key);
   if (set === undefined || !set.has(cohort)) return;
   j.setDelete(set, cohort);
