@@ -233,4 +233,89 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE leases ADD COLUMN ended_seq INTEGER;
     `,
   },
+  {
+    version: 8,
+    name: 'lean rows',
+    // Issue 17, the store's CPU per assignment. (1) A cohort's schema moves to a table of its own,
+    // written once with the cohort: the cohort row is updated after most inputs (its last activity),
+    // and SQLite rebuilds a whole record to update one column, so every update read and compared the
+    // schema's JSON (53 KB for 1,000 steps) in its overflow pages (~20 µs per update). (2) Leases, steps,
+    // memos and durations become WITHOUT ROWID tables keyed by their primary key: a rowid table with a
+    // text key keeps the key in a second B-tree, so every insert wrote two trees and every update
+    // looked the row up twice. Same columns, same constraints; rows are copied as they are.
+    sql: `
+      CREATE TABLE cohort_schemas (
+        cohort_id   TEXT PRIMARY KEY REFERENCES cohorts (cohort_id) ON DELETE CASCADE,
+        schema_json TEXT NOT NULL
+      ) STRICT;
+      INSERT INTO cohort_schemas (cohort_id, schema_json) SELECT cohort_id, schema_json FROM cohorts;
+      ALTER TABLE cohorts DROP COLUMN schema_json;
+
+      CREATE TABLE leases_v8 (
+        lease_id      TEXT NOT NULL PRIMARY KEY,
+        cohort_id     TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        step_id       TEXT NOT NULL,
+        peer_id       TEXT NOT NULL,
+        attempt       INTEGER NOT NULL,
+        backup        INTEGER NOT NULL CHECK (backup IN (0, 1)),
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms   INTEGER,
+        outcome       TEXT CHECK (outcome IS NULL OR outcome IN ('succeeded', 'failed', 'lost', 'aborted')),
+        end_json      TEXT,
+        granted_seq   INTEGER,
+        ended_seq     INTEGER
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO leases_v8 (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)
+        SELECT lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq FROM leases;
+      DROP TABLE leases;
+      ALTER TABLE leases_v8 RENAME TO leases;
+      CREATE INDEX leases_by_cohort ON leases (cohort_id);
+
+      CREATE TABLE steps_v8 (
+        cohort_id       TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        step_id         TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'leased', 'succeeded', 'failed', 'unshared')),
+        attempts        INTEGER NOT NULL,
+        failures        INTEGER NOT NULL,
+        lost_leases     INTEGER NOT NULL,
+        failed_on_json  TEXT NOT NULL,
+        built_by        TEXT,
+        from_memo       INTEGER NOT NULL CHECK (from_memo IN (0, 1)),
+        duration_ms     INTEGER,
+        fail_reason     TEXT,
+        fail_peer_id    TEXT,
+        fail_exit_code  INTEGER,
+        fail_log_tail   TEXT,
+        resolved_at_ms  INTEGER,
+        fail_cause_json TEXT,
+        PRIMARY KEY (cohort_id, step_id)
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO steps_v8 SELECT cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
+                                  duration_ms, fail_reason, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms, fail_cause_json FROM steps;
+      DROP TABLE steps;
+      ALTER TABLE steps_v8 RENAME TO steps;
+
+      CREATE TABLE memos_v8 (
+        memo_key      TEXT NOT NULL PRIMARY KEY,
+        step_id       TEXT NOT NULL,
+        cohort_id     TEXT NOT NULL,
+        peer_id       TEXT,
+        duration_ms   INTEGER,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO memos_v8 SELECT memo_key, step_id, cohort_id, peer_id, duration_ms, created_at_ms, expires_at_ms FROM memos;
+      DROP TABLE memos;
+      ALTER TABLE memos_v8 RENAME TO memos;
+
+      CREATE TABLE durations_v8 (
+        duration_key TEXT NOT NULL PRIMARY KEY,
+        avg_ms       REAL NOT NULL,
+        samples      INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO durations_v8 SELECT duration_key, avg_ms, samples FROM durations;
+      DROP TABLE durations;
+      ALTER TABLE durations_v8 RENAME TO durations;
+    `,
+  },
 ];

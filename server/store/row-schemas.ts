@@ -107,7 +107,6 @@ export const cohortColumns = {
   pipeline_type: { oneOf: ['independent', 'dependent'] },
   isolated: 'flag',
   schema_id: 'text',
-  schema_json: 'text',
   digest: 'text',
   base_sha: 'text?',
   cohort_key: 'text?',
@@ -119,7 +118,8 @@ export const cohortColumns = {
   seconds_saved: 'number?',
   outcome_json: 'text?',
 } as const satisfies ColumnSpec;
-export const cohortRowSchema = rowChecker(cohortColumns);
+/** A cohort row as restored: with its schema (SQLite keeps it in `cohort_schemas`, PostgreSQL on the row). */
+export const cohortRowSchema = rowChecker({ ...cohortColumns, schema_json: 'text' } as const);
 
 export const stepRowSchema = rowChecker({
   cohort_id: 'text',

@@ -118,7 +118,9 @@ export class SqliteReadModel implements ReadModel {
       const row = this.db.prepare(`${cohortSelect} WHERE c.cohort_id = ?`).get(cohortId);
       if (row === undefined) return null;
       const cohort = cohortViewFrom(row);
-      const schema = parseJsonColumn(storedSchemaDef, (row as { schema_json: string }).schema_json, `cohorts[${cohortId}].schema_json`);
+      const schemaJson = this.db.prepare('SELECT schema_json FROM cohort_schemas WHERE cohort_id = ?').pluck().get(cohortId);
+      if (typeof schemaJson !== 'string') throw new Error(`corrupt database: cohorts[${cohortId}] has no schema (cohort_schemas)`);
+      const schema = parseJsonColumn(storedSchemaDef, schemaJson, `cohorts[${cohortId}].schema_json`);
       const leaseRows = this.db.prepare('SELECT * FROM leases WHERE cohort_id = ? ORDER BY started_at_ms, attempt, lease_id').all(cohortId);
       const leases = leaseRows.map(leaseViewFrom);
       const steps = stepViewsFrom(cohortId, schema, this.db.prepare('SELECT * FROM steps WHERE cohort_id = ?').all(cohortId), leases);

@@ -18,6 +18,13 @@ import { cohortConflict, leaseConflict, missingCohortError, stepConflict } from 
  */
 const bool = (v: boolean): number => (v ? 1 : 0);
 
+/** A step as a new cohort starts it (records.ts `pendingStepRecord`): pending, never leased, no outcome. */
+function isUntouched(r: StepRecord): boolean {
+  return r.status === 'pending' && r.attempts === 0 && r.failures === 0 && r.lostLeases === 0 && r.failedOn.length === 0 && r.builtBy === null && !r.fromMemo &&
+    r.durationMs === null && r.failCause === null && (r.unsharedCause ?? null) === null && r.failPeerId === null && r.failExitCode === null &&
+    r.failLogTail === null && r.resolvedAtMs === null;
+}
+
 /**
  * Lets a background checkpoint finish without a commit landing in its middle
  * (sqlite-checkpointer.ts), so the WAL can be rewound. Never a lock the event
@@ -37,6 +44,16 @@ export class SqliteSchedulerStore implements SchedulerStore {
   /** The epoch this instance claimed on its first load or apply; null before. */
   private epoch: number | null = null;
   private readonly recordEvidence: Database.Statement;
+  /**
+   * The events sequence's last number as this instance last committed it (lease-events.ts: event ids
+   * and lease event seqs share it); null until read, and after a batch that failed.
+   */
+  private lastEventSeq: number | null = null;
+  /** What {@link lastEventSeq} becomes if the batch being applied commits. */
+  private batchLastEventSeq: number | null = null;
+  /** Untouched steps of a new cohort not yet inserted (flushPending), and their cohort. */
+  private pendingSteps: StepRecord[] = [];
+  private pendingCohort: string | null = null;
 
   /**
    * `beforeCommit` runs before every batch and throws to refuse it (the file
@@ -56,9 +73,23 @@ export class SqliteSchedulerStore implements SchedulerStore {
     this.applyBatch = db.transaction((writes: readonly Write[]) => {
       this.fence();
       const plan = planEvents(writes);
-      const base = plan.slots === 0 ? 0 : ((this.stmt.lastEventId.get() as { seq: number } | undefined)?.seq ?? 0);
+      // The sequence's last number is read once, then kept: only this writer takes numbers while its epoch holds (the fence).
+      const base = plan.slots === 0 ? 0 : (this.lastEventSeq ?? (this.stmt.lastEventId.get() as { seq: number } | undefined)?.seq ?? 0);
+      this.batchLastEventSeq = plan.slots === 0 ? this.lastEventSeq : base + plan.slots;
       const created = new Set<string>();
-      for (const w of writes) this.applyOne(w, plan, base, created);
+      this.pendingSteps = [];
+      this.pendingCohort = null;
+      for (const w of writes) {
+        // A new cohort's untouched steps are gathered and inserted in one statement (pendingStepsInsert),
+        // before any other write, so a later write of one of them in this batch finds its row.
+        if (w.table === 'step' && created.has(w.row.cohortId) && isUntouched(w.row)) {
+          this.gatherPending(w.row);
+          continue;
+        }
+        this.flushPending();
+        this.applyOne(w, plan, base, created);
+      }
+      this.flushPending();
       // The batch ended with folded events: their numbers are taken too, so later ids stay above them.
       if (plan.slots > 0 && plan.lastRowSlot < plan.slots - 1) {
         const last = base + plan.slots;
@@ -80,6 +111,11 @@ export class SqliteSchedulerStore implements SchedulerStore {
     try {
       this.beforeCommit();
       this.applyBatch(writes);
+      this.lastEventSeq = this.batchLastEventSeq;
+    } catch (err) {
+      // Rolled back (or not begun): the numbers it took were not kept; read the sequence again.
+      this.lastEventSeq = null;
+      throw err;
     } finally {
       this.gate?.leave();
     }
@@ -96,7 +132,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
     const since = { since: nowMs - retentionMs };
     const all = (text: string, params: unknown): unknown[] => this.db.prepare(text).all(params);
     return this.db.transaction(() => foldLeasesIntoSteps({
-      cohorts: all(`SELECT * FROM cohorts WHERE cohort_id IN (${keep}) ORDER BY created_at_ms, cohort_id`, since).map(cohortFromRow),
+      cohorts: all(`SELECT c.*, s.schema_json FROM cohorts c JOIN cohort_schemas s USING (cohort_id) WHERE c.cohort_id IN (${keep}) ORDER BY c.created_at_ms, c.cohort_id`, since).map(cohortFromRow),
       steps: all(`SELECT * FROM steps WHERE cohort_id IN (${keep})`, since).map(stepFromRow),
       leases: all(`SELECT * FROM leases WHERE cohort_id IN (${keep}) ORDER BY started_at_ms, lease_id`, since).map(leaseFromRow),
       peers: all(`SELECT * FROM peers WHERE cohort_id IN (${keep}) ORDER BY joined_at_ms`, since).map(peerFromRow),
@@ -107,6 +143,29 @@ export class SqliteSchedulerStore implements SchedulerStore {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  /** Gathers an untouched step of a new cohort for {@link flushPending}. */
+  private gatherPending(r: StepRecord): void {
+    if (this.pendingCohort !== r.cohortId) {
+      this.flushPending();
+      this.pendingCohort = r.cohortId;
+    }
+    this.pendingSteps.push(r);
+  }
+
+  /** Inserts the gathered untouched steps of one new cohort in one statement. */
+  private flushPending(): void {
+    const cohortId = this.pendingCohort;
+    if (cohortId === null) return;
+    const rows = this.pendingSteps;
+    this.pendingCohort = null;
+    this.pendingSteps = [];
+    const changed = this.stmt.pendingStepsInsert.run(cohortId, JSON.stringify(rows.map((r) => r.stepId))).changes;
+    if (changed === rows.length) return;
+    // A guard refused one (a step that had succeeded): each again, so the refusal names its step.
+    for (const r of rows) this.writeStep(r, true);
+    throw new Error(`store: ${rows.length - changed} of ${rows.length} new step rows of cohort ${cohortId} were refused, but none when written one by one`);
   }
 
   private fence(): void {
@@ -158,12 +217,14 @@ export class SqliteSchedulerStore implements SchedulerStore {
     if (isNew) {
       created.add(r.cohortId);
       const changed = this.stmt.cohortInsert.run(
-        r.cohortId, r.repo, r.baseRef, r.cacheId, r.pipelineType, bool(r.isolated), r.schema.id, schemaJsonOf(r.schema), r.digest,
+        r.cohortId, r.repo, r.baseRef, r.cacheId, r.pipelineType, bool(r.isolated), r.schema.id, r.digest,
         r.baseSha, patchsetsJson, r.status, r.createdAtMs, r.resolvedAtMs, r.lastActivityMs, r.secondsSaved, outcomeJson, r.cohortKey,
       ).changes;
       if (changed === 0) throw cohortConflict(r);
+      this.stmt.cohortSchemaInsert.run(r.cohortId, schemaJsonOf(r.schema));
       return;
     }
+    if (this.stmt.cohortTouch.run(r.lastActivityMs, r.cohortId, r.status, patchsetsJson, r.resolvedAtMs, r.secondsSaved, outcomeJson).changes === 1) return;
     if (this.stmt.cohortUpdate.run(patchsetsJson, r.status, r.resolvedAtMs, r.lastActivityMs, r.secondsSaved, outcomeJson, r.cohortId, r.status).changes === 1) return;
     if (this.stmt.cohortExists.get(r.cohortId) === undefined) throw missingCohortError(r.cohortId);
     throw cohortConflict(r);

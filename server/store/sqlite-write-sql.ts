@@ -13,18 +13,29 @@
 export const sqliteWriteSql = {
   // A new cohort's whole row (an upsert with the cancelled guard, as on PostgreSQL).
   cohortInsert: `
-    INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest,
+    INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, digest,
                          base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json, cohort_key)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
       resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
       outcome_json = excluded.outcome_json
     WHERE cohorts.status <> 'cancelled' OR excluded.status = 'cancelled'`,
+  // A new cohort's schema, in its own table (migration 8): the cohort row stays small, so updating it
+  // does not rebuild a record holding the schema. Written once; a second write of it is refused.
+  cohortSchemaInsert: 'INSERT INTO cohort_schemas (cohort_id, schema_json) VALUES (?, ?) ON CONFLICT (cohort_id) DO NOTHING',
   // An existing cohort: only what changes after creation. A cancelled cohort stays cancelled.
   // Parameters: patchsets, status, resolved, last activity, seconds saved, outcome, cohort id, status again.
   cohortUpdate: `
     UPDATE cohorts SET patchsets_json = ?, status = ?, resolved_at_ms = ?, last_activity_ms = ?, seconds_saved = ?, outcome_json = ?
     WHERE cohort_id = ? AND (status <> 'cancelled' OR ? = 'cancelled')`,
+  // The usual later write of a cohort: only its last activity moved. Setting no indexed column, it
+  // touches only the row (setting status and resolved_at_ms, even to the same values, rewrote their
+  // two index entries). It matches only when every other column is already as written; when it does
+  // not, cohortUpdate runs (with the cancelled guard). Parameters: last activity, cohort id, status,
+  // patchsets, resolved, seconds saved, outcome.
+  cohortTouch: `
+    UPDATE cohorts SET last_activity_ms = ?
+    WHERE cohort_id = ? AND status = ? AND patchsets_json = ? AND resolved_at_ms IS ? AND seconds_saved IS ? AND outcome_json IS ?`,
   cohortExists: 'SELECT 1 FROM cohorts WHERE cohort_id = ?',
   // A succeeded step is final: its row may be written again (counters) only with the same success (builder,
   // memo, time, duration), so a second success of a step is refused. (That was step_successes' UNIQUE
@@ -41,6 +52,21 @@ export const sqliteWriteSql = {
     WHERE steps.status <> 'succeeded'
        OR (excluded.status = 'succeeded' AND excluded.built_by IS steps.built_by AND excluded.from_memo = steps.from_memo
            AND excluded.resolved_at_ms IS steps.resolved_at_ms AND excluded.duration_ms IS steps.duration_ms)`,
+  // A new cohort's untouched steps in one statement (parameters: cohort id, the step ids as a JSON array):
+  // the same rows and guard as stepUpsert once per step, without a statement per step (1,000 for a
+  // 1,000-step cohort, one per assignment). In key order, so the rows are appended to the cohort's part
+  // of the table instead of inserted among each other ("s1", "s10", "s100", "s2"...: fewer page splits).
+  // `WHERE true` lets SQLite parse the upsert after a SELECT.
+  pendingStepsInsert: `
+    INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo,
+                       duration_ms, fail_reason, fail_cause_json, fail_peer_id, fail_exit_code, fail_log_tail, resolved_at_ms)
+    SELECT ?, value, 'pending', 0, 0, 0, '[]', NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM json_each(?) WHERE true ORDER BY value
+    ON CONFLICT (cohort_id, step_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+      failures = excluded.failures, lost_leases = excluded.lost_leases, failed_on_json = excluded.failed_on_json,
+      built_by = excluded.built_by, from_memo = excluded.from_memo, duration_ms = excluded.duration_ms,
+      fail_reason = excluded.fail_reason, fail_cause_json = excluded.fail_cause_json, fail_peer_id = excluded.fail_peer_id, fail_exit_code = excluded.fail_exit_code,
+      fail_log_tail = excluded.fail_log_tail, resolved_at_ms = excluded.resolved_at_ms
+    WHERE steps.status <> 'succeeded'`,
   // The same write of an existing step row, with the same guard. Parameters: the 14 columns after the key
   // (status ... resolved_at_ms), the key (cohort id, step id), then status, built by, from memo, resolved, duration.
   stepUpdate: `

@@ -71,13 +71,13 @@ describe('SqliteStore', () => {
   it('names table, key and column when a stored row or its JSON is corrupt', async () => {
     const s = open();
     s.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
-    const schemaJson = s.db.prepare('SELECT schema_json FROM cohorts').pluck().get();
-    s.db.prepare("UPDATE cohorts SET schema_json = '{\"id\":1}'").run();
+    const schemaJson = s.db.prepare('SELECT schema_json FROM cohort_schemas').pluck().get();
+    s.db.prepare("UPDATE cohort_schemas SET schema_json = '{\"id\":1}'").run();
     expect(() => s.scheduler.load(2000, 1000)).toThrow(/^corrupt database: cohorts\[c1\]\.schema_json: id /);
     await expect(s.readModel.cohortDetail('c1')).rejects.toThrow(/^corrupt database: cohorts\[c1\]\.schema_json: id /);
-    s.db.prepare("UPDATE cohorts SET schema_json = 'not json'").run();
+    s.db.prepare("UPDATE cohort_schemas SET schema_json = 'not json'").run();
     expect(() => s.scheduler.load(2000, 1000)).toThrow(/^corrupt database: cohorts\[c1\]\.schema_json is not JSON/);
-    s.db.prepare('UPDATE cohorts SET schema_json = ?').run(schemaJson);
+    s.db.prepare('UPDATE cohort_schemas SET schema_json = ?').run(schemaJson);
     // STRICT tables keep types, but not every invariant: a negative count is caught on the way out.
     s.db.prepare("UPDATE steps SET attempts = -1 WHERE step_id = 'a'").run();
     expect(() => s.scheduler.load(2000, 1000)).toThrow(/^corrupt database: steps\[c1\/a\]\.attempts: /);

@@ -69,3 +69,59 @@ describe('migration 6 (cohort key)', () => {
     }
   });
 });
+
+/** A database as taskshard wrote it at schema version 7 (the schema on the cohort row; rowid tables). */
+function versionSevenDb(path: string): void {
+  const db = new Database(path);
+  db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT');
+  for (const m of migrations.filter((m) => m.version <= 7)) {
+    db.exec(m.sql);
+    db.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+  }
+  const schema = JSON.stringify({ id: 'dag', universe: '//...', steps: [{ id: 'a', target: '//a', needs: [] }, { id: 'b', target: '//b', needs: ['a'] }] });
+  db.prepare(`INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, schema_json, digest, base_sha, patchsets_json,
+              status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json, cohort_key)
+              VALUES ('c1', 'r', 'main', 'cache', 'independent', 0, 'dag', ?, 'd', NULL, '["refs/changes/1"]', 'open', 1, NULL, 30, NULL, NULL, NULL)`).run(schema);
+  const step = db.prepare(`INSERT INTO steps (cohort_id, step_id, status, attempts, failures, lost_leases, failed_on_json, built_by, from_memo, duration_ms, resolved_at_ms)
+                           VALUES ('c1', ?, ?, ?, 0, 0, '[]', ?, 0, ?, ?)`);
+  step.run('a', 'succeeded', 1, 'p1', 9, 20);
+  step.run('b', 'pending', 0, null, null, null);
+  const lease = db.prepare(`INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)
+                            VALUES (?, 'c1', ?, 'p1', 1, 0, ?, ?, ?, ?, ?, ?)`);
+  lease.run('l1', 'a', 11, 20, 'succeeded', '{"kind":"succeeded"}', 2, 3);
+  lease.run('l2', 'b', 20, null, null, null, 4, null);
+  db.prepare(`INSERT INTO events (id, cohort_id, at_ms, kind, detail) VALUES (1, 'c1', 1, 'cohort.created', 'dag d')`).run();
+  db.prepare(`UPDATE sqlite_sequence SET seq = 4 WHERE name = 'events'`).run();
+  db.prepare(`INSERT INTO peers VALUES ('c1', 'p1', 'h', ?, 1, 'connected', 1, NULL)`).run(
+    JSON.stringify({ repo: 'r', baseRef: 'main', baseSha: null, patchsets: ['refs/changes/1'], changeRef: null, pipelineName: 'check', pipelineType: 'independent', isolated: false, cacheId: 'cache' }),
+  );
+  db.prepare(`INSERT INTO memos VALUES ('m1', 'a', 'c1', 'p1', 9, 20, 5000)`).run();
+  db.prepare(`INSERT INTO durations VALUES ('k1', 9.5, 2)`).run();
+  db.close();
+}
+
+describe('migration 8 (lean rows)', () => {
+  it('moves the schema off the cohort row and rebuilds leases, steps, memos and durations without rowids, keeping every row', async () => {
+    versionSevenDb(dir.file('v7.db'));
+    const store = new SqliteStore(dir.file('v7.db'));
+    try {
+      const tables = store.db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all() as { name: string; sql: string }[];
+      const sqlOf = (name: string): string => tables.find((t) => t.name === name)?.sql ?? '';
+      for (const name of ['leases', 'steps', 'memos', 'durations']) expect(sqlOf(name)).toMatch(/WITHOUT ROWID$/);
+      expect(sqlOf('cohorts')).not.toMatch(/schema_json/);
+      const snap = store.scheduler.load(100, 1_000);
+      expect(snap.cohorts.map((c) => [c.cohortId, c.schema.steps.map((s) => s.id), c.patchsets, c.lastActivityMs])).toEqual([['c1', ['a', 'b'], ['refs/changes/1'], 30]]);
+      expect(snap.steps.map((s) => [s.stepId, s.status, s.attempts, s.builtBy])).toEqual([['a', 'succeeded', 1, 'p1'], ['b', 'leased', 1, null]]);
+      expect(snap.leases.map((l) => [l.leaseId, l.end])).toEqual([['l1', { kind: 'succeeded' }], ['l2', null]]);
+      expect(snap.memos.map((m) => m.memoKey)).toEqual(['m1']);
+      expect(snap.durations).toEqual([{ durationKey: 'k1', avgMs: 9.5, samples: 2 }]);
+      const detail = await store.readModel.cohortDetail('c1');
+      expect(detail?.timeline.map((e) => [e.seq, e.kind])).toEqual([[1, 'cohort.created'], [2, 'step.leased'], [3, 'step.succeeded'], [4, 'step.leased']]);
+      expect(detail?.cohort.steps).toMatchObject({ total: 2, succeeded: 1, leased: 1, pending: 0 });
+      expect(store.integrityCheck()).toBe('ok');
+      expect(store.db.pragma('foreign_key_check')).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+});

@@ -168,6 +168,17 @@ export function schedulerStoreContract(factory: StoreFactory): void {
       await expectConflict(store, 'c1', [{ table: 'lease', row: { ...lease, end: { kind: 'lost', why: 'bye' } } }], 'lease-ended');
     });
 
+    it('writes a new cohort\'s untouched steps under the same guard as one by one: over a succeeded step, the batch is refused naming it', async () => {
+      const { store } = current();
+      const seed = { id: 'c1', status: 'open' as const, createdAtMs: 1000, steps: ['a', 'b', 'c', 'd'] };
+      await store.scheduler.apply(seedCohortWrites(seed));
+      expect((await store.scheduler.load(1000, hour)).steps.map((s) => [s.stepId, s.status])).toEqual([['a', 'leased'], ['b', 'pending'], ['c', 'pending'], ['d', 'pending']]);
+      await store.scheduler.apply([{ table: 'step', row: stepRecord('c1', 'c', { status: 'succeeded', attempts: 1, builtBy: 'p1', durationMs: 5, resolvedAtMs: 1015 }) }]);
+      // The cohort's creation written again: its pending steps b, c, d would reset c.
+      const err = await expectConflict(store, 'c1', seedCohortWrites(seed), 'step-succeeded');
+      expect(err.message).toMatch(/steps\[c1\/c\]/);
+    });
+
     it('refuses a write of an existing cohort that has no row, rolling back the whole batch', async () => {
       const { store } = current();
       await store.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
