@@ -7,6 +7,7 @@ import { cacheEvidenceParams, cacheEvidenceSql, sqliteText } from './cache-evide
 import { foldLeasesIntoSteps, planEvents, type EventPlan } from './lease-events.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, schemaJsonOf, stepCauseColumns, stepFromRow } from './row-records.js';
 import { sqliteWriteSql } from './sqlite-write-sql.js';
+import { supersededDurations } from './superseded-writes.js';
 import { cohortConflict, leaseConflict, missingCohortError, stepConflict } from './write-conflicts.js';
 
 /**
@@ -77,6 +78,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
       const base = plan.slots === 0 ? 0 : (this.lastEventSeq ?? (this.stmt.lastEventId.get() as { seq: number } | undefined)?.seq ?? 0);
       this.batchLastEventSeq = plan.slots === 0 ? this.lastEventSeq : base + plan.slots;
       const created = new Set<string>();
+      const superseded = supersededDurations(writes);
       this.pendingSteps = [];
       this.pendingCohort = null;
       for (const w of writes) {
@@ -86,6 +88,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
           this.gatherPending(w.row);
           continue;
         }
+        if (superseded?.has(w) === true) continue;
         this.flushPending();
         this.applyOne(w, plan, base, created);
       }

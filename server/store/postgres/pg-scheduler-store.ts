@@ -5,6 +5,7 @@ import type { Snapshot, Write } from '../../core/records.js';
 import { StoreConflictError, type SchedulerStore } from '../../core/store-port.js';
 import { cacheEvidenceParams, cacheEvidenceSql } from '../cache-evidence-rows.js';
 import { foldLeasesIntoSteps, planEvents, type EventPlan } from '../lease-events.js';
+import { supersededDurations } from '../superseded-writes.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, schemaJsonOf, stepCauseColumns, stepFromRow } from '../row-records.js';
 import { cohortConflict, leaseConflict, missingCohortError, stepConflict } from '../write-conflicts.js';
 import type { Sql } from './pg-connection.js';
@@ -68,8 +69,10 @@ export class PgSchedulerStore implements SchedulerStore {
     // What is sent, and the write each entry came from (a refusal names its entry's index).
     const batch: Planned[] = [];
     const sent: Write[] = [];
+    const superseded = supersededDurations(writes);
     for (const w of writes) {
       if (w.table === 'event' && !events.rowSlots.has(w)) continue;
+      if (superseded?.has(w) === true) continue;
       batch.push(plan(w, events));
       sent.push(w);
     }

@@ -179,6 +179,18 @@ export function schedulerStoreContract(factory: StoreFactory): void {
       expect(err.message).toMatch(/steps\[c1\/c\]/);
     });
 
+    it('keeps the last of a batch\'s writes of one duration key (earlier ones in the batch are skipped)', async () => {
+      const { store } = current();
+      await store.scheduler.apply([{ table: 'duration', row: { durationKey: 'k1', avgMs: 5, samples: 1 } }]);
+      await store.scheduler.apply([
+        { table: 'duration', row: { durationKey: 'k1', avgMs: 6, samples: 2 } },
+        { table: 'duration', row: { durationKey: 'k2', avgMs: 1, samples: 1 } },
+        { table: 'duration', row: { durationKey: 'k1', avgMs: 7, samples: 3 } },
+      ]);
+      const durations = byKey((await store.scheduler.load(0, hour)).durations, (d) => d.durationKey);
+      expect(durations).toEqual([{ durationKey: 'k1', avgMs: 7, samples: 3 }, { durationKey: 'k2', avgMs: 1, samples: 1 }]);
+    });
+
     it('refuses a write of an existing cohort that has no row, rolling back the whole batch', async () => {
       const { store } = current();
       await store.scheduler.apply(seedCohortWrites({ id: 'c1', status: 'open', createdAtMs: 1000 }));
