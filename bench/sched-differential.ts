@@ -140,6 +140,8 @@ export interface DifferentialResult {
   readonly inputs: number;
   readonly faults: number;
   readonly grants: number;
+  /** Events written, by kind (what the random inputs reached). */
+  readonly events: ReadonlyMap<string, number>;
 }
 
 /** One run: `inputs` random inputs into both builds; throws at the first difference. */
@@ -178,6 +180,7 @@ export function runDifferential(OldClass: SchedulerClass, NewClass: SchedulerCla
   let faults = 0;
   let grants = 0;
   const history: string[] = [];
+  const events = new Map<string, number>();
 
   const regOf = (m: ModelPeer): Registration => ({
     repo: m.variant === 6 ? 'git@example.com:acme/other.git' : 'git@example.com:acme/mono.git',
@@ -211,7 +214,10 @@ export function runDifferential(OldClass: SchedulerClass, NewClass: SchedulerCla
     if (ga !== gb) throw new Error(`seed ${seed}: counts differ after ${canonical(input)}: old ${ga}, new ${gb}`);
     if (a.fault !== null) faults++;
     observe(a.effects);
-    for (const w of a.writes) if (w.table === 'cohort' && !cohortIds.includes(w.row.cohortId)) cohortIds.push(w.row.cohortId);
+    for (const w of a.writes) {
+      if (w.table === 'cohort' && !cohortIds.includes(w.row.cohortId)) cohortIds.push(w.row.cohortId);
+      if (w.table === 'event') events.set(w.row.kind, (events.get(w.row.kind) ?? 0) + 1);
+    }
   };
 
   const observe = (effects: readonly Effect[]): void => {
@@ -352,7 +358,7 @@ export function runDifferential(OldClass: SchedulerClass, NewClass: SchedulerCla
   const sb = canonical(pair.new.dump());
   if (sa !== sb) throw new Error(`seed ${seed}: state differs at the end`);
   pair.new.checkInvariants();
-  return { inputs, faults, grants };
+  return { inputs, faults, grants, events };
 }
 
 async function loadScheduler(dir: string): Promise<SchedulerClass> {
@@ -379,12 +385,16 @@ async function main(): Promise<number> {
   const NewClass = await loadScheduler(values.new ?? 'dist');
   let faults = 0;
   let grants = 0;
+  const events = new Map<string, number>();
   for (let r = 0; r < runs; r++) {
     const res = runDifferential(OldClass, NewClass, seed0 + r, inputs);
     faults += res.faults;
     grants += res.grants;
+    for (const [kind, n] of res.events) events.set(kind, (events.get(kind) ?? 0) + n);
   }
   process.stdout.write(`sched-differential: ${runs} runs x ${inputs} inputs (seeds ${seed0}..${seed0 + runs - 1}): equal outputs, deadlines, gauges and state; ${grants} grants, ${faults} inputs rolled back\n`);
+  const reached = [...events].sort((a, b) => a[0].localeCompare(b[0])).map(([kind, n]) => `${kind} ${n}`);
+  process.stdout.write(`events reached: ${reached.join(', ')}\n`);
   return 0;
 }
 

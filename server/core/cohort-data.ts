@@ -9,6 +9,12 @@ import { quotaKey } from './source-quota.js';
 import { isResolved } from './step-status.js';
 
 /**
+ * Duration keys per schema object (for the last repo it was used with): a cache of a pure function of
+ * the repo, the schema id and the step id, held weakly (it goes with the schema object).
+ */
+const sharedDurationKeys = new WeakMap<object, { readonly repo: string; readonly keys: Map<string, string> }>();
+
+/**
  * A cohort's in-memory working set: its record, its steps in schema order,
  * the reverse `needs` edges, priorities, its leases (live and ended) and its
  * members. Every change goes through a {@link Journal} (the collections are
@@ -55,8 +61,12 @@ export class CohortData {
   readonly unresolved: number = 0;
   /** Failed steps (derived, recounted likewise). */
   readonly failedCount: number = 0;
-  /** Each step's key into the recorded durations, made on first use (it depends only on the record). */
-  private readonly durationKeys = new Map<string, string>();
+  /**
+   * Each step's key into the recorded durations, made on first use. It depends only on the repo, the
+   * schema id and the step id, so cohorts of one schema object and repo share one map
+   * ({@link sharedDurationKeys}): a new cohort of 100 steps makes no keys when an earlier one did.
+   */
+  private readonly durationKeys: Map<string, string>;
   /** Some step `requires` labels: only then do labels change who gets what (label-free cohorts skip every label check). */
   readonly hasRequirements: boolean;
 
@@ -91,6 +101,13 @@ export class CohortData {
     this.matchKey = matchKey(record, record.digest);
     this.sourceKey = sourceKey(record.baseSha, patchsetSet(record.patchsets), record.cohortKey);
     this.quotaKey = quotaKey(record);
+    const shared = sharedDurationKeys.get(record.schema);
+    if (shared !== undefined && shared.repo === record.repo) {
+      this.durationKeys = shared.keys;
+    } else {
+      this.durationKeys = new Map();
+      sharedDurationKeys.set(record.schema, { repo: record.repo, keys: this.durationKeys });
+    }
   }
 
   /** A peer joins (or is restored into) the cohort. */

@@ -31,7 +31,8 @@ export class CohortLeases extends CohortData {
     journal.mapSet(this.leases, lease.leaseId, lease);
     journal.mapSet(this.host.leaseOwners, lease.leaseId, this.self);
     if (lease.end !== null) return;
-    journal.mapSet(this.liveLeases, lease.stepId, [...this.live(lease.stepId), lease]);
+    const live = this.liveLeases.get(lease.stepId);
+    journal.mapSet(this.liveLeases, lease.stepId, live === undefined ? [lease] : [...live, lease]);
     this.liveStarts.push(lease);
     armStraggler(this.host, this.self, lease.leaseId);
   }
@@ -39,7 +40,7 @@ export class CohortLeases extends CohortData {
   private removeLive(journal: Journal, lease: LeaseRecord): void {
     const list = this.liveLeases.get(lease.stepId);
     if (!list) return;
-    const rest = list.filter((l) => l.leaseId !== lease.leaseId);
+    const rest = list.length === 1 && list[0]!.leaseId === lease.leaseId ? [] : list.filter((l) => l.leaseId !== lease.leaseId);
     if (rest.length === 0) journal.mapDelete(this.liveLeases, lease.stepId);
     else journal.mapSet(this.liveLeases, lease.stepId, rest);
   }
@@ -90,6 +91,7 @@ export class CohortLeases extends CohortData {
 
   /** Members still running the step under a lease the authority no longer counts (orphaned) are told to stop. */
   abortOrphans(tx: CoreTx, stepId: string): void {
+    if (this.host.peers.orphaned.size === 0) return;
     for (const peer of [...this.host.peers.orphaned]) {
       if (peer.work.kind !== 'orphaned' || peer.work.stepId !== stepId || peer.record.cohortId !== this.id || this.host.peers.get(peer.peerId) !== peer) continue;
       if (peer.connId !== null) tx.emit({ kind: 'abort', connId: peer.connId, stepId, leaseId: peer.work.leaseId, why: 'superseded' });

@@ -2,7 +2,7 @@ import { limits } from '../../shared/limits.js';
 import { describeStepChangeCause } from './causes.js';
 import { CohortLeases, maxUnpublishedAttempts } from './cohort-leases.js';
 import type { CoreTx } from './core-tx.js';
-import type { Refusal, StepChangeCause } from './effects.js';
+import type { StepChangeCause } from './effects.js';
 import type { FinishedInput } from './peer-sessions.js';
 import type { PeerState } from './peer-table.js';
 import type { DurationRecord, LeaseRecord, MemoRecord, StepRecord } from './records.js';
@@ -26,13 +26,12 @@ export class CohortReports extends CohortLeases {
    * unresolved step. Then the step succeeds or records a failure.
    */
   finish(tx: CoreTx, peer: PeerState, lease: LeaseRecord, input: FinishedInput): void {
-    const refuse = (refusal: Refusal): void => tx.refuse(input.connId, refusal);
     if (lease.peerId !== peer.peerId) {
-      refuse({ kind: 'lease-not-held', leaseId: lease.leaseId, stepId: input.stepId });
+      tx.refuse(input.connId, { kind: 'lease-not-held', leaseId: lease.leaseId, stepId: input.stepId });
       return;
     }
     if (lease.stepId !== input.stepId) {
-      refuse({ kind: 'wrong-step', leaseId: input.leaseId, leaseStepId: lease.stepId, stepId: input.stepId });
+      tx.refuse(input.connId, { kind: 'wrong-step', leaseId: input.leaseId, leaseStepId: lease.stepId, stepId: input.stepId });
       return;
     }
     const step = this.steps.get(lease.stepId)!;
@@ -51,7 +50,7 @@ export class CohortReports extends CohortLeases {
       this.succeed(tx, step, lease, durationMs);
       return;
     }
-    refuse({ kind: 'stale-lease', leaseId: lease.leaseId, stepId: input.stepId, why: 'ended', ok: input.ok, end: lease.end, stepStatus: step.status });
+    tx.refuse(input.connId, { kind: 'stale-lease', leaseId: lease.leaseId, stepId: input.stepId, why: 'ended', ok: input.ok, end: lease.end, stepStatus: step.status });
   }
 
   private succeed(tx: CoreTx, step: StepRecord, lease: LeaseRecord, durationMs: number): void {
@@ -63,12 +62,14 @@ export class CohortReports extends CohortLeases {
     const endedNow = lease.end?.kind === 'succeeded' && lease.endedAtMs === tx.now;
     tx.event(this.id, 'step.succeeded', { stepId: step.stepId, peerId: lease.peerId, detail: `${durationMs} ms, attempt ${lease.attempt}`, ...(endedNow ? { leaseId: lease.leaseId } : {}) });
     tx.stat('step.succeeded');
-    for (const other of [...this.live(step.stepId)]) this.abortLease(tx, other, 'superseded');
+    const others = this.live(step.stepId);
+    if (others.length > 0) for (const other of [...others]) this.abortLease(tx, other, 'superseded');
     this.abortOrphans(tx, step.stepId);
     for (const dependentId of this.dependents.get(step.stepId)!) this.ready.offer(this.steps.get(dependentId)!);
     this.recordDuration(tx, step.stepId, durationMs);
     const builder = this.host.peers.get(lease.peerId);
-    const key = builder ? memoKey(builder.record.registration, this.targetOf(step.stepId)) : null;
+    // No memo without an exact source state (memoKey is null without a base sha): no key made for it.
+    const key = builder && builder.record.registration.baseSha !== null ? memoKey(builder.record.registration, this.targetOf(step.stepId)) : null;
     if (key !== null) {
       const memo: MemoRecord = Object.freeze({
         memoKey: key,

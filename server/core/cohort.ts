@@ -13,6 +13,9 @@ import { DispatchPlan } from './step-picker.js';
 import { isResolved } from './step-status.js';
 import { cohortSecondsSaved, peerSummary, summaryBase, type SummaryBase } from './summary.js';
 
+/** The labels passed to the picker in a cohort where no step requires any (it never looks at them). */
+const noLabels: ReadonlySet<string> = new Set();
+
 /**
  * A cohort, and what it does as a whole, top to bottom: settling after every
  * input that touched it (`settle`: complete, abandon, or give idle members
@@ -61,16 +64,16 @@ export class Cohort extends CohortReports {
     const host = this.host;
     if (host.draining) return;
     let unassigned: PeerState[] = [];
+    let nothingAssignable = false;
     if (host.peers.hasAvailable(this)) {
-      if (!this.hasRequirements && !this.mayAssign(tx)) {
-        // The picker would find nothing for anyone: members told `wait` stay as they are (not tried
-        // again, issue 17), idle ones are told to wait, as the loop below would have done.
-        unassigned = host.peers.idleIn(this);
+      if (!this.mayAssign(tx)) {
+        // The picker would find nothing for anyone (labelled cohort or not): see below.
+        nothingAssignable = true;
       } else {
         const plan = new DispatchPlan(host.pickContext(tx.now), this, tx.journal);
         for (const peer of host.peers.availableIn(this)) {
           host.pickerTries++;
-          const choice = plan.take(peer.peerId, labelsOf(peer));
+          const choice = plan.take(peer.peerId, this.hasRequirements ? labelsOf(peer) : noLabels);
           if (choice) this.grant(tx, choice.step, peer, choice.backup);
           else unassigned.push(peer);
         }
@@ -80,6 +83,15 @@ export class Cohort extends CohortReports {
     if (resolveUnshared(host, tx, this) && this.unresolved === 0) {
       this.complete(tx);
       return;
+    }
+    if (nothingAssignable) {
+      // Members told `wait` stay as they are (not tried again, issue 17); idle ones are told to wait,
+      // as trying everyone would have done. Where steps require labels, a waiting member may have to
+      // be released instead, but only once a step it could run is resolved: then (a step of this
+      // cohort was resolved by this input, so its counters changed) every available member is looked
+      // at, in join order, as before.
+      const resolvedHere = this.hasRequirements && tx.journal.valueBefore(this as Cohort, 'unresolved') !== undefined;
+      unassigned = resolvedHere ? host.peers.availableIn(this) : host.peers.idleIn(this);
     }
     let base: SummaryBase | null = null;
     for (const peer of unassigned) {

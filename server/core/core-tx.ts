@@ -30,6 +30,8 @@ export class CoreTx {
   readonly touchedCohorts = new InputSet<string>();
   /** Peers whose registration or work state changed. */
   readonly touchedPeers = new InputSet<string>();
+  /** The invariant check's list of a cohort's steps to look at (reused; invariants.ts). */
+  readonly checkedSteps = new InputSet<StepRecord>();
   /** Cohorts this input created (the invariant check looks at all of a new cohort; the store inserts its row whole). */
   readonly createdCohorts = new InputSet<string>();
   admin: AdminResult | null = null;
@@ -55,6 +57,7 @@ export class CoreTx {
     this.touchedCohorts.clear();
     this.touchedPeers.clear();
     this.createdCohorts.clear();
+    this.checkedSteps.clear();
     if (this.appended.length > 0) this.appended = [];
     if (this.effects.length > 0) this.effects = [];
     this.admin = null;

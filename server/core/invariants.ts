@@ -2,6 +2,7 @@ import { canRun } from '../../shared/labels.js';
 import type { Cohort } from './cohort.js';
 import { canRunSomeUnresolved, labelsOf } from './peer-labels.js';
 import type { CoreTx } from './core-tx.js';
+import type { InputSet } from './input-set.js';
 import type { PeerState } from './peer-table.js';
 import { heldLeaseId } from './peer-work.js';
 import { retryOf } from './ready-queue.js';
@@ -95,7 +96,8 @@ function checkTouchedCohort(state: SchedulerState, tx: CoreTx, cohort: Cohort): 
  * leases it wrote, each once), its counters by difference, and the cohort as a whole.
  */
 function checkCohortChanges(state: SchedulerState, tx: CoreTx, cohort: Cohort): void {
-  const written = new Set<StepRecord>();
+  const written = tx.checkedSteps;
+  written.clear();
   const steps = tx.writtenSteps;
   for (let i = 0; i < steps.size; i++) if (steps.at(i).cohortId === cohort.id) addStep(written, cohort, steps.at(i).stepId);
   const leases = tx.writtenLeases;
@@ -103,7 +105,8 @@ function checkCohortChanges(state: SchedulerState, tx: CoreTx, cohort: Cohort): 
   let unresolved = tx.journal.valueBefore(cohort, 'unresolved') ?? cohort.unresolved;
   let failed = tx.journal.valueBefore(cohort, 'failedCount') ?? cohort.failedCount;
   let dependents: Set<StepRecord> | null = null;
-  for (const step of written) {
+  for (let i = 0; i < written.size; i++) {
+    const step = written.at(i);
     const was = tx.journal.valueBefore(step, 'status') ?? step.status;
     unresolved += (isResolved(step.status) ? 0 : 1) - (isResolved(was) ? 0 : 1);
     failed += (step.status === 'failed' ? 1 : 0) - (was === 'failed' ? 1 : 0);
@@ -114,13 +117,14 @@ function checkCohortChanges(state: SchedulerState, tx: CoreTx, cohort: Cohort): 
   }
   if (unresolved !== cohort.unresolved) fail(`cohort ${cohort.id} counts ${cohort.unresolved} unresolved steps; its changes make ${unresolved}`);
   if (failed !== cohort.failedCount) fail(`cohort ${cohort.id} counts ${cohort.failedCount} failed steps; its changes make ${failed}`);
-  for (const step of written) checkStep(state, cohort, step);
+  for (let i = 0; i < written.size; i++) checkStep(state, cohort, written.at(i));
   if (dependents !== null) for (const step of dependents) if (!written.has(step)) checkStep(state, cohort, step);
+  written.clear();
   checkCohortWhole(state, cohort, tx);
 }
 
 /** Adds the cohort's step by id (its current record) to `steps`. */
-function addStep(steps: Set<StepRecord>, cohort: Cohort, stepId: string): void {
+function addStep(steps: InputSet<StepRecord>, cohort: Cohort, stepId: string): void {
   const step = cohort.steps.get(stepId);
   if (step) steps.add(step);
 }
@@ -236,9 +240,15 @@ function checkCohortWhole(state: SchedulerState, cohort: Cohort, tx: CoreTx | nu
   if (cohort.unresolved === 0) fail(`cohort ${cohort.id} is open with every step resolved`);
   if (state.draining) return;
   if (cohort.hasRequirements) {
-    for (const peer of state.peers.members(cohort)) {
-      if (peer.record.status === 'connected' && peer.work.kind === 'waiting' && !canRunSomeUnresolved(cohort, labelsOf(peer))) {
-        fail(`cohort ${cohort.id} keeps peer ${peer.peerId} waiting although it can run none of the unresolved steps`);
+    // Whether a waiting member can still run something changes only when a step is resolved (the
+    // counters change) or when it starts waiting (it is touched): after an input, every member in
+    // the first case, the touched ones in the second.
+    if (tx === null || tx.journal.valueBefore(cohort, 'unresolved') !== undefined) {
+      for (const peer of state.peers.members(cohort)) checkWaitingCanRun(cohort, peer);
+    } else {
+      for (let i = 0; i < tx.touchedPeers.size; i++) {
+        const peer = state.peers.get(tx.touchedPeers.at(i));
+        if (peer !== undefined && peer.record.cohortId === cohort.id) checkWaitingCanRun(cohort, peer);
       }
     }
   }
@@ -254,6 +264,13 @@ function checkCohortWhole(state: SchedulerState, cohort: Cohort, tx: CoreTx | nu
     if (peer.record.status === 'connected' && (peer.work.kind === 'idle' || peer.work.kind === 'waiting')) {
       fail(`cohort ${cohort.id} is open with nothing running and nothing assignable while peer ${peer.peerId} is ${peer.work.kind}`);
     }
+  }
+}
+
+/** A connected member told `wait` in a cohort with labelled steps can run one of its unresolved steps. */
+function checkWaitingCanRun(cohort: Cohort, peer: PeerState): void {
+  if (peer.record.status === 'connected' && peer.work.kind === 'waiting' && !canRunSomeUnresolved(cohort, labelsOf(peer))) {
+    fail(`cohort ${cohort.id} keeps peer ${peer.peerId} waiting although it can run none of the unresolved steps`);
   }
 }
 

@@ -4,7 +4,7 @@ import { createCohort } from './cohort-factory.js';
 import type { AloneReason } from './cohort-matcher.js';
 import type { CoreTx } from './core-tx.js';
 import type { CoreInput } from './core-types.js';
-import type { ConnId, Effect, Refusal } from './effects.js';
+import type { ConnId, Effect } from './effects.js';
 import { PeerTable, type PeerState } from './peer-table.js';
 import { heldLeaseId, idleWork } from './peer-work.js';
 import type { PeerRecord } from './records.js';
@@ -190,10 +190,9 @@ export class PeerSessions extends PeerTable {
    */
   finished(tx: CoreTx, input: FinishedInput): void {
     if (this.superseded.has(input.connId)) return; // a replaced connection; its socket is closing
-    const refuse = (refusal: Refusal): void => tx.refuse(input.connId, refusal);
     const peer = this.connections.get(input.connId);
     if (!peer) {
-      refuse({ kind: 'not-joined' });
+      tx.refuse(input.connId, { kind: 'not-joined' });
       return;
     }
     const ownCohort = this.host.cohorts.get(peer.record.cohortId);
@@ -201,14 +200,14 @@ export class PeerSessions extends PeerTable {
 
     const heldId = heldLeaseId(peer.work);
     if (input.leaseId === null && heldId === null) {
-      refuse({ kind: 'no-lease-held', stepId: input.stepId });
+      tx.refuse(input.connId, { kind: 'no-lease-held', stepId: input.stepId });
       return;
     }
     const leaseId = input.leaseId ?? heldId!;
     if (peer.work.kind === 'orphaned' && peer.work.leaseId === leaseId) this.setWork(tx, peer, idleWork);
     const owner = this.host.leaseOwners.get(leaseId);
     if (!owner) {
-      refuse({ kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'unknown', ok: input.ok });
+      tx.refuse(input.connId, { kind: 'stale-lease', leaseId, stepId: input.stepId, why: 'unknown', ok: input.ok });
       return;
     }
     owner.finish(tx, peer, owner.leases.get(leaseId)!, input);

@@ -58,7 +58,9 @@ export class ReadyQueue {
 
   /** Queues a step that may have become ready (a no-op when it is not). */
   offer(step: StepRecord): void {
-    if (this.isReady(step)) this.heap.push({ step, retry: retryOf(step), ...this.rankOf(step) });
+    if (!this.isReady(step)) return;
+    const rank = this.rankOf(step);
+    this.heap.push({ step, retry: retryOf(step), priorityMs: rank.priorityMs, index: rank.index });
   }
 
   /** Entries held, stale ones included (for tests). */
@@ -80,7 +82,7 @@ export class ReadyQueue {
       if (!this.isReady(top.step)) continue;
       const retry = retryOf(top.step);
       if (retry === top.retry) return top;
-      this.heap.push({ ...top, retry });
+      this.heap.push({ step: top.step, retry, priorityMs: top.priorityMs, index: top.index });
     }
     return null;
   }

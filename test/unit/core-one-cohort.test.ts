@@ -45,6 +45,40 @@ describe('one large cohort', () => {
     for (const p of peers) expect(h.sent(p).at(-1)?.type).toBe('complete');
   });
 
+  it('in a cohort with labelled steps too: waiting members are not tried again while nothing is assignable, and are released once what they could run is resolved', () => {
+    // 30 cpu steps anyone can run, then one gpu step: 20 cpu peers and one gpu peer.
+    const steps = [...flatSchema(30).steps, { id: 'train', target: '//train/...', needs: ['s30'], requires: ['gpu'] }];
+    const h = new CoreHarness({ id: 'labelled', universe: '//...', steps });
+    const peers = Array.from({ length: 20 }, (_, i) => `p${i + 1}`);
+    for (const p of peers) h.hello(p, { reg: { labels: ['arch:x64'] }, targetedUpdates: true });
+    h.hello('gpu1', { reg: { labels: ['arch:x64', 'gpu'] }, targetedUpdates: true });
+    let tries = h.scheduler.pickerTries;
+    // s1..s21 are leased; s22..s30 go to the first nine finishers; the others wait. Every cpu step but s30 is finished.
+    const finished = new Set<string>();
+    for (let pass = 0; pass < 2; pass++) {
+      for (const p of [...peers, 'gpu1']) {
+        const a = h.lastAssign(p)!;
+        if (a.stepId === 's30' || finished.has(a.leaseId)) continue;
+        finished.add(a.leaseId);
+        h.finish(p, a.leaseId, a.stepId, true, { durationMs: 0, advance: false });
+      }
+    }
+    expect(finished.size).toBe(29);
+    // Each finisher was tried once; the waiting ones were not tried again on every later finish
+    // (the old dispatch tried every available member on each: about 20 * 19 / 2 more).
+    expect(h.scheduler.pickerTries - tries).toBeLessThanOrEqual(29);
+    const s30 = [...peers, 'gpu1'].find((p) => h.lastAssign(p)?.stepId === 's30')!;
+    const lastTold = (p: string): string | undefined => h.sent(p).filter((m) => m.type === 'assign' || m.type === 'wait' || m.type === 'complete').at(-1)?.type;
+    const waitingBefore = peers.filter((p) => lastTold(p) === 'wait');
+    expect(waitingBefore.length).toBeGreaterThan(5);
+    tries = h.scheduler.pickerTries;
+    // s30 succeeds: only `train` is left, which needs gpu: every waiting cpu peer is released at once.
+    const a = h.lastAssign(s30)!;
+    h.finish(s30, a.leaseId, a.stepId, true, { durationMs: 0, advance: false });
+    for (const p of waitingBefore) expect(h.sent(p).filter((m) => m.type === 'complete')).toEqual([expect.objectContaining({ summary: expect.objectContaining({ notRunnable: [{ stepId: 'train', requires: ['gpu'] }] }) })]);
+    expect(h.sent('gpu1').filter((m) => m.type === 'assign').at(-1)).toMatchObject({ stepId: 'train' });
+  });
+
   it('a waiting member gets a backup copy on any input once the oldest lease is stragglerMinMs old, not a ms before', () => {
     const h = new CoreHarness(dagSchema({ s1: [], s2: [] }, { s1: 1, s2: 1 }), { stragglerFactor: 1, stragglerMinMs: 10_000 });
     h.hello('p1');
