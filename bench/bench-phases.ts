@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { ChildProcess } from 'node:child_process';
 import { percentile } from '../server/sim/sim-metrics.js';
 import { generatorModes, type GeneratorMode, type GeneratorResult } from './bench-ipc.js';
-import { GeneratorHandle, cpuMeter, freePort, readMemory, spawnNode, stopChild, within, type MemoryKb } from './bench-processes.js';
+import { GeneratorHandle, cpuMeter, freePort, mainThreadSchedSec, readMemory, spawnNode, stopChild, within, type MemoryKb } from './bench-processes.js';
 
 /**
  * The benchmark's phases. Each starts one server process (the bare ws echo
@@ -271,6 +271,8 @@ export interface PassResult {
    */
   readonly stepsBuilt: number;
   readonly stepsReused: number;
+  /** The authority's main thread in the pass: seconds on a CPU and seconds runnable but waiting (null: no schedstat). */
+  readonly mainThread: { readonly runSec: number; readonly waitSec: number } | null;
   /** Seconds after the authority's spawn at `go` and at the last `done` (`bench/profile-summary.ts --from-sec --to-sec`). */
   readonly windowSec: { readonly from: number; readonly to: number };
 }
@@ -315,13 +317,16 @@ const sinceSpawnSec = (a: AuthorityProcess): number => Math.round((performance.n
 async function measurePass(o: PhaseOptions, a: AuthorityProcess, gens: readonly GeneratorHandle[]): Promise<PassResult> {
   const before = await countsOf(a);
   const from = sinceSpawnSec(a);
+  const schedBefore = mainThreadSchedSec(a.child.pid!);
   const cpu = cpuMeter([a.child.pid!]);
   for (const g of gens) g.send({ kind: 'go' });
   const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(o.deadlineMs), 'every peer to get complete');
   const cpuSec = cpu.stop();
+  const schedAfter = mainThreadSchedSec(a.child.pid!);
   const to = sinceSpawnSec(a);
   const after = await countsOf(a);
-  return { load: merge(done.map((d) => d.result), cpuSec), rowsWritten: after.rows - before.rows, stepsBuilt: after.built - before.built, stepsReused: after.reused - before.reused, windowSec: { from, to } };
+  const mainThread = schedBefore && schedAfter ? { runSec: schedAfter.runSec - schedBefore.runSec, waitSec: schedAfter.waitSec - schedBefore.waitSec } : null;
+  return { load: merge(done.map((d) => d.result), cpuSec), rowsWritten: after.rows - before.rows, stepsBuilt: after.built - before.built, stepsReused: after.reused - before.reused, mainThread, windowSec: { from, to } };
 }
 
 const modeOf = (o: PhaseOptions): GeneratorMode => (o.protocol === 'task-director' ? generatorModes.taskDirector : generatorModes.protocol);

@@ -106,6 +106,24 @@ export function readCpuSec(pid: number): number {
 }
 
 /** CPU seconds used by a set of processes between `start()` and `stop()` (the servers measured in a phase). */
+/**
+ * A process's main thread from the scheduler's side (Linux `/proc/<pid>/task/<pid>/schedstat`):
+ * seconds on a CPU and seconds runnable but waiting for one; null where the file is not readable.
+ * A V8 profile samples the main thread on wall time, so a sample can fall while the thread waits
+ * for a CPU (say, after a socket write woke the reader on a busy machine); these two tell how much.
+ */
+export function mainThreadSchedSec(pid: number): { readonly runSec: number; readonly waitSec: number } | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'latin1');
+  } catch {
+    return null;
+  }
+  const [run, wait] = text.split(' ').map(Number);
+  if (!Number.isFinite(run) || !Number.isFinite(wait)) throw new Error(`cannot read /proc/${pid}/task/${pid}/schedstat (got ${JSON.stringify(text)})`);
+  return { runSec: run! / 1e9, waitSec: wait! / 1e9 };
+}
+
 export function cpuMeter(pids: readonly number[]): { stop(): number } {
   const before = pids.map(readCpuSec);
   return { stop: () => pids.reduce((sum, pid, i) => sum + readCpuSec(pid) - before[i]!, 0) };

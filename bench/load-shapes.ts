@@ -29,6 +29,13 @@ export interface PassFigures {
   readonly assignmentsPerSec: number;
   /** Authority CPU (user + system, all threads) from the pass's first hello to its last complete, per assignment, µs. */
   readonly cpuUsPerAssignment: number;
+  /**
+   * Of that, the main thread's time on a CPU, µs per assignment (the rest: the checkpointer, GC
+   * helpers, libuv's pool), and the main thread's time runnable but waiting for a CPU (wall time a
+   * V8 profile still samples); null where /proc schedstat cannot be read.
+   */
+  readonly mainThreadCpuUsPerAssignment: number | null;
+  readonly mainThreadWaitUsPerAssignment: number | null;
   /** Frames the authority sent per assignment (every frame a client received ÷ assign frames). */
   readonly framesPerAssignment: number;
   /** Row-level store writes per assignment (`taskshard_store_rows_written_total`). */
@@ -119,6 +126,8 @@ function passFigures(pass: PassResult, echo: EchoLoadResult, expected: number, l
   return {
     assignmentsPerSec: l.perSec,
     cpuUsPerAssignment: round(cpuUs, 1),
+    mainThreadCpuUsPerAssignment: pass.mainThread === null ? null : round((pass.mainThread.runSec * 1e6) / assignments, 1),
+    mainThreadWaitUsPerAssignment: pass.mainThread === null ? null : round((pass.mainThread.waitSec * 1e6) / assignments, 1),
     framesPerAssignment: round(l.framesReceived / assignments, 2),
     rowsPerAssignment: round(pass.rowsWritten / assignments, 2),
     latencyP50Ms: l.latencyMs.p50,
@@ -131,7 +140,7 @@ function passFigures(pass: PassResult, echo: EchoLoadResult, expected: number, l
 }
 
 const passLine = (name: string, p: PassFigures, echoCpuUs: number): string =>
-  `${name} ${p.assignmentsPerSec} assignments/s (${p.throughputOverEcho}x echo), ${p.cpuUsPerAssignment} µs CPU per assignment (${p.cpuPerAssignmentOverEchoCpuPerMessage}x echo's ${echoCpuUs} µs per message), ` +
+  `${name} ${p.assignmentsPerSec} assignments/s (${p.throughputOverEcho}x echo), ${p.cpuUsPerAssignment} µs CPU per assignment (${p.cpuPerAssignmentOverEchoCpuPerMessage}x echo's ${echoCpuUs} µs per message; main thread ${p.mainThreadCpuUsPerAssignment} µs, waiting for a CPU ${p.mainThreadWaitUsPerAssignment} µs), ` +
   `${p.framesPerAssignment} frames and ${p.rowsPerAssignment} rows per assignment, p99 ${p.latencyP99Ms} ms (${p.latencyP99OverEcho}x echo)`;
 
 /**

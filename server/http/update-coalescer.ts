@@ -20,6 +20,11 @@ function succeededStepOf(message: Extract<ServerMessage, { type: 'step.update' }
   return step;
 }
 
+/** An object's JSON (a frame that has no `succeeded` key) with `succeeded` added as its last key. */
+export function withSucceeded(json: string, succeeded: readonly SucceededStep[]): string {
+  return `${json.slice(0, -1)},"succeeded":${JSON.stringify(succeeded)}}`;
+}
+
 /**
  * Per v1 connection whose hello said `coalescedUpdates`: which frames go out
  * now and which successes wait. A peer busy building does not need to hear of
@@ -75,7 +80,11 @@ export class UpdateCoalescer {
           return this.out.write(this.encode(message));
         }
         const succeeded = this.take();
-        return this.out.write(this.encode({ ...message, succeeded }));
+        // A complete's shared part is encoded once per cohort (complete-encoder.ts, through `encode`);
+        // an assign or wait is its own frame: its JSON with the list spliced in before the closing
+        // brace is JSON.stringify({ ...message, succeeded }) without the copy of the message.
+        if (message.type === 'complete') return this.out.write(this.encode({ ...message, succeeded }));
+        return this.out.write(withSucceeded(this.encode(message), succeeded));
       }
       default:
         this.flush();

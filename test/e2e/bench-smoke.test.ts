@@ -65,6 +65,9 @@ describe('npm run bench (tiny)', () => {
       expect(shape.median[pass].framesPerAssignment).toBeGreaterThanOrEqual(1);
       expect(shape.median[pass].cpuUsPerAssignment).toBeGreaterThan(0);
     }
+    // The main thread's share from /proc schedstat (Linux, as here and in CI).
+    expect(shape.median.warm.mainThreadCpuUsPerAssignment).toBeGreaterThan(0);
+    expect(typeof shape.median.warm.mainThreadWaitUsPerAssignment).toBe('number');
     // The warm pass does the cold pass's work again (its own cohorts: the same frames per assignment).
     expect(shape.median.warm.framesPerAssignment).toBe(shape.median.cold.framesPerAssignment);
     for (const key of ['cpuUsPerAssignment', 'assignmentsPerSec', 'latencyP99Ms']) expect(typeof shape.median.warmOverCold[key], key).toBe('number');

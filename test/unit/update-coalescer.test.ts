@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { decodeServerMessage } from '../../shared/frames.js';
 import type { Assign, ServerMessage, StepUpdate } from '../../shared/protocol.js';
 import { expandCoalesced } from '../../peer/coalesced-updates.js';
-import { coalesceWindowMs, UpdateCoalescer } from '../../server/http/update-coalescer.js';
+import { coalesceWindowMs, UpdateCoalescer, withSucceeded } from '../../server/http/update-coalescer.js';
 
 const cohortId = 'c_1';
 const success = (stepId: string, peerId = 'p2'): StepUpdate => ({ type: 'step.update', cohortId, stepId, state: 'succeeded', peerId, fromMemo: false, durationMs: 5 });
@@ -96,5 +96,20 @@ describe('expandCoalesced (peer side)', () => {
     expect(expandCoalesced(batched)).toEqual([success('s2'), { type: 'step.update', cohortId, stepId: 's3', state: 'succeeded', peerId: null, fromMemo: true }, assign('s4')]);
     expect(expandCoalesced({ type: 'step.updates', cohortId, succeeded: [{ stepId: 's2', peerId: 'p2', fromMemo: false, durationMs: 5 }] })).toEqual([success('s2')]);
     expect(expandCoalesced(wait)).toEqual([wait]);
+  });
+
+  it('an assign or wait carrying successes is exactly the text of JSON.stringify({ ...message, succeeded })', () => {
+    const texts: string[] = [];
+    const c = new UpdateCoalescer({ write: (text: string) => void texts.push(text) }, (m) => JSON.stringify(m));
+    c.enable(true);
+    const held = [success('s2'), { ...success('s3', 'p"1\u2028'), durationMs: undefined, fromMemo: true }];
+    for (const message of [assign('s4'), wait]) {
+      for (const h of held) c.deliver(h as StepUpdate);
+      c.deliver(message);
+    }
+    const entries = [{ stepId: 's2', peerId: 'p2', fromMemo: false, durationMs: 5 }, { stepId: 's3', peerId: 'p"1\u2028', fromMemo: true }];
+    expect(texts).toEqual([JSON.stringify({ ...assign('s4'), succeeded: entries }), JSON.stringify({ ...wait, succeeded: entries })]);
+    expect(withSucceeded('{"type":"wait"}', [])).toBe(JSON.stringify({ type: 'wait', succeeded: [] }));
+    c.dispose();
   });
 });
