@@ -1,7 +1,7 @@
 import type { LeaseEnd } from '../core/causes.js';
 import { describeLoss } from '../core/causes.js';
 import type { EventView } from '../core/read-model.js';
-import type { LeaseRecord, Snapshot, StepRecord, Write } from '../core/records.js';
+import { pendingStepRecord, type LeaseRecord, type Snapshot, type StepRecord, type Write } from '../core/records.js';
 
 /**
  * Rows that only restate other rows are not written (issue 17). Both stores share this:
@@ -176,4 +176,29 @@ export function foldLeasesIntoSteps(snapshot: Snapshot): Snapshot {
     return { ...step, status, attempts: Math.max(step.attempts, s.attempt) };
   });
   return { ...snapshot, steps };
+}
+
+/**
+ * A loaded snapshot with a row for every step of every cohort: a step with no stored row (SQLite
+ * writes none until a step first changes, migration 9) is as its cohort started it, pending and
+ * never leased (records.ts `pendingStepRecord`); {@link foldLeasesIntoSteps} then makes it leased
+ * if a lease of it is live.
+ */
+export function withUnwrittenSteps(snapshot: Snapshot): Snapshot {
+  const written = new Map<string, Set<string>>();
+  for (const s of snapshot.steps) {
+    const ids = written.get(s.cohortId);
+    if (ids) ids.add(s.stepId);
+    else written.set(s.cohortId, new Set([s.stepId]));
+  }
+  let steps: StepRecord[] | null = null;
+  for (const c of snapshot.cohorts) {
+    const ids = written.get(c.cohortId);
+    if (ids !== undefined && ids.size === c.schema.steps.length) continue;
+    for (const def of c.schema.steps) {
+      if (ids?.has(def.id) === true) continue;
+      (steps ??= [...snapshot.steps]).push(pendingStepRecord(c.cohortId, def.id));
+    }
+  }
+  return steps === null ? snapshot : { ...snapshot, steps };
 }

@@ -318,4 +318,16 @@ export const migrations: readonly Migration[] = [
       ALTER TABLE durations_v8 RENAME TO durations;
     `,
   },
+  {
+    version: 9,
+    name: 'unwritten pending steps',
+    // Issue 17: a new cohort's steps get no row until their first change (the step that a cohort
+    // starts with, pending and never leased, is derived from its schema: restore, step views and
+    // counts; lease-events.ts). Counting a cohort's steps then needs their number, kept here so
+    // the cohort list does not parse schemas. Rows written before stay.
+    sql: `
+      ALTER TABLE cohorts ADD COLUMN step_count INTEGER NOT NULL DEFAULT 0 CHECK (step_count >= 0);
+      UPDATE cohorts SET step_count = (SELECT json_array_length(s.schema_json, '$.steps') FROM cohort_schemas s WHERE s.cohort_id = cohorts.cohort_id);
+    `,
+  },
 ];

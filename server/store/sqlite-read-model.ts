@@ -46,11 +46,23 @@ export const cohortListRow = rowChecker({
   pipeline_names_json: 'text',
 } as const);
 
+/**
+ * Steps of cohort `c` with a live lease and no row, or a row that says pending: leased. A grant
+ * writes no step row, and a new cohort's steps have none until they change (migration 9).
+ */
+const unwrittenLeasedSql = `(SELECT count(DISTINCT l.step_id) FROM leases l
+       WHERE l.cohort_id = c.cohort_id AND l.ended_at_ms IS NULL
+         AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.cohort_id = l.cohort_id AND s.step_id = l.step_id AND s.status <> 'pending'))`;
+
+/** Steps of cohort `c` with no row: its schema's number of steps (`step_count`) less its rows. */
+const unwrittenSql = `max(0, c.step_count - (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id))`;
+
+/** Counts: a step with no row is pending, or leased while a lease of it is live (as a pending row is). */
 const cohortSelect = `
   SELECT c.*,
-    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id) AS n_total,
-    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') - ${pendingLeasedSql} AS n_pending,
-    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') + ${pendingLeasedSql} AS n_leased,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id) + ${unwrittenSql} AS n_total,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'pending') + ${unwrittenSql} - ${unwrittenLeasedSql} AS n_pending,
+    (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'leased') + ${unwrittenLeasedSql} AS n_leased,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'succeeded') AS n_succeeded,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.status = 'failed') AS n_failed,
     (SELECT count(*) FROM steps s WHERE s.cohort_id = c.cohort_id AND s.from_memo = 1) AS n_memo,
@@ -123,7 +135,7 @@ export class SqliteReadModel implements ReadModel {
       const schema = parseJsonColumn(storedSchemaDef, schemaJson, `cohorts[${cohortId}].schema_json`);
       const leaseRows = this.db.prepare('SELECT * FROM leases WHERE cohort_id = ? ORDER BY started_at_ms, attempt, lease_id').all(cohortId);
       const leases = leaseRows.map(leaseViewFrom);
-      const steps = stepViewsFrom(cohortId, schema, this.db.prepare('SELECT * FROM steps WHERE cohort_id = ?').all(cohortId), leases);
+      const steps = stepViewsFrom(cohortId, schema, this.db.prepare('SELECT * FROM steps WHERE cohort_id = ?').all(cohortId), leases, { unwrittenArePending: true });
       const peers = this.db.prepare('SELECT * FROM peers WHERE cohort_id = ? ORDER BY joined_at_ms, peer_id').all(cohortId).map(peerViewFrom);
       const stored = this.db.prepare('SELECT * FROM events WHERE cohort_id = ? ORDER BY id').all(cohortId).map(eventViewFrom);
       return { cohort, universe: schema.universe, steps, leases, peers, timeline: timelineOf(cohortId, stored, leaseRows, leases, steps) };
@@ -152,7 +164,8 @@ export class SqliteReadModel implements ReadModel {
           (SELECT count(*) FROM steps WHERE status = 'succeeded' AND from_memo = 0) AS steps_succeeded,
           (SELECT count(*) FROM steps WHERE from_memo = 1) AS steps_memo,
           (SELECT count(*) FROM steps WHERE status = 'failed') AS steps_failed,
-          (SELECT count(*) FROM steps s JOIN cohorts c USING (cohort_id) WHERE c.status = 'open' AND s.status IN ('pending', 'leased')) AS steps_pending,
+          (SELECT count(*) FROM steps s JOIN cohorts c USING (cohort_id) WHERE c.status = 'open' AND s.status IN ('pending', 'leased'))
+            + (SELECT coalesce(sum(${unwrittenSql}), 0) FROM cohorts c WHERE c.status = 'open') AS steps_pending,
           (SELECT count(*) FROM leases) AS leases_granted,
           (SELECT count(*) FROM leases WHERE outcome = 'lost') AS leases_lost,
           (SELECT count(*) FROM leases WHERE backup = 1) AS leases_backups,
@@ -302,10 +315,18 @@ export function outcomeMatch(outcome: CohortFilter['outcome']): { outcomeKind: s
 
 /**
  * A cohort's steps in its schema's order, from its raw `steps` rows (both
- * stores read them the same way). A step the schema lists without a row is a
- * corrupt database, named.
+ * stores read them the same way). A step the schema lists without a row is
+ * pending and never leased where the store writes no row until a step changes
+ * (`unwrittenArePending`, SQLite since migration 9); elsewhere a corrupt
+ * database, named.
  */
-export function stepViewsFrom(cohortId: string, schema: z.infer<typeof storedSchemaDef>, rawRows: readonly unknown[], leases: readonly LeaseView[]): StepView[] {
+export function stepViewsFrom(
+  cohortId: string,
+  schema: z.infer<typeof storedSchemaDef>,
+  rawRows: readonly unknown[],
+  leases: readonly LeaseView[],
+  options: { readonly unwrittenArePending: boolean } = { unwrittenArePending: false },
+): StepView[] {
   const byStep = new Map(rawRows.map((raw) => parseRow(stepRowSchema, raw, `steps[${cohortId}/${keyOf(raw, 'step_id')}]`)).map((r) => [r.step_id, r]));
   const fromLeases = new Map<string, { attempt: number; live: boolean }>();
   for (const l of leases) {
@@ -317,7 +338,7 @@ export function stepViewsFrom(cohortId: string, schema: z.infer<typeof storedSch
     }
   }
   return schema.steps.map((def): StepView => {
-    const r = byStep.get(def.id);
+    const r = byStep.get(def.id) ?? (options.unwrittenArePending ? unwrittenStepRow(cohortId, def.id) : undefined);
     if (!r) throw new Error(`corrupt database: cohorts[${cohortId}].schema_json lists step "${def.id}", which has no row in steps`);
     // A grant writes no step row: a live lease makes a pending row leased, and attempts count every lease (lease-events.ts).
     const l = fromLeases.get(def.id);
@@ -342,4 +363,12 @@ export function stepViewsFrom(cohortId: string, schema: z.infer<typeof storedSch
       resolvedAtMs: r.resolved_at_ms,
     };
   });
+}
+
+/** The row a step would have as its cohort started it (records.ts `pendingStepRecord`), for a step with none. */
+function unwrittenStepRow(cohortId: string, stepId: string): ReturnType<typeof stepRowSchema.check> {
+  return {
+    cohort_id: cohortId, step_id: stepId, status: 'pending', attempts: 0, failures: 0, lost_leases: 0, failed_on_json: '[]', built_by: null, from_memo: false,
+    duration_ms: null, fail_reason: null, fail_cause_json: null, fail_peer_id: null, fail_exit_code: null, fail_log_tail: null, resolved_at_ms: null,
+  };
 }

@@ -4,7 +4,7 @@ import type { CacheEvidenceView } from '../core/read-model.js';
 import type { CohortRecord, LeaseRecord, Snapshot, StepRecord, Write } from '../core/records.js';
 import { StoreConflictError, type SchedulerStore } from '../core/store-port.js';
 import { cacheEvidenceParams, cacheEvidenceSql, sqliteText } from './cache-evidence-rows.js';
-import { foldLeasesIntoSteps, planEvents, type EventPlan } from './lease-events.js';
+import { foldLeasesIntoSteps, planEvents, withUnwrittenSteps, type EventPlan } from './lease-events.js';
 import { cohortFromRow, durationFromRow, leaseFromRow, memoFromRow, peerFromRow, schemaJsonOf, stepCauseColumns, stepFromRow } from './row-records.js';
 import { sqliteWriteSql } from './sqlite-write-sql.js';
 import { supersededDurations } from './superseded-writes.js';
@@ -77,16 +77,23 @@ export class SqliteSchedulerStore implements SchedulerStore {
       // The sequence's last number is read once, then kept: only this writer takes numbers while its epoch holds (the fence).
       const base = plan.slots === 0 ? 0 : (this.lastEventSeq ?? (this.stmt.lastEventId.get() as { seq: number } | undefined)?.seq ?? 0);
       this.batchLastEventSeq = plan.slots === 0 ? this.lastEventSeq : base + plan.slots;
-      const created = new Set<string>();
+      // Cohorts created in this batch, and whether each had step rows before it (cohortHasSteps).
+      const created = new Map<string, boolean>();
       const superseded = supersededDurations(writes);
       this.pendingSteps = [];
       this.pendingCohort = null;
       for (const w of writes) {
-        // A new cohort's untouched steps are gathered and inserted in one statement (pendingStepsInsert),
-        // before any other write, so a later write of one of them in this batch finds its row.
-        if (w.table === 'step' && created.has(w.row.cohortId) && isUntouched(w.row)) {
-          this.gatherPending(w.row);
-          continue;
+        // A new cohort's untouched steps get no row: load and the read model derive them from its schema
+        // (migration 9). Only a cohort that already had step rows (a reused id) has them written, as the
+        // upsert always did: gathered and inserted in one statement (pendingStepsInsert) before any other
+        // write, so a later write of one of them in this batch finds its row.
+        if (w.table === 'step' && isUntouched(w.row)) {
+          const hadRows = created.get(w.row.cohortId);
+          if (hadRows === false) continue;
+          if (hadRows === true) {
+            this.gatherPending(w.row);
+            continue;
+          }
         }
         if (superseded?.has(w) === true) continue;
         this.flushPending();
@@ -134,14 +141,14 @@ export class SqliteSchedulerStore implements SchedulerStore {
     const keep = `SELECT cohort_id FROM cohorts WHERE status = 'open' OR resolved_at_ms >= @since`;
     const since = { since: nowMs - retentionMs };
     const all = (text: string, params: unknown): unknown[] => this.db.prepare(text).all(params);
-    return this.db.transaction(() => foldLeasesIntoSteps({
+    return this.db.transaction(() => foldLeasesIntoSteps(withUnwrittenSteps({
       cohorts: all(`SELECT c.*, s.schema_json FROM cohorts c JOIN cohort_schemas s USING (cohort_id) WHERE c.cohort_id IN (${keep}) ORDER BY c.created_at_ms, c.cohort_id`, since).map(cohortFromRow),
       steps: all(`SELECT * FROM steps WHERE cohort_id IN (${keep})`, since).map(stepFromRow),
       leases: all(`SELECT * FROM leases WHERE cohort_id IN (${keep}) ORDER BY started_at_ms, lease_id`, since).map(leaseFromRow),
       peers: all(`SELECT * FROM peers WHERE cohort_id IN (${keep}) ORDER BY joined_at_ms`, since).map(peerFromRow),
       memos: all('SELECT * FROM memos WHERE expires_at_ms > @now', { now: nowMs }).map(memoFromRow),
       durations: all('SELECT * FROM durations', {}).map(durationFromRow),
-    }))();
+    })))();
   }
 
   close(): void {
@@ -167,7 +174,7 @@ export class SqliteSchedulerStore implements SchedulerStore {
     const changed = this.stmt.pendingStepsInsert.run(cohortId, JSON.stringify(rows.map((r) => r.stepId))).changes;
     if (changed === rows.length) return;
     // A guard refused one (a step that had succeeded): each again, so the refusal names its step.
-    for (const r of rows) this.writeStep(r, true);
+    for (const r of rows) this.writeStep(r);
     throw new Error(`store: ${rows.length - changed} of ${rows.length} new step rows of cohort ${cohortId} were refused, but none when written one by one`);
   }
 
@@ -177,12 +184,12 @@ export class SqliteSchedulerStore implements SchedulerStore {
     throw new StoreConflictError('writer-deposed', 'store_writer', `this store writes as epoch ${this.epoch}, but another writer claimed epoch ${current?.epoch ?? '?'} since`);
   }
 
-  private applyOne(w: Write, plan: EventPlan, base: number, created: Set<string>): void {
+  private applyOne(w: Write, plan: EventPlan, base: number, created: Map<string, boolean>): void {
     switch (w.table) {
       case 'cohort':
         return this.writeCohort(w.row, w.created === true, created);
       case 'step':
-        return this.writeStep(w.row, created.has(w.row.cohortId));
+        return this.writeStep(w.row);
       case 'lease':
         return this.writeLease(w.row, plan, base);
       case 'peer': {
@@ -214,14 +221,14 @@ export class SqliteSchedulerStore implements SchedulerStore {
   }
 
   /** A new cohort's whole row, or an existing one's changing columns (records.ts, the cohort write's `created`). */
-  private writeCohort(r: CohortRecord, isNew: boolean, created: Set<string>): void {
+  private writeCohort(r: CohortRecord, isNew: boolean, created: Map<string, boolean>): void {
     const patchsetsJson = JSON.stringify(r.patchsets);
     const outcomeJson = r.outcome === null ? null : JSON.stringify(r.outcome);
     if (isNew) {
-      created.add(r.cohortId);
+      created.set(r.cohortId, this.stmt.cohortHasSteps.get(r.cohortId) !== undefined);
       const changed = this.stmt.cohortInsert.run(
         r.cohortId, r.repo, r.baseRef, r.cacheId, r.pipelineType, bool(r.isolated), r.schema.id, r.digest,
-        r.baseSha, patchsetsJson, r.status, r.createdAtMs, r.resolvedAtMs, r.lastActivityMs, r.secondsSaved, outcomeJson, r.cohortKey,
+        r.baseSha, patchsetsJson, r.status, r.createdAtMs, r.resolvedAtMs, r.lastActivityMs, r.secondsSaved, outcomeJson, r.cohortKey, r.schema.steps.length,
       ).changes;
       if (changed === 0) throw cohortConflict(r);
       this.stmt.cohortSchemaInsert.run(r.cohortId, schemaJsonOf(r.schema));
@@ -234,24 +241,14 @@ export class SqliteSchedulerStore implements SchedulerStore {
   }
 
   /**
-   * A step row: inserted with its cohort (`isNew`: the cohort was created in this batch), else
-   * updated in place under the succeeded guard; an update that matches no row falls back to the
-   * upsert, which inserts a missing row or confirms the refusal.
+   * A step row, by the upsert under the succeeded guard: its first write inserts it (a new cohort's
+   * steps have no row until they change), a later one updates it or is refused.
    */
-  private writeStep(r: StepRecord, isNew: boolean): void {
-    const failedOnJson = r.failedOn.length === 0 ? '[]' : JSON.stringify(r.failedOn);
+  private writeStep(r: StepRecord): void {
     const cause = stepCauseColumns(r);
-    const fromMemo = bool(r.fromMemo);
-    if (!isNew) {
-      const changed = this.stmt.stepUpdate.run(
-        r.status, r.attempts, r.failures, r.lostLeases, failedOnJson, r.builtBy, fromMemo, r.durationMs, cause.reason, cause.causeJson,
-        r.failPeerId, r.failExitCode, r.failLogTail, r.resolvedAtMs, r.cohortId, r.stepId, r.status, r.builtBy, fromMemo, r.resolvedAtMs, r.durationMs,
-      ).changes;
-      if (changed === 1) return;
-    }
     const changed = this.stmt.stepUpsert.run(
-      r.cohortId, r.stepId, r.status, r.attempts, r.failures, r.lostLeases, failedOnJson, r.builtBy, fromMemo, r.durationMs, cause.reason, cause.causeJson,
-      r.failPeerId, r.failExitCode, r.failLogTail, r.resolvedAtMs,
+      r.cohortId, r.stepId, r.status, r.attempts, r.failures, r.lostLeases, r.failedOn.length === 0 ? '[]' : JSON.stringify(r.failedOn), r.builtBy, bool(r.fromMemo),
+      r.durationMs, cause.reason, cause.causeJson, r.failPeerId, r.failExitCode, r.failLogTail, r.resolvedAtMs,
     ).changes;
     if (changed === 0) throw stepConflict(r);
   }

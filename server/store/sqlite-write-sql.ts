@@ -9,13 +9,15 @@
  * before it falls back to the same update (an `UPDATE` of a step row took ~3.2 µs against ~4.9 µs
  * for the upsert). An `UPDATE` that matches no row is followed by the upsert, which inserts a
  * missing row or, when the guard refused, changes nothing: then the write is a conflict.
+ * A step row is the exception: its first write is usually an insert (a new cohort's steps get no
+ * row until they change, migration 9), so it is written by the upsert alone.
  */
 export const sqliteWriteSql = {
   // A new cohort's whole row (an upsert with the cancelled guard, as on PostgreSQL).
   cohortInsert: `
     INSERT INTO cohorts (cohort_id, repo, base_ref, cache_id, pipeline_type, isolated, schema_id, digest,
-                         base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json, cohort_key)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                         base_sha, patchsets_json, status, created_at_ms, resolved_at_ms, last_activity_ms, seconds_saved, outcome_json, cohort_key, step_count)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (cohort_id) DO UPDATE SET patchsets_json = excluded.patchsets_json, status = excluded.status,
       resolved_at_ms = excluded.resolved_at_ms, last_activity_ms = excluded.last_activity_ms, seconds_saved = excluded.seconds_saved,
       outcome_json = excluded.outcome_json
@@ -37,6 +39,9 @@ export const sqliteWriteSql = {
     UPDATE cohorts SET last_activity_ms = ?
     WHERE cohort_id = ? AND status = ? AND patchsets_json = ? AND resolved_at_ms IS ? AND seconds_saved IS ? AND outcome_json IS ?`,
   cohortExists: 'SELECT 1 FROM cohorts WHERE cohort_id = ?',
+  // Whether a cohort written as new already has step rows (never, unless its id was reused): then its
+  // untouched steps are written as rows, as the upsert always did, instead of being left to derive.
+  cohortHasSteps: 'SELECT 1 FROM steps WHERE cohort_id = ? LIMIT 1',
   // A succeeded step is final: its row may be written again (counters) only with the same success (builder,
   // memo, time, duration), so a second success of a step is refused. (That was step_successes' UNIQUE
   // constraint; the table, which nothing read, is no longer written: old rows stay until pruned.)
@@ -52,7 +57,7 @@ export const sqliteWriteSql = {
     WHERE steps.status <> 'succeeded'
        OR (excluded.status = 'succeeded' AND excluded.built_by IS steps.built_by AND excluded.from_memo = steps.from_memo
            AND excluded.resolved_at_ms IS steps.resolved_at_ms AND excluded.duration_ms IS steps.duration_ms)`,
-  // A new cohort's untouched steps in one statement (parameters: cohort id, the step ids as a JSON array):
+  // A new cohort's untouched steps, when it already had step rows (cohortHasSteps), in one statement (parameters: cohort id, the step ids as a JSON array):
   // the same rows and guard as stepUpsert once per step, without a statement per step (1,000 for a
   // 1,000-step cohort, one per assignment). In key order, so the rows are appended to the cohort's part
   // of the table instead of inserted among each other ("s1", "s10", "s100", "s2"...: fewer page splits).
@@ -67,14 +72,6 @@ export const sqliteWriteSql = {
       fail_reason = excluded.fail_reason, fail_cause_json = excluded.fail_cause_json, fail_peer_id = excluded.fail_peer_id, fail_exit_code = excluded.fail_exit_code,
       fail_log_tail = excluded.fail_log_tail, resolved_at_ms = excluded.resolved_at_ms
     WHERE steps.status <> 'succeeded'`,
-  // The same write of an existing step row, with the same guard. Parameters: the 14 columns after the key
-  // (status ... resolved_at_ms), the key (cohort id, step id), then status, built by, from memo, resolved, duration.
-  stepUpdate: `
-    UPDATE steps SET status = ?, attempts = ?, failures = ?, lost_leases = ?, failed_on_json = ?, built_by = ?, from_memo = ?,
-      duration_ms = ?, fail_reason = ?, fail_cause_json = ?, fail_peer_id = ?, fail_exit_code = ?, fail_log_tail = ?, resolved_at_ms = ?
-    WHERE cohort_id = ? AND step_id = ?
-      AND (status <> 'succeeded'
-           OR (? = 'succeeded' AND built_by IS ? AND from_memo = ? AND resolved_at_ms IS ? AND duration_ms IS ?))`,
   // An ended lease never changes (the same end written again passes).
   leaseUpsert: `
     INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)

@@ -2,6 +2,8 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrations } from '../../server/store/migrations.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
+import { CoreHarness } from '../helpers/core-harness.js';
+import { dagSchema } from '../helpers/schemas.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { seedCohortWrites } from './contract/fixtures.js';
 
@@ -58,6 +60,29 @@ describe('SqliteStore', () => {
     db.close();
     const pruned = await s.retention.pruneHistory(3_600_000, 10);
     expect(pruned.removed).toMatchObject({ cohorts: 1, successes: 1 });
+  });
+
+  it('writes no row for a new cohort\'s untouched steps: load, step views and counts derive them from the schema', async () => {
+    const s = open();
+    const h = new CoreHarness(dagSchema({ a: [], b: [], c: ['a'] }));
+    await s.scheduler.apply(h.hello('p1').writes);
+    const lease = h.lastAssign('p1')!;
+    // Only the step that changed in the input creating the cohort (leased) has a row.
+    expect(s.db.prepare('SELECT step_id, status FROM steps').all()).toEqual([{ step_id: 'a', status: 'leased' }]);
+    const cohort = (await s.readModel.listCohorts({ limit: 10 }))[0]!;
+    expect(cohort.steps).toMatchObject({ total: 3, pending: 2, leased: 1, succeeded: 0 });
+    expect((await s.readModel.stats()).steps.pending).toBe(3);
+    const detail = (await s.readModel.cohortDetail(lease.cohortId))!;
+    expect(detail.steps.map((v) => [v.stepId, v.status, v.attempts])).toEqual([['a', 'leased', 1], ['b', 'pending', 0], ['c', 'pending', 0]]);
+    const loaded = s.scheduler.load(h.clock.now(), 3_600_000);
+    expect(loaded.steps.map((r) => [r.stepId, r.status, r.attempts])).toEqual([['a', 'leased', 1], ['b', 'pending', 0], ['c', 'pending', 0]]);
+    // Its first change writes its row (here the success).
+    await s.scheduler.apply(h.finish('p1', lease.leaseId, 'a', true).writes);
+    expect(s.db.prepare('SELECT step_id, status FROM steps').all()).toEqual([{ step_id: 'a', status: 'succeeded' }]);
+    expect((await s.readModel.listCohorts({ limit: 10 }))[0]!.steps).toMatchObject({ total: 3, pending: 1, leased: 1, succeeded: 1 });
+    // And a restarted core continues from the derived steps.
+    const restored = new CoreHarness(h.schema);
+    restored.restore(s.scheduler.load(h.clock.now(), 3_600_000));
   });
 
   it('refuses a database written by a newer taskshard', () => {

@@ -100,7 +100,7 @@ function versionSevenDb(path: string): void {
   db.close();
 }
 
-describe('migration 8 (lean rows)', () => {
+describe('migrations 8 (lean rows) and 9 (unwritten pending steps)', () => {
   it('moves the schema off the cohort row and rebuilds leases, steps, memos and durations without rowids, keeping every row', async () => {
     versionSevenDb(dir.file('v7.db'));
     const store = new SqliteStore(dir.file('v7.db'));
@@ -109,6 +109,8 @@ describe('migration 8 (lean rows)', () => {
       const sqlOf = (name: string): string => tables.find((t) => t.name === name)?.sql ?? '';
       for (const name of ['leases', 'steps', 'memos', 'durations']) expect(sqlOf(name)).toMatch(/WITHOUT ROWID$/);
       expect(sqlOf('cohorts')).not.toMatch(/schema_json/);
+      // Migration 9: the number of steps, from the schema.
+      expect(store.db.prepare('SELECT step_count FROM cohorts').pluck().all()).toEqual([2]);
       const snap = store.scheduler.load(100, 1_000);
       expect(snap.cohorts.map((c) => [c.cohortId, c.schema.steps.map((s) => s.id), c.patchsets, c.lastActivityMs])).toEqual([['c1', ['a', 'b'], ['refs/changes/1'], 30]]);
       expect(snap.steps.map((s) => [s.stepId, s.status, s.attempts, s.builtBy])).toEqual([['a', 'succeeded', 1, 'p1'], ['b', 'leased', 1, null]]);
