@@ -46,6 +46,7 @@ function oneJsonLine(stdout: string): Record<string, any> {
 describe('npm run bench (tiny)', () => {
   it('load: echo baseline, then one authority from dist serving a cold and a warm pass; one JSON line with every figure per pass and run and the medians', async () => {
     // 40 assignments per pass: the warm pass right after the cold one (the default waits for 10,000, or 20 passes).
+    // Two passes, each connecting its own peers: about 20 s alone, more beside the rest of the suite (hence the timeout).
     const result = await runScript('bench/authority-bench.ts', ['--peers', '20', '--cohort-size', '5', '--steps', '10', '--warm-up-assignments', '40', '--window-sec', '1', '--generators', '2', '--repeat', '1', '--no-build', '--max-sec', '80']);
     expect(result.stderr).not.toMatch(/bench: (timed out|.*failed)/);
     expect(result.code).toBe(0);
@@ -76,7 +77,7 @@ describe('npm run bench (tiny)', () => {
     expect(typeof r.targets['20x5x10.cpu'].met).toBe('boolean');
     expect(typeof r.targets['20x5x10.cpu'].cold).toBe('number');
     expect(typeof r.loadAverage1m.before).toBe('number');
-  });
+  }, 95_000);
 
   it('load --protocol task-director --cold-only: the same client in the original wire format, every task assigned once, one pass', async () => {
     const result = await runScript('bench/authority-bench.ts', ['--protocol', 'task-director', '--cold-only', '--peers', '10', '--cohort-size', '10', '--steps', '30', '--window-sec', '1', '--generators', '1', '--repeat', '1', '--no-build', '--max-sec', '80']);
@@ -88,7 +89,7 @@ describe('npm run bench (tiny)', () => {
     expect(shape.median.cold.rowsPerAssignment).toBeGreaterThan(1);
     expect(shape.median.warm).toBeNull();
     expect(shape.median.warmOverCold).toBeNull();
-  });
+  }, 95_000);
 
   it('--idle: idle connections to both servers, RSS per connection', async () => {
     const result = await runScript('bench/authority-bench.ts', ['--idle', '20', '--idle-hold-sec', '1', '--generators', '2', '--no-build', '--max-sec', '80']);
