@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { LoopStalls, readMainThreadSchedstat } from '../../server/loop-stalls.js';
+import { LoopStalls, mainThreadSchedstat } from '../../server/loop-stalls.js';
 
 /** A fake monotonic clock and a fake schedstat, moved by the test. */
 function fakes(): { now: () => number; stat: () => { runNs: number; waitNs: number } | null; advance: (ms: number, runMs: number, waitMs: number) => void; off: () => void } {
@@ -70,11 +70,14 @@ describe('LoopStalls', () => {
     stalls.stop();
   });
 
-  it.runIf(process.platform === 'linux')("reads this thread's schedstat on Linux: time on a CPU only grows", () => {
-    const a = readMainThreadSchedstat();
+  it.runIf(process.platform === 'linux')("reads this thread's schedstat on Linux, again and again from one open file: time on a CPU only grows", () => {
+    const reader = mainThreadSchedstat();
+    const a = reader.read();
     let x = 0;
     for (let i = 0; i < 1e6; i++) x += i;
-    const b = readMainThreadSchedstat();
+    const b = reader.read();
+    reader.close();
+    expect(reader.read()).toBeNull();
     expect(x).toBeGreaterThan(0);
     expect(a).not.toBeNull();
     expect(b!.runNs).toBeGreaterThan(a!.runNs);
