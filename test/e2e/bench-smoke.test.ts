@@ -218,7 +218,11 @@ describe('npm run bench:sched', () => {
     ]);
     for (const s of json.shapes) expect(s.usPerAssignment).toBeGreaterThan(0);
     expect(json.oneCohortOverCohortsOf10).toBeGreaterThan(0);
-    expect(result.stdout).toMatch(/^one cohort of 200 x 1000 over cohorts of 10 x 100: [\d.]+x the core's work per assignment$/m);
+    // Cold: the first loop in a fresh process per shape, next to the warm figure.
+    const cold = json as unknown as { shapes: { coldUsPerAssignment: number; coldRuns: number[] }[]; coldOneCohortOverCohortsOf10: number };
+    for (const s of cold.shapes) expect(s.coldRuns).toEqual([s.coldUsPerAssignment]);
+    expect(cold.coldOneCohortOverCohortsOf10).toBeGreaterThan(0);
+    expect(result.stdout).toMatch(/^one cohort of 200 x 1000 over cohorts of 10 x 100: [\d.]+x the core's work per assignment \(cold: [\d.]+x\)$/m);
     const bad = await runScript('bench/sched-bench.ts', ['--core-cost', '--repeat', '0']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--repeat must be an integer from 1 to 50, got "0"');
