@@ -246,8 +246,7 @@ export class PeerTable {
     const listeners = this.successListeners.get(cohort.id);
     const builder = builderId === null ? undefined : this.byId.get(builderId);
     const withBuilder = builder !== undefined && builder.record.cohortId === cohort.id && builder.connId !== null && builder.work.kind !== 'done' && !listeners?.has(builder);
-    const peers = inJoinOrder(cohort, listeners, withBuilder ? builder : undefined);
-    return peers.map((p) => p.connId!);
+    return connIdsInJoinOrder(cohort, listeners, withBuilder ? builder : undefined);
   }
 
   /** The connections of members that still take part (connected and not told `complete`). */
@@ -278,6 +277,19 @@ function inJoinOrder(cohort: CohortData, set: ReadonlySet<PeerState> | undefined
   const peers: PeerState[] = [];
   for (const peer of slots) if (peer !== undefined) peers.push(peer);
   return peers;
+}
+
+/** The connections of {@link inJoinOrder}'s peers (all connected), without the array of peers when they are many. */
+function connIdsInJoinOrder(cohort: CohortData, set: ReadonlySet<PeerState> | undefined, extra?: PeerState): ConnId[] {
+  const n = (set?.size ?? 0) + (extra ? 1 : 0);
+  if (n * 8 < cohort.memberOrder.size || n < 4) return inJoinOrder(cohort, set, extra).map((p) => p.connId!);
+  const order = cohort.memberOrder;
+  const slots: (ConnId | undefined)[] = new Array<ConnId | undefined>(order.size);
+  if (set) for (const peer of set) slots[order.get(peer.peerId)!] = peer.connId!;
+  if (extra) slots[order.get(extra.peerId)!] = extra.connId!;
+  const connIds: ConnId[] = [];
+  for (const connId of slots) if (connId !== undefined) connIds.push(connId);
+  return connIds;
 }
 
 /**
