@@ -179,7 +179,9 @@ export class CohortData {
 
   /** Adjusts the derived counters when a step changes between unresolved, succeeded and failed. */
   count(journal: Journal, unresolvedDelta: number, failedDelta: number): void {
-    journal.set(this as CohortData, { unresolved: this.unresolved + unresolvedDelta, failedCount: this.failedCount + failedDelta });
+    const self = this as CohortData;
+    journal.field(self, 'unresolved', this.unresolved + unresolvedDelta);
+    journal.field(self, 'failedCount', this.failedCount + failedDelta);
   }
 
   /** Joinable by new peers: not isolated, not cancelled, no failed step. */

@@ -48,7 +48,7 @@ export class CohortLeases extends CohortData {
   /** Leases the step to an idle member (a second, `backup`, copy of a straggler's step). */
   grant(tx: CoreTx, step: StepRecord, peer: PeerState, backup: boolean): void {
     const host = this.host;
-    tx.journal.set(step, { attempts: step.attempts + 1 });
+    tx.journal.field(step, 'attempts', step.attempts + 1);
     const lease: LeaseRecord = {
       leaseId: host.ids.leaseId(),
       cohortId: this.id,

@@ -45,7 +45,7 @@ export class Cohort extends CohortReports {
    */
   settle(tx: CoreTx): void {
     if (this.record.lastActivityMs !== tx.now) {
-      tx.journal.set(this.record, { lastActivityMs: tx.now });
+      tx.journal.field(this.record, 'lastActivityMs', tx.now);
       tx.cohort(this.record);
     }
     if (this.record.status !== 'open') return;

@@ -186,23 +186,18 @@ export class Scheduler {
    */
   nextDeadlineMs(): number | null {
     const state = this.state;
-    let next: number | null = null;
-    const consider = (at: number): void => {
-      if (next === null || at < next) next = at;
-    };
-    const grace = state.peers.nextGraceAtMs();
-    if (grace !== null) consider(grace);
+    let next = state.peers.nextGraceAtMs();
     for (let top = state.leaseAgeDeadlines.peek(); top !== null; top = state.leaseAgeDeadlines.peek()) {
       if (top.value.end === null) {
-        consider(top.atMs);
+        next = earlier(next, top.atMs);
         break;
       }
       state.leaseAgeDeadlines.pop(null); // stale: the lease ended
     }
     const straggler = nextStragglerAtMs(state);
-    if (straggler !== null) consider(straggler);
+    if (straggler !== null) next = earlier(next, straggler);
     const sweepTop = state.sweepDeadlines.peek();
-    if (sweepTop !== null) consider(Math.max(state.nextSweepAtMs, sweepTop.atMs));
+    if (sweepTop !== null) next = earlier(next, Math.max(state.nextSweepAtMs, sweepTop.atMs));
     return next;
   }
 
@@ -260,6 +255,11 @@ export class Scheduler {
       durations: [...s.durations.values()].map((d) => ({ ...d })),
     };
   }
+}
+
+/** The earlier of a deadline (or none) and `atMs`. */
+function earlier(next: number | null, atMs: number): number {
+  return next === null || atMs < next ? atMs : next;
 }
 
 /** An input that threw: nothing changed; the sender (if any) is told INTERNAL, an admin caller gets 500. */

@@ -45,7 +45,7 @@ export class DispatchPlan {
   /** Backup candidates, best first; found when a peer first needs one (null: not yet looked for). */
   private stragglers: StepRecord[] | null = null;
   /** Steps this plan handed out: leased just now, so never backup candidates in the same dispatch. */
-  private readonly taken = new Set<StepRecord>();
+  private taken: StepRecord[] | null = null;
 
   constructor(
     private readonly ctx: PickContext,
@@ -70,7 +70,7 @@ export class DispatchPlan {
     }
     for (const entry of skipped) cohort.ready.putBack(entry);
     if (chosen !== null) {
-      this.taken.add(chosen);
+      (this.taken ??= []).push(chosen);
       return { step: chosen, backup: false };
     }
     if (!ctx.backupCapable(peerId)) return null;
@@ -92,7 +92,7 @@ export class DispatchPlan {
     if (ctx.config.stragglerFactor <= 0) return found;
     for (const [stepId, live] of cohort.liveLeases) {
       const step = cohort.steps.get(stepId)!;
-      if (live.length !== 1 || this.taken.has(step)) continue;
+      if (live.length !== 1 || (this.taken !== null && this.taken.includes(step))) continue;
       const at = stragglerAtMs(ctx, cohort, step);
       if (at !== null && ctx.now >= at) found.push(step);
     }
