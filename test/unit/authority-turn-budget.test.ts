@@ -28,6 +28,8 @@ let elapsed: number;
 let delivered: Array<{ connId: number; effect: Effect }>;
 /** Every authority a test built, stopped after it (a failed assertion must not leave one running into the next test). */
 let built: Authority[];
+/** While set, the next commit waits for the test (as one does for a background checkpoint holding the gate, or PostgreSQL). */
+let hold: Promise<void> | null;
 
 /** Each input the core handles costs `costMs` on the budget's clock. */
 function build(costMs: number, budgetMs = 10, groupCommit = { windowMs: 0, maxPeers: 0 }, maxWaiting = 5_000): Authority {
@@ -42,7 +44,10 @@ function build(costMs: number, budgetMs = 10, groupCommit = { windowMs: 0, maxPe
     load: (now, retention) => own.load(now, retention),
     apply: (writes: readonly Write[]) => {
       if (writes.length > 0) commits.push(writes.length);
-      return own.apply(writes);
+      if (hold === null) return own.apply(writes);
+      const held = hold;
+      hold = null;
+      return held.then(() => own.apply(writes));
     },
     recordCacheEvidence: (cohortId, evidence) => own.recordCacheEvidence(cohortId, evidence),
     close: () => undefined,
@@ -106,6 +111,7 @@ beforeEach(() => {
   elapsed = 0;
   delivered = [];
   built = [];
+  hold = null;
 });
 
 afterEach(async () => {
@@ -137,6 +143,31 @@ describe('the turn budget', () => {
     expect(authority.deferredCount).toBe(0);
     expect(commits).toHaveLength(3);
     expect(authority.dump().peers.map((p) => p.peerId).sort()).toEqual(conns.map((_, i) => `p${i}`).sort());
+    await authority.stop();
+  });
+
+  it('holds inputs that arrive while a commit is in flight, then takes them in turns of at most the budget', async () => {
+    const authority = build(1);
+    await authority.start();
+    await turns(2);
+    commits = [];
+    let release = (): void => undefined;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    const first = sink(authority);
+    authority.submit(hello(first, 'p0'));
+    await turns(1); // its commit is in flight, waiting
+    expect(commits).toHaveLength(1);
+    const later = Array.from({ length: 30 }, () => sink(authority));
+    later.forEach((c, i) => authority.submit(hello(c, `q${i}`)));
+    // 30 ms of inputs: none is handled while the commit waits (handled now, they would all commit and deliver in one turn after it).
+    expect(authority.deferredCount).toBe(30);
+    expect(authority.dump().peers.map((p) => p.peerId)).toEqual(['p0']);
+    release();
+    await turns(10);
+    expect(authority.deferredCount).toBe(0);
+    expect(welcomed()).toEqual([first, ...later]);
+    // After the held commit: 10 ms of inputs per turn (1 ms each), each turn its own commit.
+    expect(commits).toHaveLength(4);
     await authority.stop();
   });
 
