@@ -25,9 +25,10 @@ import { freePort, killAllChildren, readMemory, spawnNode, stopChild } from './b
  * day's file, and the start time on a file holding `--history-fill` cohorts
  * of history (default 100,000); as their baseline, the same CLI starting and
  * exiting (`--version`) in the same run. `--driver-nice K` runs the driver's
- * thread at niceness K while it drives (default 0, the same as the authority):
- * its peers stand for CI jobs on other machines, and on this 2-core machine a
- * driver at the same priority takes half the cores from the authority.
+ * thread at niceness K while it drives (default 10; 0: the same priority as the
+ * authority): its peers stand for CI jobs on other machines, and on this 2-core
+ * machine a driver at the same priority takes the authority's core away from
+ * it, which the stall split shows as time waiting for a CPU.
  */
 const usage = `usage: npm run bench -- --day N [--concurrency C] [--retention-sec S] [--history-sec S] [--history-fill H] [--driver-nice K] [--no-build]`;
 
@@ -39,7 +40,7 @@ interface DayFlags {
   retentionSec: number;
   historySec: number;
   historyFill: number;
-  /** Niceness of the driver's thread while it drives (0: the same priority as the authority). */
+  /** Niceness of the driver's thread while it drives (default 10; 0: the same priority as the authority). */
   driverNice: number;
   build: boolean;
 }
@@ -72,7 +73,7 @@ function parseDayFlags(argv: string[]): DayFlags {
     retentionSec: int(values['retention-sec'], 'retention-sec', 1, 86_400, 20),
     historySec: int(values['history-sec'], 'history-sec', 1, 86_400 * 14, 40),
     historyFill: int(values['history-fill'], 'history-fill', 0, 1_000_000, 100_000),
-    driverNice: int(values['driver-nice'], 'driver-nice', 0, 19, 0),
+    driverNice: int(values['driver-nice'], 'driver-nice', 0, 19, 10),
     build: values['no-build'] !== true,
   };
 }
