@@ -79,15 +79,15 @@ export class LoopStalls {
 
   private reader: SchedstatReader | null = null;
 
-  /** `schedstat` defaults to the main thread's, from a file opened by `start` and closed by `stop`. */
+  /** `openSchedstat` defaults to the main thread's, opened by `start` and closed by `stop`. */
   constructor(
     private readonly intervalMs = 10,
     private readonly now: () => number = () => performance.now(),
-    private readonly schedstat: (() => SchedStat | null) | null = null,
+    private readonly openSchedstat: () => SchedstatReader = mainThreadSchedstat,
   ) {}
 
   private stat(): SchedStat | null {
-    return this.schedstat !== null ? this.schedstat() : (this.reader?.read() ?? null);
+    return this.reader?.read() ?? null;
   }
 
   /** Whether running and waiting times are known here (Linux). */
@@ -97,7 +97,7 @@ export class LoopStalls {
 
   start(): void {
     if (this.timer !== null) return;
-    if (this.schedstat === null) this.reader = mainThreadSchedstat();
+    this.reader = this.openSchedstat();
     this.lastAt = this.now();
     this.lastStat = this.stat();
     this.timer = setInterval(() => this.tick(), this.intervalMs);

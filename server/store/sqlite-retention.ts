@@ -1,7 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { PruneResult, Retention } from '../core/store-port.js';
 import type { PruneSql, WalCheckpointer } from './sqlite-checkpointer.js';
-import type { CommitGate } from './sqlite-scheduler-store.js';
 
 /**
  * History pruning on SQLite: one bounded transaction per call. Children go
@@ -35,14 +34,13 @@ export class SqliteRetention implements Retention {
   private readonly prune: (before: number, maxCohorts: number) => PruneResult;
 
   /**
-   * With a `gate`, a batch waits (asynchronously) for a finishing background checkpoint, as commits
-   * do; with a running `worker` (the authority's), the batch runs there, off the event loop.
+   * With a running background `checkpointer` (the authority's), a batch runs on its worker, off the
+   * event loop; one that has stopped is still the commit gate a batch here waits for, as commits do.
    */
   constructor(
     db: Database.Database,
     private readonly beforeCommit: () => void = () => undefined,
-    private readonly gate: CommitGate | null = null,
-    private readonly worker: WalCheckpointer | null = null,
+    private readonly checkpointer: WalCheckpointer | null = null,
   ) {
     const pick = db.prepare(pruneSql.pick).pluck();
     const more = db.prepare(pruneSql.more).pluck();
@@ -63,16 +61,17 @@ export class SqliteRetention implements Retention {
     if (!Number.isInteger(maxCohorts) || maxCohorts < 1 || maxCohorts > 10_000) {
       throw new RangeError(`pruneHistory: maxCohorts must be an integer from 1 to 10000, got ${maxCohorts}`);
     }
-    if (this.worker?.running === true) {
+    const gate = this.checkpointer;
+    if (gate?.running === true) {
       this.beforeCommit();
-      return this.worker.run({ kind: 'prune', before: resolvedBeforeMs, maxCohorts });
+      return gate.run({ kind: 'prune', before: resolvedBeforeMs, maxCohorts });
     }
-    while (this.gate !== null && !this.gate.enter()) await this.gate.free();
+    while (gate !== null && !gate.enter()) await gate.free();
     try {
       this.beforeCommit();
       return this.prune(resolvedBeforeMs, maxCohorts);
     } finally {
-      this.gate?.leave();
+      gate?.leave();
     }
   }
 }

@@ -73,7 +73,7 @@ export class SqliteStore implements Store {
     }
     this.scheduler = new SqliteSchedulerStore(this.db, () => this.guard?.check(), this.checkpointer);
     this.readModel = new SqliteReadModel(this.db);
-    this.retention = new SqliteRetention(this.db, () => this.guard?.check(), this.checkpointer, this.checkpointer);
+    this.retention = new SqliteRetention(this.db, () => this.guard?.check(), this.checkpointer);
     try {
       // The write proof: claiming the writer epoch is a write in a transaction.
       this.scheduler.claim();

@@ -23,7 +23,7 @@ function fakes(): { now: () => number; stat: () => { runNs: number; waitNs: numb
 describe('LoopStalls', () => {
   it("keeps the longest stall since the last take, with the main thread's running and waiting time over its period", () => {
     const f = fakes();
-    const stalls = new LoopStalls(10, f.now, f.stat);
+    const stalls = new LoopStalls(10, f.now, () => ({ read: f.stat, close: () => undefined }));
     stalls.start();
     f.advance(12, 3, 0);
     stalls.tick(); // 2 ms late
@@ -45,7 +45,7 @@ describe('LoopStalls', () => {
   it('without schedstat it still measures the stall and says running and waiting are unknown', () => {
     const f = fakes();
     f.off();
-    const stalls = new LoopStalls(10, f.now, f.stat);
+    const stalls = new LoopStalls(10, f.now, () => ({ read: f.stat, close: () => undefined }));
     stalls.start();
     f.advance(45, 40, 0);
     stalls.tick();
@@ -56,7 +56,7 @@ describe('LoopStalls', () => {
 
   it('exports the longest stall per scrape as taskshard_event_loop_longest_stall_seconds, and starts over after each', async () => {
     const f = fakes();
-    const stalls = new LoopStalls(10, f.now, f.stat);
+    const stalls = new LoopStalls(10, f.now, () => ({ read: f.stat, close: () => undefined }));
     const registry = new Registry();
     stalls.register(registry);
     stalls.start();
