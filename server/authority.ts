@@ -7,6 +7,7 @@ import type { Scheduler } from './core/scheduler.js';
 import type { SchedulerStore } from './core/store-port.js';
 import { refusalLine } from './http/lifecycle-log.js';
 import type { Metrics } from './http/metrics.js';
+import { TurnCost } from './turn-cost.js';
 
 /** Where the authority delivers a connection's effects (a v1 socket or a Task Director adapter renders its own frames). */
 export interface ConnectionSink {
@@ -30,12 +31,15 @@ export const groupCommitMaxPeers = 32;
 
 /**
  * How much input one event-loop turn takes (issue 11: no block over 50 ms). Frames that arrive
- * in one poll phase are handled as they come until the turn has spent `budgetMs` on them; the
- * rest wait, in arrival order, and are handled in later turns of at most `budgetMs` each, each
- * committed and delivered before the next starts, so timers, pings and `/healthz` run between.
+ * in one poll phase are handled as they come until the turn has spent `budgetMs`; the rest wait,
+ * in arrival order, and are handled in later turns of at most `budgetMs` each, each committed and
+ * delivered before the next starts, so timers, pings and `/healthz` run between. The budget counts
+ * the commit and delivery still to come as well: each input taken adds what committing and
+ * delivering one input has cost in recent turns ({@link TurnCost}), so a turn of 10 ms of inputs
+ * is not followed by 20 ms of commit and delivery in the same turn.
  */
 export interface TurnBudget {
-  /** Time the inputs of one turn may take before later ones wait for the next turn, ms. */
+  /** Time one turn may take (its inputs, plus their commit and delivery as estimated) before later inputs wait for the next turn, ms. */
   readonly budgetMs: number;
   /** A monotonic clock for the budget, ms (`performance.now`; tests pass a fake). */
   readonly elapsedMs: () => number;
@@ -47,7 +51,7 @@ export interface TurnBudget {
   readonly maxWaiting: number;
 }
 
-/** The inputs of one turn take at most this long (then a commit and delivery of what they did). */
+/** One turn (its inputs, then the commit and delivery of what they did) takes about this long. */
 export const defaultTurnBudget: TurnBudget = Object.freeze({ budgetMs: 10, elapsedMs: () => performance.now(), maxWaiting: 5_000 });
 
 /** An input or a transport effect waiting for a later turn; both keep their order. */
@@ -74,6 +78,9 @@ export class Authority {
   private turnBudgeted = false;
   /** When the batch being gathered took its first input (the turn budget's clock). */
   private batchStartedMs = 0;
+  /** Inputs in the batch being gathered (each adds the estimated commit and delivery to the turn). */
+  private batchInputs = 0;
+  private readonly tail = new TurnCost();
   /** Inputs (and transport effects behind them) that arrived after the turn's budget was spent. */
   private deferred: Deferred[] = [];
   private deferredScheduled = false;
@@ -142,7 +149,7 @@ export class Authority {
     // While a batch waits for an asynchronous commit (a background checkpoint or pruning batch holds
     // the commit gate; PostgreSQL), inputs wait too: handled as they came, their writes would all
     // commit and deliver in the one turn after it, unbounded (a 67 ms block in the day benchmark).
-    if (this.deferred.length > 0 || this.committing !== null || (this.turnBudgeted && this.turn.elapsedMs() - this.batchStartedMs >= this.turn.budgetMs)) {
+    if (this.deferred.length > 0 || this.committing !== null || (this.turnBudgeted && this.turnSpentMs(this.batchStartedMs, this.batchInputs) >= this.turn.budgetMs)) {
       this.defer({ input });
       return;
     }
@@ -154,8 +161,14 @@ export class Authority {
     return this.deferred.length;
   }
 
+  /** The turn's time so far since `startedMs`, plus the commit and delivery its `inputs` will cost as recent turns say. */
+  private turnSpentMs(startedMs: number, inputs: number): number {
+    return this.turn.elapsedMs() - startedMs + inputs * this.tail.msPerInput;
+  }
+
   private handle(input: CoreInput): void {
     if (!this.flushScheduled) this.batchStartedMs = this.turn.elapsedMs();
+    this.batchInputs++;
     this.take(input, this.scheduler.handle(input, this.clock.now()));
     this.scheduleFlush();
   }
@@ -194,10 +207,12 @@ export class Authority {
     const startedMs = this.turn.elapsedMs();
     const queue = this.deferred;
     let taken = 0;
-    while (taken < queue.length && (taken === 0 || this.turn.elapsedMs() - startedMs < budgetMs)) {
+    while (taken < queue.length && (taken === 0 || this.turnSpentMs(startedMs, this.batchInputs) < budgetMs)) {
       const item = queue[taken++]!;
-      if ('input' in item) this.take(item.input, this.scheduler.handle(item.input, this.clock.now()));
-      else this.pendingEffects.push(item.effect);
+      if ('input' in item) {
+        this.batchInputs++;
+        this.take(item.input, this.scheduler.handle(item.input, this.clock.now()));
+      } else this.pendingEffects.push(item.effect);
     }
     // Shifting item by item would be quadratic in a long queue; one splice per turn is not.
     if (taken === queue.length) this.deferred = [];
@@ -239,6 +254,7 @@ export class Authority {
     // Inputs that arrived before this one are handled first, whatever the turn's budget.
     if (this.deferred.length > 0) this.takeDeferred(Infinity);
     const out = this.scheduler.handle(input, this.clock.now());
+    this.batchInputs++;
     this.take(input, out);
     this.flush();
     await this.settled();
@@ -298,8 +314,12 @@ export class Authority {
     if (this.stopped || this.committing !== null) return;
     const writes = this.pendingWrites;
     const effects = this.pendingEffects;
+    const inputs = this.batchInputs;
     this.pendingWrites = [];
     this.pendingEffects = [];
+    this.batchInputs = 0;
+    // The event loop's share of a commit: all of SQLite's; PostgreSQL's up to the round trip.
+    const applyFrom = this.turn.elapsedMs();
     let commit: void | Promise<void>;
     try {
       commit = this.store.apply(writes);
@@ -307,8 +327,10 @@ export class Authority {
       this.fail(err as Error);
       return;
     }
+    const applyMs = this.turn.elapsedMs() - applyFrom;
     if (commit === undefined) {
       this.delivered(effects);
+      this.tail.observe(inputs, this.turn.elapsedMs() - applyFrom);
       if (this.deferred.length > 0) this.scheduleDeferred();
       return;
     }
@@ -316,7 +338,9 @@ export class Authority {
       () => {
         this.committing = null;
         if (this.stopped) return;
+        const deliverFrom = this.turn.elapsedMs();
         this.delivered(effects);
+        this.tail.observe(inputs, applyMs + this.turn.elapsedMs() - deliverFrom);
         if (this.pendingWrites.length > 0 || this.pendingEffects.length > 0) this.flush();
         else if (this.deferred.length > 0) this.scheduleDeferred();
       },

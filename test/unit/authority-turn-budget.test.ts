@@ -26,6 +26,8 @@ let store: SqliteStore;
 let commits: number[];
 let elapsed: number;
 let delivered: Array<{ connId: number; effect: Effect }>;
+/** What delivering one `joined` costs on the budget's clock, ms (0 unless a test sets it). */
+let joinedCostMs: number;
 /** Every authority a test built, stopped after it (a failed assertion must not leave one running into the next test). */
 let built: Authority[];
 /** While set, the next commit waits for the test (as one does for a background checkpoint holding the gate, or PostgreSQL). */
@@ -64,7 +66,10 @@ function build(costMs: number, budgetMs = 10, groupCommit = { windowMs: 0, maxPe
 function sink(authority: Authority): number {
   const holder: { connId: number } = { connId: 0 };
   const s: ConnectionSink = {
-    deliver: (effect) => delivered.push({ connId: holder.connId, effect }),
+    deliver: (effect) => {
+      if (effect.kind === 'joined') elapsed += joinedCostMs;
+      delivered.push({ connId: holder.connId, effect });
+    },
     close: () => undefined,
   };
   holder.connId = authority.openConnection(s);
@@ -110,6 +115,7 @@ beforeEach(() => {
   commits = [];
   elapsed = 0;
   delivered = [];
+  joinedCostMs = 0;
   built = [];
   hold = null;
 });
@@ -143,6 +149,29 @@ describe('the turn budget', () => {
     expect(authority.deferredCount).toBe(0);
     expect(commits).toHaveLength(3);
     expect(authority.dump().peers.map((p) => p.peerId).sort()).toEqual(conns.map((_, i) => `p${i}`).sort());
+    await authority.stop();
+  });
+
+  it('counts the commit and delivery a turn\'s inputs will cost, as recent turns measured it, so a whole turn stays near the budget', async () => {
+    const authority = build(1);
+    await authority.start();
+    await turns(2);
+    commits = [];
+    joinedCostMs = 3;
+    const conns = Array.from({ length: 16 }, () => sink(authority));
+    conns.forEach((c, i) => authority.submit(hello(c, `p${i}`)));
+    // Nothing measured yet: 10 inputs of 1 ms (0..9 ms spent when each is taken), then 30 ms of delivery in the same turn.
+    expect(authority.deferredCount).toBe(6);
+    await turns(1);
+    expect(welcomed()).toEqual(conns.slice(0, 10));
+    const before = elapsed;
+    await turns(1);
+    // Now 3 ms of delivery per input is counted ahead: 1 + 3, 2 + 6 and 3 + 9 ms, so three inputs, a 12 ms turn instead of 40.
+    expect(welcomed()).toEqual(conns.slice(0, 13));
+    expect(elapsed - before).toBe(12);
+    await authority.settled();
+    expect(welcomed()).toEqual(conns);
+    expect(commits).toHaveLength(3);
     await authority.stop();
   });
 
