@@ -205,12 +205,15 @@ async function runServer(flags: ServerFlags, heap: HeapSizing): Promise<void> {
   const { buildApp } = await import('../server/app.js');
   const { isPostgresUrl, openStore } = await import('../server/store/open-store.js');
   const { prettyStream } = await import('../server/http/log-format.js');
+  const { StdoutLog } = await import('../server/log-stream.js');
+  // One JSON log stream for the authority and its leader election (PostgreSQL), written without blocking the event loop.
+  const logStream = config.logFormat === 'pretty' ? null : new StdoutLog();
   const onFatal = (): void => {
     process.exitCode = 1;
     void shutdown('fatal');
   };
   const start = async (store: Store): Promise<AuthorityApp> => {
-    const app = await buildApp(config, { store, version: packageInfo().version, onFatal });
+    const app = await buildApp(config, { store, version: packageInfo().version, onFatal, ...(logStream ? { logStream } : {}) });
     try {
       await app.app.listen({ host: config.host, port: config.port });
     } catch (err) {
@@ -245,7 +248,7 @@ async function runServer(flags: ServerFlags, heap: HeapSizing): Promise<void> {
     const store = await openStore(config);
     if (isPostgresUrl(config.dbPath)) {
       const { LeaderElection } = await import('../server/ha/leader-election.js');
-      election = new LeaderElection({ config, store: store as PostgresStore, logger: { level: config.logLevel, ...(config.logFormat === 'pretty' ? { stream: prettyStream(process.stdout) } : {}) }, startActive: () => start(store), onFatal });
+      election = new LeaderElection({ config, store: store as PostgresStore, logger: { level: config.logLevel, stream: logStream?.stream ?? prettyStream(process.stdout) }, startActive: () => start(store), onFatal });
       built = await election.run();
       if (built === null) {
         await store.close();

@@ -21,6 +21,7 @@ import { lazySchemaCompilers } from './http/fastify-compilers.js';
 import { LiveHub, observeCommits, registerEventStream, touchedCohortIds } from './http/event-stream.js';
 import { LifecycleLog } from './http/lifecycle-log.js';
 import { prettyStream } from './http/log-format.js';
+import { StdoutLog } from './log-stream.js';
 import { ReadModelRunReader } from './http/run-reader.js';
 import { registerRunRoutes } from './http/run-routes.js';
 import { TrendCache } from './http/trend-cache.js';
@@ -58,6 +59,11 @@ export interface AppDeps {
   readonly clock?: Clock;
   readonly ids?: IdSource;
   readonly logger?: FastifyServerOptions['logger'];
+  /**
+   * Where the JSON log goes when no `logger` is given (default: a new {@link StdoutLog}); the CLI
+   * passes the one the leader election writes to as well, so the two never interleave partial lines.
+   */
+  readonly logStream?: StdoutLog;
   readonly version?: string;
   /** Called when a commit fails and the authority stops; the CLI exits non-zero. */
   readonly onFatal?: (err: Error) => void;
@@ -147,11 +153,13 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   const store = deps.store;
   const coreConfig = coreConfigFrom(config);
   const scheduler = new Scheduler(coreConfig, deps.ids ?? randomIds);
+  // The JSON log never blocks the event loop on a slow reader of stdout (server/log-stream.ts); pretty lines are for a terminal.
+  const stdoutLog = deps.logger !== undefined || config.logFormat === 'pretty' ? null : (deps.logStream ?? new StdoutLog());
   const app = Fastify({
     logger: deps.logger ?? {
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers.cookie'],
-      ...(config.logFormat === 'pretty' ? { stream: prettyStream(process.stdout) } : {}),
+      stream: stdoutLog?.stream ?? prettyStream(process.stdout),
     },
     bodyLimit: 64 * 1024,
     // A request must arrive whole, and an HTTP connection may idle, this long (fastify's default is forever).
@@ -167,6 +175,10 @@ export async function buildApp(config: ServerConfig, deps: AppDeps): Promise<Aut
   // The longest event-loop stall per scrape, split into the authority's own CPU time and the machine's.
   const stalls = new LoopStalls();
   stalls.register(metrics.registry);
+  if (stdoutLog !== null) {
+    stdoutLog.register(metrics.registry);
+    stdoutLog.reportTo(app.log);
+  }
   stalls.start();
   const live = new LiveHub();
   const runs = new ReadModelRunReader(store.readModel);
