@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { driveCohorts } from './day-driver.js';
+import { threadCpuBetween, threadCpuSec, type ThreadCpuSec } from './day-threads.js';
 import { fillHistory, wireSchemaOf } from './day-history.js';
 import { freePort, killAllChildren, readMemory, spawnNode, stopChild } from './bench-processes.js';
 
@@ -203,6 +204,8 @@ interface Decile {
   readonly longestBlockMs: number;
   /** The longest stall in this tenth, split into the authority's running time and its wait for a CPU. */
   readonly stall: StallMs;
+  /** The authority's CPU seconds in this tenth by thread: main, maintenance worker, other (bench/day-threads.ts). */
+  readonly cpuSec: ThreadCpuSec | null;
 }
 
 export async function runDayBench(argv: string[]): Promise<number> {
@@ -245,6 +248,8 @@ export async function runDayBench(argv: string[]): Promise<number> {
     // yields the cores to the authority and the idle probe, both started at the usual priority.
     if (flags.driverNice > 0) setPriority(flags.driverNice);
     const t0 = performance.now();
+    const cpuAtStart = threadCpuSec(auth.child.pid!);
+    let cpuAtDecile = cpuAtStart;
     const scraper = setInterval(() => {
       void scrape(auth.port).then((m) => {
         if (m === null) return;
@@ -264,6 +269,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
       onCohortDone: (_i, at) => {
         doneAt.push(at);
         if (doneAt.length % tenth === 0 && deciles.length < 10) {
+          const cpuNow = threadCpuSec(auth.child.pid!);
           const d: Decile = {
             percent: (deciles.length + 1) * 10,
             cohorts: doneAt.length,
@@ -273,7 +279,9 @@ export async function runDayBench(argv: string[]): Promise<number> {
             heapUsedMb,
             longestBlockMs: decileBlockMs,
             stall: decileStall,
+            cpuSec: threadCpuBetween(cpuAtDecile, cpuNow),
           };
+          cpuAtDecile = cpuNow;
           decileBlockMs = 0;
           decileStall = noStall;
           deciles.push(d);
@@ -282,6 +290,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
       },
     });
     clearInterval(scraper);
+    const cpuSec = threadCpuBetween(cpuAtStart, threadCpuSec(auth.child.pid!));
     const idleProcessBlockMs = await probe.stop();
     // Back to the usual priority before the restarts are timed (allowed to root only; said if not).
     let driverNiceRestored = true;
@@ -346,6 +355,7 @@ export async function runDayBench(argv: string[]): Promise<number> {
       longestBlockMs: blockMs,
       idleProcessBlockMs,
       longestStall: stall,
+      cpuSec,
       pruner: prunerDuringRun,
       deciles,
       restartMs,
