@@ -19,7 +19,10 @@ export interface DatabaseStats {
   readonly writer: WriterHolder | null;
 }
 
-const tables = ['cohorts', 'steps', 'leases', 'step_successes', 'peers', 'events', 'memos', 'durations'] as const;
+/** The tables people ask about first, in this order; every other table in the file follows by name (none is left out). */
+const firstTables = ['cohorts', 'cohort_schemas', 'steps', 'leases', 'peers', 'events', 'memos', 'durations', 'cache_evidence'];
+/** Bookkeeping, not history: the migration list and the writer lock's row. */
+const bookkeeping = new Set(['schema_migrations', 'store_writer']);
 
 function sizeOf(path: string): number {
   try {
@@ -33,9 +36,10 @@ function sizeOf(path: string): number {
 export function databaseStats(file: string): DatabaseStats {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    const known = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]));
+    const known = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").pluck().all() as string[]));
     const rows: Record<string, number> = {};
-    for (const t of tables) if (known.has(t)) rows[t] = db.prepare(`SELECT count(*) FROM ${t}`).pluck().get() as number;
+    const order = [...firstTables.filter((t) => known.has(t)), ...[...known].filter((t) => !firstTables.includes(t) && !bookkeeping.has(t)).sort()];
+    for (const t of order) rows[t] = db.prepare(`SELECT count(*) FROM "${t.replaceAll('"', '""')}"`).pluck().get() as number;
     const cohorts = known.has('cohorts')
       ? (db.prepare("SELECT count(*) FILTER (WHERE status = 'open') AS open, count(*) FILTER (WHERE status <> 'open') AS resolved, min(resolved_at_ms) AS oldest FROM cohorts").get() as { open: number; resolved: number; oldest: number | null })
       : { open: 0, resolved: 0, oldest: null };

@@ -40,6 +40,8 @@ describe('one writer per SQLite file', () => {
     const stats = await runCliAsync(['db', 'stats', '--db', db, '--json']);
     expect(stats.code).toBe(0);
     expect(JSON.parse(stats.stdout)).toMatchObject({ writer: { pid: first.proc.child.pid, role: 'authority' }, rows: { cohorts: 0 }, autoVacuum: 'incremental' });
+    // Every table of history is counted (no bookkeeping: the migration list, the writer lock's row).
+    expect(Object.keys(JSON.parse(stats.stdout).rows as object)).toEqual(['cohorts', 'cohort_schemas', 'steps', 'leases', 'peers', 'events', 'memos', 'durations', 'cache_evidence', 'step_successes']);
     const prune = await runCliAsync(['db', 'prune', '--db', db]);
     expect(prune.code).toBe(2);
     expect(prune.stderr).toContain(`pid ${first.proc.child.pid}`);
