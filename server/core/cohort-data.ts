@@ -3,6 +3,7 @@ import type { Cohort } from './cohort.js';
 import type { Journal } from './journal.js';
 import type { CohortRecord, LeaseRecord, Registration, StepRecord } from './records.js';
 import { ReadyQueue } from './ready-queue.js';
+import { schemaLayout } from './schema-layout.js';
 import type { SchedulerState } from './scheduler-state.js';
 import { durationKey, matchKey, patchsetSet, reposOf, sourceKey } from './source-state.js';
 import { quotaKey } from './source-quota.js';
@@ -25,8 +26,10 @@ export class CohortData {
   readonly steps = new Map<string, StepRecord>();
   /** Steps in schema order. */
   readonly ordered: StepRecord[] = [];
-  readonly schemaIndex = new Map<string, number>();
-  readonly dependents = new Map<string, string[]>();
+  /** Each step's index in schema order (shared by the cohorts of one schema object: schema-layout.ts). */
+  readonly schemaIndex: ReadonlyMap<string, number>;
+  /** The steps that need each step (shared likewise). */
+  readonly dependents: ReadonlyMap<string, readonly string[]>;
   /** Every lease of the cohort, live or ended (ended ones fence late completions); the scheduler routes a lease id here (`leaseOwners`). */
   readonly leases: ReadonlyMap<string, LeaseRecord> = new Map();
   /** Live leases per step (at most two: the original and a backup); each list is replaced, never mutated. */
@@ -81,21 +84,25 @@ export class CohortData {
   ) {
     let unresolved = 0;
     let failedCount = 0;
-    const byId = new Map(steps.map((s) => [s.stepId, s]));
-    record.schema.steps.forEach((def, i) => {
-      const step = byId.get(def.id);
-      if (!step) throw new Error(`cohort ${record.cohortId} has no row for step ${def.id}`);
-      this.steps.set(def.id, step);
+    const layout = schemaLayout(record.schema);
+    this.schemaIndex = layout.index;
+    this.dependents = layout.dependents;
+    // Rows in schema order (a new cohort's, and a restored one's as the store loads them) are taken as they come.
+    const defs = record.schema.steps;
+    let byId: Map<string, StepRecord> | null = null;
+    for (let i = 0; i < defs.length; i++) {
+      const id = defs[i]!.id;
+      let step = steps.length === defs.length && steps[i]!.stepId === id ? steps[i] : undefined;
+      if (step === undefined) step = (byId ??= new Map(steps.map((s) => [s.stepId, s]))).get(id);
+      if (!step) throw new Error(`cohort ${record.cohortId} has no row for step ${id}`);
+      this.steps.set(id, step);
       this.ordered.push(step);
-      this.schemaIndex.set(def.id, i);
-      this.dependents.set(def.id, []);
       if (!isResolved(step.status)) unresolved++;
       if (step.status === 'failed') failedCount++;
-    });
+    }
     this.unresolved = unresolved;
     this.failedCount = failedCount;
-    this.hasRequirements = record.schema.steps.some((def) => def.requires !== undefined && def.requires.length > 0);
-    for (const def of record.schema.steps) for (const need of def.needs) this.dependents.get(need)!.push(def.id);
+    this.hasRequirements = defs.some((def) => def.requires !== undefined && def.requires.length > 0);
     this.patchsets = new Set(record.patchsets);
     (this.repos as Map<string, string>).set(record.repo, record.baseRef);
     this.matchKey = matchKey(record, record.digest);
