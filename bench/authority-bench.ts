@@ -10,6 +10,7 @@ import { abuseAttacks, authorityLoadPhase, type AbuseAttack, type BenchProtocol,
 import { ephemeralPorts, fdLimits, killAllChildren } from './bench-processes.js';
 import { failoverPhase, scratchDatabase } from './failover-phase.js';
 import { loadTargets, runShape, standardShapes, type LoadShape } from './load-shapes.js';
+import { loadClients, type LoadClient } from './load-ws-client.js';
 
 /**
  * `npm run bench [-- flags]`: the authority under load, on loopback only,
@@ -31,11 +32,12 @@ import { loadTargets, runShape, standardShapes, type LoadShape } from './load-sh
  * after `--idle-hold-sec S` (default 150) of idling, when V8 has collected the join burst's garbage.
  * Load generators are separate processes; see bench/load-generator.ts.
  */
-const usage = `usage: npm run bench -- [--repeat R] [--peers N] [--cohort-size C] [--steps S] [--protocol v1|task-director] [--warm-up-assignments A | --cold-only] [--generators G] [--window-sec W] [--sync normal|full] [--max-sec T] [--profile DIR] [--no-build]
+const usage = `usage: npm run bench -- [--repeat R] [--peers N] [--cohort-size C] [--steps S] [--protocol v1|task-director] [--warm-up-assignments A | --cold-only] [--generators G] [--window-sec W] [--sync normal|full] [--load-client lean|ws] [--max-sec T] [--profile DIR] [--no-build]
          (per run: the echo, then one authority process serving the shape again and again, new peers and
           cohorts each time: the cold pass on the fresh process (measured), unmeasured warm-up passes until
           A assignments (default 10000) were served or 20 passes ran, then the warm pass (measured); targets judged warm;
-          --cold-only: the cold pass alone)
+          --cold-only: the cold pass alone; --load-client: the load generators' WebSocket client,
+          bench/load-ws-client.ts, the lean one by default, the same for the echo and the authority)
        npm run bench -- --idle M [--idle-hold-sec S] [--generators G] [--max-sec T] [--no-build]
        npm run bench -- --abuse K [--attack bad-frames|expensive|idle|all] [--peers N] ...
          (the authority clean, then once per attack with K attacking connections; default: all three)
@@ -64,6 +66,7 @@ interface Flags {
   maxSec: number;
   build: boolean;
   profileDir: string | null;
+  loadClient: LoadClient;
   store: string | null;
   kills: number;
   leaderTtlSec: number;
@@ -82,6 +85,12 @@ function attackFlag(value: string | undefined): readonly AbuseAttack[] {
   if (value === undefined || value === 'all') return abuseAttacks;
   if (!(abuseAttacks as readonly string[]).includes(value)) throw new UsageError(`--attack: expected ${abuseAttacks.join(', ')} or all, got "${value}"`);
   return [value as AbuseAttack];
+}
+
+function loadClientFlag(value: string | undefined): LoadClient {
+  if (value === undefined) return 'lean';
+  if (!(loadClients as readonly string[]).includes(value)) throw new UsageError(`--load-client: expected ${loadClients.join(' or ')}, got "${value}"`);
+  return value as LoadClient;
 }
 
 function warmUpFlag(coldOnly: boolean, value: string | undefined): number | null {
@@ -110,6 +119,7 @@ function parseFlags(argv: string[]): Flags {
       'cold-only': { type: 'boolean' },
       'warm-up-assignments': { type: 'string' },
       profile: { type: 'string' },
+      'load-client': { type: 'string' },
       store: { type: 'string' },
       kills: { type: 'string' },
       'leader-ttl': { type: 'string' },
@@ -151,6 +161,7 @@ function parseFlags(argv: string[]): Flags {
     maxSec: intFlag(values['max-sec'], 'max-sec', 5, 7200, 1800),
     build: !values['no-build'],
     profileDir: values.profile === undefined ? null : resolve(values.profile),
+    loadClient: loadClientFlag(values['load-client']),
     store,
     kills: intFlag(values.kills, 'kills', 0, 100, 10),
     leaderTtlSec: intFlag(values['leader-ttl'], 'leader-ttl', 1, 600, 10),
@@ -225,6 +236,7 @@ async function main(): Promise<number> {
     deadlineMs: started + flags.maxSec * 1000,
     sync: flags.sync,
     profileDir: flags.profileDir,
+    loadClient: flags.loadClient,
     idleHoldMs: flags.idleHoldSec * 1000,
     log,
   };
@@ -348,6 +360,7 @@ async function main(): Promise<number> {
     repeat: flags.repeat,
     generators: options.generators,
     sync: flags.sync,
+    loadClient: `${flags.loadClient} (bench/load-ws-client.ts): the same client drives the echo and the authority; generator processes are kept from pass to pass of an authority process, so the warm pass is driven by a warm client`,
     baseline: 'bare ws echo server (bench/echo-server.ts), same number of clients, closed loop (send a step.finished-sized frame, await the echo, repeat), measured just before each authority run',
     authority: 'taskshard authority (dist, SQLite WAL file in a temp dir), zero-duration steps finished at once; CPU = user + system time of the server process (all threads, /proc/<pid>/stat) from the first hello to the last complete of a pass',
     passes:

@@ -1,3 +1,5 @@
+import type { LoadClient } from './load-ws-client.js';
+
 /**
  * Messages between the benchmark orchestrator and its load-generator
  * processes (Node IPC channel, structured clone).
@@ -24,6 +26,8 @@ export type GeneratorMode = (typeof generatorModes)[keyof typeof generatorModes]
 export interface GeneratorConfig {
   readonly kind: 'config';
   readonly mode: GeneratorMode;
+  /** The WebSocket client every connection uses (bench/load-ws-client.ts). */
+  readonly client: LoadClient;
   /** ws:// URL; in task-director mode the server's origin, each client adding `/ws/api/1/<client id>/`. */
   readonly url: string;
   /** Loopback source address for this generator's sockets (spreads ephemeral ports). */
@@ -45,7 +49,8 @@ export interface GeneratorConfig {
   readonly pass: number;
 }
 
-export type ParentMessage = GeneratorConfig | { readonly kind: 'go' } | { readonly kind: 'close' };
+/** `close` ends the pass's connections (answered by `closed`); `exit` ends the process. */
+export type ParentMessage = GeneratorConfig | { readonly kind: 'go' } | { readonly kind: 'close' } | { readonly kind: 'exit' };
 
 export interface GeneratorResult {
   /** Echo round trips, or `assign` (BUILD_INSTRUCTION) frames received. */

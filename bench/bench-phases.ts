@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { ChildProcess } from 'node:child_process';
 import { percentile } from '../server/sim/sim-metrics.js';
 import { generatorModes, type GeneratorMode, type GeneratorResult } from './bench-ipc.js';
+import type { LoadClient } from './load-ws-client.js';
 import { GeneratorHandle, cpuMeter, freePort, mainThreadSchedSec, readMemory, spawnNode, stopChild, within, type MemoryKb } from './bench-processes.js';
 
 /**
@@ -36,6 +37,8 @@ export interface PhaseOptions {
   readonly db?: string;
   /** `--idle`: how long both servers hold their idle connections after the joins before RSS is read again. */
   readonly idleHoldMs?: number;
+  /** The load generators' WebSocket client (bench/load-ws-client.ts); default the lean one. */
+  readonly loadClient?: LoadClient;
   /** When set, the authority runs with `--cpu-prof` and writes its profile here. */
   readonly profileDir: string | null;
   readonly log: (line: string) => void;
@@ -53,6 +56,12 @@ export interface LoadFigures {
   readonly unexpectedCloses: number;
   /** CPU seconds the server process(es) used from `go` to the last `done`. */
   readonly serverCpuSec: number;
+  /**
+   * CPU seconds the load generators used in the same window: on a 2-core machine the load client
+   * competes with the server for the CPUs, so it bounds the rate too (the same client drives both
+   * implementations in bench/original/).
+   */
+  readonly clientCpuSec: number;
 }
 
 export interface MemoryFigures {
@@ -68,7 +77,7 @@ export interface MemoryFigures {
 export const remaining = (deadline: number): number => Math.max(1, deadline - performance.now());
 const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
 
-function merge(results: readonly GeneratorResult[], serverCpuSec: number): LoadFigures {
+function merge(results: readonly GeneratorResult[], serverCpuSec: number, clientCpuSec: number): LoadFigures {
   const rounds = results.reduce((s, r) => s + r.rounds, 0);
   const started = Math.min(...results.map((r) => r.startedAtMs));
   const finished = Math.max(...results.map((r) => r.finishedAtMs));
@@ -89,6 +98,7 @@ function merge(results: readonly GeneratorResult[], serverCpuSec: number): LoadF
     errors,
     unexpectedCloses: results.reduce((s, r) => s + r.unexpectedCloses, 0),
     serverCpuSec: Math.round(serverCpuSec * 1000) / 1000,
+    clientCpuSec: Math.round(clientCpuSec * 1000) / 1000,
   };
 }
 
@@ -101,19 +111,49 @@ export function memoryFigures(base: MemoryKb, loaded: MemoryKb, connections: num
   };
 }
 
-/** Forks the generators, splits the peers between them, and waits until all are connected. */
-export async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, url: string, deadline: number, pass = 0): Promise<GeneratorHandle[]> {
+/**
+ * Load-generator processes kept from one pass to the next (each pass still opens its own
+ * connections with its own client ids). A fresh process runs its closed loop in code V8 has
+ * not optimised yet, and on 2 cores that CPU is taken from the server it measures: in the
+ * Task Director passes of bench:original (1,000 tasks, under half a second) a fresh client
+ * spent most of its CPU compiling. Kept, the client is warm from its second pass on, as the
+ * servers are after their warm-up; both implementations are driven by the same processes.
+ */
+export class GeneratorPool {
+  private readonly handles: GeneratorHandle[] = [];
+
+  /** The i-th generator: the one kept from an earlier pass, or a new one. */
+  take(o: PhaseOptions, i: number): GeneratorHandle {
+    let gen = this.handles[i];
+    if (gen === undefined || gen.hasExited) {
+      gen = new GeneratorHandle(spawnNode([join(o.repoRoot, 'dist/bench/load-generator.js')], { nofile: o.generatorNofile, ipc: true, cwd: o.repoRoot }));
+      this.handles[i] = gen;
+    }
+    return gen;
+  }
+
+  /** Ends every kept process (after its pass was closed). */
+  end(): void {
+    for (const gen of this.handles.splice(0)) gen.exit();
+  }
+}
+
+/**
+ * Forks the generators (or takes them from `pool`, which keeps them for the next pass), splits
+ * the peers between them, and waits until all are connected.
+ */
+export async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, url: string, deadline: number, pass = 0, pool: GeneratorPool | null = null): Promise<GeneratorHandle[]> {
   const gens: GeneratorHandle[] = [];
   const per = Math.ceil(o.peers / o.generators);
   for (let i = 0; i < o.generators; i++) {
     const firstPeer = i * per;
     const count = Math.min(per, o.peers - firstPeer);
     if (count <= 0) break;
-    const child = spawnNode([join(o.repoRoot, 'dist/bench/load-generator.js')], { nofile: o.generatorNofile, ipc: true, cwd: o.repoRoot });
-    const gen = new GeneratorHandle(child);
+    const gen = pool === null ? new GeneratorHandle(spawnNode([join(o.repoRoot, 'dist/bench/load-generator.js')], { nofile: o.generatorNofile, ipc: true, cwd: o.repoRoot })) : pool.take(o, i);
     gen.send({
       kind: 'config',
       mode,
+      client: o.loadClient ?? 'lean',
       url,
       localAddress: `127.0.0.${2 + i}`,
       firstPeer,
@@ -132,9 +172,14 @@ export async function connectGenerators(o: PhaseOptions, mode: GeneratorMode, ur
   return gens;
 }
 
-export async function closeGenerators(gens: readonly GeneratorHandle[], deadline: number): Promise<void> {
+/** The load generators' processes (each `sh -c ... exec node`, so the pid is node's). */
+const generatorPids = (gens: readonly GeneratorHandle[]): number[] => gens.map((g) => g.child.pid!);
+
+/** Closes the pass's connections; the processes end unless `keep` (they belong to a {@link GeneratorPool}). */
+export async function closeGenerators(gens: readonly GeneratorHandle[], deadline: number, keep = false): Promise<void> {
   for (const g of gens) g.send({ kind: 'close' });
   await within(Promise.all(gens.map((g) => g.next('closed'))), remaining(deadline), 'load generators to close their connections');
+  if (!keep) for (const g of gens) g.exit();
 }
 
 export async function startEchoServer(o: PhaseOptions, deadline: number): Promise<{ child: ChildProcess; url: string }> {
@@ -249,11 +294,13 @@ export async function echoLoadPhase(o: PhaseOptions): Promise<EchoLoadResult> {
     const connected = await settle(server.child.pid!);
     o.log(`echo baseline: ${o.peers} clients connected; closed loop for ${o.windowMs / 1000} s`);
     const cpu = cpuMeter([server.child.pid!]);
+    const clientCpu = cpuMeter(generatorPids(gens));
     for (const g of gens) g.send({ kind: 'go' });
     const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'the echo closed loop to finish');
     const cpuSec = cpu.stop();
+    const clientCpuSec = clientCpu.stop();
     await closeGenerators(gens, deadline);
-    return { load: merge(done.map((d) => d.result), cpuSec), memory: memoryFigures(base, connected, o.peers) };
+    return { load: merge(done.map((d) => d.result), cpuSec, clientCpuSec), memory: memoryFigures(base, connected, o.peers) };
   } finally {
     await stopChild(server.child);
   }
@@ -319,14 +366,16 @@ async function measurePass(o: PhaseOptions, a: AuthorityProcess, gens: readonly 
   const from = sinceSpawnSec(a);
   const schedBefore = mainThreadSchedSec(a.child.pid!);
   const cpu = cpuMeter([a.child.pid!]);
+  const clientCpu = cpuMeter(generatorPids(gens));
   for (const g of gens) g.send({ kind: 'go' });
   const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(o.deadlineMs), 'every peer to get complete');
   const cpuSec = cpu.stop();
+  const clientCpuSec = clientCpu.stop();
   const schedAfter = mainThreadSchedSec(a.child.pid!);
   const to = sinceSpawnSec(a);
   const after = await countsOf(a);
   const mainThread = schedBefore && schedAfter ? { runSec: schedAfter.runSec - schedBefore.runSec, waitSec: schedAfter.waitSec - schedBefore.waitSec } : null;
-  return { load: merge(done.map((d) => d.result), cpuSec), rowsWritten: after.rows - before.rows, stepsBuilt: after.built - before.built, stepsReused: after.reused - before.reused, mainThread, windowSec: { from, to } };
+  return { load: merge(done.map((d) => d.result), cpuSec, clientCpuSec), rowsWritten: after.rows - before.rows, stepsBuilt: after.built - before.built, stepsReused: after.reused - before.reused, mainThread, windowSec: { from, to } };
 }
 
 const modeOf = (o: PhaseOptions): GeneratorMode => (o.protocol === 'task-director' ? generatorModes.taskDirector : generatorModes.protocol);
@@ -336,11 +385,11 @@ const targetOf = (o: PhaseOptions, a: AuthorityProcess): string => (o.protocol =
  * One pass of the shape against an authority that is already running (bench/original/ keeps one
  * per client count): connect `pass`'s clients, let the connection burst settle, run, close them.
  */
-export async function authorityPass(o: PhaseOptions, a: AuthorityProcess, pass: number): Promise<PassResult> {
-  const gens = await connectGenerators(o, modeOf(o), targetOf(o, a), o.deadlineMs, pass);
+export async function authorityPass(o: PhaseOptions, a: AuthorityProcess, pass: number, pool: GeneratorPool | null = null): Promise<PassResult> {
+  const gens = await connectGenerators(o, modeOf(o), targetOf(o, a), o.deadlineMs, pass, pool);
   await settle(a.child.pid!);
   const result = await measurePass(o, a, gens);
-  await closeGenerators(gens, o.deadlineMs);
+  await closeGenerators(gens, o.deadlineMs, pool !== null);
   return result;
 }
 
@@ -356,11 +405,13 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: Abu
   // Abuse runs keep the default hello deadline: the idle attack is measured against it.
   const authority = await startAuthority(o, deadline, abuse > 0 ? null : 600);
   let abuser: ChildProcess | null = null;
+  // The same load-generator processes serve every pass: warm from the second pass on, as the authority is.
+  const pool = new GeneratorPool();
   try {
     const pid = authority.child.pid!;
     const base = await settle(pid);
     const taskDirector = o.protocol === 'task-director';
-    const gens = await connectGenerators(o, modeOf(o), targetOf(o, authority), deadline);
+    const gens = await connectGenerators(o, modeOf(o), targetOf(o, authority), deadline, 0, pool);
     const connected = await settle(pid);
     const cohorts = Math.ceil(o.peers / o.cohortSize);
     if (abuse > 0) {
@@ -381,11 +432,11 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: Abu
     const abuseFigures = abuser ? await stopAbuser(abuser, abuse, attack) : null;
     abuser = null;
     const after = await settle(pid);
-    await closeGenerators(gens, deadline);
+    await closeGenerators(gens, deadline, true);
     const results = [cold];
     for (let pass = 1; pass < passes; pass++) {
       o.log(`authority: pass ${pass + 1} of ${passes} (${pass === passes - 1 ? 'warm' : 'warm-up'}), the same shape against the same process, new peers and cohorts`);
-      results.push(await authorityPass(o, authority, pass));
+      results.push(await authorityPass(o, authority, pass, pool));
     }
     if (passes > 1) {
       const cpuUs = (r: PassResult): number => Math.round((r.load.serverCpuSec * 1e6) / Math.max(1, r.load.rounds));
@@ -401,6 +452,7 @@ export async function authorityLoadPhase(o: PhaseOptions, abuse = 0, attack: Abu
       abuse: abuseFigures,
     };
   } finally {
+    pool.end();
     if (abuser) await stopChild(abuser);
     await stopAuthority(authority);
   }
@@ -425,15 +477,17 @@ async function stopAbuser(child: ChildProcess, connections: number, attack: Abus
  * clients in a closed loop against `origin`, CPU summed over `pids` (every process serving).
  * `pass` names the clients and patchsets as {@link authorityPass} does.
  */
-export async function externalTaskDirectorPhase(o: PhaseOptions, origin: string, pids: readonly number[], pass = 0): Promise<LoadFigures> {
+export async function externalTaskDirectorPhase(o: PhaseOptions, origin: string, pids: readonly number[], pass = 0, pool: GeneratorPool | null = null): Promise<LoadFigures> {
   const deadline = o.deadlineMs;
-  const gens = await connectGenerators(o, generatorModes.taskDirector, origin, deadline, pass);
+  const gens = await connectGenerators(o, generatorModes.taskDirector, origin, deadline, pass, pool);
   // As authorityPass does: the connection burst settles before `go`.
   await new Promise((r) => setTimeout(r, 900));
   const cpu = cpuMeter(pids);
+  const clientCpu = cpuMeter(generatorPids(gens));
   for (const g of gens) g.send({ kind: 'go' });
   const done = await within(Promise.all(gens.map((g) => g.next('done'))), remaining(deadline), 'every client to get SCHEMA_COMPLETE');
   const cpuSec = cpu.stop();
-  await closeGenerators(gens, deadline);
-  return merge(done.map((d) => d.result), cpuSec);
+  const clientCpuSec = clientCpu.stop();
+  await closeGenerators(gens, deadline, pool !== null);
+  return merge(done.map((d) => d.result), cpuSec, clientCpuSec);
 }

@@ -156,7 +156,7 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 /** A load-generator child and a queue of the messages it sent. */
 export class GeneratorHandle {
   private readonly inbox: ChildMessage[] = [];
-  private waiter: ((m: ChildMessage) => void) | null = null;
+  private waiter: { readonly kind: ChildMessage['kind']; readonly take: (m: ChildMessage) => void; readonly fail: (err: Error) => void } | null = null;
   private exited: string | null = null;
 
   constructor(readonly child: ChildProcess) {
@@ -164,16 +164,31 @@ export class GeneratorHandle {
       if (this.waiter) {
         const w = this.waiter;
         this.waiter = null;
-        w(m);
+        w.take(m);
       } else this.inbox.push(m);
     });
+    // One listener for the process's life (a kept generator serves many passes, each waiting on several messages).
     child.once('exit', (code, signal) => {
       this.exited = `load generator ${child.pid} exited (${signal ?? `code ${code}`})`;
+      const w = this.waiter;
+      this.waiter = null;
+      if (w === null) return;
+      if (w.kind === 'closed') w.take({ kind: 'closed' });
+      else w.fail(new Error(this.exited));
     });
   }
 
   send(message: ParentMessage): void {
     this.child.send(message);
+  }
+
+  get hasExited(): boolean {
+    return this.exited !== null || this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  /** Ends the process (its pass closed); a no-op once it exited. */
+  exit(): void {
+    if (!this.hasExited && this.child.connected) this.child.send({ kind: 'exit' } satisfies ParentMessage);
   }
 
   /** The next message of the given kind (a `fatal` or an exit fails it). */
@@ -186,15 +201,11 @@ export class GeneratorHandle {
       };
       const queued = this.inbox.shift();
       if (queued) return take(queued);
-      if (this.exited && kind !== 'closed') return reject(new Error(this.exited));
-      this.waiter = take;
-      this.child.once('exit', () => {
-        if (this.waiter === take) {
-          this.waiter = null;
-          if (kind === 'closed') resolve({ kind: 'closed' } as Extract<ChildMessage, { kind: K }>);
-          else reject(new Error(this.exited ?? 'load generator exited'));
-        }
-      });
+      if (this.exited) {
+        if (kind === 'closed') return resolve({ kind: 'closed' } as Extract<ChildMessage, { kind: K }>);
+        return reject(new Error(this.exited));
+      }
+      this.waiter = { kind, take, fail: reject };
     });
   }
 }

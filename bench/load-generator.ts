@@ -1,14 +1,18 @@
 import { performance } from 'node:perf_hooks';
-import WebSocket from 'ws';
 import type { Hello, WireSchema } from '../shared/protocol.js';
 import { helloSchemaDigest, schemaDigest } from '../shared/schema-digest.js';
 import type { SchemaDef } from '../shared/schema-file.js';
 import { generatorModes, type ChildMessage, type GeneratorConfig, type GeneratorResult, type ParentMessage } from './bench-ipc.js';
+import { openLoadSocket, type LoadSocket } from './load-ws-client.js';
 
 /**
  * A load-generator process (forked by bench/authority-bench.ts, never in the
  * server's process): opens its share of the connections, waits for `go`, runs
- * its closed loop and reports counts and latency samples. Frames from the
+ * its closed loop and reports counts and latency samples; after `close` it
+ * waits for the next pass's `config` (a process kept between passes has its
+ * JavaScript compiled and optimised, as the server's is) or for `exit`. Connections use
+ * the client `cfg.client` names (load-ws-client.ts: the lean one by default,
+ * `ws` on request), the same for every server. Frames from the
  * server are JSON-parsed only (the server's validation is what is measured,
  * not the generator's). v1 peers say hello as the taskshard peer does:
  * digest-first, the full hello when the authority answers `UNKNOWN_SCHEMA`;
@@ -78,21 +82,20 @@ function helloTexts(fields: Omit<Hello, 'schema' | 'schemaDigest'>, schemaDigest
  * the pipeline's earlier runs: the run measures hellos the authority knows (digest-first, no schema),
  * not the first peer after a schema change. It leaves one isolated cohort behind, never touched again.
  */
-function warmUp(cfg: GeneratorConfig): Promise<void> {
+async function warmUp(cfg: GeneratorConfig): Promise<void> {
   const schema = benchSchema(cfg.stepsPerCohort);
   const texts = helloTexts(helloFields('bench-warmup', 'refs/changes/warmup/1', true), helloSchemaDigest(schema), wire(schema));
+  const socket = await openLoadSocket(cfg.client, cfg.url, { localAddress: cfg.localAddress, handshakeTimeoutMs: 30_000 });
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(cfg.url, { localAddress: cfg.localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
-    socket.once('error', reject);
-    socket.once('open', () => socket.send(texts.digest));
-    socket.once('close', () => resolve());
-    socket.on('message', (data) => {
-      const m = JSON.parse(data.toString()) as { type: string; code?: string; message?: string };
+    socket.onClose(() => resolve());
+    socket.onText((text) => {
+      const m = JSON.parse(text) as { type: string; code?: string; message?: string };
       if (m.type === 'error' && m.code === 'UNKNOWN_SCHEMA') return socket.send(texts.full());
       if (m.type === 'error') return reject(new Error(`warm-up hello refused: ${m.code}: ${m.message}`));
       if (m.type !== 'welcome') return;
       socket.send(JSON.stringify({ type: 'bye', reason: 'warm-up done' }));
     });
+    socket.send(texts.digest);
   });
 }
 
@@ -100,14 +103,15 @@ function warmUp(cfg: GeneratorConfig): Promise<void> {
 const echoFrame = JSON.stringify({ type: 'step.finished', leaseId: 'l_AbCdEfGhIjKl', stepId: 's123', ok: true, exitCode: 0, durationMs: 0 });
 
 interface Conn {
-  readonly socket: WebSocket;
+  readonly socket: LoadSocket;
   readonly index: number;
   pendingSinceMs: number | null;
   done: boolean;
 }
 
+// One pass's state; a kept generator (bench-phases.ts, GeneratorPool) starts each pass afresh ({@link resetPass}).
 let config: GeneratorConfig | null = null;
-const conns: Conn[] = [];
+let conns: Conn[] = [];
 let rounds = 0;
 let framesReceived = 0;
 let completes = 0;
@@ -116,8 +120,23 @@ let startedAtMs = 0;
 let lastAtMs = 0;
 let closing = false;
 let reported = false;
-const latencies: number[] = [];
-const errors: Record<string, number> = {};
+let latencies: number[] = [];
+let errors: Record<string, number> = {};
+
+function resetPass(cfg: GeneratorConfig): void {
+  config = cfg;
+  conns = [];
+  rounds = 0;
+  framesReceived = 0;
+  completes = 0;
+  unexpectedCloses = 0;
+  startedAtMs = 0;
+  lastAtMs = 0;
+  closing = false;
+  reported = false;
+  latencies = [];
+  errors = {};
+}
 
 function result(): GeneratorResult {
   return { rounds, framesReceived, startedAtMs, finishedAtMs: lastAtMs, latenciesMs: latencies, completes, errors, unexpectedCloses };
@@ -138,18 +157,13 @@ const peerIdOf = (pass: number, index: number): string => `bench${pass}-${index}
 /** The one change of a cohort in a pass: a cohort of an earlier pass on the same server is never joined again. */
 const patchsetOf = (pass: number, cohort: number): string => `refs/changes/${cohort}/${pass + 1}`;
 
-function open(cfg: GeneratorConfig, index: number): Promise<Conn> {
-  return new Promise((resolve, reject) => {
-    const url = cfg.mode === generatorModes.taskDirector ? `${cfg.url.replace(/\/$/, '')}/ws/api/1/${tdClientId(cfg.pass, index)}/` : cfg.url;
-    const socket = new WebSocket(url, { localAddress: cfg.localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
-    const conn: Conn = { socket, index, pendingSinceMs: null, done: false };
-    socket.once('open', () => resolve(conn));
-    socket.once('error', reject);
-    socket.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-    socket.on('close', () => {
-      if (!closing) unexpectedCloses++;
-    });
+async function open(cfg: GeneratorConfig, index: number): Promise<Conn> {
+  const url = cfg.mode === generatorModes.taskDirector ? `${cfg.url.replace(/\/$/, '')}/ws/api/1/${tdClientId(cfg.pass, index)}/` : cfg.url;
+  const socket = await openLoadSocket(cfg.client, url, { localAddress: cfg.localAddress, handshakeTimeoutMs: 30_000 });
+  socket.onClose(() => {
+    if (!closing) unexpectedCloses++;
   });
+  return { socket, index, pendingSinceMs: null, done: false };
 }
 
 async function connectAll(cfg: GeneratorConfig): Promise<void> {
@@ -186,7 +200,7 @@ function runEcho(cfg: GeneratorConfig): void {
   startedAtMs = now();
   let running = conns.length;
   for (const conn of conns) {
-    conn.socket.on('message', () => {
+    conn.socket.onText(() => {
       const t = now();
       framesReceived++;
       latencies.push(t - conn.pendingSinceMs!);
@@ -221,11 +235,11 @@ function runProtocol(cfg: GeneratorConfig, idle: boolean): void {
     const cohort = Math.floor(conn.index / cfg.cohortSize);
     const hello = helloTexts(helloFields(peerIdOf(cfg.pass, conn.index), patchsetOf(cfg.pass, cohort), false), schemaDigestText, wireSchema);
     // A connection the server closed before complete is done (counted in unexpectedCloses), not awaited forever.
-    conn.socket.on('close', () => finishOne(conn));
-    conn.socket.on('message', (data) => {
+    conn.socket.onClose(() => finishOne(conn));
+    conn.socket.onText((text) => {
       const t = now();
       framesReceived++;
-      const m = JSON.parse(data.toString()) as { type: string; leaseId?: string; stepId?: string; code?: string };
+      const m = JSON.parse(text) as { type: string; leaseId?: string; stepId?: string; code?: string };
       switch (m.type) {
         case 'assign':
           rounds++;
@@ -276,11 +290,11 @@ function runTaskDirector(cfg: GeneratorConfig): void {
       conn.done = true;
       if (--remaining === 0) report();
     };
-    conn.socket.on('close', finishOne);
-    conn.socket.on('message', (data) => {
+    conn.socket.onClose(finishOne);
+    conn.socket.onText((text) => {
       const t = now();
       framesReceived++;
-      const m = JSON.parse(data.toString()) as { message_type: number; task_id?: string; error?: { code?: string } };
+      const m = JSON.parse(text) as { message_type: number; task_id?: string; error?: { code?: string } };
       if (m.message_type === 2) {
         rounds++;
         lastAtMs = t;
@@ -320,12 +334,12 @@ async function closeAll(): Promise<void> {
     conns.map(
       (conn) =>
         new Promise<void>((resolve) => {
-          if (conn.socket.readyState === WebSocket.CLOSED) return resolve();
+          if (conn.socket.closed) return resolve();
           const timer = setTimeout(() => {
             conn.socket.terminate();
             resolve();
           }, 5_000);
-          conn.socket.once('close', () => {
+          conn.socket.onClose(() => {
             clearTimeout(timer);
             resolve();
           });
@@ -339,7 +353,9 @@ async function closeAll(): Promise<void> {
 process.on('message', (raw: ParentMessage) => {
   try {
     if (raw.kind === 'config') {
-      config = raw;
+      // A generator serves one pass at a time: config, connected, go, done, close, closed; then the next config or exit.
+      if (config !== null && !closing) throw new Error('config for a new pass before the last one was closed');
+      resetPass(raw);
       void connectAll(raw);
     } else if (raw.kind === 'go') {
       const cfg = config!;
@@ -349,7 +365,9 @@ process.on('message', (raw: ParentMessage) => {
       else if (cfg.mode === generatorModes.taskDirector) runTaskDirector(cfg);
       else report();
     } else if (raw.kind === 'close') {
-      void closeAll().then(() => process.exit(0));
+      void closeAll();
+    } else if (raw.kind === 'exit') {
+      process.exit(0);
     }
   } catch (err) {
     send({ kind: 'fatal', message: (err as Error).stack ?? String(err) });

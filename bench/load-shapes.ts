@@ -36,6 +36,8 @@ export interface PassFigures {
    */
   readonly mainThreadCpuUsPerAssignment: number | null;
   readonly mainThreadWaitUsPerAssignment: number | null;
+  /** The load generators' CPU (all their processes) per assignment, µs: on 2 cores it competes with the authority. */
+  readonly clientCpuUsPerAssignment: number;
   /** Frames the authority sent per assignment (every frame a client received ÷ assign frames). */
   readonly framesPerAssignment: number;
   /** Row-level store writes per assignment (`taskshard_store_rows_written_total`). */
@@ -53,6 +55,8 @@ export interface RunFigures {
   readonly echoMessagesPerSec: number;
   /** Echo server CPU (user + system) per echoed message, µs. */
   readonly echoCpuUsPerMessage: number;
+  /** The load generators' CPU per echoed message, µs. */
+  readonly echoClientCpuUsPerMessage: number;
   readonly echoLatencyP50Ms: number;
   readonly echoLatencyP99Ms: number;
   /** Authority RSS per connected peer before the cold pass's hellos, KiB. */
@@ -128,6 +132,7 @@ function passFigures(pass: PassResult, echo: EchoLoadResult, expected: number, l
     cpuUsPerAssignment: round(cpuUs, 1),
     mainThreadCpuUsPerAssignment: pass.mainThread === null ? null : round((pass.mainThread.runSec * 1e6) / assignments, 1),
     mainThreadWaitUsPerAssignment: pass.mainThread === null ? null : round((pass.mainThread.waitSec * 1e6) / assignments, 1),
+    clientCpuUsPerAssignment: round((l.clientCpuSec * 1e6) / assignments, 1),
     framesPerAssignment: round(l.framesReceived / assignments, 2),
     rowsPerAssignment: round(pass.rowsWritten / assignments, 2),
     latencyP50Ms: l.latencyMs.p50,
@@ -140,7 +145,7 @@ function passFigures(pass: PassResult, echo: EchoLoadResult, expected: number, l
 }
 
 const passLine = (name: string, p: PassFigures, echoCpuUs: number): string =>
-  `${name} ${p.assignmentsPerSec} assignments/s (${p.throughputOverEcho}x echo), ${p.cpuUsPerAssignment} µs CPU per assignment (${p.cpuPerAssignmentOverEchoCpuPerMessage}x echo's ${echoCpuUs} µs per message; main thread ${p.mainThreadCpuUsPerAssignment} µs, waiting for a CPU ${p.mainThreadWaitUsPerAssignment} µs), ` +
+  `${name} ${p.assignmentsPerSec} assignments/s (${p.throughputOverEcho}x echo), ${p.cpuUsPerAssignment} µs CPU per assignment (${p.cpuPerAssignmentOverEchoCpuPerMessage}x echo's ${echoCpuUs} µs per message; main thread ${p.mainThreadCpuUsPerAssignment} µs, waiting for a CPU ${p.mainThreadWaitUsPerAssignment} µs; load client ${p.clientCpuUsPerAssignment} µs), ` +
   `${p.framesPerAssignment} frames and ${p.rowsPerAssignment} rows per assignment, p99 ${p.latencyP99Ms} ms (${p.latencyP99OverEcho}x echo)`;
 
 /**
@@ -169,6 +174,7 @@ export async function runShape(base: PhaseOptions, shape: LoadShape, repeat: num
     const run: RunFigures = {
       echoMessagesPerSec: echo.load.perSec,
       echoCpuUsPerMessage: echoCpuUs,
+      echoClientCpuUsPerMessage: round((echo.load.clientCpuSec * 1e6) / Math.max(1, echo.load.rounds), 1),
       echoLatencyP50Ms: echo.load.latencyMs.p50,
       echoLatencyP99Ms: echo.load.latencyMs.p99,
       rssPerConnectedPeerKb: auth.connectedMemory.perConnectionKb,

@@ -5,7 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { authorityPass, externalTaskDirectorPhase, startAuthority, stopAuthority, type LoadFigures, type PhaseOptions } from '../bench-phases.js';
+import { authorityPass, externalTaskDirectorPhase, GeneratorPool, startAuthority, stopAuthority, type LoadFigures, type PhaseOptions } from '../bench-phases.js';
+import { loadClients, type LoadClient } from '../load-ws-client.js';
 import { fdLimits, killAllChildren } from '../bench-processes.js';
 import { missingForOriginal, startOriginal } from './original-servers.js';
 
@@ -21,16 +22,20 @@ import { missingForOriginal, startOriginal } from './original-servers.js';
  * (10,000; reported as `warmUp`, the first of them as the cold figures, none in
  * the medians): taskshard's V8 has compiled and optimised its paths, Python has
  * imported and run its code. Each round has its own client ids and patchsets,
- * so no round joins an earlier one's group.
+ * so no round joins an earlier one's group. The load client's processes are
+ * kept too (one set per client count, serving both implementations' rounds),
+ * so its code is as warm as the servers' (bench/load-ws-client.ts says why
+ * the client's own CPU matters on 2 cores).
  * Prints a table and, last, one JSON line. Without the checkout or the
  * packages it says what is missing and exits 0.
  */
-const usage = `usage: npm run bench:original -- --original DIR [--peers 10,50] [--tasks N] [--rounds R] [--warm-up-tasks W] [--python PATH] [--redis-server PATH] [--max-sec T] [--no-build]
+const usage = `usage: npm run bench:original -- --original DIR [--peers 10,50] [--tasks N] [--rounds R] [--warm-up-tasks W] [--python PATH] [--redis-server PATH] [--load-client lean|ws] [--max-sec T] [--no-build]
   DIR is a checkout of https://github.com/alexander-scott/task-sharding; needs Debian's
   python3-django python3-django-channels python3-channels-redis python3-daphne redis-server.
   Per client count: one taskshard authority and one original (daphne + worker + redis), both
   long-lived, serve warm-up rounds (alternating, new clients each round) until each served W
-  tasks (default 10000; the first is reported as cold), then R measured rounds, alternating.`;
+  tasks (default 10000; the first is reported as cold), then R measured rounds, alternating.
+  The same load-client processes drive both (--load-client: bench/load-ws-client.ts, default lean).`;
 
 class UsageError extends Error {}
 
@@ -45,6 +50,7 @@ interface Flags {
   readonly redisServer: string;
   readonly maxSec: number;
   readonly build: boolean;
+  readonly loadClient: LoadClient;
 }
 
 function intValue(value: string, name: string, min: number, max: number): number {
@@ -64,12 +70,15 @@ function parseFlags(argv: string[]): Flags {
       python: { type: 'string' },
       'redis-server': { type: 'string' },
       'max-sec': { type: 'string' },
+      'load-client': { type: 'string' },
       'no-build': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
   });
   if (values.help) throw new UsageError('');
+  const loadClient = values['load-client'] ?? 'lean';
+  if (!(loadClients as readonly string[]).includes(loadClient)) throw new UsageError(`--load-client: expected ${loadClients.join(' or ')}, got "${loadClient}"`);
   return {
     original: values.original === undefined ? null : resolve(values.original),
     peers: (values.peers ?? '10,50').split(',').map((p) => intValue(p.trim(), 'peers', 1, 1000)),
@@ -80,12 +89,15 @@ function parseFlags(argv: string[]): Flags {
     redisServer: values['redis-server'] ?? 'redis-server',
     maxSec: values['max-sec'] === undefined ? 1800 : intValue(values['max-sec'], 'max-sec', 10, 7200),
     build: !values['no-build'],
+    loadClient: loadClient as LoadClient,
   };
 }
 
 interface Side {
   readonly assignmentsPerSec: number;
   readonly cpuUsPerAssignment: number;
+  /** The load client's CPU per task (the same client for both): on 2 cores it takes CPU from the server. */
+  readonly clientCpuUsPerAssignment: number;
   readonly latencyP99Ms: number;
 }
 
@@ -93,11 +105,12 @@ const round = (x: number, d: number): number => Math.round(x * 10 ** d) / 10 ** 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length % 2 ? s[m]! : round((s[m - 1]! + s[m]!) / 2, 2);
 };
 
 function side(load: LoadFigures): Side {
-  return { assignmentsPerSec: load.perSec, cpuUsPerAssignment: round((load.serverCpuSec * 1e6) / Math.max(1, load.rounds), 1), latencyP99Ms: load.latencyMs.p99 };
+  const perTask = (sec: number): number => round((sec * 1e6) / Math.max(1, load.rounds), 1);
+  return { assignmentsPerSec: load.perSec, cpuUsPerAssignment: perTask(load.serverCpuSec), clientCpuUsPerAssignment: perTask(load.clientCpuSec), latencyP99Ms: load.latencyMs.p99 };
 }
 
 async function main(): Promise<number> {
@@ -145,6 +158,7 @@ async function main(): Promise<number> {
       deadlineMs: started + flags.maxSec * 1000,
       sync: 'normal',
       protocol: 'task-director',
+      loadClient: flags.loadClient,
       profileDir: null,
       log,
     };
@@ -168,25 +182,30 @@ async function main(): Promise<number> {
     const original: Side[] = [];
     const warmUp: { taskshard: Side[]; original: Side[] } = { taskshard: [], original: [] };
     const warmUpRounds = Math.ceil(flags.warmUpTasks / flags.tasks);
+    const pool = new GeneratorPool();
     try {
       // Rounds 0 .. warmUpRounds - 1 (passes of their own): measured, reported, kept out of the medians.
       for (let w = 0; w < warmUpRounds; w++) {
-        const wt = checked((await authorityPass(options, authority, w)).load, `taskshard warm-up round ${w + 1}`);
-        const wo = checked(await externalTaskDirectorPhase(options, servers.origin, servers.pids, w), `original warm-up round ${w + 1}`);
-        log(`${peers} clients, warm-up round ${w + 1}/${warmUpRounds}: taskshard ${wt.assignmentsPerSec} tasks/s, ${wt.cpuUsPerAssignment} µs CPU per task; original ${wo.assignmentsPerSec} tasks/s, ${wo.cpuUsPerAssignment} µs (daphne + worker + redis)`);
+        const wt = checked((await authorityPass(options, authority, w, pool)).load, `taskshard warm-up round ${w + 1}`);
+        const wo = checked(await externalTaskDirectorPhase(options, servers.origin, servers.pids, w, pool), `original warm-up round ${w + 1}`);
+        log(
+          `${peers} clients, warm-up round ${w + 1}/${warmUpRounds}: taskshard ${wt.assignmentsPerSec} tasks/s, ${wt.cpuUsPerAssignment} µs CPU per task (load client ${wt.clientCpuUsPerAssignment} µs); ` +
+            `original ${wo.assignmentsPerSec} tasks/s, ${wo.cpuUsPerAssignment} µs (daphne + worker + redis; load client ${wo.clientCpuUsPerAssignment} µs)`,
+        );
         warmUp.taskshard.push(wt);
         warmUp.original.push(wo);
       }
       for (let round_ = 1; round_ <= flags.rounds; round_++) {
         const pass = warmUpRounds + round_ - 1;
-        const t = checked((await authorityPass(options, authority, pass)).load, `taskshard round ${round_}`);
-        log(`${peers} clients, round ${round_}: taskshard ${t.assignmentsPerSec} tasks/s, ${t.cpuUsPerAssignment} µs CPU per task`);
+        const t = checked((await authorityPass(options, authority, pass, pool)).load, `taskshard round ${round_}`);
+        log(`${peers} clients, round ${round_}: taskshard ${t.assignmentsPerSec} tasks/s, ${t.cpuUsPerAssignment} µs CPU per task (load client ${t.clientCpuUsPerAssignment} µs)`);
         taskshard.push(t);
-        const o = checked(await externalTaskDirectorPhase(options, servers.origin, servers.pids, pass), `original round ${round_}`);
-        log(`${peers} clients, round ${round_}: original ${o.assignmentsPerSec} tasks/s, ${o.cpuUsPerAssignment} µs CPU per task (daphne + worker + redis)`);
+        const o = checked(await externalTaskDirectorPhase(options, servers.origin, servers.pids, pass, pool), `original round ${round_}`);
+        log(`${peers} clients, round ${round_}: original ${o.assignmentsPerSec} tasks/s, ${o.cpuUsPerAssignment} µs CPU per task (daphne + worker + redis; load client ${o.clientCpuUsPerAssignment} µs)`);
         original.push(o);
       }
     } finally {
+      pool.end();
       await servers.stop();
       await stopAuthority(authority);
     }
@@ -207,6 +226,8 @@ async function main(): Promise<number> {
         originalAssignmentsPerSec: median(original.map((s) => s.assignmentsPerSec)),
         taskshardCpuUsPerAssignment: median(taskshard.map((s) => s.cpuUsPerAssignment)),
         originalCpuUsPerAssignment: median(original.map((s) => s.cpuUsPerAssignment)),
+        taskshardClientCpuUsPerAssignment: median(taskshard.map((s) => s.clientCpuUsPerAssignment)),
+        originalClientCpuUsPerAssignment: median(original.map((s) => s.clientCpuUsPerAssignment)),
         throughputTaskshardOverOriginal: median(ratios.map((r) => r.throughput)),
         cpuPerAssignmentOriginalOverTaskshard: median(ratios.map((r) => r.cpuPerAssignment)),
       },
@@ -217,11 +238,13 @@ async function main(): Promise<number> {
   process.stdout.write(
     `taskshard (Task Director path) vs the original (daphne + Channels worker + redis), ${flags.tasks} tasks, same load client, long-lived servers: warm-up rounds until each served ${flags.warmUpTasks} tasks, then ${flags.rounds} alternating rounds, median; ${date}, ${cpus().length} CPUs, load ${loadBefore.toFixed(2)}\n\n`,
   );
-  process.stdout.write('| clients | taskshard tasks/s | original tasks/s | taskshard ÷ original | taskshard CPU µs/task | original CPU µs/task | original ÷ taskshard CPU | cold (first warm-up round): rate ratio, CPU ratio |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n');
+  process.stdout.write(
+    '| clients | taskshard tasks/s | original tasks/s | taskshard ÷ original | taskshard CPU µs/task | original CPU µs/task | original ÷ taskshard CPU | load client CPU µs/task (taskshard, original) | cold (first warm-up round): rate ratio, CPU ratio |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n',
+  );
   for (const r of rows) {
     const m = r.median;
     const w = r.warmUp.coldRatios;
-    process.stdout.write(`| ${r.peers} | ${m.taskshardAssignmentsPerSec} | ${m.originalAssignmentsPerSec} | **${m.throughputTaskshardOverOriginal}×** | ${m.taskshardCpuUsPerAssignment} | ${m.originalCpuUsPerAssignment} | **${m.cpuPerAssignmentOriginalOverTaskshard}×** | ${w.throughput}×, ${w.cpuPerAssignment}× |\n`);
+    process.stdout.write(`| ${r.peers} | ${m.taskshardAssignmentsPerSec} | ${m.originalAssignmentsPerSec} | **${m.throughputTaskshardOverOriginal}×** | ${m.taskshardCpuUsPerAssignment} | ${m.originalCpuUsPerAssignment} | **${m.cpuPerAssignmentOriginalOverTaskshard}×** | ${m.taskshardClientCpuUsPerAssignment}, ${m.originalClientCpuUsPerAssignment} | ${w.throughput}×, ${w.cpuPerAssignment}× |\n`);
   }
   const result = {
     bench: 'original',
@@ -229,7 +252,8 @@ async function main(): Promise<number> {
     node: process.version,
     cpus: cpus().length,
     loadAverage1m: { before: round(loadBefore, 2), after: round(loadavg()[0]!, 2) },
-    method: `per client count: one taskshard authority and one original (daphne + worker + redis), both long-lived; warm-up rounds alternating until each served ${flags.warmUpTasks} tasks (warmUp: measured, the first is the cold figure, none in the medians), then the measured rounds alternating taskshard, original; each round its own client ids and patchsets`,
+    loadClient: flags.loadClient,
+    method: `per client count: one taskshard authority and one original (daphne + worker + redis), both long-lived, and one set of load-client processes driving both; warm-up rounds alternating until each served ${flags.warmUpTasks} tasks (warmUp: measured, the first is the cold figure, none in the medians), then the measured rounds alternating taskshard, original; each round its own client ids and patchsets`,
     rounds: flags.rounds,
     rows,
     problems: allProblems,
