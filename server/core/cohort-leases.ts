@@ -26,7 +26,10 @@ import { transitionStep } from './step-status.js';
 export const maxUnpublishedAttempts = 3;
 
 export class CohortLeases extends CohortData {
-  /** Indexes a lease (new or restored) as the cohort's, and routes its id here; a live one joins its step's live list and may get a backup. */
+  /**
+   * Indexes a lease (new or restored) as the cohort's, and routes its id here; a live one joins its step's
+   * live list and, while a member of the cohort waits, gets a straggler deadline (straggler-deadlines.ts).
+   */
   addLease(journal: Journal, lease: LeaseRecord): void {
     journal.mapSet(this.leases, lease.leaseId, lease);
     journal.mapSet(this.host.leaseOwners, lease.leaseId, this.self);
@@ -34,7 +37,9 @@ export class CohortLeases extends CohortData {
     const live = this.liveLeases.get(lease.stepId);
     journal.mapSet(this.liveLeases, lease.stepId, live === undefined ? [lease] : [...live, lease]);
     this.liveStarts.push(lease);
-    armStraggler(this.host, this.self, lease.leaseId);
+    // A backup only matters to a waiting peer: with nobody waiting the entry would be dropped when it
+    // came up, and the cohort's first waiter arms every live lease then (peer-table.ts `setWork`).
+    if (this.host.peers.hasWaitingMember(this)) armStraggler(this.host, this.self, lease.leaseId);
   }
 
   private removeLive(journal: Journal, lease: LeaseRecord): void {

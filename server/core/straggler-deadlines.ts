@@ -8,9 +8,12 @@ import { stragglerAtMs } from './step-picker.js';
  * so neither a tick nor the next-deadline question looks at cohorts nobody
  * waits in (issue 10, item 7; DESIGN §11).
  *
- * An entry names a live lease. It is armed when the lease is granted or
- * restored, and again for every live lease of a cohort when one of its peers
- * starts waiting (a backup only matters to a waiting peer). When an entry
+ * An entry names a live lease. It is armed when the lease is granted while a
+ * peer of its cohort waits, for every live lease of a cohort when one of its
+ * peers starts waiting, and for every live lease on restore (a backup only
+ * matters to a waiting peer; with nobody waiting an entry would be dropped when
+ * it came up, so a grant then arms none: one heap push and pop less per
+ * assignment, issue 17). When an entry
  * comes up it is checked against the present (lazy validation):
  * - the lease ended, is no longer the step's only copy, or its cohort was
  *   resolved or evicted: dropped;
