@@ -330,4 +330,36 @@ export const migrations: readonly Migration[] = [
       UPDATE cohorts SET step_count = (SELECT json_array_length(s.schema_json, '$.steps') FROM cohort_schemas s WHERE s.cohort_id = cohorts.cohort_id);
     `,
   },
+  {
+    version: 10,
+    name: 'leases keyed by cohort',
+    // Issues 17 and 11: a lease row is found by its cohort, step and id (the core's record carries all
+    // three), so the table is keyed by (cohort_id, step_id, lease_id) and leases_by_cohort goes: a grant
+    // inserted a row and an index entry (two B-trees, the index's pages scattered over every open
+    // cohort), and restore and the read model read a cohort's leases through the index and then looked
+    // each row up by its key; now a cohort's leases, and a step's, are one range of the table. Lease
+    // ids stay unique (the authority names them from a random prefix and a counter); the key no
+    // longer enforces it alone. Rows are copied as they are.
+    sql: `
+      CREATE TABLE leases_v10 (
+        cohort_id     TEXT NOT NULL REFERENCES cohorts (cohort_id),
+        lease_id      TEXT NOT NULL,
+        step_id       TEXT NOT NULL,
+        peer_id       TEXT NOT NULL,
+        attempt       INTEGER NOT NULL,
+        backup        INTEGER NOT NULL CHECK (backup IN (0, 1)),
+        started_at_ms INTEGER NOT NULL,
+        ended_at_ms   INTEGER,
+        outcome       TEXT CHECK (outcome IS NULL OR outcome IN ('succeeded', 'failed', 'lost', 'aborted')),
+        end_json      TEXT,
+        granted_seq   INTEGER,
+        ended_seq     INTEGER,
+        PRIMARY KEY (cohort_id, step_id, lease_id)
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO leases_v10 (cohort_id, lease_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)
+        SELECT cohort_id, lease_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq FROM leases;
+      DROP TABLE leases;
+      ALTER TABLE leases_v10 RENAME TO leases;
+    `,
+  },
 ];

@@ -264,9 +264,9 @@ export class SqliteSchedulerStore implements SchedulerStore {
     const slots = plan.leaseSlots.get(r.leaseId);
     const grantedSeq = slots === undefined || slots.granted === null ? null : base + slots.granted + 1;
     const endedSeq = slots === undefined || slots.ended === null ? null : base + slots.ended + 1;
-    if (outcome !== null && this.stmt.leaseEnd.run(r.endedAtMs, outcome, endJson, grantedSeq, endedSeq, r.leaseId, outcome, endJson, r.endedAtMs).changes === 1) return;
+    if (outcome !== null && this.stmt.leaseEnd.run(r.endedAtMs, outcome, endJson, grantedSeq, endedSeq, r.cohortId, r.stepId, r.leaseId, outcome, endJson, r.endedAtMs).changes === 1) return;
     const changed = this.stmt.leaseUpsert.run(
-      r.leaseId, r.cohortId, r.stepId, r.peerId, r.attempt, bool(r.backup), r.startedAtMs, r.endedAtMs, outcome, endJson, grantedSeq, endedSeq,
+      r.cohortId, r.leaseId, r.stepId, r.peerId, r.attempt, bool(r.backup), r.startedAtMs, r.endedAtMs, outcome, endJson, grantedSeq, endedSeq,
     ).changes;
     if (changed === 0) throw leaseConflict(r);
   }

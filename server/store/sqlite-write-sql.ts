@@ -74,17 +74,17 @@ export const sqliteWriteSql = {
     WHERE steps.status <> 'succeeded'`,
   // An ended lease never changes (the same end written again passes).
   leaseUpsert: `
-    INSERT INTO leases (lease_id, cohort_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)
+    INSERT INTO leases (cohort_id, lease_id, step_id, peer_id, attempt, backup, started_at_ms, ended_at_ms, outcome, end_json, granted_seq, ended_seq)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json,
+    ON CONFLICT (cohort_id, step_id, lease_id) DO UPDATE SET ended_at_ms = excluded.ended_at_ms, outcome = excluded.outcome, end_json = excluded.end_json,
       granted_seq = coalesce(leases.granted_seq, excluded.granted_seq), ended_seq = coalesce(excluded.ended_seq, leases.ended_seq)
     WHERE leases.outcome IS NULL
        OR (excluded.outcome IS leases.outcome AND excluded.end_json IS leases.end_json AND excluded.ended_at_ms IS leases.ended_at_ms)`,
   // A lease's end on its existing row, with the same guard. Parameters: ended, outcome, end JSON, granted seq,
-  // ended seq, lease id, then outcome, end JSON, ended again.
+  // ended seq, cohort id, step id, lease id, then outcome, end JSON, ended again.
   leaseEnd: `
     UPDATE leases SET ended_at_ms = ?, outcome = ?, end_json = ?, granted_seq = coalesce(granted_seq, ?), ended_seq = coalesce(?, ended_seq)
-    WHERE lease_id = ? AND (outcome IS NULL OR (outcome IS ? AND end_json IS ? AND ended_at_ms IS ?))`,
+    WHERE cohort_id = ? AND step_id = ? AND lease_id = ? AND (outcome IS NULL OR (outcome IS ? AND end_json IS ? AND ended_at_ms IS ?))`,
   peer: `
     INSERT INTO peers (cohort_id, peer_id, token_hash, registration_json, resumable, status, joined_at_ms, grace_ends_at_ms)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
