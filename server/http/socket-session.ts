@@ -188,7 +188,9 @@ export abstract class SocketSession extends ConnectionGuard implements Connectio
 
   /**
    * Frames written in one turn of the event loop (one commit's effects) leave in one writev:
-   * the TCP socket is corked at the first write and uncorked once the turn's writes are done.
+   * the TCP socket is corked at the first write and uncorked once the turn's writes are done,
+   * every socket corked in the turn on one process.nextTick (not one each: a commit writes to
+   * every connection it granted work to).
    */
   private cork(): void {
     if (this.corked) return;
@@ -196,10 +198,11 @@ export abstract class SocketSession extends ConnectionGuard implements Connectio
     if (tcp === undefined) return;
     this.corked = true;
     tcp.cork();
-    process.nextTick(uncork, this, tcp);
+    corkedSockets.push(tcp);
+    if (corkedSessions.push(this) === 1) process.nextTick(uncorkTurn);
   }
 
-  /** The turn's writes are done (process.nextTick after the first write): they leave together. */
+  /** The turn's writes are done: they leave together. */
   uncorked(tcp: CorkableSocket): void {
     this.corked = false;
     tcp.uncork();
@@ -259,8 +262,16 @@ interface CorkableSocket {
   uncork(): void;
 }
 
-function uncork(session: SocketSession, tcp: CorkableSocket): void {
-  session.uncorked(tcp);
+/** The sessions corked in this turn and their TCP sockets, uncorked together by {@link uncorkTurn}. */
+let corkedSessions: SocketSession[] = [];
+let corkedSockets: CorkableSocket[] = [];
+
+function uncorkTurn(): void {
+  const sessions = corkedSessions;
+  const sockets = corkedSockets;
+  corkedSessions = [];
+  corkedSockets = [];
+  for (let i = 0; i < sessions.length; i++) sessions[i]!.uncorked(sockets[i]!);
 }
 
 // The socket's listeners: one function each for every socket (`this` is the socket, a ServerSocket).

@@ -13,6 +13,7 @@ import {
   type TdClientFrame,
   type TdInit,
   type TdServerFrame,
+  type TdBuildInstruction,
   type TdTaskComplete,
 } from '../../shared/task-director-protocol.js';
 import { freshToken } from './hello-input.js';
@@ -68,6 +69,12 @@ export function registerTaskDirectorRoute(scope: FastifyInstance, deps: SocketDe
   );
 }
 
+/** `{"message_type":2,"type":"send.message","schema_id":...,"task_id":` — the frame's keys in tdBuildInstructionSchema's order. */
+export function buildInstructionHead(schemaId: string): string {
+  const frame: Omit<TdBuildInstruction, 'task_id'> = { message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: schemaId };
+  return `${JSON.stringify(frame).slice(0, -1)},"task_id":`;
+}
+
 export function handleTaskDirectorSocket(socket: WebSocket, clientId: string, deps: SocketDeps): void {
   if (!(socket instanceof ServerSocket)) throw new Error('handleTaskDirectorSocket: the WebSocket server must make ServerSocket sockets (options.WebSocket)');
   new TaskDirectorConnection(socket, clientId, deps);
@@ -78,6 +85,11 @@ class TaskDirectorConnection extends SocketSession {
   private state: TdConnectionState = 'awaiting-init';
   /** The schema id as the client sent it, echoed in every frame. */
   private wireSchemaId: string | null = null;
+  /**
+   * A BUILD_INSTRUCTION's JSON up to its task id, made once per INIT: every task sends one, and
+   * the rest is the task id's JSON and a brace (what JSON.stringify of the frame object makes).
+   */
+  private buildInstructionHead: string | null = null;
 
   constructor(
     socket: ServerSocket,
@@ -105,7 +117,8 @@ class TaskDirectorConnection extends SocketSession {
     const wireSchemaId = this.wireSchemaId;
     switch (effect.kind) {
       case 'granted':
-        this.send({ message_type: taskDirectorMessageType.buildInstruction, type: 'send.message', schema_id: wireSchemaId!, task_id: effect.stepId });
+        this.buildInstructionHead ??= buildInstructionHead(wireSchemaId!);
+        this.write(`${this.buildInstructionHead}${JSON.stringify(effect.stepId)}}`);
         return;
       case 'abort':
         this.send({ message_type: taskDirectorMessageType.abortTask, schema_id: wireSchemaId!, task_id: effect.stepId });
@@ -158,6 +171,7 @@ class TaskDirectorConnection extends SocketSession {
       // The first INIT names the schema echoed in every frame; a second one is refused by the core (ALREADY_JOINED).
       this.to('init-sent');
       this.wireSchemaId = init.schema_id;
+      this.buildInstructionHead = null;
       this.rebindLog();
     }
     this.deps.authority.submit({
