@@ -59,27 +59,12 @@ export interface CheckpointerOptions {
    * so the rarer, the less commits wait; SQLite's own threshold is 1,000.
    */
   readonly finishFrames?: number;
-  /** The worker thread's nice value (default {@link maintenanceNice}; 0 leaves it at the process's). */
-  readonly nice?: number;
   /** The statements of a history-pruning batch, for `run({ kind: 'prune' })`. */
   readonly pruneSql?: PruneSql;
   /** Called after each checkpoint that found frames (on the event loop; tests and metrics). */
   readonly onCheckpoint?: (report: CheckpointReport) => void;
   /** The worker failed (it could not open the file, a checkpoint threw): the caller turns automatic checkpoints back on. */
   readonly onError: (err: Error) => void;
-}
-
-/**
- * The worker's thread runs at this nice value (Linux): checkpoints and pruning batches yield a core to
- * the event loop, which serves peers, when both want one (issue 11: the longest block).
- */
-export const maintenanceNice = 10;
-
-/** What the worker said about its thread: its id and nice value, or why it could not set it (not Linux). */
-export interface MaintenanceThread {
-  readonly tid: number | null;
-  readonly nice: number | null;
-  readonly why?: string;
 }
 
 // Slots of the shared state: [0] command (0 run, 1 stop), [1] worker state (0 running, 1 closed),
@@ -91,7 +76,7 @@ const gateSlot = 2;
 /** The worker's code, CommonJS (eval: the same text works from dist/ and from the TypeScript sources in tests). */
 const workerSource = `
 const { workerData, parentPort } = require('node:worker_threads');
-const { driver, path, synchronous, intervalMs, finishFrames, shared, pruneSql, nice } = workerData;
+const { driver, path, synchronous, intervalMs, finishFrames, shared, pruneSql } = workerData;
 const state = new Int32Array(shared);
 let db = null;
 let timer = null;
@@ -187,17 +172,6 @@ parentPort.on('message', (m) => {
     releaseGate();
   }
 });
-// Maintenance yields the CPU to the event loop that serves peers: this thread alone runs at a higher
-// nice value (Linux: /proc/thread-self names the thread, and a thread id sets that thread's own).
-if (nice > 0) {
-  try {
-    const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
-    require('node:os').setPriority(tid, nice);
-    parentPort.postMessage({ thread: { tid, nice: require('node:os').getPriority(tid) } });
-  } catch (err) {
-    parentPort.postMessage({ thread: { tid: null, nice: null, why: err && err.message ? err.message : String(err) } });
-  }
-}
 try {
   const Database = require(driver);
   db = new Database(path, { fileMustExist: true });
@@ -230,8 +204,6 @@ export class WalCheckpointer implements CommitGate {
   private waiting: (() => void)[] = [];
   private nextJob = 1;
   private readonly jobs = new Map<number, { resolve: (result: unknown) => void; reject: (err: Error) => void }>();
-  /** The worker's thread and the nice value it runs at, once it said (null before, or with `nice: 0`). */
-  maintenanceThread: MaintenanceThread | null = null;
 
   constructor(private readonly options: CheckpointerOptions) {
     const shared = new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT);
@@ -247,14 +219,11 @@ export class WalCheckpointer implements CommitGate {
         finishFrames: options.finishFrames ?? 4000,
         shared,
         pruneSql: options.pruneSql ?? null,
-        nice: options.nice ?? maintenanceNice,
       },
     });
     this.worker.unref();
-    this.worker.on('message', (m: CheckpointReport | { error: string } | { released: true } | { thread: MaintenanceThread } | JobReply) => {
-      if ('thread' in m) {
-        this.maintenanceThread = m.thread;
-      } else if ('id' in m) {
+    this.worker.on('message', (m: CheckpointReport | { error: string } | { released: true } | JobReply) => {
+      if ('id' in m) {
         this.settle(m);
       } else if ('released' in m) {
         this.wake();

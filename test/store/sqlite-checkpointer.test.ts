@@ -1,9 +1,8 @@
-import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { getPriority } from 'node:os';
+import { closeSync, copyFileSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HistoryPruner } from '../../server/history-pruner.js';
-import { maintenanceNice, WalCheckpointer, type CheckpointReport } from '../../server/store/sqlite-checkpointer.js';
+import { WalCheckpointer, type CheckpointReport } from '../../server/store/sqlite-checkpointer.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { eventWrite, seedCohortWrites } from './contract/fixtures.js';
@@ -183,30 +182,6 @@ describe('background WAL checkpoints', () => {
     const store = new SqliteStore(dir.file('b.db'));
     stores.push(store);
     expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
-  });
-
-  it('the worker thread runs at nice 10 (maintenance yields a core to the event loop), the rest of the process as it was', async () => {
-    const path = dir.file('nice.db');
-    new Database(path).close();
-    const before = getPriority(0);
-    const checkpointer = new WalCheckpointer({ path, synchronous: 'normal', onError: (err) => { throw err; } });
-    try {
-      // The worker says which thread it is before it opens the file, so before any job's answer.
-      await checkpointer.run({ kind: 'reclaim', maxPages: 1 });
-      const thread = checkpointer.maintenanceThread;
-      if (process.platform !== 'linux') {
-        expect(thread?.tid).toBeNull();
-        return;
-      }
-      expect(thread).toEqual({ tid: expect.any(Number), nice: maintenanceNice });
-      // The kernel's own view of that thread (field 19 of /proc/<pid>/task/<tid>/stat, after the command name).
-      const stat = readFileSync(`/proc/${process.pid}/task/${thread!.tid}/stat`, 'utf8');
-      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(maintenanceNice);
-      expect(thread!.tid).not.toBe(process.pid);
-      expect(getPriority(0)).toBe(before);
-    } finally {
-      expect(checkpointer.stop()).toBe(true);
-    }
   });
 
   it('a worker that cannot open the file reports it, naming the file', async () => {
