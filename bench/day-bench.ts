@@ -204,7 +204,7 @@ interface Decile {
   readonly longestBlockMs: number;
   /** The longest stall in this tenth, split into the authority's running time and its wait for a CPU. */
   readonly stall: StallMs;
-  /** The authority's CPU seconds in this tenth by thread: main, maintenance worker, other (bench/day-threads.ts). */
+  /** The authority's CPU seconds in this tenth: main thread, other threads (bench/day-threads.ts). */
   readonly cpuSec: ThreadCpuSec | null;
 }
 

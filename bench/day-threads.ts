@@ -3,14 +3,13 @@ import { spawnSync } from 'node:child_process';
 
 /**
  * Where an authority's CPU goes by thread (Linux /proc/<pid>/task/<tid>/stat): its main thread
- * (the event loop), its maintenance worker (checkpoints and history pruning: the one thread at a
- * nice value above the process's), and the rest (V8's collector helpers, libuv's pool). A stall's
- * "waiting" is the main thread runnable without a core; these say how much of the competition for
- * the two cores was the authority's own other threads.
+ * (the event loop) and the rest (the maintenance worker's checkpoints and pruning, V8's collector
+ * helpers and compiler, libuv's pool: all named "node", so not told apart). A stall's "waiting" is
+ * the main thread runnable without a core; `other` says how much of the competition for the two
+ * cores was the authority's own other threads.
  */
 export interface ThreadCpuSec {
   readonly main: number;
-  readonly maintenance: number;
   readonly other: number;
 }
 
@@ -33,7 +32,7 @@ export function threadCpuSec(pid: number): ThreadCpuSec | null {
   } catch {
     return null;
   }
-  const sums = { main: 0, maintenance: 0, other: 0 };
+  const sums = { main: 0, other: 0 };
   for (const tid of tids) {
     let stat: string;
     try {
@@ -41,12 +40,11 @@ export function threadCpuSec(pid: number): ThreadCpuSec | null {
     } catch {
       continue; // the thread ended meanwhile
     }
-    // After the command name (in parentheses): state is field 3, utime 14, stime 15, nice 19.
+    // After the command name (in parentheses): state is field 3, utime 14, stime 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const sec = (Number(fields[11]) + Number(fields[12])) / clockTicks();
     if (!Number.isFinite(sec)) throw new Error(`cannot read utime/stime from /proc/${pid}/task/${tid}/stat`);
     if (Number(tid) === pid) sums.main += sec;
-    else if (Number(fields[16]) > 0) sums.maintenance += sec;
     else sums.other += sec;
   }
   return sums;
@@ -56,5 +54,5 @@ export function threadCpuSec(pid: number): ThreadCpuSec | null {
 export function threadCpuBetween(from: ThreadCpuSec | null, to: ThreadCpuSec | null): ThreadCpuSec | null {
   if (from === null || to === null) return null;
   const r = (v: number): number => Math.round(v * 10) / 10;
-  return { main: r(to.main - from.main), maintenance: r(to.maintenance - from.maintenance), other: r(to.other - from.other) };
+  return { main: r(to.main - from.main), other: r(to.other - from.other) };
 }
