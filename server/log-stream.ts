@@ -10,11 +10,12 @@ interface Warner {
 }
 
 /**
- * The authority's JSON log on stdout, written without blocking the event loop (issue 11). pino's
- * default destination writes each line at once and synchronously, and on Linux a write to a full
- * pipe waits: a log reader that falls behind (a busy supervisor, a paused `kubectl logs`, a pipe
- * into a slow process) would stall every peer. Here lines go to a buffer that a write on libuv's
- * thread pool drains in order; pino flushes what is left on exit and after a fatal line.
+ * The authority's JSON log on stdout, written without blocking the event loop (issue 11). On Linux
+ * a synchronous write to a full pipe waits, so a log reader that falls behind (a busy supervisor, a
+ * paused `kubectl logs`, a pipe into a slow process) would stall every peer. Lines go to a buffer
+ * that a write on libuv's thread pool drains in order (pino's own default does that too, but holds
+ * without bound and drops nothing it could report); pino flushes what is left on exit and after a
+ * fatal line. One stream serves the authority and its leader election, so they never interleave.
  *
  * Bounded: while more than {@link logBufferBytes} wait, new lines are dropped, counted
  * (`dropped`, exported as `taskshard_log_lines_dropped_total`) and said in a warning line once one
